@@ -1,0 +1,310 @@
+"""The tracker contract (docs/CONTRACT.md), input validation and scan streaming.
+
+Every tracker is a :class:`Tracker`: a set of PFNs in ``[0, max_pfn)`` with
+bulk mark/unmark, membership, a streaming scan and a memory model.  The public
+methods here validate input *before* anything changes and then call the
+subclass's underscored primitives with clean arrays:
+
+* ranges arrive as two ``int64`` arrays, ``0 <= start <= end <= max_pfn``,
+  empty ranges already dropped;
+* PFNs arrive as one ``int64`` array, ``0 <= pfn < max_pfn``.
+
+Subclasses implement ``_mark_ranges``, ``_unmark_ranges``, ``_contains``,
+``_count``, ``_extent_batches``, ``memory``, ``estimate`` and ``check``; they
+may override ``_mark_pfns``/``_unmark_pfns`` (default: one-page ranges).
+
+Scans stream: ``_extent_batches`` yields ascending, non-overlapping runs of at
+most :data:`EXTENT_CHUNK` per batch (runs may touch); :meth:`Tracker.extents`
+merges touching runs across batches, and :meth:`Tracker.pfns` expands runs
+into uint64 chunks of at most :data:`PFN_CHUNK` pages.
+"""
+
+from __future__ import annotations
+
+import os
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import ClassVar, Iterator
+
+import numpy as np
+
+from . import kernel
+
+EXTENT_CHUNK = 1 << 16   # runs per extents() batch
+PFN_CHUNK = 1 << 20      # PFNs per pfns() chunk (8 MiB of uint64)
+
+Extents = tuple[np.ndarray, np.ndarray]
+
+
+class MemoryBudgetError(ValueError):
+    """A tracker would need more host memory than its budget allows."""
+
+
+@dataclass(frozen=True)
+class MemoryReport:
+    """What a tracker costs.
+
+    modeled_bytes: bytes a kernel implementation would allocate for this set
+        (sum of ``breakdown``), from :mod:`trackers.kernel` sizes.
+    breakdown: kernel structure -> modeled bytes, e.g. ``{"xa_node L0": ...}``.
+    host_bytes: bytes this Python emulation holds now (measured from arrays).
+    scanned_bytes: bytes a kexec-time scan reads (modeled); equals
+        modeled_bytes unless the scan reads something else (struct pages).
+    notes: one line on what is and is not faithful.
+    """
+
+    modeled_bytes: int
+    breakdown: dict[str, int]
+    host_bytes: int
+    scanned_bytes: int
+    notes: str = ""
+    formula: dict[str, str] = field(default_factory=dict)
+
+
+def memory_budget() -> int:
+    """The default host-memory budget: $TRACKERS_MEMORY_BUDGET bytes or 8 GiB."""
+    env = os.environ.get("TRACKERS_MEMORY_BUDGET")
+    return int(env) if env else kernel.DEFAULT_MEMORY_BUDGET
+
+
+def check_budget(what: str, need_bytes: int, budget_bytes: int) -> None:
+    """Raise MemoryBudgetError naming the bytes needed and the budget."""
+    if need_bytes > budget_bytes:
+        raise MemoryBudgetError(
+            f"{what} needs {need_bytes:,} host bytes ({need_bytes / 2**30:.2f} GiB), "
+            f"over the memory budget of {budget_bytes:,} bytes "
+            f"({budget_bytes / 2**30:.2f} GiB); raise it with budget_bytes= "
+            f"or $TRACKERS_MEMORY_BUDGET")
+
+
+# --------------------------------------------------------------------------
+# validation
+
+def as_index_array(values, what: str) -> np.ndarray:
+    """Integer array (or one int) -> 1-D int64 array; TypeError for other types.
+
+    Values that do not fit int64 (uint64 >= 2^63) raise ValueError.
+    """
+    if isinstance(values, (bool, np.bool_)):
+        raise TypeError(f"{what} must be integers, got bool {values!r}")
+    if isinstance(values, (int, np.integer)):
+        values = [int(values)]
+    arr = np.asarray(values)
+    if arr.dtype == object or arr.dtype.kind not in "iu":
+        if arr.size == 0 and arr.dtype.kind == "f":
+            return np.empty(0, np.int64)          # np.asarray([]) is float64
+        raise TypeError(f"{what} must be an integer array, got dtype {arr.dtype}")
+    if arr.ndim != 1:
+        arr = arr.reshape(-1)
+    if arr.dtype == np.uint64 and arr.size and int(arr.max()) > np.iinfo(np.int64).max:
+        raise ValueError(f"{what} value {int(arr.max())} exceeds the int64 limit")
+    return arr.astype(np.int64, copy=False)
+
+
+def validate_pfns(pfns, max_pfn: int, what: str = "pfn") -> np.ndarray:
+    arr = as_index_array(pfns, what)
+    if arr.size:
+        lo, hi = int(arr.min()), int(arr.max())
+        if lo < 0:
+            raise ValueError(f"{what} {lo} is negative; PFNs must lie in [0, {max_pfn})")
+        if hi >= max_pfn:
+            raise ValueError(f"{what} {hi} is out of range: max_pfn is {max_pfn}, "
+                             f"PFNs must lie in [0, {max_pfn})")
+    return arr
+
+
+def validate_ranges(starts, ends, max_pfn: int) -> Extents:
+    """Half-open ranges -> (starts, ends) int64 arrays with empty ranges dropped."""
+    s = as_index_array(starts, "start")
+    e = as_index_array(ends, "end")
+    if s.shape != e.shape:
+        raise ValueError(f"starts and ends differ in length: {s.size} starts, {e.size} ends")
+    if s.size:
+        bad = np.flatnonzero(s > e)
+        if bad.size:
+            i = int(bad[0])
+            raise ValueError(f"range {i} is reversed: start {int(s[i])} > end {int(e[i])}")
+        if int(s.min()) < 0:
+            raise ValueError(f"start {int(s.min())} is negative; PFNs must lie in [0, {max_pfn})")
+        if int(e.max()) > max_pfn:
+            raise ValueError(f"end {int(e.max())} is out of range: ends must be <= max_pfn "
+                             f"{max_pfn}")
+        keep = s < e
+        if not keep.all():
+            s, e = s[keep], e[keep]
+    return s, e
+
+
+def normalize_extents(starts: np.ndarray, ends: np.ndarray) -> Extents:
+    """Sort ranges and merge overlapping or touching ones into maximal runs."""
+    if starts.size == 0:
+        return starts.astype(np.int64), ends.astype(np.int64)
+    order = np.argsort(starts, kind="stable")
+    s, e = starts[order], ends[order]
+    run_end = np.maximum.accumulate(e)
+    # a new run starts where the start lies beyond every earlier end
+    new = np.empty(s.size, bool)
+    new[0] = True
+    new[1:] = s[1:] > run_end[:-1]
+    first = np.flatnonzero(new)
+    last = np.append(first[1:], s.size) - 1
+    return s[first].astype(np.int64), run_end[last].astype(np.int64)
+
+
+# --------------------------------------------------------------------------
+# streaming scans
+
+def coalesce_batches(batches) -> Iterator[Extents]:
+    """Merge touching runs within and across batches; hold back the last run.
+
+    Input: batches of ascending, non-overlapping runs.  Output: maximal runs,
+    ascending, no two touching, each batch no larger than its input batch.
+    """
+    carry: Extents | None = None
+    for s, e in batches:
+        if s.size == 0:
+            continue
+        if carry is not None:
+            s = np.concatenate((carry[0], s))
+            e = np.concatenate((carry[1], e))
+        brk = np.empty(s.size, bool)
+        brk[0] = True
+        brk[1:] = s[1:] != e[:-1]
+        first = np.flatnonzero(brk)
+        ms = s[first]
+        me = e[np.append(first[1:], s.size) - 1]
+        carry = (ms[-1:], me[-1:])
+        if ms.size > 1:
+            yield ms[:-1], me[:-1]
+    if carry is not None:
+        yield carry
+
+
+def expand_extents(batches, chunk: int = PFN_CHUNK) -> Iterator[np.ndarray]:
+    """Runs -> ascending uint64 PFN arrays of at most ``chunk`` pages each."""
+    for s, e in batches:
+        lengths = e - s
+        cum_end = np.cumsum(lengths)
+        total = int(cum_end[-1]) if cum_end.size else 0
+        cum_start = cum_end - lengths
+        for w0 in range(0, total, chunk):            # one step per chunk
+            w1 = min(w0 + chunk, total)
+            lo = int(np.searchsorted(cum_end, w0, side="right"))
+            hi = int(np.searchsorted(cum_start, w1, side="left"))
+            rs = s[lo:hi] + np.maximum(0, w0 - cum_start[lo:hi])
+            re = s[lo:hi] + np.minimum(lengths[lo:hi], w1 - cum_start[lo:hi])
+            n = re - rs
+            base = np.repeat(rs - (np.cumsum(n) - n), n)
+            yield (base + np.arange(w1 - w0, dtype=np.int64)).astype(np.uint64)
+
+
+# --------------------------------------------------------------------------
+# the contract
+
+class Tracker(ABC):
+    """A set of PFNs in [0, max_pfn) that a kexec-time scan can enumerate.
+
+    Marking twice and unmarking an unmarked page change nothing.  Bad input
+    raises before any change.  See docs/CONTRACT.md.
+    """
+
+    name: ClassVar[str]
+    #: one line for tables: the kernel option this tracker stands for
+    option: ClassVar[str] = ""
+
+    def __init__(self, max_pfn: int, *, budget_bytes: int | None = None):
+        if isinstance(max_pfn, bool) or not isinstance(max_pfn, (int, np.integer)):
+            raise TypeError(f"max_pfn must be an int, got {type(max_pfn).__name__}")
+        max_pfn = int(max_pfn)
+        if max_pfn <= 0:
+            raise ValueError(f"max_pfn {max_pfn} must be positive")
+        self.max_pfn = max_pfn
+        self.budget_bytes = memory_budget() if budget_bytes is None else int(budget_bytes)
+
+    # --- public API: validate, then delegate -------------------------------
+    def mark_ranges(self, starts, ends) -> None:
+        s, e = validate_ranges(starts, ends, self.max_pfn)
+        if s.size:
+            self._mark_ranges(s, e)
+
+    def unmark_ranges(self, starts, ends) -> None:
+        s, e = validate_ranges(starts, ends, self.max_pfn)
+        if s.size:
+            self._unmark_ranges(s, e)
+
+    def mark(self, pfns) -> None:
+        p = validate_pfns(pfns, self.max_pfn)
+        if p.size:
+            self._mark_pfns(p)
+
+    def unmark(self, pfns) -> None:
+        p = validate_pfns(pfns, self.max_pfn)
+        if p.size:
+            self._unmark_pfns(p)
+
+    def contains(self, pfns) -> np.ndarray:
+        p = validate_pfns(pfns, self.max_pfn)
+        if p.size == 0:
+            return np.zeros(0, bool)
+        return self._contains(p)
+
+    def __contains__(self, pfn) -> bool:
+        if isinstance(pfn, bool) or not isinstance(pfn, (int, np.integer)):
+            return False
+        if not 0 <= int(pfn) < self.max_pfn:
+            return False
+        return bool(self._contains(np.array([int(pfn)], np.int64))[0])
+
+    def __len__(self) -> int:
+        return int(self._count())
+
+    def extents(self) -> Iterator[Extents]:
+        """Maximal runs [start, end), ascending, in batches of <= EXTENT_CHUNK."""
+        return coalesce_batches(self._extent_batches())
+
+    def pfns(self, chunk: int = PFN_CHUNK) -> Iterator[np.ndarray]:
+        """Every tracked PFN, ascending, as uint64 arrays of <= ``chunk`` pages."""
+        return expand_extents(self.extents(), chunk)
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name!r} max_pfn={self.max_pfn}>"
+
+    # --- primitives --------------------------------------------------------
+    @abstractmethod
+    def _mark_ranges(self, starts: np.ndarray, ends: np.ndarray) -> None: ...
+
+    @abstractmethod
+    def _unmark_ranges(self, starts: np.ndarray, ends: np.ndarray) -> None: ...
+
+    def _mark_pfns(self, pfns: np.ndarray) -> None:
+        self._mark_ranges(pfns, pfns + 1)
+
+    def _unmark_pfns(self, pfns: np.ndarray) -> None:
+        self._unmark_ranges(pfns, pfns + 1)
+
+    @abstractmethod
+    def _contains(self, pfns: np.ndarray) -> np.ndarray: ...
+
+    @abstractmethod
+    def _count(self) -> int: ...
+
+    @abstractmethod
+    def _extent_batches(self) -> Iterator[Extents]: ...
+
+    @abstractmethod
+    def memory(self) -> MemoryReport: ...
+
+    @classmethod
+    @abstractmethod
+    def estimate(cls, starts, ends, max_pfn: int) -> int:
+        """modeled_bytes for the set, without building the structure."""
+
+    @abstractmethod
+    def check(self) -> None:
+        """Verify internal invariants; raise AssertionError on a violation."""
+
+
+def estimate_input(starts, ends, max_pfn: int) -> Extents:
+    """Validate and normalise the set handed to ``estimate()``."""
+    s, e = validate_ranges(starts, ends, int(max_pfn))
+    return normalize_extents(s, e)
