@@ -1,0 +1,125 @@
+"""Seeded, cached inputs shared by every benchmark file.
+
+Sets come from :mod:`trackers.report.sets` (which wraps the one reference-set
+generator, :func:`trackers.refset.reference_set`) and are cached on disk in
+``.asv/sets/`` (gitignored): asv runs each benchmark in its own process, and
+the 1 TiB reference set takes seconds to generate.  ``setup_cache`` of each
+benchmark class calls :func:`warm_sets` once; ``setup`` then only loads.
+
+Parameters that cannot run here raise ``NotImplementedError`` in ``setup``,
+which asv records as skipped (n/a):
+
+* the set is too large to generate (:class:`trackers.report.sets.SetTooLarge`);
+* the tracker refuses to build it within its memory budget
+  (:class:`trackers.MemoryBudgetError`);
+* the host is larger than :data:`BUILD_MAX_PFN` for timed builds.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+import trackers
+from trackers.report.sets import HOST_SIZES, SET_SHAPES, SetTooLarge, host_set
+
+SEED = 0
+ROOT = Path(__file__).resolve().parent.parent
+CACHE_DIR = Path(os.environ.get("TRACKERS_BENCH_CACHE", ROOT / ".asv" / "sets"))
+
+#: registry order; every tracker that has landed
+TRACKER_NAMES = list(trackers.TRACKERS)
+
+#: timed benchmarks build the structure: 64 GiB, 1 TiB, 16 TiB
+TIME_HOSTS = ["64G", "1T", "16T"]
+#: track (modeled) benchmarks only call estimate(): every size
+TRACK_HOSTS = list(HOST_SIZES)
+#: set shapes the timed benchmarks run on
+TIME_SHAPES = ["reference", "extents-2m"]
+TRACK_SHAPES = ["reference", "reference-1pct", "extents-2m"]
+
+#: the largest PFN space a timed benchmark builds (16 TiB = 2^32: a bitmap is
+#: 512 MiB; radix trees of the 1 % set hold tens of millions of entries)
+BUILD_MAX_PFN = 1 << 32
+
+#: per-page operations (mark/unmark, contains) touch this many PFNs per call
+OP_PAGES = 1 << 16
+
+
+def _cache_path(shape: str, max_pfn: int, seed: int) -> Path:
+    return CACHE_DIR / f"{shape}-{max_pfn:x}-{seed}.npz"
+
+
+def load_set(shape: str, host: str, seed: int = SEED):
+    """(starts, ends) of ``shape`` on host ``host`` ("1T"), from the disk cache.
+
+    Raises NotImplementedError when the set is too large for this machine.
+    """
+    max_pfn = HOST_SIZES[host]
+    path = _cache_path(shape, max_pfn, seed)
+    if path.exists():
+        with np.load(path) as z:
+            return z["starts"], z["ends"]
+    try:
+        starts, ends = host_set(shape, max_pfn, seed)
+    except SetTooLarge as exc:
+        raise NotImplementedError(str(exc)) from None
+    CACHE_DIR.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.npz")
+    np.savez(tmp, starts=starts, ends=ends)
+    os.replace(tmp, path)           # atomic: a concurrent reader sees all or nothing
+    return starts, ends
+
+
+def warm_sets(shapes, hosts, seed: int = SEED) -> dict:
+    """Generate and cache every feasible (shape, host) set; skip the rest.
+
+    Returns (shape, host) -> extent count, or the reason it is skipped; asv
+    passes a non-None setup_cache value to setup and the benchmark.
+    """
+    cached = {}
+    for shape in shapes:
+        for host in hosts:
+            try:
+                cached[shape, host] = load_set(shape, host, seed)[0].size
+            except NotImplementedError as exc:
+                cached[shape, host] = str(exc)
+    return cached
+
+
+def build_tracker(name: str, host: str, starts, ends):
+    """A tracker over ``host`` with the set marked; NotImplementedError if refused."""
+    max_pfn = HOST_SIZES[host]
+    if max_pfn > BUILD_MAX_PFN:
+        raise NotImplementedError(f"{host} is over the timed-build limit {BUILD_MAX_PFN:,} PFNs")
+    try:
+        t = trackers.get_tracker(name, max_pfn=max_pfn)
+        t.mark_ranges(starts, ends)
+    except trackers.MemoryBudgetError as exc:
+        raise NotImplementedError(str(exc)) from None
+    return t
+
+
+def random_pfns(max_pfn: int, n: int = OP_PAGES, seed: int = SEED) -> np.ndarray:
+    """``n`` distinct PFNs in [0, max_pfn), sorted, seeded."""
+    rng = np.random.default_rng(seed + 1)
+    pfns = np.sort(rng.integers(0, max_pfn, size=n, dtype=np.int64))
+    keep = np.empty(pfns.size, bool)
+    keep[0] = True
+    keep[1:] = pfns[1:] != pfns[:-1]
+    return pfns[keep]
+
+
+def drain(batches) -> int:
+    """Consume a scan; return how many items (runs or PFNs) it yielded."""
+    n = 0
+    for b in batches:
+        n += len(b[0]) if isinstance(b, tuple) else len(b)
+    return n
+
+
+__all__ = ["SEED", "TRACKER_NAMES", "TIME_HOSTS", "TRACK_HOSTS", "TIME_SHAPES",
+           "TRACK_SHAPES", "SET_SHAPES", "HOST_SIZES", "load_set", "warm_sets",
+           "build_tracker", "random_pfns", "drain"]

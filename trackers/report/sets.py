@@ -1,0 +1,92 @@
+"""Named shapes of a host's TDX-private set, and the host sizes they are built at.
+
+Every shape is :func:`trackers.refset.reference_set` with its two fractions
+fixed, so the report, the asv suite and bench-core share one generator:
+
+* ``reference``       60 % of PFNs in 2 MiB extents + 10 % scattered 4 KiB pages
+  (THE reference set; at 2^28 PFNs it is "the 1 TiB reference set");
+* ``reference-1pct``  the same extents, 1 % scattered pages: the shape
+  bench-core times estimate() on at 16 TiB, where 10 % scatter would be
+  4.3e8 one-page extents (3.4 GB per index array);
+* ``extents-2m``      70 % of PFNs in 2 MiB extents, nothing scattered.
+
+A set whose generator input would exceed :data:`MAX_SET_RUNS` extents is
+refused with :class:`SetTooLarge` (2^26 extents = 1 GiB of int64 index
+arrays, the most this 2-core 24 GiB machine builds in reasonable time).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..kernel import PAGE_SIZE, PAGES_PER_2M
+from ..refset import reference_set
+
+#: host sizes in PFNs, labelled by RAM size
+HOST_SIZES: dict[str, int] = {
+    "64G": 1 << 24,
+    "256G": 1 << 26,
+    "1T": 1 << 28,
+    "4T": 1 << 30,
+    "16T": 1 << 32,
+}
+
+#: shape name -> (extent_fraction, scatter_fraction) of reference_set()
+SET_SHAPES: dict[str, tuple[float, float]] = {
+    "reference": (0.60, 0.10),
+    "reference-1pct": (0.60, 0.01),
+    "extents-2m": (0.70, 0.00),
+}
+
+MAX_SET_RUNS = 1 << 26
+
+
+class SetTooLarge(ValueError):
+    """The set would hold more extents than this machine builds in reasonable time."""
+
+
+def host_label(max_pfn: int) -> str:
+    """'64 GiB', '1 TiB', ... for a PFN count."""
+    nbytes = max_pfn * PAGE_SIZE
+    for unit, shift in (("TiB", 40), ("GiB", 30), ("MiB", 20)):
+        if nbytes >= 1 << shift:
+            return f"{nbytes / (1 << shift):g} {unit}"
+    return f"{nbytes} B"
+
+
+def expected_runs(shape: str, max_pfn: int) -> int:
+    """Upper bound on the extents generated for ``shape`` at ``max_pfn`` PFNs."""
+    extent_fraction, scatter_fraction = SET_SHAPES[shape]
+    return int(extent_fraction * max_pfn / PAGES_PER_2M + scatter_fraction * max_pfn)
+
+
+def host_set(shape: str, max_pfn: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """(starts, ends) of ``shape`` over [0, max_pfn); maximal extents, seeded."""
+    if shape not in SET_SHAPES:
+        raise ValueError(f"unknown set shape {shape!r}; known: {', '.join(SET_SHAPES)}")
+    need = expected_runs(shape, max_pfn)
+    if need > MAX_SET_RUNS:
+        raise SetTooLarge(
+            f"set {shape!r} at {host_label(max_pfn)} ({max_pfn:,} PFNs) needs ~{need:,} "
+            f"extents, over the limit of {MAX_SET_RUNS:,} this machine builds")
+    extent_fraction, scatter_fraction = SET_SHAPES[shape]
+    return reference_set(max_pfn, seed, extent_fraction=extent_fraction,
+                         scatter_fraction=scatter_fraction)
+
+
+def fraction_set(private_fraction: float, max_pfn: int, seed: int = 0):
+    """A reference-shaped set with ``private_fraction`` of all PFNs private.
+
+    Keeps the reference set's 6 : 1 split between 2 MiB extents and
+    scattered pages, so only the density changes along a sweep.
+    """
+    if not 0 < private_fraction <= 1:
+        raise ValueError(f"private_fraction {private_fraction} must lie in (0, 1]")
+    extent_fraction = private_fraction * 6 / 7
+    scatter_fraction = private_fraction / 7
+    need = int(extent_fraction * max_pfn / PAGES_PER_2M + scatter_fraction * max_pfn)
+    if need > MAX_SET_RUNS:
+        raise SetTooLarge(f"fraction set {private_fraction} at {host_label(max_pfn)} needs "
+                          f"~{need:,} extents, over the limit of {MAX_SET_RUNS:,}")
+    return reference_set(max_pfn, seed, extent_fraction=extent_fraction,
+                         scatter_fraction=scatter_fraction)
