@@ -54,3 +54,32 @@ KVM_MEMORY_ATTRIBUTE_PRIVATE = 1 << 3
 
 # --- emulation limits (not kernel facts) -----------------------------------
 DEFAULT_MEMORY_BUDGET = 8 << 30      # host bytes one tracker may hold
+
+# --- x86-64 direct map: arch/x86/include/asm/pgtable_64_types.h, -------------
+# arch/x86/mm/init.c split_mem_range(), arch/x86/mm/init_64.c
+# kernel_physical_mapping_init(), arch/x86/mm/pat/set_memory.c split_large_page()
+PTRS_PER_PTE = 512                   # 4 KiB PTEs per page-table page (2 MiB)
+PTRS_PER_PMD = 512                   # 2 MiB PMDs per page (1 GiB)
+PTRS_PER_PUD = 512                   # 1 GiB PUDs per page (512 GiB)
+PAGE_TABLE_PAGE_BYTES = PAGE_SIZE    # every level's table is one 4 KiB page;
+                                     # a split allocates exactly one
+PAGES_PER_512G = PAGES_PER_1G * PTRS_PER_PUD   # one PGD (4-level) entry
+
+# --- kexec platform: two-socket Sapphire Rapids ESTIMATE (docs/kernel-facts.md)
+SPR_CLEAR_BPS_CORE = 13.7e9          # rep stosq, 4 KiB chunks, one core (Milan;
+                                     # no MOVDIR64B figure is published)
+SPR_CLEAR_BPS_ALL = 0.75 * 614e9     # 2S peak 614 GB/s x 75 % (sustained low end)
+SPR_READ_BPS_CORE = 10e9             # PERF-NOTES: ~10 GB/s one Xeon core (assumed)
+SPR_READ_BPS_ALL = 0.80 * 614e9      # 2S peak 614 GB/s x 80 % sustained
+SPR_LOAD_LATENCY_S = 110e-9          # ASSUMED ~110 ns DRAM load-to-use; no source
+SPR_2S_CPUS = 2 * 56 * 2             # 2 x Xeon Platinum 8480+ (56 cores, SMT2)
+
+# --- KVM private->shared conversion steps (race model) ------------------------
+# kvm_vm_set_mem_attributes(): ~100 ns per GFN xa_store (Liam Merwick, Jun 2025:
+# a 1 TB+ guest stuck >= 26 s in xa_store).  SEAMCALL costs are ASSUMED: no
+# published per-call figure; the race's missed pages scale linearly with them.
+KVM_ATTR_STORE_S = 100e-9            # per GFN
+TDH_MEM_RANGE_BLOCK_S = 2e-6         # ASSUMED, per 4K S-EPT entry
+TDH_MEM_TRACK_S = 2e-6               # ASSUMED (+ vCPU kick), per 4K entry
+TDH_MEM_PAGE_REMOVE_S = 2e-6         # ASSUMED
+TDH_PHYMEM_PAGE_WBINVD_S = 2e-6      # ASSUMED (tdh_phymem_page_wbinvd_hkid)

@@ -1,0 +1,99 @@
+"""kexec: the verdict table -- every strategy on one scenario and one platform.
+
+One row per strategy (trackers first, then options 2-7): kexec_allowed,
+added_bytes, scanned_bytes, pages_reset, pages_missed, scan_s, clear_s,
+downtime_s = scan_s + clear_s, and, where the emulation ran,
+scan_measured_s beside the modeled scan_s with scan_model_error.  The
+``provenance`` column says which figures of the row are measured, emulated
+(counted from the emulated structure) or modeled (from kernel sizes and the
+platform's rates).  The table is printed and written as CSV atomically.
+
+The platform's ``cpus_at_reset`` defaults to 1: machine_kexec() runs after
+the other CPUs are stopped.  --cpus N models a reset moved to before
+stop_other_cpus().
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from ..output import write_csv_atomic
+from .host import KexecHost, from_workload
+from .platform import PLATFORMS, get_platform
+
+HELP = "the kexec verdict table: every strategy on one scenario (modeled + measured)"
+
+COLUMNS = ["strategy", "option", "kexec_allowed", "added_bytes", "scanned_bytes", "scan_loads",
+           "pages_reset", "pages_missed", "scan_s", "clear_s", "downtime_s", "scan_measured_s",
+           "scan_model_error", "provenance", "notes"]
+
+
+def evaluate(workload, platform="this-machine", *, strategies=None, emulate: bool = True,
+             cpus_at_reset: int | None = None) -> pd.DataFrame:
+    """Every strategy on ``workload`` (a Workload or a KexecHost) -> DataFrame.
+
+    ``strategies``: names or Strategy objects (default: all of STRATEGIES).
+    ``emulate=False`` skips building trackers (estimate() only; no measured column).
+    """
+    from .strategies import STRATEGIES
+    host = workload if isinstance(workload, KexecHost) else from_workload(workload)
+    plat = get_platform(platform)
+    if cpus_at_reset is not None:
+        plat = plat.with_cpus(cpus_at_reset)
+    chosen = []
+    for s in (strategies or list(STRATEGIES)):
+        if isinstance(s, str):
+            if s not in STRATEGIES:
+                raise ValueError(f"unknown strategy {s!r}; known: {', '.join(STRATEGIES)}")
+            s = STRATEGIES[s]
+        chosen.append(s)
+    rows = [s.assess(host, plat, emulate=emulate).row() for s in chosen]
+    df = pd.DataFrame(rows, columns=COLUMNS)
+    df["platform"] = f"{plat.name} [{plat.kind}], {plat.cpus_at_reset} CPU at reset"
+    df["host"] = host.name
+    df["ram_pages"] = host.ram_pages
+    df["private_pages"] = host.private_pages
+    return df
+
+
+def format_table(df: pd.DataFrame) -> str:
+    """The table for a terminal: sizes in MiB, times in ms, units in headers."""
+    t = pd.DataFrame({
+        "strategy": df["strategy"],
+        "allowed": df["kexec_allowed"].map({True: "yes", False: "NO"}),
+        "added MiB [mod]": (df["added_bytes"] / 2**20).round(1),
+        "scanned MiB [mod]": (df["scanned_bytes"] / 2**20).round(1),
+        "reset pages": df["pages_reset"],
+        "missed": df["pages_missed"],
+        "scan ms [mod]": (df["scan_s"] * 1e3).round(2),
+        "scan ms [meas]": (df["scan_measured_s"] * 1e3).round(2),
+        "model err": df["scan_model_error"].map(lambda x: "" if pd.isna(x) else f"{x:+.0%}"),
+        "clear s [mod]": df["clear_s"].round(3),
+        "downtime s [mod]": df["downtime_s"].round(3),
+    })
+    return t.to_string(index=False)
+
+
+def add_arguments(p):
+    p.add_argument("scenario", help="a named scenario of trackers.workloads")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--platform", default="this-machine", choices=list(PLATFORMS.keys()))
+    p.add_argument("--cpus", type=int, default=None,
+                   help="CPUs at reset (default the platform's: 1, the other CPUs are "
+                        "stopped in machine_kexec)")
+    p.add_argument("--no-emulate", action="store_true",
+                   help="do not build trackers: modeled figures only")
+    p.add_argument("--out", default=None, help="CSV path (default kexec-SCENARIO.csv)")
+
+
+def run(args) -> int:
+    from .. import workloads
+    wl = workloads.scenario(args.scenario, args.seed)
+    df = evaluate(wl, args.platform, emulate=not args.no_emulate, cpus_at_reset=args.cpus)
+    print(f"kexec on {args.scenario} (seed {args.seed}): {df['ram_pages'].iloc[0]:,} RAM pages, "
+          f"{df['private_pages'].iloc[0]:,} TDX-private; platform {df['platform'].iloc[0]}")
+    print(format_table(df))
+    out = args.out or f"kexec-{args.scenario}.csv"
+    write_csv_atomic(df, out)
+    print(f"written to {out}")
+    return 0

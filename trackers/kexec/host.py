@@ -1,0 +1,102 @@
+"""The host at the moment of kexec: what every strategy is judged against.
+
+:class:`KexecHost` is the kexec model's one input, built from a workload
+(``from_workload``) or by hand in tests.  All sets are normalized extent sets
+(see :mod:`.pfnset`):
+
+* ``ram``         -- RAM ranges of the memory map (what clear-all resets and
+                     what the direct map covers);
+* ``private``     -- pages TDX-private at kexec: every page a strategy must
+                     reset (guest pages, TD control pages, S-EPT pages, PAMT,
+                     leaked pages);
+* ``kvm_visible`` -- the subset KVM's per-TD attribute walk finds: guest
+                     pages whose attributes still say private, translated
+                     GFN -> PFN through guest_memfd;
+* ``pamt``        -- PAMT pages, from the TDMR list the kernel keeps anyway;
+* ``leaked``      -- pages whose reclaim failed: still private, owned by
+                     nobody (a subset of ``private``);
+* ``ever_private``-- every page private at some time in the run (the
+                     direct-map splits of a kernel without
+                     cpa_collapse_large_pages()); defaults to ``private``.
+
+``td_pages`` is memory assigned to TDs (what TDH.SYS.DISABLE walks),
+``tds_running`` the TDs alive at kexec; ``events`` and ``replay`` let
+tracker strategies be built the way the kernel would feed them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+
+from .pfnset import EMPTY, Extents, as_extents, count_pages, subtract, union
+
+
+@dataclass
+class KexecHost:
+    max_pfn: int
+    ram: Extents
+    private: Extents
+    kvm_visible: Extents = EMPTY
+    pamt: Extents = EMPTY
+    leaked: Extents = EMPTY
+    ever_private: Extents | None = None
+    td_pages: int | None = None
+    tds_running: int = 0
+    name: str = "host"
+    #: feed a tracker as the kernel's hooks would (e.g. ``t.apply(events)``);
+    #: default: ``t.mark_ranges(*private)`` -- SEAMCALL hooks see every page
+    feed: Callable | None = field(default=None, repr=False)
+
+    def __post_init__(self):
+        self.ram = as_extents(*self.ram)
+        self.private = as_extents(*self.private)
+        self.kvm_visible = as_extents(*self.kvm_visible)
+        self.pamt = as_extents(*self.pamt)
+        self.leaked = as_extents(*self.leaked)
+        self.ever_private = (self.private if self.ever_private is None
+                             else union(as_extents(*self.ever_private), self.private))
+        if self.td_pages is None:
+            self.td_pages = count_pages(subtract(self.private, union(self.pamt, self.leaked)))
+        outside = count_pages(subtract(self.private, self.ram))
+        if outside:
+            raise ValueError(f"host {self.name!r}: {outside} private pages lie outside RAM; "
+                             f"TDX memory (CMRs) is RAM")
+        if self.ram[1].size and int(self.ram[1][-1]) > self.max_pfn:
+            raise ValueError(f"host {self.name!r}: RAM ends at PFN {int(self.ram[1][-1])}, "
+                             f"past max_pfn {self.max_pfn}")
+
+    @property
+    def ram_pages(self) -> int:
+        return count_pages(self.ram)
+
+    @property
+    def private_pages(self) -> int:
+        return count_pages(self.private)
+
+    def feed_tracker(self, tracker, view: str = "hooks") -> None:
+        """Populate a tracker as the kernel would for this host.
+
+        With ``feed`` (a workload's events) the tracker replays them and
+        interprets them itself.  Without: ``view="hooks"`` marks every private
+        page (SEAMCALL hooks see them all); ``view="kvm"`` marks only the pages
+        KVM's attribute walk finds (one default TD, GFN = PFN: the contract).
+        """
+        if self.feed is not None:
+            self.feed(tracker)
+        elif view == "kvm":
+            tracker.mark_ranges(*self.kvm_visible)
+        else:
+            tracker.mark_ranges(*self.private)
+
+
+def from_workload(workload, *, name: str | None = None) -> KexecHost:
+    """A KexecHost from a ``trackers.workloads.Workload`` (adapter; see module doc).
+
+    Reads only the workload's public surface: its memory map's RAM ranges,
+    ``final_private()`` and its events; everything else is derived here.
+    """
+    from . import workload_adapter
+    return workload_adapter.host_from_workload(workload, name=name)

@@ -1,0 +1,222 @@
+"""The platform a kexec runs on: how fast it reads, clears and chases pointers.
+
+A :class:`Platform` turns the byte and access counts of a strategy into
+seconds.  Every field is a rate or a latency with its source in
+``Platform.sources``; ``Platform.kind`` says whether the figures were
+*measured* on this machine (``python -m trackers calibrate``), are an
+*estimate* from docs/kernel-facts.md, or are an uncalibrated *fallback*.
+
+Time model (modeled, never measured here):
+
+* streaming read of B bytes on k CPUs:   B / min(k * read_core, read_all)
+* clearing B bytes on k CPUs:            B / min(k * clear_core, clear_all)
+* n dependent loads (a pointer walk):    n * load_latency / k
+
+``cpus_at_reset`` is how many CPUs the reset may use.  At the point the
+kernel resets TDX pages today -- machine_kexec() -> the reset before
+relocate_kernel, or native_machine_crash_shutdown() for kdump -- every other
+CPU has already been stopped (stop_other_cpus() / crash_smp_send_stop()), so
+the kernel has exactly ONE CPU.  More CPUs are available only if the reset is
+moved earlier (e.g. a reboot notifier before the CPUs are stopped); make that
+choice explicit by building a Platform with a larger ``cpus_at_reset``.
+
+The clearing rate is a parameter.  The kernel clears with MOVDIR64B
+(tdx_quirk_reset_paddr(), 64 B per instruction); this machine has no
+MOVDIR64B and no published MOVDIR64B throughput exists (kernel-facts), so the
+default clearing rate is the *measured streaming-write* rate (memset), which
+is a stand-in, not a MOVDIR64B figure.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .. import kernel
+
+GB = 1e9
+
+
+@dataclass(frozen=True)
+class Platform:
+    """Rates and latencies of one machine; see the module doc for the model.
+
+    clear_bps_core / clear_bps_all: bytes per second one core / all cores
+        clear (MOVDIR64B stand-in: streaming write).
+    read_bps_core / read_bps_all: streaming-read bytes per second.
+    load_latency_s: one dependent load that misses the caches (pointer chase).
+    cpus_at_reset: CPUs the reset uses; 1 in machine_kexec (others stopped).
+    cpus_total: CPUs of the machine (the bound on a moved-earlier reset).
+    kind: "measured", "estimate" or "fallback"; sources: field -> source.
+    """
+
+    name: str
+    clear_bps_core: float
+    clear_bps_all: float
+    read_bps_core: float
+    read_bps_all: float
+    load_latency_s: float
+    cpus_total: int
+    cpus_at_reset: int = 1
+    kind: str = "estimate"
+    sources: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        for f in ("clear_bps_core", "clear_bps_all", "read_bps_core", "read_bps_all",
+                  "load_latency_s"):
+            v = getattr(self, f)
+            if not v > 0:
+                raise ValueError(f"platform {self.name!r}: {f} must be > 0, got {v!r}")
+        if not 1 <= self.cpus_at_reset <= self.cpus_total:
+            raise ValueError(f"platform {self.name!r}: cpus_at_reset {self.cpus_at_reset} "
+                             f"must lie in [1, cpus_total={self.cpus_total}]")
+
+    # --- the time model (modeled) -----------------------------------------
+    def read_bps(self, cpus: int | None = None) -> float:
+        k = self.cpus_at_reset if cpus is None else cpus
+        return min(k * self.read_bps_core, self.read_bps_all)
+
+    def clear_bps(self, cpus: int | None = None) -> float:
+        k = self.cpus_at_reset if cpus is None else cpus
+        return min(k * self.clear_bps_core, self.clear_bps_all)
+
+    def read_s(self, nbytes: float, cpus: int | None = None) -> float:
+        """Modeled seconds to stream-read ``nbytes``."""
+        return float(nbytes) / self.read_bps(cpus)
+
+    def clear_s(self, nbytes: float, cpus: int | None = None) -> float:
+        """Modeled seconds to clear ``nbytes`` (MOVDIR64B stand-in)."""
+        return float(nbytes) / self.clear_bps(cpus)
+
+    def chase_s(self, loads: float, cpus: int | None = None) -> float:
+        """Modeled seconds for ``loads`` dependent cache-missing loads."""
+        k = self.cpus_at_reset if cpus is None else cpus
+        return float(loads) * self.load_latency_s / k
+
+    def with_cpus(self, cpus_at_reset: int) -> "Platform":
+        """The same machine with the reset moved to where ``cpus_at_reset`` CPUs run."""
+        return dataclasses.replace(self, cpus_at_reset=int(cpus_at_reset))
+
+    def describe(self) -> str:
+        return (f"{self.name} [{self.kind}]: clear {self.clear_bps_core / GB:.1f} GB/s/core, "
+                f"{self.clear_bps_all / GB:.1f} GB/s all-core; read "
+                f"{self.read_bps_core / GB:.1f} GB/s/core, {self.read_bps_all / GB:.1f} GB/s "
+                f"all-core; load latency {self.load_latency_s * 1e9:.0f} ns; "
+                f"{self.cpus_at_reset} of {self.cpus_total} CPUs at reset")
+
+
+# --------------------------------------------------------------------------
+# presets
+
+def spr_2s() -> Platform:
+    """Two-socket Sapphire Rapids, an ESTIMATE from docs/kernel-facts.md."""
+    return Platform(
+        name="spr-2s",
+        clear_bps_core=kernel.SPR_CLEAR_BPS_CORE,
+        clear_bps_all=kernel.SPR_CLEAR_BPS_ALL,
+        read_bps_core=kernel.SPR_READ_BPS_CORE,
+        read_bps_all=kernel.SPR_READ_BPS_ALL,
+        load_latency_s=kernel.SPR_LOAD_LATENCY_S,
+        cpus_total=kernel.SPR_2S_CPUS,
+        kind="estimate",
+        sources={
+            "clear_bps_core": "kernel-facts: rep stosq ~13.7 GB/s on one core, 4 KiB chunks "
+                              "(the reset clears page by page); no MOVDIR64B figure published",
+            "clear_bps_all": "kernel-facts: 2S SPR peak 614 GB/s, sustained 75-85 %; low end "
+                             "(75 %) for writes",
+            "read_bps_core": "PERF-NOTES: ~10 GB/s streaming read on one Xeon core; "
+                             "assumed the same per SPR core (estimate)",
+            "read_bps_all": "kernel-facts: 614 GB/s peak x 80 % sustained",
+            "load_latency_s": "assumption: ~110 ns local DRAM load-to-use on 2S server "
+                              "Xeon; no figure in kernel-facts",
+            "cpus_total": "2 sockets x 56 cores (Xeon Platinum 8480+), 2 threads each",
+            "cpus_at_reset": "machine_kexec runs after stop_other_cpus(): one CPU",
+        },
+    )
+
+
+def fallback_this_machine() -> Platform:
+    """This machine before calibration: PERF-NOTES figures (FALLBACK, not measured)."""
+    cpus = os.cpu_count() or 1
+    return Platform(
+        name="this-machine",
+        clear_bps_core=7.5 * GB, clear_bps_all=7.5 * GB * cpus,
+        read_bps_core=10 * GB, read_bps_all=10 * GB * cpus,
+        load_latency_s=100e-9, cpus_total=cpus, kind="fallback",
+        sources={"*": "PERF-NOTES.md (a.fill 6-9 GB/s, a.sum ~10 GB/s); latency assumed "
+                      "100 ns; run `python -m trackers calibrate` to measure"},
+    )
+
+
+def calibration_path() -> Path:
+    """Where calibrate stores this machine's figures: $TRACKERS_CALIBRATION, else
+    $XDG_CACHE_HOME/tdx-trackers/calibration.json (~/.cache by default)."""
+    env = os.environ.get("TRACKERS_CALIBRATION")
+    if env:
+        return Path(env)
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "tdx-trackers" / "calibration.json"
+
+
+def platform_from_calibration(doc: dict) -> Platform:
+    """A measured Platform from a calibration JSON document (see calibrate.py)."""
+    fig = doc["figures"]
+    cpus = int(doc["cpus_total"])
+    src = f"measured by `python -m trackers calibrate` at {doc.get('measured_at', '?')}, " \
+          f"median of {doc.get('repeat', '?')} repeats"
+    return Platform(
+        name="this-machine",
+        clear_bps_core=fig["write_bps_core"], clear_bps_all=fig["write_bps_all"],
+        read_bps_core=fig["read_bps_core"], read_bps_all=fig["read_bps_all"],
+        load_latency_s=fig["load_latency_s"], cpus_total=cpus, kind="measured",
+        sources={"*": src,
+                 "clear_bps_core": src + "; streaming write (memset), NOT MOVDIR64B",
+                 "cpus_at_reset": "machine_kexec runs after stop_other_cpus(): one CPU"},
+    )
+
+
+def this_machine(path=None) -> Platform:
+    """The calibrated Platform if a calibration file exists, else the fallback."""
+    p = Path(path) if path else calibration_path()
+    try:
+        doc = json.loads(p.read_text())
+    except FileNotFoundError:
+        return fallback_this_machine()
+    return platform_from_calibration(doc)
+
+
+class _Presets(dict):
+    """name -> Platform; ``this-machine`` is read from the calibration file on
+    each lookup, so a fresh ``calibrate`` is seen without re-importing."""
+
+    def __missing__(self, name):
+        raise KeyError(f"unknown platform {name!r}; known: {', '.join(self.keys())}")
+
+    def __getitem__(self, name):
+        if name == "this-machine":
+            return this_machine()
+        return super().__getitem__(name)
+
+    def get(self, name, default=None):
+        return self[name] if name in self else default
+
+    def values(self):
+        return [self[k] for k in self.keys()]
+
+    def items(self):
+        return [(k, self[k]) for k in self.keys()]
+
+
+PLATFORMS: dict[str, Platform] = _Presets({"this-machine": None, "spr-2s": spr_2s()})
+
+
+def get_platform(platform) -> Platform:
+    """A Platform, or a preset name -> Platform; ValueError for an unknown name."""
+    if isinstance(platform, Platform):
+        return platform
+    if platform not in PLATFORMS:
+        raise ValueError(f"unknown platform {platform!r}; known: {', '.join(PLATFORMS)}")
+    return PLATFORMS[platform]

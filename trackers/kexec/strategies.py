@@ -1,0 +1,423 @@
+"""Every option of the LKML thread as a kexec strategy behind one interface.
+
+``STRATEGIES`` maps a name to a :class:`Strategy`.  For a :class:`KexecHost`
+and a :class:`Platform`, ``strategy.assess(host, platform)`` answers:
+
+* kexec_allowed   -- does machine_kexec_prepare() let the kexec proceed;
+* pages_reset     -- pages the strategy clears before the jump;
+* pages_missed    -- pages TDX-private at kexec that it does not reset;
+* added_bytes     -- memory the option adds to a running kernel (modeled);
+* scanned_bytes   -- bytes the kexec-time scan reads (modeled);
+* scan_s, clear_s, downtime_s = scan_s + clear_s (modeled on the platform);
+* scan_measured_s -- where the emulation ran, the measured extents() scan of
+  the emulated structure, with scan_model_error = scan_s / measured - 1.
+
+The strategies:
+
+* one per registered tracker (option 1 and its variants; option 3 is the
+  ``pageflags`` tracker; ``kvm`` is option 4): the kernel's SEAMCALL hooks
+  mark a page before it becomes private and unmark it after it is cleared;
+  kexec scans the structure and resets what it finds.  ``kvm`` instead walks
+  each TD's memory-attribute XArray (Kai Huang's proposal) plus the PAMT list
+  the kernel already keeps (TDMRs): no hooks, nothing added;
+* ``pte-softbit`` (option 2): :mod:`.directmap`;
+* ``refuse`` (option 5, upstream b18651f70ce0) and ``refuse-while-td`` (5.1);
+* ``clear-all`` (option 6): reset every RAM page of the memory map;
+* ``sys-disable`` (option 7): TDH.SYS.DISABLE, the TDX module reclaims and
+  clears every TD page itself; time proportional to TD memory at
+  ``sys_disable_bps`` (default: the platform's one-CPU clear rate; no
+  published figure).
+
+For the race (:mod:`.race`) each strategy also says which conversion states
+of a page it still finds: :meth:`Strategy.finds`.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass
+
+from .. import kernel
+from ..base import MemoryBudgetError
+from .directmap import DirectMap
+from .host import KexecHost
+from .pfnset import count_pages, from_tracker, overlap_pages, subtract, union
+from .platform import Platform, get_platform
+
+# --------------------------------------------------------------------------
+# page states of a private->shared conversion, in KVM's step order
+# (docs/kernel-facts.md "Private->shared conversion order in KVM";
+# arch/x86/kvm/vmx/tdx.c tdx_sept_remove_private_spte()):
+#   private      attributes private, page mapped in the S-EPT
+#   attr_shared  kvm_vm_set_mem_attributes() stored "shared" for the GFN
+#   blocked      tdh_mem_range_block() done
+#   tracked      tdh_mem_track() done, vCPUs kicked
+#   removed      tdh_mem_page_remove() done
+#   written_back tdh_phymem_page_wbinvd_hkid() done, clearing under way
+#   released     tdx_quirk_reset_page() done: no longer needs a reset
+#   leaked       reclaim failed: the page stays private, owned by nobody
+# Invariant: every state but "released" needs a reset at kexec.
+CONVERSION_STATES = ("private", "attr_shared", "blocked", "tracked", "removed",
+                     "written_back", "released")
+NEEDS_RESET = frozenset(CONVERSION_STATES[:-1]) | {"leaked"}
+
+PAGE = kernel.PAGE_SIZE
+
+# dependent loads of a tracker's scan: bytes of its structure per pointer
+# followed, by breakdown part (substring of the part name -> node bytes).
+# A part not listed is read streaming (a flat array: bitmap, struct pages).
+NODE_BYTES_BY_PART = {
+    "xa_node": kernel.XA_NODE_BYTES,           # include/linux/xarray.h
+    "ida_bitmap": kernel.IDA_BITMAP_BYTES,     # include/linux/idr.h
+    "maple": kernel.MAPLE_NODE_BYTES,          # include/linux/maple_tree.h
+    "container": kernel.ROARING_CONTAINER_STRUCT_BYTES,   # one pointer per container
+}
+
+
+@dataclass
+class Outcome:
+    """One row of the verdict table; see the module doc for each field.
+
+    provenance says which figures are measured, emulated or modeled.
+    """
+
+    strategy: str
+    option: str
+    kexec_allowed: bool
+    added_bytes: int
+    scanned_bytes: int
+    scan_loads: int
+    pages_reset: int
+    pages_missed: int
+    scan_s: float
+    clear_s: float
+    downtime_s: float
+    scan_measured_s: float = math.nan
+    scan_model_error: float = math.nan
+    provenance: str = ""
+    notes: str = ""
+
+    def row(self) -> dict:
+        return asdict(self)
+
+
+def _modeled_times(platform: Platform, scanned_bytes: int, loads: int, pages_reset: int):
+    scan_s = platform.read_s(scanned_bytes) + platform.chase_s(loads)
+    clear_s = platform.clear_s(pages_reset * PAGE)
+    return scan_s, clear_s, scan_s + clear_s
+
+
+PROV_MODELED = ("modeled: added_bytes, scanned_bytes, scan_loads, pages_reset, "
+                "pages_missed, scan_s, clear_s, downtime_s")
+
+
+class Strategy:
+    """One way to find (or avoid) TDX-private pages at kexec."""
+
+    name: str = ""
+    option: str = ""
+    #: the kernel hooks the SEAMCALL sites (mark before a page turns private,
+    #: unmark after it is cleared): finds a page in every NEEDS_RESET state
+    seamcall_hooked: bool = False
+
+    def allowed(self, host: KexecHost, *, crash: bool = False) -> bool:
+        return True
+
+    def finds(self, state: str) -> bool:
+        """Whether a page in conversion ``state`` is reset by this strategy."""
+        return self.seamcall_hooked and state in NEEDS_RESET
+
+    def assess(self, host: KexecHost, platform=None, **kw) -> Outcome:
+        raise NotImplementedError
+
+    def __repr__(self):
+        return f"<{type(self).__name__} {self.name!r}>"
+
+
+class TrackerStrategy(Strategy):
+    """Scan a registered tracker fed by the SEAMCALL hooks; reset what it finds.
+
+    The tracker is built and scanned (emulated) when it fits
+    ``build_limit_pfns`` and its memory budget; otherwise its bytes come from
+    ``estimate()`` and it is assumed to find exactly the pages its hooks saw.
+    """
+
+    seamcall_hooked = True
+    build_limit_pfns = 1 << 32
+    view = "hooks"          # what the kernel feeds it: see KexecHost.feed_tracker
+
+    def __init__(self, tracker_cls):
+        self.tracker_cls = tracker_cls
+        self.name = tracker_cls.name
+        self.option = tracker_cls.option or f"tracker {tracker_cls.name}"
+
+    # --- the scan's cost (modeled) ----------------------------------------
+    @staticmethod
+    def scan_loads(breakdown: dict) -> int:
+        loads = 0
+        for part, nbytes in breakdown.items():
+            for key, node in NODE_BYTES_BY_PART.items():
+                if key in part:
+                    loads += -(-int(nbytes) // node)
+                    break
+        return loads
+
+    def added_bytes(self, modeled_bytes: int, host: KexecHost) -> int:
+        return int(modeled_bytes)
+
+    def extra_found(self, host: KexecHost):
+        """Extents reset besides the tracker's own scan (kvm: PAMT)."""
+        return None
+
+    def assess(self, host: KexecHost, platform=None, *, emulate: bool = True) -> Outcome:
+        platform = get_platform(platform or "this-machine")
+        tracker, notes = None, ""
+        if emulate and host.max_pfn <= self.build_limit_pfns:
+            try:
+                tracker = self.tracker_cls(host.max_pfn)
+                host.feed_tracker(tracker, view=self.view)
+            except MemoryBudgetError as exc:
+                tracker, notes = None, f"not built: {exc}"
+        measured = math.nan
+        if tracker is not None:
+            t0 = time.perf_counter()
+            found = from_tracker(tracker)                      # the kexec scan
+            measured = time.perf_counter() - t0
+            mem = tracker.memory()
+            modeled_bytes, scanned, breakdown = mem.modeled_bytes, mem.scanned_bytes, mem.breakdown
+            prov = ("measured: scan_measured_s (emulated extents() scan); emulated: "
+                    "pages_reset, pages_missed; modeled: added_bytes, scanned_bytes, "
+                    "scan_loads, scan_s, clear_s, downtime_s")
+        else:
+            found = self.fallback_found(host)
+            modeled_bytes = int(self.tracker_cls.estimate(*found, host.max_pfn))
+            scanned = self.fallback_scanned(modeled_bytes, host)
+            breakdown = {"estimate": modeled_bytes}
+            prov = PROV_MODELED + " (structure not built: estimate())"
+        extra = self.extra_found(host)
+        if extra is not None:                # the TDMR list: a few entries, not counted
+            found = union(found, extra)
+        loads = self.scan_loads(breakdown)
+        pages_reset = count_pages(found)
+        missed = host.private_pages - overlap_pages(host.private, found)
+        scan_s, clear_s, down = _modeled_times(platform, scanned, loads, pages_reset)
+        err = (scan_s / measured - 1) if (measured > 0 and platform.kind == "measured") else math.nan
+        return Outcome(self.name, self.option, True, self.added_bytes(modeled_bytes, host),
+                       int(scanned), loads, pages_reset, missed, scan_s, clear_s, down,
+                       measured, err, prov, notes)
+
+    def fallback_found(self, host: KexecHost):
+        return host.private
+
+    def fallback_scanned(self, modeled_bytes: int, host: KexecHost) -> int:
+        if self.name == "pageflags":
+            return kernel.STRUCT_PAGE_BYTES * host.max_pfn
+        return modeled_bytes
+
+
+class KvmStrategy(TrackerStrategy):
+    """Option 4 (Kai Huang): KVM walks its per-TD attribute XArrays, plus the
+    PAMT list the kernel keeps.  No hooks: finds a guest page only while its
+    attributes say private, and never a control, S-EPT or leaked page unless
+    KVM's own lists name it.  Adds nothing: KVM holds the XArrays anyway."""
+
+    seamcall_hooked = False
+    view = "kvm"
+
+    def __init__(self, tracker_cls=None):
+        self.tracker_cls = tracker_cls
+        self.name = "kvm"
+        self.option = "4: KVM walks its attribute XArrays + PAMT list (Kai Huang)"
+
+    def finds(self, state: str) -> bool:
+        return state == "private"
+
+    def added_bytes(self, modeled_bytes, host):
+        return 0
+
+    def extra_found(self, host):
+        return host.pamt
+
+    def fallback_found(self, host):
+        return host.kvm_visible
+
+    def assess(self, host, platform=None, *, emulate: bool = True) -> Outcome:
+        if self.tracker_cls is not None:
+            return super().assess(host, platform, emulate=emulate)
+        # the kvm tracker is not registered: model the walk from host.kvm_visible
+        platform = get_platform(platform or "this-machine")
+        found = union(host.kvm_visible, host.pamt)
+        visible = count_pages(host.kvm_visible)
+        # one xa_node per 64 GFNs (order-0 value entries), the leaf level dominates
+        nodes = -(-visible // kernel.XA_CHUNK_SIZE)
+        scanned = nodes * kernel.XA_NODE_BYTES
+        pages_reset = count_pages(found)
+        missed = host.private_pages - overlap_pages(host.private, found)
+        scan_s, clear_s, down = _modeled_times(platform, scanned, nodes, pages_reset)
+        return Outcome(self.name, self.option, True, 0, scanned, nodes, pages_reset, missed,
+                       scan_s, clear_s, down, provenance=PROV_MODELED,
+                       notes="kvm tracker not registered: leaf xa_nodes of the attribute "
+                             "XArrays modeled from the host's KVM-visible pages")
+
+
+class PteSoftbit(Strategy):
+    """Option 2: a software bit in each direct-map PTE (see :mod:`.directmap`)."""
+
+    name = "pte-softbit"
+    option = "2: software bit in the direct-map PTE (splits large mappings)"
+    seamcall_hooked = True
+
+    def __init__(self, *, gbpages: bool = True, collapse: bool = True):
+        self.gbpages = gbpages
+        self.collapse = collapse
+
+    def assess(self, host, platform=None, **kw) -> Outcome:
+        platform = get_platform(platform or "this-machine")
+        dm = DirectMap(*host.ram, gbpages=self.gbpages)
+        split = dm.split_for(host.private if self.collapse else host.ever_private)
+        pages_reset = split.pages_found if self.collapse else overlap_pages(host.private, host.ram)
+        missed = host.private_pages - overlap_pages(host.private, host.ram)
+        scan_s, clear_s, down = _modeled_times(platform, split.scanned_bytes, split.scan_loads,
+                                               pages_reset)
+        mi = split.after.meminfo_kb()
+        notes = (f"splits: {split.pmd_pages_added} 1G->2M, {split.pte_pages_added} 2M->4K; "
+                 f"after: DirectMap4k {mi['DirectMap4k']} kB, DirectMap2M "
+                 f"{mi['DirectMap2M']} kB, DirectMap1G {mi['DirectMap1G']} kB; "
+                 f"{'collapsing' if self.collapse else 'one-way'} splits; SOFTW1-4 all taken")
+        return Outcome(self.name, self.option, True, split.added_bytes, split.scanned_bytes,
+                       split.scan_loads, pages_reset, missed, scan_s, clear_s, down,
+                       provenance=PROV_MODELED, notes=notes)
+
+
+class PageflagsModel(TrackerStrategy):
+    """Option 3 when the ``pageflags`` tracker is not registered: modeled only."""
+
+    name = "pageflags"
+    option = "3: flag bit in struct page (scan every struct page)"
+
+    def __init__(self):
+        self.tracker_cls = None
+
+    def assess(self, host, platform=None, **kw) -> Outcome:
+        platform = get_platform(platform or "this-machine")
+        scanned = kernel.STRUCT_PAGE_BYTES * host.max_pfn
+        pages_reset = host.private_pages
+        scan_s, clear_s, down = _modeled_times(platform, scanned, 0, pages_reset)
+        return Outcome(self.name, self.option, True, 0, scanned, 0, pages_reset, 0,
+                       scan_s, clear_s, down, provenance=PROV_MODELED,
+                       notes="pageflags tracker not registered: modeled")
+
+
+class Refuse(Strategy):
+    """Option 5 (upstream, b18651f70ce0): machine_kexec_prepare() returns
+    -EOPNOTSUPP once TDX is on an erratum platform; kdump reboots via BIOS."""
+
+    name = "refuse"
+    option = "5: refuse kexec and kdump on erratum platforms (upstream)"
+
+    def allowed(self, host, *, crash=False):
+        return False
+
+    def finds(self, state):
+        return False
+
+    def assess(self, host, platform=None, **kw) -> Outcome:
+        return Outcome(self.name, self.option, False, 0, 0, 0, 0, 0, math.nan, math.nan,
+                       math.nan, provenance="modeled: no kexec happens (downtime is a BIOS "
+                       "reboot, not modeled)", notes="kexec refused: nothing to miss")
+
+
+class RefuseWhileTd(Strategy):
+    """Option 5.1: refuse only while a TD runs; otherwise reset the PAMT
+    (the kernel's TDMR list) and whatever leaked -- which it cannot see."""
+
+    name = "refuse-while-td"
+    option = "5.1: refuse kexec only while TDs run"
+
+    def allowed(self, host, *, crash=False):
+        return host.tds_running == 0
+
+    def finds(self, state):
+        return False          # a conversion in flight means a TD runs: refused
+
+    def assess(self, host, platform=None, **kw) -> Outcome:
+        platform = get_platform(platform or "this-machine")
+        if not self.allowed(host):
+            return Outcome(self.name, self.option, False, 0, 0, 0, 0, 0, math.nan, math.nan,
+                           math.nan, provenance="modeled: no kexec happens",
+                           notes=f"{host.tds_running} TDs running: kexec refused")
+        pages_reset = count_pages(host.pamt)
+        missed = host.private_pages - overlap_pages(host.private, host.pamt)
+        scan_s, clear_s, down = _modeled_times(platform, 0, 0, pages_reset)
+        return Outcome(self.name, self.option, True, 0, 0, 0, pages_reset, missed, scan_s,
+                       clear_s, down, provenance=PROV_MODELED,
+                       notes="no TD running: PAMT reset from the TDMR list")
+
+
+class ClearAll(Strategy):
+    """Option 6 (Isaku Yamahata): reset every RAM page of the memory map."""
+
+    name = "clear-all"
+    option = "6: clear every RAM page of the e820 table"
+
+    def finds(self, state):
+        return state in NEEDS_RESET
+
+    def assess(self, host, platform=None, **kw) -> Outcome:
+        platform = get_platform(platform or "this-machine")
+        pages_reset = host.ram_pages
+        missed = host.private_pages - overlap_pages(host.private, host.ram)
+        scan_s, clear_s, down = _modeled_times(platform, 0, 0, pages_reset)
+        return Outcome(self.name, self.option, True, 0, 0, 0, pages_reset, missed, scan_s,
+                       clear_s, down, provenance=PROV_MODELED,
+                       notes="scans only the e820 table (a few entries)")
+
+
+class SysDisable(Strategy):
+    """Option 7 (Edgecombe/Verma, Mar 2026): TDH.SYS.DISABLE.  The TDX module
+    reclaims all TDX memory and clears partial-write poison itself; its run
+    time "largely depends on the amount of memory ... allocated to TDs"."""
+
+    name = "sys-disable"
+    option = "7: TDH.SYS.DISABLE (the TDX module reclaims and clears)"
+
+    def __init__(self, sys_disable_bps: float | None = None):
+        self.sys_disable_bps = sys_disable_bps
+
+    def finds(self, state):
+        return state in NEEDS_RESET
+
+    def assess(self, host, platform=None, **kw) -> Outcome:
+        platform = get_platform(platform or "this-machine")
+        bps = self.sys_disable_bps or platform.clear_bps(1)
+        pages_reset = host.private_pages
+        # the module's time follows TD memory; the rest (PAMT, leaked) the
+        # kernel resets at the platform's clear rate after the module returns
+        other = max(pages_reset - host.td_pages, 0)
+        clear_s = host.td_pages * PAGE / bps + platform.clear_s(other * PAGE)
+        return Outcome(self.name, self.option, True, 0, 0, 0, pages_reset, 0, 0.0, clear_s,
+                       clear_s, provenance=PROV_MODELED + " (rate is a parameter)",
+                       notes=f"module clears at {bps / 1e9:.1f} GB/s "
+                             f"({'given' if self.sys_disable_bps else 'platform 1-CPU clear'})")
+
+
+def build_strategies(trackers: dict | None = None) -> dict[str, Strategy]:
+    """Strategies in table order: trackers (registry order), then options 2-7."""
+    if trackers is None:
+        from .. import TRACKERS as trackers
+    out: dict[str, Strategy] = {}
+    for name, cls in trackers.items():
+        if name == "kvm":
+            continue
+        out[name] = TrackerStrategy(cls)
+    out["pte-softbit"] = PteSoftbit()
+    if "pageflags" not in out:
+        out["pageflags"] = PageflagsModel()
+    out["kvm"] = KvmStrategy(trackers.get("kvm"))
+    for s in (Refuse(), RefuseWhileTd(), ClearAll(), SysDisable()):
+        out[s.name] = s
+    return out
+
+
+STRATEGIES: dict[str, Strategy] = build_strategies()
