@@ -1,0 +1,114 @@
+"""Kexec strategies on hand-built hosts and on the tiny scenario: exact pages."""
+
+import math
+
+import numpy as np
+import pytest
+
+import trackers
+from trackers.kexec.evaluate import COLUMNS, evaluate
+from trackers.kexec.host import KexecHost
+from trackers.kexec.pfnset import (as_extents, count_pages, intersect, overlap_pages,
+                                   subtract, union)
+from trackers.kexec.strategies import STRATEGIES
+
+G, M = 1 << 18, 512
+
+
+def host(**kw):
+    base = dict(max_pfn=4 * G, ram=([256, 2 * G], [G + 7, 4 * G - 100]),
+                private=([G, 2 * G + 5, 3 * G], [G + 5, 2 * G + 7, 3 * G + 64]),
+                kvm_visible=([G], [G + 4]), pamt=([3 * G], [3 * G + 64]), tds_running=1)
+    base.update(kw)
+    return KexecHost(**base)
+
+
+def test_pfnset_ops():
+    a = as_extents([0, 10, 20], [5, 15, 30])
+    b = as_extents([3, 12], [11, 25])
+    assert overlap_pages(a, b) == 2 + 1 + 3 + 5
+    i = intersect(a, b)
+    assert count_pages(i) == 11 and i[0].tolist() == [3, 10, 12, 20]
+    assert subtract(a, b)[0].tolist() == [0, 11, 25] and count_pages(subtract(a, b)) == 3 + 1 + 5
+    assert count_pages(union(a, b)) == 30
+
+
+def test_clear_all_resets_exactly_ram():
+    h = host()
+    row = STRATEGIES["clear-all"].assess(h, "spr-2s")
+    assert row.pages_reset == (G + 7 - 256) + (4 * G - 100 - 2 * G) == h.ram_pages
+    assert row.pages_missed == 0 and row.scanned_bytes == 0
+    assert math.isclose(row.clear_s, h.ram_pages * 4096 / 13.7e9)
+
+
+def test_refusals():
+    h = host()
+    assert not STRATEGIES["refuse"].assess(h, "spr-2s").kexec_allowed
+    assert not STRATEGIES["refuse-while-td"].assess(h, "spr-2s").kexec_allowed
+    idle = host(tds_running=0)
+    r = STRATEGIES["refuse-while-td"].assess(idle, "spr-2s")
+    assert r.kexec_allowed and r.pages_reset == 64           # the PAMT only
+    assert r.pages_missed == idle.private_pages - 64
+
+
+def test_hooked_trackers_find_every_private_page():
+    h = host()
+    for name in trackers.TRACKERS:
+        if name == "kvm":
+            continue
+        row = STRATEGIES[name].assess(h, "spr-2s")
+        assert row.pages_missed == 0, name
+        assert row.pages_reset == h.private_pages, name
+        assert row.scan_measured_s >= 0, name
+
+
+def test_kvm_misses_non_guest_pages():
+    h = host()
+    row = STRATEGIES["kvm"].assess(h, "spr-2s")
+    # finds its guest pages and the PAMT; misses the rest
+    assert row.pages_missed == h.private_pages - 4 - 64
+    assert row.added_bytes == 0
+
+
+def test_pte_softbit_row():
+    h = host()
+    row = STRATEGIES["pte-softbit"].assess(h, "spr-2s")
+    # RAM [256, G+7): 4K head, 2M to G (511), 4K tail 7 pages; [2G, 4G-100):
+    # 1G at 2G, 2M up to 4G-512, 4K tail.  Private pages at G..G+5 sit in the
+    # 4K tail (no split); 2G+5 splits the 1G (PMD) and its first 2M (PTE);
+    # 3G..3G+64 sits in a 2M mapping (one PTE page).
+    assert row.added_bytes == 3 * 4096
+    assert row.pages_missed == 0 and row.pages_reset == h.private_pages
+
+
+def test_sys_disable_time_follows_td_memory():
+    h = host()
+    row = STRATEGIES["sys-disable"].assess(h, "spr-2s")
+    assert row.pages_missed == 0 and row.scanned_bytes == 0
+    assert h.td_pages == h.private_pages - 64
+    assert math.isclose(row.downtime_s, h.private_pages * 4096 / 13.7e9)
+
+
+def test_private_outside_ram_rejected():
+    with pytest.raises(ValueError, match="outside RAM"):
+        host(private=([100], [300]))
+
+
+def test_evaluate_table_on_tiny():
+    workloads = pytest.importorskip("trackers.workloads")
+    wl = workloads.scenario("tiny", 0)
+    df = evaluate(wl, "spr-2s", strategies=["bitmap", "pte-softbit", "kvm", "clear-all",
+                                            "refuse", "sys-disable"])
+    assert list(df.columns[:len(COLUMNS)]) == COLUMNS
+    r = df.set_index("strategy")
+    private = sum(count_pages(v) for v in wl.final_private().values())
+    assert r.loc["bitmap", "pages_missed"] == 0
+    assert r.loc["bitmap", "pages_reset"] == private
+    assert r.loc["clear-all", "pages_reset"] == wl.memmap.ram_pages
+    # kvm misses every non-guest page but the PAMT: control and S-EPT pages
+    fp = wl.final_private()
+    non_td = sum(count_pages(fp[k]) for k in fp if k not in ("guest", "pamt"))
+    assert non_td > 0 and r.loc["kvm", "pages_missed"] >= non_td
+    assert not r.loc["refuse", "kexec_allowed"]
+    assert all(("modeled" in p) for p in df["provenance"])
+    assert df["downtime_s"].dropna().ge(0).all()

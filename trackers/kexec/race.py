@@ -1,0 +1,239 @@
+"""The transitional-state race: kexec fired in the middle of conversions.
+
+Isaku Yamahata (31 May 2024): walking KVM's structures "can miss pages in a
+transitional private<->shared state".  This module measures that claim on a
+model of KVM's private->shared conversion (docs/kernel-facts.md; states in
+:data:`.strategies.CONVERSION_STATES`).  One conversion of n pages (a MapGPA
+chunk: 512 for 2 MiB, or 1) runs, on one CPU:
+
+1. kvm_vm_set_mem_attributes(): one xa_store per GFN, ``attr_s`` each --
+   page i reads "shared" from (i+1) * attr_s on;
+2. then per page (tdx_sept_remove_private_spte()): tdh_mem_range_block,
+   tdh_mem_track, tdh_mem_page_remove, tdh_phymem_page_wbinvd_hkid, and the
+   clear (PAGE_SIZE at the platform's one-core clear rate) -- after which
+   the page is released and needs no reset.
+
+Conversions start as a Poisson process of ``rate_pages_s / mean chunk``
+per second.  A kexec lands at a uniformly random time of a stationary run,
+so the conversions in flight at that instant are Poisson(lambda * D) with
+offsets uniform over their duration D (exact for a stationary Poisson
+process).  A *crash* kexec (kdump: crash_smp_send_stop() NMIs) freezes every
+conversion where it is; a *normal* kexec (stop_other_cpus(): an IPI taken
+only where interrupts are enabled) lets the running step -- a SEAMCALL, an
+xa_store, a page clear -- finish first.  Pages in any state but "released"
+must be reset; each strategy's ``finds(state)`` says which it resets.
+
+Outputs (all modeled; simulated means beside the analytic expectation, by
+Little's law: E[missed] = lambda * page-time per conversion in missed states):
+:func:`race` -> DataFrame per strategy x kexec kind x rate, and
+:func:`failed_reclaim` -> who still finds a page whose reclaim failed.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from .. import kernel
+from .platform import get_platform
+from .strategies import CONVERSION_STATES, NEEDS_RESET, STRATEGIES, Strategy
+
+STATE_INDEX = {s: i for i, s in enumerate(CONVERSION_STATES)}
+# per-page steps after the attribute loop: (state entered when it completes)
+PAGE_STEPS = ("blocked", "tracked", "removed", "written_back", "released")
+
+#: default conversion rates, MiB converted per second
+DEFAULT_RATES_MIB_S = (1, 16, 256, 4096)
+
+
+def step_times(platform="spr-2s", **overrides) -> dict[str, float]:
+    """Seconds per step (modeled; kernel.py cites each, SEAMCALLs ASSUMED)."""
+    plat = get_platform(platform)
+    t = {
+        "attr": kernel.KVM_ATTR_STORE_S,
+        "blocked": kernel.TDH_MEM_RANGE_BLOCK_S,
+        "tracked": kernel.TDH_MEM_TRACK_S,
+        "removed": kernel.TDH_MEM_PAGE_REMOVE_S,
+        "written_back": kernel.TDH_PHYMEM_PAGE_WBINVD_S,
+        "released": kernel.PAGE_SIZE / plat.clear_bps_core,
+    }
+    for k, v in overrides.items():
+        if k not in t:
+            raise ValueError(f"unknown step {k!r}; steps: {', '.join(t)}")
+        t[k] = float(v)
+    return t
+
+
+def chunk_duration(n: np.ndarray, steps: dict) -> np.ndarray:
+    per_page = sum(steps[s] for s in PAGE_STEPS)
+    return n * steps["attr"] + n * per_page
+
+
+def state_counts(n: np.ndarray, delta: np.ndarray, steps: dict, *,
+                 crash: bool) -> np.ndarray:
+    """Pages of each conversion in each state at offset ``delta`` into it.
+
+    n, delta: arrays (one conversion each).  Returns int64 (len, 7) columns in
+    CONVERSION_STATES order; rows sum to n.  Vectorized over conversions.
+    """
+    n = np.asarray(n, np.int64)
+    delta = np.asarray(delta, np.float64)
+    a = steps["attr"]
+    durs = np.array([steps[s] for s in PAGE_STEPS])
+    bounds = np.cumsum(durs)                    # step ends within one page
+    per_page = bounds[-1]
+    A = n * a
+    out = np.zeros((n.size, len(CONVERSION_STATES)), np.int64)
+    in_attr = delta < A
+    # attribute loop: k pages already read "shared"
+    k = np.floor(delta / a) if crash else np.ceil(delta / a)
+    k = np.minimum(k, n).astype(np.int64)
+    out[:, STATE_INDEX["private"]] = np.where(in_attr, n - k, 0)
+    out[:, STATE_INDEX["attr_shared"]] = np.where(in_attr, k, 0)
+    # per-page phase: `done` pages released, one page mid-steps, rest waiting
+    u = np.where(in_attr, 0.0, delta - A)
+    done = np.minimum(np.floor(u / per_page), n).astype(np.int64)
+    r = u - done * per_page
+    if crash:
+        step = np.searchsorted(bounds, r, side="right")      # steps completed
+    else:
+        # the running step (r strictly inside it) finishes before the CPU stops
+        step = np.searchsorted(bounds, r, side="left") + 1
+    current = ~in_attr & (done < n)
+    # a current page that finished every step is released
+    fin = current & (step >= len(PAGE_STEPS))
+    done = np.where(fin, done + 1, done)
+    current &= ~fin
+    waiting = np.where(in_attr, 0, n - done - current.astype(np.int64))
+    out[:, STATE_INDEX["attr_shared"]] += np.where(~in_attr, waiting, 0)
+    out[:, STATE_INDEX["released"]] = np.where(in_attr, 0, done)
+    # the current page: state index = step (0 -> still attr_shared)
+    cur_state = np.array([STATE_INDEX["attr_shared"]] + [STATE_INDEX[s] for s in PAGE_STEPS])
+    idx = np.flatnonzero(current)
+    np.add.at(out, (idx, cur_state[np.minimum(step[idx], len(PAGE_STEPS))]), 1)
+    return out
+
+
+def page_time_by_state(n: np.ndarray, steps: dict) -> np.ndarray:
+    """Page-seconds each conversion spends in each state (closed form).
+
+    Page i reads shared from (i+1)a to A + i*P + block; then one step each.
+    """
+    n = np.asarray(n, np.float64)
+    a = steps["attr"]
+    P = sum(steps[s] for s in PAGE_STEPS)
+    out = np.zeros((n.size, len(CONVERSION_STATES)))
+    out[:, STATE_INDEX["private"]] = a * n * (n + 1) / 2
+    out[:, STATE_INDEX["attr_shared"]] = n * (n * a + steps["blocked"] - a) + (P - a) * n * (n - 1) / 2
+    for prev, s in zip(PAGE_STEPS[:-1], PAGE_STEPS[1:]):
+        out[:, STATE_INDEX[prev]] = n * steps[s]   # state `prev` lasts until step s ends
+    return out
+
+
+def _missed_mask(strategy: Strategy) -> np.ndarray:
+    return np.array([s in NEEDS_RESET and not strategy.finds(s) for s in CONVERSION_STATES])
+
+
+def race(strategies=None, *, rates_mib_s=DEFAULT_RATES_MIB_S, chunk_pages=(512,),
+         n_kexec: int = 20000, platform="spr-2s", seed: int = 0, workload=None,
+         **step_overrides) -> pd.DataFrame:
+    """Expected pages missed per kexec against the conversion rate (modeled).
+
+    ``chunk_pages``: conversion sizes sampled uniformly (default: 2 MiB
+    MapGPA chunks); with ``workload``, the sizes of its KVM_SET_ATTR_SHARED
+    rows.  Columns: strategy, kexec ("normal"/"crash"), rate_mib_s,
+    kexec_allowed, missed_mean (simulated), missed_expected (Little's law,
+    crash kexec), p_missed (share of kexecs missing >= 1 page), n_kexec.
+    """
+    chosen = _strategies(strategies)
+    steps = step_times(platform, **step_overrides)
+    sizes = np.asarray(_chunk_sizes(workload) if workload is not None else chunk_pages, np.int64)
+    if sizes.size == 0 or (sizes <= 0).any():
+        raise ValueError(f"chunk sizes must be positive page counts, got {sizes[:5]}")
+    durations = chunk_duration(sizes, steps)
+    mean_pages, mean_dur = sizes.mean(), durations.mean()
+    time_by_state = page_time_by_state(sizes, steps).mean(axis=0)
+    rng = np.random.default_rng(seed)
+    rows = []
+    for rate in rates_mib_s:
+        lam = rate * (1 << 20) / kernel.PAGE_SIZE / mean_pages     # conversions / s
+        for crash in (False, True):
+            # conversions in flight at each kexec: Poisson(lam * D) over the
+            # size mix, length-biased by duration (longer ones more often)
+            w = durations / durations.sum()
+            per = rng.poisson(lam * mean_dur, n_kexec)
+            total = int(per.sum())
+            pick = rng.choice(sizes.size, total, p=w)
+            n = sizes[pick]
+            delta = rng.uniform(0, 1, total) * durations[pick]
+            counts = state_counts(n, delta, steps, crash=crash)
+            owner = np.repeat(np.arange(n_kexec), per)
+            for s in chosen:
+                mask = _missed_mask(s)
+                allowed = s.allowed(_RUNNING_TD, crash=crash)
+                if allowed and mask.any():
+                    missed = np.bincount(owner, counts[:, mask].sum(axis=1), minlength=n_kexec)
+                else:
+                    missed = np.zeros(n_kexec)
+                rows.append({
+                    "strategy": s.name, "kexec": "crash" if crash else "normal",
+                    "rate_mib_s": rate, "kexec_allowed": allowed,
+                    "missed_mean": float(missed.mean()),
+                    "missed_expected": (float(lam * time_by_state[mask].sum())
+                                        if allowed else 0.0),
+                    "p_missed": float((missed > 0).mean()),
+                    "n_kexec": n_kexec,
+                })
+    df = pd.DataFrame(rows)
+    df.attrs["provenance"] = ("modeled: simulated (missed_mean, p_missed) and analytic "
+                              "(missed_expected) on step times " + repr(steps))
+    return df
+
+
+def failed_reclaim(strategies=None) -> pd.DataFrame:
+    """A page whose reclaim failed is leaked and stays private: who finds it.
+
+    Modeled from each strategy's ``finds("leaked")``: SEAMCALL hooks unmark
+    only after a successful clear, so hooked trackers still hold the page;
+    KVM's attributes no longer name it (the GFN is shared or the TD gone).
+    """
+    rows = []
+    for s in _strategies(strategies):
+        allowed = s.allowed(_IDLE, crash=False)
+        finds = bool(allowed and s.finds("leaked"))
+        rows.append({"strategy": s.name, "kexec_allowed": allowed, "finds_leaked": finds,
+                     "leaked_missed": int(allowed and not finds)})
+    return pd.DataFrame(rows)
+
+
+class _HostView:
+    """The host facts a strategy's ``allowed()`` reads."""
+
+    def __init__(self, tds_running: int):
+        self.tds_running = tds_running
+
+
+_RUNNING_TD = _HostView(1)     # conversions in flight: a TD runs
+_IDLE = _HostView(0)           # after the TD that leaked the page is gone
+
+
+def _strategies(strategies):
+    if strategies is None:
+        return list(STRATEGIES.values())
+    out = []
+    for s in strategies:
+        if isinstance(s, str):
+            if s not in STRATEGIES:
+                raise ValueError(f"unknown strategy {s!r}; known: {', '.join(STRATEGIES)}")
+            s = STRATEGIES[s]
+        out.append(s)
+    return out
+
+
+def _chunk_sizes(workload) -> np.ndarray:
+    """GFN counts of a workload's private->shared conversions."""
+    from .workload_adapter import event_batches, KVM_SET_ATTR_SHARED
+    sizes = [b["gfn_end"][b["op"] == KVM_SET_ATTR_SHARED] - b["gfn_start"][b["op"] == KVM_SET_ATTR_SHARED]
+             for b in event_batches(workload)]
+    sizes = np.concatenate(sizes) if sizes else np.zeros(0, np.int64)
+    return sizes[sizes > 0]
