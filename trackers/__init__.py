@@ -9,12 +9,23 @@ from __future__ import annotations
 
 from .base import MemoryBudgetError, MemoryReport, Tracker
 from .bitmap import Bitmap
+from .ida import Ida
+from .maple import Maple
+from .pageflags import PageFlags
+from .roaring import Roaring
+from .xarray import XArrayMultiTracker, XArrayTracker
 
 # Registry order is the order of tables and figures: option 1 first.
 TRACKERS: dict[str, type[Tracker]] = {
     cls.name: cls
     for cls in (
         Bitmap,
+        XArrayTracker,
+        XArrayMultiTracker,
+        Ida,
+        Roaring,
+        PageFlags,
+        Maple,
     )
 }
 

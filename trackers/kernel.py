@@ -26,11 +26,19 @@ XA_NODE_BYTES = 576
 IDA_BITMAP_LONGS = 16                # 128 bytes per leaf
 IDA_BITMAP_BYTES = IDA_BITMAP_LONGS * 8
 IDA_BITMAP_BITS = IDA_BITMAP_BYTES * 8   # 1024 ids per struct ida_bitmap
+IDA_CHUNK_SHIFT = 10                 # lib/idr.c: XArray index = id / IDA_BITMAP_BITS
+# include/linux/xarray.h: xa_mk_value() keeps BITS_PER_LONG - 1 bits; lib/idr.c
+# ida_alloc_range() stores a chunk as xa_mk_value(bits) while every set bit
+# is below BITS_PER_XA_VALUE, and allocates a struct ida_bitmap otherwise.
+BITS_PER_XA_VALUE = BITS_PER_LONG - 1
 
 # --- Maple tree: include/linux/maple_tree.h --------------------------------
 MAPLE_NODE_BYTES = 256               # struct maple_node, 64-bit
 MAPLE_RANGE64_SLOTS = 16             # maple_range_64: 16 slots ...
 MAPLE_RANGE64_PIVOTS = 15            # ... and 15 pivots
+# lib/maple_tree.c mt_min_slots[maple_range_64] = MAPLE_RANGE64_SLOTS / 2 - 2:
+# a non-root node holding fewer slots is insufficient and gets rebalanced
+MAPLE_RANGE64_MIN_SLOTS = MAPLE_RANGE64_SLOTS // 2 - 2
 
 # --- struct page: Documentation/mm/vmemmap_dedup.rst -----------------------
 STRUCT_PAGE_BYTES = 64               # x86-64, 1.56 % of RAM
@@ -46,11 +54,64 @@ ROARING_RUN_BYTES = 4                # rle16_t {value, length}
 # (array_container_t {int32 cardinality, int32 capacity, uint16_t *array};
 # bitmap_container_t {int32 cardinality, uint64_t *words};
 # run_container_t {int32 n_runs, int32 capacity, rle16_t *runs}).
+# Checked against CRoaring include/roaring/roaring_types.h (roaring_array_t:
+# int32 size, int32 allocation_size, containers**, keys*, typecodes*, flags —
+# 40 B root, parallel arrays of 8 + 2 + 1 B per container) and
+# include/roaring/containers/{array,bitset,run}.h (each struct 16 B).
 ROARING_CONTAINER_INDEX_BYTES = 2 + 8 + 1
 ROARING_CONTAINER_STRUCT_BYTES = 16
 
 # --- KVM: include/uapi/linux/kvm.h, virt/kvm/kvm_main.c ----------------------
 KVM_MEMORY_ATTRIBUTE_PRIVATE = 1 << 3
+
+# --- TDX host: arch/x86/virt/vmx/tdx/tdx.c ----------------------------------
+TDMR_ALIGNMENT_PAGES = PAGES_PER_1G  # TDMR_ALIGNMENT = SZ_1G; fill_out_tdmrs()
+TDX_MEMORY_START_PFN = 256           # build_tdx_memlist(): the first 1 MiB is never TDX memory
+# tdmr_get_pamt_sz(): entries = TDMR size >> {PAGE_SHIFT, PMD_SHIFT, PUD_SHIFT},
+# times the entry size from TDX module metadata, each level ALIGN()ed to 4 KiB.
+# 16 B at 4K is the kernel-facts default (PAMT ~ 1/256); 2M and 1G alike.
+PAMT_4K_ENTRY_BYTES = 16
+PAMT_2M_ENTRY_BYTES = 16
+PAMT_1G_ENTRY_BYTES = 16
+# Dynamic PAMT (Shutemov, May 2025, RFC "Dynamic PAMT"): PAMT_4K becomes a
+# 1-bit-per-page bitmap; a 2M range holding 4K private pages gets its own
+# PAMT_4K pages on demand: 512 entries x 16 B = 8 KiB = 2 pages.
+DPAMT_BITMAP_BITS_PER_PAGE = 1
+DPAMT_PAGES_PER_2M = PAGES_PER_2M * PAMT_4K_ENTRY_BYTES // PAGE_SIZE
+
+# --- TD control structures: arch/x86/kvm/vmx/tdx.c, TDX module 1.5 --------
+# KVM allocates tdcs_base_size / PAGE_SIZE TDCS pages (tdh_mng_addcx), one
+# TDR (tdh_mng_create), and per vCPU one TDVPR (tdh_vp_create) plus
+# tdvps_base_size / PAGE_SIZE - 1 TDCX pages (tdh_vp_addcx).  The module
+# reports tdcs_base_size = 4 KiB * MIN_NUM_TDCS_PAGES (6) and tdvps_base_size
+# = 4 KiB * MIN_TDVPS_PAGES (6) without L2 VMs (intel/tdx-module,
+# src/common/data_structures/tdx_tdvps.h, td_control_structures.h).
+TDR_PAGES = 1
+TDCS_PAGES = 6
+TDVPS_PAGES = 6
+TDVPR_PAGES = 1
+TDCX_PAGES = TDVPS_PAGES - TDVPR_PAGES
+# S-EPT: 512 eight-byte entries per 4 KiB table; the root table lives in the
+# TDCS, every lower level comes from tdh_mem_sept_add().  4-level (GPAW 48):
+# tables mapping 2 MiB (leaf), 1 GiB and 512 GiB of GFNs.
+SEPT_ENTRIES_SHIFT = 9
+SEPT_ADDED_LEVELS = 3
+
+# --- TD guest: arch/x86/mm/mem_encrypt.c, QEMU ------------------------------
+# mem_encrypt_setup_arch(): SWIOTLB = 6 % of guest memory, clamped to
+# [IO_TLB_DEFAULT_SIZE (64 MiB), SZ_1G]; the guest shares it by MapGPA, which
+# KVM handles in 2 MiB chunks (KVM_HC_MAP_GPA_RANGE), so whole chunks are
+# shared: 491 chunks for 16 GiB, as the td16g-boot trace sample shows.
+SWIOTLB_PERCENT = 6
+SWIOTLB_MIN_BYTES = 64 << 20
+SWIOTLB_MAX_BYTES = 1 << 30
+MAPGPA_CHUNK_PAGES = PAGES_PER_2M
+# QEMU q35 (hw/i386/pc_q35.c): guest RAM below 4 GiB is 2 GiB when the guest
+# has >= 2.75 GiB (0xb0000000), the rest starts at 4 GiB; the td16g-boot
+# trace sample sets [0, 0x80000) and [0x100000, 0x480000) private.
+TD_LOWMEM_PAGES = (2 << 30) >> PAGE_SHIFT
+TD_LOWMEM_SPLIT_PAGES = 0xB0000000 >> PAGE_SHIFT
+TD_HIGHMEM_START_GFN = (4 << 30) >> PAGE_SHIFT
 
 # --- emulation limits (not kernel facts) -----------------------------------
 DEFAULT_MEMORY_BUDGET = 8 << 30      # host bytes one tracker may hold
