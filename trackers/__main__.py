@@ -14,6 +14,7 @@ import sys
 # command name -> module implementing it, in the order --help lists them
 COMMANDS = {
     "bench-core": "trackers.bench",
+    "scenarios": "trackers.workloads.cli",
     "kexec": "trackers.kexec.evaluate",
     "calibrate": "trackers.kexec.calibrate",
 }

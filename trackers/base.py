@@ -242,6 +242,24 @@ class Tracker(ABC):
         if p.size:
             self._unmark_pfns(p)
 
+    def apply(self, events) -> None:
+        """Replay a workload event batch (trackers.workloads.EVENT_DTYPE).
+
+        Generic trackers mark on SEAMCALL_PRIVATE and unmark on
+        SEAMCALL_RECLAIM rows, in stream order: one mark_ranges/unmark_ranges
+        call per maximal run of equal op; other ops are ignored.  Every row is
+        validated before anything changes.
+        """
+        from .workloads.events import SEAMCALL_PRIVATE, SEAMCALL_RECLAIM, check_events, op_runs
+        ev = check_events(events)
+        ev = ev[(ev["op"] == SEAMCALL_PRIVATE) | (ev["op"] == SEAMCALL_RECLAIM)]
+        validate_ranges(ev["pfn_start"], ev["pfn_end"], self.max_pfn)
+        for i, j in zip(*op_runs(ev["op"])):          # one step per run of equal op
+            if ev["op"][i] == SEAMCALL_PRIVATE:
+                self.mark_ranges(ev["pfn_start"][i:j], ev["pfn_end"][i:j])
+            else:
+                self.unmark_ranges(ev["pfn_start"][i:j], ev["pfn_end"][i:j])
+
     def contains(self, pfns) -> np.ndarray:
         p = validate_pfns(pfns, self.max_pfn)
         if p.size == 0:
