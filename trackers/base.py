@@ -139,6 +139,13 @@ def normalize_extents(starts: np.ndarray, ends: np.ndarray) -> Extents:
     """Sort ranges and merge overlapping or touching ones into maximal runs."""
     if starts.size == 0:
         return starts.astype(np.int64), ends.astype(np.int64)
+    if np.all(starts[1:] >= ends[:-1]):
+        # already sorted and disjoint (the common case): merge touching, O(n)
+        first = np.flatnonzero(np.concatenate(([True], starts[1:] != ends[:-1])))
+        if first.size == starts.size:
+            return starts.astype(np.int64, copy=False), ends.astype(np.int64, copy=False)
+        last = np.append(first[1:], starts.size) - 1
+        return starts[first].astype(np.int64), ends[last].astype(np.int64)
     order = np.argsort(starts, kind="stable")
     s, e = starts[order], ends[order]
     run_end = np.maximum.accumulate(e)
