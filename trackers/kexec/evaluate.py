@@ -29,11 +29,13 @@ COLUMNS = ["strategy", "option", "kexec_allowed", "added_bytes", "scanned_bytes"
 
 
 def evaluate(workload, platform="this-machine", *, strategies=None, emulate: bool = True,
-             cpus_at_reset: int | None = None) -> pd.DataFrame:
+             cpus_at_reset: int | None = None,
+             build_limit_pfns: int | None = None) -> pd.DataFrame:
     """Every strategy on ``workload`` (a Workload or a KexecHost) -> DataFrame.
 
     ``strategies``: names or Strategy objects (default: all of STRATEGIES).
-    ``emulate=False`` skips building trackers (estimate() only; no measured column).
+    ``emulate=False`` skips building trackers (estimate() only; no measured column);
+    ``build_limit_pfns`` overrides the PFN space up to which trackers are built.
     """
     from .strategies import STRATEGIES
     host = workload if isinstance(workload, KexecHost) else from_workload(workload)
@@ -47,7 +49,8 @@ def evaluate(workload, platform="this-machine", *, strategies=None, emulate: boo
                 raise ValueError(f"unknown strategy {s!r}; known: {', '.join(STRATEGIES)}")
             s = STRATEGIES[s]
         chosen.append(s)
-    rows = [s.assess(host, plat, emulate=emulate).row() for s in chosen]
+    kw = {} if build_limit_pfns is None else {"build_limit_pfns": int(build_limit_pfns)}
+    rows = [s.assess(host, plat, emulate=emulate, **kw).row() for s in chosen]
     df = pd.DataFrame(rows, columns=COLUMNS)
     df["platform"] = f"{plat.name} [{plat.kind}], {plat.cpus_at_reset} CPU at reset"
     df["host"] = host.name
@@ -83,13 +86,16 @@ def add_arguments(p):
                         "stopped in machine_kexec)")
     p.add_argument("--no-emulate", action="store_true",
                    help="do not build trackers: modeled figures only")
+    p.add_argument("--emulate-limit", type=lambda x: int(x, 0), default=None,
+                   help="build and scan trackers only up to this max_pfn (default 2^29)")
     p.add_argument("--out", default=None, help="CSV path (default kexec-SCENARIO.csv)")
 
 
 def run(args) -> int:
     from .. import workloads
     wl = workloads.scenario(args.scenario, args.seed)
-    df = evaluate(wl, args.platform, emulate=not args.no_emulate, cpus_at_reset=args.cpus)
+    df = evaluate(wl, args.platform, emulate=not args.no_emulate, cpus_at_reset=args.cpus,
+                  build_limit_pfns=args.emulate_limit)
     print(f"kexec on {args.scenario} (seed {args.seed}): {df['ram_pages'].iloc[0]:,} RAM pages, "
           f"{df['private_pages'].iloc[0]:,} TDX-private; platform {df['platform'].iloc[0]}")
     print(format_table(df))

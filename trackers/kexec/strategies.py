@@ -71,7 +71,14 @@ NODE_BYTES_BY_PART = {
     "xa_node": kernel.XA_NODE_BYTES,           # include/linux/xarray.h
     "ida_bitmap": kernel.IDA_BITMAP_BYTES,     # include/linux/idr.h
     "maple": kernel.MAPLE_NODE_BYTES,          # include/linux/maple_tree.h
-    "container": kernel.ROARING_CONTAINER_STRUCT_BYTES,   # one pointer per container
+    "container structs": kernel.ROARING_CONTAINER_STRUCT_BYTES,  # one per container
+}
+# the same when only estimate() ran (no breakdown): structure bytes per
+# dependent load, by tracker; the dominant node kind's size
+ESTIMATE_BYTES_PER_LOAD = {
+    "xarray": kernel.XA_NODE_BYTES, "xarray-multi": kernel.XA_NODE_BYTES,
+    "ida": kernel.IDA_BITMAP_BYTES, "maple": kernel.MAPLE_NODE_BYTES,
+    "roaring": kernel.ROARING_BITMAP_CONTAINER_BYTES,
 }
 
 
@@ -144,7 +151,10 @@ class TrackerStrategy(Strategy):
     """
 
     seamcall_hooked = True
-    build_limit_pfns = 1 << 32
+    #: emulate (build and scan) only up to this PFN space: past 2 TiB the
+    #: Python emulations (xarray: ~30 s per TiB scanned here) would dominate
+    #: a shared machine; estimate() answers beyond it
+    build_limit_pfns = 1 << 29
     view = "hooks"          # what the kernel feeds it: see KexecHost.feed_tracker
 
     def __init__(self, tracker_cls):
@@ -170,10 +180,14 @@ class TrackerStrategy(Strategy):
         """Extents reset besides the tracker's own scan (kvm: PAMT)."""
         return None
 
-    def assess(self, host: KexecHost, platform=None, *, emulate: bool = True) -> Outcome:
+    def assess(self, host: KexecHost, platform=None, *, emulate: bool = True,
+               build_limit_pfns: int | None = None) -> Outcome:
         platform = get_platform(platform or "this-machine")
         tracker, notes = None, ""
-        if emulate and host.max_pfn <= self.build_limit_pfns:
+        limit = self.build_limit_pfns if build_limit_pfns is None else build_limit_pfns
+        if emulate and host.max_pfn > limit:
+            notes = f"not built: max_pfn {host.max_pfn} over the emulation limit {limit}"
+        if emulate and host.max_pfn <= limit:
             try:
                 tracker = self.tracker_cls(host.max_pfn)
                 host.feed_tracker(tracker, view=self.view)
@@ -193,12 +207,14 @@ class TrackerStrategy(Strategy):
             found = self.fallback_found(host)
             modeled_bytes = int(self.tracker_cls.estimate(*found, host.max_pfn))
             scanned = self.fallback_scanned(modeled_bytes, host)
+            per_load = ESTIMATE_BYTES_PER_LOAD.get(self.name)
             breakdown = {"estimate": modeled_bytes}
+            est_loads = -(-modeled_bytes // per_load) if per_load else 0
             prov = PROV_MODELED + " (structure not built: estimate())"
         extra = self.extra_found(host)
         if extra is not None:                # the TDMR list: a few entries, not counted
             found = union(found, extra)
-        loads = self.scan_loads(breakdown)
+        loads = self.scan_loads(breakdown) if tracker is not None else est_loads
         pages_reset = count_pages(found)
         missed = host.private_pages - overlap_pages(host.private, found)
         scan_s, clear_s, down = _modeled_times(platform, scanned, loads, pages_reset)
@@ -242,9 +258,9 @@ class KvmStrategy(TrackerStrategy):
     def fallback_found(self, host):
         return host.kvm_visible
 
-    def assess(self, host, platform=None, *, emulate: bool = True) -> Outcome:
+    def assess(self, host, platform=None, *, emulate: bool = True, **kw) -> Outcome:
         if self.tracker_cls is not None:
-            return super().assess(host, platform, emulate=emulate)
+            return super().assess(host, platform, emulate=emulate, **kw)
         # the kvm tracker is not registered: model the walk from host.kvm_visible
         platform = get_platform(platform or "this-machine")
         found = union(host.kvm_visible, host.pamt)
