@@ -88,6 +88,9 @@ def add_arguments(p):
                    help="do not build trackers: modeled figures only")
     p.add_argument("--emulate-limit", type=lambda x: int(x, 0), default=None,
                    help="build and scan trackers only up to this max_pfn (default 2^29)")
+    p.add_argument("--race", action="store_true",
+                   help="also fire kexec during the scenario's conversions (race model) "
+                        "and write kexec-race-SCENARIO.csv")
     p.add_argument("--out", default=None, help="CSV path (default kexec-SCENARIO.csv)")
 
 
@@ -102,4 +105,19 @@ def run(args) -> int:
     out = args.out or f"kexec-{args.scenario}.csv"
     write_csv_atomic(df, out)
     print(f"written to {out}")
+    if args.race:
+        from .race import failed_reclaim, race
+        r = race(platform=args.platform, workload=wl, seed=args.seed)
+        piv = r.pivot_table(index="strategy", columns=["kexec", "rate_mib_s"],
+                            values="missed_mean", sort=False)
+        print("\n[modeled] mean pages missed per kexec, by kexec kind and conversion "
+              "rate (MiB/s):")
+        print(piv.round(2).to_string())
+        fr = failed_reclaim()
+        print("\n[modeled] a page whose reclaim failed (leaked, still private) is found by: "
+              + ", ".join(fr.loc[fr.finds_leaked, "strategy"]))
+        rout = str(out).replace("kexec-", "kexec-race-", 1) if "kexec-" in str(out) \
+            else f"{out}.race.csv"
+        write_csv_atomic(r, rout)
+        print(f"written to {rout}")
     return 0
