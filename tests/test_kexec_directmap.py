@@ -103,3 +103,69 @@ def test_large_map_is_counted_not_walked(tib):
     sp = DirectMap([0], [n]).split_for(as_extents(starts, starts + 1))
     assert sp.pmd_pages_added == n // G
     assert sp.pte_pages_added == starts.size
+
+
+# --- against a page-by-page oracle on random small maps ------------------------
+from hypothesis import given, settings, strategies as st   # noqa: E402
+
+SPACE = 4 * G                    # 2^20 pages: small enough for a per-page oracle
+
+
+def _oracle(ram_s, ram_e, priv_s, priv_e):
+    """Per-page levels: a page is 1G-mapped iff its aligned GiB lies wholly in
+    one RAM range, else 2M iff its aligned 2 MiB does, else 4K."""
+    ram = np.zeros(SPACE, bool)
+    rid = np.full(SPACE, -1)
+    for i, (s, e) in enumerate(zip(ram_s, ram_e)):
+        ram[s:e] = True
+        rid[s:e] = i
+    def whole(shift):
+        blk = rid.reshape(-1, 1 << shift)
+        ok = (blk == blk[:, :1]).all(axis=1) & (blk[:, 0] >= 0)
+        return np.repeat(ok, 1 << shift)
+    lvl = np.where(whole(18), 2, np.where(whole(9), 1, 0))
+    priv = np.zeros(SPACE, bool)
+    for s, e in zip(priv_s, priv_e):
+        priv[s:e] = True
+    priv &= ram
+    slot2 = np.zeros(SPACE >> 9, bool)
+    np.logical_or.at(slot2, np.flatnonzero(priv & (lvl >= 1)) >> 9, True)
+    slot1 = np.zeros(SPACE >> 18, bool)
+    np.logical_or.at(slot1, np.flatnonzero(priv & (lvl == 2)) >> 18, True)
+    return {"pages_4k": int((ram & (lvl == 0)).sum()),
+            "mappings_2m": int((ram & (lvl == 1)).sum()) >> 9,
+            "mappings_1g": int((ram & (lvl == 2)).sum()) >> 18,
+            "pte_added": int(slot2.sum()), "pmd_added": int(slot1.sum()),
+            "found": int(priv.sum())}
+
+
+@st.composite
+def _maps(draw):
+    cuts = sorted(set(draw(st.lists(st.integers(0, SPACE), min_size=2, max_size=8))))
+    # alternate RAM / hole between cuts; bias cuts toward 2 MiB and 1 GiB alignment
+    cuts = [c // M * M if draw(st.booleans()) else c for c in cuts]
+    cuts = sorted(set(cuts))
+    ram = [(a, b) for i, (a, b) in enumerate(zip(cuts, cuts[1:])) if i % 2 == 0 and a < b]
+    priv = draw(st.lists(st.tuples(st.integers(0, SPACE - 1), st.integers(1, 3 * M)),
+                         max_size=6))
+    return ram, [(s, min(s + n, SPACE)) for s, n in priv]
+
+
+@settings(max_examples=40)
+@given(_maps())
+def test_directmap_matches_page_oracle(case):
+    ram, priv = case
+    if not ram:
+        return
+    rs, re_ = [a for a, _ in ram], [b for _, b in ram]
+    ps, pe = [a for a, _ in priv], [b for _, b in priv]
+    want = _oracle(rs, re_, ps, pe)
+    dm = DirectMap(rs, re_)
+    c = dm.counts()
+    assert (c.pages_4k, c.mappings_2m, c.mappings_1g) == (
+        want["pages_4k"], want["mappings_2m"], want["mappings_1g"])
+    private = as_extents(ps, pe)
+    from trackers.kexec.pfnset import intersect
+    sp = dm.split_for(intersect(private, dm.ram))
+    assert (sp.pte_pages_added, sp.pmd_pages_added) == (want["pte_added"], want["pmd_added"])
+    assert sp.pages_found == want["found"]
