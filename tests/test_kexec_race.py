@@ -5,6 +5,7 @@ import pytest
 
 import trackers
 from trackers.kexec.race import (chunk_duration, failed_reclaim, page_time_by_state, race,
+                                 replay_cuts,
                                  state_counts, step_times)
 from trackers.kexec.strategies import CONVERSION_STATES, STRATEGIES
 
@@ -64,3 +65,18 @@ def test_step_overrides_validated():
     with pytest.raises(ValueError, match="unknown step"):
         step_times("spr-2s", nope=1)
     assert step_times("spr-2s", removed=5e-6)["removed"] == 5e-6
+
+
+def test_emulated_cuts_hooked_zero_kvm_misses():
+    workloads = pytest.importorskip("trackers.workloads")
+    if "kvm" not in trackers.TRACKERS:
+        pytest.skip("the kvm tracker is not registered yet")
+    wl = workloads.scenario("tiny", 0)
+    df = replay_cuts(wl, ("bitmap", "kvm"), n_cuts=8, seed=3)
+    assert (df[df.strategy == "bitmap"]["missed"] == 0).all()
+    kvm = df[df.strategy == "kvm"].set_index("cut")
+    # kvm always misses the TD control and S-EPT pages present at the cut
+    assert (kvm["missed"] > 0).all()
+    # inside a conversion window it misses more: the pages KVM calls shared
+    # whose removal is still pending
+    assert kvm.loc[kvm.window, "missed"].max() > kvm.loc[~kvm.window, "missed"].min()

@@ -190,6 +190,68 @@ def race(strategies=None, *, rates_mib_s=DEFAULT_RATES_MIB_S, chunk_pages=(512,)
     return df
 
 
+def replay_cuts(workload, strategies=("bitmap", "kvm"), *, n_cuts: int = 16,
+                seed: int = 0) -> pd.DataFrame:
+    """Emulated race: replay a workload's events into real trackers and cut
+    the stream (fire kexec) at random rows; count missed pages at each cut.
+
+    Half the cuts land just after a KVM_SET_ATTR_SHARED row whose removal
+    has not happened yet (the transitional window), half anywhere.  Each
+    tracker is fed once, in order, and scanned at every cut (emulated).
+    Truth at a cut: the PFNs private after the SEAMCALL rows so far.
+    Columns: cut (row index), window (bool), strategy, private_pages, missed.
+    """
+    from ..workloads.events import KVM_SET_ATTR_SHARED as ATTR_SHARED
+    from ..workloads.events import SEAMCALL_PRIVATE as MAKE, SEAMCALL_RECLAIM as RECLAIM
+    from .pfnset import as_extents, count_pages, from_tracker, overlap_pages, subtract, union
+    from .workload_adapter import event_batches
+    ev = np.concatenate(event_batches(workload))
+    rng = np.random.default_rng(seed)
+    after_attr = np.flatnonzero(ev["op"][:-1] == ATTR_SHARED) + 1
+    after_attr = after_attr[ev["op"][after_attr] == RECLAIM]      # removal still pending
+    k = n_cuts // 2
+    cuts = np.concatenate((rng.choice(after_attr, min(k, after_attr.size), replace=False)
+                           if after_attr.size else np.zeros(0, np.int64),
+                           rng.integers(1, ev.size + 1, n_cuts - min(k, after_attr.size))))
+    window = np.concatenate((np.ones(min(k, after_attr.size), bool),
+                             np.zeros(n_cuts - min(k, after_attr.size), bool)))
+    order = np.argsort(cuts, kind="stable")
+    cuts, window = cuts[order], window[order]
+    from .. import TRACKERS
+    built = {name: TRACKERS[name](int(workload.max_pfn)) for name in strategies}
+    truth = as_extents([], [])
+    pos, rows = 0, []
+    for cut, win in zip(cuts.tolist(), window.tolist()):     # one step per cut
+        chunk = ev[pos:cut]
+        for t in built.values():
+            t.apply(chunk)
+        sc = chunk[(chunk["op"] == MAKE) | (chunk["op"] == RECLAIM)]
+        brk = np.flatnonzero(np.diff(sc["op"].astype(np.int64))) + 1
+        for part in np.split(sc, brk):                       # one step per run of op
+            if part.size:
+                ext = as_extents(part["pfn_start"], part["pfn_end"])
+                truth = union(truth, ext) if part["op"][0] == MAKE else subtract(truth, ext)
+        pos = cut
+        for name, t in built.items():
+            found = from_tracker(t)
+            if name == "kvm":                  # Kai's proposal also resets the PAMT
+                pamt = _pamt_so_far(ev[:cut])
+                found = union(found, pamt)
+            rows.append({"cut": cut, "window": win, "strategy": name,
+                         "private_pages": count_pages(truth),
+                         "missed": count_pages(truth) - overlap_pages(truth, found)})
+    df = pd.DataFrame(rows)
+    df.attrs["provenance"] = "emulated: trackers fed the event stream up to each cut"
+    return df
+
+
+def _pamt_so_far(ev):
+    from ..workloads.events import KIND_PAMT, SEAMCALL_PRIVATE as MAKE
+    from .pfnset import as_extents
+    m = (ev["op"] == MAKE) & (ev["kind"] == KIND_PAMT)
+    return as_extents(ev["pfn_start"][m], ev["pfn_end"][m])
+
+
 def failed_reclaim(strategies=None) -> pd.DataFrame:
     """A page whose reclaim failed is leaked and stays private: who finds it.
 

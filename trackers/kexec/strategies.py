@@ -79,6 +79,7 @@ ESTIMATE_BYTES_PER_LOAD = {
     "xarray": kernel.XA_NODE_BYTES, "xarray-multi": kernel.XA_NODE_BYTES,
     "ida": kernel.IDA_BITMAP_BYTES, "maple": kernel.MAPLE_NODE_BYTES,
     "roaring": kernel.ROARING_BITMAP_CONTAINER_BYTES,
+    "kvm": kernel.XA_NODE_BYTES,
 }
 
 
