@@ -29,7 +29,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable
 
-import numpy as np
 
 from .pfnset import EMPTY, Extents, as_extents, count_pages, subtract, union
 

@@ -42,7 +42,7 @@ from .. import kernel
 from ..base import MemoryBudgetError
 from .directmap import DirectMap
 from .host import KexecHost
-from .pfnset import count_pages, from_tracker, overlap_pages, subtract, union
+from .pfnset import count_pages, from_tracker, overlap_pages, union
 from .platform import Platform, get_platform
 
 # --------------------------------------------------------------------------

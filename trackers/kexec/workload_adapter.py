@@ -20,13 +20,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..workloads.events import KVM_SET_ATTR_SHARED, SEAMCALL_PRIVATE
 from .host import KexecHost
-from .pfnset import EMPTY, as_extents, subtract, union
-
-# event ops (trackers/workloads/events.py); imported lazily there, mirrored
-# here so the kexec package imports without the workloads package
-SEAMCALL_PRIVATE = 1
-KVM_SET_ATTR_SHARED = 4
+from .pfnset import EMPTY, as_extents, union
 
 
 def event_batches(workload) -> list[np.ndarray]:
@@ -74,4 +70,4 @@ def host_from_workload(workload, *, name: str | None = None) -> KexecHost:
     )
 
 
-__all__ = ["host_from_workload", "event_batches", "subtract"]
+__all__ = ["host_from_workload", "event_batches", "KVM_SET_ATTR_SHARED"]
