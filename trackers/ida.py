@@ -1,0 +1,403 @@
+"""Option 1c: an IDA (include/linux/idr.h, lib/idr.c) with PFNs as ids.
+
+The IDA is an XArray indexed by ``id / IDA_BITMAP_BITS`` (pfn >> 10) whose
+entries are 1024-bit chunks: bitmap density with radix-tree sparsity.  A
+chunk is either
+
+* a value entry ``xa_mk_value(bits)`` when every set bit is below
+  BITS_PER_XA_VALUE (63): no allocation, the bits live in the slot; or
+* a pointer to a 128-B ``struct ida_bitmap`` (16 longs, kzalloc'ed).
+
+Sizes: xa_node 576 B (kernel.XA_NODE_BYTES, include/linux/xarray.h), struct
+ida_bitmap 128 B (kernel.IDA_BITMAP_BYTES, include/linux/idr.h).
+
+History independence (deviation from the kernel): this model keeps a chunk
+as a value entry exactly when all its set bits are below 63, whatever the
+order of operations.  lib/idr.c converts a value entry to an ida_bitmap when
+a bit >= 63 is allocated but ida_free() never converts back, so after frees
+the kernel may hold an ida_bitmap where this model holds a value entry.
+Other deviations: the kernel IDA hands out ids up to INT_MAX (2^31 - 1) and
+allocates the lowest free id; here any PFN is an id, set directly as
+``ida_alloc_range(ida, pfn, pfn)`` would.  The XA_FREE_MARK bits live in the
+576-B xa_node already.
+
+Host layout: the XArray is :class:`trackers.xarray.XaTree` (single-index);
+ida_bitmaps are rows of ``bitmaps uint64[cap, 16]`` (128 B, byte-faithful),
+free rows threaded through ``bm_link``.  A leaf slot holds the value entry's
+bits (a positive int64) or ``BITMAP_REF - row`` for an ida_bitmap.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from . import kernel
+from .base import (EXTENT_CHUNK, MemoryReport, Tracker, as_index_array, check_budget,
+                   estimate_input)
+from .xarray import (NODE_HOST_BYTES, XaTree, _count_missing, _fast_valid, _is_sorted, _xa_erase, _xa_store,
+                     _xas_find, _xas_load, _xas_start, level_breakdown, level_formula,
+                     xa_node_counts)
+
+CHUNK_SHIFT = kernel.IDA_CHUNK_SHIFT          # 1024 PFNs per chunk
+CHUNK_WORDS = kernel.IDA_BITMAP_LONGS         # 16 longs per struct ida_bitmap
+VALUE_BITS = kernel.BITS_PER_XA_VALUE         # 63 bits in a value entry
+BITMAP_REF = -(1 << 40)                       # leaf slot BITMAP_REF - row
+BITMAP_HOST_BYTES = CHUNK_WORDS * 8 + 8
+
+# bm_meta[] fields
+B_FREE, B_HIGH, B_USED, B_NR = range(4)
+
+
+@njit(cache=True)
+def _popcount(x):
+    x = x - ((x >> np.uint64(1)) & np.uint64(0x5555555555555555))
+    x = (x & np.uint64(0x3333333333333333)) + ((x >> np.uint64(2)) & np.uint64(0x3333333333333333))
+    x = (x + (x >> np.uint64(4))) & np.uint64(0x0F0F0F0F0F0F0F0F)
+    return np.int64((x * np.uint64(0x0101010101010101)) >> np.uint64(56))
+
+
+@njit(cache=True)
+def _chunk_words(bitmaps, entry, words):
+    """The 1024 bits of a chunk entry (0, value entry or ida_bitmap ref)."""
+    for w in range(CHUNK_WORDS):
+        words[w] = 0
+    if entry > 0:
+        words[0] = np.uint64(entry)
+    elif entry < 0:
+        row = BITMAP_REF - entry
+        for w in range(CHUNK_WORDS):
+            words[w] = bitmaps[row, w]
+
+
+@njit(cache=True)
+def _ida_update(slots, hdr, parent, meta, levels, bitmaps, bm_link, bm_meta,
+                starts, ends, value):
+    """Set (value) or clear the bits of every [start, end), chunk by chunk.
+
+    The capacity for xa_nodes and ida_bitmaps was reserved by the caller.
+    """
+    words = np.zeros(CHUNK_WORDS, np.uint64)
+    full = np.uint64(0xFFFFFFFFFFFFFFFF)
+    for r in range(starts.size):
+        s, e = starts[r], ends[r]
+        if s >= e:
+            continue
+        for c in range(s >> CHUNK_SHIFT, ((e - 1) >> CHUNK_SHIFT) + 1):
+            base = c << CHUNK_SHIFT
+            lo = max(s, base) - base
+            hi = min(e, base + 1024) - base            # bits [lo, hi)
+            entry = _xas_load(slots, hdr, parent, meta, c)
+            if entry == 0 and not value:
+                continue
+            _chunk_words(bitmaps, entry, words)
+            before = 0
+            for w in range(CHUNK_WORDS):
+                before += _popcount(words[w])
+            for w in range(lo >> 6, ((hi - 1) >> 6) + 1):
+                m = full
+                if w == lo >> 6:
+                    m &= full << np.uint64(lo & 63)
+                if w == (hi - 1) >> 6:
+                    m &= full >> np.uint64(63 - ((hi - 1) & 63))
+                words[w] = (words[w] | m) if value else (words[w] & ~m)
+            after = 0
+            high = np.uint64(0)
+            for w in range(CHUNK_WORDS):
+                after += _popcount(words[w])
+                if w:
+                    high |= words[w]
+            if after == before:
+                continue
+            bm_meta[B_NR] += after - before
+            as_value = high == 0 and (words[0] >> np.uint64(VALUE_BITS)) == 0
+            if entry < 0 and (after == 0 or as_value):     # kfree(bitmap)
+                row = BITMAP_REF - entry
+                bm_link[row] = bm_meta[B_FREE]
+                bm_meta[B_FREE] = row
+                bm_meta[B_USED] -= 1
+            if after == 0:
+                _xa_erase(slots, hdr, parent, meta, levels, c)
+            elif as_value:
+                _xa_store(slots, hdr, parent, meta, levels, c, np.int64(words[0]))
+            else:
+                if entry < 0:
+                    row = BITMAP_REF - entry
+                else:                                       # kzalloc(ida_bitmap)
+                    row = bm_meta[B_FREE]
+                    if row >= 0:
+                        bm_meta[B_FREE] = bm_link[row]
+                    else:
+                        row = bm_meta[B_HIGH]
+                        bm_meta[B_HIGH] += 1
+                    bm_meta[B_USED] += 1
+                    _xa_store(slots, hdr, parent, meta, levels, c, BITMAP_REF - row)
+                for w in range(CHUNK_WORDS):
+                    bitmaps[row, w] = words[w]
+
+
+@njit(cache=True)
+def _ida_test(slots, hdr, parent, meta, bitmaps, pfns):
+    out = np.zeros(pfns.size, np.bool_)
+    for i in range(pfns.size):
+        p = pfns[i]
+        entry = _xas_load(slots, hdr, parent, meta, p >> CHUNK_SHIFT)
+        bit = p & 1023
+        if entry > 0:
+            out[i] = bit < VALUE_BITS and ((entry >> bit) & 1) == 1
+        elif entry < 0:
+            w = bitmaps[BITMAP_REF - entry, bit >> 6]
+            out[i] = ((w >> np.uint64(bit & 63)) & np.uint64(1)) == 1
+    return out
+
+
+@njit(cache=True)
+def _ida_walk(slots, hdr, parent, meta, bitmaps, start_chunk, out_s, out_e):
+    """Runs of set bits from chunk start_chunk on, in id order (xa_for_each).
+
+    Returns (runs written, chunk to resume at or -1 when done); a chunk
+    yields at most 512 runs and is never split across batches.
+    """
+    cur = np.zeros(3, np.int64)
+    words = np.zeros(CHUNK_WORDS, np.uint64)
+    full = np.uint64(0xFFFFFFFFFFFFFFFF)
+    _xas_start(slots, hdr, meta, start_chunk, cur)
+    n = 0
+    while True:
+        if n + 512 > out_s.size:
+            found, c, sh, entry = _xas_find(slots, hdr, parent, meta, cur)
+            if not found:
+                return n, np.int64(-1)
+            return n, c
+        found, c, sh, entry = _xas_find(slots, hdr, parent, meta, cur)
+        if not found:
+            return n, np.int64(-1)
+        _chunk_words(bitmaps, entry, words)
+        base = c << CHUNK_SHIFT
+        for w in range(CHUNK_WORDS):
+            x = words[w]
+            if x == 0:
+                continue
+            wb = base + w * 64
+            if x == full:
+                if n and out_e[n - 1] == wb:
+                    out_e[n - 1] = wb + 64
+                else:
+                    out_s[n] = wb
+                    out_e[n] = wb + 64
+                    n += 1
+                continue
+            for b in range(64):
+                if (x >> np.uint64(b)) & np.uint64(1):
+                    p = wb + b
+                    if n and out_e[n - 1] == p:
+                        out_e[n - 1] = p + 1
+                    else:
+                        out_s[n] = p
+                        out_e[n] = p + 1
+                        n += 1
+
+
+@njit(cache=True)
+def _count_chunks(starts, ends, high_only):
+    """Distinct chunks the ranges (sorted by start) touch; with high_only,
+    those holding a PFN whose bit is >= BITS_PER_XA_VALUE."""
+    total = 0
+    prev = np.int64(-1)
+    for r in range(starts.size):
+        s, e = starts[r], ends[r]
+        if s >= e:
+            continue
+        c0 = s >> CHUNK_SHIFT
+        c1 = (e - 1) >> CHUNK_SHIFT
+        lo = c0
+        hi = c1
+        if high_only:
+            if e - 1 < (c0 << CHUNK_SHIFT) + VALUE_BITS:   # first chunk: only low bits
+                lo = c0 + 1
+            if c1 > c0 and e - 1 - (c1 << CHUNK_SHIFT) < VALUE_BITS:
+                hi = c1 - 1
+        lo = max(lo, prev + 1)
+        if hi >= lo:
+            total += hi - lo + 1
+            prev = hi
+    return total
+
+
+class Ida(Tracker):
+    """struct ida: an XArray of 1024-bit chunks, each a value entry (bits
+    < 63 only) or a 128-B struct ida_bitmap."""
+
+    name = "ida"
+    option = "1: IDA, 1024-bit ida_bitmap leaves in an XArray"
+
+    def __init__(self, max_pfn: int, *, budget_bytes: int | None = None):
+        super().__init__(max_pfn, budget_bytes=budget_bytes)
+        self.tree = XaTree(multi=False, budget_bytes=self.budget_bytes, what="ida tracker")
+        self.bitmaps = np.zeros((0, CHUNK_WORDS), np.uint64)
+        self.bm_link = np.zeros(0, np.int64)
+        self.bm_meta = np.array([-1, 0, 0, 0], np.int64)
+
+    # --- capacity ---------------------------------------------------------
+    def _bitmap_host_bytes(self) -> int:
+        return self.bitmaps.nbytes + self.bm_link.nbytes + self.bm_meta.nbytes
+
+    def _reserve(self, starts, ends, mark: bool) -> None:
+        """Room for the xa_nodes and ida_bitmaps the update may add."""
+        cs = starts >> CHUNK_SHIFT
+        ce = ((ends - 1) >> CHUNK_SHIFT) + 1
+        nodes = _count_missing(self.tree.slots, self.tree.hdr, self.tree.parent,
+                               self.tree.meta, cs, ce) if mark else 0
+        bms = _count_chunks(starts, ends, True) if mark else 0
+        free_rows = (self.bitmaps.shape[0] - int(self.bm_meta[B_HIGH])
+                     + int(self.bm_meta[B_HIGH]) - int(self.bm_meta[B_USED]))
+        extra = max(0, bms - free_rows)
+        new_cap = self.bitmaps.shape[0]
+        if extra:
+            need = int(self.bm_meta[B_USED]) + bms
+            new_cap = max(need, min(need + (need >> 2), self.bitmaps.shape[0] * 3 // 2))
+            tree = self.tree
+            tree_need = (tree.host_bytes() - tree.capacity * NODE_HOST_BYTES
+                         + max(tree.capacity, tree.nodes() + nodes) * NODE_HOST_BYTES)
+            check_budget(f"ida tracker with {need:,} ida_bitmaps and "
+                         f"{tree.nodes() + nodes:,} xa_nodes",
+                         tree_need + need * BITMAP_HOST_BYTES + self.bm_meta.nbytes,
+                         self.budget_bytes)
+            new_cap = min(new_cap, max(need, (self.budget_bytes - tree_need) // BITMAP_HOST_BYTES))
+        bm_bytes = new_cap * BITMAP_HOST_BYTES + self.bm_meta.nbytes
+        # the XArray may use what the ida_bitmaps leave of the budget
+        self.tree.budget_bytes = self.budget_bytes - bm_bytes
+        self.tree.reserve(nodes)
+        if extra:
+            high = int(self.bm_meta[B_HIGH])
+            bitmaps = np.zeros((new_cap, CHUNK_WORDS), np.uint64)
+            link = np.zeros(new_cap, np.int64)
+            bitmaps[:high] = self.bitmaps[:high]
+            link[:high] = self.bm_link[:high]
+            self.bitmaps, self.bm_link = bitmaps, link
+
+    # --- primitives -------------------------------------------------------
+    def _update(self, starts, ends, mark: bool) -> None:
+        s = np.ascontiguousarray(starts, np.int64)
+        e = np.ascontiguousarray(ends, np.int64)
+        if not _is_sorted(s):
+            order = np.argsort(s, kind="stable")
+            s, e = s[order], e[order]
+        self._reserve(s, e, mark)
+        t = self.tree
+        _ida_update(t.slots, t.hdr, t.parent, t.meta, t.levels,
+                    self.bitmaps, self.bm_link, self.bm_meta, s, e, mark)
+
+    def _mark_ranges(self, starts, ends):
+        self._update(starts, ends, True)
+
+    def _unmark_ranges(self, starts, ends):
+        self._update(starts, ends, False)
+
+    def _contains(self, pfns):
+        t = self.tree
+        return _ida_test(t.slots, t.hdr, t.parent, t.meta, self.bitmaps,
+                         np.ascontiguousarray(pfns, np.int64))
+
+    def _count(self):
+        return int(self.bm_meta[B_NR])
+
+    def _extent_batches(self):
+        out_s = np.empty(EXTENT_CHUNK, np.int64)
+        out_e = np.empty(EXTENT_CHUNK, np.int64)
+        t = self.tree
+        pos = 0
+        while pos >= 0:
+            n, pos = _ida_walk(t.slots, t.hdr, t.parent, t.meta, self.bitmaps, pos, out_s, out_e)
+            pos = int(pos)
+            if n:
+                yield out_s[:n].copy(), out_e[:n].copy()
+
+    # --- model ------------------------------------------------------------
+    def memory(self):
+        breakdown = level_breakdown(self.tree.levels)
+        breakdown["ida_bitmap"] = int(self.bm_meta[B_USED]) * kernel.IDA_BITMAP_BYTES
+        total = sum(breakdown.values())
+        formula = level_formula(False)
+        formula["xa_node Lk"] += " (indices are chunks, pfn >> 10)"
+        formula["ida_bitmap"] = (f"{kernel.IDA_BITMAP_BYTES} B (include/linux/idr.h) x chunks "
+                                 f"holding a PFN with pfn % 1024 >= {VALUE_BITS}; other "
+                                 f"chunks are value entries in their slot")
+        return MemoryReport(
+            modeled_bytes=total,
+            breakdown=breakdown,
+            host_bytes=self.tree.host_bytes() + self._bitmap_host_bytes(),
+            scanned_bytes=total,
+            notes=("value entry iff every set bit < 63, whatever the history (lib/idr.c "
+                   "never converts an ida_bitmap back); ids beyond INT_MAX allowed"),
+            formula=formula,
+        )
+
+    @classmethod
+    def estimate(cls, starts, ends, max_pfn):
+        s = as_index_array(starts, "start")
+        e = as_index_array(ends, "end")
+        if s.shape != e.shape or not _fast_valid(s, e, int(max_pfn)):
+            s, e = estimate_input(starts, ends, max_pfn)
+        levels = xa_node_counts(s, e, False, CHUNK_SHIFT)
+        bitmaps = _count_chunks(np.ascontiguousarray(s), np.ascontiguousarray(e), True)
+        return int(levels.sum()) * kernel.XA_NODE_BYTES + bitmaps * kernel.IDA_BITMAP_BYTES
+
+    def check(self):
+        t = self.tree
+        t.check()
+        code = _check_chunks(t.slots, t.hdr, t.parent, t.meta, self.bitmaps, self.bm_link,
+                             self.bm_meta)
+        assert code == 0, f"ida tracker: {_CHECK_MESSAGES[code]}"
+
+
+_CHECK_MESSAGES = {
+    1: "a value entry holds a bit >= BITS_PER_XA_VALUE",
+    2: "an ida_bitmap holds only bits below BITS_PER_XA_VALUE (should be a value entry)",
+    3: "an empty chunk is stored",
+    4: "ida_bitmaps in use differ from the chunks that reference them",
+    5: "pages counted differ from the bits set",
+    6: "live + free ida_bitmaps differ from the pool's high mark",
+}
+
+
+@njit(cache=True)
+def _check_chunks(slots, hdr, parent, meta, bitmaps, bm_link, bm_meta):
+    cur = np.zeros(3, np.int64)
+    words = np.zeros(CHUNK_WORDS, np.uint64)
+    _xas_start(slots, hdr, meta, 0, cur)
+    refs = 0
+    bits = 0
+    while True:
+        found, c, sh, entry = _xas_find(slots, hdr, parent, meta, cur)
+        if not found:
+            break
+        _chunk_words(bitmaps, entry, words)
+        high = np.uint64(0)
+        cnt = 0
+        for w in range(CHUNK_WORDS):
+            cnt += _popcount(words[w])
+            if w:
+                high |= words[w]
+        if cnt == 0:
+            return 3
+        low_only = high == 0 and (words[0] >> np.uint64(VALUE_BITS)) == 0
+        if entry > 0 and not low_only:
+            return 1
+        if entry < 0:
+            refs += 1
+            if low_only:
+                return 2
+        bits += cnt
+    if refs != bm_meta[B_USED]:
+        return 4
+    if bits != bm_meta[B_NR]:
+        return 5
+    free = 0
+    f = bm_meta[B_FREE]
+    while f >= 0:
+        free += 1
+        f = bm_link[f]
+    if free + bm_meta[B_USED] != bm_meta[B_HIGH]:
+        return 6
+    return 0
