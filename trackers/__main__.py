@@ -17,6 +17,7 @@ COMMANDS = {
     "scenarios": "trackers.workloads.cli",
     "kexec": "trackers.kexec.evaluate",
     "calibrate": "trackers.kexec.calibrate",
+    "report": "trackers.report.cli",
 }
 
 

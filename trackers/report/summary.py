@@ -1,0 +1,185 @@
+"""The verdict table and summary.md, from the report's tables.
+
+The verdict table has one row per strategy (or per tracker while the kexec
+model is missing).  Column headers carry the unit and [modeled] or
+[measured]; the ``verdict`` column applies three rules in order:
+
+1. ``refuses kexec``         -- machine_kexec_prepare() says no;
+2. ``UNSAFE: misses pages``  -- some page still private at kexec is not reset;
+3. ``safe``                  -- plus ``fastest`` (least downtime among the
+   safe ones) and ``adds least`` (least added memory), where they apply.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+
+from .figures import fmt_bytes, fmt_seconds, ordered
+
+VERDICT_PLATFORM = "spr-2s"
+#: scenarios shown as columns (the report's first two: the 1 TiB and 16 TiB hosts);
+#: the verdict and "pages missed" still cover every scenario
+VERDICT_SCENARIOS = 2
+
+
+def _pick_platform(names) -> str:
+    names = list(dict.fromkeys(names))
+    return VERDICT_PLATFORM if VERDICT_PLATFORM in names else names[0]
+
+
+def verdict_table(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    kexec = tables.get("kexec")
+    if kexec is not None and not kexec.empty:
+        return _strategy_verdicts(tables)
+    return _tracker_verdicts(tables)
+
+
+def _strategy_verdicts(tables) -> pd.DataFrame:
+    kexec = tables["kexec"]
+    plat = _pick_platform(kexec["platform_name"])
+    k = kexec[kexec["platform_name"] == plat]
+    scenarios = list(dict.fromkeys(k["scenario"]))[:VERDICT_SCENARIOS]
+    rows = []
+    for name in ordered(k["strategy"]):
+        s = k[k["strategy"] == name]
+        row = {"strategy": name, "option": s["option"].iloc[0]}
+        allowed = bool(s["kexec_allowed"].astype(bool).all())
+        missed = int(s["pages_missed"].fillna(0).max())
+        for sc in scenarios:
+            r = s[s["scenario"] == sc]
+            if r.empty:
+                continue
+            r = r.iloc[0]
+            row[f"added [modeled] {sc}"] = fmt_bytes(r["added_bytes"])
+            row[f"downtime [modeled] {sc}"] = (fmt_seconds(r["downtime_s"])
+                                               if bool(r["kexec_allowed"]) else "refused")
+        row["pages missed (max, all scenarios)"] = missed
+        row["_allowed"], row["_missed"] = allowed, missed
+        row["_down"] = float(s["downtime_s"].max()) if allowed else math.inf
+        row["_added"] = float(s["added_bytes"].max())
+        rows.append(row)
+    df = pd.DataFrame(rows)
+    safe = df["_allowed"] & (df["_missed"] == 0)
+    verdicts = []
+    for i, r in df.iterrows():
+        if not r["_allowed"]:
+            verdicts.append("refuses kexec")
+        elif r["_missed"] > 0:
+            verdicts.append("UNSAFE: misses pages")
+        else:
+            v = ["safe"]
+            if safe.any() and r["_down"] == df.loc[safe, "_down"].min():
+                v.append("fastest")
+            if safe.any() and r["_added"] == df.loc[safe, "_added"].min():
+                v.append("adds least")
+            verdicts.append(", ".join(v))
+    df["verdict"] = verdicts
+    df.attrs["platform"] = plat
+    return df.drop(columns=[c for c in df if c.startswith("_")])
+
+
+def _tracker_verdicts(tables) -> pd.DataFrame:
+    mem = tables.get("memory_vs_host", pd.DataFrame())
+    scan = tables.get("scan_time", pd.DataFrame())
+    rows = []
+    hosts = sorted(mem["host_bytes"].unique()) if not mem.empty else []
+    show = [h for h in hosts if h in (hosts[0], hosts[-1]) or h == 1 << 40]
+    for name in ordered(mem["tracker"]) if not mem.empty else []:
+        m = mem[mem["tracker"] == name]
+        row = {"tracker": name, "option": m["option"].iloc[0]}
+        for h in show:
+            r = m[m["host_bytes"] == h]
+            if not r.empty:
+                row[f"added [modeled] {fmt_bytes(h)}"] = fmt_bytes(r["added_bytes"].iloc[0])
+        r = m[m["host_bytes"] == hosts[-1]]
+        row["bits/page [modeled]"] = round(float(r["bits_per_private_page"].iloc[0]), 3)
+        if not scan.empty and "scan_measured_s" in scan:
+            s = scan[(scan["tracker"] == name)].dropna(subset=["scan_measured_s"])
+            if not s.empty:
+                top = s[s["host_bytes"] == s["host_bytes"].max()]
+                row[f"scan [measured] {fmt_bytes(top['host_bytes'].iloc[0])}"] = \
+                    fmt_seconds(top["scan_measured_s"].iloc[0])
+                for _, p in top.iterrows():
+                    row[f"scan [modeled, {p['platform']}]"] = fmt_seconds(p["scan_modeled_s"])
+        row["_added"] = float(r["added_bytes"].iloc[0])
+        rows.append(row)
+    df = pd.DataFrame(rows)
+    if df.empty:
+        return df
+    positive = df["_added"] > 0
+    least = df.loc[positive, "_added"].min() if positive.any() else math.nan
+    df["verdict"] = ["adds nothing" if a <= 0 else ("adds least" if a == least else "")
+                     for a in df["_added"]]
+    return df.drop(columns=["_added"])
+
+
+def markdown_table(df: pd.DataFrame) -> str:
+    """A GitHub-flavoured Markdown table (no tabulate dependency)."""
+    cols = list(df.columns)
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    for _, r in df.iterrows():
+        lines.append("| " + " | ".join("" if (isinstance(v, float) and math.isnan(v))
+                                       else str(v).replace("|", "\\|") for v in r) + " |")
+    return "\n".join(lines)
+
+
+FIGURE_TEXT = {
+    "memory_vs_host": "Memory each option adds to a running kernel as the host grows "
+                      "(modeled, log-log; lower is better).",
+    "bits_per_page": "Bits per private page as the private fraction grows, against the "
+                     "information bounds (modeled).",
+    "scan_time": "The kexec-time scan: measured emulation scans (markers) beside the modeled "
+                 "kernel scan (lines).",
+    "kexec_downtime": "Modeled kexec downtime per strategy, scan and clear stacked, one panel "
+                      "per platform preset.",
+    "missed_pages": "Private pages a kexec misses as private->shared conversions speed up.",
+}
+
+
+def summary_markdown(tables, verdict: pd.DataFrame, figures: list[str], meta: dict) -> str:
+    out = ["# TDX private-page tracking at kexec: design-review report", ""]
+    out.append(f"Generated by `{meta.get('command', 'python -m trackers report')}` in "
+               f"{meta.get('elapsed_s', 0):.0f} s ({meta.get('mode', 'default')} run, seed "
+               f"{meta.get('seed', 0)}). Trackers: {', '.join(meta.get('trackers', []))}.")
+    out.append("")
+    out.append("Every number says whether it is **measured** (timed on this machine, of the "
+               "Python/numba emulation) or **modeled** (kernel struct sizes from "
+               "`trackers/kernel.py` and platform rates from `trackers/kexec/platform.py`).")
+    out.append("")
+    out.append("## Verdict")
+    out.append("")
+    plat = verdict.attrs.get("platform")
+    if plat:
+        out.append(f"Platform for downtime: `{plat}`. Rules: refuses kexec > misses pages > "
+                   "safe (fastest / adds least among the safe).")
+    else:
+        out.append("Trackers only (the kexec model was not installed for this run): memory "
+                   "added at the smallest, 1 TiB and largest host sizes, bits per private page "
+                   "at the largest, and the scan at the largest built host.")
+    out.append("")
+    out.append(markdown_table(verdict) if not verdict.empty else "(no rows)")
+    out.append("")
+    for note in meta.get("pending", []):
+        out.append(f"- pending: {note}")
+    if meta.get("pending"):
+        out.append("")
+    out.append("## Figures")
+    out.append("")
+    for name in figures:
+        out.append(f"### {name}")
+        out.append("")
+        out.append(FIGURE_TEXT.get(name, ""))
+        out.append("")
+        out.append(f"![{name}]({name}.png)  ([SVG]({name}.svg))")
+        out.append("")
+    out.append("## Data")
+    out.append("")
+    for name, df in tables.items():
+        out.append(f"- `{name}.csv`: {len(df)} rows; columns {', '.join(df.columns)}")
+    out.append("")
+    out.append("Open `notebooks/design_review.ipynb` with `TRACKERS_REPORT_DIR` set to this "
+               "directory to re-plot and change platform parameters.")
+    out.append("")
+    return "\n".join(out)
