@@ -22,7 +22,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
-from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter  # noqa: E402
+from matplotlib.ticker import (FuncFormatter, LogLocator, MaxNLocator,  # noqa: E402
+                               NullFormatter)
 
 # Table order: trackers first (registry order of the suite), then options 2-7.
 KNOWN_ORDER = ["bitmap", "xarray", "xarray-multi", "ida", "roaring", "pageflags", "maple",
@@ -79,15 +80,17 @@ def _bytes_axis(axis):
     axis.set_minor_formatter(NullFormatter())
 
 
-def _thin_byte_ticks(ax, which="y", per_decade=1):
-    """Byte ticks at powers of 1024 only (or every 2^10/per_decade), readable."""
-    step = 10 // per_decade
+def _thin_byte_ticks(ax, which="y"):
+    """Byte ticks at powers of two, spaced so that 4-8 of them show."""
     axis = ax.yaxis if which == "y" else ax.xaxis
     lo, hi = (ax.get_ylim() if which == "y" else ax.get_xlim())
-    ticks = [2.0 ** k for k in range(0, 64, step) if lo <= 2.0 ** k <= hi]
+    k0, k1 = math.ceil(math.log2(max(lo, 1))), math.floor(math.log2(max(hi, 1)))
+    step = next((st for st in (1, 2, 3, 5, 10) if (k1 - k0) // st + 1 <= 8), 10)
+    ticks = [2.0 ** k for k in range(k0, k1 + 1) if (k - k0) % step == 0]
     axis.set_ticks(ticks)
     axis.set_major_formatter(FuncFormatter(lambda x, _: fmt_bytes(x)))
     axis.set_minor_formatter(NullFormatter())
+    ax.set_ylim(lo, hi) if which == "y" else ax.set_xlim(lo, hi)
 
 
 def _caption(fig, text: str):
@@ -169,8 +172,7 @@ def bits_per_page(df: pd.DataFrame):
             label="bound: log2 C(N+1, 2r) / n\n(any set of r runs, as these are)")
     ax.set_xscale("log")
     ax.set_yscale("log")
-    ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _: f"{x:.3g}".rstrip("0")
-                                               if x < 0.01 else f"{x:.0%}"))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _: f"{x * 100:g} %"))
     ax.yaxis.set_major_formatter(FuncFormatter(lambda x, _: f"{x:g}"))
     ax.grid(True, which="major", alpha=0.3)
     ax.set_xlabel("private fraction of host pages (n / N, log scale)")
@@ -180,9 +182,10 @@ def bits_per_page(df: pd.DataFrame):
                  "extents, 1/7 scattered 4 KiB pages", fontsize=11)
     ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize=9, frameon=False,
               title="line = modeled", title_fontsize=9)
-    _caption(fig, "Bounds: Raman, Raman, Rao (SODA 2002). A structure may beat log2 C(N, n) "
-                  "only because the set is clustered; log2 C(N+1, 2r) is the bound for a set "
-                  "known to have r runs. Computed with math.lgamma.")
+    _caption(fig, "Bounds: Raman, Raman, Rao (SODA 2002), computed with math.lgamma. A "
+                  "structure may beat log2 C(N, n) only because the set is clustered; "
+                  "log2 C(N+1, 2r) bounds a set known to have r runs. kvm: KVM's own "
+                  "attribute XArrays (held anyway, added 0 B).")
     fig.tight_layout(rect=(0, 0.04, 1, 1))
     return fig
 
@@ -237,14 +240,19 @@ def scan_time(df: pd.DataFrame, platform: str | None = None):
 # 4. kexec downtime per strategy, per platform
 
 def _downtime_panel(ax, p: pd.DataFrame, strategies: list[str]):
+    """Stacked scan + clear bars; the axis unit (ms, s, min) follows the longest bar."""
     p = p.set_index("strategy").reindex(strategies)
     y = np.arange(len(strategies))
     allowed = p["kexec_allowed"].map(lambda v: str(v) == "True").to_numpy()
     scan = np.where(allowed, p["scan_s"].fillna(0).to_numpy(float), 0)
     clear = np.where(allowed, p["clear_s"].fillna(0).to_numpy(float), 0)
-    ax.barh(y, scan, color="#4c72b0", label="scan: find the private pages")
-    ax.barh(y, clear, left=scan, color="#dd8452", label="clear: reset them (MOVDIR64B stand-in)")
-    xmax = float(np.nanmax(scan + clear)) if len(y) and np.nanmax(scan + clear) > 0 else 1.0
+    longest = float(np.nanmax(scan + clear)) if len(y) else 0.0
+    unit, uname = ((60.0, "min") if longest >= 120 else (1.0, "s") if longest >= 1
+                   else (1e-3, "ms"))
+    xmax = longest / unit if longest > 0 else 1.0
+    ax.barh(y, scan / unit, color="#4c72b0", label="scan: find the private pages")
+    ax.barh(y, clear / unit, left=scan / unit, color="#dd8452",
+            label="clear: reset them (MOVDIR64B stand-in)")
     for i, name in enumerate(strategies):
         if not allowed[i]:
             ax.text(xmax * 0.01, i, "kexec refused (no downtime modeled)", va="center",
@@ -255,13 +263,14 @@ def _downtime_panel(ax, p: pd.DataFrame, strategies: list[str]):
         missed = p["pages_missed"].iloc[i]
         if missed and missed > 0:
             txt += f"  MISSES {int(missed):,} pages"
-        ax.text(total + xmax * 0.01, i, txt, va="center", fontsize=7.5,
+        ax.text(total / unit + xmax * 0.01, i, txt, va="center", fontsize=7.5,
                 color="firebrick" if missed and missed > 0 else "black")
     ax.set_yticks(y)
     ax.set_yticklabels(strategies)
     ax.set_ylim(len(strategies) - 0.5, -0.5)
     ax.set_xlim(0, xmax * 1.75)
-    ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _: fmt_seconds(x) if x else "0"))
+    ax.xaxis.set_major_locator(MaxNLocator(nbins=6, steps=[1, 2, 2.5, 5, 10]))
+    ax.set_xlabel(f"modeled downtime at kexec ({uname})")
     ax.grid(True, axis="x", alpha=0.3)
 
 
@@ -291,16 +300,16 @@ def kexec_downtime(df: pd.DataFrame, scenarios: list[str] | None = None):
                          f"{fmt_bytes(first['private_pages'] * 4096)} private\n"
                          f"platform {pname} [{first['platform_kind']}], 1 CPU at reset",
                          fontsize=9.5)
-            if r == len(scenarios) - 1:
-                ax.set_xlabel("modeled downtime at kexec (seconds)")
             if c > 0:
                 ax.set_yticklabels([])
-    axes[0][0].legend(loc="lower right", fontsize=8)
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, 0.985 - 0.3 / fig.get_figheight()),
+               ncol=2, fontsize=9, frameon=False)
     fig.suptitle(title, fontsize=11.5)
     _caption(fig, "Modeled with trackers/kexec: scan = scanned bytes / read rate + node loads × "
                   "latency; clear = pages reset × 4 KiB / clear rate. Platform kinds: measured "
                   "(calibrate), estimate (docs/kernel-facts.md), fallback (PERF-NOTES).")
-    fig.tight_layout(rect=(0, 0.035, 1, 1))
+    fig.tight_layout(rect=(0, 0.035, 1, 1 - 0.75 / fig.get_figheight()))
     return fig
 
 
@@ -336,7 +345,8 @@ def missed_pages(df: pd.DataFrame, platform: str | None = None):
             ax.plot(m["rate_mib_s"], m["missed_mean"], "o", color=c, ms=5)
         ax.set_xscale("log", base=2)
         ax.set_yscale("log")
-        ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _: f"{x:g} MiB/s"))
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _: f"{x:g}"))
+        ax.yaxis.set_major_formatter(FuncFormatter(lambda x, _: f"{x:g}"))
         ax.grid(True, which="major", alpha=0.3)
         ax.set_xlabel("private→shared conversion rate (MiB/s, log scale)")
         what = ("crash kexec (kdump: NMIs freeze every step)" if kind == "crash"
@@ -364,7 +374,7 @@ def missed_pages(df: pd.DataFrame, platform: str | None = None):
                  fontsize=11)
     _caption(fig, "trackers/kexec/race.py: a page between KVM's attribute update and its "
                   "removal is still TDX-private; strategies that read KVM's attributes miss it.")
-    fig.tight_layout(rect=(0, 0.04, 0.80, 1))
+    fig.tight_layout(rect=(0, 0.04, 0.83, 1))
     return fig
 
 
