@@ -55,7 +55,7 @@ def _strategy_verdicts(tables) -> pd.DataFrame:
             row[f"added [modeled] {sc}"] = fmt_bytes(r["added_bytes"])
             row[f"downtime [modeled] {sc}"] = (fmt_seconds(r["downtime_s"])
                                                if bool(r["kexec_allowed"]) else "refused")
-        row["pages missed (max, all scenarios)"] = missed
+        row["pages missed (max, all scenarios)"] = f"{missed:,}"
         row["_allowed"], row["_missed"] = allowed, missed
         row["_down"] = float(s["downtime_s"].max()) if allowed else math.inf
         row["_added"] = float(s["added_bytes"].max())
@@ -125,6 +125,62 @@ def markdown_table(df: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
+def findings(tables) -> list[str]:
+    """A few sentences computed from the tables (no judgement that the data do not show)."""
+    out = []
+    kexec = tables.get("kexec")
+    if kexec is not None and not kexec.empty:
+        plat = _pick_platform(kexec["platform_name"])
+        k = kexec[(kexec["platform_name"] == plat)
+                  & (kexec["kexec_allowed"].astype(str) == "True")]
+        for sc in list(dict.fromkeys(k["scenario"]))[:2]:
+            d = k[k["scenario"] == sc]
+            hooked = d[d["pages_missed"] == 0]
+            if hooked.empty:
+                continue
+            share = (hooked["clear_s"] / hooked["downtime_s"]).min()
+            spread = hooked["scan_s"].max() - hooked["scan_s"].min()
+            out.append(f"On `{sc}` ({plat}), clearing is at least {share:.0%} of the modeled "
+                       f"downtime of every safe strategy "
+                       f"({fmt_seconds(hooked['downtime_s'].min())} to "
+                       f"{fmt_seconds(hooked['downtime_s'].max())}); their scans differ by "
+                       f"{fmt_seconds(spread)}.")
+        missed = kexec[kexec["pages_missed"] > 0]
+        for name in ordered(missed["strategy"]):
+            m = missed[missed["strategy"] == name]
+            worst = m.loc[m["pages_missed"].idxmax()]
+            out.append(f"`{name}` misses pages in {m['scenario'].nunique()} of "
+                       f"{kexec['scenario'].nunique()} scenarios (up to "
+                       f"{int(worst['pages_missed']):,} pages, "
+                       f"{fmt_bytes(worst['pages_missed'] * 4096)}, on `{worst['scenario']}`).")
+    mem = tables.get("memory_vs_host")
+    if mem is not None and not mem.empty:
+        top = mem[mem["host_bytes"] == mem["host_bytes"].max()]
+        pos = top[top["added_bytes"] > 0].sort_values("added_bytes")
+        if len(pos) >= 2:
+            lo, hi = pos.iloc[0], pos.iloc[-1]
+            out.append(f"At {fmt_bytes(lo['host_bytes'])} of RAM with the `{lo['set']}` set "
+                       f"(memory_vs_host), the structures that add memory "
+                       f"range from {fmt_bytes(lo['added_bytes'])} (`{lo['tracker']}`) to "
+                       f"{fmt_bytes(hi['added_bytes'])} (`{hi['tracker']}`); PAMT is "
+                       f"{fmt_bytes(lo['host_bytes'] / 256)} for comparison.")
+    race = tables.get("race")
+    if race is not None and not race.empty:
+        allowed = race[race["kexec_allowed"].astype(str) == "True"]
+        r = allowed[allowed["missed_expected"] > 0]
+        clean = sorted(set(allowed["strategy"]) - set(r["strategy"]))
+        for name in ordered(r["strategy"]):
+            x = r[r["strategy"] == name].sort_values("rate_mib_s").iloc[-1]
+            out.append(f"In the conversion race, `{name}` misses about "
+                       f"{x['missed_expected']:.3g} pages per {x['kexec']} kexec at "
+                       f"{x['rate_mib_s']:g} MiB/s of private->shared conversions "
+                       f"({x['platform_name']}).")
+        if clean:
+            out.append(f"{len(clean)} strategies that allow kexec miss no page in the race "
+                       f"at any rate: {', '.join(ordered(clean))}.")
+    return out
+
+
 FIGURE_TEXT = {
     "memory_vs_host": "Memory each option adds to a running kernel as the host grows "
                       "(modeled, log-log; lower is better).",
@@ -161,6 +217,12 @@ def summary_markdown(tables, verdict: pd.DataFrame, figures: list[str], meta: di
     out.append("")
     out.append(markdown_table(verdict) if not verdict.empty else "(no rows)")
     out.append("")
+    facts = findings(tables)
+    if facts:
+        out.append("What the numbers say (computed from the tables below):")
+        out.append("")
+        out.extend(f"- {f}" for f in facts)
+        out.append("")
     for note in meta.get("pending", []):
         out.append(f"- pending: {note}")
     if meta.get("pending"):
