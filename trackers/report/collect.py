@@ -257,6 +257,7 @@ def _scan_rows(cfg, max_pfn, get_set, slow: set) -> list[dict]:
                          "modeled_bytes": mem.modeled_bytes,
                          "scanned_bytes": mem.scanned_bytes, "scan_loads": loads,
                          "platform": pname, "platform_kind": plat.kind,
+                         "platform_cpus": int(getattr(plat, "cpus_at_reset", 1)),
                          "scan_modeled_s": model.modeled_scan_s(plat, mem.scanned_bytes, loads)})
         del t
     return rows
@@ -313,6 +314,7 @@ def _kexec_rows(cfg, name: str) -> list[dict]:
         df["scenario"] = name
         df["platform_name"] = pname
         df["platform_kind"] = plat.kind
+        df["platform_cpus"] = int(getattr(plat, "cpus_at_reset", 1))
         df["emulated"] = emulate
         df["scenario_build_s"] = build_s
         rows.extend(df.to_dict("records"))

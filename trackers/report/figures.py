@@ -202,6 +202,8 @@ def scan_time(df: pd.DataFrame, platform: str | None = None):
     plats = list(dict.fromkeys(d["platform"]))
     platform = platform or ("this-machine" if "this-machine" in plats else plats[0])
     kind = d.loc[d["platform"] == platform, "platform_kind"].iloc[0]
+    cpus = (int(d.loc[d["platform"] == platform, "platform_cpus"].iloc[0])
+            if "platform_cpus" in d else 1)
     fig, ax = plt.subplots(figsize=(10, 6.2))
     for name in ordered(d["tracker"]):
         t = d[(d["tracker"] == name) & (d["platform"] == platform)].sort_values("host_bytes")
@@ -226,7 +228,8 @@ def scan_time(df: pd.DataFrame, platform: str | None = None):
                 Line2D([], [], marker="o", ls="none", color="0.3"),
                 Line2D([], [], ls="-", color="0.3")]
     labels += ["", "measured: extents() of the\nPython/numba emulation,\nthis machine",
-               f"modeled: kernel scan on\n{platform} [{kind}], 1 CPU"]
+               f"modeled: kernel scan on\n{platform} [{kind}], {cpus} CPU"
+               + ("s" if cpus > 1 else "")]
     ax.legend(handles, labels, loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize=9,
               frameon=False)
     _caption(fig, "Modeled scan = scanned bytes / streaming-read rate + one dependent load per "
@@ -274,6 +277,12 @@ def _downtime_panel(ax, p: pd.DataFrame, strategies: list[str]):
     ax.grid(True, axis="x", alpha=0.3)
 
 
+def _cpus(row) -> str:
+    n = row.get("platform_cpus", 1)
+    n = 1 if pd.isna(n) else int(n)
+    return f"{n} CPU" + ("s" if n > 1 else "")
+
+
 def kexec_downtime(df: pd.DataFrame, scenarios: list[str] | None = None):
     """Modeled kexec downtime: scan and clear stacked; rows scenarios, columns platforms."""
     title = "kexec downtime per strategy (modeled): scan + clear stacked — lower is better"
@@ -298,7 +307,8 @@ def kexec_downtime(df: pd.DataFrame, scenarios: list[str] | None = None):
             first = p.iloc[0]
             ax.set_title(f"{sc}: {fmt_bytes(first['ram_pages'] * 4096)} RAM, "
                          f"{fmt_bytes(first['private_pages'] * 4096)} private\n"
-                         f"platform {pname} [{first['platform_kind']}], 1 CPU at reset",
+                         f"platform {pname} [{first['platform_kind']}], "
+                         f"{_cpus(first)} at reset",
                          fontsize=9.5)
             if c > 0:
                 ax.set_yticklabels([])
