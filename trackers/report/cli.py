@@ -85,6 +85,8 @@ def write_report(tables, out: Path, meta: dict) -> list[Path]:
 
 
 def run(args) -> int:
+    import matplotlib
+    matplotlib.use("Agg")                      # the command writes files: no display
     import trackers
 
     from . import collect, model, summary

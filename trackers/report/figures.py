@@ -14,16 +14,11 @@ from __future__ import annotations
 
 import math
 
-import matplotlib
-
-matplotlib.use("Agg")     # headless by default; a notebook's inline backend still works
-
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from matplotlib.lines import Line2D  # noqa: E402
-from matplotlib.ticker import (FuncFormatter, LogLocator, MaxNLocator,  # noqa: E402
-                               NullFormatter)
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from matplotlib.lines import Line2D
+from matplotlib.ticker import FuncFormatter, MaxNLocator, NullFormatter
 
 # Table order: trackers first (registry order of the suite), then options 2-7.
 KNOWN_ORDER = ["bitmap", "xarray", "xarray-multi", "ida", "roaring", "pageflags", "maple",
@@ -72,12 +67,6 @@ def fmt_seconds(x: float) -> str:
     if x >= 1e-3:
         return f"{x * 1e3:.1f} ms"
     return f"{x * 1e6:.0f} µs"
-
-
-def _bytes_axis(axis):
-    axis.set_major_locator(LogLocator(base=2.0, numticks=40))
-    axis.set_major_formatter(FuncFormatter(lambda x, _: fmt_bytes(x)))
-    axis.set_minor_formatter(NullFormatter())
 
 
 def _thin_byte_ticks(ax, which="y"):
