@@ -10,6 +10,7 @@ from __future__ import annotations
 from .base import MemoryBudgetError, MemoryReport, Tracker
 from .bitmap import Bitmap
 from .ida import Ida
+from .kvm import KvmAttributes
 from .maple import Maple
 from .pageflags import PageFlags
 from .roaring import Roaring
@@ -25,6 +26,7 @@ TRACKERS: dict[str, type[Tracker]] = {
         Ida,
         Roaring,
         PageFlags,
+        KvmAttributes,
         Maple,
     )
 }

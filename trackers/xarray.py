@@ -328,7 +328,16 @@ def _xa_erase(slots, hdr, parent, meta, levels, index):
 
 @njit(cache=True)
 def _store_ranges(slots, hdr, parent, meta, levels, starts, ends, payload):
-    """xa_store() of every index of every [start, end); one descent per leaf."""
+    """xa_store() of ``payload`` at every index of every [start, end)."""
+    base = np.full(starts.size, payload, np.int64)
+    _store_mapped(slots, hdr, parent, meta, levels, starts, ends, base, 0)
+
+
+@njit(cache=True)
+def _store_mapped(slots, hdr, parent, meta, levels, starts, ends, base, step):
+    """xa_store() of ``base[r] + step * index`` at every index of range r,
+    one descent per leaf (step 1 maps an index to a PFN, as a page cache
+    maps pgoff to a folio)."""
     for r in range(starts.size):
         s, e = starts[r], ends[r]
         if s >= e:
@@ -337,7 +346,7 @@ def _store_ranges(slots, hdr, parent, meta, levels, starts, ends, payload):
         i = s
         while i < e:
             if meta[M_HEAD] < 0:                   # [0, 1) into an empty array
-                _xa_store(slots, hdr, parent, meta, levels, i, payload)
+                _xa_store(slots, hdr, parent, meta, levels, i, base[r] + step * i)
                 i += 1
                 continue
             leaf = _xas_create(slots, hdr, parent, meta, levels, i, 0)
@@ -346,7 +355,7 @@ def _store_ranges(slots, hdr, parent, meta, levels, starts, ends, payload):
             for j in range(i & 63, ((stop - 1) & 63) + 1):
                 if slots[leaf, j] == 0:
                     added += 1
-                slots[leaf, j] = payload
+                slots[leaf, j] = base[r] + step * ((i & ~63) | j)
             hdr[leaf, 2] += added
             meta[M_NR] += added
             i = stop

@@ -1,0 +1,356 @@
+"""Option 4 (Kai Huang, Apr 2024): let KVM find its own private pages.
+
+KVM already keeps, per VM, ``kvm->mem_attr_array``: an XArray with one value
+entry per GFN whose attributes are non-zero (virt/kvm/kvm_main.c
+kvm_vm_set_mem_attributes: xa_reserve then xa_store of
+xa_mk_value(KVM_MEMORY_ATTRIBUTE_PRIVATE) for every GFN of the range; no
+multi-index entries).  The PFN behind a private GFN comes from guest_memfd:
+the gmem inode's page cache (``i_mapping->i_pages``, an XArray of order-0
+folios indexed by pgoff; virt/kvm/guest_memfd.c kvm_gmem_get_pfn,
+folio_file_pfn).  The kexec scan walks each TD's attributes in GFN order and
+translates every private GFN to its PFN.
+
+Emulation, per TD: two :class:`~trackers.xarray.XaTree` node pools with the
+kernel's node count -- ``attrs`` (value entry per private GFN) and ``gmem``
+(one entry per bound GFN whose payload is PFN + 1, standing in for the folio
+pointer).  The memslot is modeled as GFN == pgoff (one slot at base 0, offset
+0); the kernel's per-slot offset changes indices, not node counts, for a TD
+whose memory is one slot.
+
+What it sees: only KVM_SET_ATTR_* and GMEM_* events (:meth:`KvmAttributes.apply`);
+PAMT, TDR/TDCS/TDVPR/TDCX and S-EPT pages are never in any TD's attributes,
+so this tracker cannot find them -- that is the point of measuring it.
+Pages marked directly (``mark_ranges``) belong to one default TD with
+GFN = PFN, bound and private (docs/CONTRACT.md).
+
+Modeled bytes: both XArrays' xa_nodes (≈ 9 B per private page each at full
+leaves: 576 B / 64 slots).  KVM holds them anyway, so the option *adds* 0
+bytes; that figure belongs to the kexec strategies (added_bytes).
+
+Scans: ``extents()`` must be PFN-ascending; the TD walk is GFN-ordered, so
+the walk's output is collected as PFN runs (one per contiguous PFN stretch,
+never one per page), sorted and merged, and cached until the next change.
+Memory held by a scan is O(PFN runs), which is the size of the bindings.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from . import kernel
+from .base import EXTENT_CHUNK, MemoryReport, Tracker, normalize_extents, validate_ranges
+from .xarray import (XA_VALUE, XaTree, _count_missing, _erase_ranges, _store_mapped,
+                     _store_ranges, _xa_store, estimate_levels, level_formula, xa_node_counts)
+
+DIRECT_TD = -1            # the default TD of pages marked directly (GFN == PFN)
+GFN_SLICE = 1 << 20       # GFNs translated per compiled call: bounds scan memory
+
+
+@njit(cache=True)
+def _attr_rows(slots, hdr, parent, meta, levels, gfn_s, gfn_e, private):
+    """kvm_vm_set_mem_attributes per row, in stream order: a value entry per
+    GFN (private) or NULL (shared: storing NULL erases)."""
+    for r in range(gfn_s.size):
+        if private[r]:
+            _store_ranges(slots, hdr, parent, meta, levels, gfn_s[r:r + 1], gfn_e[r:r + 1],
+                          XA_VALUE)
+        else:
+            _erase_ranges(slots, hdr, parent, meta, levels, gfn_s[r:r + 1], gfn_e[r:r + 1])
+
+
+@njit(cache=True)
+def xa_store_per_gfn(slots, hdr, parent, meta, levels, gfn_s, gfn_e):
+    """The loop of kvm_vm_set_mem_attributes as KVM runs it: one xa_store()
+    -- a full walk from xa_head -- per GFN.  Timed by bench-core against the
+    26-s soft-lockup anchor; the tracker itself stores a leaf at a time."""
+    for r in range(gfn_s.size):
+        for g in range(gfn_s[r], gfn_e[r]):
+            _xa_store(slots, hdr, parent, meta, levels, g, XA_VALUE)
+
+
+@njit(cache=True)
+def _translate(run_s, run_e, i, g, pfn_plus1, n_in, out_s, out_e):
+    """PFN runs of the GFNs [g, ...) of attribute runs i.., given their
+    gmem payloads ``pfn_plus1`` (0: unbound, skipped).  Consumes n_in GFNs;
+    returns (runs written, next i, next g)."""
+    n = 0
+    k = 0
+    cur_s = -1
+    cur_e = -1
+    while i < run_s.size and k < n_in:
+        if g < run_s[i]:
+            g = run_s[i]
+        while g < run_e[i] and k < n_in:
+            p = pfn_plus1[k] - 1
+            k += 1
+            g += 1
+            if p < 0:
+                continue
+            if p == cur_e:
+                cur_e += 1
+            else:
+                if cur_s >= 0:
+                    out_s[n] = cur_s
+                    out_e[n] = cur_e
+                    n += 1
+                cur_s = p
+                cur_e = p + 1
+        if g >= run_e[i]:
+            i += 1
+    if cur_s >= 0:
+        out_s[n] = cur_s
+        out_e[n] = cur_e
+        n += 1
+    return n, i, g
+
+
+@njit(cache=True)
+def _slice_gfns(run_s, run_e, i, g, limit, out):
+    """The next <= limit GFNs of runs i.. from g, into out;
+    returns (count, next i, next g)."""
+    k = 0
+    while i < run_s.size and k < limit:
+        if g < run_s[i]:
+            g = run_s[i]
+        while g < run_e[i] and k < limit:
+            out[k] = g
+            k += 1
+            g += 1
+        if g >= run_e[i]:
+            i += 1
+    return k, i, g
+
+
+class _TD:
+    """One TD's mem_attr_array and gmem page cache."""
+
+    def __init__(self, td: int, budget_bytes: int):
+        self.attrs = XaTree(budget_bytes=budget_bytes, what=f"TD {td} mem_attr_array")
+        self.gmem = XaTree(budget_bytes=budget_bytes, what=f"TD {td} guest_memfd i_pages")
+
+    @staticmethod
+    def _reserve(tree, gfn_s, gfn_e):
+        """Room for every GFN stored, before any change (node count is monotone
+        in the set, so the union bounds the peak of any replay order)."""
+        if gfn_s.size:
+            order = np.argsort(gfn_s, kind="stable")
+            tree.reserve(_count_missing(*tree._pool[:4], gfn_s[order], gfn_e[order]))
+
+    def set_attrs(self, gfn_s, gfn_e, private):
+        self._reserve(self.attrs, gfn_s[private], gfn_e[private])
+        _attr_rows(*self.attrs._pool, gfn_s, gfn_e, private)
+
+    def bind(self, gfn_s, gfn_e, pfn_s):
+        self._reserve(self.gmem, gfn_s, gfn_e)
+        # payload PFN + 1 at GFN g of a row: g + (pfn_start - gfn_start + 1)
+        _store_mapped(*self.gmem._pool, gfn_s, gfn_e, pfn_s - gfn_s + 1, 1)
+
+    def unbind(self, gfn_s, gfn_e):
+        self.gmem.erase_range(gfn_s, gfn_e)
+
+    def pfn_runs(self):
+        """Walk mem_attr_array in GFN order; translate through gmem; PFN runs."""
+        out_s, out_e = [], []
+        gfns = np.empty(GFN_SLICE, np.int64)
+        buf_s = np.empty(GFN_SLICE, np.int64)
+        buf_e = np.empty(GFN_SLICE, np.int64)
+        for run_s, run_e in self.attrs.walk():
+            i, g = 0, int(run_s[0])
+            while i < run_s.size:
+                k, _, _ = _slice_gfns(run_s, run_e, i, g, GFN_SLICE, gfns)
+                payload = self.gmem.load(gfns[:k])
+                n, i, g = _translate(run_s, run_e, i, g, payload, k, buf_s, buf_e)
+                out_s.append(buf_s[:n].copy())
+                out_e.append(buf_e[:n].copy())
+        if not out_s:
+            return np.empty(0, np.int64), np.empty(0, np.int64)
+        return np.concatenate(out_s), np.concatenate(out_e)
+
+    def levels(self):
+        return self.attrs.node_counts_by_level(), self.gmem.node_counts_by_level()
+
+
+class KvmAttributes(Tracker):
+    """Each TD's mem_attr_array + guest_memfd binding; scan = walk and translate.
+
+    ``apply()`` follows KVM_SET_ATTR_PRIVATE/SHARED and GMEM_BIND/UNBIND rows
+    only; SEAMCALL rows are invisible to KVM's structures.
+    """
+
+    name = "kvm"
+    option = "4: walk KVM's per-TD attribute XArrays (Kai Huang)"
+
+    def __init__(self, max_pfn: int, *, budget_bytes: int | None = None):
+        super().__init__(max_pfn, budget_bytes=budget_bytes)
+        self.tds: dict[int, _TD] = {}
+        self._runs = None                      # cached PFN-sorted runs
+
+    def _td(self, td: int) -> _TD:
+        if td not in self.tds:
+            self.tds[td] = _TD(td, self.budget_bytes)
+        return self.tds[td]
+
+    # --- direct marks: the default TD, GFN == PFN --------------------------
+    def _mark_ranges(self, starts, ends):
+        td = self._td(DIRECT_TD)
+        s, e = normalize_extents(starts, ends)
+        self._check_pfns_unclaimed(s, e)
+        td._reserve(td.attrs, s, e)              # both pools first: all or nothing
+        td._reserve(td.gmem, s, e)
+        td.bind(s, e, s)
+        td.set_attrs(s, e, np.ones(s.size, bool))
+        self._runs = None
+
+    def _unmark_ranges(self, starts, ends):
+        # a page is found through any TD that maps it; unmarking makes every
+        # TD's GFN for those PFNs shared and unbound
+        s, e = normalize_extents(starts, ends)
+        for td_id, td in self.tds.items():
+            gs, ge = (s, e) if td_id == DIRECT_TD else self._gfns_of(td, s, e)
+            if gs.size:
+                td.set_attrs(gs, ge, np.zeros(gs.size, bool))
+                td.unbind(gs, ge)
+        self._runs = None
+
+    def _check_pfns_unclaimed(self, s, e):
+        """A PFN is bound to at most one (TD, GFN): direct marks may not steal
+        PFNs that a workload TD binds."""
+        for td_id, td in self.tds.items():
+            if td_id == DIRECT_TD:
+                continue
+            gs, _ = self._gfns_of(td, s, e)
+            if gs.size:
+                raise ValueError(f"PFNs in [{int(s[0])}, {int(e[-1])}) are bound to TD {td_id}; "
+                                 f"direct marks belong to the default TD")
+
+    def _gfns_of(self, td: _TD, s, e):
+        """GFN runs of ``td`` whose bound PFN lies in the extents (s, e)."""
+        # reverse lookup over the TD's bound GFNs, compiled: walk gmem, load
+        # payloads slice by slice, keep GFNs whose PFN falls in the extents
+        out_s, out_e = [], []
+        gfns = np.empty(GFN_SLICE, np.int64)
+        for run_s, run_e in td.gmem.walk():
+            i, g = 0, int(run_s[0])
+            while i < run_s.size:
+                k, i, g = _slice_gfns(run_s, run_e, i, g, GFN_SLICE, gfns)
+                pfn = td.gmem.load(gfns[:k]) - 1
+                pos = np.searchsorted(e, pfn, side="right")
+                hit = (pos < s.size) & (pfn >= s[np.minimum(pos, s.size - 1)])
+                sel = gfns[:k][hit]
+                if sel.size:
+                    b, f = normalize_extents(sel, sel + 1)
+                    out_s.append(b)
+                    out_e.append(f)
+        if not out_s:
+            return np.empty(0, np.int64), np.empty(0, np.int64)
+        return normalize_extents(np.concatenate(out_s), np.concatenate(out_e))
+
+    # --- events ------------------------------------------------------------
+    def apply(self, events) -> None:
+        """Follow KVM's attribute updates and guest_memfd bindings, in order.
+
+        Per TD, attribute rows replay in stream order (last writer wins per
+        GFN) and binding rows in stream order; the two structures are
+        independent, so their relative order does not change the result.
+        """
+        from .workloads.events import (GMEM_BIND, GMEM_UNBIND, KVM_SET_ATTR_PRIVATE,
+                                       KVM_SET_ATTR_SHARED, check_events)
+        ev = check_events(events)
+        attr = ev[(ev["op"] == KVM_SET_ATTR_PRIVATE) | (ev["op"] == KVM_SET_ATTR_SHARED)]
+        bind = ev[(ev["op"] == GMEM_BIND) | (ev["op"] == GMEM_UNBIND)]
+        for rows in (attr, bind):                # validate everything first
+            if (rows["td"] < 0).any():
+                raise ValueError(f"KVM event without a TD: row {int(np.flatnonzero(rows['td'] < 0)[0])}")
+            validate_ranges(rows["gfn_start"], rows["gfn_end"], np.iinfo(np.int64).max)
+        b = bind[bind["op"] == GMEM_BIND]
+        validate_ranges(b["pfn_start"], b["pfn_start"] + (b["gfn_end"] - b["gfn_start"]),
+                        self.max_pfn)
+        for td in np.unique(np.concatenate((attr["td"], bind["td"]))).tolist():
+            t = self._td(int(td))
+            a = attr[attr["td"] == td]
+            if a.size:
+                t.set_attrs(a["gfn_start"].astype(np.int64), a["gfn_end"].astype(np.int64),
+                            a["op"] == KVM_SET_ATTR_PRIVATE)
+            rows = bind[bind["td"] == td]
+            from .workloads.events import op_runs
+            for i, j in zip(*op_runs(rows["op"])):   # one step per run of equal op
+                gs = rows["gfn_start"][i:j].astype(np.int64)
+                ge = rows["gfn_end"][i:j].astype(np.int64)
+                if rows["op"][i] == GMEM_BIND:
+                    t.bind(gs, ge, rows["pfn_start"][i:j].astype(np.int64))
+                else:
+                    t.unbind(gs, ge)
+        self._runs = None
+
+    # --- the scan ------------------------------------------------------------
+    def runs(self):
+        """PFN-sorted maximal runs of every TD's private, bound GFNs (cached)."""
+        if self._runs is None:
+            parts = [td.pfn_runs() for td in self.tds.values()]
+            s = np.concatenate([p[0] for p in parts]) if parts else np.empty(0, np.int64)
+            e = np.concatenate([p[1] for p in parts]) if parts else np.empty(0, np.int64)
+            self._runs = normalize_extents(s, e)
+        return self._runs
+
+    def _extent_batches(self):
+        s, e = self.runs()
+        for i in range(0, s.size, EXTENT_CHUNK):
+            yield s[i:i + EXTENT_CHUNK], e[i:i + EXTENT_CHUNK]
+
+    def _contains(self, pfns):
+        s, e = self.runs()
+        if s.size == 0:
+            return np.zeros(pfns.size, bool)
+        pos = np.searchsorted(s, pfns, side="right") - 1
+        return (pos >= 0) & (pfns < e[np.maximum(pos, 0)])
+
+    def _count(self):
+        s, e = self.runs()
+        return int((e - s).sum())
+
+    # --- memory ------------------------------------------------------------
+    def memory(self):
+        attr = np.zeros_like(next(iter(self.tds.values())).levels()[0]) if self.tds else None
+        bound = attr.copy() if attr is not None else None
+        for td in self.tds.values():
+            a, g = td.levels()
+            attr += a
+            bound += g
+        if attr is None:
+            attr = bound = xa_node_counts(np.empty(0, np.int64), np.empty(0, np.int64))
+        breakdown = _breakdown(attr, bound)
+        host = sum(td.attrs.host_bytes() + td.gmem.host_bytes() for td in self.tds.values())
+        if self._runs is not None:
+            host += self._runs[0].nbytes + self._runs[1].nbytes
+        total = sum(breakdown.values())
+        return MemoryReport(
+            modeled_bytes=total, breakdown=breakdown, host_bytes=host, scanned_bytes=total,
+            notes=("KVM holds these XArrays anyway: the option adds 0 bytes at runtime; "
+                   "guest_memfd modeled as one order-0 folio per GFN (TDX maps 4K only)"),
+            formula={"mem_attr_array": level_formula(False)["xa_node Lk"],
+                     "guest_memfd i_pages": "the same, indexed by pgoff (== GFN here)"})
+
+    @classmethod
+    def estimate(cls, starts, ends, max_pfn):
+        # the default TD: GFN == PFN, every page private and bound
+        levels = estimate_levels(starts, ends, max_pfn, multi=False)
+        return sum(_breakdown(levels, levels).values())
+
+    def check(self):
+        for td in self.tds.values():
+            td.attrs.check()
+            td.gmem.check()
+        s, e = self.runs()
+        assert s.size == 0 or (np.all(s < e) and np.all(s[1:] > e[:-1])), "PFN runs not maximal"
+        assert s.size == 0 or (s[0] >= 0 and e[-1] <= self.max_pfn), "PFN past max_pfn"
+
+
+def _breakdown(attr_levels, gmem_levels):
+    out = {}
+    for label, levels in (("mem_attr_array", attr_levels), ("guest_memfd i_pages", gmem_levels)):
+        nz = np.flatnonzero(levels)
+        top = int(nz[-1]) if nz.size else 0
+        for k in range(top + 1):
+            out[f"{label} xa_node L{k}"] = int(levels[k]) * kernel.XA_NODE_BYTES
+    return out
