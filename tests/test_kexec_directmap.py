@@ -6,7 +6,7 @@ import pytest
 
 from trackers.kexec.directmap import (LEVEL_1G, LEVEL_2M, LEVEL_4K, DirectMap,
                                       split_mem_range)
-from trackers.kexec.pfnset import as_extents
+from trackers.extents import normalize
 
 G, M, K = 1 << 18, 512, 1
 PAGE = 4096
@@ -55,7 +55,7 @@ def test_counts_hand_worked():
 
 def test_splits_hand_worked():
     dm = DirectMap([256], [3 * G + 6 * M + 3])
-    private = as_extents(
+    private = normalize(
         [300,          # inside the 4K head: already a PTE, no split
          G + 5,        # 1G mapping #1, its first 2 MiB
          G + 6,        # same 2 MiB: no second split
@@ -83,7 +83,7 @@ def test_split_page_in_every_2m_of_1g():
     # one private page in each 2 MiB of a 1 GiB mapping: 1 PMD + 512 PTE pages
     dm = DirectMap([0], [G])
     starts = np.arange(0, G, M)
-    sp = dm.split_for(as_extents(starts, starts + 1))
+    sp = dm.split_for(normalize(starts, starts + 1))
     assert (sp.pmd_pages_added, sp.pte_pages_added) == (1, 512)
     assert sp.added_bytes == 513 * PAGE
     assert sp.after.pages_4k == G and sp.after.mappings_2m == 0
@@ -91,7 +91,7 @@ def test_split_page_in_every_2m_of_1g():
 
 def test_no_private_no_split():
     dm = DirectMap([0], [4 * G])
-    sp = dm.split_for(as_extents([], []))
+    sp = dm.split_for(normalize([], []))
     assert sp.added_bytes == 0 and sp.after == sp.before
 
 
@@ -100,7 +100,7 @@ def test_large_map_is_counted_not_walked(tib):
     # 16 TiB, a 4 KiB private page every 2 MiB: 2^23 runs, counted vectorized
     n = tib << 28
     starts = np.arange(0, n, 1 << 12)           # every 16 MiB
-    sp = DirectMap([0], [n]).split_for(as_extents(starts, starts + 1))
+    sp = DirectMap([0], [n]).split_for(normalize(starts, starts + 1))
     assert sp.pmd_pages_added == n // G
     assert sp.pte_pages_added == starts.size
 
@@ -164,8 +164,8 @@ def test_directmap_matches_page_oracle(case):
     c = dm.counts()
     assert (c.pages_4k, c.mappings_2m, c.mappings_1g) == (
         want["pages_4k"], want["mappings_2m"], want["mappings_1g"])
-    private = as_extents(ps, pe)
-    from trackers.kexec.pfnset import intersect
+    private = normalize(ps, pe)
+    from trackers.extents import intersect
     sp = dm.split_for(intersect(private, dm.ram))
     assert (sp.pte_pages_added, sp.pmd_pages_added) == (want["pte_added"], want["pmd_added"])
     assert sp.pages_found == want["found"]

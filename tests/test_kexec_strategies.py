@@ -7,7 +7,7 @@ import pytest
 import trackers
 from trackers.kexec.evaluate import COLUMNS, evaluate
 from trackers.kexec.host import KexecHost
-from trackers.kexec.pfnset import (as_extents, count_pages, intersect, overlap_pages,
+from trackers.extents import (normalize, count, intersect, overlap_pages,
                                    subtract, union)
 from trackers.kexec.strategies import STRATEGIES
 
@@ -22,14 +22,14 @@ def host(**kw):
     return KexecHost(**base)
 
 
-def test_pfnset_ops():
-    a = as_extents([0, 10, 20], [5, 15, 30])
-    b = as_extents([3, 12], [11, 25])
+def test_extent_ops():
+    a = normalize([0, 10, 20], [5, 15, 30])
+    b = normalize([3, 12], [11, 25])
     assert overlap_pages(a, b) == 2 + 1 + 3 + 5
     i = intersect(a, b)
-    assert count_pages(i) == 11 and i[0].tolist() == [3, 10, 12, 20]
-    assert subtract(a, b)[0].tolist() == [0, 11, 25] and count_pages(subtract(a, b)) == 3 + 1 + 5
-    assert count_pages(union(a, b)) == 30
+    assert count(i) == 11 and i[0].tolist() == [3, 10, 12, 20]
+    assert subtract(a, b)[0].tolist() == [0, 11, 25] and count(subtract(a, b)) == 3 + 1 + 5
+    assert count(union(a, b)) == 30
 
 
 def test_clear_all_resets_exactly_ram():
@@ -100,13 +100,13 @@ def test_evaluate_table_on_tiny():
                                             "refuse", "sys-disable"])
     assert list(df.columns[:len(COLUMNS)]) == COLUMNS
     r = df.set_index("strategy")
-    private = sum(count_pages(v) for v in wl.final_private().values())
+    private = sum(count(v) for v in wl.final_private().values())
     assert r.loc["bitmap", "pages_missed"] == 0
     assert r.loc["bitmap", "pages_reset"] == private
     assert r.loc["clear-all", "pages_reset"] == wl.memmap.ram_pages
     # kvm misses every non-guest page but the PAMT: control and S-EPT pages
     fp = wl.final_private()
-    non_td = sum(count_pages(fp[k]) for k in fp if k not in ("guest", "pamt"))
+    non_td = sum(count(fp[k]) for k in fp if k not in ("guest", "pamt"))
     assert non_td > 0 and r.loc["kvm", "pages_missed"] >= non_td
     assert not r.loc["refuse", "kexec_allowed"]
     assert all(("modeled" in p) for p in df["provenance"])

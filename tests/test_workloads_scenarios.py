@@ -9,7 +9,7 @@ import trackers
 from trackers.__main__ import main
 from trackers.workloads import (EVENT_DTYPE, NON_GUEST_KINDS, SCENARIOS, SEAMCALL_PRIVATE,
                                 kvm_private_after, private_after, scenario)
-from trackers.workloads import extents as X
+from trackers import extents as X
 
 
 def _digest(w) -> str:

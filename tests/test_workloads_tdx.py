@@ -6,7 +6,7 @@ import pytest
 from trackers.workloads import (GMEM_UNBIND, KVM_SET_ATTR_SHARED, SEAMCALL_RECLAIM, Policy,
                                 TdConfig, Tdmrs, build_workload, load_memory_map, scenario,
                                 synthetic_host)
-from trackers.workloads import extents as X
+from trackers import extents as X
 from trackers.workloads.memmap import bundled_memmaps
 from trackers.workloads.tdx import sept_pages, swiotlb_pages, td_gfn_layout
 

@@ -5,7 +5,7 @@ import pytest
 
 from trackers.workloads import (KVM_SET_ATTR_PRIVATE, SEAMCALL_PRIVATE, SEAMCALL_RECLAIM,
                                 kvm_private_after, load_trace, private_after, scenario)
-from trackers.workloads import extents as X
+from trackers import extents as X
 from trackers.workloads.traces import bundled_traces
 
 TD16 = 16 * (1 << 30) // 4096           # 4,194,304 pages

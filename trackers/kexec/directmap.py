@@ -36,7 +36,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .. import kernel
-from .pfnset import EMPTY, Extents, as_extents, count_pages, overlap_pages, slot_extents
+from ..extents import EMPTY, Extents, normalize, count, overlap_pages, slot_extents
 
 SHIFT_2M = 9                        # log2(kernel.PAGES_PER_2M)
 SHIFT_1G = 18                       # log2(kernel.PAGES_PER_1G)
@@ -51,7 +51,7 @@ def split_mem_range(ram_starts, ram_ends, *, gbpages: bool = True):
     sorted by start; level is LEVEL_4K / LEVEL_2M / LEVEL_1G.  Without
     gbpages the 1G pieces are mapped with 2M pages.
     """
-    s, e = as_extents(ram_starts, ram_ends)
+    s, e = normalize(ram_starts, ram_ends)
     p2, p1 = kernel.PAGES_PER_2M, kernel.PAGES_PER_1G
 
     def up(x, a):
@@ -146,12 +146,12 @@ class DirectMap:
 
     def __init__(self, ram_starts, ram_ends, *, gbpages: bool = True):
         self.gbpages = gbpages
-        self.ram: Extents = as_extents(ram_starts, ram_ends)
+        self.ram: Extents = normalize(ram_starts, ram_ends)
         self.starts, self.ends, self.levels = split_mem_range(*self.ram, gbpages=gbpages)
         self._by_level: dict[int, Extents] = {}
         for lv in (LEVEL_4K, LEVEL_2M, LEVEL_1G):
             m = self.levels == lv
-            self._by_level[lv] = as_extents(self.starts[m], self.ends[m]) if m.any() else EMPTY
+            self._by_level[lv] = normalize(self.starts[m], self.ends[m]) if m.any() else EMPTY
 
     def level(self, lv: int) -> Extents:
         """PFN extents mapped at level ``lv``."""
@@ -160,16 +160,16 @@ class DirectMap:
     def counts(self) -> DirectMapCounts:
         """The direct map as built at boot."""
         m4k, m2m, m1g = (self._by_level[lv] for lv in (LEVEL_4K, LEVEL_2M, LEVEL_1G))
-        all_ext = as_extents(self.starts, self.ends)
+        all_ext = normalize(self.starts, self.ends)
         return DirectMapCounts(
-            pages_4k=count_pages(m4k),
-            mappings_2m=count_pages(m2m) >> SHIFT_2M,
-            mappings_1g=count_pages(m1g) >> SHIFT_1G,
-            pud_pages=count_pages(slot_extents(all_ext, SHIFT_512G)),
-            pmd_pages=count_pages(slot_extents(
-                as_extents(np.concatenate((m4k[0], m2m[0])), np.concatenate((m4k[1], m2m[1]))),
+            pages_4k=count(m4k),
+            mappings_2m=count(m2m) >> SHIFT_2M,
+            mappings_1g=count(m1g) >> SHIFT_1G,
+            pud_pages=count(slot_extents(all_ext, SHIFT_512G)),
+            pmd_pages=count(slot_extents(
+                normalize(np.concatenate((m4k[0], m2m[0])), np.concatenate((m4k[1], m2m[1]))),
                 SHIFT_1G)),
-            pte_pages=count_pages(slot_extents(m4k, SHIFT_2M)),
+            pte_pages=count(slot_extents(m4k, SHIFT_2M)),
         )
 
     def split_for(self, private: Extents) -> SoftbitSplit:

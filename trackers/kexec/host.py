@@ -2,7 +2,7 @@
 
 :class:`KexecHost` is the kexec model's one input, built from a workload
 (``from_workload``) or by hand in tests.  All sets are normalized extent sets
-(see :mod:`.pfnset`):
+(see :mod:`trackers.extents`):
 
 * ``ram``         -- RAM ranges of the memory map (what clear-all resets and
                      what the direct map covers);
@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 
-from .pfnset import EMPTY, Extents, as_extents, count_pages, subtract, union
+from ..extents import EMPTY, Extents, normalize, count, subtract, union
 
 
 @dataclass
@@ -50,16 +50,16 @@ class KexecHost:
     feed: Callable | None = field(default=None, repr=False)
 
     def __post_init__(self):
-        self.ram = as_extents(*self.ram)
-        self.private = as_extents(*self.private)
-        self.kvm_visible = as_extents(*self.kvm_visible)
-        self.pamt = as_extents(*self.pamt)
-        self.leaked = as_extents(*self.leaked)
+        self.ram = normalize(*self.ram)
+        self.private = normalize(*self.private)
+        self.kvm_visible = normalize(*self.kvm_visible)
+        self.pamt = normalize(*self.pamt)
+        self.leaked = normalize(*self.leaked)
         self.ever_private = (self.private if self.ever_private is None
-                             else union(as_extents(*self.ever_private), self.private))
+                             else union(normalize(*self.ever_private), self.private))
         if self.td_pages is None:
-            self.td_pages = count_pages(subtract(self.private, union(self.pamt, self.leaked)))
-        outside = count_pages(subtract(self.private, self.ram))
+            self.td_pages = count(subtract(self.private, union(self.pamt, self.leaked)))
+        outside = count(subtract(self.private, self.ram))
         if outside:
             raise ValueError(f"host {self.name!r}: {outside} private pages lie outside RAM; "
                              f"TDX memory (CMRs) is RAM")
@@ -69,11 +69,11 @@ class KexecHost:
 
     @property
     def ram_pages(self) -> int:
-        return count_pages(self.ram)
+        return count(self.ram)
 
     @property
     def private_pages(self) -> int:
-        return count_pages(self.private)
+        return count(self.private)
 
     def feed_tracker(self, tracker, view: str = "hooks") -> None:
         """Populate a tracker as the kernel would for this host.

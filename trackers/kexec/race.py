@@ -203,7 +203,7 @@ def replay_cuts(workload, strategies=("bitmap", "kvm"), *, n_cuts: int = 16,
     """
     from ..workloads.events import KVM_SET_ATTR_SHARED as ATTR_SHARED
     from ..workloads.events import SEAMCALL_PRIVATE as MAKE, SEAMCALL_RECLAIM as RECLAIM
-    from .pfnset import as_extents, count_pages, from_tracker, overlap_pages, subtract, union
+    from ..extents import normalize, count, from_tracker, overlap_pages, subtract, union
     from .workload_adapter import event_batches
     ev = np.concatenate(event_batches(workload))
     rng = np.random.default_rng(seed)
@@ -219,7 +219,7 @@ def replay_cuts(workload, strategies=("bitmap", "kvm"), *, n_cuts: int = 16,
     cuts, window = cuts[order], window[order]
     from .. import TRACKERS
     built = {name: TRACKERS[name](int(workload.max_pfn)) for name in strategies}
-    truth = as_extents([], [])
+    truth = normalize([], [])
     pos, rows = 0, []
     for cut, win in zip(cuts.tolist(), window.tolist()):     # one step per cut
         chunk = ev[pos:cut]
@@ -229,7 +229,7 @@ def replay_cuts(workload, strategies=("bitmap", "kvm"), *, n_cuts: int = 16,
         brk = np.flatnonzero(np.diff(sc["op"].astype(np.int64))) + 1
         for part in np.split(sc, brk):                       # one step per run of op
             if part.size:
-                ext = as_extents(part["pfn_start"], part["pfn_end"])
+                ext = normalize(part["pfn_start"], part["pfn_end"])
                 truth = union(truth, ext) if part["op"][0] == MAKE else subtract(truth, ext)
         pos = cut
         for name, t in built.items():
@@ -238,8 +238,8 @@ def replay_cuts(workload, strategies=("bitmap", "kvm"), *, n_cuts: int = 16,
                 pamt = _pamt_so_far(ev[:cut])
                 found = union(found, pamt)
             rows.append({"cut": cut, "window": win, "strategy": name,
-                         "private_pages": count_pages(truth),
-                         "missed": count_pages(truth) - overlap_pages(truth, found)})
+                         "private_pages": count(truth),
+                         "missed": count(truth) - overlap_pages(truth, found)})
     df = pd.DataFrame(rows)
     df.attrs["provenance"] = "emulated: trackers fed the event stream up to each cut"
     return df
@@ -247,9 +247,9 @@ def replay_cuts(workload, strategies=("bitmap", "kvm"), *, n_cuts: int = 16,
 
 def _pamt_so_far(ev):
     from ..workloads.events import KIND_PAMT, SEAMCALL_PRIVATE as MAKE
-    from .pfnset import as_extents
+    from ..extents import normalize
     m = (ev["op"] == MAKE) & (ev["kind"] == KIND_PAMT)
-    return as_extents(ev["pfn_start"][m], ev["pfn_end"][m])
+    return normalize(ev["pfn_start"][m], ev["pfn_end"][m])
 
 
 def failed_reclaim(strategies=None) -> pd.DataFrame:

@@ -42,7 +42,7 @@ from .. import kernel
 from ..base import MemoryBudgetError
 from .directmap import DirectMap
 from .host import KexecHost
-from .pfnset import count_pages, from_tracker, overlap_pages, union
+from ..extents import count, from_tracker, overlap_pages, union
 from .platform import Platform, get_platform
 
 # --------------------------------------------------------------------------
@@ -216,7 +216,7 @@ class TrackerStrategy(Strategy):
         if extra is not None:                # the TDMR list: a few entries, not counted
             found = union(found, extra)
         loads = self.scan_loads(breakdown) if tracker is not None else est_loads
-        pages_reset = count_pages(found)
+        pages_reset = count(found)
         missed = host.private_pages - overlap_pages(host.private, found)
         scan_s, clear_s, down = _modeled_times(platform, scanned, loads, pages_reset)
         err = (scan_s / measured - 1) if (measured > 0 and platform.kind == "measured") else math.nan
@@ -265,11 +265,11 @@ class KvmStrategy(TrackerStrategy):
         # the kvm tracker is not registered: model the walk from host.kvm_visible
         platform = get_platform(platform or "this-machine")
         found = union(host.kvm_visible, host.pamt)
-        visible = count_pages(host.kvm_visible)
+        visible = count(host.kvm_visible)
         # one xa_node per 64 GFNs (order-0 value entries), the leaf level dominates
         nodes = -(-visible // kernel.XA_CHUNK_SIZE)
         scanned = nodes * kernel.XA_NODE_BYTES
-        pages_reset = count_pages(found)
+        pages_reset = count(found)
         missed = host.private_pages - overlap_pages(host.private, found)
         scan_s, clear_s, down = _modeled_times(platform, scanned, nodes, pages_reset)
         return Outcome(self.name, self.option, True, 0, scanned, nodes, pages_reset, missed,
@@ -364,7 +364,7 @@ class RefuseWhileTd(Strategy):
             return Outcome(self.name, self.option, False, 0, 0, 0, 0, 0, math.nan, math.nan,
                            math.nan, provenance="modeled: no kexec happens",
                            notes=f"{host.tds_running} TDs running: kexec refused")
-        pages_reset = count_pages(host.pamt)
+        pages_reset = count(host.pamt)
         missed = host.private_pages - overlap_pages(host.private, host.pamt)
         scan_s, clear_s, down = _modeled_times(platform, 0, 0, pages_reset)
         return Outcome(self.name, self.option, True, 0, 0, 0, pages_reset, missed, scan_s,

@@ -22,7 +22,7 @@ import numpy as np
 
 from ..workloads.events import KVM_SET_ATTR_SHARED, SEAMCALL_PRIVATE
 from .host import KexecHost
-from .pfnset import EMPTY, as_extents, union
+from ..extents import EMPTY, normalize, union
 
 
 def event_batches(workload) -> list[np.ndarray]:
@@ -36,18 +36,18 @@ def event_batches(workload) -> list[np.ndarray]:
 def host_from_workload(workload, *, name: str | None = None) -> KexecHost:
     by_kind = workload.final_private()
     if isinstance(by_kind, dict):
-        private = union(*[as_extents(*v) for v in by_kind.values()]) if by_kind else EMPTY
+        private = union(*[normalize(*v) for v in by_kind.values()]) if by_kind else EMPTY
     else:                                   # a plain extent set
-        private, by_kind = as_extents(*by_kind), {}
-    pamt = as_extents(*by_kind["pamt"]) if "pamt" in by_kind else EMPTY
-    leaked = as_extents(*by_kind["leaked"]) if "leaked" in by_kind else EMPTY
+        private, by_kind = normalize(*by_kind), {}
+    pamt = normalize(*by_kind["pamt"]) if "pamt" in by_kind else EMPTY
+    leaked = normalize(*by_kind["leaked"]) if "leaked" in by_kind else EMPTY
     if callable(getattr(workload, "final_kvm", None)):
-        kvm_visible = as_extents(*workload.final_kvm())
+        kvm_visible = normalize(*workload.final_kvm())
     else:
-        kvm_visible = as_extents(*by_kind.get("guest", EMPTY))
+        kvm_visible = normalize(*by_kind.get("guest", EMPTY))
     batches = event_batches(workload)
     made = [b[b["op"] == SEAMCALL_PRIVATE] for b in batches]
-    ever = (as_extents(np.concatenate([m["pfn_start"] for m in made]),
+    ever = (normalize(np.concatenate([m["pfn_start"] for m in made]),
                        np.concatenate([m["pfn_end"] for m in made])) if made else EMPTY)
     mm = workload.memmap
 

@@ -37,7 +37,7 @@ from typing import Callable
 import numpy as np
 
 from .. import kernel
-from . import extents as X
+from .. import extents as X
 
 # --- op ---------------------------------------------------------------------
 SEAMCALL_PRIVATE = 1

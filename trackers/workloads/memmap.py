@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import kernel
-from . import extents as X
+from .. import extents as X
 
 GIB = 1 << 30
 PAGE = kernel.PAGE_SIZE

@@ -25,7 +25,7 @@ from typing import Callable
 import numpy as np
 
 from .. import kernel
-from . import extents as X
+from .. import extents as X
 from .events import (KIND_NAMES, KIND_PAMT, SEAMCALL_PRIVATE, concat, Churner, make_rows)
 from .memmap import FOUR_GIB, GIB, MemoryMap, bundled_memmaps, load_memory_map, synthetic_host
 from .tdx import (TD, HostAllocator, Policy, TdConfig, Tdmrs, control_pages_needed,

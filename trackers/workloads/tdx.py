@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .. import kernel
-from . import extents as X
+from .. import extents as X
 from .events import (KIND_GUEST, KIND_PAMT, KIND_SEPT, KIND_TDCS, KIND_TDCX, KIND_TDR,
                      KIND_TDVPR, SEAMCALL_PRIVATE, Binding, make_rows)
 from .memmap import MemoryMap

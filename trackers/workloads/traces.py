@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import kernel
-from . import extents as X
+from .. import extents as X
 from .events import Binding, concat
 
 _FTRACE = re.compile(r"kvm_vm_set_mem_attributes:\s+(0x[0-9a-fA-F]+)\s+--\s+(0x[0-9a-fA-F]+)"

@@ -1,4 +1,4 @@
-"""Sorted extent sets: the algebra every workload generator is built on.
+"""Sorted extent sets: the one algebra of PFN/GFN runs the project uses.
 
 An *extent set* is two int64 arrays ``(starts, ends)`` of half-open ranges,
 ascending, disjoint and non-touching (maximal runs).  A *sequence* is a list
@@ -6,6 +6,7 @@ of extents in a given order (not necessarily sorted) whose pages are counted
 one after another: an allocation hands out a PFN sequence, a TD's memory is a
 GFN sequence, and :func:`zip_sequences` pairs two of equal length page by page.
 
+Workload generators, the kexec model and the tests all count pages with it.
 Every operation is vectorized: its cost is a few sorts over the extent
 boundaries, never a Python step per page or per extent.  ``np.unique`` is
 avoided (slow in numpy 2.4, see PERF-NOTES): sort and a neighbour mask instead.
@@ -15,9 +16,12 @@ from __future__ import annotations
 
 import numpy as np
 
+from .base import normalize_extents
+
 Extents = tuple[np.ndarray, np.ndarray]
 
 _EMPTY = np.empty(0, np.int64)
+EMPTY: Extents = (_EMPTY, _EMPTY)       # a shared default; never mutate it
 
 
 def empty() -> Extents:
@@ -38,15 +42,7 @@ def normalize(starts, ends) -> Extents:
         s, e = s[keep], e[keep]
     if s.size == 0:
         return empty()
-    order = np.argsort(s, kind="stable")
-    s, e = s[order], e[order]
-    run_end = np.maximum.accumulate(e)
-    new = np.empty(s.size, bool)
-    new[0] = True
-    new[1:] = s[1:] > run_end[:-1]          # a gap: touching runs merge
-    first = np.flatnonzero(new)
-    last = np.append(first[1:], s.size) - 1
-    return s[first], run_end[last]
+    return normalize_extents(s, e)
 
 
 def union(*sets: Extents) -> Extents:
@@ -194,3 +190,41 @@ def count_blocks_touched(ext: Extents, shift: int) -> int:
     # consecutive extents sharing a block count it once
     shared = int((first[1:] == last[:-1]).sum())
     return total - shared
+
+
+def covered_below(ext: Extents, x: np.ndarray) -> np.ndarray:
+    """Pages of ``ext`` below each x: |ext ∩ [0, x)|.  ext must be disjoint."""
+    s, e = ext
+    x = np.asarray(x, np.int64)
+    if s.size == 0:
+        return np.zeros(x.shape, np.int64)
+    lengths = e - s
+    before = np.concatenate(([0], np.cumsum(lengths)))       # pages in runs < j
+    k = np.searchsorted(s, x, side="right")                  # runs starting <= x
+    j = np.maximum(k - 1, 0)
+    partial = np.clip(x - s[j], 0, lengths[j])
+    return np.where(k > 0, before[j] + partial, 0)
+
+
+def overlap_pages(a: Extents, b: Extents) -> int:
+    """|a ∩ b| for two disjoint extent sets, without building the intersection."""
+    if a[0].size == 0 or b[0].size == 0:
+        return 0
+    return int((covered_below(b, a[1]) - covered_below(b, a[0])).sum())
+
+
+def slot_extents(ext: Extents, shift: int) -> Extents:
+    """The 2^shift-page slots an extent set touches, as runs of slot indices."""
+    s, e = ext
+    if s.size == 0:
+        return empty()
+    return normalize(s >> shift, ((e - 1) >> shift) + 1)
+
+
+def from_tracker(tracker) -> Extents:
+    """A tracker's scan (its extents() batches) as one extent set."""
+    parts = list(tracker.extents())
+    if not parts:
+        return empty()
+    return (np.concatenate([p[0] for p in parts]).astype(np.int64),
+            np.concatenate([p[1] for p in parts]).astype(np.int64))
