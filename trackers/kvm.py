@@ -284,9 +284,12 @@ class KvmAttributes(Tracker):
         self._runs = None
 
     # --- the scan ------------------------------------------------------------
-    def runs(self):
-        """PFN-sorted maximal runs of every TD's private, bound GFNs (cached)."""
-        if self._runs is None:
+    def runs(self, rescan: bool = False):
+        """PFN-sorted maximal runs of every TD's private, bound GFNs.
+
+        The walk's result is cached for contains()/len(); ``rescan`` walks
+        again (every extents() does, so a timed scan times the walk)."""
+        if self._runs is None or rescan:
             parts = [td.pfn_runs() for td in self.tds.values()]
             s = np.concatenate([p[0] for p in parts]) if parts else np.empty(0, np.int64)
             e = np.concatenate([p[1] for p in parts]) if parts else np.empty(0, np.int64)
@@ -294,7 +297,7 @@ class KvmAttributes(Tracker):
         return self._runs
 
     def _extent_batches(self):
-        s, e = self.runs()
+        s, e = self.runs(rescan=True)
         for i in range(0, s.size, EXTENT_CHUNK):
             yield s[i:i + EXTENT_CHUNK], e[i:i + EXTENT_CHUNK]
 
