@@ -6,7 +6,7 @@ regressions.  Kernel cost lives in the modeled benchmarks (bench_model.py).
 """
 
 from .common import (HOST_SIZES, OP_PAGES, TIME_HOSTS, TIME_SHAPES, TRACKER_NAMES,
-                     build_tracker, drain, load_set, random_pfns, warm_sets)
+                     build_tracker, check_build_time, drain, load_set, random_pfns, warm_sets)
 
 import trackers
 
@@ -30,6 +30,7 @@ class Populate:
 
     def setup(self, _cache, tracker, host, shape):
         self.starts, self.ends = load_set(shape, host)
+        check_build_time(tracker, host, shape, int(self.starts.size))
         try:
             self.t = trackers.get_tracker(tracker, max_pfn=HOST_SIZES[host])
         except trackers.MemoryBudgetError as exc:
@@ -56,7 +57,7 @@ class Scan:
 
     def setup(self, _cache, tracker, host, shape):
         starts, ends = load_set(shape, host)
-        self.t = build_tracker(tracker, host, starts, ends)
+        self.t = build_tracker(tracker, host, starts, ends, shape)
 
     def time_scan_extents(self, _cache, tracker, host, shape):
         drain(self.t.extents())
@@ -83,7 +84,7 @@ class PageOps:
 
     def setup(self, _cache, tracker, host, shape):
         starts, ends = load_set(shape, host)
-        self.t = build_tracker(tracker, host, starts, ends)
+        self.t = build_tracker(tracker, host, starts, ends, shape)
         self.probe = random_pfns(HOST_SIZES[host], OP_PAGES)
         self.outside = self.probe[~self.t.contains(self.probe)]
         self.t.contains(self.probe[:1])                 # compile before timing

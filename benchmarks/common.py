@@ -12,12 +12,20 @@ which asv records as skipped (n/a):
 * the set is too large to generate (:class:`trackers.report.sets.SetTooLarge`);
 * the tracker refuses to build it within its memory budget
   (:class:`trackers.MemoryBudgetError`);
-* the host is larger than :data:`BUILD_MAX_PFN` for timed builds.
+* the host is larger than :data:`BUILD_MAX_PFN` for timed builds;
+* building and scanning the set would take longer than
+  :data:`BUILD_SECONDS_LIMIT` on this machine, predicted from a probe: the
+  same tracker built and scanned on the 64 GiB set of the same shape, scaled
+  by the extent count (:func:`check_build_time`; probes cached on disk).
 """
 
 from __future__ import annotations
 
+import hashlib
+import inspect
+import json
 import os
+import time
 from pathlib import Path
 
 import numpy as np
@@ -38,7 +46,7 @@ TIME_HOSTS = ["64G", "1T", "16T"]
 TRACK_HOSTS = list(HOST_SIZES)
 #: set shapes the timed benchmarks run on
 TIME_SHAPES = ["reference", "extents-2m"]
-TRACK_SHAPES = ["reference", "reference-1pct", "extents-2m"]
+TRACK_SHAPES = ["reference", "reference-1pct"]
 
 #: the largest PFN space a timed benchmark builds (16 TiB = 2^32: a bitmap is
 #: 512 MiB; radix trees of the 1 % set hold tens of millions of entries)
@@ -46,6 +54,10 @@ BUILD_MAX_PFN = 1 << 32
 
 #: per-page operations (mark/unmark, contains) touch this many PFNs per call
 OP_PAGES = 1 << 16
+
+#: the longest predicted build + one scan a timed benchmark's setup may take
+BUILD_SECONDS_LIMIT = 20.0
+PROBE_HOST = "64G"
 
 
 def _cache_path(shape: str, max_pfn: int, seed: int) -> Path:
@@ -89,11 +101,50 @@ def warm_sets(shapes, hosts, seed: int = SEED) -> dict:
     return cached
 
 
-def build_tracker(name: str, host: str, starts, ends):
-    """A tracker over ``host`` with the set marked; NotImplementedError if refused."""
+def _probe(name: str, shape: str, seed: int = SEED) -> dict:
+    """Seconds to build and scan ``name`` on the PROBE_HOST set of ``shape`` (cached)."""
+    source = Path(inspect.getsourcefile(trackers.TRACKERS[name]))
+    digest = hashlib.sha1(source.read_bytes()).hexdigest()[:12]     # re-probe on change
+    path = CACHE_DIR / f"probe-{name}-{shape}-{seed}-{digest}.json"
+    if path.exists():
+        return json.loads(path.read_text())
+    starts, ends = load_set(shape, PROBE_HOST, seed)
+    warm = trackers.get_tracker(name, max_pfn=1 << 12)       # compile outside the probe
+    warm.mark_ranges([1, 64], [3, 200])
+    drain(warm.extents())
+    t0 = time.perf_counter()
+    t = trackers.get_tracker(name, max_pfn=HOST_SIZES[PROBE_HOST])
+    t.mark_ranges(starts, ends)
+    drain(t.extents())
+    probe = {"seconds": time.perf_counter() - t0, "extents": int(starts.size)}
+    CACHE_DIR.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}")
+    tmp.write_text(json.dumps(probe))
+    os.replace(tmp, path)
+    return probe
+
+
+def check_build_time(name: str, host: str, shape: str, extents: int) -> None:
+    """NotImplementedError if building + scanning ``extents`` is predicted over the limit."""
+    if host == PROBE_HOST:
+        return
+    probe = _probe(name, shape)
+    predicted = probe["seconds"] * extents / max(probe["extents"], 1)
+    if predicted > BUILD_SECONDS_LIMIT:
+        raise NotImplementedError(
+            f"{name} on {shape}@{host}: build + scan predicted {predicted:.0f} s "
+            f"({probe['seconds']:.2f} s for {probe['extents']:,} extents at {PROBE_HOST}), "
+            f"over the {BUILD_SECONDS_LIMIT:g} s limit for this machine")
+
+
+def build_tracker(name: str, host: str, starts, ends, shape: str | None = None):
+    """A tracker over ``host`` with the set marked; NotImplementedError if refused
+    by its budget or predicted too slow to build here (needs ``shape``)."""
     max_pfn = HOST_SIZES[host]
     if max_pfn > BUILD_MAX_PFN:
         raise NotImplementedError(f"{host} is over the timed-build limit {BUILD_MAX_PFN:,} PFNs")
+    if shape is not None:
+        check_build_time(name, host, shape, int(starts.size))
     try:
         t = trackers.get_tracker(name, max_pfn=max_pfn)
         t.mark_ranges(starts, ends)
@@ -122,4 +173,4 @@ def drain(batches) -> int:
 
 __all__ = ["SEED", "TRACKER_NAMES", "TIME_HOSTS", "TRACK_HOSTS", "TIME_SHAPES",
            "TRACK_SHAPES", "SET_SHAPES", "HOST_SIZES", "load_set", "warm_sets",
-           "build_tracker", "random_pfns", "drain"]
+           "build_tracker", "check_build_time", "random_pfns", "drain"]
