@@ -53,7 +53,7 @@ class ReportConfig:
     conversion_rates: list[float]          # race: MiB converted private->shared per second
     race_kexecs: int = 20000               # simulated kexecs per rate
     scan_repeat: int = 3
-    scan_time_budget_s: float = 20.0       # a tracker slower than this stops growing
+    scan_time_budget_s: float = 20.0       # build + scans a tracker may take at one size
     seed: int = 0
     quick: bool = False
     trackers: list[str] = field(default_factory=lambda: list(trackers.TRACKERS))
@@ -65,7 +65,7 @@ def default_config(seed: int = 0) -> ReportConfig:
         sweep_shape="reference-1pct",
         fraction_host=1 << 24,                                       # 64 GiB
         fractions=[0.001, 0.003, 0.01, 0.03, 0.1, 0.2, 0.35, 0.5, 0.7, 0.9],
-        scan_hosts=[1 << 20, 1 << 22, 1 << 24, 1 << 26],             # 4 GiB .. 256 GiB
+        scan_hosts=[1 << 20, 1 << 22, 1 << 24, 1 << 26, 1 << 28],    # 4 GiB .. 1 TiB
         scan_shape="reference",
         scenarios=default_scenarios(),
         emulate_max_pfn=1 << 25,                                     # 128 GiB: iomem-64g
@@ -212,7 +212,10 @@ def _drain(batches) -> int:
     return n
 
 
-def _scan_rows(cfg, max_pfn, get_set, slow: set) -> list[dict]:
+def _scan_rows(cfg, max_pfn, get_set, cost: dict) -> list[dict]:
+    """Build and scan every tracker at ``max_pfn``; ``cost`` carries, per tracker, the
+    (seconds, extents) of its last size, so a tracker predicted (linearly in extents)
+    to take over ``scan_time_budget_s`` here is skipped rather than run."""
     starts, ends = get_set("shape", max_pfn, cfg.scan_shape, cfg.seed)
     pages = int((ends - starts).sum())
     plats = model.platforms()
@@ -221,10 +224,13 @@ def _scan_rows(cfg, max_pfn, get_set, slow: set) -> list[dict]:
         base = {"tracker": name, "host_pfns": max_pfn, "host_bytes": max_pfn * PAGE_SIZE,
                 "host": host_label(max_pfn), "set": cfg.scan_shape, "private_pages": pages,
                 "extents": int(starts.size)}
-        if name in slow:
-            rows.append({**base, "skipped": f"a smaller host took over "
-                                           f"{cfg.scan_time_budget_s:g} s"})
-            continue
+        if name in cost:
+            spent, extents = cost[name]
+            predicted = spent * starts.size / max(extents, 1)
+            if predicted > cfg.scan_time_budget_s:
+                rows.append({**base, "skipped": f"predicted {predicted:.0f} s, over the "
+                                                f"{cfg.scan_time_budget_s:g} s budget"})
+                continue
         cls = trackers.TRACKERS[name]
         try:
             warm = cls(1 << 12)                         # compile before timing
@@ -238,15 +244,13 @@ def _scan_rows(cfg, max_pfn, get_set, slow: set) -> list[dict]:
             rows.append({**base, "skipped": str(exc)})
             continue
         times = []
-        spent = populate_s
-        while len(times) < cfg.scan_repeat and (not times or spent < cfg.scan_time_budget_s):
+        while len(times) < cfg.scan_repeat and (not times or populate_s + sum(times)
+                                                < cfg.scan_time_budget_s):
             t0 = time.perf_counter()
             n = _drain(t.extents())
             times.append(time.perf_counter() - t0)
-            spent += times[-1]
         assert n == starts.size, f"{name}: scan returned {n} extents, set has {starts.size}"
-        if spent > cfg.scan_time_budget_s:
-            slow.add(name)
+        cost[name] = (populate_s + statistics.median(times) * cfg.scan_repeat, int(starts.size))
         mem = t.memory()
         loads = model.scan_loads(mem.breakdown)
         for pname, plat in plats.items():
@@ -267,7 +271,7 @@ def plan(cfg: ReportConfig) -> list[Step]:
     """Every step of a run, in order (tables: memory_vs_host, bits_per_page, scan_time,
     kexec, race)."""
     get_set = _set_cache()
-    slow: set[str] = set()
+    cost: dict[str, tuple[float, int]] = {}
     steps = []
     for n in cfg.sweep_hosts:
         steps.append(Step("memory_vs_host", f"memory {host_label(n)}",
@@ -277,7 +281,7 @@ def plan(cfg: ReportConfig) -> list[Step]:
                           lambda f=f: _fraction_rows(cfg, f, get_set)))
     for n in cfg.scan_hosts:
         steps.append(Step("scan_time", f"scan {host_label(n)}",
-                          lambda n=n: _scan_rows(cfg, n, get_set, slow)))
+                          lambda n=n: _scan_rows(cfg, n, get_set, cost)))
     steps.extend(kexec_steps(cfg))
     return steps
 

@@ -221,9 +221,15 @@ def scan_time(df: pd.DataFrame, platform: str | None = None):
                + ("s" if cpus > 1 else "")]
     ax.legend(handles, labels, loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize=9,
               frameon=False)
+    note = ""
+    if "skipped" in df:
+        sk = df.dropna(subset=["skipped"]).drop_duplicates(["tracker", "host_bytes"])
+        if not sk.empty:
+            note = " Not built (over the run's time or memory budget, see scan_time.csv): " + \
+                ", ".join(f"{r.tracker} at {fmt_bytes(r.host_bytes)}" for r in sk.itertuples()) + "."
     _caption(fig, "Modeled scan = scanned bytes / streaming-read rate + one dependent load per "
                   "tree node × load latency (trackers/kexec/platform.py). Measured = median "
-                  "extents() scan of the built emulation; it is not a kernel time.")
+                  "extents() scan of the built emulation; it is not a kernel time." + note)
     fig.tight_layout(rect=(0, 0.04, 1, 1))
     return fig
 
