@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 
 import trackers
+from trackers.output import write_text_atomic
 from trackers.report.sets import HOST_SIZES, SET_SHAPES, SetTooLarge, host_set
 
 SEED = 0
@@ -117,10 +118,7 @@ def _probe(name: str, shape: str, seed: int = SEED) -> dict:
     t.mark_ranges(starts, ends)
     drain(t.extents())
     probe = {"seconds": time.perf_counter() - t0, "extents": int(starts.size)}
-    CACHE_DIR.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}")
-    tmp.write_text(json.dumps(probe))
-    os.replace(tmp, path)
+    write_text_atomic(path, json.dumps(probe))
     return probe
 
 
