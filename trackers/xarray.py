@@ -242,12 +242,19 @@ def _xas_shrink(slots, hdr, parent, meta, levels):
             break
         if v < 0:
             break                      # multi-index entry in slot 0: stays
-        child = v - 1
-        _node_free(slots, hdr, parent, meta, levels, n)
-        parent[child] = -1
-        hdr[child, 1] = 0
-        meta[M_HEAD] = child
-        n = child
+        n = _pop_top(slots, hdr, parent, meta, levels, n)
+
+
+@njit(cache=True)
+def _pop_top(slots, hdr, parent, meta, levels, n):
+    """Free top node n whose slot 0 holds its only child node; the child
+    becomes the top.  Returns the child."""
+    child = slots[n, 0] - 1
+    _node_free(slots, hdr, parent, meta, levels, n)
+    parent[child] = -1
+    hdr[child, 1] = 0
+    meta[M_HEAD] = child
+    return child
 
 
 @njit(cache=True)
@@ -535,12 +542,7 @@ def _canonical_height(slots, hdr, parent, meta, levels):
     _xas_expand(slots, hdr, parent, meta, levels, m)
     n = meta[M_HEAD]
     while np.int64(hdr[n, 0]) > target:            # all entries lie under slot 0
-        child = slots[n, 0] - 1
-        _node_free(slots, hdr, parent, meta, levels, n)
-        parent[child] = -1
-        hdr[child, 1] = 0
-        meta[M_HEAD] = child
-        n = child
+        n = _pop_top(slots, hdr, parent, meta, levels, n)
 
 
 @njit(cache=True)
