@@ -54,7 +54,7 @@ from typing import Iterator
 import numpy as np
 from numba import njit
 
-from . import kernel
+from . import extents, kernel
 from .base import (EXTENT_CHUNK, MemoryReport, Tracker, as_index_array, check_budget,
                    estimate_input, normalize_extents)
 
@@ -1006,7 +1006,7 @@ class XaTree:
         if mark:
             new_s, new_e = normalize_extents(np.concatenate((old_s, s)), np.concatenate((old_e, e)))
         else:
-            new_s, new_e = subtract_extents(old_s, old_e, s, e)
+            new_s, new_e = extents.subtract((old_s, old_e), (s, e))
         self.reserve(int(xa_node_counts(new_s, new_e, True).sum()) + XA_LEVELS + 1)
         _replace_multi(*self._pool, old_s, old_e, new_s, new_e)
 
@@ -1121,40 +1121,6 @@ def _check_tree(slots, hdr, parent, meta, levels, multi):
     if free + meta[M_USED] != meta[M_HIGH]:
         return 8, -1
     return 0, -1
-
-
-def subtract_extents(a_s, a_e, b_s, b_e):
-    """Sorted maximal extents A minus sorted maximal extents B."""
-    out_s = np.empty(a_s.size + b_s.size, np.int64)
-    out_e = np.empty(a_s.size + b_s.size, np.int64)
-    n = _subtract(np.ascontiguousarray(a_s, np.int64), np.ascontiguousarray(a_e, np.int64),
-                  np.ascontiguousarray(b_s, np.int64), np.ascontiguousarray(b_e, np.int64),
-                  out_s, out_e)
-    return out_s[:n], out_e[:n]
-
-
-@njit(cache=True)
-def _subtract(a_s, a_e, b_s, b_e, out_s, out_e):
-    n = 0
-    j = 0
-    for i in range(a_s.size):
-        s, e = a_s[i], a_e[i]
-        while j < b_s.size and b_e[j] <= s:
-            j += 1
-        k = j
-        while s < e:
-            if k >= b_s.size or b_s[k] >= e:
-                out_s[n] = s
-                out_e[n] = e
-                n += 1
-                break
-            if b_s[k] > s:
-                out_s[n] = s
-                out_e[n] = b_s[k]
-                n += 1
-            s = max(s, b_e[k])
-            k += 1
-    return n
 
 
 # --------------------------------------------------------------------------
