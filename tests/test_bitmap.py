@@ -1,5 +1,3 @@
-import numpy as np
-
 import trackers
 from trackers.bitmap import Bitmap
 

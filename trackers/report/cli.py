@@ -68,7 +68,7 @@ def write_report(tables, out: Path, meta: dict) -> list[Path]:
         for fig_name, fn in figures.FIGURES.items():
             df = tables.get(sources[fig_name])
             if df is None or df.empty:
-                continue                       # pending: summary.md says why
+                continue                       # no rows: nothing to draw
             fig = fn(df)
             fig.savefig(tmp / f"{fig_name}.png", dpi=130)
             fig.savefig(tmp / f"{fig_name}.svg")
@@ -89,22 +89,13 @@ def run(args) -> int:
     matplotlib.use("Agg")                      # the command writes files: no display
     import trackers
 
-    from . import collect, model, summary
+    from . import collect, summary
     cfg = (collect.quick_config if args.quick else collect.default_config)(args.seed)
     if args.trackers:
         for n in args.trackers:
             if n not in trackers.TRACKERS:
                 raise ValueError(f"unknown tracker {n!r}; known: {', '.join(trackers.TRACKERS)}")
         cfg.trackers = list(args.trackers)
-    pending = []
-    if not model.workloads_available():
-        pending.append("kexec downtime per strategy: trackers.workloads.scenario (issue 3) "
-                       "not installed")
-    if not model.kexec_available():
-        pending.append("kexec strategies and platforms: trackers.kexec (issue 4) not installed")
-    if not model.race_available():
-        pending.append("missed pages vs conversion rate: trackers.kexec.race (issue 4) not "
-                       "installed")
     t0 = time.perf_counter()
     steps = collect.plan(cfg)
     bar = _progress(len(steps), args.no_progress)
@@ -116,7 +107,7 @@ def run(args) -> int:
     elapsed = time.perf_counter() - t0
     meta = {"command": "python -m trackers report" + (" --quick" if args.quick else ""),
             "elapsed_s": elapsed, "mode": "quick" if args.quick else "default",
-            "seed": args.seed, "trackers": cfg.trackers, "pending": pending}
+            "seed": args.seed, "trackers": cfg.trackers}
     out = Path(args.out)
     written = write_report(tables, out, meta)
     verdict = summary.verdict_table(tables)
@@ -125,8 +116,6 @@ def run(args) -> int:
     print(f"\nverdict ({'downtime on ' + plat if plat else 'trackers only'}; "
           f"[modeled] = kernel model, [measured] = this machine):", file=buf)
     print(verdict.to_string(index=False), file=buf)
-    for note in pending:
-        print(f"pending: {note}", file=buf)
     print(f"\n{len(written)} files written to {out}/ in {elapsed:.0f} s "
           f"(figures: {', '.join(p.stem for p in written if p.suffix == '.png')})", file=buf)
     print(buf.getvalue())

@@ -156,8 +156,7 @@ def _memory_rows(cfg, max_pfn, get_set) -> list[dict]:
             "estimate_measured_s": time.perf_counter() - t0,
             "kind": "modeled",
         })
-    if model.kexec_available():
-        rows.extend(_pte_softbit_rows(cfg, max_pfn, starts, ends, pages))
+    rows.extend(_pte_softbit_rows(cfg, max_pfn, starts, ends, pages))
     return rows
 
 
@@ -291,12 +290,9 @@ def plan(cfg: ReportConfig) -> list[Step]:
 
 def default_scenarios() -> list[str]:
     """1 TiB and 16 TiB hosts and one scenario per bundled real memory map."""
-    names = ["1tib-4td", "16tib-dense"]
-    if model.workloads_available():
-        from trackers.workloads.memmap import bundled_memmaps
-        from trackers.workloads.scenarios import SCENARIOS
-        names += [k for k in SCENARIOS if k in bundled_memmaps()]
-    return names
+    from trackers.workloads.memmap import bundled_memmaps
+    from trackers.workloads.scenarios import SCENARIOS
+    return ["1tib-4td", "16tib-dense"] + [k for k in SCENARIOS if k in bundled_memmaps()]
 
 
 def _kexec_rows(cfg, name: str) -> list[dict]:
@@ -339,17 +335,10 @@ def _race_rows(cfg) -> list[dict]:
 
 
 def kexec_steps(cfg: ReportConfig) -> list[Step]:
-    """Every strategy on each scenario and platform preset; the conversion race.
-
-    Empty while trackers.workloads (scenario) or trackers.kexec (evaluate,
-    race) is missing; the report then lists the kexec figures as pending.
-    """
-    steps = []
-    if model.workloads_available() and model.kexec_available():
-        for name in cfg.scenarios:
-            steps.append(Step("kexec", f"kexec {name}", lambda name=name: _kexec_rows(cfg, name)))
-    if model.race_available():
-        steps.append(Step("race", "race", lambda: _race_rows(cfg)))
+    """Every strategy on each scenario and platform preset; the conversion race."""
+    steps = [Step("kexec", f"kexec {name}", lambda name=name: _kexec_rows(cfg, name))
+             for name in cfg.scenarios]
+    steps.append(Step("race", "race", lambda: _race_rows(cfg)))
     return steps
 
 

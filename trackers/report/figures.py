@@ -282,8 +282,7 @@ def kexec_downtime(df: pd.DataFrame, scenarios: list[str] | None = None):
     """Modeled kexec downtime: scan and clear stacked; rows scenarios, columns platforms."""
     title = "kexec downtime per strategy (modeled): scan + clear stacked — lower is better"
     if df is None or df.empty:
-        return _empty(title, "kexec data pending: trackers.kexec and trackers.workloads "
-                             "(issues 3 and 4) not installed when this report ran")
+        return _empty(title, "no kexec rows in this run")
     scenarios = scenarios or list(dict.fromkeys(df["scenario"]))[:2]
     d = df[df["scenario"].isin(scenarios)]
     plats = list(dict.fromkeys(d["platform_name"]))
@@ -325,8 +324,7 @@ def missed_pages(df: pd.DataFrame, platform: str | None = None):
     """Pages a kexec misses vs the private->shared conversion rate (modeled)."""
     title = "Private pages missed per kexec vs conversion rate (modeled) — lower is better"
     if df is None or df.empty:
-        return _empty(title, "race data pending: trackers.kexec.race (issue 4) not installed "
-                             "when this report ran")
+        return _empty(title, "no race rows in this run")
     plats = list(dict.fromkeys(df["platform_name"]))
     platform = platform or ("spr-2s" if "spr-2s" in plats else plats[0])
     d = df[df["platform_name"] == platform]

@@ -223,10 +223,6 @@ def summary_markdown(tables, verdict: pd.DataFrame, figures: list[str], meta: di
         out.append("")
         out.extend(f"- {f}" for f in facts)
         out.append("")
-    for note in meta.get("pending", []):
-        out.append(f"- pending: {note}")
-    if meta.get("pending"):
-        out.append("")
     out.append("## Figures")
     out.append("")
     for name in figures:
