@@ -153,3 +153,15 @@ def test_notebook_executes_on_quick_report(report_dir, monkeypatch):
     images = sum(1 for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])
                  if "image/png" in o.get("data", {}))
     assert images >= 3 + ("kexec" in expected_tables()) * 2 + ("race" in expected_tables()) * 2
+
+
+def test_default_report_calibrates_a_new_machine_once(tmp_path, monkeypatch):
+    import trackers.kexec.calibrate as cal
+    from trackers.report.cli import _calibrate_once
+    path = tmp_path / "calibration.json"
+    monkeypatch.setenv("TRACKERS_CALIBRATION", str(path))
+    calls = []
+    monkeypatch.setattr(cal, "calibrate", lambda: (calls.append(1), path.write_text("{}")))
+    _calibrate_once()
+    _calibrate_once()                    # the file exists now: no second measurement
+    assert calls == [1]

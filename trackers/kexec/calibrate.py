@@ -185,10 +185,17 @@ def add_arguments(p):
     p.add_argument("--cpus", type=int, default=None, help="CPUs for all-core figures")
 
 
-def run(args) -> int:
-    doc = measure(mib=args.mib, chase_mib=args.chase_mib, repeat=args.repeat, cpus=args.cpus)
-    path = args.out or calibration_path()
+def calibrate(path=None, **measure_kw) -> tuple[dict, str]:
+    """Measure this machine and store it (atomically) where this-machine reads it."""
+    doc = measure(**measure_kw)
+    path = path or calibration_path()
     write_text_atomic(path, json.dumps(doc, indent=2) + "\n")
+    return doc, str(path)
+
+
+def run(args) -> int:
+    doc, path = calibrate(args.out, mib=args.mib, chase_mib=args.chase_mib,
+                          repeat=args.repeat, cpus=args.cpus)
     print(platform_from_calibration(doc).describe())
     print(f"[measured] written to {path}")
     return 0

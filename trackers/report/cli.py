@@ -38,6 +38,9 @@ def add_arguments(p):
     p.add_argument("--trackers", nargs="*", default=None,
                    help="subset of tracker names (default: every registered tracker)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--no-calibrate", action="store_true",
+                   help="do not measure this machine when it has no calibration yet "
+                        "(the this-machine preset then uses PERF-NOTES fallback rates)")
 
 
 def _progress(total: int, disable: bool):
@@ -84,6 +87,18 @@ def write_report(tables, out: Path, meta: dict) -> list[Path]:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def _calibrate_once() -> None:
+    """The this-machine platform is measured, not assumed: calibrate (~5 s)
+    the first time the report runs on a machine."""
+    from ..kexec.platform import calibration_path
+    if calibration_path().exists():
+        return
+    from ..kexec.calibrate import calibrate
+    print(f"this machine has no calibration yet: measuring it (tdx-trackers calibrate) "
+          f"into {calibration_path()}", file=sys.stderr)
+    calibrate()
+
+
 def run(args) -> int:
     import matplotlib
     matplotlib.use("Agg")                      # the command writes files: no display
@@ -97,6 +112,8 @@ def run(args) -> int:
                 raise ValueError(f"unknown tracker {n!r}; known: {', '.join(trackers.TRACKERS)}")
         cfg.trackers = list(args.trackers)
     t0 = time.perf_counter()
+    if not (args.quick or args.no_calibrate):
+        _calibrate_once()
     steps = collect.plan(cfg)
     bar = _progress(len(steps), args.no_progress)
     try:
