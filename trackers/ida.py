@@ -152,6 +152,17 @@ def _ida_test(slots, hdr, parent, meta, bitmaps, pfns):
 
 
 @njit(cache=True)
+def _push_run(out_s, out_e, n, a, b):
+    """Append run [a, b), extending the last run if it ends at a; new count."""
+    if n and out_e[n - 1] == a:
+        out_e[n - 1] = b
+        return n
+    out_s[n] = a
+    out_e[n] = b
+    return n + 1
+
+
+@njit(cache=True)
 def _ida_walk(slots, hdr, parent, meta, bitmaps, start_chunk, out_s, out_e):
     """Runs of set bits from chunk start_chunk on, in id order (xa_for_each).
 
@@ -180,22 +191,11 @@ def _ida_walk(slots, hdr, parent, meta, bitmaps, start_chunk, out_s, out_e):
                 continue
             wb = base + w * 64
             if x == full:
-                if n and out_e[n - 1] == wb:
-                    out_e[n - 1] = wb + 64
-                else:
-                    out_s[n] = wb
-                    out_e[n] = wb + 64
-                    n += 1
+                n = _push_run(out_s, out_e, n, wb, wb + 64)
                 continue
             for b in range(64):
                 if (x >> np.uint64(b)) & np.uint64(1):
-                    p = wb + b
-                    if n and out_e[n - 1] == p:
-                        out_e[n - 1] = p + 1
-                    else:
-                        out_s[n] = p
-                        out_e[n] = p + 1
-                        n += 1
+                    n = _push_run(out_s, out_e, n, wb + b, wb + b + 1)
 
 
 @njit(cache=True)

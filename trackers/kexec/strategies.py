@@ -364,12 +364,8 @@ class RefuseWhileTd(Strategy):
             return Outcome(self.name, self.option, False, 0, 0, 0, 0, 0, math.nan, math.nan,
                            math.nan, provenance="modeled: no kexec happens",
                            notes=f"{host.tds_running} TDs running: kexec refused")
-        pages_reset = count(host.pamt)
-        missed = host.private_pages - overlap_pages(host.private, host.pamt)
-        scan_s, clear_s, down = _modeled_times(platform, 0, 0, pages_reset)
-        return Outcome(self.name, self.option, True, 0, 0, 0, pages_reset, missed, scan_s,
-                       clear_s, down, provenance=PROV_MODELED,
-                       notes="no TD running: PAMT reset from the TDMR list")
+        return _reset_listed(self, host, platform, host.pamt,
+                             "no TD running: PAMT reset from the TDMR list")
 
 
 class ClearAll(Strategy):
@@ -383,12 +379,8 @@ class ClearAll(Strategy):
 
     def assess(self, host, platform=None, **kw) -> Outcome:
         platform = get_platform(platform or "this-machine")
-        pages_reset = host.ram_pages
-        missed = host.private_pages - overlap_pages(host.private, host.ram)
-        scan_s, clear_s, down = _modeled_times(platform, 0, 0, pages_reset)
-        return Outcome(self.name, self.option, True, 0, 0, 0, pages_reset, missed, scan_s,
-                       clear_s, down, provenance=PROV_MODELED,
-                       notes="scans only the e820 table (a few entries)")
+        return _reset_listed(self, host, platform, host.ram,
+                             "scans only the e820 table (a few entries)")
 
 
 class SysDisable(Strategy):
@@ -417,6 +409,16 @@ class SysDisable(Strategy):
                        clear_s, provenance=PROV_MODELED + " (rate is a parameter)",
                        notes=f"module clears at {bps / 1e9:.1f} GB/s "
                              f"({'given' if self.sys_disable_bps else 'platform 1-CPU clear'})")
+
+
+def _reset_listed(strategy, host, platform, listed, notes) -> Outcome:
+    """Reset every page of a list the kernel already keeps (no scan, no bytes
+    added); private pages outside the list are missed."""
+    pages_reset = count(listed)
+    missed = host.private_pages - overlap_pages(host.private, listed)
+    scan_s, clear_s, down = _modeled_times(platform, 0, 0, pages_reset)
+    return Outcome(strategy.name, strategy.option, True, 0, 0, 0, pages_reset, missed, scan_s,
+                   clear_s, down, provenance=PROV_MODELED, notes=notes)
 
 
 def build_strategies(trackers: dict | None = None) -> dict[str, Strategy]:
