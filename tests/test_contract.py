@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 import trackers
-from trackers.base import MemoryBudgetError, coalesce_batches, expand_extents, normalize_extents
+from trackers.base import MemoryBudgetError, coalesce_batches, expand_extents
+from trackers.extents import normalize_extents
 
 NAMES = list(trackers.TRACKERS)
 MAX_PFN = 5000

@@ -6,8 +6,8 @@ import pytest
 import trackers
 from trackers.kernel import XA_NODE_BYTES
 from trackers.kvm import KvmAttributes
-from trackers.workloads.events import (EVENT_DTYPE, GMEM_BIND, GMEM_UNBIND, KVM_SET_ATTR_PRIVATE,
-                                       KVM_SET_ATTR_SHARED, SEAMCALL_PRIVATE)
+from trackers.events import (EVENT_DTYPE, GMEM_BIND, GMEM_UNBIND, KVM_SET_ATTR_PRIVATE,
+                             KVM_SET_ATTR_SHARED, SEAMCALL_PRIVATE)
 
 
 def rows(*spec):

@@ -1,44 +1,23 @@
 """tdx-page-trackers: how should the kernel find every TDX private page at kexec?
 
 ``TRACKERS`` maps a registry name to a :class:`~trackers.base.Tracker` class;
-``get_tracker(name, max_pfn=...)`` builds one.  The contract is in
-docs/CONTRACT.md and trackers/base.py.
+``get_tracker(name, max_pfn=...)`` builds one (:mod:`trackers.registry`).
+The contract is in docs/CONTRACT.md and trackers/base.py.  The layers, bottom
+to top, are declared once in pyproject.toml ([tool.importlinter]) and checked
+by the tests.
 """
 
 from __future__ import annotations
 
+from importlib.metadata import PackageNotFoundError, version as _version
+
 from .base import MemoryBudgetError, MemoryReport, Tracker
-from .bitmap import Bitmap
-from .ida import Ida
-from .kvm import KvmAttributes
-from .maple import Maple
-from .pageflags import PageFlags
-from .roaring import Roaring
-from .xarray import XArrayMultiTracker, XArrayTracker
+from .registry import TRACKERS, get_tracker
 
-# Registry order is the order of tables and figures: option 1 first.
-TRACKERS: dict[str, type[Tracker]] = {
-    cls.name: cls
-    for cls in (
-        Bitmap,
-        XArrayTracker,
-        XArrayMultiTracker,
-        Ida,
-        Roaring,
-        PageFlags,
-        KvmAttributes,
-        Maple,
-    )
-}
+try:
+    __version__ = _version("tdx-page-trackers")
+except PackageNotFoundError:          # a source tree that was never installed
+    __version__ = "0+unknown"
 
-
-def get_tracker(name: str, max_pfn: int, **kwargs) -> Tracker:
-    """Build the tracker registered as ``name`` over PFNs [0, max_pfn)."""
-    try:
-        cls = TRACKERS[name]
-    except KeyError:
-        raise ValueError(f"unknown tracker {name!r}; known: {', '.join(TRACKERS)}") from None
-    return cls(max_pfn, **kwargs)
-
-
-__all__ = ["TRACKERS", "get_tracker", "Tracker", "MemoryReport", "MemoryBudgetError"]
+__all__ = ["TRACKERS", "get_tracker", "Tracker", "MemoryReport", "MemoryBudgetError",
+           "__version__"]

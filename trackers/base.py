@@ -29,11 +29,12 @@ from typing import ClassVar, Iterator
 import numpy as np
 
 from . import kernel
+from .events import SEAMCALL_PRIVATE, SEAMCALL_RECLAIM, check_events, op_runs
+from .extents import Extents, normalize_extents
 
 EXTENT_CHUNK = 1 << 16   # runs per extents() batch
 PFN_CHUNK = 1 << 20      # PFNs per pfns() chunk (8 MiB of uint64)
 
-Extents = tuple[np.ndarray, np.ndarray]
 
 
 class MemoryBudgetError(ValueError):
@@ -135,29 +136,6 @@ def validate_ranges(starts, ends, max_pfn: int) -> Extents:
     return s, e
 
 
-def normalize_extents(starts: np.ndarray, ends: np.ndarray) -> Extents:
-    """Sort ranges and merge overlapping or touching ones into maximal runs."""
-    if starts.size == 0:
-        return starts.astype(np.int64), ends.astype(np.int64)
-    if np.all(starts[1:] >= ends[:-1]):
-        # already sorted and disjoint (the common case): merge touching, O(n)
-        first = np.flatnonzero(np.concatenate(([True], starts[1:] != ends[:-1])))
-        if first.size == starts.size:
-            return starts.astype(np.int64, copy=False), ends.astype(np.int64, copy=False)
-        last = np.append(first[1:], starts.size) - 1
-        return starts[first].astype(np.int64), ends[last].astype(np.int64)
-    order = np.argsort(starts, kind="stable")
-    s, e = starts[order], ends[order]
-    run_end = np.maximum.accumulate(e)
-    # a new run starts where the start lies beyond every earlier end
-    new = np.empty(s.size, bool)
-    new[0] = True
-    new[1:] = s[1:] > run_end[:-1]
-    first = np.flatnonzero(new)
-    last = np.append(first[1:], s.size) - 1
-    return s[first].astype(np.int64), run_end[last].astype(np.int64)
-
-
 # --------------------------------------------------------------------------
 # streaming scans
 
@@ -250,14 +228,13 @@ class Tracker(ABC):
             self._unmark_pfns(p)
 
     def apply(self, events) -> None:
-        """Replay a workload event batch (trackers.workloads.EVENT_DTYPE).
+        """Replay an event batch (:data:`trackers.events.EVENT_DTYPE`).
 
         Generic trackers mark on SEAMCALL_PRIVATE and unmark on
         SEAMCALL_RECLAIM rows, in stream order: one mark_ranges/unmark_ranges
         call per maximal run of equal op; other ops are ignored.  Every row is
         validated before anything changes.
         """
-        from .workloads.events import SEAMCALL_PRIVATE, SEAMCALL_RECLAIM, check_events, op_runs
         ev = check_events(events)
         ev = ev[(ev["op"] == SEAMCALL_PRIVATE) | (ev["op"] == SEAMCALL_RECLAIM)]
         validate_ranges(ev["pfn_start"], ev["pfn_end"], self.max_pfn)

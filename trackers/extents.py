@@ -16,12 +16,33 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import normalize_extents
-
 Extents = tuple[np.ndarray, np.ndarray]
 
 _EMPTY = np.empty(0, np.int64)
 EMPTY: Extents = (_EMPTY, _EMPTY)       # a shared default; never mutate it
+
+
+def normalize_extents(starts: np.ndarray, ends: np.ndarray) -> Extents:
+    """Sort ranges and merge overlapping or touching ones into maximal runs."""
+    if starts.size == 0:
+        return starts.astype(np.int64), ends.astype(np.int64)
+    if np.all(starts[1:] >= ends[:-1]):
+        # already sorted and disjoint (the common case): merge touching, O(n)
+        first = np.flatnonzero(np.concatenate(([True], starts[1:] != ends[:-1])))
+        if first.size == starts.size:
+            return starts.astype(np.int64, copy=False), ends.astype(np.int64, copy=False)
+        last = np.append(first[1:], starts.size) - 1
+        return starts[first].astype(np.int64), ends[last].astype(np.int64)
+    order = np.argsort(starts, kind="stable")
+    s, e = starts[order], ends[order]
+    run_end = np.maximum.accumulate(e)
+    # a new run starts where the start lies beyond every earlier end
+    new = np.empty(s.size, bool)
+    new[0] = True
+    new[1:] = s[1:] > run_end[:-1]
+    first = np.flatnonzero(new)
+    last = np.append(first[1:], s.size) - 1
+    return s[first].astype(np.int64), run_end[last].astype(np.int64)
 
 
 def empty() -> Extents:

@@ -39,7 +39,10 @@ import numpy as np
 from numba import njit
 
 from . import kernel
-from .base import EXTENT_CHUNK, MemoryReport, Tracker, normalize_extents, validate_ranges
+from .events import (GMEM_BIND, GMEM_UNBIND, KVM_SET_ATTR_PRIVATE, KVM_SET_ATTR_SHARED,
+                     check_events, op_runs)
+from .base import EXTENT_CHUNK, MemoryReport, Tracker, validate_ranges
+from .extents import normalize_extents
 from .xarray import (XA_VALUE, XaTree, _count_missing, _erase_ranges, _store_mapped,
                      _store_ranges, _xa_store, estimate_levels, level_formula, xa_node_counts)
 
@@ -254,8 +257,6 @@ class KvmAttributes(Tracker):
         GFN) and binding rows in stream order; the two structures are
         independent, so their relative order does not change the result.
         """
-        from .workloads.events import (GMEM_BIND, GMEM_UNBIND, KVM_SET_ATTR_PRIVATE,
-                                       KVM_SET_ATTR_SHARED, check_events)
         ev = check_events(events)
         attr = ev[(ev["op"] == KVM_SET_ATTR_PRIVATE) | (ev["op"] == KVM_SET_ATTR_SHARED)]
         bind = ev[(ev["op"] == GMEM_BIND) | (ev["op"] == GMEM_UNBIND)]
@@ -273,7 +274,6 @@ class KvmAttributes(Tracker):
                 t.set_attrs(a["gfn_start"].astype(np.int64), a["gfn_end"].astype(np.int64),
                             a["op"] == KVM_SET_ATTR_PRIVATE)
             rows = bind[bind["td"] == td]
-            from .workloads.events import op_runs
             for i, j in zip(*op_runs(rows["op"])):   # one step per run of equal op
                 gs = rows["gfn_start"][i:j].astype(np.int64)
                 ge = rows["gfn_end"][i:j].astype(np.int64)

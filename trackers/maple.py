@@ -52,8 +52,8 @@ import numpy as np
 from numba import njit
 
 from . import kernel
-from .base import (EXTENT_CHUNK, MemoryReport, Tracker, check_budget, estimate_input,
-                   normalize_extents)
+from .base import EXTENT_CHUNK, MemoryReport, Tracker, check_budget, estimate_input
+from .extents import normalize_extents
 
 SLOTS = kernel.MAPLE_RANGE64_SLOTS              # 16
 MIN_SLOTS = kernel.MAPLE_RANGE64_MIN_SLOTS      # 6

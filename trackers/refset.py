@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import normalize_extents
+from .extents import normalize_extents
 from .kernel import PAGES_PER_2M
 
 EXTENT_FRACTION = 0.60

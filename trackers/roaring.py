@@ -63,8 +63,8 @@ import numpy as np
 from pyroaring import BitMap
 
 from . import kernel
-from .base import (EXTENT_CHUNK, MemoryReport, Tracker, check_budget, estimate_input,
-                   normalize_extents)
+from .base import EXTENT_CHUNK, MemoryReport, Tracker, check_budget, estimate_input
+from .extents import normalize_extents
 
 CHUNK_BITS = kernel.ROARING_CHUNK_BITS          # 16: pfn >> 16 selects a container
 CHUNK_PAGES = 1 << CHUNK_BITS

@@ -56,7 +56,8 @@ from numba import njit
 
 from . import extents, kernel
 from .base import (EXTENT_CHUNK, MemoryReport, Tracker, as_index_array, check_budget,
-                   estimate_input, normalize_extents)
+                   estimate_input)
+from .extents import normalize_extents
 
 XA_LEVELS = 11                 # shifts 0, 6, ..., 60 cover a 64-bit index
 XA_VALUE = -1                  # xa_mk_value(): the entry every index maps to

@@ -201,8 +201,8 @@ def replay_cuts(workload, strategies=("bitmap", "kvm"), *, n_cuts: int = 16,
     Truth at a cut: the PFNs private after the SEAMCALL rows so far.
     Columns: cut (row index), window (bool), strategy, private_pages, missed.
     """
-    from ..workloads.events import KVM_SET_ATTR_SHARED as ATTR_SHARED
-    from ..workloads.events import SEAMCALL_PRIVATE as MAKE, SEAMCALL_RECLAIM as RECLAIM
+    from ..events import KVM_SET_ATTR_SHARED as ATTR_SHARED
+    from ..events import SEAMCALL_PRIVATE as MAKE, SEAMCALL_RECLAIM as RECLAIM
     from ..extents import normalize, count, from_tracker, overlap_pages, subtract, union
     from .workload_adapter import event_batches
     ev = np.concatenate(event_batches(workload))
@@ -246,7 +246,7 @@ def replay_cuts(workload, strategies=("bitmap", "kvm"), *, n_cuts: int = 16,
 
 
 def _pamt_so_far(ev):
-    from ..workloads.events import KIND_PAMT, SEAMCALL_PRIVATE as MAKE
+    from ..events import KIND_PAMT, SEAMCALL_PRIVATE as MAKE
     from ..extents import normalize
     m = (ev["op"] == MAKE) & (ev["kind"] == KIND_PAMT)
     return normalize(ev["pfn_start"][m], ev["pfn_end"][m])

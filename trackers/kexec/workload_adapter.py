@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..workloads.events import KVM_SET_ATTR_SHARED, SEAMCALL_PRIVATE
+from ..events import KVM_SET_ATTR_SHARED, SEAMCALL_PRIVATE
 from .host import KexecHost
 from ..extents import EMPTY, normalize, union
 

@@ -4,8 +4,9 @@
   /proc/iomem, /sys/firmware/memmap) and :func:`synthetic_host`.
 * :mod:`.tdx` — TDMRs and PAMT, TD control pages and S-EPT, GFN layout,
   SWIOTLB share, host allocation policies.
-* :mod:`.events` — the event batch format (:data:`EVENT_DTYPE`, op and kind
-  constants), GFN->PFN bindings and the churn generator.
+* :mod:`.conversions` — GFN->PFN bindings, the churn generator and the
+  replay oracles; the event batch format itself (:data:`EVENT_DTYPE`, op and
+  kind constants) is :mod:`trackers.events`, re-exported here.
 * :mod:`.traces` — :func:`load_trace` for ftrace kvm_vm_set_mem_attributes and
   QEMU kvm_convert_memory logs.
 * :mod:`.scenarios` — :data:`SCENARIOS`, :func:`scenario`, :class:`Workload`.
@@ -14,10 +15,11 @@ Data flows one way: memory map -> TDX layout -> event batches ->
 ``tracker.apply(batch)``; ``Workload.final_private()`` is the expected end.
 """
 
-from .events import (EVENT_DTYPE, GMEM_BIND, GMEM_UNBIND, KIND_GUEST, KIND_NAMES, KIND_NONE,
-                     KIND_PAMT, KIND_SEPT, KIND_TDCS, KIND_TDCX, KIND_TDR, KIND_TDVPR,
-                     KVM_SET_ATTR_PRIVATE, KVM_SET_ATTR_SHARED, NON_GUEST_KINDS, OP_NAMES,
-                     SEAMCALL_PRIVATE, SEAMCALL_RECLAIM, kvm_private_after, private_after)
+from ..events import (EVENT_DTYPE, GMEM_BIND, GMEM_UNBIND, KIND_GUEST, KIND_NAMES, KIND_NONE,
+                      KIND_PAMT, KIND_SEPT, KIND_TDCS, KIND_TDCX, KIND_TDR, KIND_TDVPR,
+                      KVM_SET_ATTR_PRIVATE, KVM_SET_ATTR_SHARED, NON_GUEST_KINDS, OP_NAMES,
+                      SEAMCALL_PRIVATE, SEAMCALL_RECLAIM)
+from .conversions import kvm_private_after, private_after
 from .memmap import MemoryMap, load_memory_map, synthetic_host
 from .scenarios import SCENARIOS, Churn, Workload, build_workload, scenario
 from .tdx import Policy, TdConfig, Tdmrs

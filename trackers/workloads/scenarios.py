@@ -26,7 +26,8 @@ import numpy as np
 
 from .. import kernel
 from .. import extents as X
-from .events import (KIND_NAMES, KIND_PAMT, SEAMCALL_PRIVATE, concat, Churner, make_rows)
+from ..events import KIND_NAMES, KIND_PAMT, SEAMCALL_PRIVATE, concat, make_rows
+from .conversions import Churner
 from .memmap import FOUR_GIB, GIB, MemoryMap, bundled_memmaps, load_memory_map, synthetic_host
 from .tdx import (TD, HostAllocator, Policy, TdConfig, Tdmrs, control_pages_needed,
                   create_td, guest_allocator, pamt_rows, _gib)

@@ -33,8 +33,9 @@ import numpy as np
 
 from .. import kernel
 from .. import extents as X
-from .events import (KIND_GUEST, KIND_PAMT, KIND_SEPT, KIND_TDCS, KIND_TDCX, KIND_TDR,
-                     KIND_TDVPR, SEAMCALL_PRIVATE, Binding, make_rows)
+from ..events import (KIND_GUEST, KIND_PAMT, KIND_SEPT, KIND_TDCS, KIND_TDCX, KIND_TDR,
+                      KIND_TDVPR, SEAMCALL_PRIVATE, make_rows)
+from .conversions import Binding
 from .memmap import MemoryMap
 
 GIB = 1 << 30

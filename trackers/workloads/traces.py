@@ -27,7 +27,8 @@ import numpy as np
 
 from .. import kernel
 from .. import extents as X
-from .events import Binding, concat
+from ..events import concat
+from .conversions import Binding
 
 _FTRACE = re.compile(r"kvm_vm_set_mem_attributes:\s+(0x[0-9a-fA-F]+)\s+--\s+(0x[0-9a-fA-F]+)"
                      r"\s+\[(0x[0-9a-fA-F]+)\]\s*$")
