@@ -196,6 +196,9 @@ class Tracker(ABC):
     name: ClassVar[str]
     #: one line for tables: the kernel option this tracker stands for
     option: ClassVar[str] = ""
+    #: the tracker follows KVM's own events (attributes, bindings) instead of
+    #: SEAMCALL hooks, so it can miss what KVM does not know (the kvm walk)
+    sees_events_only: ClassVar[bool] = False
 
     def __init__(self, max_pfn: int, *, budget_bytes: int | None = None):
         if isinstance(max_pfn, bool) or not isinstance(max_pfn, (int, np.integer)):

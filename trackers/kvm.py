@@ -182,6 +182,7 @@ class KvmAttributes(Tracker):
     """
 
     name = "kvm"
+    sees_events_only = True
     option = "4: walk KVM's per-TD attribute XArrays (Kai Huang)"
 
     def __init__(self, max_pfn: int, *, budget_bytes: int | None = None):

@@ -17,7 +17,8 @@ from .pageflags import PageFlags
 from .roaring import Roaring
 from .xarray import XArrayMultiTracker, XArrayTracker
 
-# Registry order is the order of tables and figures: option 1 first.
+# The one order of every table and figure (kexec.STRATEGIES follows it):
+# option 1 and its variants, then option 3 (pageflags), then option 4 (kvm).
 TRACKERS: dict[str, type[Tracker]] = {
     cls.name: cls
     for cls in (
@@ -26,9 +27,9 @@ TRACKERS: dict[str, type[Tracker]] = {
         XArrayMultiTracker,
         Ida,
         Roaring,
+        Maple,
         PageFlags,
         KvmAttributes,
-        Maple,
     )
 }
 
