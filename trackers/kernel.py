@@ -12,6 +12,14 @@ PAGES_PER_2M = 512                   # PMD_SIZE / PAGE_SIZE
 PAGES_PER_1G = 512 * 512             # PUD_SIZE / PAGE_SIZE
 BITS_PER_LONG = 64
 
+# --- physical address limit: arch/x86/include/asm/sparsemem.h ---------------
+# MAX_PHYSMEM_BITS = pgtable_l5_enabled() ? 52 : 46 on x86-64: 52 with 5-level
+# paging, the most any x86-64 kernel addresses.  That is 2^52 *bytes*; in PFNs
+# (>> PAGE_SHIFT 12, page_types.h) it is 2^40, the bound on max_pfn and GFNs.
+MAX_PHYSMEM_BITS = 52
+MAX_PHYS_ADDR = 1 << MAX_PHYSMEM_BITS            # first byte address beyond the limit
+MAX_PHYS_PFN = MAX_PHYS_ADDR >> PAGE_SHIFT       # 2^40: max_pfn <= MAX_PHYS_PFN
+
 # --- XArray: include/linux/xarray.h, lib/xarray.c ---------------------------
 XA_CHUNK_SHIFT = 6                   # CONFIG_BASE_SMALL=n
 XA_CHUNK_SIZE = 1 << XA_CHUNK_SHIFT  # 64 slots per node
