@@ -1,9 +1,12 @@
 """The contract's rules that hold for every tracker: bad input, budgets, streaming."""
 
+import re
+
 import numpy as np
 import pytest
 
 import trackers
+from trackers import kernel
 from trackers.base import MemoryBudgetError, coalesce_batches, expand_extents
 from trackers.extents import normalize_extents
 
@@ -122,3 +125,168 @@ def test_expand_bounds_chunks():
 def test_normalize_extents_merges_overlaps():
     s, e = normalize_extents(np.array([10, 0, 4, 30]), np.array([20, 5, 12, 31]))
     assert (s.tolist(), e.tolist()) == ([0, 30], [20, 31])
+
+
+# --------------------------------------------------------------------------
+# issue 8: bad input that used to pass silently.  Every entry point,
+# estimate() included, raises naming the value and the limit, before any change.
+
+LIMIT = kernel.MAX_PHYS_PFN                     # 2^40 PFNs = 2^52 bytes
+def runs(t):
+    """All extents, whatever the batching."""
+    got = list(t.extents())
+    return ([int(x) for b in got for x in b[0]], [int(x) for b in got for x in b[1]])
+
+
+SHAPED = {"2d": np.array([[10, 20], [30, 40]]), "3d": np.arange(8).reshape(2, 2, 2)}
+
+
+@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("method", ["mark", "unmark", "contains", "mark_ranges",
+                                    "unmark_ranges", "estimate"])
+@pytest.mark.parametrize("dims", SHAPED)
+def test_arrays_of_two_or_more_dimensions_are_refused(name, method, dims):
+    # an (n, 2) array of ranges handed to mark() used to mark its flattened PFNs
+    arr = SHAPED[dims]
+    t = built(name)
+    before = snapshot(t)
+    msg = re.escape(f"must be a 1-D array or one int, got an array of shape {arr.shape}")
+    with pytest.raises(ValueError, match=msg):
+        if method == "estimate":
+            type(t).estimate(arr, arr + 1, MAX_PFN)
+        elif method.endswith("ranges"):
+            getattr(t, method)(arr, arr + 1)
+        else:
+            getattr(t, method)(arr)
+    assert snapshot(t) == before
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_zero_dimensional_arrays_are_one_pfn(name):
+    t = trackers.get_tracker(name, max_pfn=MAX_PFN)
+    t.mark(np.array(7))
+    t.mark_ranges(np.array(100), np.array(103))
+    assert t.contains(np.array(7)).tolist() == [True]
+    assert runs(t) == ([7, 100], [8, 103]) and len(t) == 4
+
+
+BAD_MAX_PFN = [
+    (0, ValueError, rf"max_pfn 0 must be positive: .* 1 <= max_pfn <= {LIMIT}"),
+    (-1, ValueError, rf"max_pfn -1 must be positive: .* 1 <= max_pfn <= {LIMIT}"),
+    (1.5, TypeError, r"max_pfn must be an int, got float 1\.5"),
+    (True, TypeError, r"max_pfn must be an int, got bool True"),
+    ("4096", TypeError, r"max_pfn must be an int, got str '4096'"),
+    (2**64, ValueError, rf"max_pfn {2**64} is beyond what x86-64 can address: at most {LIMIT}"),
+]
+
+
+@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("max_pfn,exc,msg", BAD_MAX_PFN, ids=[repr(b[0]) for b in BAD_MAX_PFN])
+def test_estimate_validates_max_pfn_like_the_constructor(name, max_pfn, exc, msg):
+    cls = trackers.TRACKERS[name]
+    with pytest.raises(exc, match=msg):
+        cls.estimate([0], [1], max_pfn)
+    with pytest.raises(exc, match=msg):
+        cls(max_pfn)
+
+
+@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("max_pfn", [2**63 - 1, 2**63 - 8, LIMIT + 1])
+def test_max_pfn_is_bounded_by_what_x86_64_addresses(name, max_pfn):
+    # near 2^63, int64 PFN arithmetic overflowed (xarray segfaulted, xarray-multi hung)
+    cls = trackers.TRACKERS[name]
+    msg = (rf"max_pfn {max_pfn} is beyond what x86-64 can address: at most {LIMIT} PFNs "
+           r"\(2\^52 bytes of physical address, MAX_PHYSMEM_BITS 52")
+    with pytest.raises(ValueError, match=msg):
+        cls(max_pfn)
+    with pytest.raises(ValueError, match=msg):
+        cls.estimate([0], [1], max_pfn)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_the_last_pfn_x86_64_addresses(name):
+    assert LIMIT == 1 << 40 == (1 << 52) >> 12
+    cls = trackers.TRACKERS[name]
+    est = cls.estimate([LIMIT - 8], [LIMIT], LIMIT)
+    try:
+        t = cls(LIMIT)
+    except MemoryBudgetError:                  # bitmap, pageflags: dense over 2^40 PFNs
+        return
+    t.mark_ranges([LIMIT - 8], [LIMIT])
+    assert runs(t) == ([LIMIT - 8], [LIMIT]) and len(t) == 8
+    assert [c.tolist() for c in t.pfns(chunk=5)] == [list(range(LIMIT - 8, LIMIT - 3)),
+                                                     list(range(LIMIT - 3, LIMIT))]
+    assert t.memory().modeled_bytes == est
+    t.check()
+
+
+BAD_BUDGET = [
+    (1.5, TypeError, r"budget_bytes must be a positive int of bytes, got float 1\.5"),
+    (True, TypeError, r"budget_bytes must be a positive int of bytes, got bool True"),
+    (0, ValueError, r"budget_bytes 0 must be positive: a memory budget is an int of bytes >= 1"),
+    (-5, ValueError, r"budget_bytes -5 must be positive: a memory budget is an int of bytes >= 1"),
+]
+
+
+@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("budget,exc,msg", BAD_BUDGET, ids=[repr(b[0]) for b in BAD_BUDGET])
+def test_budget_must_be_a_positive_int(name, budget, exc, msg):
+    with pytest.raises(exc, match=msg):
+        trackers.get_tracker(name, max_pfn=MAX_PFN, budget_bytes=budget)
+
+
+@pytest.mark.parametrize("value", ["1e9", "8G", "0", "-5", "1.5", "lots"])
+def test_budget_variable_is_named_when_malformed(monkeypatch, value):
+    monkeypatch.setenv("TRACKERS_MEMORY_BUDGET", value)
+    msg = (rf"\$TRACKERS_MEMORY_BUDGET={re.escape(repr(value))} is not a positive integer "
+           rf"of bytes; set it to digits only, e\.g\. 8589934592 for 8 GiB")
+    with pytest.raises(ValueError, match=msg):
+        trackers.get_tracker("xarray", max_pfn=MAX_PFN)
+
+
+def test_budget_variable_in_bytes(monkeypatch):
+    monkeypatch.setenv("TRACKERS_MEMORY_BUDGET", "123456789")
+    assert trackers.get_tracker("xarray", max_pfn=MAX_PFN).budget_bytes == 123_456_789
+    monkeypatch.setenv("TRACKERS_MEMORY_BUDGET", "")
+    assert trackers.get_tracker("xarray", max_pfn=MAX_PFN).budget_bytes == 8 << 30
+
+
+BAD_CHUNK = [
+    (-1, ValueError, r"chunk -1 must be positive: pfns\(\) yields chunks of >= 1 page"),
+    (0, ValueError, r"chunk 0 must be positive: pfns\(\) yields chunks of >= 1 page"),
+    (2.5, TypeError, r"chunk must be a positive int of pages, got float 2\.5"),
+    (True, TypeError, r"chunk must be a positive int of pages, got bool True"),
+]
+
+
+@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("chunk,exc,msg", BAD_CHUNK, ids=[repr(b[0]) for b in BAD_CHUNK])
+def test_pfns_validates_chunk_when_called(name, chunk, exc, msg):
+    t = built(name)
+    with pytest.raises(exc, match=msg):
+        t.pfns(chunk=chunk)                    # at the call, not at the first next()
+
+
+I64 = r"the int64 limit 9223372036854775807"
+HUGE = [
+    ("mark", (2**64,), rf"pfn value {2**64} exceeds {I64}"),
+    ("mark", ([5, 2**64],), rf"pfn value {2**64} exceeds {I64}"),
+    ("mark", (np.uint64(2**64 - 1),), rf"pfn value {2**64 - 1} exceeds {I64}"),
+    ("mark", (np.array([3, 2**63 + 5], np.uint64),), rf"pfn value {2**63 + 5} exceeds {I64}"),
+    ("unmark", (-2**63 - 1,),
+     rf"pfn value {-2**63 - 1} is below the int64 limit -9223372036854775808"),
+    ("contains", ([3, -2**64],),
+     rf"pfn value {-2**64} is below the int64 limit -9223372036854775808"),
+    ("mark_ranges", ([0], [2**64]), rf"end value {2**64} exceeds {I64}"),
+    ("unmark_ranges", ([2**70], [2**71]), rf"start value {2**70} exceeds {I64}"),
+]
+
+
+@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("method,args,msg", HUGE, ids=[f"{h[0]}-{i}" for i, h in enumerate(HUGE)])
+def test_ints_beyond_int64_are_named(name, method, args, msg):
+    t = built(name)
+    before = snapshot(t)
+    with pytest.raises(ValueError, match=msg):
+        getattr(t, method)(*args)
+    assert snapshot(t) == before

@@ -7,7 +7,14 @@ subclass's underscored primitives with clean arrays:
 
 * ranges arrive as two ``int64`` arrays, ``0 <= start <= end <= max_pfn``,
   empty ranges already dropped;
-* PFNs arrive as one ``int64`` array, ``0 <= pfn < max_pfn``.
+* PFNs arrive as one ``int64`` array, ``0 <= pfn < max_pfn``;
+* ``max_pfn`` is an int in ``[1, kernel.MAX_PHYS_PFN]`` (2^40: what x86-64
+  can address), so no PFN arithmetic overflows int64.
+
+The same checks guard ``estimate()``: :meth:`Tracker.__init_subclass__` wraps
+every subclass's ``estimate`` so ``max_pfn`` is validated (by
+:func:`validate_max_pfn`, the constructor's check) before the subclass runs,
+and every subclass hands its ranges to :func:`as_index_array`.
 
 Subclasses implement ``_mark_ranges``, ``_unmark_ranges``, ``_contains``,
 ``_count``, ``_extent_batches``, ``memory``, ``estimate`` and ``check``; they
@@ -21,7 +28,9 @@ into uint64 chunks of at most :data:`PFN_CHUNK` pages.
 
 from __future__ import annotations
 
+import functools
 import os
+import re
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import ClassVar, Iterator
@@ -62,10 +71,37 @@ class MemoryReport:
     formula: dict[str, str] = field(default_factory=dict)
 
 
+BUDGET_ENV = "TRACKERS_MEMORY_BUDGET"
+
+
 def memory_budget() -> int:
-    """The default host-memory budget: $TRACKERS_MEMORY_BUDGET bytes or 8 GiB."""
-    env = os.environ.get("TRACKERS_MEMORY_BUDGET")
-    return int(env) if env else kernel.DEFAULT_MEMORY_BUDGET
+    """The default host-memory budget: $TRACKERS_MEMORY_BUDGET bytes or 8 GiB.
+
+    The variable holds a positive integer of bytes (digits only: ``1e9`` or
+    ``8G`` are refused with an error naming the variable); unset or empty
+    means :data:`kernel.DEFAULT_MEMORY_BUDGET`.
+    """
+    env = os.environ.get(BUDGET_ENV)
+    if env is None or not env.strip():
+        return kernel.DEFAULT_MEMORY_BUDGET
+    if not re.fullmatch(r"[0-9]+", env.strip()) or int(env) <= 0:
+        raise ValueError(
+            f"${BUDGET_ENV}={env!r} is not a positive integer of bytes; set it to "
+            f"digits only, e.g. {kernel.DEFAULT_MEMORY_BUDGET} for 8 GiB, or unset it "
+            f"for that default")
+    return int(env)
+
+
+def validate_budget(budget_bytes) -> int:
+    """budget_bytes as a positive int (bool and float refused)."""
+    if isinstance(budget_bytes, (bool, np.bool_)) or \
+            not isinstance(budget_bytes, (int, np.integer)):
+        raise TypeError(f"budget_bytes must be a positive int of bytes, got "
+                        f"{type(budget_bytes).__name__} {budget_bytes!r}")
+    if budget_bytes <= 0:
+        raise ValueError(f"budget_bytes {int(budget_bytes)} must be positive: a memory "
+                         f"budget is an int of bytes >= 1")
+    return int(budget_bytes)
 
 
 def check_budget(what: str, need_bytes: int, budget_bytes: int) -> None:
@@ -81,25 +117,80 @@ def check_budget(what: str, need_bytes: int, budget_bytes: int) -> None:
 # --------------------------------------------------------------------------
 # validation
 
+INT64_MIN = -(1 << 63)
+INT64_MAX = (1 << 63) - 1
+
+
+def _check_int64(value: int, what: str) -> None:
+    if value > INT64_MAX:
+        raise ValueError(f"{what} value {value} exceeds the int64 limit {INT64_MAX}")
+    if value < INT64_MIN:
+        raise ValueError(f"{what} value {value} is below the int64 limit {INT64_MIN}")
+
+
 def as_index_array(values, what: str) -> np.ndarray:
     """Integer array (or one int) -> 1-D int64 array; TypeError for other types.
 
-    Values that do not fit int64 (uint64 >= 2^63) raise ValueError.
+    A 0-d array counts as one int; arrays of two or more dimensions raise
+    ValueError naming the shape (flattening an (n, 2) array of ranges would
+    mark the wrong pages).  Values that do not fit int64 (uint64 >= 2^63,
+    Python ints beyond +-2^63) raise ValueError naming the value and limit.
     """
     if isinstance(values, (bool, np.bool_)):
         raise TypeError(f"{what} must be integers, got bool {values!r}")
     if isinstance(values, (int, np.integer)):
-        values = [int(values)]
+        _check_int64(int(values), what)
+        return np.array([int(values)], np.int64)
     arr = np.asarray(values)
+    if arr.ndim > 1:
+        raise ValueError(f"{what} must be a 1-D array or one int, got an array of shape "
+                         f"{arr.shape} ({arr.ndim} dimensions)")
+    if arr.dtype == object:
+        # np.asarray keeps Python ints beyond int64 as objects.  Object arrays
+        # are refused anyway; this per-element look only chooses the message.
+        flat = arr.reshape(-1)
+        if flat.size and all(isinstance(x, (int, np.integer))
+                             and not isinstance(x, (bool, np.bool_)) for x in flat):
+            _check_int64(int(max(flat)), what)
+            _check_int64(int(min(flat)), what)
     if arr.dtype == object or arr.dtype.kind not in "iu":
         if arr.size == 0 and arr.dtype.kind == "f":
             return np.empty(0, np.int64)          # np.asarray([]) is float64
         raise TypeError(f"{what} must be an integer array, got dtype {arr.dtype}")
-    if arr.ndim != 1:
-        arr = arr.reshape(-1)
-    if arr.dtype == np.uint64 and arr.size and int(arr.max()) > np.iinfo(np.int64).max:
-        raise ValueError(f"{what} value {int(arr.max())} exceeds the int64 limit")
+    if arr.ndim == 0:
+        arr = arr.reshape(1)
+    if arr.dtype == np.uint64 and arr.size:
+        _check_int64(int(arr.max()), what)
     return arr.astype(np.int64, copy=False)
+
+
+def validate_max_pfn(max_pfn) -> int:
+    """max_pfn as an int in [1, kernel.MAX_PHYS_PFN]; the constructor's and
+    estimate()'s one check.  The bound keeps every PFN, extent end and
+    ``pfn + 1`` far from int64 overflow."""
+    if isinstance(max_pfn, (bool, np.bool_)) or not isinstance(max_pfn, (int, np.integer)):
+        raise TypeError(f"max_pfn must be an int, got {type(max_pfn).__name__} {max_pfn!r}")
+    max_pfn = int(max_pfn)
+    if max_pfn <= 0:
+        raise ValueError(f"max_pfn {max_pfn} must be positive: PFNs lie in [0, max_pfn), "
+                         f"1 <= max_pfn <= {kernel.MAX_PHYS_PFN}")
+    if max_pfn > kernel.MAX_PHYS_PFN:
+        raise ValueError(
+            f"max_pfn {max_pfn} is beyond what x86-64 can address: at most "
+            f"{kernel.MAX_PHYS_PFN} PFNs (2^{kernel.MAX_PHYSMEM_BITS} bytes of physical "
+            f"address, MAX_PHYSMEM_BITS {kernel.MAX_PHYSMEM_BITS}, 5-level paging)")
+    return max_pfn
+
+
+def validate_chunk(chunk) -> int:
+    """A pfns() chunk size: a positive int of pages."""
+    if isinstance(chunk, (bool, np.bool_)) or not isinstance(chunk, (int, np.integer)):
+        raise TypeError(f"chunk must be a positive int of pages, got "
+                        f"{type(chunk).__name__} {chunk!r}")
+    if chunk <= 0:
+        raise ValueError(f"chunk {int(chunk)} must be positive: pfns() yields chunks of "
+                         f">= 1 page")
+    return int(chunk)
 
 
 def validate_pfns(pfns, max_pfn: int, what: str = "pfn") -> np.ndarray:
@@ -201,13 +292,28 @@ class Tracker(ABC):
     sees_events_only: ClassVar[bool] = False
 
     def __init__(self, max_pfn: int, *, budget_bytes: int | None = None):
-        if isinstance(max_pfn, bool) or not isinstance(max_pfn, (int, np.integer)):
-            raise TypeError(f"max_pfn must be an int, got {type(max_pfn).__name__}")
-        max_pfn = int(max_pfn)
-        if max_pfn <= 0:
-            raise ValueError(f"max_pfn {max_pfn} must be positive")
+        max_pfn = validate_max_pfn(max_pfn)
+        budget_bytes = memory_budget() if budget_bytes is None else validate_budget(budget_bytes)
         self.max_pfn = max_pfn
-        self.budget_bytes = memory_budget() if budget_bytes is None else int(budget_bytes)
+        self.budget_bytes = budget_bytes
+
+    def __init_subclass__(cls, **kwargs):
+        """Validate estimate()'s max_pfn before any subclass's estimate runs.
+
+        Subclasses may take a fast path that skips :func:`estimate_input`;
+        the check lives here so that no path skips it.
+        """
+        super().__init_subclass__(**kwargs)
+        own = cls.__dict__.get("estimate")
+        if isinstance(own, classmethod) and not getattr(own.__func__, "_validated", False):
+            impl = own.__func__
+
+            @functools.wraps(impl)
+            def estimate(klass, starts, ends, max_pfn):
+                return impl(klass, starts, ends, validate_max_pfn(max_pfn))
+
+            estimate._validated = True
+            cls.estimate = classmethod(estimate)
 
     # --- public API: validate, then delegate -------------------------------
     def mark_ranges(self, starts, ends) -> None:
@@ -269,7 +375,7 @@ class Tracker(ABC):
 
     def pfns(self, chunk: int = PFN_CHUNK) -> Iterator[np.ndarray]:
         """Every tracked PFN, ascending, as uint64 arrays of <= ``chunk`` pages."""
-        return expand_extents(self.extents(), chunk)
+        return expand_extents(self.extents(), validate_chunk(chunk))
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name!r} max_pfn={self.max_pfn}>"
@@ -302,7 +408,17 @@ class Tracker(ABC):
     @classmethod
     @abstractmethod
     def estimate(cls, starts, ends, max_pfn: int) -> int:
-        """modeled_bytes for the set, without building the structure."""
+        """modeled_bytes for the set, without building the structure.
+
+        Subclasses receive max_pfn already validated (see __init_subclass__).
+        """
+
+    @classmethod
+    def estimate_scanned_bytes(cls, modeled_bytes: int, max_pfn: int) -> int:
+        """Bytes a kexec-time scan reads, for a set whose structure is
+        ``modeled_bytes`` (estimated): the structure itself, unless the scan
+        reads something else (struct pages)."""
+        return int(modeled_bytes)
 
     @abstractmethod
     def check(self) -> None:
@@ -311,5 +427,5 @@ class Tracker(ABC):
 
 def estimate_input(starts, ends, max_pfn: int) -> Extents:
     """Validate and normalise the set handed to ``estimate()``."""
-    s, e = validate_ranges(starts, ends, int(max_pfn))
+    s, e = validate_ranges(starts, ends, validate_max_pfn(max_pfn))
     return normalize_extents(s, e)
