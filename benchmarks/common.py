@@ -1,7 +1,7 @@
 """Seeded, cached inputs shared by every benchmark file.
 
-Sets come from :mod:`trackers.report.sets` (which wraps the one reference-set
-generator, :func:`trackers.refset.reference_set`) and are cached on disk in
+Sets come from :mod:`trackers.sets` (the one reference-set generator and its
+named shapes) and are cached on disk in
 ``.asv/sets/`` (gitignored): asv runs each benchmark in its own process, and
 the 1 TiB reference set takes seconds to generate.  ``setup_cache`` of each
 benchmark class calls :func:`warm_sets` once; ``setup`` then only loads.
@@ -9,7 +9,7 @@ benchmark class calls :func:`warm_sets` once; ``setup`` then only loads.
 Parameters that cannot run here raise ``NotImplementedError`` in ``setup``,
 which asv records as skipped (n/a):
 
-* the set is too large to generate (:class:`trackers.report.sets.SetTooLarge`);
+* the set is too large to generate (:class:`trackers.sets.SetTooLarge`);
 * the tracker refuses to build it within its memory budget
   (:class:`trackers.MemoryBudgetError`);
 * the host is larger than :data:`BUILD_MAX_PFN` for timed builds;
@@ -32,7 +32,7 @@ import numpy as np
 
 import trackers
 from trackers.output import write_text_atomic
-from trackers.report.sets import HOST_SIZES, SET_SHAPES, SetTooLarge, host_set
+from trackers.sets import HOST_SIZES, SET_SHAPES, SetTooLarge, host_set
 
 SEED = 0
 ROOT = Path(__file__).resolve().parent.parent

@@ -1,4 +1,4 @@
-"""`python -m trackers report --quick`: files, tables, verdict rules, the notebook.
+"""`tdx-trackers report --quick`: files, tables, verdict rules, the notebook.
 
 The report runs once per session (seconds: small hosts, the tiny scenario);
 the tests check facts about what it wrote, never timings.
@@ -11,9 +11,10 @@ import pandas as pd
 import pytest
 
 from trackers.__main__ import main
-from trackers.report import collect, model, summary
+from trackers.kexec import PLATFORMS
+from trackers.report import collect, figures, summary
 from trackers.report.cli import write_report
-from trackers.report.sets import SetTooLarge, host_set
+from trackers.sets import SetTooLarge, host_set
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOK = ROOT / "notebooks" / "design_review.ipynb"
@@ -33,8 +34,7 @@ COLUMNS = {
              "platform_name"},
     "verdict": {"verdict"},
 }
-FIGURE_TABLE = {"memory_vs_host": "memory_vs_host", "bits_per_page": "bits_per_page",
-                "scan_time": "scan_time", "kexec_downtime": "kexec", "missed_pages": "race"}
+FIGURE_TABLE = {name: spec.table for name, spec in figures.FIGURES.items()}
 
 
 @pytest.fixture(scope="module")
@@ -83,19 +83,16 @@ def test_kexec_table_covers_every_strategy_and_platform(report_dir):
     from trackers.kexec.strategies import STRATEGIES
     df = pd.read_csv(report_dir / "kexec.csv")
     assert set(STRATEGIES) == set(df["strategy"])
-    assert set(model.platforms()) == set(df["platform_name"])
+    assert set(PLATFORMS) == set(df["platform_name"])
     refused = df[df["strategy"] == "refuse"]
     assert not refused["kexec_allowed"].any()
 
 
-def test_atomic_write_replaces_files_and_leaves_no_temp(tmp_path):
+def test_atomic_write_replaces_files_and_leaves_no_temp(tmp_path, report_dir):
     (tmp_path / "memory_vs_host.csv").write_text("stale")
     (tmp_path / "keep.txt").write_text("mine")
-    tables = {"memory_vs_host": pd.DataFrame({
-        "tracker": ["bitmap"], "option": ["1"], "host_bytes": [1 << 30], "host": ["1 GiB"],
-        "set": ["reference"], "private_pages": [10], "added_bytes": [32768],
-        "modeled_bytes": [32768], "bits_per_private_page": [26214.4]})}
-    write_report(tables, tmp_path, {})
+    tables = {p.stem: pd.read_csv(p) for p in report_dir.glob("*.csv") if p.stem != "verdict"}
+    write_report(tables, tmp_path, {"command": "tdx-trackers report"})
     assert (tmp_path / "memory_vs_host.csv").read_text().startswith("tracker,")
     assert (tmp_path / "keep.txt").read_text() == "mine"
     assert (tmp_path / "memory_vs_host.png").is_file()
@@ -122,7 +119,16 @@ def test_verdict_rules():
         rows.append({"strategy": name, "option": name, "kexec_allowed": allowed,
                      "pages_missed": missed, "downtime_s": down, "added_bytes": added,
                      "scenario": "s", "platform_name": "spr-2s"})
-    v = summary.verdict_table({"kexec": pd.DataFrame(rows)}).set_index("strategy")["verdict"]
+    table = summary.verdict_table({"kexec": pd.DataFrame(rows)}).set_index("strategy")
+    v = table["verdict"]
+    # numbers with units in the column names, not display strings
+    assert table.loc["a", "added_bytes [modeled] s"] == 100
+    assert table.loc["a", "downtime_s [modeled] s"] == 2.0
+    assert math.isnan(table.loc["c", "downtime_s [modeled] s"])
+    assert table.loc["b", "pages_missed_max [modeled] all scenarios"] == 5
+    assert table["kexec_allowed"].dtype == bool
+    shown = summary.format_verdict(table.reset_index()).set_index("strategy")
+    assert shown.loc["c", "downtime [modeled] s"] == "refused"
     assert v["a"] == "safe, fastest"
     assert v["b"] == "UNSAFE: misses pages"
     assert v["c"] == "refuses kexec"

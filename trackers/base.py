@@ -60,6 +60,8 @@ class MemoryReport:
     host_bytes: bytes this Python emulation holds now (measured from arrays).
     scanned_bytes: bytes a kexec-time scan reads (modeled); equals
         modeled_bytes unless the scan reads something else (struct pages).
+    scan_loads: dependent loads a kexec-time scan makes (modeled): one per
+        node a pointer walk visits; 0 for a flat array read streaming.
     notes: one line on what is and is not faithful.
     """
 
@@ -67,6 +69,7 @@ class MemoryReport:
     breakdown: dict[str, int]
     host_bytes: int
     scanned_bytes: int
+    scan_loads: int = 0
     notes: str = ""
     formula: dict[str, str] = field(default_factory=dict)
 
@@ -290,6 +293,11 @@ class Tracker(ABC):
     #: the tracker follows KVM's own events (attributes, bindings) instead of
     #: SEAMCALL hooks, so it can miss what KVM does not know (the kvm walk)
     sees_events_only: ClassVar[bool] = False
+    #: bytes of structure per dependent load of the scan (the node a walk
+    #: follows a pointer to; 0: a flat array, read streaming).  Only for
+    #: sets that are estimated, not built: a built tracker counts its loads
+    #: exactly in ``memory().scan_loads``.
+    scan_node_bytes: ClassVar[int] = 0
 
     def __init__(self, max_pfn: int, *, budget_bytes: int | None = None):
         max_pfn = validate_max_pfn(max_pfn)

@@ -1,6 +1,6 @@
 """bench-core: every tracker on the 1 TiB reference set, measured and modeled.
 
-Builds the reference set (trackers/refset.py: 2^28 PFNs, 60 % in random
+Builds the reference set (trackers/sets.py: 2^28 PFNs, 60 % in random
 2 MiB extents, ~10 % scattered 4 KiB pages; seeded) and, for each tracker in
 its own process (so peak RSS is that tracker's), times populate
 (mark_ranges), a full extents() scan and a full pfns() scan, each the median
@@ -123,7 +123,7 @@ def time_estimates(names, max_pfn, seed) -> pd.DataFrame:
     memory while the 2 MiB extents still cover 60 % of the host.
     """
     import trackers
-    from .refset import reference_set
+    from .sets import reference_set
     starts, ends = reference_set(max_pfn, seed, scatter_fraction=0.01)
     rows = []
     for name in names:
@@ -163,7 +163,7 @@ def format_table(df: pd.DataFrame) -> str:
 
 def run(args) -> int:
     import trackers
-    from .refset import reference_set
+    from .sets import reference_set
     from .output import write_csv_atomic
     names = args.trackers or list(trackers.TRACKERS)
     for n in names:

@@ -113,7 +113,7 @@ class PageFlags(Tracker):
             modeled_bytes=0,
             breakdown={"struct page flag bit": 0},
             host_bytes=self.page_flags.nbytes,
-            scanned_bytes=kernel.STRUCT_PAGE_BYTES * self.max_pfn,
+            scanned_bytes=self.estimate_scanned_bytes(0, self.max_pfn),
             notes=("adds 0 bytes: the bit lives in page->flags; a kexec scan reads "
                    f"every {kernel.STRUCT_PAGE_BYTES}-B struct page (scanned_bytes). "
                    "Host array is 1 B per PFN, a stand-in for page->flags, "
@@ -121,6 +121,11 @@ class PageFlags(Tracker):
             formula={"struct page flag bit": "0",
                      "scanned_bytes": f"{kernel.STRUCT_PAGE_BYTES} * max_pfn"},
         )
+
+    @classmethod
+    def estimate_scanned_bytes(cls, modeled_bytes, max_pfn):
+        """A scan reads every struct page, private or not (64 B per PFN)."""
+        return kernel.STRUCT_PAGE_BYTES * int(max_pfn)
 
     @classmethod
     def estimate(cls, starts, ends, max_pfn):

@@ -20,12 +20,11 @@ import pandas as pd
 from ..output import write_csv_atomic
 from .host import KexecHost, from_workload
 from .platform import PLATFORMS, get_platform
+from .strategies import Outcome, get_strategies
 
 HELP = "the kexec verdict table: every strategy on one scenario (modeled + measured)"
 
-COLUMNS = ["strategy", "option", "kexec_allowed", "added_bytes", "scanned_bytes", "scan_loads",
-           "pages_reset", "pages_missed", "scan_s", "clear_s", "downtime_s", "scan_measured_s",
-           "scan_model_error", "provenance", "notes"]
+COLUMNS = list(Outcome.__dataclass_fields__)
 
 
 def evaluate(workload, platform="this-machine", *, strategies=None, emulate: bool = True,
@@ -37,18 +36,11 @@ def evaluate(workload, platform="this-machine", *, strategies=None, emulate: boo
     ``emulate=False`` skips building trackers (estimate() only; no measured column);
     ``build_limit_pfns`` overrides the PFN space up to which trackers are built.
     """
-    from .strategies import STRATEGIES
     host = workload if isinstance(workload, KexecHost) else from_workload(workload)
     plat = get_platform(platform)
     if cpus_at_reset is not None:
         plat = plat.with_cpus(cpus_at_reset)
-    chosen = []
-    for s in (strategies or list(STRATEGIES)):
-        if isinstance(s, str):
-            if s not in STRATEGIES:
-                raise ValueError(f"unknown strategy {s!r}; known: {', '.join(STRATEGIES)}")
-            s = STRATEGIES[s]
-        chosen.append(s)
+    chosen = get_strategies(strategies)
     kw = {} if build_limit_pfns is None else {"build_limit_pfns": int(build_limit_pfns)}
     rows = [s.assess(host, plat, emulate=emulate, **kw).row() for s in chosen]
     df = pd.DataFrame(rows, columns=COLUMNS)
@@ -69,7 +61,10 @@ def format_table(df: pd.DataFrame) -> str:
         "reset pages": df["pages_reset"],
         "missed": df["pages_missed"],
         "scan ms [mod]": (df["scan_s"] * 1e3).round(2),
-        "scan ms [meas]": (df["scan_measured_s"] * 1e3).round(2),
+        "scan ms [meas] median (min-max)": [
+            "" if pd.isna(m) else f"{m * 1e3:.2f} ({lo * 1e3:.2f}-{hi * 1e3:.2f})"
+            for m, lo, hi in zip(df["scan_measured_s"], df["scan_measured_min_s"],
+                                 df["scan_measured_max_s"])],
         "model err": df["scan_model_error"].map(lambda x: "" if pd.isna(x) else f"{x:+.0%}"),
         "clear s [mod]": df["clear_s"].round(3),
         "downtime s [mod]": df["downtime_s"].round(3),

@@ -1,7 +1,8 @@
 """The host at the moment of kexec: what every strategy is judged against.
 
-:class:`KexecHost` is the kexec model's one input, built from a workload
-(``from_workload``) or by hand in tests.  All sets are normalized extent sets
+:class:`KexecHost` is the kexec model's one input, built from a
+:class:`~trackers.workloads.Workload` by :func:`from_workload` (the only way
+from a workload to the kexec model) or by hand in tests.  All sets are normalized extent sets
 (see :mod:`trackers.extents`):
 
 * ``ram``         -- RAM ranges of the memory map (what clear-all resets and
@@ -29,8 +30,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable
 
+import numpy as np
 
-from ..extents import EMPTY, Extents, normalize, count, subtract, union
+from ..events import SEAMCALL_PRIVATE
+from ..extents import EMPTY, Extents, count, normalize, subtract, union
+from ..workloads import Workload
 
 
 @dataclass
@@ -91,11 +95,46 @@ class KexecHost:
             tracker.mark_ranges(*self.private)
 
 
-def from_workload(workload, *, name: str | None = None) -> KexecHost:
-    """A KexecHost from a ``trackers.workloads.Workload`` (adapter; see module doc).
+def from_workload(workload: Workload, *, name: str | None = None) -> KexecHost:
+    """The host at the end of ``workload``: what kexec would find.
 
-    Reads only the workload's public surface: its memory map's RAM ranges,
-    ``final_private()`` and its events; everything else is derived here.
+    Reads the workload's public surface only -- ``memmap`` (RAM, max_pfn),
+    ``final_private()`` by kind, ``final_kvm()``, ``tds`` and ``batches`` --
+    and derives the rest:
+
+    * private      = union of final_private() over every kind;
+    * kvm_visible  = final_kvm(): guest pages whose attributes say private and
+                     that guest_memfd binds (what KVM's walk reaches);
+    * pamt         = final_private()["pamt"] (the kernel's TDMR list names it);
+    * leaked       = final_private()["leaked"] where the workload has that kind;
+    * td_pages     = private pages that are neither PAMT nor leaked;
+    * ever_private = every PFN range a SEAMCALL_PRIVATE row ever made private;
+    * feed         = replay every batch through ``Tracker.apply()`` (each
+                     tracker interprets the events itself: SEAMCALL rows for
+                     hooked trackers, attribute/binding rows for kvm).
     """
-    from . import workload_adapter
-    return workload_adapter.host_from_workload(workload, name=name)
+    by_kind = workload.final_private()
+    private = union(*by_kind.values())
+    pamt = by_kind.get("pamt", EMPTY)
+    leaked = by_kind.get("leaked", EMPTY)
+    batches = event_batches(workload)
+    made = [b[b["op"] == SEAMCALL_PRIVATE] for b in batches]
+    ever = (normalize(np.concatenate([m["pfn_start"] for m in made]),
+                      np.concatenate([m["pfn_end"] for m in made])) if made else EMPTY)
+
+    def feed(tracker):
+        for b in batches:
+            tracker.apply(b)
+
+    return KexecHost(
+        max_pfn=int(workload.max_pfn), ram=workload.memmap.ram_ranges, private=private,
+        kvm_visible=workload.final_kvm(), pamt=pamt, leaked=leaked, ever_private=ever,
+        td_pages=count(subtract(private, union(pamt, leaked))),
+        tds_running=len(workload.tds), name=name or workload.name,
+        feed=feed if batches else None,
+    )
+
+
+def event_batches(workload: Workload) -> list[np.ndarray]:
+    """The workload's non-empty event batches, in stream order."""
+    return [b for b in workload.batches if b.size]

@@ -96,6 +96,11 @@ class Platform:
         k = self.cpus_at_reset if cpus is None else cpus
         return float(loads) * self.load_latency_s / k
 
+    def scan_s(self, scanned_bytes: float, loads: float, cpus: int | None = None) -> float:
+        """Modeled seconds of a kexec-time scan: the streaming read of its
+        bytes plus one dependent load per pointer-walked node."""
+        return self.read_s(scanned_bytes, cpus) + self.chase_s(loads, cpus)
+
     def with_cpus(self, cpus_at_reset: int) -> "Platform":
         """The same machine with the reset moved to where ``cpus_at_reset`` CPUs run."""
         return dataclasses.replace(self, cpus_at_reset=int(cpus_at_reset))

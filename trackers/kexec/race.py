@@ -35,8 +35,11 @@ import numpy as np
 import pandas as pd
 
 from .. import kernel
+from ..events import KIND_PAMT, KVM_SET_ATTR_SHARED, SEAMCALL_PRIVATE, SEAMCALL_RECLAIM
+from ..extents import count, from_tracker, normalize, overlap_pages, subtract, union
+from .host import event_batches
 from .platform import get_platform
-from .strategies import CONVERSION_STATES, NEEDS_RESET, STRATEGIES, Strategy
+from .strategies import CONVERSION_STATES, NEEDS_RESET, Strategy, get_strategies
 
 STATE_INDEX = {s: i for i, s in enumerate(CONVERSION_STATES)}
 # per-page steps after the attribute loop: (state entered when it completes)
@@ -145,7 +148,7 @@ def race(strategies=None, *, rates_mib_s=DEFAULT_RATES_MIB_S, chunk_pages=(512,)
     kexec_allowed, missed_mean (simulated), missed_expected (Little's law,
     crash kexec), p_missed (share of kexecs missing >= 1 page), n_kexec.
     """
-    chosen = _strategies(strategies)
+    chosen = get_strategies(strategies)
     steps = step_times(platform, **step_overrides)
     sizes = np.asarray(_chunk_sizes(workload) if workload is not None else chunk_pages, np.int64)
     if sizes.size == 0 or (sizes <= 0).any():
@@ -201,14 +204,10 @@ def replay_cuts(workload, strategies=("bitmap", "kvm"), *, n_cuts: int = 16,
     Truth at a cut: the PFNs private after the SEAMCALL rows so far.
     Columns: cut (row index), window (bool), strategy, private_pages, missed.
     """
-    from ..events import KVM_SET_ATTR_SHARED as ATTR_SHARED
-    from ..events import SEAMCALL_PRIVATE as MAKE, SEAMCALL_RECLAIM as RECLAIM
-    from ..extents import normalize, count, from_tracker, overlap_pages, subtract, union
-    from .workload_adapter import event_batches
     ev = np.concatenate(event_batches(workload))
     rng = np.random.default_rng(seed)
-    after_attr = np.flatnonzero(ev["op"][:-1] == ATTR_SHARED) + 1
-    after_attr = after_attr[ev["op"][after_attr] == RECLAIM]      # removal still pending
+    after_attr = np.flatnonzero(ev["op"][:-1] == KVM_SET_ATTR_SHARED) + 1
+    after_attr = after_attr[ev["op"][after_attr] == SEAMCALL_RECLAIM]      # removal still pending
     k = n_cuts // 2
     cuts = np.concatenate((rng.choice(after_attr, min(k, after_attr.size), replace=False)
                            if after_attr.size else np.zeros(0, np.int64),
@@ -217,27 +216,26 @@ def replay_cuts(workload, strategies=("bitmap", "kvm"), *, n_cuts: int = 16,
                              np.zeros(n_cuts - min(k, after_attr.size), bool)))
     order = np.argsort(cuts, kind="stable")
     cuts, window = cuts[order], window[order]
-    from .. import TRACKERS
-    built = {name: TRACKERS[name](int(workload.max_pfn)) for name in strategies}
+    chosen = get_strategies(strategies)
+    built = {s.name: s.tracker_cls(int(workload.max_pfn)) for s in chosen}
     truth = normalize([], [])
     pos, rows = 0, []
     for cut, win in zip(cuts.tolist(), window.tolist()):     # one step per cut
         chunk = ev[pos:cut]
         for t in built.values():
             t.apply(chunk)
-        sc = chunk[(chunk["op"] == MAKE) | (chunk["op"] == RECLAIM)]
+        sc = chunk[(chunk["op"] == SEAMCALL_PRIVATE) | (chunk["op"] == SEAMCALL_RECLAIM)]
         brk = np.flatnonzero(np.diff(sc["op"].astype(np.int64))) + 1
         for part in np.split(sc, brk):                       # one step per run of op
             if part.size:
                 ext = normalize(part["pfn_start"], part["pfn_end"])
-                truth = union(truth, ext) if part["op"][0] == MAKE else subtract(truth, ext)
+                truth = (union(truth, ext) if part["op"][0] == SEAMCALL_PRIVATE
+                         else subtract(truth, ext))
         pos = cut
-        for name, t in built.items():
-            found = from_tracker(t)
-            if name == "kvm":                  # Kai's proposal also resets the PAMT
-                pamt = _pamt_so_far(ev[:cut])
-                found = union(found, pamt)
-            rows.append({"cut": cut, "window": win, "strategy": name,
+        lists = {"pamt": _pamt_so_far(ev[:cut])}       # what the kernel lists so far
+        for s in chosen:
+            found = union(from_tracker(built[s.name]), *(lists[k] for k in s.also_resets))
+            rows.append({"cut": cut, "window": win, "strategy": s.name,
                          "private_pages": count(truth),
                          "missed": count(truth) - overlap_pages(truth, found)})
     df = pd.DataFrame(rows)
@@ -246,9 +244,7 @@ def replay_cuts(workload, strategies=("bitmap", "kvm"), *, n_cuts: int = 16,
 
 
 def _pamt_so_far(ev):
-    from ..events import KIND_PAMT, SEAMCALL_PRIVATE as MAKE
-    from ..extents import normalize
-    m = (ev["op"] == MAKE) & (ev["kind"] == KIND_PAMT)
+    m = (ev["op"] == SEAMCALL_PRIVATE) & (ev["kind"] == KIND_PAMT)
     return normalize(ev["pfn_start"][m], ev["pfn_end"][m])
 
 
@@ -260,7 +256,7 @@ def failed_reclaim(strategies=None) -> pd.DataFrame:
     KVM's attributes no longer name it (the GFN is shared or the TD gone).
     """
     rows = []
-    for s in _strategies(strategies):
+    for s in get_strategies(strategies):
         allowed = s.allowed(_IDLE, crash=False)
         finds = bool(allowed and s.finds("leaked"))
         rows.append({"strategy": s.name, "kexec_allowed": allowed, "finds_leaked": finds,
@@ -279,22 +275,8 @@ _RUNNING_TD = _HostView(1)     # conversions in flight: a TD runs
 _IDLE = _HostView(0)           # after the TD that leaked the page is gone
 
 
-def _strategies(strategies):
-    if strategies is None:
-        return list(STRATEGIES.values())
-    out = []
-    for s in strategies:
-        if isinstance(s, str):
-            if s not in STRATEGIES:
-                raise ValueError(f"unknown strategy {s!r}; known: {', '.join(STRATEGIES)}")
-            s = STRATEGIES[s]
-        out.append(s)
-    return out
-
-
 def _chunk_sizes(workload) -> np.ndarray:
     """GFN counts of a workload's private->shared conversions."""
-    from .workload_adapter import event_batches, KVM_SET_ATTR_SHARED
     sizes = [b["gfn_end"][b["op"] == KVM_SET_ATTR_SHARED] - b["gfn_start"][b["op"] == KVM_SET_ATTR_SHARED]
              for b in event_batches(workload)]
     sizes = np.concatenate(sizes) if sizes else np.zeros(0, np.int64)

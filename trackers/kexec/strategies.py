@@ -10,7 +10,9 @@ and a :class:`Platform`, ``strategy.assess(host, platform)`` answers:
 * scanned_bytes   -- bytes the kexec-time scan reads (modeled);
 * scan_s, clear_s, downtime_s = scan_s + clear_s (modeled on the platform);
 * scan_measured_s -- where the emulation ran, the measured extents() scan of
-  the emulated structure, with scan_model_error = scan_s / measured - 1.
+  the emulated structure (median of ``scan_repeat`` runs; scan_measured_min_s
+  and scan_measured_max_s are the spread), with
+  scan_model_error = scan_s / median - 1.
 
 The strategies:
 
@@ -35,14 +37,18 @@ of a page it still finds: :meth:`Strategy.finds`.
 from __future__ import annotations
 
 import math
+import statistics
 import time
 from dataclasses import asdict, dataclass
 
+import numpy as np
+
 from .. import kernel
 from ..base import MemoryBudgetError
+from ..extents import count, from_tracker, overlap_pages, union
+from ..registry import TRACKERS
 from .directmap import DirectMap
 from .host import KexecHost
-from ..extents import count, from_tracker, overlap_pages, union
 from .platform import Platform, get_platform
 
 # --------------------------------------------------------------------------
@@ -64,25 +70,6 @@ NEEDS_RESET = frozenset(CONVERSION_STATES[:-1]) | {"leaked"}
 
 PAGE = kernel.PAGE_SIZE
 
-# dependent loads of a tracker's scan: bytes of its structure per pointer
-# followed, by breakdown part (substring of the part name -> node bytes).
-# A part not listed is read streaming (a flat array: bitmap, struct pages).
-NODE_BYTES_BY_PART = {
-    "xa_node": kernel.XA_NODE_BYTES,           # include/linux/xarray.h
-    "ida_bitmap": kernel.IDA_BITMAP_BYTES,     # include/linux/idr.h
-    "maple": kernel.MAPLE_NODE_BYTES,          # include/linux/maple_tree.h
-    "container structs": kernel.ROARING_CONTAINER_STRUCT_BYTES,  # one per container
-}
-# the same when only estimate() ran (no breakdown): structure bytes per
-# dependent load, by tracker; the dominant node kind's size
-ESTIMATE_BYTES_PER_LOAD = {
-    "xarray": kernel.XA_NODE_BYTES, "xarray-multi": kernel.XA_NODE_BYTES,
-    "ida": kernel.IDA_BITMAP_BYTES, "maple": kernel.MAPLE_NODE_BYTES,
-    "roaring": kernel.ROARING_BITMAP_CONTAINER_BYTES,
-    "kvm": kernel.XA_NODE_BYTES,
-}
-
-
 @dataclass
 class Outcome:
     """One row of the verdict table; see the module doc for each field.
@@ -102,6 +89,9 @@ class Outcome:
     clear_s: float
     downtime_s: float
     scan_measured_s: float = math.nan
+    scan_measured_min_s: float = math.nan
+    scan_measured_max_s: float = math.nan
+    scan_runs: int = 0
     scan_model_error: float = math.nan
     provenance: str = ""
     notes: str = ""
@@ -111,7 +101,7 @@ class Outcome:
 
 
 def _modeled_times(platform: Platform, scanned_bytes: int, loads: int, pages_reset: int):
-    scan_s = platform.read_s(scanned_bytes) + platform.chase_s(loads)
+    scan_s = platform.scan_s(scanned_bytes, loads)
     clear_s = platform.clear_s(pages_reset * PAGE)
     return scan_s, clear_s, scan_s + clear_s
 
@@ -128,6 +118,11 @@ class Strategy:
     #: the kernel hooks the SEAMCALL sites (mark before a page turns private,
     #: unmark after it is cleared): finds a page in every NEEDS_RESET state
     seamcall_hooked: bool = False
+    #: the tracker whose scan this strategy is (None: no tracker)
+    tracker_cls = None
+    #: lists the kernel already keeps that the strategy resets besides its
+    #: scan, as KexecHost set names (kvm: "pamt", the TDMR list)
+    also_resets: tuple[str, ...] = ()
 
     def allowed(self, host: KexecHost, *, crash: bool = False) -> bool:
         return True
@@ -138,6 +133,11 @@ class Strategy:
 
     def assess(self, host: KexecHost, platform=None, **kw) -> Outcome:
         raise NotImplementedError
+
+    def added_bytes_for_set(self, max_pfn: int, starts, ends) -> int:
+        """Modeled bytes the option adds to a running kernel whose RAM is
+        [0, max_pfn) and whose private pages are the set (no host built)."""
+        return 0
 
     def __repr__(self):
         return f"<{type(self).__name__} {self.name!r}>"
@@ -156,6 +156,8 @@ class TrackerStrategy(Strategy):
     #: Python emulations (xarray: ~30 s per TiB scanned here) would dominate
     #: a shared machine; estimate() answers beyond it
     build_limit_pfns = 1 << 29
+    #: timed scans of a built tracker (median and min-max reported)
+    scan_repeat = 3
     view = "hooks"          # what the kernel feeds it: see KexecHost.feed_tracker
 
     def __init__(self, tracker_cls):
@@ -163,23 +165,12 @@ class TrackerStrategy(Strategy):
         self.name = tracker_cls.name
         self.option = tracker_cls.option or f"tracker {tracker_cls.name}"
 
-    # --- the scan's cost (modeled) ----------------------------------------
-    @staticmethod
-    def scan_loads(breakdown: dict) -> int:
-        loads = 0
-        for part, nbytes in breakdown.items():
-            for key, node in NODE_BYTES_BY_PART.items():
-                if key in part:
-                    loads += -(-int(nbytes) // node)
-                    break
-        return loads
-
-    def added_bytes(self, modeled_bytes: int, host: KexecHost) -> int:
+    def added_bytes(self, modeled_bytes: int, host: KexecHost | None = None) -> int:
+        """Bytes the option adds given its structure's modeled bytes."""
         return int(modeled_bytes)
 
-    def extra_found(self, host: KexecHost):
-        """Extents reset besides the tracker's own scan (kvm: PAMT)."""
-        return None
+    def added_bytes_for_set(self, max_pfn, starts, ends) -> int:
+        return self.added_bytes(self.tracker_cls.estimate(starts, ends, max_pfn))
 
     def assess(self, host: KexecHost, platform=None, *, emulate: bool = True,
                build_limit_pfns: int | None = None) -> Outcome:
@@ -194,43 +185,39 @@ class TrackerStrategy(Strategy):
                 host.feed_tracker(tracker, view=self.view)
             except MemoryBudgetError as exc:
                 tracker, notes = None, f"not built: {exc}"
-        measured = math.nan
+        times = []
         if tracker is not None:
-            t0 = time.perf_counter()
-            found = from_tracker(tracker)                      # the kexec scan
-            measured = time.perf_counter() - t0
+            for _ in range(self.scan_repeat):               # the kexec scan, timed
+                t0 = time.perf_counter()
+                found = from_tracker(tracker)
+                times.append(time.perf_counter() - t0)
             mem = tracker.memory()
-            modeled_bytes, scanned, breakdown = mem.modeled_bytes, mem.scanned_bytes, mem.breakdown
-            prov = ("measured: scan_measured_s (emulated extents() scan); emulated: "
-                    "pages_reset, pages_missed; modeled: added_bytes, scanned_bytes, "
-                    "scan_loads, scan_s, clear_s, downtime_s")
+            modeled_bytes, scanned, loads = mem.modeled_bytes, mem.scanned_bytes, mem.scan_loads
+            prov = (f"measured: scan_measured_s (emulated extents() scan, median of "
+                    f"{len(times)}, min-max beside it); emulated: pages_reset, pages_missed; "
+                    "modeled: added_bytes, scanned_bytes, scan_loads, scan_s, clear_s, "
+                    "downtime_s")
         else:
+            cls = self.tracker_cls
             found = self.fallback_found(host)
-            modeled_bytes = int(self.tracker_cls.estimate(*found, host.max_pfn))
-            scanned = self.fallback_scanned(modeled_bytes, host)
-            per_load = ESTIMATE_BYTES_PER_LOAD.get(self.name)
-            breakdown = {"estimate": modeled_bytes}
-            est_loads = -(-modeled_bytes // per_load) if per_load else 0
+            modeled_bytes = int(cls.estimate(*found, host.max_pfn))
+            scanned = cls.estimate_scanned_bytes(modeled_bytes, host.max_pfn)
+            loads = -(-modeled_bytes // cls.scan_node_bytes) if cls.scan_node_bytes else 0
             prov = PROV_MODELED + " (structure not built: estimate())"
-        extra = self.extra_found(host)
-        if extra is not None:                # the TDMR list: a few entries, not counted
-            found = union(found, extra)
-        loads = self.scan_loads(breakdown) if tracker is not None else est_loads
+        # lists the kernel keeps anyway (the TDMR list): a few entries, not counted
+        found = union(found, *(getattr(host, k) for k in self.also_resets))
         pages_reset = count(found)
         missed = host.private_pages - overlap_pages(host.private, found)
         scan_s, clear_s, down = _modeled_times(platform, scanned, loads, pages_reset)
+        measured = statistics.median(times) if times else math.nan
         err = (scan_s / measured - 1) if (measured > 0 and platform.kind == "measured") else math.nan
         return Outcome(self.name, self.option, True, self.added_bytes(modeled_bytes, host),
-                       int(scanned), loads, pages_reset, missed, scan_s, clear_s, down,
-                       measured, err, prov, notes)
+                       int(scanned), int(loads), pages_reset, missed, scan_s, clear_s, down,
+                       measured, min(times, default=math.nan), max(times, default=math.nan),
+                       len(times), err, prov, notes)
 
     def fallback_found(self, host: KexecHost):
         return host.private
-
-    def fallback_scanned(self, modeled_bytes: int, host: KexecHost) -> int:
-        if self.name == "pageflags":
-            return kernel.STRUCT_PAGE_BYTES * host.max_pfn
-        return modeled_bytes
 
 
 class KvmStrategy(TrackerStrategy):
@@ -241,41 +228,20 @@ class KvmStrategy(TrackerStrategy):
 
     seamcall_hooked = False
     view = "kvm"
+    also_resets = ("pamt",)
 
-    def __init__(self, tracker_cls=None):
-        self.tracker_cls = tracker_cls
-        self.name = "kvm"
+    def __init__(self, tracker_cls):
+        super().__init__(tracker_cls)
         self.option = "4: KVM walks its attribute XArrays + PAMT list (Kai Huang)"
 
     def finds(self, state: str) -> bool:
         return state == "private"
 
-    def added_bytes(self, modeled_bytes, host):
-        return 0
-
-    def extra_found(self, host):
-        return host.pamt
+    def added_bytes(self, modeled_bytes, host=None):
+        return 0                   # KVM holds its XArrays anyway
 
     def fallback_found(self, host):
         return host.kvm_visible
-
-    def assess(self, host, platform=None, *, emulate: bool = True, **kw) -> Outcome:
-        if self.tracker_cls is not None:
-            return super().assess(host, platform, emulate=emulate, **kw)
-        # the kvm tracker is not registered: model the walk from host.kvm_visible
-        platform = get_platform(platform or "this-machine")
-        found = union(host.kvm_visible, host.pamt)
-        visible = count(host.kvm_visible)
-        # one xa_node per 64 GFNs (order-0 value entries), the leaf level dominates
-        nodes = -(-visible // kernel.XA_CHUNK_SIZE)
-        scanned = nodes * kernel.XA_NODE_BYTES
-        pages_reset = count(found)
-        missed = host.private_pages - overlap_pages(host.private, found)
-        scan_s, clear_s, down = _modeled_times(platform, scanned, nodes, pages_reset)
-        return Outcome(self.name, self.option, True, 0, scanned, nodes, pages_reset, missed,
-                       scan_s, clear_s, down, provenance=PROV_MODELED,
-                       notes="kvm tracker not registered: leaf xa_nodes of the attribute "
-                             "XArrays modeled from the host's KVM-visible pages")
 
 
 class PteSoftbit(Strategy):
@@ -288,6 +254,11 @@ class PteSoftbit(Strategy):
     def __init__(self, *, gbpages: bool = True, collapse: bool = True):
         self.gbpages = gbpages
         self.collapse = collapse
+
+    def added_bytes_for_set(self, max_pfn, starts, ends) -> int:
+        """Page-table pages the splits add over RAM [0, max_pfn)."""
+        ram = (np.array([0], np.int64), np.array([max_pfn], np.int64))
+        return int(DirectMap(*ram, gbpages=self.gbpages).split_for((starts, ends)).added_bytes)
 
     def assess(self, host, platform=None, **kw) -> Outcome:
         platform = get_platform(platform or "this-machine")
@@ -305,25 +276,6 @@ class PteSoftbit(Strategy):
         return Outcome(self.name, self.option, True, split.added_bytes, split.scanned_bytes,
                        split.scan_loads, pages_reset, missed, scan_s, clear_s, down,
                        provenance=PROV_MODELED, notes=notes)
-
-
-class PageflagsModel(TrackerStrategy):
-    """Option 3 when the ``pageflags`` tracker is not registered: modeled only."""
-
-    name = "pageflags"
-    option = "3: flag bit in struct page (scan every struct page)"
-
-    def __init__(self):
-        self.tracker_cls = None
-
-    def assess(self, host, platform=None, **kw) -> Outcome:
-        platform = get_platform(platform or "this-machine")
-        scanned = kernel.STRUCT_PAGE_BYTES * host.max_pfn
-        pages_reset = host.private_pages
-        scan_s, clear_s, down = _modeled_times(platform, scanned, 0, pages_reset)
-        return Outcome(self.name, self.option, True, 0, scanned, 0, pages_reset, 0,
-                       scan_s, clear_s, down, provenance=PROV_MODELED,
-                       notes="pageflags tracker not registered: modeled")
 
 
 class Refuse(Strategy):
@@ -421,22 +373,30 @@ def _reset_listed(strategy, host, platform, listed, notes) -> Outcome:
                    clear_s, down, provenance=PROV_MODELED, notes=notes)
 
 
-def build_strategies(trackers: dict | None = None) -> dict[str, Strategy]:
-    """Strategies in table order: trackers (registry order), then options 2-7."""
-    if trackers is None:
-        from .. import TRACKERS as trackers
-    out: dict[str, Strategy] = {}
-    for name, cls in trackers.items():
-        if name == "kvm":
-            continue
-        out[name] = TrackerStrategy(cls)
-    out["pte-softbit"] = PteSoftbit()
-    if "pageflags" not in out:
-        out["pageflags"] = PageflagsModel()
-    out["kvm"] = KvmStrategy(trackers.get("kvm"))
-    for s in (Refuse(), RefuseWhileTd(), ClearAll(), SysDisable()):
+def build_strategies() -> dict[str, Strategy]:
+    """Strategies in table order: the trackers in registry order (each a
+    SEAMCALL-hooked scan; ``kvm`` the walk of KVM's own structures), then
+    options 2, 5, 5.1, 6 and 7."""
+    out: dict[str, Strategy] = {
+        name: (KvmStrategy if cls.sees_events_only else TrackerStrategy)(cls)
+        for name, cls in TRACKERS.items()}
+    for s in (PteSoftbit(), Refuse(), RefuseWhileTd(), ClearAll(), SysDisable()):
         out[s.name] = s
     return out
 
 
 STRATEGIES: dict[str, Strategy] = build_strategies()
+
+
+def get_strategies(strategies=None) -> list[Strategy]:
+    """Strategy objects for names or objects (default: every strategy, in order)."""
+    if strategies is None:
+        return list(STRATEGIES.values())
+    out = []
+    for s in strategies:
+        if isinstance(s, str):
+            if s not in STRATEGIES:
+                raise ValueError(f"unknown strategy {s!r}; known: {', '.join(STRATEGIES)}")
+            s = STRATEGIES[s]
+        out.append(s)
+    return out

@@ -65,14 +65,11 @@ def write_report(tables, out: Path, meta: dict) -> list[Path]:
         verdict = summary.verdict_table(tables)
         verdict.to_csv(tmp / "verdict.csv", index=False)
         drawn = []
-        sources = {"memory_vs_host": "memory_vs_host", "bits_per_page": "bits_per_page",
-                   "scan_time": "scan_time", "kexec_downtime": "kexec",
-                   "missed_pages": "race"}
-        for fig_name, fn in figures.FIGURES.items():
-            df = tables.get(sources[fig_name])
+        for fig_name, spec in figures.FIGURES.items():
+            df = tables.get(spec.table)
             if df is None or df.empty:
                 continue                       # no rows: nothing to draw
-            fig = fn(df)
+            fig = spec.draw(df)
             fig.savefig(tmp / f"{fig_name}.png", dpi=130)
             fig.savefig(tmp / f"{fig_name}.svg")
             plt.close(fig)
@@ -129,10 +126,10 @@ def run(args) -> int:
     written = write_report(tables, out, meta)
     verdict = summary.verdict_table(tables)
     buf = io.StringIO()
-    plat = verdict.attrs.get("platform")
-    print(f"\nverdict ({'downtime on ' + plat if plat else 'trackers only'}; "
+    plat = verdict.attrs["platform"]
+    print(f"\nverdict (downtime on {plat}; "
           f"[modeled] = kernel model, [measured] = this machine):", file=buf)
-    print(verdict.to_string(index=False), file=buf)
+    print(summary.format_verdict(verdict).to_string(index=False), file=buf)
     print(f"\n{len(written)} files written to {out}/ in {elapsed:.0f} s "
           f"(figures: {', '.join(p.stem for p in written if p.suffix == '.png')})", file=buf)
     print(buf.getvalue())

@@ -9,11 +9,12 @@ Tables (file stem -> content):
 
 * ``memory_vs_host``  tracker x host size: modeled bytes, bytes added to a
   running kernel, bits per private page; the set is ``reference-1pct``
-  (see :mod:`.sets`) so 16 TiB fits this machine;
+  (see :mod:`trackers.sets`) so 16 TiB fits this machine;
 * ``bits_per_page``   tracker x private fraction at one host size, with the
   information bounds log2 C(N, n) and log2 C(N+1, 2r) per private page;
 * ``scan_time``       tracker x host size x platform: measured extents() scan
-  of the built emulation beside the modeled kernel scan;
+  of the built emulation (median and min-max over the repeats) beside the
+  modeled kernel scan;
 * ``kexec``           strategy x scenario x platform: trackers.kexec.evaluate;
 * ``race``            strategy x conversion rate: trackers.kexec.race.
 
@@ -28,14 +29,14 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable
 
-import numpy as np
 import pandas as pd
 
-import trackers
 from ..base import MemoryBudgetError
 from ..kernel import PAGE_SIZE
-from . import model
-from .sets import fraction_set, host_label, host_set
+from ..kexec import PLATFORMS, STRATEGIES, evaluate, from_workload, race
+from ..registry import TRACKERS
+from ..sets import fraction_set, host_label, host_set
+from ..workloads import SCENARIOS, bundled_memmaps, scenario
 
 
 @dataclass
@@ -56,7 +57,7 @@ class ReportConfig:
     scan_time_budget_s: float = 20.0       # build + scans a tracker may take at one size
     seed: int = 0
     quick: bool = False
-    trackers: list[str] = field(default_factory=lambda: list(trackers.TRACKERS))
+    trackers: list[str] = field(default_factory=lambda: list(TRACKERS))
 
 
 def default_config(seed: int = 0) -> ReportConfig:
@@ -143,7 +144,7 @@ def _memory_rows(cfg, max_pfn, get_set) -> list[dict]:
     pages = int((ends - starts).sum())
     rows = []
     for name in cfg.trackers:
-        cls = trackers.TRACKERS[name]
+        cls = TRACKERS[name]
         t0 = time.perf_counter()
         nbytes = int(cls.estimate(starts, ends, max_pfn))
         rows.append({
@@ -151,7 +152,7 @@ def _memory_rows(cfg, max_pfn, get_set) -> list[dict]:
             "host_bytes": max_pfn * PAGE_SIZE, "host": host_label(max_pfn),
             "set": cfg.sweep_shape, "private_pages": pages, "extents": int(starts.size),
             "modeled_bytes": nbytes,
-            "added_bytes": model.added_bytes(name, nbytes),
+            "added_bytes": STRATEGIES[name].added_bytes(nbytes),
             "bits_per_private_page": nbytes * 8 / pages,
             "estimate_measured_s": time.perf_counter() - t0,
             "kind": "modeled",
@@ -161,18 +162,12 @@ def _memory_rows(cfg, max_pfn, get_set) -> list[dict]:
 
 
 def _pte_softbit_rows(cfg, max_pfn, starts, ends, pages) -> list[dict]:
-    """Option 2's added page-table pages: the kexec model's direct map over RAM
-    [0, max_pfn), split for this private set (DirectMap.split_for, used directly:
-    building a whole KexecHost costs ~40 s at 16 TiB and adds nothing here)."""
-    from trackers.kexec.directmap import DirectMap
-    from trackers.kexec.strategies import STRATEGIES
-    strategy = STRATEGIES.get("pte-softbit")
-    if strategy is None:
-        return []
-    dm = DirectMap(np.array([0], np.int64), np.array([max_pfn], np.int64),
-                   gbpages=getattr(strategy, "gbpages", True))
+    """Option 2's added page-table pages: the direct map over RAM [0, max_pfn)
+    split for this private set (no KexecHost: building one costs ~40 s at
+    16 TiB and adds nothing here)."""
+    strategy = STRATEGIES["pte-softbit"]
     t0 = time.perf_counter()
-    added = int(dm.split_for((starts, ends)).added_bytes)
+    added = strategy.added_bytes_for_set(max_pfn, starts, ends)
     return [{
         "tracker": strategy.name, "option": strategy.option, "host_pfns": max_pfn,
         "host_bytes": max_pfn * PAGE_SIZE, "host": host_label(max_pfn),
@@ -192,7 +187,7 @@ def _fraction_rows(cfg, fraction, get_set) -> list[dict]:
     run_bound = run_bound_bits_per_page(max_pfn, pages, runs)
     rows = []
     for name in cfg.trackers:
-        nbytes = int(trackers.TRACKERS[name].estimate(starts, ends, max_pfn))
+        nbytes = int(TRACKERS[name].estimate(starts, ends, max_pfn))
         rows.append({
             "tracker": name, "host_pfns": max_pfn, "host": host_label(max_pfn),
             "target_fraction": fraction, "private_fraction": pages / max_pfn,
@@ -217,7 +212,6 @@ def _scan_rows(cfg, max_pfn, get_set, cost: dict) -> list[dict]:
     to take over ``scan_time_budget_s`` here is skipped rather than run."""
     starts, ends = get_set("shape", max_pfn, cfg.scan_shape, cfg.seed)
     pages = int((ends - starts).sum())
-    plats = model.platforms()
     rows = []
     for name in cfg.trackers:
         base = {"tracker": name, "host_pfns": max_pfn, "host_bytes": max_pfn * PAGE_SIZE,
@@ -230,7 +224,7 @@ def _scan_rows(cfg, max_pfn, get_set, cost: dict) -> list[dict]:
                 rows.append({**base, "skipped": f"predicted {predicted:.0f} s, over the "
                                                 f"{cfg.scan_time_budget_s:g} s budget"})
                 continue
-        cls = trackers.TRACKERS[name]
+        cls = TRACKERS[name]
         try:
             warm = cls(1 << 12)                         # compile before timing
             warm.mark_ranges([1, 64], [3, 200])
@@ -251,17 +245,18 @@ def _scan_rows(cfg, max_pfn, get_set, cost: dict) -> list[dict]:
         assert n == starts.size, f"{name}: scan returned {n} extents, set has {starts.size}"
         cost[name] = (populate_s + statistics.median(times) * cfg.scan_repeat, int(starts.size))
         mem = t.memory()
-        loads = model.scan_loads(mem.breakdown)
-        for pname, plat in plats.items():
+        for pname, plat in PLATFORMS.items():
             rows.append({**base,
                          "populate_measured_s": populate_s,
                          "scan_measured_s": statistics.median(times),
+                         "scan_measured_min_s": min(times),
+                         "scan_measured_max_s": max(times),
                          "scan_runs": len(times),
                          "modeled_bytes": mem.modeled_bytes,
-                         "scanned_bytes": mem.scanned_bytes, "scan_loads": loads,
+                         "scanned_bytes": mem.scanned_bytes, "scan_loads": mem.scan_loads,
                          "platform": pname, "platform_kind": plat.kind,
-                         "platform_cpus": int(getattr(plat, "cpus_at_reset", 1)),
-                         "scan_modeled_s": model.modeled_scan_s(plat, mem.scanned_bytes, loads)})
+                         "platform_cpus": plat.cpus_at_reset,
+                         "scan_modeled_s": plat.scan_s(mem.scanned_bytes, mem.scan_loads)})
         del t
     return rows
 
@@ -286,45 +281,39 @@ def plan(cfg: ReportConfig) -> list[Step]:
 
 
 # --------------------------------------------------------------------------
-# kexec and race: hooks into trackers.kexec / trackers.workloads (issues 3, 4)
+# kexec and race: trackers.kexec on trackers.workloads scenarios
 
 def default_scenarios() -> list[str]:
     """1 TiB and 16 TiB hosts and one scenario per bundled real memory map."""
-    from trackers.workloads.memmap import bundled_memmaps
-    from trackers.workloads.scenarios import SCENARIOS
     return ["1tib-4td", "16tib-dense"] + [k for k in SCENARIOS if k in bundled_memmaps()]
 
 
 def _kexec_rows(cfg, name: str) -> list[dict]:
-    from trackers import workloads
-    from trackers.kexec.evaluate import evaluate
-    from trackers.kexec.host import from_workload
     t0 = time.perf_counter()
-    wl = workloads.scenario(name, cfg.seed)
+    wl = scenario(name, cfg.seed)
     host = from_workload(wl)
     build_s = time.perf_counter() - t0
     emulate = host.max_pfn <= cfg.emulate_max_pfn
-    names = set(cfg.trackers)
-    from trackers.kexec.strategies import STRATEGIES
-    chosen = [s for s in STRATEGIES
-              if s not in trackers.TRACKERS or s in names or s == "kvm"]
+    # every option; of the hooked trackers only those asked for
+    chosen = [s for s in STRATEGIES.values()
+              if not s.seamcall_hooked or s.tracker_cls is None or s.name in cfg.trackers]
     rows = []
-    for pname, plat in model.platforms().items():
+    for pname, plat in PLATFORMS.items():
         df = evaluate(host, plat, strategies=chosen, emulate=emulate)
         df["scenario"] = name
         df["platform_name"] = pname
         df["platform_kind"] = plat.kind
-        df["platform_cpus"] = int(getattr(plat, "cpus_at_reset", 1))
+        df["platform_cpus"] = plat.cpus_at_reset
         df["emulated"] = emulate
+        df["seed"] = cfg.seed
         df["scenario_build_s"] = build_s
         rows.extend(df.to_dict("records"))
     return rows
 
 
 def _race_rows(cfg) -> list[dict]:
-    from trackers.kexec.race import race
     rows = []
-    for pname, plat in model.platforms().items():
+    for pname, plat in PLATFORMS.items():
         df = race(rates_mib_s=cfg.conversion_rates, platform=plat, seed=cfg.seed,
                   n_kexec=cfg.race_kexecs)
         df["platform_name"] = pname

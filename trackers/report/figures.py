@@ -13,6 +13,8 @@ functions on the CSVs it loads.  Conventions:
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
+from typing import Callable
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -20,9 +22,11 @@ import pandas as pd
 from matplotlib.lines import Line2D
 from matplotlib.ticker import FuncFormatter, MaxNLocator, NullFormatter
 
-# Table order: trackers first (registry order of the suite), then options 2-7.
-KNOWN_ORDER = ["bitmap", "xarray", "xarray-multi", "ida", "roaring", "pageflags", "maple",
-               "kvm", "pte-softbit", "refuse", "refuse-while-td", "clear-all", "sys-disable"]
+from ..kexec import STRATEGIES
+
+# The one order of tables and figures: the kexec strategies' (trackers in
+# registry order, then options 2-7), declared by trackers.kexec.STRATEGIES.
+ORDER = list(STRATEGIES)
 _TAB10 = list(plt.get_cmap("tab10").colors)
 _PALETTE = (_TAB10[:7] + _TAB10[8:] + ["#222222"] + list(plt.get_cmap("Dark2").colors)
             + list(plt.get_cmap("Set1").colors))      # no grey: grey marks references
@@ -36,15 +40,15 @@ SET_CAPTIONS = {
 
 def color_for(name: str):
     """The colour of a tracker or strategy, stable across figures and runs."""
-    if name in KNOWN_ORDER:
-        return _PALETTE[KNOWN_ORDER.index(name) % len(_PALETTE)]
-    return _PALETTE[(len(KNOWN_ORDER) + sum(map(ord, name))) % len(_PALETTE)]
+    if name in ORDER:
+        return _PALETTE[ORDER.index(name) % len(_PALETTE)]
+    return _PALETTE[(len(ORDER) + sum(map(ord, name))) % len(_PALETTE)]
 
 
 def ordered(names) -> list[str]:
     names = list(dict.fromkeys(names))
-    return sorted(names, key=lambda n: (KNOWN_ORDER.index(n) if n in KNOWN_ORDER
-                                        else len(KNOWN_ORDER), n))
+    return sorted(names, key=lambda n: (ORDER.index(n) if n in ORDER
+                                        else len(ORDER), n))
 
 
 def fmt_bytes(x: float) -> str:
@@ -197,7 +201,13 @@ def scan_time(df: pd.DataFrame, platform: str | None = None):
     for name in ordered(d["tracker"]):
         t = d[(d["tracker"] == name) & (d["platform"] == platform)].sort_values("host_bytes")
         c = color_for(name)
-        ax.plot(t["host_bytes"], t["scan_measured_s"], "o", color=c, ms=7, label=name)
+        if "scan_measured_min_s" in t:                   # spread over the repeats
+            err = [t["scan_measured_s"] - t["scan_measured_min_s"],
+                   t["scan_measured_max_s"] - t["scan_measured_s"]]
+        else:
+            err = None
+        ax.errorbar(t["host_bytes"], t["scan_measured_s"], yerr=err, fmt="o", color=c,
+                    ms=7, capsize=3, label=name)
         m = t[t["scan_modeled_s"] > 0]
         ax.plot(m["host_bytes"], m["scan_modeled_s"], "-", color=c, lw=1.8)
     ax.set_xscale("log", base=2)
@@ -216,7 +226,8 @@ def scan_time(df: pd.DataFrame, platform: str | None = None):
     handles += [Line2D([], [], ls="none"),
                 Line2D([], [], marker="o", ls="none", color="0.3"),
                 Line2D([], [], ls="-", color="0.3")]
-    labels += ["", "measured: extents() of the\nPython/numba emulation,\nthis machine",
+    labels += ["", "measured: extents() of the\nPython/numba emulation,\nthis machine "
+                   "(median, bars\nmin-max of the repeats)",
                f"modeled: kernel scan on\n{platform} [{kind}], {cpus} CPU"
                + ("s" if cpus > 1 else "")]
     ax.legend(handles, labels, loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize=9,
@@ -241,7 +252,7 @@ def _downtime_panel(ax, p: pd.DataFrame, strategies: list[str]):
     """Stacked scan + clear bars; the axis unit (ms, s, min) follows the longest bar."""
     p = p.set_index("strategy").reindex(strategies)
     y = np.arange(len(strategies))
-    allowed = p["kexec_allowed"].map(lambda v: str(v) == "True").to_numpy()
+    allowed = p["kexec_allowed"].astype(bool).to_numpy()
     scan = np.where(allowed, p["scan_s"].fillna(0).to_numpy(float), 0)
     clear = np.where(allowed, p["clear_s"].fillna(0).to_numpy(float), 0)
     longest = float(np.nanmax(scan + clear)) if len(y) else 0.0
@@ -381,10 +392,35 @@ def missed_pages(df: pd.DataFrame, platform: str | None = None):
     return fig
 
 
-FIGURES = {
-    "memory_vs_host": memory_vs_host,
-    "bits_per_page": bits_per_page,
-    "scan_time": scan_time,
-    "kexec_downtime": kexec_downtime,
-    "missed_pages": missed_pages,
+@dataclass(frozen=True)
+class FigureSpec:
+    """One design-review figure: what draws it, from which table, and the
+    sentence summary.md puts under it."""
+
+    draw: Callable[[pd.DataFrame], plt.Figure]
+    table: str
+    caption: str
+
+
+#: every figure of the report, in the order summary.md shows them
+FIGURES: dict[str, FigureSpec] = {
+    "memory_vs_host": FigureSpec(
+        memory_vs_host, "memory_vs_host",
+        "Memory each option adds to a running kernel as the host grows "
+        "(modeled, log-log; lower is better)."),
+    "bits_per_page": FigureSpec(
+        bits_per_page, "bits_per_page",
+        "Bits per private page as the private fraction grows, against the "
+        "information bounds (modeled)."),
+    "scan_time": FigureSpec(
+        scan_time, "scan_time",
+        "The kexec-time scan: measured emulation scans (markers, min-max bars) beside "
+        "the modeled kernel scan (lines)."),
+    "kexec_downtime": FigureSpec(
+        kexec_downtime, "kexec",
+        "Modeled kexec downtime per strategy, scan and clear stacked, one panel per "
+        "platform preset."),
+    "missed_pages": FigureSpec(
+        missed_pages, "race",
+        "Private pages a kexec misses as private->shared conversions speed up."),
 }

@@ -1,8 +1,10 @@
 """The verdict table and summary.md, from the report's tables.
 
-The verdict table has one row per strategy (or per tracker while the kexec
-model is missing).  Column headers carry the unit and [modeled] or
-[measured]; the ``verdict`` column applies three rules in order:
+The verdict table has one row per strategy.  It holds numbers (bytes,
+seconds, pages) with the unit and [modeled] or [measured] in each column
+name, so ``verdict.csv`` loads into pandas as numbers;
+:func:`format_verdict` renders it for people (Markdown, the terminal).  The
+``verdict`` column applies three rules in order:
 
 1. ``refuses kexec``         -- machine_kexec_prepare() says no;
 2. ``UNSAFE: misses pages``  -- some page still private at kexec is not reset;
@@ -16,7 +18,7 @@ import math
 
 import pandas as pd
 
-from .figures import fmt_bytes, fmt_seconds, ordered
+from .figures import FIGURES, fmt_bytes, fmt_seconds, ordered
 
 VERDICT_PLATFORM = "spr-2s"
 #: scenarios shown as columns (the report's first two: the 1 TiB and 16 TiB hosts);
@@ -30,13 +32,7 @@ def _pick_platform(names) -> str:
 
 
 def verdict_table(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
-    kexec = tables.get("kexec")
-    if kexec is not None and not kexec.empty:
-        return _strategy_verdicts(tables)
-    return _tracker_verdicts(tables)
-
-
-def _strategy_verdicts(tables) -> pd.DataFrame:
+    """One row per strategy on the verdict platform: numbers, units in the names."""
     kexec = tables["kexec"]
     plat = _pick_platform(kexec["platform_name"])
     k = kexec[kexec["platform_name"] == plat]
@@ -44,29 +40,28 @@ def _strategy_verdicts(tables) -> pd.DataFrame:
     rows = []
     for name in ordered(k["strategy"]):
         s = k[k["strategy"] == name]
-        row = {"strategy": name, "option": s["option"].iloc[0]}
-        allowed = bool(s["kexec_allowed"].astype(bool).all())
-        missed = int(s["pages_missed"].fillna(0).max())
+        allowed = bool(s["kexec_allowed"].all())
+        row = {"strategy": name, "option": s["option"].iloc[0], "kexec_allowed": allowed}
         for sc in scenarios:
             r = s[s["scenario"] == sc]
             if r.empty:
                 continue
             r = r.iloc[0]
-            row[f"added [modeled] {sc}"] = fmt_bytes(r["added_bytes"])
-            row[f"downtime [modeled] {sc}"] = (fmt_seconds(r["downtime_s"])
-                                               if bool(r["kexec_allowed"]) else "refused")
-        row["pages missed (max, all scenarios)"] = f"{missed:,}"
-        row["_allowed"], row["_missed"] = allowed, missed
+            row[f"added_bytes [modeled] {sc}"] = int(r["added_bytes"])
+            row[f"downtime_s [modeled] {sc}"] = (float(r["downtime_s"]) if r["kexec_allowed"]
+                                                 else math.nan)
+        row["pages_missed_max [modeled] all scenarios"] = int(s["pages_missed"].fillna(0).max())
         row["_down"] = float(s["downtime_s"].max()) if allowed else math.inf
         row["_added"] = float(s["added_bytes"].max())
         rows.append(row)
     df = pd.DataFrame(rows)
-    safe = df["_allowed"] & (df["_missed"] == 0)
+    missed = df["pages_missed_max [modeled] all scenarios"]
+    safe = df["kexec_allowed"] & (missed == 0)
     verdicts = []
     for i, r in df.iterrows():
-        if not r["_allowed"]:
+        if not r["kexec_allowed"]:
             verdicts.append("refuses kexec")
-        elif r["_missed"] > 0:
+        elif missed[i] > 0:
             verdicts.append("UNSAFE: misses pages")
         else:
             v = ["safe"]
@@ -80,39 +75,21 @@ def _strategy_verdicts(tables) -> pd.DataFrame:
     return df.drop(columns=[c for c in df if c.startswith("_")])
 
 
-def _tracker_verdicts(tables) -> pd.DataFrame:
-    mem = tables.get("memory_vs_host", pd.DataFrame())
-    scan = tables.get("scan_time", pd.DataFrame())
-    rows = []
-    hosts = sorted(mem["host_bytes"].unique()) if not mem.empty else []
-    show = [h for h in hosts if h in (hosts[0], hosts[-1]) or h == 1 << 40]
-    for name in ordered(mem["tracker"]) if not mem.empty else []:
-        m = mem[mem["tracker"] == name]
-        row = {"tracker": name, "option": m["option"].iloc[0]}
-        for h in show:
-            r = m[m["host_bytes"] == h]
-            if not r.empty:
-                row[f"added [modeled] {fmt_bytes(h)}"] = fmt_bytes(r["added_bytes"].iloc[0])
-        r = m[m["host_bytes"] == hosts[-1]]
-        row["bits/page [modeled]"] = round(float(r["bits_per_private_page"].iloc[0]), 3)
-        if not scan.empty and "scan_measured_s" in scan:
-            s = scan[(scan["tracker"] == name)].dropna(subset=["scan_measured_s"])
-            if not s.empty:
-                top = s[s["host_bytes"] == s["host_bytes"].max()]
-                row[f"scan [measured] {fmt_bytes(top['host_bytes'].iloc[0])}"] = \
-                    fmt_seconds(top["scan_measured_s"].iloc[0])
-                for _, p in top.iterrows():
-                    row[f"scan [modeled, {p['platform']}]"] = fmt_seconds(p["scan_modeled_s"])
-        row["_added"] = float(r["added_bytes"].iloc[0])
-        rows.append(row)
-    df = pd.DataFrame(rows)
-    if df.empty:
-        return df
-    positive = df["_added"] > 0
-    least = df.loc[positive, "_added"].min() if positive.any() else math.nan
-    df["verdict"] = ["adds nothing" if a <= 0 else ("adds least" if a == least else "")
-                     for a in df["_added"]]
-    return df.drop(columns=["_added"])
+def format_verdict(verdict: pd.DataFrame) -> pd.DataFrame:
+    """The verdict table for people: bytes and seconds in readable units."""
+    out = verdict.copy()
+    for c in out.columns:
+        if c.startswith("added_bytes"):
+            out[c] = out[c].map(fmt_bytes)
+            out = out.rename(columns={c: c.replace("added_bytes", "added")})
+        elif c.startswith("downtime_s"):
+            out[c] = out[c].map(lambda x: "refused" if math.isnan(x) else fmt_seconds(x))
+            out = out.rename(columns={c: c.replace("downtime_s", "downtime")})
+        elif c.startswith("pages_missed_max"):
+            out[c] = out[c].map(lambda x: f"{int(x):,}")
+            out = out.rename(columns={c: c.replace("pages_missed_max", "pages missed (max)")})
+    out["kexec_allowed"] = out["kexec_allowed"].map({True: "yes", False: "NO"})
+    return out
 
 
 def markdown_table(df: pd.DataFrame) -> str:
@@ -131,8 +108,7 @@ def findings(tables) -> list[str]:
     kexec = tables.get("kexec")
     if kexec is not None and not kexec.empty:
         plat = _pick_platform(kexec["platform_name"])
-        k = kexec[(kexec["platform_name"] == plat)
-                  & (kexec["kexec_allowed"].astype(str) == "True")]
+        k = kexec[(kexec["platform_name"] == plat) & kexec["kexec_allowed"]]
         for sc in list(dict.fromkeys(k["scenario"]))[:2]:
             d = k[k["scenario"] == sc]
             hooked = d[d["pages_missed"] == 0]
@@ -166,7 +142,7 @@ def findings(tables) -> list[str]:
                        f"{fmt_bytes(lo['host_bytes'] / 256)} for comparison.")
     race = tables.get("race")
     if race is not None and not race.empty:
-        allowed = race[race["kexec_allowed"].astype(str) == "True"]
+        allowed = race[race["kexec_allowed"]]
         r = allowed[allowed["missed_expected"] > 0]
         clean = sorted(set(allowed["strategy"]) - set(r["strategy"]))
         for name in ordered(r["strategy"]):
@@ -181,22 +157,9 @@ def findings(tables) -> list[str]:
     return out
 
 
-FIGURE_TEXT = {
-    "memory_vs_host": "Memory each option adds to a running kernel as the host grows "
-                      "(modeled, log-log; lower is better).",
-    "bits_per_page": "Bits per private page as the private fraction grows, against the "
-                     "information bounds (modeled).",
-    "scan_time": "The kexec-time scan: measured emulation scans (markers) beside the modeled "
-                 "kernel scan (lines).",
-    "kexec_downtime": "Modeled kexec downtime per strategy, scan and clear stacked, one panel "
-                      "per platform preset.",
-    "missed_pages": "Private pages a kexec misses as private->shared conversions speed up.",
-}
-
-
 def summary_markdown(tables, verdict: pd.DataFrame, figures: list[str], meta: dict) -> str:
     out = ["# TDX private-page tracking at kexec: design-review report", ""]
-    out.append(f"Generated by `{meta.get('command', 'python -m trackers report')}` in "
+    out.append(f"Generated by `{meta['command']}` in "
                f"{meta.get('elapsed_s', 0):.0f} s ({meta.get('mode', 'default')} run, seed "
                f"{meta.get('seed', 0)}). Trackers: {', '.join(meta.get('trackers', []))}.")
     out.append("")
@@ -206,16 +169,11 @@ def summary_markdown(tables, verdict: pd.DataFrame, figures: list[str], meta: di
     out.append("")
     out.append("## Verdict")
     out.append("")
-    plat = verdict.attrs.get("platform")
-    if plat:
-        out.append(f"Platform for downtime: `{plat}`. Rules: refuses kexec > misses pages > "
-                   "safe (fastest / adds least among the safe).")
-    else:
-        out.append("Trackers only (the kexec model was not installed for this run): memory "
-                   "added at the smallest, 1 TiB and largest host sizes, bits per private page "
-                   "at the largest, and the scan at the largest built host.")
+    out.append(f"Platform for downtime: `{verdict.attrs['platform']}`. Rules: refuses kexec > "
+               "misses pages > safe (fastest / adds least among the safe). `verdict.csv` "
+               "holds the same table as numbers.")
     out.append("")
-    out.append(markdown_table(verdict) if not verdict.empty else "(no rows)")
+    out.append(markdown_table(format_verdict(verdict)))
     out.append("")
     facts = findings(tables)
     if facts:
@@ -228,7 +186,7 @@ def summary_markdown(tables, verdict: pd.DataFrame, figures: list[str], meta: di
     for name in figures:
         out.append(f"### {name}")
         out.append("")
-        out.append(FIGURE_TEXT.get(name, ""))
+        out.append(FIGURES[name].caption)
         out.append("")
         out.append(f"![{name}]({name}.png)  ([SVG]({name}.svg))")
         out.append("")

@@ -20,13 +20,13 @@ from ..events import (EVENT_DTYPE, GMEM_BIND, GMEM_UNBIND, KIND_GUEST, KIND_NAME
                       KVM_SET_ATTR_PRIVATE, KVM_SET_ATTR_SHARED, NON_GUEST_KINDS, OP_NAMES,
                       SEAMCALL_PRIVATE, SEAMCALL_RECLAIM)
 from .conversions import kvm_private_after, private_after
-from .memmap import MemoryMap, load_memory_map, synthetic_host
+from .memmap import MemoryMap, bundled_memmaps, load_memory_map, synthetic_host
 from .scenarios import SCENARIOS, Churn, Workload, build_workload, scenario
 from .tdx import Policy, TdConfig, Tdmrs
 from .traces import Trace, load_trace
 
 __all__ = [
-    "load_memory_map", "MemoryMap", "synthetic_host", "load_trace", "Trace",
+    "load_memory_map", "bundled_memmaps", "MemoryMap", "synthetic_host", "load_trace", "Trace",
     "SCENARIOS", "scenario", "Workload", "build_workload", "Churn", "TdConfig", "Policy",
     "Tdmrs", "EVENT_DTYPE", "SEAMCALL_PRIVATE", "SEAMCALL_RECLAIM", "KVM_SET_ATTR_PRIVATE",
     "KVM_SET_ATTR_SHARED", "GMEM_BIND", "GMEM_UNBIND", "KIND_NONE", "KIND_PAMT", "KIND_TDR",

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from trackers.refset import reference_set
+from trackers.sets import reference_set
 
 
 def test_shape_and_determinism():
