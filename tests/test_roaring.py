@@ -153,3 +153,33 @@ def test_check_catches_a_non_canonical_container():
     t.blocks[0] = BitMap(array.array("I", range(500)), optimize=False)  # 1-run array
     with pytest.raises(AssertionError, match="non-canonical"):
         t.check()
+
+
+def _bitmap_state(t):
+    """What check() and memory() must not change: serialized bytes and container stats."""
+    return ({h: bm.serialize() for h, bm in t.blocks.items()},
+            {h: bm.get_statistics() for h, bm in t.blocks.items()})
+
+
+@pytest.mark.parametrize("build", [
+    lambda t: t.mark_ranges([7], [10]),                  # run built, tie: canonical array
+    lambda t: t.mark(np.arange(100, 400)),               # array built, canonical run
+    lambda t: t.mark(np.arange(0, 20_000)),              # bitset built, canonical run
+    lambda t: (t.mark_ranges([(1 << 32) - 5], [(1 << 32) + 3]),   # two 2^32 blocks
+               t.mark(np.arange(1 << 33, (1 << 33) + 300))),
+    lambda t: (t.mark_ranges([0], [100]), t.unmark_ranges([0], [100])),  # emptied
+], ids=["tie", "array-to-run", "bitset-to-run", "blocks", "emptied"])
+def test_check_and_memory_are_read_only(build):
+    # check() and memory() used to run run_optimize on the live bitmap
+    t = Roaring((1 << 33) + (1 << 20))
+    build(t)
+    before = _bitmap_state(t)
+    runs = [(s.tolist(), e.tolist()) for s, e in t.extents()]
+    s = np.array([x for r in runs for x in r[0]], np.int64)
+    e = np.array([x for r in runs for x in r[1]], np.int64)
+    t.check()
+    assert _bitmap_state(t) == before
+    m = t.memory()
+    assert _bitmap_state(t) == before
+    assert m.modeled_bytes == t.memory().modeled_bytes == Roaring.estimate(s, e, t.max_pfn)
+    assert _bitmap_state(t) == before

@@ -36,7 +36,7 @@ convert_run_to_efficient_container; run size 2 + 4 r, array size 2 c, bitset
 Array and bitset containers always satisfy c <= 4096 resp. c > 4096 (the
 portable format infers the kind from c), so after run_optimize the only
 history-dependent case is the tie 2 + 4 r == 2 c (c = 2 r + 1), which an array
-keeps as array and a run keeps as run.  :meth:`Roaring.canonicalize` runs
+keeps as array and a run keeps as run.  :func:`canonical_form` runs
 run_optimize and shrink_to_fit and rebuilds tied run containers as arrays, so
 the set decides every container:
 
@@ -46,6 +46,11 @@ the set decides every container:
 
 which :meth:`Roaring.estimate` computes from extents alone (split at 2^16
 boundaries; per chunk c = pages, r = pieces).
+
+Every mark and unmark brings the containers it touched to canonical form
+before it returns (the rest were canonical already), so the bitmap is
+canonical between calls: ``memory()`` and ``check()`` only read it, and
+``check()`` verifies that invariant rather than restoring it.
 
 Bulk paths: ranges become a portable-format buffer of run containers built
 with numpy and are or-ed/and-not-ed in (one C call per 2^32 block, not one
@@ -271,6 +276,26 @@ def container_table(bm: BitMap, blob: bytes | None = None):
     return keys, cards, kinds, runs
 
 
+def canonical_form(bm: BitMap) -> None:
+    """Bring every container of ``bm`` to its canonical kind (module docstring).
+
+    The set is unchanged; tied run containers (c = 2 r + 1) are rebuilt as
+    arrays with add_many.
+    """
+    bm.run_optimize()
+    bm.shrink_to_fit()
+    keys, cards, kinds, runs = container_table(bm)
+    tied = np.flatnonzero((kinds == KIND_RUN) & (cards == 2 * runs + 1))
+    for g in range(0, tied.size, 256):                # one step per 256 tied containers
+        tk = keys[tied[g:g + 256]]
+        chunks = runs_to_bitmap(tk << CHUNK_BITS, (tk + 1) << CHUNK_BITS)
+        values = (bm & chunks).to_array()
+        bm -= chunks
+        bm.update(values)                             # add_many: array containers
+    if tied.size:
+        bm.shrink_to_fit()
+
+
 def _as_uint32_array(values: np.ndarray) -> array.array:
     """int64 local PFNs -> array('I'), the type pyroaring's add_many path takes."""
     return array.array("I", values.astype(np.uint32).tobytes())
@@ -288,6 +313,27 @@ class Roaring(Tracker):
         super().__init__(max_pfn, budget_bytes=budget_bytes)
         self.blocks: dict[int, BitMap] = {}        # pfn >> 32 -> BitMap of pfn & BLOCK_MASK
         self.serialized_bytes = 0                   # portable size at the last memory()
+
+    def _settle(self, high: int, keys: np.ndarray) -> None:
+        """Make the containers of block ``high`` at local chunk ``keys`` canonical.
+
+        Only the touched containers are cut out, canonicalised and or-ed back
+        (CRoaring's or_inplace copies a container of a key it lacks as is), so
+        the cost follows the change, not the bitmap.  An emptied block goes.
+        """
+        bm = self.blocks.get(high)
+        if bm is None:
+            return
+        if not bm:
+            del self.blocks[high]                     # an empty block holds nothing
+            return
+        keys = np.unique(keys)
+        chunks = runs_to_bitmap(keys << CHUNK_BITS, (keys + 1) << CHUNK_BITS)
+        touched = bm & chunks
+        bm -= chunks
+        canonical_form(touched)
+        bm |= touched
+        bm.shrink_to_fit()
 
     # --- helpers -----------------------------------------------------------
     def _block(self, high: int) -> BitMap:
@@ -336,6 +382,7 @@ class Roaring(Tracker):
         self._check_growth(s, e)
         for high, lo, hi in self._by_block(s, e):
             self._block(high).__ior__(runs_to_bitmap(lo, hi))
+            self._settle(high, split_at(lo, hi, CHUNK_BITS)[0])
 
     def _unmark_ranges(self, starts, ends):
         s, e = normalize_extents(starts, ends)
@@ -343,17 +390,20 @@ class Roaring(Tracker):
             bm = self.blocks.get(high)
             if bm is not None:
                 bm -= runs_to_bitmap(lo, hi)
+                self._settle(high, split_at(lo, hi, CHUNK_BITS)[0])
 
     def _mark_pfns(self, pfns):
         self._check_growth(pfns, pfns + 1)
         for high, _, local in self._pfns_by_block(pfns):
             self._block(high).update(_as_uint32_array(local))
+            self._settle(high, local >> CHUNK_BITS)
 
     def _unmark_pfns(self, pfns):
         for high, _, local in self._pfns_by_block(pfns):
             bm = self.blocks.get(high)
             if bm is not None:
                 bm -= BitMap(_as_uint32_array(local))
+                self._settle(high, local >> CHUNK_BITS)
 
     def _contains(self, pfns):
         out = np.zeros(pfns.size, bool)
@@ -393,26 +443,17 @@ class Roaring(Tracker):
 
     # --- canonical form and memory -------------------------------------------
     def canonicalize(self) -> None:
-        """Bring every container to its canonical kind (module docstring); set unchanged."""
+        """Bring every block to canonical form; set unchanged.
+
+        Marks and unmarks already keep the bitmap canonical; this is for
+        blocks set from outside (e.g. a deserialized BitMap).
+        """
         for high in list(self.blocks):
             bm = self.blocks[high]
             if not bm:
                 del self.blocks[high]                 # an empty block holds nothing
                 continue
-            bm.run_optimize()
-            bm.shrink_to_fit()
-            keys, cards, kinds, runs = container_table(bm)
-            tied = np.flatnonzero((kinds == KIND_RUN) & (cards == 2 * runs + 1))
-            for g in range(0, tied.size, 256):        # one step per 256 tied containers
-                tk = keys[tied[g:g + 256]]
-                chunks = BitMap()
-                for k in tk.tolist():                 # one step per container
-                    chunks.add_range(k << CHUNK_BITS, (k + 1) << CHUNK_BITS)
-                values = (bm & chunks).to_array()
-                bm -= chunks
-                bm.update(values)                     # add_many: array containers
-            if tied.size:
-                bm.shrink_to_fit()
+            canonical_form(bm)
 
     def _tables(self):
         """Concatenated (keys, cards, kinds, runs, serialized bytes) over blocks."""
@@ -428,7 +469,7 @@ class Roaring(Tracker):
         return (*(np.concatenate([p[i] for p in parts]) for i in range(4)), serialized)
 
     def memory(self):
-        self.canonicalize()
+        """Read-only: the containers are canonical after every change (module docstring)."""
         keys, cards, kinds, runs, serialized = self._tables()
         self.serialized_bytes = serialized
         breakdown = breakdown_of(kinds, cards, runs)
@@ -455,7 +496,8 @@ class Roaring(Tracker):
         return sum(breakdown_of(container_kind(cards, runs), cards, runs).values())
 
     def check(self):
-        self.canonicalize()
+        """Read-only: verifies the invariants, the canonical kinds included."""
+        assert all(self.blocks.values()), "an empty 2^32 block is kept"
         keys, cards, kinds, runs, _ = self._tables()
         assert np.all(np.diff(keys) > 0), "container keys not strictly ascending"
         assert np.all((cards >= 1) & (cards <= CHUNK_PAGES)), "container cardinality out of range"
