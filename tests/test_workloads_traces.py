@@ -75,3 +75,46 @@ def test_trace_outside_td_names_line(tmp_path):
     with pytest.raises(ValueError, match=r":2: GFNs \[0x90000, 0x90010\) lie outside"):
         t.check_within((np.array([0]), np.array([0x80000])))
     assert KVM_SET_ATTR_PRIVATE == 3
+
+
+FT = " a-1 [000] ..... 1.0: kvm_vm_set_mem_attributes: {} -- {} [0x8]\n"
+QE = "1@2.0:kvm_convert_memory start {} size {} private_to_shared\n"
+LIMIT_GFN = r"GFNs lie in \[0, 0x10000000000\) \(2\^52 bytes, MAX_PHYSMEM_BITS\)"
+LIMIT_GPA = r"GPAs lie below 0x10000000000000 \(2\^52, MAX_PHYSMEM_BITS\)"
+NOT_TEXT = r"expected an ftrace or QEMU text log \(UTF-8 or ASCII\)"
+
+
+@pytest.mark.parametrize("data, msg", [
+    # binary: the first non-UTF-8 byte (0x80 at 8 + 128) is on line 2 (0x0a at 8 + 10)
+    (b"\x7fELF\x02\x01\x01\x00" + bytes(range(256)),
+     rf"t\.trace:2: not a text file: byte 136 is not UTF-8 \(invalid start byte\); {NOT_TEXT}"),
+    ((FT.format("0x0", "0x10")).encode("utf-16"),              # with a BOM
+     rf"t\.trace:1: not a text file: byte 0 is not UTF-8 \(invalid start byte\); {NOT_TEXT}"),
+    (("# x\n" + FT.format("0x0", "0x10")).encode("utf-16-le"),  # no BOM: NULs
+     rf"t\.trace:1: not a text file: NUL byte at offset 1 \(UTF-16 or binary\?\); {NOT_TEXT}"),
+    ((FT.format("0x0", "0x10") + FT.format("0x0", "0x8000000000000000")).encode(),
+     rf"t\.trace:2: GFN end 0x8000000000000000 is beyond what x86-64 can address: {LIMIT_GFN}"),
+    (FT.format("0x10000000000", "0x10000000001").encode(),
+     rf"t\.trace:1: GFN start 0x10000000000 is beyond what x86-64 can address: {LIMIT_GFN}"),
+    (FT.format("0x0", "0x" + "f" * 20).encode(),
+     rf"t\.trace:1: GFN end 0x{'f' * 20} is beyond what x86-64 can address: {LIMIT_GFN}"),
+    (QE.format("0xfffffffffffff000", "0x2000").encode(),      # wraps past 2^64 in C
+     r"t\.trace:1: start 0xfffffffffffff000 \+ size 0x2000 = 0x10000000000001000 is beyond "
+     rf"what x86-64 can address: {LIMIT_GPA}"),
+    ((QE.format("0x0", "0x1000") + QE.format("0xffffffffff000", "0x2000")).encode(),
+     r"t\.trace:2: start 0xffffffffff000 \+ size 0x2000 = 0x10000000001000 is beyond "
+     rf"what x86-64 can address: {LIMIT_GPA}"),
+], ids=["binary", "utf-16-bom", "utf-16-le", "gfn-2^63", "gfn-2^40", "gfn-20-digits",
+        "qemu-wraps-2^64", "qemu-past-2^52"])
+def test_trace_refuses_what_no_x86_64_host_writes(tmp_path, data, msg):
+    p = tmp_path / "t.trace"
+    p.write_bytes(data)
+    with pytest.raises(ValueError, match=msg):
+        load_trace(p)
+
+
+def test_trace_accepts_the_last_addressable_page(tmp_path):
+    t = load_trace(_w(tmp_path, FT.format("0xfffffffffe", "0x10000000000")))
+    assert (t.gfn_start.tolist(), t.gfn_end.tolist()) == ([0xFFFFFFFFFE], [1 << 40])
+    t = load_trace(_w(tmp_path, QE.format("0xffffffffff000", "0x1000")))
+    assert (t.gfn_start.tolist(), t.gfn_end.tolist()) == ([(1 << 40) - 1], [1 << 40])

@@ -11,6 +11,11 @@ Two text formats (docs/kernel-facts.md, "Real input formats"):
   ``kvm_convert_memory start 0x<gpa> size 0x<bytes> shared_to_private|private_to_shared``;
   GPA and size must be page aligned.
 
+Every line is checked against what x86-64 can address
+(:data:`kernel.MAX_PHYS_ADDR`, 2^52 bytes = 2^40 GFNs): a GFN or a GPA + size
+beyond it is refused naming the file, the line and the limit, as is a file
+that is not UTF-8 text.
+
 :func:`load_trace` parses a file into a :class:`Trace` (one row per line);
 :meth:`Trace.replay` turns it into event batches through a TD's GFN->PFN
 binding, allocating PFNs for GFNs that become private and releasing those
@@ -90,10 +95,39 @@ def _bad(path, lineno, text, why) -> ValueError:
     return ValueError(f"{path}:{lineno}: {why}: {text.rstrip()!r}")
 
 
+def _read_lines(path: Path) -> list[str]:
+    """The file's lines; ValueError naming the file and line if it is not text."""
+    data = path.read_bytes()
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        lineno = data.count(b"\n", 0, exc.start) + 1
+        raise ValueError(f"{path}:{lineno}: not a text file: byte {exc.start} is not "
+                         f"UTF-8 ({exc.reason}); expected an ftrace or QEMU text log "
+                         f"(UTF-8 or ASCII)") from None
+    nul = text.find("\0")
+    if nul >= 0:
+        raise ValueError(f"{path}:{text.count(chr(10), 0, nul) + 1}: not a text file: "
+                         f"NUL byte at offset {nul} (UTF-16 or binary?); expected an "
+                         f"ftrace or QEMU text log (UTF-8 or ASCII)")
+    return text.splitlines()
+
+
+def _check_gfns(path, lineno, text, start: int, end: int) -> None:
+    """GFNs must lie below MAX_PHYS_PFN (2^52 bytes of guest physical address)."""
+    for what, v, bad in (("start", start, start >= kernel.MAX_PHYS_PFN),
+                         ("end", end, end > kernel.MAX_PHYS_PFN)):
+        if bad:
+            raise _bad(path, lineno, text,
+                       f"GFN {what} {v:#x} is beyond what x86-64 can address: GFNs lie "
+                       f"in [0, {kernel.MAX_PHYS_PFN:#x}) (2^{kernel.MAX_PHYSMEM_BITS} "
+                       f"bytes, MAX_PHYSMEM_BITS)")
+
+
 def load_trace(path) -> Trace:
     """Parse an ftrace kvm_vm_set_mem_attributes capture or a QEMU log."""
     path = Path(path)
-    lines = path.read_text().splitlines()
+    lines = _read_lines(path)
     if not any(line.strip() for line in lines):
         raise ValueError(f"{path}: empty file: expected kvm_vm_set_mem_attributes or "
                          f"kvm_convert_memory lines")
@@ -113,12 +147,18 @@ def load_trace(path) -> Trace:
             raise _bad(path, lineno, text, f"malformed {key} line")
         if fmt == "ftrace":
             s, e, attrs = (int(x, 16) for x in m.groups())
+            _check_gfns(path, lineno, text, s, e)
             if attrs & ~kernel.KVM_MEMORY_ATTRIBUTE_PRIVATE:
                 raise _bad(path, lineno, text, f"unknown attribute bits {attrs:#x} "
                            f"(only {kernel.KVM_MEMORY_ATTRIBUTE_PRIVATE:#x} = private)")
             p = bool(attrs & kernel.KVM_MEMORY_ATTRIBUTE_PRIVATE)
         else:
             gpa, size = int(m.group(1), 16), int(m.group(2), 16)
+            if gpa + size > kernel.MAX_PHYS_ADDR:
+                raise _bad(path, lineno, text,
+                           f"start {gpa:#x} + size {size:#x} = {gpa + size:#x} is beyond what "
+                           f"x86-64 can address: GPAs lie below {kernel.MAX_PHYS_ADDR:#x} "
+                           f"(2^{kernel.MAX_PHYSMEM_BITS}, MAX_PHYSMEM_BITS)")
             if gpa % kernel.PAGE_SIZE or size % kernel.PAGE_SIZE:
                 raise _bad(path, lineno, text, "start or size is not 4 KiB aligned")
             s, e = gpa >> kernel.PAGE_SHIFT, (gpa + size) >> kernel.PAGE_SHIFT
