@@ -136,3 +136,77 @@ def test_synthetic_host_shape():
 def test_synthetic_host_limits():
     with pytest.raises(ValueError, match="outside"):
         synthetic_host(128 << 40)
+
+
+BEYOND = r"is beyond what x86-64 can address: physical addresses lie below 0x10000000000000 " \
+         r"\(2\^52, MAX_PHYSMEM_BITS\)"
+E820 = "[    0.000000] BIOS-e820: [mem 0x{}-0x{}] {}\n"
+E820_OK = E820.format("0000000000000000", "000000000009ffff", "usable")
+
+
+@pytest.mark.parametrize("text, msg", [
+    # 20 hex digits: used to raise OverflowError with no file or line
+    (E820_OK + E820.format("0000000000100000", "f" * 20, "usable"),
+     rf"map\.txt:2: address 0x{'f' * 20} {BEYOND}"),
+    (E820_OK + E820.format("0000000000100000", "10000000000000000", "reserved"),
+     rf"map\.txt:2: address 0x10000000000000000 {BEYOND}"),
+    (E820_OK + E820.format("0010000000000000", "0010000000000fff", "reserved"),
+     rf"map\.txt:2: address 0x10000000000000 {BEYOND}"),
+    ("00001000-0009ffff : System RAM\n"
+     "  10000000000000-10000000000fff : Kernel code\n",
+     rf"map\.txt:2: address 0x10000000000000 {BEYOND}"),
+    ("00001000-0009ffff : System RAM\n8000000000000000-8000000000000fff : PCI Bus\n",
+     rf"map\.txt:2: address 0x8000000000000000 {BEYOND}"),
+], ids=["e820-20-digits", "e820-2^64", "e820-2^52", "iomem-nested-2^52", "iomem-2^63"])
+def test_addresses_beyond_x86_64_name_file_line_and_limit(tmp_path, text, msg):
+    with pytest.raises(ValueError, match=msg):
+        load_memory_map(_write(tmp_path, text))
+
+
+def test_sysfs_address_beyond_x86_64(tmp_path):
+    d = tmp_path / "memmap" / "0"
+    d.mkdir(parents=True)
+    (d / "start").write_text("0x0\n")
+    (d / "end").write_text("0x8000000000000000\n")
+    (d / "type").write_text("System RAM\n")
+    with pytest.raises(ValueError, match=rf"0/end:1: address 0x8000000000000000 {BEYOND}"):
+        load_memory_map(tmp_path / "memmap")
+
+
+def test_last_addressable_byte_is_accepted(tmp_path):
+    m = load_memory_map(_write(tmp_path, E820_OK + E820.format(
+        "000ffffffffff000", "000fffffffffffff", "usable")))
+    assert m.max_pfn == 1 << 40 and m.ram_ends.tolist() == [0xA0, 1 << 40]
+
+
+NOT_TEXT = r"expected a boot log with BIOS-e820 lines or a /proc/iomem dump \(UTF-8 or ASCII\)"
+
+
+@pytest.mark.parametrize("data, msg", [
+    (b"\x7fELF\x02\x01\x01\x00" + bytes(range(256)),
+     rf"map\.txt:2: unknown format: not a text file: byte 136 is not UTF-8 \(invalid start "
+     rf"byte\); {NOT_TEXT}"),
+    (E820_OK.encode("utf-16"),
+     rf"map\.txt:1: unknown format: not a text file: byte 0 is not UTF-8 \(invalid start "
+     rf"byte\); {NOT_TEXT}"),
+    (E820_OK.encode("utf-16-le"),
+     rf"map\.txt:1: unknown format: not a text file: NUL byte at offset 1 \(UTF-16 or "
+     rf"binary\?\); {NOT_TEXT}"),
+], ids=["binary", "utf-16-bom", "utf-16-le"])
+def test_not_text_names_file_and_line(tmp_path, data, msg):
+    p = tmp_path / "map.txt"
+    p.write_bytes(data)
+    with pytest.raises(ValueError, match=msg):
+        load_memory_map(p)
+
+
+def test_sysfs_file_not_text(tmp_path):
+    d = tmp_path / "memmap" / "0"
+    d.mkdir(parents=True)
+    (d / "start").write_bytes("0x0\n".encode("utf-16"))
+    (d / "end").write_text("0xfff\n")
+    (d / "type").write_text("System RAM\n")
+    with pytest.raises(ValueError, match=r"0/start:1: unknown format: not a text file: byte 0 "
+                                         r"is not UTF-8 \(invalid start byte\); expected one "
+                                         r"line in memmap start"):
+        load_memory_map(tmp_path / "memmap")

@@ -16,6 +16,10 @@ from the content, plus synthetic server-shaped hosts:
 RAM becomes whole PFNs: a range keeps [PFN_UP(start), PFN_DOWN(end + 1)), so
 partial pages at its edges are excluded (as memblock does).  ``max_pfn`` is
 the end of the highest RAM range (e820__end_of_ram_pfn()).
+
+Every address must lie below what x86-64 can address
+(:data:`kernel.MAX_PHYS_ADDR`, 2^52); a line beyond it, or a file that is not
+UTF-8 text, is refused naming the file, the line and the limit.
 """
 
 from __future__ import annotations
@@ -106,6 +110,35 @@ def _bad_line(path, lineno: int, text: str, why: str) -> ValueError:
     return ValueError(f"{path}:{lineno}: {why}: {text.rstrip()!r}")
 
 
+def _address(path, lineno: int, text: str, digits: str) -> int:
+    """A hex address from a line; it must lie below 2^52 (MAX_PHYSMEM_BITS)."""
+    value = int(digits, 16)
+    if value >= kernel.MAX_PHYS_ADDR:
+        raise _bad_line(path, lineno, text,
+                        f"address {value:#x} is beyond what x86-64 can address: physical "
+                        f"addresses lie below {kernel.MAX_PHYS_ADDR:#x} "
+                        f"(2^{kernel.MAX_PHYSMEM_BITS}, MAX_PHYSMEM_BITS)")
+    return value
+
+
+def _read_text(path: Path, expected: str) -> str:
+    """The file as text; ValueError naming the file and line if it is not text."""
+    data = path.read_bytes()
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        lineno = data.count(b"\n", 0, exc.start) + 1
+        raise ValueError(f"{path}:{lineno}: unknown format: not a text file: byte "
+                         f"{exc.start} is not UTF-8 ({exc.reason}); expected {expected} "
+                         f"(UTF-8 or ASCII)") from None
+    nul = text.find("\0")
+    if nul >= 0:
+        raise ValueError(f"{path}:{text.count(chr(10), 0, nul) + 1}: unknown format: not a "
+                         f"text file: NUL byte at offset {nul} (UTF-16 or binary?); "
+                         f"expected {expected} (UTF-8 or ASCII)")
+    return text
+
+
 def _parse_e820(path, lines) -> list[tuple[int, int, str, int]]:
     entries = []
     for lineno, text in enumerate(lines, 1):
@@ -115,12 +148,13 @@ def _parse_e820(path, lines) -> list[tuple[int, int, str, int]]:
         if not m:
             raise _bad_line(path, lineno, text, "malformed BIOS-e820 line")
         kind, lo, hi, typ = m.groups()
+        lo, hi = _address(path, lineno, text, lo), _address(path, lineno, text, hi)
         if kind == "gap":
             continue
         typ = _SIZE_PREFIX.sub("", typ)
         if not typ:
             raise _bad_line(path, lineno, text, "BIOS-e820 line without a type")
-        entries.append((int(lo, 16), int(hi, 16), typ, lineno))
+        entries.append((lo, hi, typ, lineno))
     return [(s, e, "ram" if t.lower() in _E820_RAM else t, n) for s, e, t, n in entries]
 
 
@@ -134,7 +168,7 @@ def _parse_iomem(path, lines) -> list[tuple[int, int, str, int]]:
         if not m:
             raise _bad_line(path, lineno, text, "malformed /proc/iomem line")
         indent, lo, hi, name = m.groups()
-        lo, hi = int(lo, 16), int(hi, 16)
+        lo, hi = _address(path, lineno, text, lo), _address(path, lineno, text, hi)
         if lo or hi:
             all_zero = False
         if len(indent) % 2:
@@ -164,15 +198,17 @@ def _parse_sysfs(path: Path) -> list[tuple[int, int, str, int]]:
             p = d / f
             if not p.is_file():
                 raise ValueError(f"{p}: missing (each memmap entry needs start, end, type)")
-            lines = p.read_text().splitlines()
+            lines = _read_text(p, f"one line in memmap {f}").splitlines()
             text = lines[0] if lines else ""
             if len(lines) != 1 or not text.strip():
                 raise _bad_line(p, 1, text, f"expected one line in memmap {f}")
             vals[f] = text.strip()
-            if f != "type" and not re.fullmatch(r"0x[0-9a-fA-F]+", vals[f]):
-                raise _bad_line(p, 1, text, f"malformed memmap {f} (want 0x%llx)")
+            if f != "type":
+                if not re.fullmatch(r"0x[0-9a-fA-F]+", vals[f]):
+                    raise _bad_line(p, 1, text, f"malformed memmap {f} (want 0x%llx)")
+                vals[f] = _address(p, 1, text, vals[f])
         typ = vals["type"]
-        entries.append((int(vals["start"], 16), int(vals["end"], 16),
+        entries.append((vals["start"], vals["end"],
                         "ram" if typ.lower() in _SYSFS_RAM else typ, int(d.name)))
     return entries
 
@@ -211,10 +247,7 @@ def load_memory_map(path, name: str | None = None) -> MemoryMap:
     name = name or path.name
     if path.is_dir():
         return _to_map(path, name, "sysfs", _parse_sysfs(path))
-    try:
-        text = path.read_text()
-    except UnicodeDecodeError as exc:
-        raise ValueError(f"{path}: unknown format: not a text file ({exc.reason})") from None
+    text = _read_text(path, "a boot log with BIOS-e820 lines or a /proc/iomem dump")
     lines = text.splitlines()
     if not any(line.strip() for line in lines):
         raise ValueError(f"{path}: empty file: expected a boot log with BIOS-e820 lines, "
