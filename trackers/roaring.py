@@ -308,6 +308,8 @@ class Roaring(Tracker):
 
     name = "roaring"
     option = "1c: Roaring bitmap (CRoaring)"
+    #: an estimated set's scan: one load per bitmap-sized container (the dominant kind)
+    scan_node_bytes = kernel.ROARING_BITMAP_CONTAINER_BYTES
 
     def __init__(self, max_pfn: int, *, budget_bytes: int | None = None):
         super().__init__(max_pfn, budget_bytes=budget_bytes)
@@ -483,6 +485,7 @@ class Roaring(Tracker):
             # size); pyroaring exposes no allocator count, so it is computed.
             host_bytes=modeled,
             scanned_bytes=modeled,
+            scan_loads=int(keys.size),         # one container pointer per container
             notes=(f"{counts}; portable serialized size {serialized:,} B "
                    "(not part of modeled); host bytes = CRoaring heap computed from "
                    "the containers after shrink_to_fit, not measured"),
