@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 import trackers
+from trackers import MemoryBudgetError
 from trackers.kernel import XA_NODE_BYTES
 from trackers.kvm import KvmAttributes
 from trackers.events import (EVENT_DTYPE, GMEM_BIND, GMEM_UNBIND, KVM_SET_ATTR_PRIVATE,
@@ -84,3 +85,61 @@ def test_kvm_event_without_td_is_rejected_unchanged():
     with pytest.raises(ValueError, match="KVM event without a TD"):
         t.apply(rows((KVM_SET_ATTR_PRIVATE, 0, 0, 10, -1), (KVM_SET_ATTR_PRIVATE, -1, 0, 5, -1)))
     assert len(t) == 0 and not t.tds
+
+
+def test_one_budget_for_every_xarray_of_the_tracker():
+    # 78,000 pages 64 apart in the default TD: mem_attr_array and the page
+    # cache each need 78,000 + 1,219 + 20 + 1 xa_nodes (41 MB of host rows).
+    # Each tree alone fits 64 MiB, the two together (82 MB) do not: the
+    # tracker must refuse before either tree grows (it used to give each tree
+    # the whole budget and hold 104.6 MB).
+    budget = 64 << 20
+    t = trackers.get_tracker("kvm", max_pfn=1 << 24, budget_bytes=budget)
+    pfns = np.arange(0, 64 * 78_000, 64)
+    with pytest.raises(MemoryBudgetError,
+                       match=r"kvm tracker with 79,240 xa_nodes in TD -1 mem_attr_array and "
+                             r"79,240 xa_nodes in TD -1 guest_memfd i_pages needs 82,251,392 "
+                             r"host bytes .* budget of 67,108,864 bytes"):
+        t.mark(pfns)
+    assert t.memory().host_bytes == 0 and not t.tds and len(t) == 0
+    # half of it fits; the rest then would not, and is refused as a whole
+    t.mark(pfns[:39_000])
+    assert t.memory().host_bytes <= budget
+    held = t.memory().host_bytes
+    with pytest.raises(MemoryBudgetError, match="budget of 67,108,864"):
+        t.mark(pfns[39_000:])
+    assert t.memory().host_bytes == held <= budget and len(t) == 39_000
+    t.check()
+
+
+def test_events_of_two_tds_share_the_budget():
+    # two TDs of 40,000 private, bound GFNs 64 apart (disjoint PFNs): four
+    # XArrays of 40,636 xa_nodes (21 MB) each, 84 MB in all; any three fit
+    # 64 MiB.  The batch is refused before any TD is added or any tree grows.
+    t = trackers.get_tracker("kvm", max_pfn=1 << 24, budget_bytes=64 << 20)
+    gfn = np.arange(0, 64 * 40_000, 64)
+    ev = np.concatenate([_batch(op, td, gfn, base) for td, base in ((1, 0), (2, 1 << 23))
+                         for op in (KVM_SET_ATTR_PRIVATE, GMEM_BIND)])
+    with pytest.raises(MemoryBudgetError, match=r"40,636 xa_nodes in TD 1 mem_attr_array and "
+                                                r".* in TD 2 guest_memfd i_pages needs"):
+        t.apply(ev)
+    assert not t.tds and t.memory().host_bytes == 0
+    t.apply(ev[ev["td"] == 1])                # one TD fits: 42 MB
+    assert len(t) == 40_000 and t.memory().host_bytes <= 64 << 20
+    t.check()
+
+
+def _batch(op, td, gfn, pfn_base):
+    """One row per GFN of ``gfn`` (one page each), bound from pfn_base on."""
+    ev = np.zeros(gfn.size, EVENT_DTYPE)
+    ev["op"] = op
+    ev["td"] = td
+    ev["gfn_start"] = gfn
+    ev["gfn_end"] = gfn + 1
+    if op == GMEM_BIND:
+        ev["pfn_start"] = pfn_base + np.arange(gfn.size)
+        ev["pfn_end"] = ev["pfn_start"] + 1
+    else:
+        ev["pfn_start"] = -1
+        ev["pfn_end"] = -1
+    return ev

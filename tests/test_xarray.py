@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from trackers import MemoryBudgetError, get_tracker, kernel
-from trackers.xarray import (XA_VALUE, XArrayMultiTracker, XArrayTracker, XaTree,
-                             _xas_set_range, xa_node_counts)
+from trackers.xa import XA_VALUE, xa_node_counts
+from trackers.xarray import XArrayMultiTracker, XArrayTracker
 
 NODE = kernel.XA_NODE_BYTES
 
@@ -57,15 +57,6 @@ def test_xarray_shrinks_on_erase():
     t.unmark([0])
     t.check()
     assert len(t) == 0 and t.memory().modeled_bytes == 0
-
-
-def test_xas_set_range_pieces():
-    # lib/xarray.c xas_set_range: (shift, sibs) of the first piece
-    assert _xas_set_range(512, 1023) == (6, 7)          # 8 slots of 64 in a shift-6 node
-    assert _xas_set_range(0, 4095) == (12, 0)           # one slot of 4096
-    assert _xas_set_range(0, 4094) == (6, 62)           # 63 slots of 64, then the tail
-    assert _xas_set_range(5, 63) == (0, 58)
-    assert _xas_set_range(64, 4223) == (6, 62)          # stops at the node's last slot
 
 
 def test_multi_2mib_extent_hand_derived():
@@ -152,14 +143,28 @@ def test_host_bytes_track_modeled_bytes():
     assert m.modeled_bytes / 2 <= m.host_bytes <= 2 * m.modeled_bytes
 
 
-def test_xatree_payloads_for_kvm():
-    tree = XaTree(budget_bytes=1 << 30)
-    tree.store_range(np.array([10]), np.array([20]), payload=8)   # KVM_MEMORY_ATTRIBUTE_PRIVATE
-    tree.store(np.array([15]), payload=9)
-    assert tree.load(np.array([9, 10, 15, 19, 20])).tolist() == [0, 8, 9, 8, 0]
-    tree.erase(np.array([10]))
-    assert len(tree) == 9 and tree.node_counts_by_level()[0] == 1
-    assert [r.tolist() for r in next(tree.walk())] == [[11], [20]]
-    tree.check()
-    with pytest.raises(ValueError, match="sibling"):
-        tree.store(np.array([1]), payload=-3)
+@pytest.mark.parametrize("name", ["xarray-multi", "xarray"])
+def test_scattered_pages_over_budget_are_refused_before_the_work(name, monkeypatch):
+    # 2^19 scattered pages of a 1 TiB host (unsorted, as hooks would report
+    # them) need ~200,000 xa_nodes (~100 MB) either way; under 64 MiB the
+    # tracker must refuse before it sorts the pages or walks the tree: the
+    # lower bound on xa_nodes decides it, computed without a sort.
+    import trackers.xa.tree as engine
+    t = get_tracker(name, max_pfn=1 << 28, budget_bytes=64 << 20)
+    t.mark_ranges([1 << 20], [(1 << 20) + 4096])
+    before = [(s.tolist(), e.tolist()) for s, e in t.extents()], t.memory().host_bytes
+    pfns = np.random.default_rng(8).integers(0, 1 << 28, 1 << 19)
+
+    def no_work(*args):
+        raise AssertionError("the update started before the budget was checked")
+    monkeypatch.setattr(engine, "normalize_extents", no_work)
+    monkeypatch.setattr(engine, "_sorted_ranges", no_work)
+    with pytest.raises(MemoryBudgetError,
+                       match=r"tracker with at least [\d,]+ xa_nodes needs [\d,]+ host bytes "
+                             r".*budget of 67,108,864 bytes"):
+        t.mark(pfns)
+    monkeypatch.undo()
+    assert ([(s.tolist(), e.tolist()) for s, e in t.extents()],
+            t.memory().host_bytes) == before
+    assert t.memory().host_bytes <= 64 << 20
+    t.check()

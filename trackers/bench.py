@@ -139,7 +139,7 @@ def time_kvm_store_loop(n_gfns: int) -> dict | None:
     from xa_head per GFN -- over one TD of n_gfns private GFNs."""
     from .base import memory_budget
     from .kvm import xa_store_per_gfn
-    from .xarray import XaTree, xa_node_counts
+    from .xa import XaTree, xa_node_counts
     tree = XaTree(budget_bytes=memory_budget(), what="mem_attr_array")
     xa_store_per_gfn(*tree._pool, np.array([0]), np.array([0]))      # compile
     s, e = np.array([0]), np.array([n_gfns])

@@ -21,10 +21,14 @@ allocates the lowest free id; here any PFN is an id, set directly as
 ``ida_alloc_range(ida, pfn, pfn)`` would.  The XA_FREE_MARK bits live in the
 576-B xa_node already.
 
-Host layout: the XArray is :class:`trackers.xarray.XaTree` (single-index);
-ida_bitmaps are rows of ``bitmaps uint64[cap, 16]`` (128 B, byte-faithful),
-free rows threaded through ``bm_link``.  A leaf slot holds the value entry's
-bits (a positive int64) or ``BITMAP_REF - row`` for an ida_bitmap.
+Host layout: the XArray is the engine's :class:`trackers.xa.XaTree`
+(single-index), used through its public API only, as lib/idr.c uses
+include/linux/xarray.h; ida_bitmaps are rows of a
+:class:`trackers.pool.NodePool`, ``bitmaps uint64[cap, 16]`` (128 B,
+byte-faithful), free rows threaded through ``bm_link``.  A leaf slot holds
+the value entry's bits (a positive int64) or ``BITMAP_REF - row`` for an
+ida_bitmap.  The XArray and the bitmaps share the tracker's one memory
+budget: an update reserves both before it changes anything.
 """
 
 from __future__ import annotations
@@ -33,17 +37,16 @@ import numpy as np
 from numba import njit
 
 from . import kernel
-from .base import (EXTENT_CHUNK, MemoryReport, Tracker, as_index_array, check_budget,
-                   estimate_input)
-from .xarray import (NODE_HOST_BYTES, XaTree, _count_missing, _fast_valid, _is_sorted, _xa_erase, _xa_store,
-                     _xas_find, _xas_load, _xas_start, level_breakdown, level_formula,
-                     xa_node_counts)
+from .base import EXTENT_CHUNK, MemoryReport, Tracker
+from .pool import HostBudget, NodePool
+from .xa import (XaTree, estimate_extents, estimate_levels, level_breakdown, level_formula,
+                 xa_erase, xa_store, xas_find, xas_load, xas_start)
 
 CHUNK_SHIFT = kernel.IDA_CHUNK_SHIFT          # 1024 PFNs per chunk
 CHUNK_WORDS = kernel.IDA_BITMAP_LONGS         # 16 longs per struct ida_bitmap
 VALUE_BITS = kernel.BITS_PER_XA_VALUE         # 63 bits in a value entry
 BITMAP_REF = -(1 << 40)                       # leaf slot BITMAP_REF - row
-BITMAP_HOST_BYTES = CHUNK_WORDS * 8 + 8
+BITMAP_HOST_BYTES = CHUNK_WORDS * 8 + 8     # bitmaps row + bm_link row
 
 # bm_meta[] fields
 B_FREE, B_HIGH, B_USED, B_NR = range(4)
@@ -87,7 +90,7 @@ def _ida_update(slots, hdr, parent, meta, levels, bitmaps, bm_link, bm_meta,
             base = c << CHUNK_SHIFT
             lo = max(s, base) - base
             hi = min(e, base + 1024) - base            # bits [lo, hi)
-            entry = _xas_load(slots, hdr, parent, meta, c)
+            entry = xas_load(slots, hdr, parent, meta, c)
             if entry == 0 and not value:
                 continue
             _chunk_words(bitmaps, entry, words)
@@ -117,9 +120,9 @@ def _ida_update(slots, hdr, parent, meta, levels, bitmaps, bm_link, bm_meta,
                 bm_meta[B_FREE] = row
                 bm_meta[B_USED] -= 1
             if after == 0:
-                _xa_erase(slots, hdr, parent, meta, levels, c)
+                xa_erase(slots, hdr, parent, meta, levels, c)
             elif as_value:
-                _xa_store(slots, hdr, parent, meta, levels, c, np.int64(words[0]))
+                xa_store(slots, hdr, parent, meta, levels, c, np.int64(words[0]))
             else:
                 if entry < 0:
                     row = BITMAP_REF - entry
@@ -131,7 +134,7 @@ def _ida_update(slots, hdr, parent, meta, levels, bitmaps, bm_link, bm_meta,
                         row = bm_meta[B_HIGH]
                         bm_meta[B_HIGH] += 1
                     bm_meta[B_USED] += 1
-                    _xa_store(slots, hdr, parent, meta, levels, c, BITMAP_REF - row)
+                    xa_store(slots, hdr, parent, meta, levels, c, BITMAP_REF - row)
                 for w in range(CHUNK_WORDS):
                     bitmaps[row, w] = words[w]
 
@@ -141,7 +144,7 @@ def _ida_test(slots, hdr, parent, meta, bitmaps, pfns):
     out = np.zeros(pfns.size, np.bool_)
     for i in range(pfns.size):
         p = pfns[i]
-        entry = _xas_load(slots, hdr, parent, meta, p >> CHUNK_SHIFT)
+        entry = xas_load(slots, hdr, parent, meta, p >> CHUNK_SHIFT)
         bit = p & 1023
         if entry > 0:
             out[i] = bit < VALUE_BITS and ((entry >> bit) & 1) == 1
@@ -172,15 +175,15 @@ def _ida_walk(slots, hdr, parent, meta, bitmaps, start_chunk, out_s, out_e):
     cur = np.zeros(3, np.int64)
     words = np.zeros(CHUNK_WORDS, np.uint64)
     full = np.uint64(0xFFFFFFFFFFFFFFFF)
-    _xas_start(slots, hdr, meta, start_chunk, cur)
+    xas_start(slots, hdr, meta, start_chunk, cur)
     n = 0
     while True:
         if n + 512 > out_s.size:
-            found, c, sh, entry = _xas_find(slots, hdr, parent, meta, cur)
+            found, c, sh, entry = xas_find(slots, hdr, parent, meta, cur)
             if not found:
                 return n, np.int64(-1)
             return n, c
-        found, c, sh, entry = _xas_find(slots, hdr, parent, meta, cur)
+        found, c, sh, entry = xas_find(slots, hdr, parent, meta, cur)
         if not found:
             return n, np.int64(-1)
         _chunk_words(bitmaps, entry, words)
@@ -233,60 +236,45 @@ class Ida(Tracker):
 
     def __init__(self, max_pfn: int, *, budget_bytes: int | None = None):
         super().__init__(max_pfn, budget_bytes=budget_bytes)
-        self.tree = XaTree(multi=False, budget_bytes=self.budget_bytes, what="ida tracker")
-        self.bitmaps = np.zeros((0, CHUNK_WORDS), np.uint64)
-        self.bm_link = np.zeros(0, np.int64)
+        self.host_budget = HostBudget(self.budget_bytes, f"{self.name} tracker")
+        self.tree = XaTree(multi=False, budget=self.host_budget, what=f"{self.name} tracker")
         self.bm_meta = np.array([-1, 0, 0, 0], np.int64)
+        self.bitmap_pool = NodePool(self.host_budget, "ida_bitmap",
+                                    {"bitmaps": (np.uint64, (CHUNK_WORDS,), 0),
+                                     "bm_link": (np.int64, (), 0)},
+                                    what=f"{self.name} tracker", fixed_bytes=self.bm_meta.nbytes)
+        assert self.bitmap_pool.row_bytes == BITMAP_HOST_BYTES
+
+    @property
+    def bitmaps(self) -> np.ndarray:
+        return self.bitmap_pool["bitmaps"]
+
+    @property
+    def bm_link(self) -> np.ndarray:
+        return self.bitmap_pool["bm_link"]
 
     # --- capacity ---------------------------------------------------------
-    def _bitmap_host_bytes(self) -> int:
-        return self.bitmaps.nbytes + self.bm_link.nbytes + self.bm_meta.nbytes
-
     def _reserve(self, starts, ends, mark: bool) -> None:
-        """Room for the xa_nodes and ida_bitmaps the update may add."""
+        """Room for the xa_nodes and ida_bitmaps the update may add, both
+        within the one budget, before anything changes (unmarking adds none)."""
+        if not mark:
+            return
         cs = starts >> CHUNK_SHIFT
         ce = ((ends - 1) >> CHUNK_SHIFT) + 1
-        nodes = _count_missing(self.tree.slots, self.tree.hdr, self.tree.parent,
-                               self.tree.meta, cs, ce) if mark else 0
-        bms = _count_chunks(starts, ends, True) if mark else 0
-        free_rows = (self.bitmaps.shape[0] - int(self.bm_meta[B_HIGH])
-                     + int(self.bm_meta[B_HIGH]) - int(self.bm_meta[B_USED]))
-        extra = max(0, bms - free_rows)
-        new_cap = self.bitmaps.shape[0]
-        if extra:
-            need = int(self.bm_meta[B_USED]) + bms
-            new_cap = max(need, min(need + (need >> 2), self.bitmaps.shape[0] * 3 // 2))
-            tree = self.tree
-            tree_need = (tree.host_bytes() - tree.capacity * NODE_HOST_BYTES
-                         + max(tree.capacity, tree.nodes() + nodes) * NODE_HOST_BYTES)
-            check_budget(f"ida tracker with {need:,} ida_bitmaps and "
-                         f"{tree.nodes() + nodes:,} xa_nodes",
-                         tree_need + need * BITMAP_HOST_BYTES + self.bm_meta.nbytes,
-                         self.budget_bytes)
-            new_cap = min(new_cap, max(need, (self.budget_bytes - tree_need) // BITMAP_HOST_BYTES))
-        bm_bytes = new_cap * BITMAP_HOST_BYTES + self.bm_meta.nbytes
-        # the XArray may use what the ida_bitmaps leave of the budget
-        self.tree.budget_bytes = self.budget_bytes - bm_bytes
-        self.tree.reserve(nodes)
-        if extra:
-            high = int(self.bm_meta[B_HIGH])
-            bitmaps = np.zeros((new_cap, CHUNK_WORDS), np.uint64)
-            link = np.zeros(new_cap, np.int64)
-            bitmaps[:high] = self.bitmaps[:high]
-            link[:high] = self.bm_link[:high]
-            self.bitmaps, self.bm_link = bitmaps, link
+        nodes = self.tree.nodes_missing(cs, ce)
+        bms = int(_count_chunks(starts, ends, True))
+        self.host_budget.reserve([(self.tree.pool, self.tree.nodes() + nodes),
+                                  (self.bitmap_pool, int(self.bm_meta[B_USED]) + bms)])
 
     # --- primitives -------------------------------------------------------
     def _update(self, starts, ends, mark: bool) -> None:
         s = np.ascontiguousarray(starts, np.int64)
         e = np.ascontiguousarray(ends, np.int64)
-        if not _is_sorted(s):
+        if s.size > 1 and not bool(np.all(s[1:] >= s[:-1])):
             order = np.argsort(s, kind="stable")
             s, e = s[order], e[order]
         self._reserve(s, e, mark)
-        t = self.tree
-        _ida_update(t.slots, t.hdr, t.parent, t.meta, t.levels,
-                    self.bitmaps, self.bm_link, self.bm_meta, s, e, mark)
+        _ida_update(*self.tree.arrays, self.bitmaps, self.bm_link, self.bm_meta, s, e, mark)
 
     def _mark_ranges(self, starts, ends):
         self._update(starts, ends, True)
@@ -295,8 +283,7 @@ class Ida(Tracker):
         self._update(starts, ends, False)
 
     def _contains(self, pfns):
-        t = self.tree
-        return _ida_test(t.slots, t.hdr, t.parent, t.meta, self.bitmaps,
+        return _ida_test(*self.tree.arrays[:4], self.bitmaps,
                          np.ascontiguousarray(pfns, np.int64))
 
     def _count(self):
@@ -305,17 +292,16 @@ class Ida(Tracker):
     def _extent_batches(self):
         out_s = np.empty(EXTENT_CHUNK, np.int64)
         out_e = np.empty(EXTENT_CHUNK, np.int64)
-        t = self.tree
         pos = 0
         while pos >= 0:
-            n, pos = _ida_walk(t.slots, t.hdr, t.parent, t.meta, self.bitmaps, pos, out_s, out_e)
+            n, pos = _ida_walk(*self.tree.arrays[:4], self.bitmaps, pos, out_s, out_e)
             pos = int(pos)
             if n:
                 yield out_s[:n].copy(), out_e[:n].copy()
 
     # --- model ------------------------------------------------------------
     def memory(self):
-        breakdown = level_breakdown(self.tree.levels)
+        breakdown = level_breakdown(self.tree.node_counts_by_level())
         breakdown["ida_bitmap"] = int(self.bm_meta[B_USED]) * kernel.IDA_BITMAP_BYTES
         total = sum(breakdown.values())
         formula = level_formula(False)
@@ -326,7 +312,7 @@ class Ida(Tracker):
         return MemoryReport(
             modeled_bytes=total,
             breakdown=breakdown,
-            host_bytes=self.tree.host_bytes() + self._bitmap_host_bytes(),
+            host_bytes=self.tree.host_bytes() + self.bitmap_pool.host_bytes(),
             scanned_bytes=total,
             notes=("value entry iff every set bit < 63, whatever the history (lib/idr.c "
                    "never converts an ida_bitmap back); ids beyond INT_MAX allowed"),
@@ -335,19 +321,14 @@ class Ida(Tracker):
 
     @classmethod
     def estimate(cls, starts, ends, max_pfn):
-        s = as_index_array(starts, "start")
-        e = as_index_array(ends, "end")
-        if s.shape != e.shape or not _fast_valid(s, e, int(max_pfn)):
-            s, e = estimate_input(starts, ends, max_pfn)
-        levels = xa_node_counts(s, e, False, CHUNK_SHIFT)
+        s, e = estimate_extents(starts, ends, max_pfn)
+        levels = estimate_levels(s, e, max_pfn, multi=False, ishift=CHUNK_SHIFT)
         bitmaps = _count_chunks(np.ascontiguousarray(s), np.ascontiguousarray(e), True)
         return int(levels.sum()) * kernel.XA_NODE_BYTES + bitmaps * kernel.IDA_BITMAP_BYTES
 
     def check(self):
-        t = self.tree
-        t.check()
-        code = _check_chunks(t.slots, t.hdr, t.parent, t.meta, self.bitmaps, self.bm_link,
-                             self.bm_meta)
+        self.tree.check()
+        code = _check_chunks(*self.tree.arrays[:4], self.bitmaps, self.bm_link, self.bm_meta)
         assert code == 0, f"ida tracker: {_CHECK_MESSAGES[code]}"
 
 
@@ -365,11 +346,11 @@ _CHECK_MESSAGES = {
 def _check_chunks(slots, hdr, parent, meta, bitmaps, bm_link, bm_meta):
     cur = np.zeros(3, np.int64)
     words = np.zeros(CHUNK_WORDS, np.uint64)
-    _xas_start(slots, hdr, meta, 0, cur)
+    xas_start(slots, hdr, meta, 0, cur)
     refs = 0
     bits = 0
     while True:
-        found, c, sh, entry = _xas_find(slots, hdr, parent, meta, cur)
+        found, c, sh, entry = xas_find(slots, hdr, parent, meta, cur)
         if not found:
             break
         _chunk_words(bitmaps, entry, words)

@@ -10,10 +10,10 @@ folios indexed by pgoff; virt/kvm/guest_memfd.c kvm_gmem_get_pfn,
 folio_file_pfn).  The kexec scan walks each TD's attributes in GFN order and
 translates every private GFN to its PFN.
 
-Emulation, per TD: two :class:`~trackers.xarray.XaTree` node pools with the
-kernel's node count -- ``attrs`` (value entry per private GFN) and ``gmem``
-(one entry per bound GFN whose payload is PFN + 1, standing in for the folio
-pointer).  The memslot is modeled as GFN == pgoff (one slot at base 0, offset
+Emulation, per TD: two XArrays on the engine (:class:`trackers.xa.XaTree`)
+with the kernel's node count -- ``attrs`` (value entry per private GFN) and
+``gmem`` (one entry per bound GFN whose payload is PFN + 1, standing in for
+the folio pointer).  The memslot is modeled as GFN == pgoff (one slot at base 0, offset
 0); the kernel's per-slot offset changes indices, not node counts, for a TD
 whose memory is one slot.
 
@@ -24,7 +24,14 @@ Pages marked directly (``mark_ranges``) belong to one default TD with
 GFN = PFN, bound and private (docs/CONTRACT.md).
 
 Modeled bytes: both XArrays' xa_nodes (≈ 9 B per private page each at full
-leaves: 576 B / 64 slots).  KVM holds them anyway, so the option *adds* 0
+leaves: 576 B / 64 slots).
+
+Budget: one per tracker.  Every XArray of every TD draws on the tracker's one
+:class:`trackers.pool.HostBudget`; an update (an event batch, a direct mark)
+first counts the xa_nodes each tree it touches may need at its peak and
+reserves them all at once, so a batch that would not fit is refused before
+any tree grows or changes (MemoryBudgetError naming the bytes and the
+budget).  The scan's cached PFN runs are host bytes outside the budget.  KVM holds them anyway, so the option *adds* 0
 bytes; that figure belongs to the kexec strategies (added_bytes).
 
 Scans: ``extents()`` must be PFN-ascending; the TD walk is GFN-ordered, so
@@ -38,13 +45,13 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from . import kernel
 from .events import (GMEM_BIND, GMEM_UNBIND, KVM_SET_ATTR_PRIVATE, KVM_SET_ATTR_SHARED,
                      check_events, op_runs)
-from .base import EXTENT_CHUNK, MemoryReport, Tracker, validate_ranges
+from .base import EXTENT_CHUNK, MemoryBudgetError, MemoryReport, Tracker, validate_ranges
 from .extents import normalize_extents
-from .xarray import (XA_VALUE, XaTree, _count_missing, _erase_ranges, _store_mapped,
-                     _store_ranges, _xa_store, estimate_levels, level_formula, xa_node_counts)
+from .pool import HostBudget
+from .xa import (XA_VALUE, XaTree, estimate_levels, level_breakdown, level_formula,
+                 xa_erase_ranges, xa_node_counts, xa_store, xa_store_mapped, xa_store_ranges)
 
 DIRECT_TD = -1            # the default TD of pages marked directly (GFN == PFN)
 GFN_SLICE = 1 << 20       # GFNs translated per compiled call: bounds scan memory
@@ -56,10 +63,10 @@ def _attr_rows(slots, hdr, parent, meta, levels, gfn_s, gfn_e, private):
     GFN (private) or NULL (shared: storing NULL erases)."""
     for r in range(gfn_s.size):
         if private[r]:
-            _store_ranges(slots, hdr, parent, meta, levels, gfn_s[r:r + 1], gfn_e[r:r + 1],
-                          XA_VALUE)
+            xa_store_ranges(slots, hdr, parent, meta, levels, gfn_s[r:r + 1], gfn_e[r:r + 1],
+                            XA_VALUE)
         else:
-            _erase_ranges(slots, hdr, parent, meta, levels, gfn_s[r:r + 1], gfn_e[r:r + 1])
+            xa_erase_ranges(slots, hdr, parent, meta, levels, gfn_s[r:r + 1], gfn_e[r:r + 1])
 
 
 @njit(cache=True)
@@ -69,7 +76,7 @@ def xa_store_per_gfn(slots, hdr, parent, meta, levels, gfn_s, gfn_e):
     26-s soft-lockup anchor; the tracker itself stores a leaf at a time."""
     for r in range(gfn_s.size):
         for g in range(gfn_s[r], gfn_e[r]):
-            _xa_store(slots, hdr, parent, meta, levels, g, XA_VALUE)
+            xa_store(slots, hdr, parent, meta, levels, g, XA_VALUE)
 
 
 @njit(cache=True)
@@ -126,28 +133,38 @@ def _slice_gfns(run_s, run_e, i, g, limit, out):
 
 
 class _TD:
-    """One TD's mem_attr_array and gmem page cache."""
+    """One TD's mem_attr_array and gmem page cache, on the tracker's budget.
 
-    def __init__(self, td: int, budget_bytes: int):
-        self.attrs = XaTree(budget_bytes=budget_bytes, what=f"TD {td} mem_attr_array")
-        self.gmem = XaTree(budget_bytes=budget_bytes, what=f"TD {td} guest_memfd i_pages")
+    Updates do not reserve: the tracker reserves what :meth:`attr_rows` and
+    :meth:`bind_rows` ask for, for every TD of a batch at once, first.
+    """
 
-    @staticmethod
-    def _reserve(tree, gfn_s, gfn_e):
-        """Room for every GFN stored, before any change (node count is monotone
-        in the set, so the union bounds the peak of any replay order)."""
-        if gfn_s.size:
-            order = np.argsort(gfn_s, kind="stable")
-            tree.reserve(_count_missing(*tree._pool[:4], gfn_s[order], gfn_e[order]))
+    def __init__(self, td: int, budget: HostBudget):
+        self.attrs = XaTree(budget=budget, what=f"TD {td} mem_attr_array")
+        self.gmem = XaTree(budget=budget, what=f"TD {td} guest_memfd i_pages")
+
+    def release(self, budget: HostBudget) -> None:
+        """Drop a TD that was never added: its trees stop counting."""
+        budget.release(self.attrs.pool)
+        budget.release(self.gmem.pool)
+
+    def attr_rows(self, gfn_s, gfn_e, private):
+        """(pool, xa_nodes) mem_attr_array needs for the rows: every private
+        GFN stored (node count is monotone in the set, so the union bounds the
+        peak of any replay order)."""
+        tree = self.attrs
+        return tree.pool, tree.nodes() + tree.nodes_missing(gfn_s[private], gfn_e[private])
+
+    def bind_rows(self, gfn_s, gfn_e):
+        """(pool, xa_nodes) the page cache needs for every GFN bound."""
+        return self.gmem.pool, self.gmem.nodes() + self.gmem.nodes_missing(gfn_s, gfn_e)
 
     def set_attrs(self, gfn_s, gfn_e, private):
-        self._reserve(self.attrs, gfn_s[private], gfn_e[private])
-        _attr_rows(*self.attrs._pool, gfn_s, gfn_e, private)
+        _attr_rows(*self.attrs.arrays, gfn_s, gfn_e, private)
 
     def bind(self, gfn_s, gfn_e, pfn_s):
-        self._reserve(self.gmem, gfn_s, gfn_e)
         # payload PFN + 1 at GFN g of a row: g + (pfn_start - gfn_start + 1)
-        _store_mapped(*self.gmem._pool, gfn_s, gfn_e, pfn_s - gfn_s + 1, 1)
+        xa_store_mapped(*self.gmem.arrays, gfn_s, gfn_e, pfn_s - gfn_s + 1, 1)
 
     def unbind(self, gfn_s, gfn_e):
         self.gmem.erase_range(gfn_s, gfn_e)
@@ -187,23 +204,35 @@ class KvmAttributes(Tracker):
 
     def __init__(self, max_pfn: int, *, budget_bytes: int | None = None):
         super().__init__(max_pfn, budget_bytes=budget_bytes)
+        self.host_budget = HostBudget(self.budget_bytes, f"{self.name} tracker")
         self.tds: dict[int, _TD] = {}
         self._runs = None                      # cached PFN-sorted runs
 
-    def _td(self, td: int) -> _TD:
-        if td not in self.tds:
-            self.tds[td] = _TD(td, self.budget_bytes)
-        return self.tds[td]
+    def _reserve_tds(self, td_ids, rows_of) -> dict[int, _TD]:
+        """The TDs ``td_ids`` (new ones created) with every tree's xa_nodes
+        reserved at once: ``rows_of(td_id, td)`` lists (pool, rows).  On a
+        refusal nothing grew and no TD was added."""
+        tds = {td: self.tds.get(td) or _TD(td, self.host_budget) for td in td_ids}
+        fresh = [td for td in td_ids if td not in self.tds]
+        try:
+            self.host_budget.reserve([req for td, t in tds.items() for req in rows_of(td, t)])
+        except MemoryBudgetError:
+            for td in fresh:
+                tds[td].release(self.host_budget)
+            raise
+        for td in fresh:
+            self.tds[td] = tds[td]
+        return tds
 
     # --- direct marks: the default TD, GFN == PFN --------------------------
     def _mark_ranges(self, starts, ends):
-        td = self._td(DIRECT_TD)
         s, e = normalize_extents(starts, ends)
         self._check_pfns_unclaimed(s, e)
-        td._reserve(td.attrs, s, e)              # both pools first: all or nothing
-        td._reserve(td.gmem, s, e)
+        private = np.ones(s.size, bool)
+        td = self._reserve_tds([DIRECT_TD], lambda _, t: [t.attr_rows(s, e, private),
+                                                          t.bind_rows(s, e)])[DIRECT_TD]
         td.bind(s, e, s)
-        td.set_attrs(s, e, np.ones(s.size, bool))
+        td.set_attrs(s, e, private)
         self._runs = None
 
     def _unmark_ranges(self, starts, ends):
@@ -268,8 +297,20 @@ class KvmAttributes(Tracker):
         b = bind[bind["op"] == GMEM_BIND]
         validate_ranges(b["pfn_start"], b["pfn_start"] + (b["gfn_end"] - b["gfn_start"]),
                         self.max_pfn)
-        for td in np.unique(np.concatenate((attr["td"], bind["td"]))).tolist():
-            t = self._td(int(td))
+        b_s = b["gfn_start"].astype(np.int64)
+        b_e = b["gfn_end"].astype(np.int64)
+        a_s = attr["gfn_start"].astype(np.int64)
+        a_e = attr["gfn_end"].astype(np.int64)
+        a_private = attr["op"] == KVM_SET_ATTR_PRIVATE
+
+        def rows_of(td, t):
+            a, g = attr["td"] == td, b["td"] == td
+            return [t.attr_rows(a_s[a], a_e[a], a_private[a]), t.bind_rows(b_s[g], b_e[g])]
+
+        ids = [int(td) for td in np.unique(np.concatenate((attr["td"], bind["td"])))]
+        tds = self._reserve_tds(ids, rows_of)    # every tree of the batch, before any change
+        for td in ids:
+            t = tds[td]
             a = attr[attr["td"] == td]
             if a.size:
                 t.set_attrs(a["gfn_start"].astype(np.int64), a["gfn_end"].astype(np.int64),
@@ -351,10 +392,6 @@ class KvmAttributes(Tracker):
 
 
 def _breakdown(attr_levels, gmem_levels):
-    out = {}
-    for label, levels in (("mem_attr_array", attr_levels), ("guest_memfd i_pages", gmem_levels)):
-        nz = np.flatnonzero(levels)
-        top = int(nz[-1]) if nz.size else 0
-        for k in range(top + 1):
-            out[f"{label} xa_node L{k}"] = int(levels[k]) * kernel.XA_NODE_BYTES
-    return out
+    """Both XArrays' xa_nodes per level, each under its kernel name."""
+    return {**level_breakdown(attr_levels, "mem_attr_array xa_node"),
+            **level_breakdown(gmem_levels, "guest_memfd i_pages xa_node")}
