@@ -32,8 +32,9 @@ This is the dense end of the range: a tree grown by random inserts splits
 nodes about in half and holds up to ~2x the nodes.  The kernel's special case
 of a lone entry at index 0 kept in ma_root itself is not modeled (one leaf).
 
-Emulation: a node pool in numpy arrays, leaves first, then each internal
-level, root last.  ``pivots[node, i]`` is the last index of slot i (slots
+Emulation: a node pool (:class:`trackers.pool.NodePool`, rebuilt whole on
+every change within the tracker's budget) in numpy arrays, leaves first,
+then each internal level, root last.  ``pivots[node, i]`` is the last index of slot i (slots
 past ``end[node]`` repeat the node max; column 15 stands for the max the
 kernel takes from the parent), ``slots[node, i]`` is the child node for
 internal nodes and 1 (an xa_mk_value entry) / 0 (NULL) in leaves.  Host bytes
@@ -52,8 +53,9 @@ import numpy as np
 from numba import njit
 
 from . import kernel
-from .base import EXTENT_CHUNK, MemoryReport, Tracker, check_budget, estimate_input
+from .base import EXTENT_CHUNK, MemoryReport, Tracker, estimate_input
 from .extents import normalize_extents
+from .pool import HostBudget, NodePool
 
 SLOTS = kernel.MAPLE_RANGE64_SLOTS              # 16
 MIN_SLOTS = kernel.MAPLE_RANGE64_MIN_SLOTS      # 6
@@ -166,18 +168,39 @@ class Maple(Tracker):
 
     def __init__(self, max_pfn: int, *, budget_bytes: int | None = None):
         super().__init__(max_pfn, budget_bytes=budget_bytes)
+        self.host_budget = HostBudget(self.budget_bytes, f"{self.name} tracker")
+        self.pool = NodePool(self.host_budget, "maple_range_64 node",
+                             {"pivots": (np.int64, (SLOTS,), 0), "slots": (np.int64, (SLOTS,), 0),
+                              "ends": (np.uint8, (), 0)})
+        assert self.pool.row_bytes == HOST_NODE_BYTES
         self._build(np.zeros(0, np.int64), np.zeros(0, np.int64))
 
     # --- the node pool -------------------------------------------------------
+    @property
+    def pivots(self) -> np.ndarray:
+        return self.pool["pivots"]
+
+    @property
+    def slots(self) -> np.ndarray:
+        return self.pool["slots"]
+
+    @property
+    def ends(self) -> np.ndarray:
+        return self.pool["ends"]
+
     def _build(self, starts, ends):
-        """Rebuild the pool for maximal extents (sorted, non-touching)."""
+        """Rebuild the pool for maximal extents (sorted, non-touching).
+
+        The pool is replaced first (MemoryBudgetError, before anything
+        changes, if the new rows, the old ones and 48 B of build buffers per
+        extent do not fit the budget)."""
         n = int(starts.size)
         lead_null = bool(n and starts[0] > 0)
         counts = level_node_counts(n, lead_null)
         total = sum(counts)
-        pivots = np.empty((total, SLOTS), np.int64)
-        slots = np.zeros((total, SLOTS), np.int64)
-        ends_ = np.zeros(total, np.uint8)
+        self.pool.replace(total, transient_bytes=48 * n,
+                          what=f"maple tree of {n:,} extents ({total:,} nodes)")
+        pivots, slots, ends_ = self.pivots, self.slots, self.ends
         if n:
             # leaf slot sequence: [gap] extent gap ... extent gap(to ULONG_MAX)
             seq = np.empty(2 * n, np.int64)
@@ -196,7 +219,6 @@ class Maple(Tracker):
                 sizes = internal_sizes(counts[level - 1])
                 children = np.arange(base - counts[level - 1], base, dtype=np.int64)
                 child_max = self._fill(pivots, slots, ends_, base, sizes, child_max, children)
-        self.pivots, self.slots, self.ends = pivots, slots, ends_
         self.level_counts = counts
         self.lead_null = lead_null
         self.n_extents = n
@@ -231,29 +253,18 @@ class Maple(Tracker):
         leaves = self.level_counts[0] if self.level_counts else 0
         return self._leaf_runs(0, leaves) if leaves else (np.zeros(0, np.int64),) * 2
 
-    def _rebuild(self, starts, ends):
-        lead_null = bool(starts.size and starts[0] > 0)
-        nodes = sum(level_node_counts(int(starts.size), lead_null))
-        check_budget(f"maple tree of {starts.size:,} extents ({nodes:,} nodes)",
-                     nodes * HOST_NODE_BYTES + 48 * int(starts.size) + self._host_bytes(),
-                     self.budget_bytes)
-        self._build(starts, ends)
-
-    def _host_bytes(self):
-        return self.pivots.nbytes + self.slots.nbytes + self.ends.nbytes
-
     # --- primitives ------------------------------------------------------------
     def _mark_ranges(self, starts, ends):
         cs, ce = self._all_extents()
-        self._rebuild(*normalize_extents(np.concatenate((cs, starts)),
-                                         np.concatenate((ce, ends))))
+        self._build(*normalize_extents(np.concatenate((cs, starts)),
+                                       np.concatenate((ce, ends))))
 
     def _unmark_ranges(self, starts, ends):
         if not self.n_extents:
             return
         bs, be = normalize_extents(starts, ends)
         cs, ce = self._all_extents()
-        self._rebuild(*_extent_difference(cs, ce, bs, be))
+        self._build(*_extent_difference(cs, ce, bs, be))
 
     def _contains(self, pfns):
         out = np.zeros(pfns.size, bool)
@@ -280,7 +291,7 @@ class Maple(Tracker):
         return MemoryReport(
             modeled_bytes=modeled,
             breakdown=breakdown,
-            host_bytes=self._host_bytes(),
+            host_bytes=self.pool.host_bytes(),
             scanned_bytes=modeled,
             notes=(f"{self.n_extents:,} extents in {2 * self.n_extents + self.lead_null:,} "
                    f"leaf slots (entries + NULL gaps), height {len(self.level_counts)}; "
