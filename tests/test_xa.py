@@ -211,7 +211,7 @@ def test_lower_bound_never_exceeds_the_nodes_after(multi, store):
         (after.store_range if store else after.erase_range)(s, e)
         after.check()
         for cap in (4, 64, 1 << 20):
-            bound = xa_nodes_lower_bound(*tree.arrays[:4], s, e, multi, store, 1 << 40, cap)
+            bound = xa_nodes_lower_bound(*tree.arrays[:4], s, e, multi, store, -1, cap)
             if not store and not multi:
                 assert bound == 0
             assert bound <= after.nodes(), (space, cap, bound, after.nodes())
@@ -223,11 +223,15 @@ def test_lower_bound_is_exact_for_scattered_pages_into_an_empty_tree():
     # counted either
     pages = np.arange(1, 1000, dtype=np.int64) * 64 + 5
     tree = XaTree(multi=True, budget_bytes=1 << 30)
-    bound = xa_nodes_lower_bound(*tree.arrays[:4], pages[::-1].copy(), pages[::-1] + 1,
-                                 True, True, 1 << 40, 1 << 20)
+    s, e = pages[::-1].copy(), pages[::-1] + 1
+
+    def bound(limit):
+        return xa_nodes_lower_bound(*tree.arrays[:4], s, e, True, True, limit, 1 << 20)
     levels = xa_node_counts(pages, pages + 1, True)
     assert levels[:2].tolist() == [999, 16] and levels[2] == 1
-    assert bound == 999 + 15
+    assert bound(-1) == bound(1013) == 999 + 15      # every level
+    assert bound(998) == 999                         # over the limit after L0: stops there
+    assert bound(1014) == 0                          # 999 + 15 sampled blocks cannot exceed it
 
 
 def test_refuse_early_leaves_the_tree_unchanged():

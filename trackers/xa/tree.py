@@ -488,6 +488,15 @@ def xa_nodes_missing(slots, hdr, parent, meta, starts, ends):
 
 
 @njit(cache=True)
+def _sampled_blocks(nb, cap_blocks):
+    """(stride, sampled): every stride-th of nb blocks, at most cap_blocks."""
+    stride = np.int64(1)
+    while (nb + stride - 1) // stride > cap_blocks:
+        stride *= 2
+    return stride, (nb + stride - 1) // stride
+
+
+@njit(cache=True)
 def xa_nodes_lower_bound(slots, hdr, parent, meta, starts, ends, multi, store, limit,
                          cap_blocks):
     """A lower bound on the xa_nodes the tree holds after storing (``store``)
@@ -509,7 +518,10 @@ def xa_nodes_lower_bound(slots, hdr, parent, meta, starts, ends, multi, store, l
     (id >= 1 puts a stored index at or above 2^(6k+6), so the top is above
     level k and B is below it: trackers.xa.model.)  Every counted node is
     distinct, so the sum is a lower bound; single-index erases add nothing
-    (returns 0).  Stops once the bound exceeds ``limit``.  A level whose
+    (returns 0).  Stops once the bound exceeds ``limit``, and makes no pass
+    at all when even every sampled block could not take it past ``limit``
+    (it then returns the nodes in use of a single-index store, else 0).
+    ``limit < 0``: every level, no early stop.  A level whose
     interior blocks would cost more than a few passes over the counters
     (heavily overlapping long ranges) is skipped, which keeps the bound sound.
     """
@@ -520,6 +532,14 @@ def xa_nodes_lower_bound(slots, hdr, parent, meta, starts, ends, multi, store, l
         if ends[r] > starts[r]:
             hi_idx = max(hi_idx, ends[r] - 1)
     bound = meta[M_USED] if (store and not multi) else np.int64(0)
+    most = bound                            # what the bound could reach at all
+    for k in range(XA_LEVELS):
+        b = 6 * k + 6
+        if b >= 63 or (hi_idx >> b) == 0:
+            break
+        most += (_sampled_blocks((hi_idx >> b) + 1, cap_blocks)[1]) - 1
+    if 0 <= limit and most <= limit:
+        return bound                        # cannot exceed limit: skip the passes
     for k in range(XA_LEVELS):
         b = 6 * k + 6
         if b >= 63:
@@ -527,13 +547,11 @@ def xa_nodes_lower_bound(slots, hdr, parent, meta, starts, ends, multi, store, l
         nb = (hi_idx >> b) + 1
         if nb <= 1:
             break
-        stride = np.int64(1)
-        while (nb + stride - 1) // stride > cap_blocks:
-            stride *= 2
-        ns = (nb + stride - 1) // stride
+        stride, ns = _sampled_blocks(nb, cap_blocks)
         size = np.int64(1) << b
         sat = min(size, np.int64(_I32_MAX))
         cnt = np.zeros(ns, np.int32)
+        last_block = (np.int64(1) << (63 - b)) - 1     # (j + 1) << b would overflow past it
         work = np.int64(0)
         max_work = 4 * (ns + starts.size)
         for r in range(starts.size):
@@ -545,7 +563,7 @@ def xa_nodes_lower_bound(slots, hdr, parent, meta, starts, ends, multi, store, l
             j = ((lo + stride - 1) // stride) * stride
             while j <= hi:
                 a = max(s, j << b)
-                z = min(e, (j + 1) << b)
+                z = e if j >= last_block else min(e, (j + 1) << b)
                 c = np.int64(cnt[j // stride]) + (z - a)
                 cnt[j // stride] = min(c, sat)
                 j += stride
@@ -565,7 +583,7 @@ def xa_nodes_lower_bound(slots, hdr, parent, meta, starts, ends, multi, store, l
                 bound += 1
             elif c < sat and (xas_load(slots, hdr, parent, meta, base) == 0) == store:
                 bound += 1
-        if bound > limit:
+        if 0 <= limit < bound:
             return bound
     return bound
 
