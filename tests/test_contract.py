@@ -290,3 +290,26 @@ def test_ints_beyond_int64_are_named(name, method, args, msg):
     with pytest.raises(ValueError, match=msg):
         getattr(t, method)(*args)
     assert snapshot(t) == before
+
+
+def _loads_from_breakdown(name, mem):
+    """The scan's dependent loads counted from the breakdown: one per node."""
+    if name in ("bitmap", "pageflags"):
+        return 0                                   # flat arrays, read streaming
+    if name == "roaring":
+        return mem.breakdown["container structs"] // kernel.ROARING_CONTAINER_STRUCT_BYTES
+    if name == "maple":
+        return mem.modeled_bytes // kernel.MAPLE_NODE_BYTES
+    bitmaps = mem.breakdown.get("ida_bitmap", 0)
+    return (mem.modeled_bytes - bitmaps) // kernel.XA_NODE_BYTES \
+        + bitmaps // kernel.IDA_BITMAP_BYTES
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_scan_loads_count_one_load_per_node(name):
+    t = trackers.get_tracker(name, max_pfn=1 << 22)
+    t.mark_ranges([0, 5000, 1 << 20], [3, 9000, (1 << 20) + 4096])
+    t.mark(np.arange(1 << 21, (1 << 21) + 64 * 300, 300))
+    mem = t.memory()
+    assert mem.scan_loads == _loads_from_breakdown(name, mem)
+    assert (mem.scan_loads > 0) == (name not in ("bitmap", "pageflags"))

@@ -11,13 +11,13 @@ subclass's underscored primitives with clean arrays:
 * ``max_pfn`` is an int in ``[1, kernel.MAX_PHYS_PFN]`` (2^40: what x86-64
   can address), so no PFN arithmetic overflows int64.
 
-The same checks guard ``estimate()``: :meth:`Tracker.__init_subclass__` wraps
-every subclass's ``estimate`` so ``max_pfn`` is validated (by
-:func:`validate_max_pfn`, the constructor's check) before the subclass runs,
-and every subclass hands its ranges to :func:`as_index_array`.
+The same checks guard ``estimate()``: it validates ``max_pfn`` (by
+:func:`validate_max_pfn`, the constructor's check) and then calls the
+subclass's ``_estimate``, which hands its ranges to :func:`as_index_array`
+(through :func:`estimate_input`, or its own fast path).
 
 Subclasses implement ``_mark_ranges``, ``_unmark_ranges``, ``_contains``,
-``_count``, ``_extent_batches``, ``memory``, ``estimate`` and ``check``; they
+``_count``, ``_extent_batches``, ``memory``, ``_estimate`` and ``check``; they
 may override ``_mark_pfns``/``_unmark_pfns`` (default: one-page ranges).
 
 Scans stream: ``_extent_batches`` yields ascending, non-overlapping runs of at
@@ -28,7 +28,6 @@ into uint64 chunks of at most :data:`PFN_CHUNK` pages.
 
 from __future__ import annotations
 
-import functools
 import os
 import re
 from abc import ABC, abstractmethod
@@ -305,24 +304,6 @@ class Tracker(ABC):
         self.max_pfn = max_pfn
         self.budget_bytes = budget_bytes
 
-    def __init_subclass__(cls, **kwargs):
-        """Validate estimate()'s max_pfn before any subclass's estimate runs.
-
-        Subclasses may take a fast path that skips :func:`estimate_input`;
-        the check lives here so that no path skips it.
-        """
-        super().__init_subclass__(**kwargs)
-        own = cls.__dict__.get("estimate")
-        if isinstance(own, classmethod) and not getattr(own.__func__, "_validated", False):
-            impl = own.__func__
-
-            @functools.wraps(impl)
-            def estimate(klass, starts, ends, max_pfn):
-                return impl(klass, starts, ends, validate_max_pfn(max_pfn))
-
-            estimate._validated = True
-            cls.estimate = classmethod(estimate)
-
     # --- public API: validate, then delegate -------------------------------
     def mark_ranges(self, starts, ends) -> None:
         s, e = validate_ranges(starts, ends, self.max_pfn)
@@ -414,18 +395,21 @@ class Tracker(ABC):
     def memory(self) -> MemoryReport: ...
 
     @classmethod
-    @abstractmethod
     def estimate(cls, starts, ends, max_pfn: int) -> int:
-        """modeled_bytes for the set, without building the structure.
+        """modeled_bytes for the set, without building the structure."""
+        return int(cls._estimate(starts, ends, validate_max_pfn(max_pfn)))
 
-        Subclasses receive max_pfn already validated (see __init_subclass__).
-        """
+    @classmethod
+    @abstractmethod
+    def _estimate(cls, starts, ends, max_pfn: int) -> int:
+        """estimate() with max_pfn validated; validates its own ranges."""
 
     @classmethod
     def estimate_scanned_bytes(cls, modeled_bytes: int, max_pfn: int) -> int:
         """Bytes a kexec-time scan reads, for a set whose structure is
         ``modeled_bytes`` (estimated): the structure itself, unless the scan
         reads something else (struct pages)."""
+        validate_max_pfn(max_pfn)
         return int(modeled_bytes)
 
     @abstractmethod

@@ -138,7 +138,7 @@ class Bitmap(Tracker):
         )
 
     @classmethod
-    def estimate(cls, starts, ends, max_pfn):
+    def _estimate(cls, starts, ends, max_pfn):
         estimate_input(starts, ends, max_pfn)
         return 8 * -(-int(max_pfn) // kernel.BITS_PER_LONG)
 

@@ -233,6 +233,7 @@ class Ida(Tracker):
 
     name = "ida"
     option = "1: IDA, 1024-bit ida_bitmap leaves in an XArray"
+    scan_node_bytes = kernel.IDA_BITMAP_BYTES  # estimated: the leaves dominate
 
     def __init__(self, max_pfn: int, *, budget_bytes: int | None = None):
         super().__init__(max_pfn, budget_bytes=budget_bytes)
@@ -314,13 +315,15 @@ class Ida(Tracker):
             breakdown=breakdown,
             host_bytes=self.tree.host_bytes() + self.bitmap_pool.host_bytes(),
             scanned_bytes=total,
+            # every xa_node, then every ida_bitmap behind a slot
+            scan_loads=self.tree.nodes() + int(self.bm_meta[B_USED]),
             notes=("value entry iff every set bit < 63, whatever the history (lib/idr.c "
                    "never converts an ida_bitmap back); ids beyond INT_MAX allowed"),
             formula=formula,
         )
 
     @classmethod
-    def estimate(cls, starts, ends, max_pfn):
+    def _estimate(cls, starts, ends, max_pfn):
         s, e = estimate_extents(starts, ends, max_pfn)
         levels = estimate_levels(s, e, max_pfn, multi=False, ishift=CHUNK_SHIFT)
         bitmaps = _count_chunks(np.ascontiguousarray(s), np.ascontiguousarray(e), True)

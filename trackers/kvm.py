@@ -45,6 +45,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from . import kernel
 from .events import (GMEM_BIND, GMEM_UNBIND, KVM_SET_ATTR_PRIVATE, KVM_SET_ATTR_SHARED,
                      check_events, op_runs)
 from .base import EXTENT_CHUNK, MemoryBudgetError, MemoryReport, Tracker, validate_ranges
@@ -201,6 +202,7 @@ class KvmAttributes(Tracker):
     name = "kvm"
     sees_events_only = True
     option = "4: walk KVM's per-TD attribute XArrays (Kai Huang)"
+    scan_node_bytes = kernel.XA_NODE_BYTES     # an estimated scan: one load per xa_node
 
     def __init__(self, max_pfn: int, *, budget_bytes: int | None = None):
         super().__init__(max_pfn, budget_bytes=budget_bytes)
@@ -371,13 +373,14 @@ class KvmAttributes(Tracker):
         total = sum(breakdown.values())
         return MemoryReport(
             modeled_bytes=total, breakdown=breakdown, host_bytes=host, scanned_bytes=total,
+            scan_loads=int(attr.sum() + bound.sum()),   # every node of both XArrays
             notes=("KVM holds these XArrays anyway: the option adds 0 bytes at runtime; "
                    "guest_memfd modeled as one order-0 folio per GFN (TDX maps 4K only)"),
             formula={"mem_attr_array": level_formula(False)["xa_node Lk"],
                      "guest_memfd i_pages": "the same, indexed by pgoff (== GFN here)"})
 
     @classmethod
-    def estimate(cls, starts, ends, max_pfn):
+    def _estimate(cls, starts, ends, max_pfn):
         # the default TD: GFN == PFN, every page private and bound
         levels = estimate_levels(starts, ends, max_pfn, multi=False)
         return sum(_breakdown(levels, levels).values())

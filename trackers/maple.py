@@ -165,6 +165,7 @@ class Maple(Tracker):
 
     name = "maple"
     option = "4b: maple tree of extents (KVM attribute RFCs)"
+    scan_node_bytes = kernel.MAPLE_NODE_BYTES  # an estimated scan: one load per node
 
     def __init__(self, max_pfn: int, *, budget_bytes: int | None = None):
         super().__init__(max_pfn, budget_bytes=budget_bytes)
@@ -293,6 +294,7 @@ class Maple(Tracker):
             breakdown=breakdown,
             host_bytes=self.pool.host_bytes(),
             scanned_bytes=modeled,
+            scan_loads=int(sum(self.level_counts)),    # mas_for_each visits every node
             notes=(f"{self.n_extents:,} extents in {2 * self.n_extents + self.lead_null:,} "
                    f"leaf slots (entries + NULL gaps), height {len(self.level_counts)}; "
                    "dense bulk-built fill (module docstring); host pool 257 B per "
@@ -304,7 +306,7 @@ class Maple(Tracker):
         )
 
     @classmethod
-    def estimate(cls, starts, ends, max_pfn):
+    def _estimate(cls, starts, ends, max_pfn):
         s, _ = estimate_input(starts, ends, max_pfn)
         counts = level_node_counts(int(s.size), bool(s.size and s[0] > 0))
         return kernel.MAPLE_NODE_BYTES * sum(counts)

@@ -24,7 +24,8 @@ import numpy as np
 from numba import njit
 
 from . import kernel
-from .base import EXTENT_CHUNK, MemoryReport, Tracker, check_budget, estimate_input
+from .base import (EXTENT_CHUNK, MemoryReport, Tracker, check_budget, estimate_input,
+                   validate_max_pfn)
 
 PG_TDX_PRIVATE = 0                       # the emulated flag's bit number
 PG_TDX_PRIVATE_MASK = 1 << PG_TDX_PRIVATE
@@ -125,10 +126,10 @@ class PageFlags(Tracker):
     @classmethod
     def estimate_scanned_bytes(cls, modeled_bytes, max_pfn):
         """A scan reads every struct page, private or not (64 B per PFN)."""
-        return kernel.STRUCT_PAGE_BYTES * int(max_pfn)
+        return kernel.STRUCT_PAGE_BYTES * validate_max_pfn(max_pfn)
 
     @classmethod
-    def estimate(cls, starts, ends, max_pfn):
+    def _estimate(cls, starts, ends, max_pfn):
         estimate_input(starts, ends, max_pfn)
         return 0
 

@@ -493,7 +493,7 @@ class Roaring(Tracker):
         )
 
     @classmethod
-    def estimate(cls, starts, ends, max_pfn):
+    def _estimate(cls, starts, ends, max_pfn):
         s, e = estimate_input(starts, ends, max_pfn)
         _, cards, runs = chunk_table(s, e)
         return sum(breakdown_of(container_kind(cards, runs), cards, runs).values())

@@ -48,6 +48,7 @@ class XArrayTracker(Tracker):
 
     name = "xarray"
     option = "1: XArray, one value entry per PFN"
+    scan_node_bytes = kernel.XA_NODE_BYTES     # an estimated scan: one load per xa_node
     multi = False
 
     def __init__(self, max_pfn: int, *, budget_bytes: int | None = None):
@@ -78,6 +79,7 @@ class XArrayTracker(Tracker):
             breakdown=breakdown,
             host_bytes=self.tree.host_bytes(),
             scanned_bytes=total,
+            scan_loads=self.tree.nodes(),       # xas_find visits every node once
             notes=("xa_node counts as lib/xarray.c holds them; marks, xa_lock and slab "
                    "overhead (7 nodes per 4 KiB page) not modeled"
                    + ("; canonical xa_store_range state of the maximal extents"
@@ -86,7 +88,7 @@ class XArrayTracker(Tracker):
         )
 
     @classmethod
-    def estimate(cls, starts, ends, max_pfn):
+    def _estimate(cls, starts, ends, max_pfn):
         levels = estimate_levels(starts, ends, max_pfn, multi=cls.multi)
         return int(levels.sum()) * kernel.XA_NODE_BYTES
 

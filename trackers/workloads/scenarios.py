@@ -30,7 +30,7 @@ from ..events import KIND_NAMES, KIND_PAMT, SEAMCALL_PRIVATE, concat, make_rows
 from .conversions import Churner
 from .memmap import FOUR_GIB, GIB, MemoryMap, bundled_memmaps, load_memory_map, synthetic_host
 from .tdx import (TD, HostAllocator, Policy, TdConfig, Tdmrs, control_pages_needed,
-                  create_td, guest_allocator, pamt_rows, _gib)
+                  create_td, guest_allocator, pamt_rows, gib)
 from .traces import Trace, bundled_traces, load_trace
 
 PAGE = kernel.PAGE_SIZE
@@ -125,8 +125,8 @@ def build_workload(name: str, memmap: MemoryMap, tds: list[TdConfig], seed: int 
     free = alloc.free_pages()
     if need > free:
         raise ValueError(
-            f"{len(tds)} TD(s) need {_gib(need)} (guest memory, control pages, S-EPT) but "
-            f"host {memmap.name} has only {_gib(free)} free for TDs (RAM {_gib(memmap.ram_pages)}"
+            f"{len(tds)} TD(s) need {gib(need)} (guest memory, control pages, S-EPT) but "
+            f"host {memmap.name} has only {gib(free)} free for TDs (RAM {gib(memmap.ram_pages)}"
             f", less PAMT and the host's own share)")
     batches, labels = [init_rows], ["tdx-init"]
     placed: list[TD] = []

@@ -44,7 +44,7 @@ PMD_SHIFT_PAGES = 9          # 2 MiB = 2^9 pages
 PUD_SHIFT_PAGES = 18         # 1 GiB = 2^18 pages
 
 
-def _gib(pages: int) -> str:
+def gib(pages: int) -> str:
     return f"{pages * PAGE:,} bytes ({pages * PAGE / GIB:.2f} GiB)"
 
 
@@ -218,8 +218,8 @@ class HostAllocator:
                 blk = (np.array([s[i]]), np.array([s[i] + n]))
                 self.free[k] = X.subtract(self.free[k], blk)
                 return blk
-        raise ValueError(f"{what} needs {_gib(n)} of contiguous RAM; the largest free "
-                         f"run is {_gib(max((int((e - s).max()) if s.size else 0) for s, e in self.free))}")
+        raise ValueError(f"{what} needs {gib(n)} of contiguous RAM; the largest free "
+                         f"run is {gib(max((int((e - s).max()) if s.size else 0) for s, e in self.free))}")
 
     def alloc(self, n: int, policy: Policy, node: int, what: str) -> X.Extents:
         """``n`` pages as a PFN sequence, by policy, preferring ``node``."""
@@ -227,7 +227,7 @@ class HostAllocator:
             return X.empty()
         free = self.free_pages()
         if n > free:
-            raise ValueError(f"{what} needs {_gib(n)} but only {_gib(free)} of host RAM "
+            raise ValueError(f"{what} needs {gib(n)} but only {gib(free)} of host RAM "
                              f"is free")
         if policy.kind == "interleaved" and len(self.free) > 1:
             return self._alloc_interleaved(n, policy, what)
@@ -245,8 +245,8 @@ class HostAllocator:
             if left == 0:
                 break
         if left:
-            raise ValueError(f"{what} needs {_gib(n)} but only {_gib(n - left)} could be "
-                             f"placed (host RAM {_gib(self.memmap.ram_pages)})")
+            raise ValueError(f"{what} needs {gib(n)} but only {gib(n - left)} could be "
+                             f"placed (host RAM {gib(self.memmap.ram_pages)})")
         return (np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]))
 
     def _alloc_fragmented(self, k: int, n: int, policy: Policy) -> X.Extents:
@@ -292,8 +292,8 @@ class HostAllocator:
             if need == 0:
                 continue
             if need > self.free_pages(k):
-                raise ValueError(f"{what} interleaved needs {_gib(need)} on node {k}, "
-                                 f"which has {_gib(self.free_pages(k))} free")
+                raise ValueError(f"{what} interleaved needs {gib(need)} on node {k}, "
+                                 f"which has {gib(self.free_pages(k))} free")
             got, self.free[k] = take_first_set(self.free[k], need)
             ap, bp, ln = X.zip_sequences(got, (ws, we))
             a_pos.append(ap), b_pos.append(bp), lens.append(ln)
