@@ -2,7 +2,13 @@
 
 Each command lives beside the code it runs; this module only dispatches.
 A command module exposes ``HELP`` (one line), ``add_arguments(parser)`` and
-``run(args) -> int``.
+``run(args) -> int``; its options are checked by their argparse ``type=``
+(trackers.output) or at the top of ``run`` before any work.
+
+Exit status: 0 done; 1 the command found a failure (a tracker errored) or ran
+out of memory; 2 a usage error (a bad option, an unusable path, a refused
+size); 130 interrupted (SIGINT, Ctrl-C).  Every failure is one line on stderr,
+``tdx-trackers COMMAND: error: ...``, never a traceback.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ COMMANDS = {
 
 
 def build_parser() -> argparse.ArgumentParser:
+    import trackers
     parser = argparse.ArgumentParser(
         prog="tdx-trackers",
         description=(
@@ -30,6 +37,8 @@ def build_parser() -> argparse.ArgumentParser:
             "update time, and pages missed. Modeled figures come from kernel struct "
             "sizes (docs/kernel-facts.md); measured figures from this machine."),
     )
+    parser.add_argument("--version", action="version",
+                        version=f"%(prog)s {trackers.__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, modname in COMMANDS.items():
         mod = importlib.import_module(modname)
@@ -41,11 +50,20 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    prog = "tdx-trackers"
     try:
+        args = build_parser().parse_args(argv)
+        prog = f"tdx-trackers {args.command}"
         return int(args._run(args) or 0)
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted", file=sys.stderr)
+        return 130                              # 128 + SIGINT, as a shell reports it
+    except MemoryError as exc:
+        print(f"{prog}: error: out of memory" + (f": {exc}" if str(exc) else ""),
+              file=sys.stderr)
+        return 1
     except (ValueError, TypeError, OSError) as exc:
-        print(f"tdx-trackers {args.command}: error: {exc}", file=sys.stderr)
+        print(f"{prog}: error: {exc}", file=sys.stderr)
         return 2
 
 
