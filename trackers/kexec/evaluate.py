@@ -73,33 +73,55 @@ def format_table(df: pd.DataFrame) -> str:
 
 
 def add_arguments(p):
-    p.add_argument("scenario", help="a named scenario of trackers.workloads")
-    p.add_argument("--seed", type=int, default=0)
+    from ..kernel import MAX_PHYS_PFN
+    from ..output import int_option, output_file
+    from ..workloads import SCENARIOS
+    p.add_argument("scenario", choices=list(SCENARIOS), metavar="SCENARIO",
+                   help=f"a named scenario of trackers.workloads: {', '.join(SCENARIOS)}")
+    p.add_argument("--seed", type=int_option(0), default=0, help="scenario seed (default 0)")
     p.add_argument("--platform", default="this-machine", choices=list(PLATFORMS.keys()))
-    p.add_argument("--cpus", type=int, default=None,
-                   help="CPUs at reset (default the platform's: 1, the other CPUs are "
-                        "stopped in machine_kexec)")
+    p.add_argument("--cpus", type=int_option(1), default=None,
+                   help="CPUs at reset, at most the platform's CPUs (default the "
+                        "platform's: 1, the other CPUs are stopped in machine_kexec)")
     p.add_argument("--no-emulate", action="store_true",
                    help="do not build trackers: modeled figures only")
-    p.add_argument("--emulate-limit", type=lambda x: int(x, 0), default=None,
+    p.add_argument("--emulate-limit", type=int_option(1, MAX_PHYS_PFN, base=0),
+                   default=None, metavar="MAX_PFN",
                    help="build and scan trackers only up to this max_pfn (default 2^29)")
     p.add_argument("--race", action="store_true",
-                   help="also fire kexec during the scenario's conversions (race model) "
-                        "and write kexec-race-SCENARIO.csv")
-    p.add_argument("--out", default=None, help="CSV path (default kexec-SCENARIO.csv)")
+                   help="also fire kexec during the scenario's conversions (race model); "
+                        "with --out X.csv its table goes to X-race.csv beside it")
+    p.add_argument("--out", type=output_file, default=None, metavar="CSV",
+                   help="write the verdict table here as CSV (default: print only)")
 
 
 def run(args) -> int:
+    import argparse
+
     from .. import workloads
+    from ..output import output_file
+    plat = get_platform(args.platform)
+    if args.cpus is not None and args.cpus > plat.cpus_total:
+        raise ValueError(f"--cpus {args.cpus}: must be in [1, {plat.cpus_total}] "
+                         f"(the CPUs of platform {plat.name})")
+    if args.no_emulate and args.emulate_limit is not None:
+        raise ValueError("--emulate-limit has no effect with --no-emulate: give one of them")
+    race_out = None
+    if args.race and args.out is not None:       # X.csv -> X-race.csv: the file name only
+        race_out = args.out.with_name(f"{args.out.stem}-race{args.out.suffix}")
+        try:
+            output_file(str(race_out))
+        except argparse.ArgumentTypeError as exc:
+            raise ValueError(f"--out {args.out} with --race: {exc}") from None
     wl = workloads.scenario(args.scenario, args.seed)
-    df = evaluate(wl, args.platform, emulate=not args.no_emulate, cpus_at_reset=args.cpus,
+    df = evaluate(wl, plat, emulate=not args.no_emulate, cpus_at_reset=args.cpus,
                   build_limit_pfns=args.emulate_limit)
     print(f"kexec on {args.scenario} (seed {args.seed}): {df['ram_pages'].iloc[0]:,} RAM pages, "
           f"{df['private_pages'].iloc[0]:,} TDX-private; platform {df['platform'].iloc[0]}")
     print(format_table(df))
-    out = args.out or f"kexec-{args.scenario}.csv"
-    write_csv_atomic(df, out)
-    print(f"written to {out}")
+    if args.out is not None:
+        write_csv_atomic(df, args.out)
+        print(f"written to {args.out}")
     if args.race:
         from .race import failed_reclaim, race
         r = race(platform=args.platform, workload=wl, seed=args.seed)
@@ -111,8 +133,7 @@ def run(args) -> int:
         fr = failed_reclaim()
         print("\n[modeled] a page whose reclaim failed (leaked, still private) is found by: "
               + ", ".join(fr.loc[fr.finds_leaked, "strategy"]))
-        rout = str(out).replace("kexec-", "kexec-race-", 1) if "kexec-" in str(out) \
-            else f"{out}.race.csv"
-        write_csv_atomic(r, rout)
-        print(f"written to {rout}")
+        if race_out is not None:
+            write_csv_atomic(r, race_out)
+            print(f"written to {race_out}")
     return 0

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sys
 
+from ..output import int_option
 from .scenarios import KINDS, SCENARIOS, scenario
 
 HELP = "list the named workload scenarios and their figures"
@@ -19,7 +20,8 @@ GIB = 1 << 30
 def add_arguments(parser) -> None:
     parser.add_argument("--only", nargs="+", metavar="NAME", choices=list(SCENARIOS),
                         help="generate only these scenarios")
-    parser.add_argument("--seed", type=int, default=0, help="generator seed (default 0)")
+    parser.add_argument("--seed", type=int_option(0), default=0,
+                        help="generator seed (default 0)")
     parser.add_argument("--list", action="store_true",
                         help="names and descriptions only, nothing generated")
 
