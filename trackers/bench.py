@@ -3,13 +3,18 @@
 Builds the reference set (trackers/sets.py: 2^28 PFNs, 60 % in random
 2 MiB extents, ~10 % scattered 4 KiB pages; seeded) and, for each tracker in
 its own process (so peak RSS is that tracker's), times populate
-(mark_ranges), a full extents() scan and a full pfns() scan, each the median
-of --repeat runs.  Prints measured times and peak RSS beside the modeled
-kernel bytes, bits per private page and ns per page; then times estimate()
-at --estimate-pfns (default 2^32, 16 TiB) for every tracker, and the kvm
+(mark_ranges), a full extents() scan and a full pfns() scan, --repeat runs
+each.  Prints measured times and peak RSS beside the modeled kernel bytes,
+bits per private page and ns per page; then times estimate() at
+--estimate-pfns (default 2^32, 16 TiB) for every tracker, and the kvm
 per-GFN attribute store loop against the real-world anchor (a 1 TB+ guest
 spent >= 26 s in kvm_vm_set_mem_attributes: ~100 ns per GFN; Liam Merwick,
-Jun 2025).
+Jun 2025), each --repeat times too.
+
+Every measured time is reported as its median and its spread over the
+repeats: printed as "median (min-max)", and in the --csv table as three
+columns, NAME_median, NAME_min and NAME_max (populate_s, scan_extents_s,
+scan_pfns_s); ns-per-page figures derive from the medians.
 
 Columns: [measured] times and RSS on this machine; [modeled] kernel bytes.
 """
@@ -31,24 +36,41 @@ ANCHOR_NS_PER_GFN = 26e9 / (1 << 28)   # >= 26 s for a 1 TB guest: ~97 ns/GFN
 
 
 def add_arguments(p):
-    p.add_argument("--pfns", type=lambda s: int(s, 0), default=1 << 28,
+    from .kernel import MAX_PHYS_PFN, PAGES_PER_2M
+    from .output import int_option, output_file
+    pfns = int_option(PAGES_PER_2M, MAX_PHYS_PFN, multiple_of=PAGES_PER_2M, base=0,
+                      why="whole 2 MiB extents, up to 2^40 PFNs")
+    p.add_argument("--pfns", type=pfns, default=1 << 28,
                    help="PFN space of the reference set (default 2^28 = 1 TiB)")
-    p.add_argument("--repeat", type=int, default=3,
-                   help="timed runs per figure; the median is reported (default 3)")
-    p.add_argument("--estimate-pfns", type=lambda s: int(s, 0), default=1 << 32,
+    p.add_argument("--repeat", type=int_option(1), default=3,
+                   help="timed runs per figure; median and min-max reported (default 3)")
+    p.add_argument("--estimate-pfns", type=pfns, default=1 << 32,
                    help="PFN space for the estimate() timing (default 2^32 = 16 TiB)")
-    p.add_argument("--trackers", nargs="*", default=None, help="subset of tracker names")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--csv", default=None, help="also write the table here (atomically)")
+    p.add_argument("--trackers", nargs="+", default=None, metavar="NAME",
+                   help="subset of tracker names (default: every registered tracker)")
+    p.add_argument("--seed", type=int_option(0), default=0, help="reference-set seed")
+    p.add_argument("--csv", type=output_file, default=None,
+                   help="also write the table here (atomically)")
 
 
-def _timed(fn, repeat):
+#: each measured time is reported as its median and its spread over --repeat runs
+STATS = ("median", "min", "max")
+
+
+def _timed(fn, repeat) -> list[float]:
+    """Seconds of ``repeat`` calls of fn, one sample per call."""
     times = []
     for _ in range(repeat):
         t0 = time.perf_counter()
         fn()
         times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+    return times
+
+
+def _spread(name: str, samples: list[float]) -> dict:
+    """{name_median, name_min, name_max} of the samples."""
+    return {f"{name}_median": statistics.median(samples), f"{name}_min": min(samples),
+            f"{name}_max": max(samples)}
 
 
 def _drain(it):
@@ -74,20 +96,18 @@ def measure_tracker(name: str, max_pfn: int, starts, ends, repeat: int) -> dict:
     warm.mark_ranges(starts[:1000], ends[:1000])
     _drain(warm.extents()), _drain(warm.pfns())
     del warm
-    populate_s = _timed(populate, repeat)
+    populate_s = _spread("populate_s", _timed(populate, repeat))
     t = holder["t"]
-    extents_s = _timed(lambda: _drain(t.extents()), repeat)
-    pfns_s = _timed(lambda: _drain(t.pfns()), repeat)
+    extents_s = _spread("scan_extents_s", _timed(lambda: _drain(t.extents()), repeat))
+    pfns_s = _spread("scan_pfns_s", _timed(lambda: _drain(t.pfns()), repeat))
     n_ext = _drain(t.extents())
     assert len(t) == pages and n_ext == starts.size, f"{name}: scan disagrees with the set"
     m = t.memory()
     return {
         "tracker": name,
-        "populate_s": populate_s,
-        "scan_extents_s": extents_s,
-        "scan_pfns_s": pfns_s,
-        "populate_ns_per_page": populate_s / pages * 1e9,
-        "scan_pfns_ns_per_page": pfns_s / pages * 1e9,
+        **populate_s, **extents_s, **pfns_s,
+        "populate_ns_per_page": populate_s["populate_s_median"] / pages * 1e9,
+        "scan_pfns_ns_per_page": pfns_s["scan_pfns_s_median"] / pages * 1e9,
         "modeled_bytes": m.modeled_bytes,
         "scanned_bytes": m.scanned_bytes,
         "bits_per_private_page": m.modeled_bytes * 8 / pages,
@@ -115,8 +135,9 @@ def run_isolated(name, max_pfn, starts, ends, repeat) -> dict:
     return row
 
 
-def time_estimates(names, max_pfn, seed) -> pd.DataFrame:
-    """estimate() at max_pfn on the reference shape with 1 % scattered pages.
+def time_estimates(names, max_pfn, seed, repeat: int = 1) -> pd.DataFrame:
+    """estimate() at max_pfn on the reference shape with 1 % scattered pages,
+    timed ``repeat`` times per tracker (median, min, max).
 
     At 16 TiB the 10 % scatter of the 1 TiB set would be 4.3e8 single-page
     extents (3.4 GB per index array); 1 % keeps the input realistic and in
@@ -127,33 +148,52 @@ def time_estimates(names, max_pfn, seed) -> pd.DataFrame:
     starts, ends = reference_set(max_pfn, seed, scatter_fraction=0.01)
     rows = []
     for name in names:
-        t0 = time.perf_counter()
-        nbytes = trackers.TRACKERS[name].estimate(starts, ends, max_pfn)
+        cls = trackers.TRACKERS[name]
+        cls.estimate(starts[:1000], ends[:1000], max_pfn)      # warm-up: numba compile
+        nbytes = []
+        times = _timed(lambda: nbytes.append(cls.estimate(starts, ends, max_pfn)), repeat)
         rows.append({"tracker": name, "estimate_pfns": max_pfn, "extents": starts.size,
-                     "estimate_s": time.perf_counter() - t0, "modeled_bytes": nbytes})
+                     **_spread("estimate_s", times), "modeled_bytes": nbytes[-1]})
     return pd.DataFrame(rows)
 
 
-def time_kvm_store_loop(n_gfns: int) -> dict | None:
+def time_kvm_store_loop(n_gfns: int, repeat: int = 1) -> dict:
     """ns per GFN of kvm_vm_set_mem_attributes' loop -- one xa_store() walk
-    from xa_head per GFN -- over one TD of n_gfns private GFNs."""
+    from xa_head per GFN -- over one TD of n_gfns private GFNs; ``repeat``
+    runs, each into a fresh mem_attr_array (median, min, max)."""
     from .base import memory_budget
     from .kvm import xa_store_per_gfn
     from .xa import XaTree, xa_node_counts
-    tree = XaTree(budget_bytes=memory_budget(), what="mem_attr_array")
-    xa_store_per_gfn(*tree._pool, np.array([0]), np.array([0]))      # compile
     s, e = np.array([0]), np.array([n_gfns])
-    tree.reserve(int(xa_node_counts(s, e).sum()))
-    t0 = time.perf_counter()
-    xa_store_per_gfn(*tree._pool, s, e)
-    sec = time.perf_counter() - t0
-    assert len(tree) == n_gfns
-    return {"gfns": n_gfns, "seconds": sec, "ns_per_gfn": sec / n_gfns * 1e9,
-            "anchor_ns_per_gfn": ANCHOR_NS_PER_GFN}
+    times = []
+    for i in range(repeat):
+        tree = None                                  # one mem_attr_array alive at a time
+        tree = XaTree(budget_bytes=memory_budget(), what="mem_attr_array")
+        if i == 0:
+            xa_store_per_gfn(*tree._pool, np.array([0]), np.array([0]))      # compile
+        tree.reserve(int(xa_node_counts(s, e).sum()))
+        t0 = time.perf_counter()
+        xa_store_per_gfn(*tree._pool, s, e)
+        times.append(time.perf_counter() - t0)
+        assert len(tree) == n_gfns
+    row = {"gfns": n_gfns, **_spread("seconds", times)}
+    row.update({f"ns_per_gfn_{k}": row[f"seconds_{k}"] / n_gfns * 1e9 for k in STATS})
+    row["anchor_ns_per_gfn"] = ANCHOR_NS_PER_GFN
+    return row
+
+
+def _range(lo: float, hi: float) -> str:
+    return f"{lo:.3g}\u2013{hi:.3g}"
 
 
 def format_table(df: pd.DataFrame) -> str:
+    """Bytes in MiB; each measured time as "median (min\u2013max)" under its name."""
     out = df.copy()
+    for col in [c for c in out if c.endswith("_median")]:
+        name = col[:-len("_median")]
+        out[name] = [f"{m:.3g} ({_range(lo, hi)})" for m, lo, hi in
+                     zip(out[col], out[f"{name}_min"], out[f"{name}_max"])]
+        out = out.drop(columns=[col, f"{name}_min", f"{name}_max"])
     for col in ("modeled_bytes", "scanned_bytes", "host_bytes", "peak_rss_bytes"):
         if col in out:
             out[col] = (out[col] / 2**20).map("{:,.1f}".format)
@@ -183,16 +223,21 @@ def run(args) -> int:
     for name in tqdm(names, desc="trackers", file=sys.stderr):
         rows.append(run_isolated(name, args.pfns, starts, ends, args.repeat))
     df = pd.DataFrame(rows)
-    print("\n[measured] times (median of %d) and peak RSS on this machine; "
-          "[modeled] kernel bytes" % args.repeat)
+    runs = f"median (min\u2013max) of {args.repeat} run{'s' if args.repeat > 1 else ''}"
+    print(f"\n[measured] times in s, {runs}, and peak RSS on this machine; "
+          f"[modeled] kernel bytes")
     print(format_table(df))
-    est = time_estimates(names, args.estimate_pfns, args.seed)
-    print(f"\nestimate() at {args.estimate_pfns:,} PFNs [measured time, modeled bytes]")
+    est = time_estimates(names, args.estimate_pfns, args.seed, args.repeat)
+    print(f"\nestimate() at {args.estimate_pfns:,} PFNs [measured time in s, {runs}; "
+          f"modeled bytes]")
     print(format_table(est))
     if "kvm" in names:
-        kvm = time_kvm_store_loop(args.pfns)
-        print(f"\nkvm per-GFN attribute store over {kvm['gfns']:,} GFNs [measured]: "
-              f"{kvm['seconds']:.1f} s, {kvm['ns_per_gfn']:.1f} ns/GFN "
+        kvm = time_kvm_store_loop(args.pfns, args.repeat)
+        print(f"\nkvm per-GFN attribute store over {kvm['gfns']:,} GFNs [measured, {runs}]: "
+              f"{kvm['seconds_median']:.3g} s "
+              f"({_range(kvm['seconds_min'], kvm['seconds_max'])}), "
+              f"{kvm['ns_per_gfn_median']:.1f} ns/GFN "
+              f"({_range(kvm['ns_per_gfn_min'], kvm['ns_per_gfn_max'])}) "
               f"(real-world anchor: >= {kvm['anchor_ns_per_gfn']:.0f} ns/GFN, 26 s soft "
               f"lockup on a 1 TB+ guest)")
     if args.csv:
