@@ -3,6 +3,7 @@
 import argparse
 import json
 import math
+import os
 
 import pytest
 
@@ -59,6 +60,12 @@ def test_calibrate_writes_json(tmp_path, monkeypatch):
                 "load_latency_s"):
         assert doc["figures"][key] > 0
         assert len(doc["samples"][key]) == 1
+        assert doc["spread"][key] == {"min": doc["samples"][key][0],
+                                      "max": doc["samples"][key][0]}
+    assert set(doc["spread"]) == set(doc["figures"]) == set(calibrate.FIGURES)
+    assert set(doc["load"]) == {"loadavg_before", "loadavg_after", "others_cpu_share",
+                                "steal_share", "busy"}
+    assert isinstance(doc["warnings"], list)
     p = platform_from_calibration(doc)
     assert p.kind == "measured" and p.cpus_at_reset == 1 and p.cpus_total == 2
     assert p.clear_bps_core == doc["figures"]["write_bps_core"]
@@ -70,3 +77,140 @@ def test_calibrate_writes_json(tmp_path, monkeypatch):
 def test_calibrate_rejects_small_buffers():
     with pytest.raises(ValueError, match="16 MiB"):
         calibrate.measure(mib=1)
+
+
+def _fake_doc(**figures):
+    """A calibration document with the figures given (GB/s, ns) and one sample each."""
+    fig = {"read_bps_core": 29.9e9, "read_bps_all": 3.73e9, "write_bps_core": 25e9,
+           "write_bps_all": 33e9, "load_latency_s": 170e-9, **figures}
+    samples = {k: [v * 0.9, v, v * 1.1] for k, v in fig.items()}
+    load = {"loadavg_before": [0.1, 0.1, 0.1], "loadavg_after": [0.2, 0.1, 0.1],
+            "others_cpu_share": 0.02, "steal_share": 0.0, "busy": False}
+    return {"name": "this-machine", "kind": "measured", "measured_at": "now", "cpu": "CPU X",
+            "cpus_total": 2, "repeat": 3, "figures": fig,
+            "spread": {k: {"min": min(v), "max": max(v)} for k, v in samples.items()},
+            "samples": samples, "load": load,
+            "warnings": calibrate.warnings_for(fig, samples, load)}
+
+
+def test_calibrate_prints_the_measurement_not_a_substitute(tmp_path, monkeypatch, capsys):
+    """All-core read 3.73 GB/s under one-core 29.9: printed as measured, with
+    its spread, and a warning -- never the one-core figure in its place."""
+    monkeypatch.setattr(calibrate, "measure", lambda **kw: _fake_doc())
+    args = argparse.Namespace(out=tmp_path / "cal.json", mib=16, chase_mib=16, repeat=3, cpus=2)
+    assert calibrate.run(args) == 0
+    out, err = capsys.readouterr()
+    lines = out.splitlines()
+    assert lines[:7] == [
+        "[measured] this machine (CPU X), median (min\u2013max) of 3 runs; all cores = 2 CPUs:",
+        "  read, one core      29.9 GB/s (26.9\u201332.9)",
+        "  read, all cores      3.7 GB/s (3.4\u20134.1)",
+        "  write, one core     25.0 GB/s (22.5\u201327.5)",
+        "  write, all cores    33.0 GB/s (29.7\u201336.3)",
+        "  load latency         170 ns   (153\u2013187)",
+        "  machine load: 1-minute load average 0.10 -> 0.20; other tasks used 2% of the CPU "
+        "time during the run (steal 0%)"]
+    assert lines[7] == ("  note: the this-machine platform models the all-core read with the "
+                        "one-core figure (all cores together cannot be slower than one; "
+                        "trackers/kexec/platform.py)")
+    assert "29.9 GB/s all-core" not in out
+    assert err.splitlines() == [
+        "tdx-trackers calibrate: warning: all-core read (3.7 GB/s) measured below one-core "
+        "(29.9 GB/s): other tasks held CPUs during the run"]
+
+
+def test_machine_load_counts_other_tasks_cpu_time():
+    hz = os.sysconf("SC_CLK_TCK")
+    before = {"loadavg": [1.5, 1.0, 0.5], "jiffies": (1000, 10), "self_cpu_s": 2.0,
+              "wall_s": 100.0}
+    # 10 s on 2 CPUs: 20 CPU-seconds; this process used 8, the machine 18 (2 of them steal)
+    after = {"loadavg": [2.5, 1.2, 0.6], "jiffies": (1000 + 18 * hz, 10 + 2 * hz),
+             "self_cpu_s": 10.0, "wall_s": 110.0}
+    load = calibrate.machine_load(before, after, cpus_online=2)
+    assert load == {"loadavg_before": [1.5, 1.0, 0.5], "loadavg_after": [2.5, 1.2, 0.6],
+                    "others_cpu_share": pytest.approx(0.5), "steal_share": pytest.approx(0.1),
+                    "busy": True}
+    quiet = dict(after, jiffies=(1000 + 9 * hz, 10))             # others: 1 of 20 s
+    assert calibrate.machine_load(before, quiet, cpus_online=2)["busy"] is False
+    # without /proc/stat the 1-minute load average before the run decides
+    no_stat = calibrate.machine_load(dict(before, jiffies=None), after, cpus_online=2)
+    assert no_stat["others_cpu_share"] is None and no_stat["busy"] is True
+
+
+def test_calibrate_warns_when_the_machine_was_busy(tmp_path, monkeypatch, capsys):
+    """Another job on the machine: the JSON records the load, stderr says so."""
+    hz = os.sysconf("SC_CLK_TCK")
+    cpus = os.cpu_count()
+    snaps = iter([{"loadavg": [1.9, 1.0, 0.5], "jiffies": (0, 0), "self_cpu_s": 0.0,
+                   "wall_s": 0.0},
+                  {"loadavg": [2.3, 1.1, 0.5], "jiffies": (int(0.6 * cpus * hz), 0),
+                   "self_cpu_s": 0.0, "wall_s": 1.0}])
+    monkeypatch.setattr(calibrate, "load_snapshot", lambda: next(snaps))
+    out = tmp_path / "cal.json"
+    args = argparse.Namespace(out=out, mib=16, chase_mib=16, repeat=1, cpus=1)
+    orig = calibrate.measure
+    monkeypatch.setattr(calibrate, "measure", lambda **kw: orig(chase_steps=1 << 12, **kw))
+    assert calibrate.run(args) == 0
+    doc = json.loads(out.read_text())
+    assert doc["load"]["busy"] is True
+    assert doc["load"]["others_cpu_share"] == pytest.approx(0.6)
+    assert doc["load"]["loadavg_before"] == [1.9, 1.0, 0.5]
+    busy = ("the machine was busy (other tasks used 60% of its CPU time during the run): the "
+            "figures may be off by several times; calibrate again on a quiet machine")
+    assert doc["warnings"][0] == busy
+    assert capsys.readouterr().err.splitlines()[0] == \
+        f"tdx-trackers calibrate: warning: {busy}"
+
+
+def test_calibrate_warns_when_repeats_spread():
+    fig = {k: 1.0 for k in calibrate.FIGURES}
+    samples = {k: [1.0, 1.0, 1.0] for k in calibrate.FIGURES}
+    samples["write_bps_all"] = [0.7, 1.0, 1.1]
+    load = {"busy": False}
+    assert calibrate.warnings_for(fig, samples, load) == [
+        "write, all cores varied by 40% of its median over 3 repeats (over 25%): the machine "
+        "was not steady"]
+
+
+def test_calibrate_uses_the_cpus_asked_and_restores_numba_threads(monkeypatch):
+    import numba
+    threads = numba.get_num_threads()
+    seen = []
+    real = numba.set_num_threads
+    monkeypatch.setattr(numba, "set_num_threads", lambda n: (seen.append(n), real(n)))
+    doc = calibrate.measure(mib=16, chase_mib=16, chase_steps=1 << 12, repeat=1, cpus=1)
+    assert doc["cpus_total"] == 1
+    assert seen == [1, threads] and numba.get_num_threads() == threads
+
+
+def _gufunc_ir(kernel, callees, *args):
+    """LLVM IR of the prange bodies of ``kernel``, compiled afresh (cached code
+    cannot be inspected) with fresh copies of the njit functions it calls."""
+    import re
+    import types
+
+    from numba import njit
+    f = kernel.py_func
+    scope = dict(f.__globals__)
+    for name in callees:
+        scope[name] = njit(scope[name].py_func)
+    fresh = njit(parallel=True)(types.FunctionType(f.__code__, scope, f.__name__))
+    fresh(*args)
+    ir = fresh.overloads[fresh.signatures[0]].library.get_llvm_str()
+    return [fn for fn in re.split(r"\n(?=define )", ir)
+            if fn.startswith("define") and "parfor_gufunc" in fn.split("(")[0]]
+
+
+def test_all_core_read_loads_memory_in_vectors():
+    """The all-core read measured 2.6-3.9 GB/s against 30-37 GB/s on one core:
+    each thread's loop indexed ``a[i]`` for i from a computed ``lo``, so every
+    load kept numba's negative-index wrap-around and LLVM left the loop scalar.
+    Its prange body must load the buffer in vectors, as the one-core loop does."""
+    import re
+
+    import numpy as np
+    a = np.ones(1 << 12, np.uint64)
+    sums = np.zeros(2, np.uint64)
+    (body,) = _gufunc_ir(calibrate._read_sum_parallel, ["_read_sum"], a, sums)
+    assert re.search(r"load <\d+ x i64>", body)
+    assert int(sums.sum()) == a.size
