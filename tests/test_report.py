@@ -167,7 +167,258 @@ def test_default_report_calibrates_a_new_machine_once(tmp_path, monkeypatch):
     path = tmp_path / "calibration.json"
     monkeypatch.setenv("TRACKERS_CALIBRATION", str(path))
     calls = []
-    monkeypatch.setattr(cal, "calibrate", lambda: (calls.append(1), path.write_text("{}")))
+
+    def fake_calibrate():
+        calls.append(1)
+        path.write_text("{}")
+        return {"warnings": []}, str(path)
+
+    monkeypatch.setattr(cal, "calibrate", fake_calibrate)
     _calibrate_once()
     _calibrate_once()                    # the file exists now: no second measurement
     assert calls == [1]
+
+
+# --- a report is published whole (issue 8) ----------------------------------
+
+def _dead_pid() -> int:
+    """A PID no process can have: above the kernel's pid_max."""
+    try:
+        return int(Path("/proc/sys/kernel/pid_max").read_text()) + 1
+    except OSError:
+        return (1 << 22) + 1
+
+
+def _contents(d: Path) -> dict:
+    return {p.name: p.read_bytes() for p in sorted(d.iterdir())}
+
+
+def _old_report(out: Path) -> dict:
+    """A previous report, by hand: its files, its MANIFEST, and a file of the user's."""
+    out.mkdir()
+    for name in ("kexec.csv", "memory_vs_host.csv", "old_figure.png", "summary.md"):
+        (out / name).write_text(f"old {name}\n")
+    (out / "MANIFEST").write_text("kexec.csv\nmemory_vs_host.csv\nold_figure.png\nsummary.md\n")
+    (out / "keep.txt").write_text("mine")
+    return _contents(out)
+
+
+def _tables(report_dir, names=("memory_vs_host", "kexec")):
+    return {n: pd.read_csv(report_dir / f"{n}.csv") for n in names}
+
+
+def _assert_new(out: Path, tables):
+    """``out`` holds the new report whole: exactly its files, the user's file, and
+    nothing of the previous report's."""
+    manifest = (out / "MANIFEST").read_text().split()
+    assert sorted(p.name for p in out.iterdir()) == sorted(manifest + ["MANIFEST", "keep.txt"])
+    assert {f"{n}.csv" for n in tables} | {"verdict.csv", "summary.md"} <= set(manifest)
+    assert "old_figure.png" not in manifest
+    assert "NEW" in (out / "summary.md").read_text()
+    for name in tables:
+        assert (out / f"{name}.csv").read_text().startswith(tables[name].columns[0])
+    assert (out / "keep.txt").read_text() == "mine"
+
+
+def test_report_replaces_the_previous_one_whole_and_keeps_user_files(tmp_path, report_dir):
+    out = tmp_path / "report"
+    _old_report(out)
+    (out / "notes").mkdir()
+    (out / "notes" / "n.txt").write_text("my notes")
+    tables = _tables(report_dir)
+    written = write_report(tables, out, {"command": "NEW"})
+    manifest = (out / "MANIFEST").read_text().split()
+    assert sorted(p.name for p in written) == manifest
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        manifest + ["MANIFEST", "keep.txt", "notes"])
+    assert (out / "notes" / "n.txt").read_text() == "my notes"
+    assert not (out / "old_figure.png").exists()            # the previous report's, gone
+    assert [p.name for p in tmp_path.iterdir()] == ["report"]    # no temporary left
+
+
+def test_report_into_a_new_directory_tree(tmp_path, report_dir):
+    out = tmp_path / "a" / "b" / "report"
+    tables = _tables(report_dir)
+    written = write_report(tables, out, {"command": "NEW"})
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        [p.name for p in written] + ["MANIFEST"])
+    assert [p.name for p in out.parent.iterdir()] == ["report"]
+
+
+def test_report_files_get_the_umask_mode(tmp_path, report_dir):
+    import os
+    import stat
+    out = tmp_path / "report"
+    old = os.umask(0o027)
+    try:
+        write_report(_tables(report_dir), out, {"command": "NEW"})
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(out.stat().st_mode) == 0o750
+    assert {p.name: stat.S_IMODE(p.stat().st_mode) for p in out.iterdir()} == \
+        {p.name: 0o640 for p in out.iterdir()}
+
+
+def test_stale_temp_dirs_of_killed_runs_are_removed_by_the_next_run(tmp_path, report_dir,
+                                                                     monkeypatch):
+    """What killed runs left -- OUT.new-<pid>, OUT.old-<pid> of dead processes, the
+    .report-* directories of the per-file writer -- goes before any work; the
+    directories of a live run (pid 1 here) stay."""
+    from trackers.report import collect
+    out = tmp_path / "report"
+    old = _old_report(out)
+    dead = _dead_pid()
+    for kind in ("new", "old"):
+        (tmp_path / f"report.{kind}-{dead}").mkdir()
+        (tmp_path / f"report.{kind}-{dead}" / "kexec.csv").write_text("partial")
+    (tmp_path / "report.new-1").mkdir()
+    (out / ".report-x1y2z3").mkdir()
+    (out / ".report-x1y2z3" / "verdict.csv").write_text("partial")
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(collect, "run_steps", interrupted)   # no work: only the start
+    assert main(["report", "--quick", "--no-progress", "--out", str(out)]) == 130
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["report", "report.new-1"]
+    assert _contents(out) == old
+
+
+def test_report_killed_between_the_two_renames_comes_back(tmp_path):
+    """Without RENAME_EXCHANGE a kill between 'OUT -> OUT.old-<pid>' and
+    'OUT.new-<pid> -> OUT' leaves no OUT: the next run puts the old one back."""
+    from trackers.report.cli import clean_stale
+    out = tmp_path / "report"
+    old = _old_report(out)
+    dead = _dead_pid()
+    out.rename(tmp_path / f"report.old-{dead}")
+    (tmp_path / f"report.new-{dead}").mkdir()
+    (tmp_path / f"report.new-{dead}" / "summary.md").write_text("NEW, never published")
+    clean_stale(out)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["report"]
+    assert _contents(out) == old
+
+
+def test_report_killed_while_writing_leaves_the_old_one_whole(tmp_path, report_dir):
+    """SIGKILL (no cleanup can run) after the new report's files are written:
+    OUT is the old report, byte for byte; the next run removes the leftover."""
+    import subprocess
+    import sys
+
+    from trackers.report.cli import clean_stale
+    out = tmp_path / "report"
+    old = _old_report(out)
+    child = subprocess.Popen(
+        [sys.executable, "-c",
+         "import sys, pandas as pd\n"
+         "from pathlib import Path\n"
+         "from trackers.report import summary\n"
+         "from trackers.report.cli import write_report\n"
+         "src, out = Path(sys.argv[1]), Path(sys.argv[2])\n"
+         "def stop(*args):\n"
+         "    print('written', flush=True)\n"
+         "    sys.stdin.read()\n"
+         "summary.summary_markdown = stop\n"
+         "write_report({n: pd.read_csv(src / f'{n}.csv') for n in ('memory_vs_host', "
+         "'kexec')}, out, {'command': 'NEW'})\n",
+         str(report_dir), str(out)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        env={**__import__("os").environ, "MPLBACKEND": "Agg"})
+    try:
+        assert child.stdout.readline() == "written\n"
+        staged = tmp_path / f"report.new-{child.pid}"
+        assert {"kexec.csv", "memory_vs_host.csv", "verdict.csv"} <= \
+            {p.name for p in staged.iterdir()}
+    finally:
+        child.kill()
+        child.wait()
+    assert _contents(out) == old
+    clean_stale(out)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["report"]
+    assert _contents(out) == old
+
+
+def _crash_at(point, monkeypatch):
+    """Make write_report fail at ``point``; return what OUT must then hold."""
+    import os
+    import shutil
+
+    import matplotlib.figure
+
+    from trackers.report import cli
+
+    def fail(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    def on_call(n, real):
+        calls = []
+
+        def wrapper(*args, **kwargs):
+            calls.append(1)
+            if len(calls) == n:
+                raise KeyboardInterrupt
+            return real(*args, **kwargs)
+        return wrapper
+
+    if point == "drawing":
+        monkeypatch.setattr(matplotlib.figure.Figure, "savefig",
+                            on_call(2, matplotlib.figure.Figure.savefig))
+        return "old"
+    if point == "keeping user files":
+        monkeypatch.setattr(cli, "_keep_user_files", fail)
+        return "old"
+    if point == "exchange":
+        monkeypatch.setattr(cli, "exchange", fail)
+        return "old"
+    if point == "removing the old report":
+        monkeypatch.setattr(shutil, "rmtree", fail)
+        return "new"
+    monkeypatch.setattr(cli, "exchange", lambda a, b: False)      # the two-rename path
+    if point == "second rename":
+        monkeypatch.setattr(os, "rename", on_call(2, os.rename))
+        return "old"
+    assert point == "removing the old report, two renames"
+    monkeypatch.setattr(shutil, "rmtree", fail)
+    return "new"
+
+
+@pytest.mark.parametrize("point", ["drawing", "keeping user files", "exchange",
+                                   "removing the old report", "second rename",
+                                   "removing the old report, two renames"])
+def test_crash_mid_publish_leaves_the_old_report_or_the_new_whole(point, tmp_path, report_dir,
+                                                                  monkeypatch):
+    from trackers.report.cli import clean_stale
+    out = tmp_path / "report"
+    old = _old_report(out)
+    tables = _tables(report_dir)
+    expect = _crash_at(point, monkeypatch)
+    with pytest.raises(KeyboardInterrupt):
+        write_report(tables, out, {"command": "NEW"})
+    monkeypatch.undo()
+    if expect == "old":
+        assert _contents(out) == old
+    else:
+        _assert_new(out, tables)
+    clean_stale(out)                         # what the next run does first
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["report"]
+
+
+def test_publish_without_rename_exchange(tmp_path, report_dir, monkeypatch):
+    from trackers.report import cli
+    out = tmp_path / "report"
+    _old_report(out)
+    monkeypatch.setattr(cli, "exchange", lambda a, b: False)
+    tables = _tables(report_dir)
+    write_report(tables, out, {"command": "NEW"})
+    _assert_new(out, tables)
+    assert [p.name for p in tmp_path.iterdir()] == ["report"]
+
+
+def test_report_names_the_tdx_trackers_command(report_dir):
+    import argparse
+
+    from trackers.report.cli import command_line
+    text = (report_dir / "summary.md").read_text()
+    assert "`tdx-trackers report --quick`" in text
+    assert "python -m trackers" not in text
+    args = argparse.Namespace(quick=False, seed=3, trackers=["bitmap", "kvm"])
+    assert command_line(args) == "tdx-trackers report --seed 3 --trackers bitmap kvm"

@@ -11,31 +11,61 @@ Prints the verdict table and writes to --out (default report/):
   verdict.csv    the verdict table
   summary.md     table and figures, ready to paste into a design review
 
-Files are written into a temporary directory first and then moved over the
-old ones one by one (os.replace), so a reader never sees a half-written file.
+  MANIFEST       the names of the files above, one per line
+
+A report is published whole: a reader of --out sees the previous report or
+the new one, never a mix of two runs, and a killed run leaves the previous
+report in place.  The new report is written into a sibling directory,
+``OUT.new-<pid>``; files in OUT that are not the previous report's (not in its
+MANIFEST) are hard-linked into it; then it takes OUT's place:
+
+* on Linux (3.15+, glibc 2.28+), ``renameat2(RENAME_EXCHANGE)`` swaps the two
+  directory entries in one atomic step, and the old report, now at
+  ``OUT.new-<pid>``, is removed;
+* elsewhere (or on a file system without the exchange) OUT is renamed to
+  ``OUT.old-<pid>`` and ``OUT.new-<pid>`` to OUT: two atomic renames, between
+  which OUT is briefly absent, never mixed.
+
+A run killed at any point leaves at most an ``OUT.new-<pid>`` or
+``OUT.old-<pid>`` beside OUT.  The next run, before any work, removes those
+of processes no longer alive (and ``.report-*`` directories the per-file
+writer of earlier versions left inside OUT); if OUT itself is missing because
+a run was killed between the two renames, ``OUT.old-<pid>`` is renamed back
+first.  A write into OUT while the report is published can be lost (it lands
+in the old copy); files only change when a report is run.
+
 --quick shrinks every sweep to seconds (for tests); the default run takes
 about 2-3 minutes on 2 cores.
 """
 
 from __future__ import annotations
 
+import ctypes
+import errno
 import io
 import os
+import re
 import shutil
 import sys
-import tempfile
 import time
 from pathlib import Path
 
+from ..output import int_option, output_dir
+
 HELP = "the design-review report: verdict table, figures (PNG+SVG), CSV and summary.md"
+
+#: the report's own files, one name per line: what the next report replaces
+MANIFEST = "MANIFEST"
 
 
 def add_arguments(p):
-    p.add_argument("--out", default="report", help="output directory (default: report/)")
+    p.add_argument("--out", type=output_dir, default="report",
+                   help="output directory (default: report/), replaced as a whole")
     p.add_argument("--quick", action="store_true",
                    help="small hosts only: seconds, for tests and a first look")
-    p.add_argument("--seed", type=int, default=0, help="seed of every generated set")
-    p.add_argument("--trackers", nargs="*", default=None,
+    p.add_argument("--seed", type=int_option(0), default=0,
+                   help="seed of every generated set (default 0)")
+    p.add_argument("--trackers", nargs="+", default=None, metavar="NAME",
                    help="subset of tracker names (default: every registered tracker)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--no-calibrate", action="store_true",
@@ -53,12 +83,16 @@ def _progress(total: int, disable: bool):
 
 
 def write_report(tables, out: Path, meta: dict) -> list[Path]:
-    """Write figures, CSVs and summary.md into ``out`` atomically; return the paths."""
+    """Write figures, CSVs and summary.md as the directory ``out``, published
+    whole (module doc); return the report's paths."""
     import matplotlib.pyplot as plt
 
     from . import figures, summary
-    out.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".report-", dir=out))
+    out = Path(os.path.realpath(out))          # publish at the real directory
+    clean_stale(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = staging_path(out, "new")
+    os.mkdir(tmp)                              # 0777 & ~umask, as OUT will be
     try:
         for name, df in tables.items():
             df.to_csv(tmp / f"{name}.csv", index=False)
@@ -75,13 +109,120 @@ def write_report(tables, out: Path, meta: dict) -> list[Path]:
             plt.close(fig)
             drawn.append(fig_name)
         (tmp / "summary.md").write_text(summary.summary_markdown(tables, verdict, drawn, meta))
-        written = []
-        for f in sorted(tmp.iterdir()):
-            os.replace(f, out / f.name)        # atomic per file
-            written.append(out / f.name)
-        return written
+        names = sorted(f.name for f in tmp.iterdir())
+        (tmp / MANIFEST).write_text("".join(f"{n}\n" for n in names))
+        publish(tmp, out)
+        return [out / n for n in names]
     finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.rmtree(tmp, ignore_errors=True)  # unpublished, or the old report
+
+
+def staging_path(out: Path, kind: str, pid: int | None = None) -> Path:
+    """``OUT.new-<pid>`` (the report being written) or ``OUT.old-<pid>``."""
+    return out.with_name(f"{out.name}.{kind}-{os.getpid() if pid is None else pid}")
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return False            # ours are removed before we return: an earlier process's
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True             # another user's live process
+    return True
+
+
+def clean_stale(out: Path) -> None:
+    """Undo what killed runs left (module doc): restore OUT from an
+    ``OUT.old-<pid>`` if OUT is missing, then remove the ``OUT.new-<pid>`` and
+    ``OUT.old-<pid>`` of dead processes and the ``.report-*`` temporary
+    directories earlier versions left inside OUT."""
+    out = Path(out)
+    if not out.parent.is_dir():
+        return
+    stale = re.compile(rf"{re.escape(out.name)}\.(old|new)-(\d+)")
+    found = sorted((m.group(1) != "old", p) for p in out.parent.iterdir()
+                   if (m := stale.fullmatch(p.name)) and not _alive(int(m.group(2))))
+    for _, p in found:                         # old- first: a missing OUT comes back
+        if p.name.startswith(f"{out.name}.old-") and not os.path.lexists(out):
+            os.rename(p, out)
+        else:
+            shutil.rmtree(p, ignore_errors=True)
+    if out.is_dir():
+        for p in out.glob(".report-*"):
+            shutil.rmtree(p, ignore_errors=True)
+
+
+def _previous_report_files(out: Path) -> set[str]:
+    try:
+        return set((out / MANIFEST).read_text().split("\n")) - {""}
+    except FileNotFoundError:
+        return set()            # a report of an earlier version, or not a report
+
+
+def _link_or_copy(src: str, dst: str) -> None:
+    try:
+        os.link(src, dst, follow_symlinks=False)
+    except OSError:
+        shutil.copy2(src, dst, follow_symlinks=False)
+
+
+def _keep_user_files(old: Path, new: Path) -> None:
+    """Hard-link into ``new`` what ``old`` holds that is not the previous
+    report's (nor a new report file, nor a stale temporary directory)."""
+    ours = _previous_report_files(old) | {MANIFEST}
+    for entry in os.scandir(old):
+        if entry.name in ours or entry.name.startswith(".report-") or \
+                os.path.lexists(new / entry.name):
+            continue
+        if entry.is_dir(follow_symlinks=False):
+            shutil.copytree(entry.path, new / entry.name, symlinks=True,
+                            copy_function=_link_or_copy)
+        else:
+            _link_or_copy(entry.path, str(new / entry.name))
+
+
+AT_FDCWD = -100                 # <fcntl.h>
+RENAME_EXCHANGE = 2             # <linux/fs.h>
+
+
+def exchange(a: Path, b: Path) -> bool:
+    """Swap the directory entries ``a`` and ``b`` in one atomic step (Linux
+    renameat2 RENAME_EXCHANGE); False where the C library, the kernel or the
+    file system cannot."""
+    try:
+        renameat2 = ctypes.CDLL(None, use_errno=True).renameat2
+    except (OSError, AttributeError, TypeError):
+        return False
+    renameat2.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p,
+                          ctypes.c_uint]
+    if renameat2(AT_FDCWD, os.fsencode(a), AT_FDCWD, os.fsencode(b), RENAME_EXCHANGE) == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP):
+        return False
+    raise OSError(err, os.strerror(err), str(b))
+
+
+def publish(new: Path, out: Path) -> None:
+    """Put the complete report ``new`` in place of ``out`` (module doc); on
+    return ``new`` holds the previous report, if there was one, or is gone."""
+    if not os.path.lexists(out):
+        os.rename(new, out)
+        return
+    _keep_user_files(out, new)
+    if exchange(new, out):
+        return
+    old = staging_path(out, "old")
+    os.rename(out, old)
+    try:
+        os.rename(new, out)
+    except BaseException:
+        os.rename(old, out)                    # the previous report, whole, back in place
+        raise
+    os.rename(old, new)                        # the caller removes it
 
 
 def _calibrate_once() -> None:
@@ -90,10 +231,23 @@ def _calibrate_once() -> None:
     from ..kexec.platform import calibration_path
     if calibration_path().exists():
         return
-    from ..kexec.calibrate import calibrate
+    from ..kexec.calibrate import calibrate, print_warnings
     print(f"this machine has no calibration yet: measuring it (tdx-trackers calibrate) "
           f"into {calibration_path()}", file=sys.stderr)
-    calibrate()
+    doc, _ = calibrate()
+    print_warnings(doc, "tdx-trackers report")
+
+
+def command_line(args) -> str:
+    """The command that repeats this report's computation (without --out)."""
+    cmd = ["tdx-trackers", "report"]
+    if args.quick:
+        cmd.append("--quick")
+    if args.seed:
+        cmd += ["--seed", str(args.seed)]
+    if args.trackers:
+        cmd += ["--trackers", *args.trackers]
+    return " ".join(cmd)
 
 
 def run(args) -> int:
@@ -108,6 +262,8 @@ def run(args) -> int:
             if n not in trackers.TRACKERS:
                 raise ValueError(f"unknown tracker {n!r}; known: {', '.join(trackers.TRACKERS)}")
         cfg.trackers = list(args.trackers)
+    out = Path(args.out)
+    clean_stale(Path(os.path.realpath(out)))   # what killed runs left, before any work
     t0 = time.perf_counter()
     if not (args.quick or args.no_calibrate):
         _calibrate_once()
@@ -119,10 +275,9 @@ def run(args) -> int:
         if bar is not None:
             bar.close()
     elapsed = time.perf_counter() - t0
-    meta = {"command": "python -m trackers report" + (" --quick" if args.quick else ""),
+    meta = {"command": command_line(args),
             "elapsed_s": elapsed, "mode": "quick" if args.quick else "default",
             "seed": args.seed, "trackers": cfg.trackers}
-    out = Path(args.out)
     written = write_report(tables, out, meta)
     verdict = summary.verdict_table(tables)
     buf = io.StringIO()
