@@ -1,5 +1,7 @@
 """The command line: every command has --help, errors exit 2 with a message."""
 
+import os
+import stat
 import subprocess
 import sys
 
@@ -41,3 +43,266 @@ def test_module_entry_point():
     r = subprocess.run([sys.executable, "-m", "trackers", "--help"],
                        capture_output=True, text=True, check=True)
     assert "tdx-trackers" in r.stdout
+
+
+# --- every option checked before any work (issue 8) -------------------------
+
+def _max_cpus():
+    import numba
+    return int(numba.config.NUMBA_NUM_THREADS)
+
+
+def _ram_mib():
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") >> 20
+
+
+PFNS_LIMIT = ("must be a multiple of 512 in [512, 1099511627776] "
+              "(whole 2 MiB extents, up to 2^40 PFNs)")
+
+#: (argv, the exact last line on stderr[, environment]); {file} is a regular
+#: file, {dir} a directory, {dir}/x-race.csv a directory too.  One case per option.
+BAD_OPTIONS = {
+    "bench-core --repeat": (["bench-core", "--repeat", "0"],
+                            "argument --repeat: must be >= 1, got 0"),
+    "bench-core --pfns": (["bench-core", "--pfns", "1000"],
+                          f"argument --pfns: {PFNS_LIMIT}, got 1000"),
+    "bench-core --estimate-pfns": (["bench-core", "--estimate-pfns", "0x10000000001"],
+                                   f"argument --estimate-pfns: {PFNS_LIMIT}, got 0x10000000001"),
+    "bench-core --seed": (["bench-core", "--seed", "-5"],
+                          "argument --seed: must be >= 0, got -5"),
+    "bench-core --trackers": (["bench-core", "--trackers"],
+                              "argument --trackers: expected at least one argument"),
+    "bench-core --trackers NAME": (["bench-core", "--trackers", "btree"],
+                                   "tdx-trackers bench-core: error: unknown tracker 'btree'; "
+                                   "known: {trackers}"),
+    "bench-core --csv": (["bench-core", "--csv", "{file}/x.csv"],
+                         "argument --csv: cannot write {file}/x.csv: {file} is a file, "
+                         "not a directory"),
+    "scenarios --seed": (["scenarios", "--seed", "-1"],
+                         "argument --seed: must be >= 0, got -1"),
+    "scenarios --only": (["scenarios", "--only", "nope"],
+                         "argument --only: invalid choice: 'nope' (choose from {scenarios})"),
+    "kexec SCENARIO": (["kexec", "nope"],
+                       "argument SCENARIO: invalid choice: 'nope' (choose from {scenarios})"),
+    "kexec --seed": (["kexec", "tiny", "--seed", "-5"],
+                     "argument --seed: must be >= 0, got -5"),
+    "kexec --platform": (["kexec", "tiny", "--platform", "nope"],
+                         "argument --platform: invalid choice: 'nope' "
+                         "(choose from 'this-machine', 'spr-2s')"),
+    "kexec --cpus": (["kexec", "tiny", "--cpus", "-3"],
+                     "argument --cpus: must be >= 1, got -3"),
+    "kexec --cpus over the platform": (["kexec", "tiny", "--platform", "spr-2s", "--cpus", "225"],
+                                       "tdx-trackers kexec: error: --cpus 225: must be in "
+                                       "[1, 224] (the CPUs of platform spr-2s)"),
+    "kexec --emulate-limit": (["kexec", "tiny", "--emulate-limit", "-1"],
+                              "argument --emulate-limit: must be in [1, 1099511627776], got -1"),
+    "kexec --emulate-limit with --no-emulate": (
+        ["kexec", "tiny", "--no-emulate", "--emulate-limit", "0x1000"],
+        "tdx-trackers kexec: error: --emulate-limit has no effect with --no-emulate: "
+        "give one of them"),
+    "kexec --out through a file": (["kexec", "tiny", "--out", "{file}/x.csv"],
+                                   "argument --out: cannot write {file}/x.csv: {file} is a "
+                                   "file, not a directory"),
+    "kexec --out a directory": (["kexec", "tiny", "--out", "{dir}"],
+                                "argument --out: cannot write {dir}: it is a directory"),
+    "kexec --out with --race": (["kexec", "tiny", "--race", "--out", "{dir}/x.csv"],
+                                "tdx-trackers kexec: error: --out {dir}/x.csv with --race: "
+                                "cannot write {dir}/x-race.csv: it is a directory"),
+    "calibrate --repeat": (["calibrate", "--repeat", "0"],
+                           "argument --repeat: must be >= 1, got 0"),
+    "calibrate --cpus": (["calibrate", "--cpus", "-3"],
+                         "argument --cpus: must be in [1, {cpus}] (numba's threads), got -3"),
+    "calibrate --cpus over the machine": (
+        ["calibrate", "--cpus", "{cpus+1}"],
+        "argument --cpus: must be in [1, {cpus}] (numba's threads), got {cpus+1}"),
+    "calibrate --mib": (["calibrate", "--mib", "8"],
+                        "argument --mib: must be in [16, {ram/2}] (out of the caches, at most "
+                        "half this machine's RAM), got 8"),
+    "calibrate --mib over the RAM": (
+        ["calibrate", "--mib", "{ram}"],
+        "argument --mib: must be in [16, {ram/2}] (out of the caches, at most half this "
+        "machine's RAM), got {ram}"),
+    "calibrate --chase-mib": (["calibrate", "--chase-mib", "-1"],
+                              "argument --chase-mib: must be in [16, {ram/4}] (out of the "
+                              "caches, at most a quarter of this machine's RAM: the chase "
+                              "builds two arrays), got -1"),
+    "calibrate --out": (["calibrate", "--out", "{file}/cal.json"],
+                        "argument --out: cannot write {file}/cal.json: {file} is a file, "
+                        "not a directory"),
+    "calibrate $TRACKERS_CALIBRATION": (
+        ["calibrate"],
+        "tdx-trackers calibrate: error: the calibration file (set --out or "
+        "$TRACKERS_CALIBRATION): cannot write {file}/cal.json: {file} is a file, "
+        "not a directory", {"TRACKERS_CALIBRATION": "{file}/cal.json"}),
+    "report --seed": (["report", "--seed", "-1"], "argument --seed: must be >= 0, got -1"),
+    "report --trackers": (["report", "--trackers"],
+                          "argument --trackers: expected at least one argument"),
+    "report --trackers NAME": (["report", "--quick", "--trackers", "btree"],
+                               "tdx-trackers report: error: unknown tracker 'btree'; "
+                               "known: {trackers}"),
+    "report --out a file": (["report", "--out", "{file}"],
+                            "argument --out: cannot write {file}: it is a file, "
+                            "not a directory"),
+    "report --out through a file": (["report", "--out", "{file}/report"],
+                                    "argument --out: cannot write {file}/report: {file} is a "
+                                    "file, not a directory"),
+    "report --out the current directory": (
+        ["report", "--out", "."],
+        "argument --out: cannot write the report into .: it is the current directory or "
+        "holds it; name a subdirectory"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_OPTIONS))
+def test_bad_option_is_refused_before_any_work(case, tmp_path, monkeypatch, capsys):
+    import trackers
+    from trackers.workloads import SCENARIOS
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "file").write_text("")
+    (tmp_path / "dir" / "x-race.csv").mkdir(parents=True)
+    subst = {"{file}": str(tmp_path / "file"), "{dir}": str(tmp_path / "dir"),
+             "{trackers}": ", ".join(trackers.TRACKERS),
+             "{scenarios}": ", ".join(repr(s) for s in SCENARIOS),
+             "{cpus+1}": str(_max_cpus() + 1), "{cpus}": str(_max_cpus()),
+             "{ram/2}": str(_ram_mib() // 2), "{ram/4}": str(_ram_mib() // 4),
+             "{ram}": str(_ram_mib())}
+
+    def fill(text):
+        for key, value in subst.items():
+            text = text.replace(key, value)
+        return text
+
+    argv, message, *env = BAD_OPTIONS[case]
+    monkeypatch.setenv("TRACKERS_CALIBRATION", str(tmp_path / "absent.json"))
+    for key, value in (env[0] if env else {}).items():
+        monkeypatch.setenv(key, fill(value))
+    argv = [fill(a) for a in argv]
+    message = fill(message)
+    if not message.startswith("tdx-trackers "):          # argparse's own line
+        message = f"tdx-trackers {argv[0]}: error: {message}"
+    try:
+        status = main(argv)
+    except SystemExit as exc:
+        status = exc.code
+    out, err = capsys.readouterr()
+    assert status == 2
+    assert err.splitlines()[-1] == message
+    assert out == ""                                       # nothing was computed
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["dir", "file"]   # nor written
+
+
+def test_version(capsys):
+    import trackers
+    with pytest.raises(SystemExit) as exc:
+        main(["--version"])
+    assert exc.value.code == 0
+    assert capsys.readouterr().out == f"tdx-trackers {trackers.__version__}\n"
+
+
+def test_version_of_the_installed_command():
+    import trackers
+    r = subprocess.run([sys.executable, "-m", "trackers", "--version"],
+                       capture_output=True, text=True, check=True)
+    assert r.stdout == f"tdx-trackers {trackers.__version__}\n"
+
+
+def _raise(exc):
+    def run(args):
+        raise exc
+    return run
+
+
+def test_out_of_memory_is_one_line(monkeypatch, capsys):
+    import trackers.workloads.cli as scenarios_cli
+    monkeypatch.setattr(scenarios_cli, "run", _raise(MemoryError(
+        "Unable to allocate 8.00 GiB for an array with shape (1073741824,) and data type "
+        "uint64")))
+    assert main(["scenarios"]) == 1
+    assert capsys.readouterr().err == (
+        "tdx-trackers scenarios: error: out of memory: Unable to allocate 8.00 GiB for an "
+        "array with shape (1073741824,) and data type uint64\n")
+
+
+def test_bare_memory_error_is_one_line(monkeypatch, capsys):
+    import importlib
+    kexec_cli = importlib.import_module("trackers.kexec.evaluate")
+    monkeypatch.setattr(kexec_cli, "run", _raise(MemoryError()))
+    assert main(["kexec", "tiny"]) == 1
+    assert capsys.readouterr().err == "tdx-trackers kexec: error: out of memory\n"
+
+
+def test_ctrl_c_exits_130_with_one_line(monkeypatch, capsys):
+    import trackers.report.cli as report_cli
+    monkeypatch.setattr(report_cli, "run", _raise(KeyboardInterrupt()))
+    assert main(["report", "--quick"]) == 130
+    assert capsys.readouterr().err == "tdx-trackers report: interrupted\n"
+
+
+def test_sigint_of_the_command_exits_130():
+    """A real SIGINT while a command runs: status 130, one line, no traceback."""
+    script = ("import os, signal, sys, trackers.workloads.cli as c\n"
+              "from trackers.__main__ import main\n"
+              "c.run = lambda args: os.kill(os.getpid(), signal.SIGINT)\n"
+              "sys.exit(main(['scenarios']))\n")
+    r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert (r.returncode, r.stderr) == (130, "tdx-trackers scenarios: interrupted\n")
+
+
+# --- kexec writes only what it is asked to, where it is asked ---------------
+
+def test_kexec_writes_no_file_without_out(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert main(["kexec", "tiny", "--no-emulate", "--race"]) == 0
+    assert list(tmp_path.iterdir()) == []
+    assert "written to" not in capsys.readouterr().out
+
+
+def test_kexec_race_csv_sits_beside_out(tmp_path, monkeypatch, capsys):
+    """X.csv -> X-race.csv in the same directory; a 'kexec-' in a directory name
+    is not the file name's."""
+    monkeypatch.chdir(tmp_path)
+    out = tmp_path / "kexec-results" / "x.csv"
+    assert main(["kexec", "tiny", "--no-emulate", "--race", "--out", str(out)]) == 0
+    assert sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*")) == [
+        "kexec-results", "kexec-results/x-race.csv", "kexec-results/x.csv"]
+    assert out.read_text().startswith("strategy,")
+    assert (out.parent / "x-race.csv").read_text().startswith("strategy,")
+    printed = capsys.readouterr().out
+    assert f"written to {out}\n" in printed and f"written to {out.parent / 'x-race.csv'}\n" in printed
+
+
+@pytest.mark.parametrize("umask, mode", [(0o022, 0o644), (0o077, 0o600), (0o002, 0o664)])
+def test_kexec_csv_gets_the_umask_mode(umask, mode, tmp_path):
+    out = tmp_path / "x.csv"
+    old = os.umask(umask)
+    try:
+        assert main(["kexec", "tiny", "--no-emulate", "--out", str(out)]) == 0
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(out.stat().st_mode) == mode
+
+
+def test_rewritten_file_keeps_its_mode(tmp_path):
+    """As open(path, "w") would: a file that exists keeps its permissions."""
+    out = tmp_path / "x.csv"
+    out.write_text("old")
+    out.chmod(0o640)
+    assert main(["kexec", "tiny", "--no-emulate", "--out", str(out)]) == 0
+    assert stat.S_IMODE(out.stat().st_mode) == 0o640
+    assert out.read_text().startswith("strategy,")
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into any directory")
+def test_unwritable_directory_is_refused(tmp_path, capsys):
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    try:
+        with pytest.raises(SystemExit) as exc:
+            main(["kexec", "tiny", "--out", str(locked / "x.csv")])
+    finally:
+        locked.chmod(0o700)
+    assert exc.value.code == 2
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        f"tdx-trackers kexec: error: argument --out: cannot write {locked / 'x.csv'}: "
+        f"directory {locked} is not writable")
