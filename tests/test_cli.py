@@ -140,6 +140,11 @@ BAD_OPTIONS = {
     "report --trackers NAME": (["report", "--quick", "--trackers", "btree"],
                                "tdx-trackers report: error: unknown tracker 'btree'; "
                                "known: {trackers}"),
+    "report $TRACKERS_CALIBRATION": (
+        ["report"],
+        "tdx-trackers report: error: the calibration file (set $TRACKERS_CALIBRATION, or give "
+        "--no-calibrate): cannot write {file}/cal.json: {file} is a file, not a directory",
+        {"TRACKERS_CALIBRATION": "{file}/cal.json"}),
     "report --out a file": (["report", "--out", "{file}"],
                             "argument --out: cannot write {file}: it is a file, "
                             "not a directory"),

@@ -225,6 +225,21 @@ def publish(new: Path, out: Path) -> None:
     os.rename(old, new)                        # the caller removes it
 
 
+def _check_calibration_path() -> None:
+    """Where _calibrate_once would write, checked like --out before any work."""
+    import argparse
+
+    from ..kexec.platform import calibration_path
+    from ..output import output_file
+    if calibration_path().exists():
+        return
+    try:
+        output_file(str(calibration_path()))
+    except argparse.ArgumentTypeError as exc:
+        raise ValueError(f"the calibration file (set $TRACKERS_CALIBRATION, or give "
+                         f"--no-calibrate): {exc}") from None
+
+
 def _calibrate_once() -> None:
     """The this-machine platform is measured, not assumed: calibrate (~5 s)
     the first time the report runs on a machine."""
@@ -262,10 +277,13 @@ def run(args) -> int:
             if n not in trackers.TRACKERS:
                 raise ValueError(f"unknown tracker {n!r}; known: {', '.join(trackers.TRACKERS)}")
         cfg.trackers = list(args.trackers)
+    calibrate = not (args.quick or args.no_calibrate)
+    if calibrate:
+        _check_calibration_path()
     out = Path(args.out)
     clean_stale(Path(os.path.realpath(out)))   # what killed runs left, before any work
     t0 = time.perf_counter()
-    if not (args.quick or args.no_calibrate):
+    if calibrate:
         _calibrate_once()
     steps = collect.plan(cfg)
     bar = _progress(len(steps), args.no_progress)
