@@ -162,8 +162,7 @@ def test_notebook_executes_on_quick_report(report_dir, monkeypatch):
 
 
 def test_default_report_calibrates_a_new_machine_once(tmp_path, monkeypatch):
-    import trackers.kexec.calibrate as cal
-    from trackers.report.cli import _calibrate_once
+    import trackers.report.cli as cli
     path = tmp_path / "calibration.json"
     monkeypatch.setenv("TRACKERS_CALIBRATION", str(path))
     calls = []
@@ -173,9 +172,9 @@ def test_default_report_calibrates_a_new_machine_once(tmp_path, monkeypatch):
         path.write_text("{}")
         return {"warnings": []}, str(path)
 
-    monkeypatch.setattr(cal, "calibrate", fake_calibrate)
-    _calibrate_once()
-    _calibrate_once()                    # the file exists now: no second measurement
+    monkeypatch.setattr(cli, "calibrate", fake_calibrate)
+    cli._calibrate_once()
+    cli._calibrate_once()                # the file exists now: no second measurement
     assert calls == [1]
 
 

@@ -17,6 +17,8 @@ import argparse
 import importlib
 import sys
 
+import trackers
+
 # command name -> module implementing it, in the order --help lists them
 COMMANDS = {
     "bench-core": "trackers.bench",
@@ -28,7 +30,6 @@ COMMANDS = {
 
 
 def build_parser() -> argparse.ArgumentParser:
-    import trackers
     parser = argparse.ArgumentParser(
         prog="tdx-trackers",
         description=(

@@ -29,6 +29,16 @@ import time
 
 import numpy as np
 import pandas as pd
+from tqdm import tqdm
+
+from .base import memory_budget
+from .kernel import MAX_PHYS_PFN, PAGES_PER_2M
+from .kvm import xa_store_per_gfn
+from .options import int_option, output_file
+from .output import write_csv_atomic
+from .registry import TRACKERS
+from .sets import reference_set
+from .xa import XaTree, xa_node_counts
 
 HELP = "time every tracker on the 1 TiB reference set (measured) beside its modeled bytes"
 
@@ -36,8 +46,6 @@ ANCHOR_NS_PER_GFN = 26e9 / (1 << 28)   # >= 26 s for a 1 TB guest: ~97 ns/GFN
 
 
 def add_arguments(p):
-    from .kernel import MAX_PHYS_PFN, PAGES_PER_2M
-    from .output import int_option, output_file
     pfns = int_option(PAGES_PER_2M, MAX_PHYS_PFN, multiple_of=PAGES_PER_2M, base=0,
                       why="whole 2 MiB extents, up to 2^40 PFNs")
     p.add_argument("--pfns", type=pfns, default=1 << 28,
@@ -82,9 +90,8 @@ def _drain(it):
 
 def measure_tracker(name: str, max_pfn: int, starts, ends, repeat: int) -> dict:
     """Populate and scan one tracker; return its measured and modeled row."""
-    import trackers
     pages = int((ends - starts).sum())
-    cls = trackers.TRACKERS[name]
+    cls = TRACKERS[name]
     holder = {}
 
     def populate():
@@ -143,12 +150,10 @@ def time_estimates(names, max_pfn, seed, repeat: int = 1) -> pd.DataFrame:
     extents (3.4 GB per index array); 1 % keeps the input realistic and in
     memory while the 2 MiB extents still cover 60 % of the host.
     """
-    import trackers
-    from .sets import reference_set
     starts, ends = reference_set(max_pfn, seed, scatter_fraction=0.01)
     rows = []
     for name in names:
-        cls = trackers.TRACKERS[name]
+        cls = TRACKERS[name]
         cls.estimate(starts[:1000], ends[:1000], max_pfn)      # warm-up: numba compile
         nbytes = []
         times = _timed(lambda: nbytes.append(cls.estimate(starts, ends, max_pfn)), repeat)
@@ -161,19 +166,16 @@ def time_kvm_store_loop(n_gfns: int, repeat: int = 1) -> dict:
     """ns per GFN of kvm_vm_set_mem_attributes' loop -- one xa_store() walk
     from xa_head per GFN -- over one TD of n_gfns private GFNs; ``repeat``
     runs, each into a fresh mem_attr_array (median, min, max)."""
-    from .base import memory_budget
-    from .kvm import xa_store_per_gfn
-    from .xa import XaTree, xa_node_counts
     s, e = np.array([0]), np.array([n_gfns])
     times = []
     for i in range(repeat):
         tree = None                                  # one mem_attr_array alive at a time
         tree = XaTree(budget_bytes=memory_budget(), what="mem_attr_array")
         if i == 0:
-            xa_store_per_gfn(*tree._pool, np.array([0]), np.array([0]))      # compile
+            xa_store_per_gfn(*tree.arrays, np.array([0]), np.array([0]))      # compile
         tree.reserve(int(xa_node_counts(s, e).sum()))
         t0 = time.perf_counter()
-        xa_store_per_gfn(*tree._pool, s, e)
+        xa_store_per_gfn(*tree.arrays, s, e)
         times.append(time.perf_counter() - t0)
         assert len(tree) == n_gfns
     row = {"gfns": n_gfns, **_spread("seconds", times)}
@@ -202,23 +204,16 @@ def format_table(df: pd.DataFrame) -> str:
 
 
 def run(args) -> int:
-    import trackers
-    from .sets import reference_set
-    from .output import write_csv_atomic
-    names = args.trackers or list(trackers.TRACKERS)
+    names = args.trackers or list(TRACKERS)
     for n in names:
-        if n not in trackers.TRACKERS:
-            raise ValueError(f"unknown tracker {n!r}; known: {', '.join(trackers.TRACKERS)}")
+        if n not in TRACKERS:
+            raise ValueError(f"unknown tracker {n!r}; known: {', '.join(TRACKERS)}")
     t0 = time.perf_counter()
     starts, ends = reference_set(args.pfns, args.seed)
     pages = int((ends - starts).sum())
     print(f"reference set: {args.pfns:,} PFNs ({args.pfns * 4096 / 2**40:.3g} TiB), "
           f"{pages:,} private pages in {starts.size:,} extents "
           f"(generated in {time.perf_counter() - t0:.1f} s)", flush=True)
-    try:
-        from tqdm import tqdm
-    except ImportError:  # pragma: no cover
-        tqdm = lambda x, **k: x
     rows = []
     for name in tqdm(names, desc="trackers", file=sys.stderr):
         rows.append(run_isolated(name, args.pfns, starts, ends, args.repeat))

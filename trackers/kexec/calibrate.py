@@ -44,6 +44,7 @@ within ~20 % run to run on a quiet machine.
 
 from __future__ import annotations
 
+import argparse
 import datetime as dt
 import json
 import os
@@ -57,6 +58,7 @@ import numba
 import numpy as np
 from numba import njit, prange
 
+from ..options import int_option, output_file
 from ..output import write_text_atomic
 from .platform import calibration_path, platform_from_calibration
 
@@ -329,7 +331,6 @@ def _ram_mib() -> int:
 
 
 def add_arguments(p):
-    from ..output import int_option, output_file
     ram = _ram_mib()
     p.add_argument("--out", type=output_file, default=None,
                    help=f"JSON file to write (default {calibration_path()}, "
@@ -362,9 +363,6 @@ def print_warnings(doc: dict, prog: str = "tdx-trackers calibrate") -> None:
 
 
 def run(args) -> int:
-    import argparse
-
-    from ..output import output_file
     if args.out is None:                 # the default path is checked like --out
         try:
             output_file(str(calibration_path()))

@@ -6,7 +6,7 @@ downtime_s = scan_s + clear_s, and, where the emulation ran,
 scan_measured_s beside the modeled scan_s with scan_model_error.  The
 ``provenance`` column says which figures of the row are measured, emulated
 (counted from the emulated structure) or modeled (from kernel sizes and the
-platform's rates).  The table is printed and written as CSV atomically.
+platform's rates).  The table is printed, and written as CSV (atomically) with --out.
 
 The platform's ``cpus_at_reset`` defaults to 1: machine_kexec() runs after
 the other CPUs are stopped.  --cpus N models a reset moved to before
@@ -15,11 +15,17 @@ stop_other_cpus().
 
 from __future__ import annotations
 
+import argparse
+
 import pandas as pd
 
+from ..kernel import MAX_PHYS_PFN
+from ..options import int_option, output_file
 from ..output import write_csv_atomic
+from ..workloads import SCENARIOS, scenario
 from .host import KexecHost, from_workload
 from .platform import PLATFORMS, get_platform
+from .race import failed_reclaim, race
 from .strategies import Outcome, get_strategies
 
 HELP = "the kexec verdict table: every strategy on one scenario (modeled + measured)"
@@ -73,9 +79,6 @@ def format_table(df: pd.DataFrame) -> str:
 
 
 def add_arguments(p):
-    from ..kernel import MAX_PHYS_PFN
-    from ..output import int_option, output_file
-    from ..workloads import SCENARIOS
     p.add_argument("scenario", choices=list(SCENARIOS), metavar="SCENARIO",
                    help=f"a named scenario of trackers.workloads: {', '.join(SCENARIOS)}")
     p.add_argument("--seed", type=int_option(0), default=0, help="scenario seed (default 0)")
@@ -96,10 +99,6 @@ def add_arguments(p):
 
 
 def run(args) -> int:
-    import argparse
-
-    from .. import workloads
-    from ..output import output_file
     plat = get_platform(args.platform)
     if args.cpus is not None and args.cpus > plat.cpus_total:
         raise ValueError(f"--cpus {args.cpus}: must be in [1, {plat.cpus_total}] "
@@ -113,7 +112,7 @@ def run(args) -> int:
             output_file(str(race_out))
         except argparse.ArgumentTypeError as exc:
             raise ValueError(f"--out {args.out} with --race: {exc}") from None
-    wl = workloads.scenario(args.scenario, args.seed)
+    wl = scenario(args.scenario, args.seed)
     df = evaluate(wl, plat, emulate=not args.no_emulate, cpus_at_reset=args.cpus,
                   build_limit_pfns=args.emulate_limit)
     print(f"kexec on {args.scenario} (seed {args.seed}): {df['ram_pages'].iloc[0]:,} RAM pages, "
@@ -123,7 +122,6 @@ def run(args) -> int:
         write_csv_atomic(df, args.out)
         print(f"written to {args.out}")
     if args.race:
-        from .race import failed_reclaim, race
         r = race(platform=args.platform, workload=wl, seed=args.seed)
         piv = r.pivot_table(index="strategy", columns=["kexec", "rate_mib_s"],
                             values="missed_mean", sort=False)

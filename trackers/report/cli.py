@@ -1,9 +1,9 @@
 """report: every tracker and kexec strategy over the default scenarios, in one command.
 
 Runs the memory sweep (64 GiB to 16 TiB hosts), the bits-per-page sweep, the
-measured-vs-modeled scan, and -- where trackers.workloads and trackers.kexec
-are installed -- every strategy on the 1 TiB and 16 TiB scenarios and the
-bundled real memory maps, on every platform preset, and the conversion race.
+measured-vs-modeled scan, every strategy on the 1 TiB and 16 TiB scenarios
+and the bundled real memory maps on every platform preset, and the
+conversion race.
 Prints the verdict table and writes to --out (default report/):
 
   *.png, *.svg   one figure per question (see summary.md)
@@ -40,6 +40,7 @@ about 2-3 minutes on 2 cores.
 
 from __future__ import annotations
 
+import argparse
 import ctypes
 import errno
 import io
@@ -50,7 +51,13 @@ import sys
 import time
 from pathlib import Path
 
-from ..output import int_option, output_dir
+from tqdm import tqdm
+
+from ..kexec.calibrate import calibrate, print_warnings
+from ..kexec.platform import calibration_path
+from ..options import int_option, output_dir, output_file
+from ..registry import TRACKERS
+from . import collect
 
 HELP = "the design-review report: verdict table, figures (PNG+SVG), CSV and summary.md"
 
@@ -74,10 +81,6 @@ def add_arguments(p):
 
 
 def _progress(total: int, disable: bool):
-    try:
-        from tqdm import tqdm
-    except ImportError:                                     # pragma: no cover
-        return None
     return tqdm(total=total, file=sys.stderr, disable=disable, unit="step",
                 bar_format="{desc:<28} {bar} {n_fmt}/{total_fmt} [{elapsed}<{remaining}]")
 
@@ -85,9 +88,9 @@ def _progress(total: int, disable: bool):
 def write_report(tables, out: Path, meta: dict) -> list[Path]:
     """Write figures, CSVs and summary.md as the directory ``out``, published
     whole (module doc); return the report's paths."""
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt      # heavy: only when a report is drawn
 
-    from . import figures, summary
+    from . import figures, summary       # both import pyplot
     out = Path(os.path.realpath(out))          # publish at the real directory
     clean_stale(out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -227,10 +230,6 @@ def publish(new: Path, out: Path) -> None:
 
 def _check_calibration_path() -> None:
     """Where _calibrate_once would write, checked like --out before any work."""
-    import argparse
-
-    from ..kexec.platform import calibration_path
-    from ..output import output_file
     if calibration_path().exists():
         return
     try:
@@ -243,10 +242,8 @@ def _check_calibration_path() -> None:
 def _calibrate_once() -> None:
     """The this-machine platform is measured, not assumed: calibrate (~5 s)
     the first time the report runs on a machine."""
-    from ..kexec.platform import calibration_path
     if calibration_path().exists():
         return
-    from ..kexec.calibrate import calibrate, print_warnings
     print(f"this machine has no calibration yet: measuring it (tdx-trackers calibrate) "
           f"into {calibration_path()}", file=sys.stderr)
     doc, _ = calibrate()
@@ -266,16 +263,15 @@ def command_line(args) -> str:
 
 
 def run(args) -> int:
-    import matplotlib
+    import matplotlib                          # heavy: only when a report is drawn
     matplotlib.use("Agg")                      # the command writes files: no display
-    import trackers
 
-    from . import collect, summary
+    from . import summary                      # imports pyplot
     cfg = (collect.quick_config if args.quick else collect.default_config)(args.seed)
     if args.trackers:
         for n in args.trackers:
-            if n not in trackers.TRACKERS:
-                raise ValueError(f"unknown tracker {n!r}; known: {', '.join(trackers.TRACKERS)}")
+            if n not in TRACKERS:
+                raise ValueError(f"unknown tracker {n!r}; known: {', '.join(TRACKERS)}")
         cfg.trackers = list(args.trackers)
     calibrate = not (args.quick or args.no_calibrate)
     if calibrate:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sys
 
-from ..output import int_option
+from ..options import int_option
 from .scenarios import KINDS, SCENARIOS, scenario
 
 HELP = "list the named workload scenarios and their figures"

@@ -941,9 +941,6 @@ class XaTree:
         first four).  New objects after the pool grows: fetch after reserve."""
         return self.pool["slots"], self.pool["hdr"], self.pool["parent"], self.meta, self.levels
 
-    # bench.py's kvm store loop still spells it so; use ``arrays``
-    _pool = arrays
-
     # --- capacity ---------------------------------------------------------
     @property
     def capacity(self) -> int:
