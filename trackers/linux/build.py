@@ -1,0 +1,498 @@
+"""Build the kernel's own XArray, IDA and maple tree into a shared library.
+
+The kernel's ``lib/xarray.c``, ``lib/radix-tree.c``, ``lib/idr.c`` and
+``lib/maple_tree.c`` compile unchanged in userspace against the shims of
+``tools/testing/shared`` and ``tools/include``, the way
+``tools/testing/radix-tree`` builds its test programs (its Makefile and
+``tools/testing/shared/shared.mk``).  :func:`build` compiles those sources,
+the harness's allocator and bit helpers (``tools/testing/shared/linux.c``,
+``tools/lib/{slab,find_bit,bitmap,hweight,vsprintf}.c``) and our
+``glue.c`` into one library, ``-O2 -fPIC -shared``, linked with liburcu as
+the harness links it.  Nothing is shipped prebuilt: the library is built
+here, from the kernel source on this machine, and cached per kernel version
+in ``$TRACKERS_LINUX_CACHE`` (default ``$XDG_CACHE_HOME/tdx-page-trackers``
+or ``~/.cache/tdx-page-trackers``)::
+
+    linux-<version>/src/                the subset of the source the build reads
+    linux-<version>/libtdxkernel-<key>.so   <key>: hash of glue.c and the recipe
+    linux-<version>/build-<key>.json    version, source, flags, build seconds
+    current.json                        which library binding.library() loads
+
+The geometry the models use, and how it is obtained (the harness's defaults
+differ):
+
+* ``XA_CHUNK_SHIFT`` 6 (576-B ``struct xa_node``, 64 slots): the harness
+  generates ``generated/map-shift.h`` with ``SHIFT=3`` (8 slots) unless told
+  otherwise; we generate it with 6, as ``make SHIFT=6`` would.
+* ``CONFIG_64BIT`` (256-B ``struct maple_node``, ``MAPLE_RANGE64_SLOTS``
+  16): ``generated/autoconf.h`` defines it, but it reaches a file only
+  through ``include/linux/kconfig.h``, and a file that includes
+  ``linux/maple_tree.h`` first (the maple shim route,
+  ``tools/testing/shared/maple-shared.h``) sees the 32-bit layout: 512-B
+  nodes, 32 range slots.  Every object here is compiled with
+  ``-include generated/autoconf.h``, so every file sees CONFIG_64BIT (and
+  CONFIG_XARRAY_MULTI) before its first line; glue.c's ``_Static_assert``\\ s
+  then pin the sizes in the object that holds ``lib/maple_tree.c``.
+* Production code paths: ``XA_DEBUG`` and ``CONFIG_DEBUG_MAPLE_TREE``,
+  which the harness sets for its tests, are left unset, as in a
+  distribution kernel.
+
+Building atomically: sources are extracted into a temporary directory and
+renamed into place, objects are compiled in a temporary directory in the
+cache, and the library is renamed into place last, so a killed build never
+leaves a half library (or a half source tree that a later build trusts).
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import glob
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import tarfile
+import tempfile
+import time
+from pathlib import Path
+
+#: what a fresh Debian 12 machine needs, and what .ci/run installs
+DEBIAN_PACKAGES = ("linux-source-6.12", "liburcu-dev", "gcc")
+INSTALL_HINT = "apt-get install " + " ".join(DEBIAN_PACKAGES)
+LINUX_SRC_HINT = "or pass --linux-src DIR_OR_TARBALL (a kernel tree >= 6.1 or its .tar.xz)"
+CACHE_ENV = "TRACKERS_LINUX_CACHE"
+DEFAULT_TARBALLS = "/usr/src/linux-source-*.tar.xz"
+MIN_VERSION = (6, 1)
+
+GLUE = Path(__file__).with_name("glue.c")
+LIB_STEM = "libtdxkernel"
+
+#: kernel files the build compiles or includes (paths in the kernel tree)
+KERNEL_SOURCES = ("lib/xarray.c", "lib/radix-tree.c", "lib/idr.c")
+TOOLS_SOURCES = ("tools/testing/shared/linux.c", "tools/lib/slab.c", "tools/lib/find_bit.c",
+                 "tools/lib/bitmap.c", "tools/lib/hweight.c", "tools/lib/vsprintf.c")
+REQUIRED = KERNEL_SOURCES + TOOLS_SOURCES + (
+    "lib/maple_tree.c", "lib/radix-tree.h", "include/linux/xarray.h",
+    "include/linux/maple_tree.h", "include/linux/idr.h", "include/linux/radix-tree.h",
+    "tools/testing/shared/shared.h", "tools/testing/shared/autoconf.h", "Makefile")
+
+#: what to extract from a tarball (paths after its top directory): whole
+#: directories, and directories whose own files (not subdirectories) are taken
+_TREES = ("tools/include/", "tools/testing/shared/")
+_FLAT_DIRS = ("include/linux/", "lib/", "tools/lib/")
+
+CFLAGS = ("-O2", "-fPIC", "-g0", "-Wall", "-Wno-unused-function",
+          "-Werror=implicit-function-declaration", "-D_LGPL_SOURCE")
+XA_CHUNK_SHIFT = 6
+#: the allocators glue.c wraps so that GFP_NOWAIT succeeds (see glue.c)
+WRAPPED = ("kmalloc", "kmem_cache_alloc_lru", "kmem_cache_alloc_bulk")
+LDLIBS = ("-lurcu", "-lpthread")
+#: bump when _recipe() changes in a way the constants above do not show
+RECIPE_REVISION = 1
+
+
+class KernelCodeUnavailable(OSError):
+    """The kernel's own code cannot be built or loaded on this machine.
+
+    The message names what is missing, the Debian packages that provide it
+    and the ``--linux-src`` flag.  An OSError: something about this
+    machine, not a bad argument."""
+
+
+def _unavailable(what: str) -> KernelCodeUnavailable:
+    return KernelCodeUnavailable(f"{what}; install: {INSTALL_HINT}, {LINUX_SRC_HINT}")
+
+
+# --------------------------------------------------------------------------
+# where things are
+
+def cache_root() -> Path:
+    """$TRACKERS_LINUX_CACHE, else $XDG_CACHE_HOME/tdx-page-trackers, else
+    ~/.cache/tdx-page-trackers."""
+    env = os.environ.get(CACHE_ENV)
+    if env:
+        return Path(env).expanduser()
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    base = Path(xdg).expanduser() if xdg else Path.home() / ".cache"
+    return base / "tdx-page-trackers"
+
+
+def _version_key(path: Path) -> tuple:
+    return tuple(int(x) for x in re.findall(r"\d+", path.name))
+
+
+def default_source() -> Path:
+    """The newest /usr/src/linux-source-*.tar.xz (Debian's linux-source-X.Y)."""
+    found = sorted((Path(p) for p in glob.glob(DEFAULT_TARBALLS)), key=_version_key)
+    if not found:
+        raise _unavailable(f"no kernel source: no {DEFAULT_TARBALLS}")
+    return found[-1]
+
+
+def _parse_makefile(text: str, where: str) -> str:
+    """VERSION.PATCHLEVEL.SUBLEVEL[EXTRAVERSION] of the kernel's top Makefile."""
+    vals = {}
+    for key in ("VERSION", "PATCHLEVEL", "SUBLEVEL", "EXTRAVERSION"):
+        m = re.search(rf"^{key}\s*=[ \t]*(\S*)[ \t]*$", text, re.M)
+        vals[key] = m.group(1) if m else ""
+    if not (vals["VERSION"].isdigit() and vals["PATCHLEVEL"].isdigit()):
+        raise _unavailable(f"no kernel version (VERSION/PATCHLEVEL) in {where}")
+    version = f"{vals['VERSION']}.{vals['PATCHLEVEL']}.{vals['SUBLEVEL'] or 0}"
+    version += vals["EXTRAVERSION"]
+    if (int(vals["VERSION"]), int(vals["PATCHLEVEL"])) < MIN_VERSION:
+        raise _unavailable(f"kernel {version} in {where} is older than "
+                           f"{MIN_VERSION[0]}.{MIN_VERSION[1]} (no maple tree harness)")
+    return version
+
+
+def _is_tarball(path: Path) -> bool:
+    return path.is_file() and any(path.name.endswith(s) for s in
+                                  (".tar", ".tar.xz", ".txz", ".tar.gz", ".tgz", ".tar.bz2"))
+
+
+def _tar_mode(path: Path) -> str:
+    name = path.name
+    if name.endswith((".xz", ".txz")):
+        return "r|xz"
+    if name.endswith((".gz", ".tgz")):
+        return "r|gz"
+    if name.endswith(".bz2"):
+        return "r|bz2"
+    return "r|"
+
+
+def _strip_top(name: str) -> str:
+    """A member's path inside the kernel tree (the tarball's top directory dropped)."""
+    parts = name.lstrip("./").split("/", 1)
+    return parts[1] if len(parts) == 2 else ""
+
+
+def tarball_version(tarball: Path) -> str:
+    """The kernel version of a source tarball, from its top Makefile: the
+    stream is read only until that member (the fourth in Debian's tarball)."""
+    try:
+        with tarfile.open(tarball, _tar_mode(tarball)) as tf:
+            for m in tf:
+                if m.isfile() and _strip_top(m.name) == "Makefile":
+                    text = tf.extractfile(m).read().decode("utf-8", "replace")
+                    return _parse_makefile(text, f"{tarball}:Makefile")
+    except (tarfile.TarError, EOFError, OSError) as exc:
+        raise _unavailable(f"kernel source tarball {tarball} unreadable ({exc})") from exc
+    raise _unavailable(f"no top-level Makefile in {tarball}")
+
+
+def tree_version(tree: Path) -> str:
+    mk = tree / "Makefile"
+    if not mk.is_file():
+        raise _unavailable(f"no kernel tree at {tree} (no Makefile)")
+    return _parse_makefile(mk.read_text(errors="replace"), str(mk))
+
+
+def _wanted(rel: str) -> bool:
+    """Is this path (inside the kernel tree) one the build reads?"""
+    if rel == "Makefile" or rel.startswith(_TREES):
+        return True
+    if rel.startswith("tools/arch/"):                  # tools/arch/<arch>/include/...
+        parts = rel.split("/")
+        return len(parts) > 3 and parts[3] == "include"
+    for d in _FLAT_DIRS:
+        if rel.startswith(d) and "/" not in rel[len(d):]:
+            return True
+    return False
+
+
+def _extract(tarball: Path, dest: Path) -> int:
+    """Stream the tarball once and extract the wanted members into dest;
+    returns how many files were written."""
+    n = 0
+    data_filter = getattr(tarfile, "data_filter", None)
+    with tarfile.open(tarball, _tar_mode(tarball)) as tf:
+        for m in tf:
+            rel = _strip_top(m.name)
+            if not rel or not (m.isfile() or m.issym() or m.islnk()) or not _wanted(rel):
+                continue
+            m.name = rel
+            if m.islnk():
+                m.linkname = _strip_top(m.linkname)
+            if data_filter is not None:
+                tf.extract(m, dest, filter="data")
+            else:                                     # Python < 3.11.4
+                if m.issym() or m.islnk() or os.path.isabs(rel) or ".." in rel.split("/"):
+                    continue
+                tf.extract(m, dest)
+            n += 1
+    return n
+
+
+# --------------------------------------------------------------------------
+# checks
+
+def find_compiler() -> str:
+    """$CC if set (it must exist), else gcc, else cc: the compiler's path."""
+    env = os.environ.get("CC", "").strip()
+    if env:
+        exe = shutil.which(env.split()[0])
+        if not exe:
+            raise _unavailable(f"no C compiler: $CC={env} is not on PATH")
+        return exe
+    for cand in ("gcc", "cc"):
+        exe = shutil.which(cand)
+        if exe:
+            return exe
+    raise _unavailable("no C compiler (gcc or cc) on PATH")
+
+
+def check_liburcu(cc: str, workdir: Path) -> None:
+    """Compile and link a program that uses liburcu's default flavour."""
+    src = workdir / "urcu_probe.c"
+    src.write_text("#include <urcu.h>\nint main(void)\n"
+                   "{ rcu_register_thread(); rcu_unregister_thread(); return 0; }\n")
+    proc = subprocess.run([cc, "-D_LGPL_SOURCE", str(src), "-o", str(workdir / "urcu_probe"),
+                           *LDLIBS], capture_output=True, text=True)
+    if proc.returncode != 0:
+        tail = (proc.stderr.strip().splitlines() or [""])[-1]
+        raise _unavailable(f"no liburcu (userspace RCU: urcu.h and -lurcu) for {cc}: {tail}")
+
+
+def _check_tree(tree: Path) -> None:
+    missing = [p for p in REQUIRED if not (tree / p).is_file()]
+    if missing:
+        raise _unavailable(f"kernel source at {tree} lacks {', '.join(missing)}")
+
+
+# --------------------------------------------------------------------------
+# the build
+
+def _recipe(tree: Path, gen: Path, version: str) -> dict:
+    """Every compiler invocation of the build, relative to nothing on disk
+    but the tree and the generated headers."""
+    shared = tree / "tools/testing/shared"
+    includes = [f"-I{shared}", f"-I{gen}", f"-I{tree / 'tools/include'}", f"-I{tree / 'lib'}",
+                "-include", str(gen / "generated/autoconf.h")]
+    units = {}
+    for rel in KERNEL_SOURCES + TOOLS_SOURCES:
+        extra = []
+        if rel == "lib/xarray.c":                   # tools/testing/shared/xarray-shared.c,
+            extra = ["-include", str(shared / "shared.h")]   # without XA_DEBUG
+        units[Path(rel).stem] = [*CFLAGS, *includes, *extra, str(tree / rel)]
+    units["glue"] = [*CFLAGS, *includes,
+                     f'-DTDX_LINUX_VERSION="{version}"', str(GLUE)]
+    link = ["-shared", "-fPIC", "-Wl,-z,defs",
+            "-Wl," + ",".join(f"--wrap={s}" for s in WRAPPED), *LDLIBS]
+    return {"units": units, "link": link}
+
+
+def fingerprint() -> str:
+    """Hash of glue.c and the build recipe's settings: the library's key.  A
+    library built from another glue.c or other flags is never loaded."""
+    h = hashlib.sha256(GLUE.read_bytes())
+    h.update(json.dumps([RECIPE_REVISION, CFLAGS, XA_CHUNK_SHIFT, WRAPPED, LDLIBS,
+                         KERNEL_SOURCES, TOOLS_SOURCES]).encode())
+    return h.hexdigest()[:12]
+
+
+def _generate(gen: Path) -> None:
+    """tools/testing/shared/shared.mk's generated headers, with SHIFT=6 and
+    LONG_BIT=64 (its generated/autoconf.h is a copy of shared/autoconf.h)."""
+    d = gen / "generated"
+    d.mkdir(parents=True, exist_ok=True)
+    (d / "map-shift.h").write_text(f"#define XA_CHUNK_SHIFT {XA_CHUNK_SHIFT}\n")
+    (d / "bit-length.h").write_text("#define CONFIG_64BIT 1\n")
+
+
+def _compile(cc: str, tree: Path, version: str, work: Path) -> tuple[Path, dict]:
+    gen = work / "gen"
+    _generate(gen)
+    shutil.copyfile(tree / "tools/testing/shared/autoconf.h", gen / "generated/autoconf.h")
+    recipe = _recipe(tree, gen, version)
+    objs = work / "obj"
+    objs.mkdir()
+
+    def one(item):
+        name, args = item
+        cmd = [cc, "-c", *args, "-o", str(objs / f"{name}.o")]
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        return name, cmd, proc
+
+    jobs = max(1, min(len(recipe["units"]), os.cpu_count() or 1))
+    with concurrent.futures.ThreadPoolExecutor(jobs) as pool:
+        results = list(pool.map(one, recipe["units"].items()))
+    warnings = {}
+    for name, cmd, proc in results:
+        if proc.returncode != 0:
+            raise _failed(f"compiling {name} from kernel {version}", cmd, proc.stderr, work)
+        if proc.stderr.strip():
+            warnings[name] = proc.stderr.strip().replace(str(tree), "<tree>")
+    recipe["warnings"] = warnings
+    lib_tmp = work / f"{LIB_STEM}.so"
+    cmd = [cc, "-o", str(lib_tmp), *sorted(str(p) for p in objs.glob("*.o")), *recipe["link"]]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise _failed(f"linking the kernel library ({version})", cmd, proc.stderr, work)
+    return lib_tmp, recipe
+
+
+def _failed(what: str, cmd: list[str], stderr: str, work: Path) -> KernelCodeUnavailable:
+    """A one-line error naming the log (beside the build directory) that
+    holds the command and the compiler's output."""
+    log = work.parent / "build-error.log"
+    log.write_text(" ".join(cmd) + "\n\n" + stderr)
+    last = next((ln for ln in stderr.splitlines() if "error" in ln), "").strip()
+    return KernelCodeUnavailable(f"{what} failed: {last[:300]} (command and output: {log})")
+
+
+def _write_json(path: Path, data: dict) -> None:
+    """Write JSON atomically (temp file in the same directory, then rename)."""
+    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    with os.fdopen(fd, "w") as f:
+        json.dump(data, f, indent=2, sort_keys=True)
+        f.write("\n")
+    os.replace(tmp, path)
+
+
+def _source_id(src: Path) -> str:
+    st = src.stat()
+    kind = "tarball" if src.is_file() else "tree"
+    return f"{kind}:{src.resolve()}:{st.st_size if src.is_file() else ''}:{int(st.st_mtime)}"
+
+
+def _prepare_tree(src: Path, vdir: Path, force: bool) -> tuple[Path, float]:
+    """The kernel tree to compile from: src itself if it is a directory, else
+    vdir/src extracted from the tarball (once; atomically).  Returns the tree
+    and the seconds spent extracting (0 if none)."""
+    if src.is_dir():
+        _check_tree(src)
+        return src, 0.0
+    tree = vdir / "src"
+    stamp = vdir / "src.json"
+    sid = _source_id(src)
+    if tree.is_dir() and not force and stamp.is_file():
+        try:
+            if json.loads(stamp.read_text()).get("source_id") == sid:
+                _check_tree(tree)
+                return tree, 0.0
+        except (ValueError, KernelCodeUnavailable):
+            pass
+    t0 = time.perf_counter()
+    tmp = Path(tempfile.mkdtemp(prefix="src.tmp-", dir=vdir))
+    try:
+        files = _extract(src, tmp)
+        _check_tree(tmp)
+        if tree.exists():                             # replace an old or foreign extraction
+            old = Path(tempfile.mkdtemp(prefix="src.old-", dir=vdir))
+            os.replace(tree, old / "src")
+            shutil.rmtree(old, ignore_errors=True)
+        os.replace(tmp, tree)
+    except (tarfile.TarError, EOFError) as exc:
+        raise _unavailable(f"kernel source tarball {src} unreadable ({exc})") from exc
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    seconds = time.perf_counter() - t0
+    _write_json(stamp, {"source": str(src), "source_id": sid, "files": files,
+                        "extract_seconds": round(seconds, 3)})
+    return tree, seconds
+
+
+def build(linux_src: str | os.PathLike | None = None, *, force: bool = False) -> Path:
+    """Build (or find in the cache) the library; returns its path.
+
+    ``linux_src``: a kernel tree (>= 6.1) or a source tarball; default the
+    newest ``/usr/src/linux-source-*.tar.xz``.  A tarball is streamed once
+    and only the files the build reads are extracted.  ``force`` re-extracts
+    and recompiles.  The library becomes the one :func:`current_library`
+    names (what ``trackers.linux.library()`` loads).  Raises
+    :class:`KernelCodeUnavailable` naming what is missing: the compiler,
+    liburcu or the source."""
+    t_start = time.perf_counter()
+    if not GLUE.is_file():
+        raise KernelCodeUnavailable(f"{GLUE} is missing: install the package from its "
+                                    f"source tree (pip install -e .) to build the kernel code")
+    src = Path(linux_src).expanduser() if linux_src is not None else default_source()
+    if not src.exists():
+        raise _unavailable(f"no kernel source at {src}")
+    if not (src.is_dir() or _is_tarball(src)):
+        raise _unavailable(f"{src} is neither a kernel tree nor a source tarball (.tar.xz)")
+    version = tree_version(src) if src.is_dir() else tarball_version(src)
+    root = cache_root()
+    vdir = root / f"linux-{version}"
+    vdir.mkdir(parents=True, exist_ok=True)
+    sid = _source_id(src)
+
+    key = fingerprint()
+    lib = vdir / f"{LIB_STEM}-{key}.so"
+    info_path = vdir / f"build-{key}.json"
+    if lib.is_file() and info_path.is_file() and not force:
+        try:
+            info = json.loads(info_path.read_text())
+        except ValueError:
+            info = {}
+        if info.get("source_id") == sid:
+            _point_current(root, lib, info_path)
+            return lib
+
+    cc = find_compiler()
+    work = Path(tempfile.mkdtemp(prefix="build.tmp-", dir=vdir))
+    try:
+        check_liburcu(cc, work)
+        tree, extract_s = _prepare_tree(src, vdir, force)
+        t0 = time.perf_counter()
+        lib_tmp, recipe = _compile(cc, tree, version, work)
+        compile_s = time.perf_counter() - t0
+        info = {
+            "version": version, "source": str(src.resolve()), "source_id": sid,
+            "tree": str(tree), "compiler": cc,
+            "compiler_version": _compiler_version(cc), "key": key,
+            "library": str(lib), "glue": str(GLUE),
+            "units": {k: [a.replace(str(tree), "<tree>").replace(str(work), "<work>")
+                          for a in v] for k, v in recipe["units"].items()},
+            "link": recipe["link"], "warnings": recipe["warnings"],
+            "extract_seconds": round(extract_s, 3), "compile_seconds": round(compile_s, 3),
+            "total_seconds": round(time.perf_counter() - t_start, 3),
+            "built": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "built_unix": time.time(),
+        }
+        _write_json(info_path, info)
+        os.replace(lib_tmp, lib)                      # the library appears whole, last
+        _point_current(root, lib, info_path)
+        return lib
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _compiler_version(cc: str) -> str:
+    try:
+        out = subprocess.run([cc, "--version"], capture_output=True, text=True).stdout
+    except OSError:
+        return ""
+    return out.splitlines()[0] if out else ""
+
+
+def _point_current(root: Path, lib: Path, info_path: Path) -> None:
+    _write_json(root / "current.json", {"library": str(lib), "info": str(info_path)})
+
+
+def current_library() -> tuple[Path, dict]:
+    """The library the last :func:`build` chose and its build record.
+
+    Raises :class:`KernelCodeUnavailable` if none was built, if it is gone,
+    or if it was built from another glue.c than this package's."""
+    pointer = cache_root() / "current.json"
+    try:
+        cur = json.loads(pointer.read_text())
+        lib, info_path = Path(cur["library"]), Path(cur["info"])
+        info = json.loads(info_path.read_text())
+    except FileNotFoundError:
+        raise _unavailable(f"the kernel library is not built (no {pointer}); "
+                           f"build it with `tdx-trackers kernel-build`") from None
+    except (ValueError, KeyError, OSError) as exc:
+        raise _unavailable(f"the kernel library record {pointer} is unreadable ({exc}); "
+                           f"rebuild with `tdx-trackers kernel-build`") from None
+    if not lib.is_file():
+        raise _unavailable(f"the kernel library {lib} is gone; "
+                           f"rebuild with `tdx-trackers kernel-build`")
+    if GLUE.is_file() and info.get("key") != fingerprint():
+        raise _unavailable(f"the kernel library {lib} was built from another glue.c "
+                           f"or recipe; rebuild with `tdx-trackers kernel-build`")
+    return lib, info
