@@ -1,0 +1,46 @@
+"""The kernel's own code, in userspace: lib/xarray.c, lib/idr.c,
+lib/maple_tree.c and find_bit, built from the kernel source on this machine.
+
+Two steps, never mixed:
+
+* :func:`build` (the command ``tdx-trackers kernel-build``) compiles the
+  kernel's files through tools/testing/radix-tree's shims into a cached
+  shared library (:mod:`trackers.linux.build`);
+* :func:`library` loads that library and never builds; the engines
+  :class:`KernelXArray`, :class:`KernelIda`, :class:`KernelMaple` and
+  :func:`kernel_bitmap_runs` call it over whole numpy arrays
+  (:mod:`trackers.linux.binding`).
+
+``available()`` says whether the engines can be used here and, if not, why
+(the message names the missing package and ``--linux-src``).  The library
+links GPL-2.0 kernel code; it is built on the user's machine and never
+shipped.  These are engines, not trackers: a tracker on them measures the
+kernel's code where the other trackers model it.
+"""
+
+from .binding import (
+    INDEX_LIMIT,
+    LIVE_OBJECTS,
+    SCAN_CHUNK,
+    XA_LEVELS,
+    KernelIda,
+    KernelMaple,
+    KernelXArray,
+    available,
+    build_info,
+    facts,
+    kernel_bitmap_runs,
+    kernel_int_max,
+    library,
+    live_objects,
+    set_gfp_nowait_fails,
+    version,
+)
+from .build import KernelCodeUnavailable, build, cache_root
+
+__all__ = [
+    "INDEX_LIMIT", "LIVE_OBJECTS", "SCAN_CHUNK", "XA_LEVELS",
+    "KernelCodeUnavailable", "KernelIda", "KernelMaple", "KernelXArray",
+    "available", "build", "build_info", "cache_root", "facts", "kernel_bitmap_runs",
+    "kernel_int_max", "library", "live_objects", "set_gfp_nowait_fails", "version",
+]
