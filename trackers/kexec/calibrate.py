@@ -60,7 +60,7 @@ from numba import njit, prange
 
 from ..options import int_option, output_file
 from ..output import write_text_atomic
-from .platform import calibration_path, platform_from_calibration
+from .platform import calibration_path
 
 HELP = "measure this machine's read/write bandwidth and load latency (the this-machine platform)"
 
@@ -372,12 +372,6 @@ def run(args) -> int:
     doc, path = calibrate(args.out, mib=args.mib, chase_mib=args.chase_mib,
                           repeat=args.repeat, cpus=args.cpus)
     print(format_figures(doc))
-    plat = platform_from_calibration(doc)
-    for what, modeled in (("read", plat.read_bps_all), ("write", plat.clear_bps_all)):
-        if modeled != doc["figures"][f"{what}_bps_all"]:
-            print(f"  note: the this-machine platform models the all-core {what} with the "
-                  f"one-core figure (all cores together cannot be slower than one; "
-                  f"trackers/kexec/platform.py)")
     print(f"[measured] written to {path}")
     print_warnings(doc)
     return 0

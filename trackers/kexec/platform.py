@@ -3,7 +3,7 @@
 A :class:`Platform` turns the byte and access counts of a strategy into
 seconds.  Every field is a rate or a latency with its source in
 ``Platform.sources``; ``Platform.kind`` says whether the figures were
-*measured* on this machine (``python -m trackers calibrate``), are an
+*measured* on this machine (``tdx-trackers calibrate``), are an
 *estimate* from docs/kernel-facts.md, or are an uncalibrated *fallback*.
 
 Time model (modeled, never measured here):
@@ -152,7 +152,7 @@ def fallback_this_machine() -> Platform:
         read_bps_core=10 * GB, read_bps_all=10 * GB * cpus,
         load_latency_s=100e-9, cpus_total=cpus, kind="fallback",
         sources={"*": "PERF-NOTES.md (a.fill 6-9 GB/s, a.sum ~10 GB/s); latency assumed "
-                      "100 ns; run `python -m trackers calibrate` to measure"},
+                      "100 ns; run `tdx-trackers calibrate` to measure"},
     )
 
 
@@ -170,16 +170,16 @@ def platform_from_calibration(doc: dict) -> Platform:
     """A measured Platform from a calibration JSON document (see calibrate.py)."""
     fig = doc["figures"]
     cpus = int(doc["cpus_total"])
-    src = f"measured by `python -m trackers calibrate` at {doc.get('measured_at', '?')}, " \
+    src = f"measured by `tdx-trackers calibrate` at {doc.get('measured_at', '?')}, " \
           f"median of {doc.get('repeat', '?')} repeats"
-    # all cores together cannot be slower than one: a lower all-core figure
-    # means another tenant held the other cores during the run
+    # the measurements as they are: an all-core figure below the one-core one
+    # caps every CPU count (read_bps(k) = min(k * core, all)); calibrate warns
     return Platform(
         name="this-machine",
         clear_bps_core=fig["write_bps_core"],
-        clear_bps_all=max(fig["write_bps_all"], fig["write_bps_core"]),
+        clear_bps_all=fig["write_bps_all"],
         read_bps_core=fig["read_bps_core"],
-        read_bps_all=max(fig["read_bps_all"], fig["read_bps_core"]),
+        read_bps_all=fig["read_bps_all"],
         load_latency_s=fig["load_latency_s"], cpus_total=cpus, kind="measured",
         sources={"*": src,
                  "clear_bps_core": src + "; streaming write (memset), NOT MOVDIR64B",
@@ -192,9 +192,13 @@ def this_machine(path=None) -> Platform:
     p = Path(path) if path else calibration_path()
     try:
         doc = json.loads(p.read_text())
+        return platform_from_calibration(doc)
     except FileNotFoundError:
         return fallback_this_machine()
-    return platform_from_calibration(doc)
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ValueError(f"calibration file {p} (the this-machine platform; "
+                         f"$TRACKERS_CALIBRATION) cannot be read: {exc!r}; run "
+                         f"`tdx-trackers calibrate` to write it again") from None
 
 
 class _Presets(dict):
