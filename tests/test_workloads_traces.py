@@ -87,11 +87,11 @@ NOT_TEXT = r"expected an ftrace or QEMU text log \(UTF-8 or ASCII\)"
 @pytest.mark.parametrize("data, msg", [
     # binary: the first non-UTF-8 byte (0x80 at 8 + 128) is on line 2 (0x0a at 8 + 10)
     (b"\x7fELF\x02\x01\x01\x00" + bytes(range(256)),
-     rf"t\.trace:2: not a text file: byte 136 is not UTF-8 \(invalid start byte\); {NOT_TEXT}"),
+     rf"t\.trace:2: unknown format: not a text file: byte 136 is not UTF-8 \(invalid start byte\); {NOT_TEXT}"),
     ((FT.format("0x0", "0x10")).encode("utf-16"),              # with a BOM
-     rf"t\.trace:1: not a text file: byte 0 is not UTF-8 \(invalid start byte\); {NOT_TEXT}"),
+     rf"t\.trace:1: unknown format: not a text file: byte 0 is not UTF-8 \(invalid start byte\); {NOT_TEXT}"),
     (("# x\n" + FT.format("0x0", "0x10")).encode("utf-16-le"),  # no BOM: NULs
-     rf"t\.trace:1: not a text file: NUL byte at offset 1 \(UTF-16 or binary\?\); {NOT_TEXT}"),
+     rf"t\.trace:1: unknown format: not a text file: NUL byte at offset 1 \(UTF-16 or binary\?\); {NOT_TEXT}"),
     ((FT.format("0x0", "0x10") + FT.format("0x0", "0x8000000000000000")).encode(),
      rf"t\.trace:2: GFN end 0x8000000000000000 is beyond what x86-64 can address: {LIMIT_GFN}"),
     (FT.format("0x10000000000", "0x10000000001").encode(),

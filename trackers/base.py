@@ -94,16 +94,21 @@ def memory_budget() -> int:
     return int(env)
 
 
+def positive_int(value, name: str, unit: str, why: str) -> int:
+    """``value`` as a positive int (bool and float refused), named in the error;
+    ``why`` says what a positive value means."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name} must be a positive int of {unit}, got "
+                        f"{type(value).__name__} {value!r}")
+    if value <= 0:
+        raise ValueError(f"{name} {int(value)} must be positive: {why}")
+    return int(value)
+
+
 def validate_budget(budget_bytes) -> int:
     """budget_bytes as a positive int (bool and float refused)."""
-    if isinstance(budget_bytes, (bool, np.bool_)) or \
-            not isinstance(budget_bytes, (int, np.integer)):
-        raise TypeError(f"budget_bytes must be a positive int of bytes, got "
-                        f"{type(budget_bytes).__name__} {budget_bytes!r}")
-    if budget_bytes <= 0:
-        raise ValueError(f"budget_bytes {int(budget_bytes)} must be positive: a memory "
-                         f"budget is an int of bytes >= 1")
-    return int(budget_bytes)
+    return positive_int(budget_bytes, "budget_bytes", "bytes",
+                        "a memory budget is an int of bytes >= 1")
 
 
 def check_budget(what: str, need_bytes: int, budget_bytes: int) -> None:
@@ -186,13 +191,7 @@ def validate_max_pfn(max_pfn) -> int:
 
 def validate_chunk(chunk) -> int:
     """A pfns() chunk size: a positive int of pages."""
-    if isinstance(chunk, (bool, np.bool_)) or not isinstance(chunk, (int, np.integer)):
-        raise TypeError(f"chunk must be a positive int of pages, got "
-                        f"{type(chunk).__name__} {chunk!r}")
-    if chunk <= 0:
-        raise ValueError(f"chunk {int(chunk)} must be positive: pfns() yields chunks of "
-                         f">= 1 page")
-    return int(chunk)
+    return positive_int(chunk, "chunk", "pages", "pfns() yields chunks of >= 1 page")
 
 
 def validate_pfns(pfns, max_pfn: int, what: str = "pfn") -> np.ndarray:

@@ -121,8 +121,9 @@ def _address(path, lineno: int, text: str, digits: str) -> int:
     return value
 
 
-def _read_text(path: Path, expected: str) -> str:
-    """The file as text; ValueError naming the file and line if it is not text."""
+def read_text(path: Path, expected: str) -> str:
+    """The file as text; ValueError naming the file and line if it is not text
+    (bad UTF-8, or a NUL byte: UTF-16 or binary).  ``expected`` names the format."""
     data = path.read_bytes()
     try:
         text = data.decode("utf-8")
@@ -198,7 +199,7 @@ def _parse_sysfs(path: Path) -> list[tuple[int, int, str, int]]:
             p = d / f
             if not p.is_file():
                 raise ValueError(f"{p}: missing (each memmap entry needs start, end, type)")
-            lines = _read_text(p, f"one line in memmap {f}").splitlines()
+            lines = read_text(p, f"one line in memmap {f}").splitlines()
             text = lines[0] if lines else ""
             if len(lines) != 1 or not text.strip():
                 raise _bad_line(p, 1, text, f"expected one line in memmap {f}")
@@ -247,7 +248,7 @@ def load_memory_map(path, name: str | None = None) -> MemoryMap:
     name = name or path.name
     if path.is_dir():
         return _to_map(path, name, "sysfs", _parse_sysfs(path))
-    text = _read_text(path, "a boot log with BIOS-e820 lines or a /proc/iomem dump")
+    text = read_text(path, "a boot log with BIOS-e820 lines or a /proc/iomem dump")
     lines = text.splitlines()
     if not any(line.strip() for line in lines):
         raise ValueError(f"{path}: empty file: expected a boot log with BIOS-e820 lines, "

@@ -34,6 +34,7 @@ from .. import kernel
 from .. import extents as X
 from ..events import concat
 from .conversions import Binding
+from .memmap import read_text
 
 _FTRACE = re.compile(r"kvm_vm_set_mem_attributes:\s+(0x[0-9a-fA-F]+)\s+--\s+(0x[0-9a-fA-F]+)"
                      r"\s+\[(0x[0-9a-fA-F]+)\]\s*$")
@@ -97,20 +98,7 @@ def _bad(path, lineno, text, why) -> ValueError:
 
 def _read_lines(path: Path) -> list[str]:
     """The file's lines; ValueError naming the file and line if it is not text."""
-    data = path.read_bytes()
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        lineno = data.count(b"\n", 0, exc.start) + 1
-        raise ValueError(f"{path}:{lineno}: not a text file: byte {exc.start} is not "
-                         f"UTF-8 ({exc.reason}); expected an ftrace or QEMU text log "
-                         f"(UTF-8 or ASCII)") from None
-    nul = text.find("\0")
-    if nul >= 0:
-        raise ValueError(f"{path}:{text.count(chr(10), 0, nul) + 1}: not a text file: "
-                         f"NUL byte at offset {nul} (UTF-16 or binary?); expected an "
-                         f"ftrace or QEMU text log (UTF-8 or ASCII)")
-    return text.splitlines()
+    return read_text(path, "an ftrace or QEMU text log").splitlines()
 
 
 def _check_gfns(path, lineno, text, start: int, end: int) -> None:
