@@ -1,6 +1,6 @@
 """ctypes binding to the kernel's own XArray, IDA, maple tree and find_bit.
 
-The library is the one :func:`trackers.linux.build.build` made (the
+The library is the one :func:`trackers.linux.build` made (the
 command ``tdx-trackers kernel-build``); :func:`library` loads it and never
 builds.  The engines below are thin: each method is one C call over whole
 arrays (the per-index loop runs in C, in the kernel's code), and each holds
@@ -31,8 +31,7 @@ from typing import Iterator
 import numpy as np
 
 from .. import kernel
-from . import build as _build
-from .build import KernelCodeUnavailable
+from .build import KernelCodeUnavailable, current_library
 
 #: runs per scan chunk by default (as trackers.base.EXTENT_CHUNK)
 SCAN_CHUNK = 1 << 16
@@ -111,7 +110,7 @@ def library() -> ctypes.CDLL:
     global _lib, _lib_info
     if _lib is not None:
         return _lib
-    path, info = _build.current_library()
+    path, info = current_library()
     try:
         lib = ctypes.CDLL(str(path))
     except OSError as exc:

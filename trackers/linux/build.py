@@ -36,6 +36,10 @@ differ):
 * Production code paths: ``XA_DEBUG`` and ``CONFIG_DEBUG_MAPLE_TREE``,
   which the harness sets for its tests, are left unset, as in a
   distribution kernel.
+* GFP_NOWAIT: the harness fails every allocation made without
+  __GFP_DIRECT_RECLAIM so that its tests exercise xas_nomem/mas_nomem;
+  the library wraps the three allocators at link time (``--wrap``) so that
+  they succeed, as in a kernel with free memory (glue.c says more).
 
 Building atomically: sources are extracted into a temporary directory and
 renamed into place, objects are compiled in a temporary directory in the
@@ -190,7 +194,7 @@ def tree_version(tree: Path) -> str:
     return _parse_makefile(mk.read_text(errors="replace"), str(mk))
 
 
-def _wanted(rel: str) -> bool:
+def wanted(rel: str) -> bool:
     """Is this path (inside the kernel tree) one the build reads?"""
     if rel == "Makefile" or rel.startswith(_TREES):
         return True
@@ -211,7 +215,7 @@ def _extract(tarball: Path, dest: Path) -> int:
     with tarfile.open(tarball, _tar_mode(tarball)) as tf:
         for m in tf:
             rel = _strip_top(m.name)
-            if not rel or not (m.isfile() or m.issym() or m.islnk()) or not _wanted(rel):
+            if not rel or not (m.isfile() or m.issym() or m.islnk()) or not wanted(rel):
                 continue
             m.name = rel
             if m.islnk():
@@ -376,7 +380,7 @@ def _prepare_tree(src: Path, vdir: Path, force: bool) -> tuple[Path, float]:
         except (ValueError, KernelCodeUnavailable):
             pass
     t0 = time.perf_counter()
-    tmp = Path(tempfile.mkdtemp(prefix="src.tmp-", dir=vdir))
+    tmp = Path(tempfile.mkdtemp(prefix=_tmp_prefix("src"), dir=vdir))
     try:
         files = _extract(src, tmp)
         _check_tree(tmp)
@@ -434,7 +438,8 @@ def build(linux_src: str | os.PathLike | None = None, *, force: bool = False) ->
             return lib
 
     cc = find_compiler()
-    work = Path(tempfile.mkdtemp(prefix="build.tmp-", dir=vdir))
+    _sweep(vdir)
+    work = Path(tempfile.mkdtemp(prefix=_tmp_prefix("build"), dir=vdir))
     try:
         check_liburcu(cc, work)
         tree, extract_s = _prepare_tree(src, vdir, force)
@@ -459,6 +464,41 @@ def build(linux_src: str | os.PathLike | None = None, *, force: bool = False) ->
         return lib
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+#: a temporary directory this old is a killed build's even if its pid lives
+STALE_SECONDS = 3600
+
+
+def _tmp_prefix(kind: str) -> str:
+    return f"{kind}.tmp-{os.getpid()}-"
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True
+    return True
+
+
+def _sweep(vdir: Path) -> None:
+    """Remove what killed builds left: temporary directories whose process
+    is gone (or that are over an hour old), and replaced source trees."""
+    now = time.time()
+    for p in vdir.glob("*.tmp-*"):
+        m = re.search(r"\.tmp-(\d+)-", p.name)
+        try:
+            stale = (m is None or not _pid_alive(int(m.group(1)))
+                     or now - p.stat().st_mtime > STALE_SECONDS)
+            if stale and p.is_dir():
+                shutil.rmtree(p, ignore_errors=True)
+        except OSError:
+            pass
+    for p in vdir.glob("src.old-*"):
+        shutil.rmtree(p, ignore_errors=True)
 
 
 def _compiler_version(cc: str) -> str:
