@@ -26,6 +26,7 @@ COMMANDS = {
     "kexec": "trackers.kexec.evaluate",
     "calibrate": "trackers.kexec.calibrate",
     "report": "trackers.report.cli",
+    "kernel-build": "trackers.linux.cli",
 }
 
 
