@@ -6,15 +6,17 @@ The kernel's ``lib/xarray.c``, ``lib/radix-tree.c``, ``lib/idr.c`` and
 ``tools/testing/radix-tree`` builds its test programs (its Makefile and
 ``tools/testing/shared/shared.mk``).  :func:`build` compiles those sources,
 the harness's allocator and bit helpers (``tools/testing/shared/linux.c``,
-``tools/lib/{slab,find_bit,bitmap,hweight,vsprintf}.c``) and our
-``glue.c`` into one library, ``-O2 -fPIC -shared``, linked with liburcu as
+``tools/lib/{slab,find_bit,bitmap,hweight,vsprintf}.c``), our
+``glue.c`` and our ``pages.c`` (MIT: models of struct page and the direct
+map's page tables, no kernel code, compiled without the kernel's include
+paths) into one library, ``-O2 -fPIC -shared``, linked with liburcu as
 the harness links it.  Nothing is shipped prebuilt: the library is built
 here, from the kernel source on this machine, and cached per kernel version
 in ``$TRACKERS_LINUX_CACHE`` (default ``$XDG_CACHE_HOME/tdx-page-trackers``
 or ``~/.cache/tdx-page-trackers``)::
 
     linux-<version>/src/                the subset of the source the build reads
-    linux-<version>/libtdxkernel-<key>.so   <key>: hash of glue.c and the recipe
+    linux-<version>/libtdxkernel-<key>.so   <key>: hash of glue.c, pages.c and the recipe
     linux-<version>/build-<key>.json    version, source, flags, build seconds
     current.json                        which library binding.library() loads
 
@@ -71,6 +73,8 @@ DEFAULT_TARBALLS = "/usr/src/linux-source-*.tar.xz"
 MIN_VERSION = (6, 1)
 
 GLUE = Path(__file__).with_name("glue.c")
+#: the struct page and direct-map models (MIT; no kernel code): trackers/linux/pages.py
+PAGES = Path(__file__).with_name("pages.c")
 LIB_STEM = "libtdxkernel"
 
 #: kernel files the build compiles or includes (paths in the kernel tree)
@@ -283,15 +287,18 @@ def _recipe(tree: Path, gen: Path, version: str) -> dict:
         units[Path(rel).stem] = [*CFLAGS, *includes, *extra, str(tree / rel)]
     units["glue"] = [*CFLAGS, *includes,
                      f'-DTDX_LINUX_VERSION="{version}"', str(GLUE)]
+    units["pages"] = [*CFLAGS, str(PAGES)]          # no kernel headers: it links none
     link = ["-shared", "-fPIC", "-Wl,-z,defs",
             "-Wl," + ",".join(f"--wrap={s}" for s in WRAPPED), *LDLIBS]
     return {"units": units, "link": link}
 
 
 def fingerprint() -> str:
-    """Hash of glue.c and the build recipe's settings: the library's key.  A
-    library built from another glue.c or other flags is never loaded."""
+    """Hash of glue.c, pages.c and the build recipe's settings: the library's
+    key.  A library built from another glue.c, pages.c or other flags is
+    never loaded."""
     h = hashlib.sha256(GLUE.read_bytes())
+    h.update(PAGES.read_bytes())
     h.update(json.dumps([RECIPE_REVISION, CFLAGS, XA_CHUNK_SHIFT, WRAPPED, LDLIBS,
                          KERNEL_SOURCES, TOOLS_SOURCES]).encode())
     return h.hexdigest()[:12]
@@ -411,9 +418,11 @@ def build(linux_src: str | os.PathLike | None = None, *, force: bool = False) ->
     :class:`KernelCodeUnavailable` naming what is missing: the compiler,
     liburcu or the source."""
     t_start = time.perf_counter()
-    if not GLUE.is_file():
-        raise KernelCodeUnavailable(f"{GLUE} is missing: install the package from its "
-                                    f"source tree (pip install -e .) to build the kernel code")
+    for src_file in (GLUE, PAGES):
+        if not src_file.is_file():
+            raise KernelCodeUnavailable(f"{src_file} is missing: install the package from its "
+                                        f"source tree (pip install -e .) to build the "
+                                        f"kernel code")
     src = Path(linux_src).expanduser() if linux_src is not None else default_source()
     if not src.exists():
         raise _unavailable(f"no kernel source at {src}")
@@ -450,7 +459,7 @@ def build(linux_src: str | os.PathLike | None = None, *, force: bool = False) ->
             "version": version, "source": str(src.resolve()), "source_id": sid,
             "tree": str(tree), "compiler": cc,
             "compiler_version": _compiler_version(cc), "key": key,
-            "library": str(lib), "glue": str(GLUE),
+            "library": str(lib), "glue": str(GLUE), "pages": str(PAGES),
             "units": {k: [a.replace(str(tree), "<tree>").replace(str(work), "<work>")
                           for a in v] for k, v in recipe["units"].items()},
             "link": recipe["link"], "warnings": recipe["warnings"],
@@ -532,7 +541,7 @@ def current_library() -> tuple[Path, dict]:
     if not lib.is_file():
         raise _unavailable(f"the kernel library {lib} is gone; "
                            f"rebuild with `tdx-trackers kernel-build`")
-    if GLUE.is_file() and info.get("key") != fingerprint():
-        raise _unavailable(f"the kernel library {lib} was built from another glue.c "
-                           f"or recipe; rebuild with `tdx-trackers kernel-build`")
+    if GLUE.is_file() and PAGES.is_file() and info.get("key") != fingerprint():
+        raise _unavailable(f"the kernel library {lib} was built from another glue.c, "
+                           f"pages.c or recipe; rebuild with `tdx-trackers kernel-build`")
     return lib, info

@@ -1,0 +1,940 @@
+// SPDX-License-Identifier: MIT
+/*
+ * pages.c - the two layouts a kexec-time scan would read for the options
+ * that have no kernel library to build: a flag bit in struct page (option 3)
+ * and a software bit in the direct map's PTEs (option 2), modeled in plain
+ * C for trackers/linux/pages.py (ctypes).
+ *
+ * No kernel code is linked or included here: these are models of the
+ * kernel's layouts, with the sizes and bits taken from the sources named
+ * below, so that the scans read the bytes the kernel would read and can be
+ * timed on this machine.  Nothing here times anything: the caller does.
+ *
+ * Conventions as in glue.c: PFNs are uint64 below 2^52 (MAX_PHYSMEM_BITS);
+ * ranges are half-open [start, end); a scan writes at most cap maximal
+ * runs, ascending, and resumes from *cursor (TDX_SCAN_DONE at the end); a
+ * handle is not safe for concurrent use (different handles are).
+ *
+ * ------------------------------------------------------------------------
+ * struct page (option 3).  One stand-in per PFN, `stride` bytes each
+ * (trackers.kernel.STRUCT_PAGE_BYTES, 64 on x86-64), with the flags word at
+ * offset 0 as page->flags is (include/linux/mm_types.h).  The array is
+ * 2 MiB aligned and madvise(MADV_HUGEPAGE)d, as the vmemmap is mapped with
+ * PMD pages (vmemmap_populate_hugepages()).  Every flags word starts with
+ * every bit set except the tested one, so the scan must test its bit and
+ * cannot take a nonzero word for a flagged page; the other 56 bytes are
+ * zero.  All of it is written at create, so the memory is committed before
+ * anything is timed.  The scan is the kexec-time loop
+ *
+ *	for (pfn = 0; pfn < max_pfn; pfn++)
+ *		if (test_bit(PG_tdx_private, &pfn_to_page(pfn)->flags)) ...
+ *
+ * reading one word per struct page: one cache line each, the whole array.
+ *
+ * ------------------------------------------------------------------------
+ * The direct map (option 2): x86-64 4-level page tables, 512 eight-byte
+ * entries per 4 KiB table page (arch/x86/include/asm/pgtable_64_types.h):
+ * PUD pages (one per 512 GiB), PMD pages (one per 1 GiB that is not one
+ * 1 GiB mapping), PTE pages (one per 2 MiB that is not one 2 MiB or 1 GiB
+ * mapping), built from the mappings split_mem_range() gives (the caller
+ * passes them: trackers.kexec.directmap).  Entries carry the x86 bits of
+ * arch/x86/include/asm/pgtable_types.h: a leaf is the page's physical
+ * address | __PAGE_KERNEL (present, RW, accessed, dirty, global, NX), with
+ * _PAGE_PSE for a 2 MiB or 1 GiB leaf (__PAGE_KERNEL_LARGE); a table entry
+ * is the child page's address | _KERNPG_TABLE.  Here the "physical"
+ * address of a table page is its userspace address (4 KiB aligned, below
+ * 2^47, inside PTE_PFN_MASK), so the walk follows entries as the kernel
+ * follows __va(pud_pfn(pud) << PAGE_SHIFT).  The top level (the PGD, or the
+ * P4D with 5-level paging) is an array of such entries, one per 512 GiB,
+ * shared with the rest of the kernel and not counted, as the model does not.
+ *
+ * The soft bit: _PAGE_BIT_SOFTW2 (bit 10), which the kernel names
+ * _PAGE_BIT_UFFD_WP and uses only in user PTEs (userfaultfd write-protect),
+ * never in the kernel's direct map.  SOFTW1 (bit 9) is _PAGE_BIT_SPECIAL and
+ * also _PAGE_BIT_CPA_TEST, which the CPA self-test sets on direct-map pages;
+ * SOFTW3 (11, soft-dirty), SOFTW4 (57, devmap) and SOFTW5 (58, saved-dirty /
+ * NOPTISHADOW) are taken too.  Overloading a user-only bit in kernel
+ * mappings is how _PAGE_BIT_CPA_TEST already shares SOFTW1; SOFTW2 is in
+ * _PAGE_CHG_MASK, so set_memory_*() keeps it across protection changes.
+ *
+ * Marking a page splits the large mapping that holds it as
+ * set_memory.c split_large_page() does: a 1 GiB leaf becomes a PMD page of
+ * 512 2 MiB leaves, a 2 MiB leaf a PTE page of 512 4 KiB leaves, one new
+ * 4 KiB table page per split, installed whole.  Splits are one-way (no
+ * cpa_collapse_large_pages()).  A page outside the direct map (a hole in
+ * RAM) has no PTE to hold the bit: marking it is counted as missed.
+ *
+ * The walk reads every entry of every PUD page, of every PMD page reached
+ * through a present non-leaf PUD entry and of every PTE page reached through
+ * a present non-leaf PMD entry: table pages x 4 KiB, the model's
+ * scanned_bytes.  It counts the entries it reads; a walk resumed from a
+ * cursor reads again the PUD, PMD and PTE entry it stopped at (24 bytes).
+ * Not modeled: where the kernel's table pages sit in memory (here they are
+ * handed out in order from 2 MiB chunks, which the prefetcher likes; the
+ * kernel's come from the page allocator) and the TLB.
+ */
+#include <errno.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#define TDX_SCAN_DONE UINT64_MAX	/* cursor: the walk is over */
+
+/* include/linux/page-flags.h enum pageflags with Debian's 6.12 amd64 config
+ * (CONFIG_MMU, MEMORY_FAILURE, PAGE_IDLE_FLAG; x86 PAT selects
+ * ARCH_USES_PG_ARCH_2): PG_locked 0 ... PG_unevictable 18, PG_mlocked 19,
+ * PG_hwpoison 20, PG_young 21, PG_idle 22, PG_arch_2 23, __NR_PAGEFLAGS 24.
+ * A new flag goes before __NR_PAGEFLAGS: PG_tdx_private would be bit 24. */
+#define TDX_PG_TDX_PRIVATE 24
+
+/* arch/x86/include/asm/pgtable_types.h (6.12) */
+#define X86_PAGE_PRESENT	(1ULL << 0)
+#define X86_PAGE_RW		(1ULL << 1)
+#define X86_PAGE_ACCESSED	(1ULL << 5)
+#define X86_PAGE_DIRTY		(1ULL << 6)
+#define X86_PAGE_PSE		(1ULL << 7)
+#define X86_PAGE_GLOBAL		(1ULL << 8)
+#define X86_PAGE_BIT_SOFTW2	10
+#define X86_PAGE_NX		(1ULL << 63)
+#define X86_PAGE_TDX_PRIVATE	(1ULL << X86_PAGE_BIT_SOFTW2)
+#define X86_PTE_PFN_MASK	(((1ULL << 52) - 1) & ~0xfffULL)	/* PHYSICAL_PAGE_MASK */
+#define X86_PAGE_KERNEL		(X86_PAGE_PRESENT | X86_PAGE_RW | X86_PAGE_ACCESSED | \
+				 X86_PAGE_NX | X86_PAGE_DIRTY | X86_PAGE_GLOBAL)
+#define X86_PAGE_KERNEL_LARGE	(X86_PAGE_KERNEL | X86_PAGE_PSE)
+#define X86_KERNPG_TABLE	(X86_PAGE_PRESENT | X86_PAGE_RW | X86_PAGE_ACCESSED | \
+				 X86_PAGE_DIRTY)
+
+#define TDX_PTRS		512		/* PTRS_PER_{PUD,PMD,PTE} */
+#define TDX_TABLE_BYTES		4096		/* one table page */
+#define TDX_SHIFT_2M		9		/* PFN shifts of one entry per level */
+#define TDX_SHIFT_1G		18
+#define TDX_SHIFT_512G		27
+#define TDX_LEVEL_4K		0		/* trackers.kexec.directmap LEVEL_* */
+#define TDX_LEVEL_2M		1
+#define TDX_LEVEL_1G		2
+#define TDX_MAX_PFN		(1ULL << 40)	/* MAX_PHYSMEM_BITS 52 - PAGE_SHIFT */
+#define TDX_HUGE_BYTES		(2UL << 20)	/* a PMD page: alignment for THP */
+#define TDX_POOL_PAGES		512		/* table pages per 2 MiB pool chunk */
+
+_Static_assert(sizeof(uint64_t) * TDX_PTRS == TDX_TABLE_BYTES, "512 entries per 4 KiB");
+
+/* ------------------------------------------------------------------------
+ * runs: the same collector as glue.c's (maximal runs, stop when full)
+ */
+struct tdx_runs {
+	int64_t *out_s, *out_e;
+	int64_t cap, n;
+	bool open;
+	uint64_t rs, re;
+};
+
+/* Add [s, e) (s >= every earlier end); false if the buffer is full and
+ * [s, e) would start a new run. */
+static inline bool runs_add(struct tdx_runs *r, uint64_t s, uint64_t e)
+{
+	if (r->open && s <= r->re) {
+		if (e > r->re)
+			r->re = e;
+		return true;
+	}
+	if (r->open) {
+		r->out_s[r->n] = r->rs;
+		r->out_e[r->n] = r->re;
+		r->n++;
+		r->open = false;
+	}
+	if (r->n >= r->cap)
+		return false;
+	r->open = true;
+	r->rs = s;
+	r->re = e;
+	return true;
+}
+
+static int64_t runs_finish(struct tdx_runs *r)
+{
+	if (r->open) {
+		r->out_s[r->n] = r->rs;
+		r->out_e[r->n] = r->re;
+		r->n++;
+		r->open = false;
+	}
+	return r->n;
+}
+
+int tdx_pages_fact(int which)
+{
+	switch (which) {
+	case 0: return TDX_PG_TDX_PRIVATE;
+	case 1: return X86_PAGE_BIT_SOFTW2;
+	case 2: return TDX_TABLE_BYTES;
+	case 3: return TDX_PTRS;
+	default: return -1;
+	}
+}
+
+/* ------------------------------------------------------------------------
+ * struct page (option 3)
+ */
+struct tdx_struct_pages {
+	unsigned char *mem;
+	uint64_t max_pfn, stride, bytes;
+	uint64_t mask;			/* 1UL << the tested flag bit */
+};
+
+static inline uint64_t *sp_flags(const struct tdx_struct_pages *sp, uint64_t pfn)
+{
+	return (uint64_t *)(sp->mem + pfn * sp->stride);
+}
+
+/*
+ * max_pfn struct pages of stride bytes (a multiple of 8, flags word first),
+ * testing flag `bit`.  NULL with *err = EINVAL for bad arguments, ENOMEM.
+ */
+void *tdx_sp_create(uint64_t max_pfn, uint64_t stride, int bit, int *err)
+{
+	struct tdx_struct_pages *sp;
+	uint64_t words = stride / 8;
+
+	if (!max_pfn || max_pfn > TDX_MAX_PFN || stride < 8 || stride % 8 || stride > 4096 ||
+	    bit < 0 || bit > 63) {
+		*err = EINVAL;
+		return NULL;
+	}
+	sp = calloc(1, sizeof(*sp));
+	if (!sp) {
+		*err = ENOMEM;
+		return NULL;
+	}
+	sp->max_pfn = max_pfn;
+	sp->stride = stride;
+	sp->mask = 1ULL << bit;
+	sp->bytes = max_pfn * stride;
+	if (posix_memalign((void **)&sp->mem, TDX_HUGE_BYTES,
+			   (sp->bytes + TDX_HUGE_BYTES - 1) / TDX_HUGE_BYTES * TDX_HUGE_BYTES)) {
+		free(sp);
+		*err = ENOMEM;
+		return NULL;
+	}
+	madvise(sp->mem, sp->bytes, MADV_HUGEPAGE);	/* advice: may be refused */
+	for (uint64_t pfn = 0; pfn < max_pfn; pfn++) {
+		uint64_t *w = sp_flags(sp, pfn);
+
+		w[0] = ~sp->mask;
+		for (uint64_t k = 1; k < words; k++)
+			w[k] = 0;
+	}
+	*err = 0;
+	return sp;
+}
+
+void tdx_sp_destroy(void *h)
+{
+	struct tdx_struct_pages *sp = h;
+
+	if (!sp)
+		return;
+	free(sp->mem);
+	free(sp);
+}
+
+/* Set (value != 0) or clear the flag on every page of every [s, e) (each
+ * e <= max_pfn, checked: -EINVAL before anything changes). */
+int tdx_sp_set_ranges(void *h, const uint64_t *s, const uint64_t *e, int64_t n, int value)
+{
+	struct tdx_struct_pages *sp = h;
+
+	for (int64_t r = 0; r < n; r++)
+		if (s[r] > e[r] || e[r] > sp->max_pfn)
+			return -EINVAL;
+	for (int64_t r = 0; r < n; r++) {
+		for (uint64_t pfn = s[r]; pfn < e[r]; pfn++) {
+			uint64_t *f = sp_flags(sp, pfn);
+
+			*f = value ? *f | sp->mask : *f & ~sp->mask;
+		}
+	}
+	return 0;
+}
+
+/* out[i] = the flag of pfns[i] (each < max_pfn, checked). */
+int tdx_sp_test(void *h, const uint64_t *pfns, int64_t n, uint8_t *out)
+{
+	struct tdx_struct_pages *sp = h;
+
+	for (int64_t i = 0; i < n; i++)
+		if (pfns[i] >= sp->max_pfn)
+			return -EINVAL;
+	for (int64_t i = 0; i < n; i++)
+		out[i] = (*sp_flags(sp, pfns[i]) & sp->mask) != 0;
+	return 0;
+}
+
+int64_t tdx_sp_count(void *h)
+{
+	struct tdx_struct_pages *sp = h;
+	int64_t n = 0;
+
+	for (uint64_t pfn = 0; pfn < sp->max_pfn; pfn++)
+		n += (*sp_flags(sp, pfn) & sp->mask) != 0;
+	return n;
+}
+
+/* Pages whose flags word has any bit but the tested one clear: 0 unless
+ * something wrote a stand-in other than through this API. */
+int64_t tdx_sp_check(void *h)
+{
+	struct tdx_struct_pages *sp = h;
+	int64_t bad = 0;
+
+	for (uint64_t pfn = 0; pfn < sp->max_pfn; pfn++)
+		bad += (*sp_flags(sp, pfn) | sp->mask) != UINT64_MAX;
+	return bad;
+}
+
+uint64_t tdx_sp_bytes(void *h)
+{
+	return ((struct tdx_struct_pages *)h)->bytes;
+}
+
+/*
+ * Runs of flagged PFNs from *cursor on, at most cap: every struct page's
+ * flags word is read, in PFN order.  *cursor becomes where the next call
+ * resumes (the first PFN of the run that did not fit), TDX_SCAN_DONE at
+ * the end.
+ */
+int64_t tdx_sp_scan(void *h, uint64_t *cursor, int64_t *out_s, int64_t *out_e, int64_t cap)
+{
+	const struct tdx_struct_pages *sp = h;
+	const uint64_t max = sp->max_pfn, mask = sp->mask, stride = sp->stride;
+	const unsigned char *p;
+	uint64_t pfn = *cursor, rs = 0;
+	int64_t n = 0;
+	bool open = false;
+
+	if (pfn == TDX_SCAN_DONE || cap <= 0)
+		return 0;
+	p = sp->mem + pfn * stride;
+	for (; pfn < max; pfn++, p += stride) {
+		bool set = (*(const uint64_t *)p & mask) != 0;
+
+		if (set == open)
+			continue;
+		if (set) {
+			if (n == cap) {
+				*cursor = pfn;
+				return n;
+			}
+			rs = pfn;
+			open = true;
+		} else {
+			out_s[n] = rs;
+			out_e[n] = pfn;
+			n++;
+			open = false;
+		}
+	}
+	if (open) {
+		out_s[n] = rs;
+		out_e[n] = max;
+		n++;
+	}
+	*cursor = TDX_SCAN_DONE;
+	return n;
+}
+
+/* ------------------------------------------------------------------------
+ * the direct map (option 2)
+ */
+struct tdx_pool_chunk {
+	struct tdx_pool_chunk *next;
+	uint64_t *pages;		/* TDX_POOL_PAGES table pages */
+};
+
+struct tdx_direct_map {
+	uint64_t *top;			/* one entry per 512 GiB (PGD/P4D), not counted */
+	uint64_t ntop;
+	struct tdx_pool_chunk *chunks;
+	uint64_t chunk_used;		/* table pages handed out of chunks->pages */
+	int64_t pages[3];		/* PUD, PMD, PTE pages */
+	int64_t read[3];		/* PUD, PMD, PTE entries read by walks */
+	int64_t chunk_count;
+};
+
+static inline uint64_t *table_of(uint64_t entry)
+{
+	return (uint64_t *)(uintptr_t)(entry & X86_PTE_PFN_MASK);
+}
+
+static inline bool is_present(uint64_t entry)
+{
+	return entry & X86_PAGE_PRESENT;
+}
+
+static inline bool is_leaf(uint64_t entry)
+{
+	return entry & X86_PAGE_PSE;
+}
+
+/* A zeroed table page (every entry not present), or NULL. */
+static uint64_t *table_alloc(struct tdx_direct_map *dm, int level)
+{
+	uint64_t *page;
+
+	if (!dm->chunks || dm->chunk_used == TDX_POOL_PAGES) {
+		struct tdx_pool_chunk *c = malloc(sizeof(*c));
+
+		if (!c)
+			return NULL;
+		if (posix_memalign((void **)&c->pages, TDX_HUGE_BYTES,
+				   (size_t)TDX_POOL_PAGES * TDX_TABLE_BYTES)) {
+			free(c);
+			return NULL;
+		}
+		c->next = dm->chunks;
+		dm->chunks = c;
+		dm->chunk_used = 0;
+		dm->chunk_count++;
+	}
+	page = dm->chunks->pages + dm->chunk_used * TDX_PTRS;
+	dm->chunk_used++;
+	memset(page, 0, TDX_TABLE_BYTES);
+	dm->pages[level]++;
+	return page;
+}
+
+static inline uint64_t table_entry(const uint64_t *page)
+{
+	return (uint64_t)(uintptr_t)page | X86_KERNPG_TABLE;
+}
+
+void tdx_dm_destroy(void *h)
+{
+	struct tdx_direct_map *dm = h;
+
+	if (!dm)
+		return;
+	while (dm->chunks) {
+		struct tdx_pool_chunk *c = dm->chunks;
+
+		dm->chunks = c->next;
+		free(c->pages);
+		free(c);
+	}
+	free(dm->top);
+	free(dm);
+}
+
+/* Mapping r is aligned to its level and lies after mapping r - 1. */
+static int check_mappings(const uint64_t *s, const uint64_t *e, const int8_t *lv, int64_t n)
+{
+	for (int64_t r = 0; r < n; r++) {
+		uint64_t align;
+
+		if (lv[r] == TDX_LEVEL_4K)
+			align = 1;
+		else if (lv[r] == TDX_LEVEL_2M)
+			align = 1ULL << TDX_SHIFT_2M;
+		else if (lv[r] == TDX_LEVEL_1G)
+			align = 1ULL << TDX_SHIFT_1G;
+		else
+			return -EINVAL;
+		if (s[r] >= e[r] || e[r] > TDX_MAX_PFN || s[r] % align || e[r] % align)
+			return -EINVAL;
+		if (r && s[r] < e[r - 1])
+			return -EINVAL;
+	}
+	return 0;
+}
+
+/*
+ * Table pages the boot direct map of these mappings needs: out[0..2] PUD,
+ * PMD, PTE pages (kernel_physical_mapping_init()).  Mappings sorted,
+ * disjoint, aligned to their level (-EINVAL otherwise).
+ */
+int tdx_dm_plan(const uint64_t *s, const uint64_t *e, const int8_t *lv, int64_t n,
+		int64_t *out)
+{
+	uint64_t last[3] = { UINT64_MAX, UINT64_MAX, UINT64_MAX };
+	int ret = check_mappings(s, e, lv, n);
+
+	out[0] = out[1] = out[2] = 0;
+	if (ret)
+		return ret;
+	for (int64_t r = 0; r < n; r++) {
+		/* PUD pages: every 512 GiB slot touched */
+		uint64_t a = s[r] >> TDX_SHIFT_512G, b = (e[r] - 1) >> TDX_SHIFT_512G;
+
+		out[0] += b - a + 1 - (last[0] == a);
+		last[0] = b;
+		if (lv[r] == TDX_LEVEL_1G)
+			continue;
+		a = s[r] >> TDX_SHIFT_1G;		/* PMD pages: every 1 GiB slot */
+		b = (e[r] - 1) >> TDX_SHIFT_1G;
+		out[1] += b - a + 1 - (last[1] == a);
+		last[1] = b;
+		if (lv[r] == TDX_LEVEL_2M)
+			continue;
+		a = s[r] >> TDX_SHIFT_2M;		/* PTE pages: every 2 MiB slot */
+		b = (e[r] - 1) >> TDX_SHIFT_2M;
+		out[2] += b - a + 1 - (last[2] == a);
+		last[2] = b;
+	}
+	return 0;
+}
+
+/* The table page under *entry, allocated (and *entry installed) if not
+ * present; NULL if *entry is a leaf or memory ran out (*err says which). */
+static uint64_t *table_get(struct tdx_direct_map *dm, uint64_t *entry, int level, int *err)
+{
+	uint64_t *page;
+
+	if (is_present(*entry)) {
+		if (is_leaf(*entry)) {
+			*err = -EINVAL;
+			return NULL;
+		}
+		return table_of(*entry);
+	}
+	page = table_alloc(dm, level);
+	if (!page) {
+		*err = -ENOMEM;
+		return NULL;
+	}
+	*entry = table_entry(page);
+	return page;
+}
+
+/*
+ * The boot direct map of these mappings (as tdx_dm_plan), PFNs below
+ * ntop * 512 GiB.  NULL with *err = EINVAL or ENOMEM.
+ */
+void *tdx_dm_create(uint64_t ntop, const uint64_t *s, const uint64_t *e, const int8_t *lv,
+		    int64_t n, int *err)
+{
+	struct tdx_direct_map *dm;
+	int ret = check_mappings(s, e, lv, n);
+
+	if (!ret && (ntop > TDX_MAX_PFN >> TDX_SHIFT_512G ||
+		     (n && e[n - 1] > ntop << TDX_SHIFT_512G)))
+		ret = -EINVAL;
+	if (ret) {
+		*err = -ret;
+		return NULL;
+	}
+	dm = calloc(1, sizeof(*dm));
+	if (!dm || !(dm->top = calloc(ntop ? ntop : 1, sizeof(uint64_t)))) {
+		free(dm);
+		*err = ENOMEM;
+		return NULL;
+	}
+	dm->ntop = ntop;
+	for (int64_t r = 0; r < n && !ret; r++) {
+		uint64_t step = lv[r] == TDX_LEVEL_1G ? 1ULL << TDX_SHIFT_1G :
+				lv[r] == TDX_LEVEL_2M ? 1ULL << TDX_SHIFT_2M : 1;
+
+		for (uint64_t pfn = s[r]; pfn < e[r] && !ret; pfn += step) {
+			uint64_t *pud, *pmd, *pte;
+			uint64_t leaf = pfn << 12;
+
+			pud = table_get(dm, &dm->top[pfn >> TDX_SHIFT_512G], 0, &ret);
+			if (!pud)
+				break;
+			if (lv[r] == TDX_LEVEL_1G) {
+				pud[(pfn >> TDX_SHIFT_1G) % TDX_PTRS] = leaf | X86_PAGE_KERNEL_LARGE;
+				continue;
+			}
+			pmd = table_get(dm, &pud[(pfn >> TDX_SHIFT_1G) % TDX_PTRS], 1, &ret);
+			if (!pmd)
+				break;
+			if (lv[r] == TDX_LEVEL_2M) {
+				pmd[(pfn >> TDX_SHIFT_2M) % TDX_PTRS] = leaf | X86_PAGE_KERNEL_LARGE;
+				continue;
+			}
+			pte = table_get(dm, &pmd[(pfn >> TDX_SHIFT_2M) % TDX_PTRS], 2, &ret);
+			if (!pte)
+				break;
+			pte[pfn % TDX_PTRS] = leaf | X86_PAGE_KERNEL;
+		}
+	}
+	if (ret) {
+		tdx_dm_destroy(dm);
+		*err = -ret;
+		return NULL;
+	}
+	*err = 0;
+	return dm;
+}
+
+/* split_large_page(): *entry, a leaf mapping 512 << shift PFNs from its
+ * address, becomes a table page of 512 leaves of the next level down. */
+static uint64_t *split_leaf(struct tdx_direct_map *dm, uint64_t *entry, int level)
+{
+	uint64_t *page = table_alloc(dm, level);
+	uint64_t base = (*entry & X86_PTE_PFN_MASK) >> 12;
+	uint64_t step = level == 1 ? 1ULL << TDX_SHIFT_2M : 1;
+	uint64_t prot = level == 1 ? X86_PAGE_KERNEL_LARGE : X86_PAGE_KERNEL;
+
+	if (!page)
+		return NULL;
+	for (int k = 0; k < TDX_PTRS; k++)
+		page[k] = ((base + k * step) << 12) | prot;
+	*entry = table_entry(page);
+	return page;
+}
+
+/*
+ * Set the soft bit on every page of the sorted, disjoint ranges, splitting
+ * the large mappings that hold them.  dry_run: change nothing, only count.
+ * out[0], out[1]: PMD and PTE pages the splits allocate (would allocate);
+ * out[2]: pages outside the direct map (no PTE to hold the bit: missed).
+ * Returns 0, -EINVAL (ranges unsorted) or -ENOMEM (the splits done so far
+ * stay, each whole; out[] counts them).
+ */
+int tdx_dm_mark(void *h, const uint64_t *s, const uint64_t *e, int64_t n, int dry_run,
+		int64_t *out)
+{
+	struct tdx_direct_map *dm = h;
+	uint64_t last_1g = UINT64_MAX, last_2m = UINT64_MAX;
+	const uint64_t end_all = dm->ntop << TDX_SHIFT_512G;
+
+	out[0] = out[1] = out[2] = 0;
+	for (int64_t r = 0; r < n; r++)
+		if (s[r] > e[r] || (r && s[r] < e[r - 1]))
+			return -EINVAL;
+	for (int64_t r = 0; r < n; r++) {
+		uint64_t pfn = s[r];
+
+		while (pfn < e[r]) {
+			/* one 2 MiB slot at a time: [pfn, stop) */
+			uint64_t slot = pfn >> TDX_SHIFT_2M;
+			uint64_t stop = (slot + 1) << TDX_SHIFT_2M;
+			uint64_t top, *pud, *pmd, *pte, *pude, *pmde;
+
+			if (stop > e[r])
+				stop = e[r];
+			if (pfn >= end_all) {
+				out[2] += e[r] - pfn;
+				break;
+			}
+			top = dm->top[pfn >> TDX_SHIFT_512G];
+			if (!is_present(top))
+				goto missed;
+			pud = table_of(top);
+			pude = &pud[(pfn >> TDX_SHIFT_1G) % TDX_PTRS];
+			if (!is_present(*pude))
+				goto missed;
+			if (is_leaf(*pude)) {
+				if (dry_run) {
+					out[0] += last_1g != pfn >> TDX_SHIFT_1G;
+					out[1] += last_2m != slot;
+					last_1g = pfn >> TDX_SHIFT_1G;
+					last_2m = slot;
+					pfn = stop;
+					continue;
+				}
+				if (!split_leaf(dm, pude, 1))
+					return -ENOMEM;
+				out[0]++;
+			}
+			pmd = table_of(*pude);
+			pmde = &pmd[slot % TDX_PTRS];
+			if (!is_present(*pmde))
+				goto missed;
+			if (is_leaf(*pmde)) {
+				if (dry_run) {
+					out[1] += last_2m != slot;
+					last_2m = slot;
+					pfn = stop;
+					continue;
+				}
+				if (!split_leaf(dm, pmde, 2))
+					return -ENOMEM;
+				out[1]++;
+			}
+			pte = table_of(*pmde);
+			for (; pfn < stop; pfn++) {
+				uint64_t *p = &pte[pfn % TDX_PTRS];
+
+				if (!is_present(*p))
+					out[2]++;
+				else if (!dry_run)
+					*p |= X86_PAGE_TDX_PRIVATE;
+			}
+			continue;
+missed:
+			out[2] += stop - pfn;
+			pfn = stop;
+		}
+	}
+	return 0;
+}
+
+/* Clear the soft bit on every page of the ranges (no collapse); returns 0. */
+int tdx_dm_unmark(void *h, const uint64_t *s, const uint64_t *e, int64_t n)
+{
+	struct tdx_direct_map *dm = h;
+	const uint64_t end_all = dm->ntop << TDX_SHIFT_512G;
+
+	for (int64_t r = 0; r < n; r++) {
+		uint64_t pfn = s[r], stop_all = e[r] < end_all ? e[r] : end_all;
+
+		while (pfn < stop_all) {
+			uint64_t stop = ((pfn >> TDX_SHIFT_2M) + 1) << TDX_SHIFT_2M;
+			uint64_t top = dm->top[pfn >> TDX_SHIFT_512G], pude, pmde, *pte;
+
+			if (stop > stop_all)
+				stop = stop_all;
+			if (!is_present(top))
+				goto next;
+			pude = table_of(top)[(pfn >> TDX_SHIFT_1G) % TDX_PTRS];
+			if (!is_present(pude) || is_leaf(pude))
+				goto next;
+			pmde = table_of(pude)[(pfn >> TDX_SHIFT_2M) % TDX_PTRS];
+			if (!is_present(pmde) || is_leaf(pmde))
+				goto next;
+			pte = table_of(pmde);
+			for (uint64_t p = pfn; p < stop; p++)
+				pte[p % TDX_PTRS] &= ~X86_PAGE_TDX_PRIVATE;
+next:
+			pfn = stop;
+		}
+	}
+	return 0;
+}
+
+/* The 4 KiB PTE mapping pfn, or 0 (not mapped, or mapped by a large leaf). */
+static uint64_t pte_of(const struct tdx_direct_map *dm, uint64_t pfn)
+{
+	uint64_t top, pude, pmde;
+
+	if (pfn >> TDX_SHIFT_512G >= dm->ntop)
+		return 0;
+	top = dm->top[pfn >> TDX_SHIFT_512G];
+	if (!is_present(top))
+		return 0;
+	pude = table_of(top)[(pfn >> TDX_SHIFT_1G) % TDX_PTRS];
+	if (!is_present(pude) || is_leaf(pude))
+		return 0;
+	pmde = table_of(pude)[(pfn >> TDX_SHIFT_2M) % TDX_PTRS];
+	if (!is_present(pmde) || is_leaf(pmde))
+		return 0;
+	return table_of(pmde)[pfn % TDX_PTRS];
+}
+
+/* out[i] = the soft bit of pfns[i]'s PTE (0 where there is no 4 KiB PTE). */
+int tdx_dm_test(void *h, const uint64_t *pfns, int64_t n, uint8_t *out)
+{
+	for (int64_t i = 0; i < n; i++) {
+		uint64_t pte = pte_of(h, pfns[i]);
+
+		out[i] = is_present(pte) && (pte & X86_PAGE_TDX_PRIVATE);
+	}
+	return 0;
+}
+
+static inline uint64_t first_index(uint64_t from, uint64_t base, int shift)
+{
+	return from > base ? (from - base) >> shift : 0;
+}
+
+/*
+ * Runs of PFNs whose 4 KiB PTE has the soft bit, from *cursor on, at most
+ * cap: the walk reads every entry of every PUD page, descends into the PMD
+ * page of every present non-leaf PUD entry and the PTE page of every
+ * present non-leaf PMD entry.  The PFN is the entry's position in the
+ * direct map (__pa of its virtual address).  *cursor as tdx_sp_scan.
+ */
+int64_t tdx_dm_scan(void *h, uint64_t *cursor, int64_t *out_s, int64_t *out_e, int64_t cap)
+{
+	struct tdx_direct_map *dm = h;
+	struct tdx_runs runs = { out_s, out_e, cap, 0, false, 0, 0 };
+	const uint64_t from = *cursor;
+	int64_t n_pud = 0, n_pmd = 0, n_pte = 0;
+
+	if (from == TDX_SCAN_DONE || cap <= 0)
+		return 0;
+	for (uint64_t g = from >> TDX_SHIFT_512G; g < dm->ntop; g++) {
+		const uint64_t gbase = g << TDX_SHIFT_512G;
+		const uint64_t *pud;
+
+		if (!is_present(dm->top[g]))
+			continue;
+		pud = table_of(dm->top[g]);
+		for (uint64_t i = first_index(from, gbase, TDX_SHIFT_1G); i < TDX_PTRS; i++) {
+			const uint64_t ibase = gbase + (i << TDX_SHIFT_1G);
+			const uint64_t pude = pud[i];
+			const uint64_t *pmd;
+
+			n_pud++;
+			if (!is_present(pude) || is_leaf(pude))
+				continue;
+			pmd = table_of(pude);
+			for (uint64_t j = first_index(from, ibase, TDX_SHIFT_2M); j < TDX_PTRS; j++) {
+				const uint64_t jbase = ibase + (j << TDX_SHIFT_2M);
+				const uint64_t pmde = pmd[j];
+				const uint64_t *pte;
+
+				n_pmd++;
+				if (!is_present(pmde) || is_leaf(pmde))
+					continue;
+				pte = table_of(pmde);
+				for (uint64_t k = first_index(from, jbase, 0); k < TDX_PTRS; k++) {
+					const uint64_t ptee = pte[k];
+
+					n_pte++;
+					if ((ptee & (X86_PAGE_PRESENT | X86_PAGE_TDX_PRIVATE)) !=
+					    (X86_PAGE_PRESENT | X86_PAGE_TDX_PRIVATE))
+						continue;
+					if (!runs_add(&runs, jbase + k, jbase + k + 1)) {
+						*cursor = jbase + k;
+						goto out;
+					}
+				}
+			}
+		}
+	}
+	*cursor = TDX_SCAN_DONE;
+out:
+	dm->read[0] += n_pud;
+	dm->read[1] += n_pmd;
+	dm->read[2] += n_pte;
+	return runs_finish(&runs);
+}
+
+static int64_t dm_host_bytes(const struct tdx_direct_map *dm)
+{
+	return dm->chunk_count * (int64_t)TDX_POOL_PAGES * TDX_TABLE_BYTES +
+	       (int64_t)(dm->ntop ? dm->ntop : 1) * (int64_t)sizeof(uint64_t);
+}
+
+/* Counters, no walk: out[0..2] PUD, PMD, PTE entries read by walks since
+ * create or the last reset (reset != 0 zeroes them after reading); out[3..5]
+ * PUD, PMD, PTE pages; out[6] host bytes (pool chunks, top-level array). */
+void tdx_dm_read(void *h, int64_t *out, int reset)
+{
+	struct tdx_direct_map *dm = h;
+
+	for (int l = 0; l < 3; l++) {
+		out[l] = dm->read[l];
+		out[3 + l] = dm->pages[l];
+		if (reset)
+			dm->read[l] = 0;
+	}
+	out[6] = dm_host_bytes(dm);
+}
+
+/*
+ * out[0..2]: PUD, PMD, PTE pages; out[3..5]: 4 KiB pages, 2 MiB mappings,
+ * 1 GiB mappings present (/proc/meminfo DirectMap4k/2M/1G); out[6]: PTEs
+ * with the soft bit; out[7]: host bytes (pool chunks and the top-level
+ * array).  A count, not a walk: it adds nothing to tdx_dm_read().
+ */
+void tdx_dm_counts(void *h, int64_t *out)
+{
+	struct tdx_direct_map *dm = h;
+	int64_t m4k = 0, m2m = 0, m1g = 0, marked = 0;
+
+	for (uint64_t g = 0; g < dm->ntop; g++) {
+		const uint64_t *pud;
+
+		if (!is_present(dm->top[g]))
+			continue;
+		pud = table_of(dm->top[g]);
+		for (int i = 0; i < TDX_PTRS; i++) {
+			const uint64_t *pmd;
+
+			if (!is_present(pud[i]))
+				continue;
+			if (is_leaf(pud[i])) {
+				m1g++;
+				continue;
+			}
+			pmd = table_of(pud[i]);
+			for (int j = 0; j < TDX_PTRS; j++) {
+				const uint64_t *pte;
+
+				if (!is_present(pmd[j]))
+					continue;
+				if (is_leaf(pmd[j])) {
+					m2m++;
+					continue;
+				}
+				pte = table_of(pmd[j]);
+				for (int k = 0; k < TDX_PTRS; k++) {
+					m4k += is_present(pte[k]);
+					marked += (pte[k] & (X86_PAGE_PRESENT | X86_PAGE_TDX_PRIVATE)) ==
+						  (X86_PAGE_PRESENT | X86_PAGE_TDX_PRIVATE);
+				}
+			}
+		}
+	}
+	for (int l = 0; l < 3; l++)
+		out[l] = dm->pages[l];
+	out[3] = m4k;
+	out[4] = m2m;
+	out[5] = m1g;
+	out[6] = marked;
+	out[7] = dm_host_bytes(dm);
+}
+
+/*
+ * The invariants, or the PFN where one fails (-1: all hold): every leaf
+ * maps the PFN of its position; a table entry only above the PTE level; the
+ * PSE bit only in PUD and PMD leaves; the soft bit only in 4 KiB PTEs.
+ */
+int64_t tdx_dm_check(void *h)
+{
+	struct tdx_direct_map *dm = h;
+
+	for (uint64_t g = 0; g < dm->ntop; g++) {
+		const uint64_t gbase = g << TDX_SHIFT_512G;
+		const uint64_t *pud;
+
+		if (!is_present(dm->top[g]))
+			continue;
+		if (is_leaf(dm->top[g]))
+			return (int64_t)gbase;
+		pud = table_of(dm->top[g]);
+		for (uint64_t i = 0; i < TDX_PTRS; i++) {
+			const uint64_t ibase = gbase + (i << TDX_SHIFT_1G);
+			const uint64_t *pmd;
+
+			if (!is_present(pud[i]))
+				continue;
+			if (pud[i] & X86_PAGE_TDX_PRIVATE)
+				return (int64_t)ibase;
+			if (is_leaf(pud[i])) {
+				if ((pud[i] & X86_PTE_PFN_MASK) >> 12 != ibase)
+					return (int64_t)ibase;
+				continue;
+			}
+			pmd = table_of(pud[i]);
+			for (uint64_t j = 0; j < TDX_PTRS; j++) {
+				const uint64_t jbase = ibase + (j << TDX_SHIFT_2M);
+				const uint64_t *pte;
+
+				if (!is_present(pmd[j]))
+					continue;
+				if (pmd[j] & X86_PAGE_TDX_PRIVATE)
+					return (int64_t)jbase;
+				if (is_leaf(pmd[j])) {
+					if ((pmd[j] & X86_PTE_PFN_MASK) >> 12 != jbase)
+						return (int64_t)jbase;
+					continue;
+				}
+				pte = table_of(pmd[j]);
+				for (uint64_t k = 0; k < TDX_PTRS; k++) {
+					if (!is_present(pte[k]))
+						continue;
+					if (is_leaf(pte[k]) ||
+					    (pte[k] & X86_PTE_PFN_MASK) >> 12 != jbase + k)
+						return (int64_t)(jbase + k);
+				}
+			}
+		}
+	}
+	return -1;
+}
