@@ -11,6 +11,12 @@ Two steps, never mixed:
   :func:`kernel_bitmap_runs` call it over whole numpy arrays
   (:mod:`trackers.linux.binding`).
 
+:mod:`trackers.linux.pages` adds, from the same library (its ``pages.c``
+is MIT and links no kernel code), the layouts options 2 and 3 would scan:
+:class:`KernelStructPages` (64-B struct pages, one flag bit) and
+:class:`KernelDirectMap` (the direct map's PUD/PMD/PTE pages, a soft PTE
+bit), with :func:`struct_page_scan_time` and :func:`direct_map_scan_time`.
+
 ``available()`` says whether the engines can be used here and, if not, why
 (the message names the missing package and ``--linux-src``).  The library
 links GPL-2.0 kernel code; it is built on the user's machine and never
@@ -37,10 +43,25 @@ from .binding import (
     version,
 )
 from .build import KernelCodeUnavailable, build, cache_root
+from .pages import (
+    PG_TDX_PRIVATE,
+    PTE_BIT_TDX_PRIVATE,
+    DirectMapTables,
+    KernelDirectMap,
+    KernelStructPages,
+    ScanTime,
+    direct_map_scan_time,
+    struct_page_scan_time,
+    time_scan,
+)
 
 __all__ = [
     "INDEX_LIMIT", "LIVE_OBJECTS", "SCAN_CHUNK", "XA_LEVELS",
     "KernelCodeUnavailable", "KernelIda", "KernelMaple", "KernelXArray",
     "available", "build", "build_info", "cache_root", "facts", "kernel_bitmap_runs",
     "kernel_int_max", "library", "live_objects", "set_gfp_nowait_fails", "version",
+    # trackers.linux.pages: options 2 and 3 laid out in C
+    "PG_TDX_PRIVATE", "PTE_BIT_TDX_PRIVATE", "DirectMapTables", "KernelDirectMap",
+    "KernelStructPages", "ScanTime", "direct_map_scan_time", "struct_page_scan_time",
+    "time_scan",
 ]
