@@ -1,4 +1,4 @@
-"""maple: extents and NULL gaps as ranges of a dense bulk-built maple tree."""
+"""maple: extents and NULL gaps as ranges of the maple tree in-order stores grow."""
 
 import numpy as np
 import pytest
@@ -60,19 +60,61 @@ def test_leaf_may_not_end_in_null():
 
 
 def test_thousand_extents_hand_worked():
-    # 2001 slots: 125 leaves of 16 + 1 slot -> rebalanced to 10 + 7: 126 leaves;
-    # L1 = ceil(126 / 16) = 8 nodes (7 x 16, 14); L2 = the root. 135 nodes.
-    assert level_node_counts(1000, True) == [126, 8, 1]
-    assert internal_sizes(126).tolist() == [16] * 7 + [14]
-    assert internal_sizes(17).tolist() == [9, 8]
+    # 2001 slots: 125 leaves of 16 + 1 slot -> rebalanced to 10 + 7: 126 leaves.
+    # L1 as in-order growth leaves it (the kernel's own code: [126, 9, 1]):
+    # 15 children per node but the last two, 1 + ceil((126 - 16) / 15) = 9
+    # nodes (7 x 15, then 9 + 12); L2 = the root.  136 nodes.
+    assert level_node_counts(1000, True) == [126, 9, 1]
+    assert internal_sizes(126).tolist() == [15] * 7 + [9, 12]
     s, e = extents(1000, first=7)
     t = Maple(10_000)
     t.mark_ranges(s, e)
     m = t.memory()
-    assert m.modeled_bytes == 135 * NODE == Maple.estimate(s, e, 10_000)
-    assert m.breakdown == {"maple_range_64 leaf": 126 * NODE, "maple_range_64 L1": 8 * NODE,
+    assert m.modeled_bytes == 136 * NODE == Maple.estimate(s, e, 10_000)
+    assert m.breakdown == {"maple_range_64 leaf": 126 * NODE, "maple_range_64 L1": 9 * NODE,
                            "maple_range_64 L2": NODE}
-    assert m.host_bytes == 135 * 257 <= 2 * m.modeled_bytes
+    assert m.host_bytes == 136 * 257 <= 2 * m.modeled_bytes
+    t.check()
+
+
+def test_ten_thousand_extents_as_the_kernel():
+    # measured with the kernel's lib/maple_tree.c (maple@kernel): [1251, 84, 6, 1]
+    assert level_node_counts(10_000, True) == [1251, 84, 6, 1]
+    s, e = extents(10_000, first=7)
+    t = Maple(100_000)
+    t.mark_ranges(s, e)
+    assert t.memory().modeled_bytes == (1251 + 84 + 6 + 1) * NODE == Maple.estimate(s, e, 100_000)
+    t.check()
+
+
+@pytest.mark.parametrize("children, sizes", [
+    (16, [16]), (17, [9, 8]), (25, [9, 16]), (26, [15, 11]), (31, [15, 16]),
+    (32, [15, 9, 8]), (47, [15, 15, 9, 8])])
+def test_internal_levels_grow_as_in_order_splits_leave_them(children, sizes):
+    # 17 children: mab_calc_split halves them (9 + 8); the right fills to 16;
+    # its 17th child is pushed into the left sibling (mas_push_data), which
+    # re-splits the pair at mt_slots - 2: the left keeps 15
+    assert internal_sizes(children).tolist() == sizes
+
+
+def test_lone_entry_at_zero_is_ma_root():
+    # mtree_store_range(mt, 0, 0, entry) into an empty tree keeps the entry
+    # in ma_root: no node (the kernel's own code agrees)
+    assert Maple.estimate([0], [1], 100) == 0
+    t = Maple(100)
+    t.mark([0])
+    m = t.memory()
+    assert m.modeled_bytes == 0 and m.scan_loads == 0
+    assert t.contains([0, 1]).tolist() == [True, False] and len(t) == 1
+    assert [(a.tolist(), b.tolist()) for a, b in t.extents()] == [([0], [1])]
+    t.check()
+    t.mark([5])                                   # [0,0] entry, NULL, [5,5] entry, NULL: a leaf
+    assert t.memory().modeled_bytes == NODE == Maple.estimate([0, 5], [1, 6], 100)
+    t.unmark([5])
+    assert t.memory().modeled_bytes == 0
+    t.check()
+    t.unmark([0])
+    assert len(t) == 0 and t.memory().modeled_bytes == 0
     t.check()
 
 

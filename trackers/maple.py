@@ -17,20 +17,44 @@ Node (include/linux/maple_tree.h): struct maple_node is 256 B; leaves
 MT_FLAGS_ALLOC_RANGE) both use struct maple_range_64: 15 pivots, 16 slots,
 the last slot's upper bound being the node's max from its parent.
 
-Fill rule (deterministic from the set): the tree as bulk-built by in-order
-appends with dense nodes, after lib/maple_tree.c:
-  * a node takes 16 slots, except that a node other than the rightmost may
-    not end in a NULL slot (mab_no_null_split(): NULL ranges must not sit at
-    a split point), so such a leaf takes 15;
-  * if the rightmost node of a level ends up below mt_min_slots[maple_range_64]
-    = 16/2 - 2 = 6 slots, it is rebalanced with its left sibling as in
-    mas_destroy_rebalance(): the left keeps slots 0..split, split = 16/2 = 8
-    (9 when the left's slot 8 is NULL), the rest moves right;
-  * each internal level is built the same way over the level below (no NULL
-    children) until one node, the root, remains.  An empty tree has no node.
-This is the dense end of the range: a tree grown by random inserts splits
-nodes about in half and holds up to ~2x the nodes.  The kernel's special case
-of a lone entry at index 0 kept in ma_root itself is not modeled (one leaf).
+Fill rule (deterministic from the set): the tree the kernel grows when each
+maximal extent is stored with mtree_store_range() in ascending order into an
+empty tree (in-order appends), after lib/maple_tree.c (6.12):
+  * leaves: a node takes 16 slots, except that a node other than the rightmost
+    may not end in a NULL slot (mab_no_null_split(): NULL ranges must not sit
+    at a split point), so such a leaf takes 15; if the rightmost leaf ends up
+    below mt_min_slots[maple_range_64] = 16/2 - 2 = 6 slots, it is rebalanced
+    with its left sibling as in mas_destroy_rebalance(): the left keeps slots
+    0..split, split = 16/2 = 8 (9 when the left's slot 8 is NULL), the rest
+    moves right.  The *number* of leaves is the kernel's for every in-order
+    store; the fill of the last two leaves may differ from the kernel's;
+  * internal levels, as in-order growth leaves them (mas_split() on the
+    rightmost node, mt_slots[maple_range_64] = 16): a node that gets a 17th
+    child first tries mas_push_data() into its left sibling, which succeeds
+    while the two hold fewer than 2 * 16 - 2 - 1 = 29 slots (-1 on the
+    rightmost path, mas->max == ULONG_MAX) and re-splits the pair at
+    mt_slots - 2 = 14: the left keeps 15 children; otherwise mab_calc_split()
+    halves it, 9 + 8, and the parent gains a child.  So every node but the
+    last two holds 15 children, and over c children a level has
+    ``1`` node if c <= 16, else ``1 + ceil((c - 16) / 15)``
+    (:func:`internal_sizes`); each level is built over the one below until
+    one node, the root, remains;
+  * an empty tree has no node, and a lone entry at index 0 ([0, 1) alone) is
+    kept in ma_root itself: no node either.
+Checked against the kernel's own code (``maple@kernel``,
+tests/test_kernel_code.py): per-level node counts equal for in-order stores
+of 1 .. 10^5 extents, leading gap or not.  Before this rule (internal levels
+packed 16 wide) 1000 extents gave [126, 8, 1] nodes per level against the
+kernel's [126, 9, 1], 10000 gave [1251, 79, 5, 1] against [1251, 84, 6, 1].
+
+Insertion order matters in the kernel (this model is its in-order end): the
+same extents stored in random order split nodes about in half and leave more
+nodes.  Measured with the kernel's code (maple@kernel, 10 random orders per
+size, 2 - 4 pages per extent, leading gap): 1.23x the in-order node count at
+1000, 10^4 and 10^5 extents (range 1.21 - 1.25 at 10^3, 1.22 - 1.25 at 10^4,
+1.231 - 1.237 at 10^5); 1.07 - 1.21x at 100 extents.  So a tree built by
+random conversions holds 20 - 25 % more nodes than :meth:`Maple.memory`
+reports.
 
 Emulation: a node pool (:class:`trackers.pool.NodePool`, rebuilt whole on
 every change within the tracker's budget) in numpy arrays, leaves first,
@@ -59,7 +83,13 @@ from .pool import HostBudget, NodePool
 
 SLOTS = kernel.MAPLE_RANGE64_SLOTS              # 16
 MIN_SLOTS = kernel.MAPLE_RANGE64_MIN_SLOTS      # 6
-SPLIT = kernel.MAPLE_RANGE64_SLOTS // 2         # mas_destroy_rebalance's split
+SPLIT = kernel.MAPLE_RANGE64_SLOTS // 2         # mas_destroy_rebalance's split; and
+                                                # mab_calc_split's b_end / 2 on 17 slots
+PUSH_KEEP = kernel.MAPLE_RANGE64_SLOTS - 1      # mas_push_data splits at mt_slots - 2
+# in-order growth of an internal level: halving 17 children gives 9 + 8; the
+# right one fills to 16 (the pair holds 25), and its 17th child is pushed into
+# the left sibling (16 + 8 slot ends < 2 * 16 - 2 - 1 on the rightmost path)
+PUSH_LIMIT = SPLIT + 1 + SLOTS                  # 25: the fullest 9 + 16 pair
 ULONG_MAX = np.iinfo(np.int64).max              # stand-in for the tree's top index
 ENTRY = 1                                       # leaf slot: xa_mk_value(private)
 HOST_NODE_BYTES = 2 * SLOTS * 8 + 1             # pivots + slots + end
@@ -98,26 +128,44 @@ def leaf_sizes(n_slots, lead_null):
 
 
 @njit(cache=True)
+def internal_count(n_children: int) -> int:
+    """Nodes of the level above ``n_children`` nodes, grown by in-order
+    appends: 1 up to 16 children, then one more per 15 (module docstring)."""
+    if n_children <= SLOTS:
+        return 1
+    return 1 + -(-(n_children - SLOTS) // PUSH_KEEP)
+
+
 def internal_sizes(n_children):
-    """Children per node of the level above ``n_children`` nodes."""
-    n = (n_children + SLOTS - 1) // SLOTS
-    sizes = np.full(n, SLOTS, np.int64)
-    sizes[n - 1] = n_children - SLOTS * (n - 1)
-    if n > 1 and sizes[n - 1] < MIN_SLOTS:
-        moved = SLOTS - (SPLIT + 1)
-        sizes[n - 2] -= moved
-        sizes[n - 1] += moved
+    """Children per node of the level above ``n_children`` nodes, as in-order
+    growth leaves them: 15 per node (a mas_push_data() re-split keeps
+    mt_slots - 2 + 1 on the left) except the last two, which hold the rest,
+    r = 17 .. 31 children: 9 + (r - 9) after a halving split (r <= 25), else
+    15 + (r - 15) after the push into the left sibling."""
+    n = internal_count(n_children)
+    if n == 1:
+        return np.array([n_children], np.int64)
+    sizes = np.full(n, PUSH_KEEP, np.int64)
+    rest = n_children - PUSH_KEEP * (n - 2)         # 17 .. 31: the last two nodes
+    left = SPLIT + 1 if rest <= PUSH_LIMIT else PUSH_KEEP
+    sizes[n - 2], sizes[n - 1] = left, rest - left
     return sizes
 
 
-def level_node_counts(n_extents: int, lead_null: bool) -> list[int]:
-    """Nodes per level, leaves first, for a set of ``n_extents`` maximal extents."""
-    if n_extents == 0:
+def level_node_counts(n_extents: int, lead_null: bool, lone_zero: bool = False) -> list[int]:
+    """Nodes per level, leaves first, for a set of ``n_extents`` maximal
+    extents; ``lone_zero``: the set is [0, 1) alone, kept in ma_root (no node)."""
+    if n_extents == 0 or lone_zero:
         return []
     counts = [int(leaf_sizes(2 * n_extents + int(lead_null), lead_null).size)]
     while counts[-1] > 1:
-        counts.append(-(-counts[-1] // SLOTS))    # internal_sizes keeps ceil(n/16) nodes
+        counts.append(internal_count(counts[-1]))
     return counts
+
+
+def is_lone_zero(starts, ends) -> bool:
+    """The set of maximal extents is [0, 1) alone (an entry in ma_root)."""
+    return bool(starts.size == 1 and starts[0] == 0 and ends[0] == 1)
 
 
 def level_name(level: int) -> str:
@@ -197,12 +245,13 @@ class Maple(Tracker):
         extent do not fit the budget)."""
         n = int(starts.size)
         lead_null = bool(n and starts[0] > 0)
-        counts = level_node_counts(n, lead_null)
+        lone_zero = is_lone_zero(starts, ends)
+        counts = level_node_counts(n, lead_null, lone_zero)
         total = sum(counts)
         self.pool.replace(total, transient_bytes=48 * n,
                           what=f"maple tree of {n:,} extents ({total:,} nodes)")
         pivots, slots, ends_ = self.pivots, self.slots, self.ends
-        if n:
+        if total:
             # leaf slot sequence: [gap] extent gap ... extent gap(to ULONG_MAX)
             seq = np.empty(2 * n, np.int64)
             seq[0::2] = ends - 1
@@ -222,6 +271,7 @@ class Maple(Tracker):
                 child_max = self._fill(pivots, slots, ends_, base, sizes, child_max, children)
         self.level_counts = counts
         self.lead_null = lead_null
+        self.lone_zero = lone_zero              # [0, 1) alone: the entry is ma_root
         self.n_extents = n
         self.npages = int((ends - starts).sum())
 
@@ -251,6 +301,8 @@ class Maple(Tracker):
         return prev[ent] + 1, p[ent] + 1
 
     def _all_extents(self):
+        if self.lone_zero:
+            return np.zeros(1, np.int64), np.ones(1, np.int64)
         leaves = self.level_counts[0] if self.level_counts else 0
         return self._leaf_runs(0, leaves) if leaves else (np.zeros(0, np.int64),) * 2
 
@@ -268,7 +320,7 @@ class Maple(Tracker):
         self._build(*_extent_difference(cs, ce, bs, be))
 
     def _contains(self, pfns):
-        out = np.zeros(pfns.size, bool)
+        out = pfns == 0 if self.lone_zero else np.zeros(pfns.size, bool)
         if self.level_counts:
             _walk(self.pivots, self.slots, self.ends, self.pivots.shape[0] - 1,
                   len(self.level_counts), pfns, out)
@@ -278,6 +330,9 @@ class Maple(Tracker):
         return self.npages
 
     def _extent_batches(self) -> Iterator:
+        if self.lone_zero:
+            yield self._all_extents()
+            return
         leaves = self.level_counts[0] if self.level_counts else 0
         for lo in range(0, leaves, LEAVES_PER_BATCH):     # one step per 4096 leaves
             s, e = self._leaf_runs(lo, min(lo + LEAVES_PER_BATCH, leaves))
@@ -297,28 +352,32 @@ class Maple(Tracker):
             scan_loads=int(sum(self.level_counts)),    # mas_for_each visits every node
             notes=(f"{self.n_extents:,} extents in {2 * self.n_extents + self.lead_null:,} "
                    f"leaf slots (entries + NULL gaps), height {len(self.level_counts)}; "
-                   "dense bulk-built fill (module docstring); host pool 257 B per "
-                   "256-B node"),
-            formula={"leaf slots": "2 * extents + (first extent starts above 0)",
+                   "the tree in-order stores grow (module docstring; random orders hold "
+                   "20-25 % more nodes); host pool 257 B per 256-B node"),
+            formula={"leaf slots": "2 * extents + (first extent starts above 0); [0, 1) "
+                     "alone is ma_root itself, no node",
                      "maple_range_64 leaf": "256 * leaves: 16 slots each, 15 if the 16th "
                      "would be NULL, last rebalanced to >= 6",
-                     "maple_range_64 L<k>": "256 * ceil(nodes below / 16)"},
+                     "maple_range_64 L<k>": "256 * nodes over c below: 1 if c <= 16, else "
+                     "1 + ceil((c - 16) / 15) (in-order splits at mt_slots - 2)"},
         )
 
     @classmethod
     def _estimate(cls, starts, ends, max_pfn):
-        s, _ = estimate_input(starts, ends, max_pfn)
-        counts = level_node_counts(int(s.size), bool(s.size and s[0] > 0))
+        s, e = estimate_input(starts, ends, max_pfn)
+        counts = level_node_counts(int(s.size), bool(s.size and s[0] > 0), is_lone_zero(s, e))
         return kernel.MAPLE_NODE_BYTES * sum(counts)
 
     def check(self):
         counts = self.level_counts
         if not counts:
-            assert self.pivots.shape[0] == 0 and self.npages == 0, "empty tree holds nodes"
+            assert self.pivots.shape[0] == 0, "a tree without levels holds nodes"
+            assert self.npages == self.n_extents == int(self.lone_zero), \
+                "no node but pages other than a lone [0, 1) in ma_root"
             return
         total = sum(counts)
         assert self.pivots.shape == (total, SLOTS), "pool size differs from level counts"
-        assert counts == level_node_counts(self.n_extents, self.lead_null), \
+        assert counts == level_node_counts(self.n_extents, self.lead_null, self.lone_zero), \
             "node counts differ from the fill rule"
         assert counts[-1] == 1, "more than one root"
         leaves = counts[0]
