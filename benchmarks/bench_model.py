@@ -2,8 +2,10 @@
 
 Each value is computed once per run in ``setup_cache`` (one process, every
 tracker x host x shape) and only read back by the benchmark, so the numbers
-are exact model outputs, not timings.  estimate() works at every host size;
-the scanned-bytes figure needs a built tracker and stops where building does.
+are exact model outputs, not timings.  estimate() works at every host size
+the structure can hold (a tracker that cannot, the IDA beyond 2^31 PFNs,
+skips with "not representable: ..."); the scanned-bytes figure needs a built
+tracker and stops where building does.
 """
 
 import math
@@ -41,6 +43,9 @@ def _modeled_table():
                 cls = trackers.TRACKERS[name]
                 try:
                     nbytes = cls.estimate(starts, ends, HOST_SIZES[host])
+                except trackers.NotRepresentable as exc:    # the IDA beyond 2^31 PFNs
+                    table[name, host, shape] = {"skip": f"not representable: {exc}"}
+                    continue
                 except (MemoryError, NotImplementedError, ValueError) as exc:
                     table[name, host, shape] = {"skip": f"{type(exc).__name__}: {exc}"}
                     continue

@@ -203,7 +203,35 @@ def test_max_pfn_is_bounded_by_what_x86_64_addresses(name, max_pfn):
         cls.estimate([0], [1], max_pfn)
 
 
-@pytest.mark.parametrize("name", NAMES)
+#: why a tracker cannot be built or estimated over 2^32 PFNs and more
+NOT_REPRESENTABLE_BEYOND_2_31 = {
+    "ida": "the IDA's ids stop at INT_MAX: it refuses hosts beyond 2^31 PFNs (8 TiB), "
+           "NotRepresentable (test_ida_refuses_hosts_beyond_2_31_pfns)"}
+
+
+def representable_at(names, max_pfn):
+    """``names`` as parameters, those whose structure cannot hold ``max_pfn``
+    PFNs skipped with the reason."""
+    return [pytest.param(n, marks=pytest.mark.skip(reason=NOT_REPRESENTABLE_BEYOND_2_31[n]))
+            if n in NOT_REPRESENTABLE_BEYOND_2_31 and max_pfn > 2**31 else n for n in names]
+
+
+@pytest.mark.parametrize("name", [n for n in NAMES if n in NOT_REPRESENTABLE_BEYOND_2_31])
+def test_ida_refuses_hosts_beyond_2_31_pfns(name):
+    cls = trackers.TRACKERS[name]
+    msg = (r"max_pfn 2147483649 is over INT_MAX \+ 1 = 2147483648: .* cannot track PFNs of "
+           r"hosts beyond 8 TiB")
+    for refused in (lambda: cls(2**31 + 1), lambda: cls.estimate([0], [1], 2**31 + 1),
+                    lambda: cls.estimate([LIMIT - 8], [LIMIT], LIMIT)):
+        with pytest.raises(trackers.NotRepresentable, match=msg.replace("2147483649", r"\d+")):
+            refused()
+    t = cls(2**31)                                  # PFNs up to INT_MAX: held
+    t.mark_ranges([2**31 - 8], [2**31])
+    assert runs(t) == ([2**31 - 8], [2**31])
+    assert t.memory().modeled_bytes == cls.estimate([2**31 - 8], [2**31], 2**31)
+
+
+@pytest.mark.parametrize("name", representable_at(NAMES, LIMIT))
 def test_the_last_pfn_x86_64_addresses(name):
     assert LIMIT == 1 << 40 == (1 << 52) >> 12
     cls = trackers.TRACKERS[name]

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from trackers import MemoryBudgetError, get_tracker, kernel
+from trackers import MemoryBudgetError, NotRepresentable, get_tracker, kernel
 from trackers.ida import Ida
 
 NODE, BITMAP = kernel.XA_NODE_BYTES, kernel.IDA_BITMAP_BYTES
@@ -82,3 +82,95 @@ def test_budget_refusal_leaves_tracker_unchanged():
         t.mark_ranges([1 << 25], [(1 << 25) + 1024 * 20000])
     assert t.memory().breakdown == before and len(t) == 1024 * 1000
     t.check()
+
+
+# --------------------------------------------------------------------------
+# ids stop at INT_MAX: the IDA cannot track PFNs of hosts beyond 8 TiB
+
+REFUSAL = (r"max_pfn {} is over INT_MAX \+ 1 = 2147483648: the IDA's ids stop at INT_MAX "
+           r"\(ida_alloc_range\(\) refuses larger ids with -ENOSPC, lib/idr.c\), so the IDA "
+           r"cannot track PFNs of hosts beyond 8 TiB of physical address space")
+
+
+@pytest.mark.parametrize("max_pfn", [2**31 + 1, 2**32, kernel.MAX_PHYS_PFN])
+def test_hosts_beyond_int_max_pfns_are_refused(max_pfn):
+    with pytest.raises(NotRepresentable, match=REFUSAL.format(max_pfn)) as exc:
+        Ida(max_pfn)
+    assert isinstance(exc.value, ValueError)
+    assert exc.value.limit_pfns == 2**31
+    assert exc.value.summary == "IDA: not representable above 8 TiB (ids <= INT_MAX)"
+    with pytest.raises(NotRepresentable, match=REFUSAL.format(max_pfn)):
+        Ida.estimate([0], [1], max_pfn)
+    with pytest.raises(NotRepresentable, match=REFUSAL.format(max_pfn)):
+        Ida.estimate([], [], max_pfn)                  # whatever the set
+
+
+def test_the_last_id_int_max():
+    # max_pfn 2^31: PFNs up to INT_MAX, the largest id ida_alloc_range() gives
+    t = build([2**31 - 8], [2**31], max_pfn=2**31)
+    assert len(t) == 8 and (2**31 - 1) in t
+    assert t.memory().modeled_bytes == Ida.estimate([2**31 - 8], [2**31], 2**31)
+    # chunk 2^21 - 1 under a top node of shift 18 (chunks < 2^24): 4 xa_nodes
+    assert t.memory().breakdown == {"xa_node L0": NODE, "xa_node L1": NODE,
+                                    "xa_node L2": NODE, "xa_node L3": NODE,
+                                    "ida_bitmap": BITMAP}
+
+
+def _host(max_pfn):
+    from trackers.kexec.host import KexecHost
+    ram = (np.array([0]), np.array([max_pfn]))
+    return KexecHost(max_pfn, ram, (np.array([1 << 20]), np.array([(1 << 20) + 512])),
+                     name=f"{max_pfn}-pfn host")
+
+
+def test_not_representable_shows_in_the_kexec_table():
+    from trackers.kexec import STRATEGIES
+    row = STRATEGIES["ida"].assess(_host(1 << 32), "spr-2s", emulate=True).row()
+    assert row["strategy"] == "ida" and row["notes"].startswith(
+        "not representable: max_pfn 4294967296 is over INT_MAX + 1")
+    for k in ("added_bytes", "scanned_bytes", "scan_loads", "pages_reset", "pages_missed",
+              "scan_s", "clear_s", "downtime_s"):
+        assert np.isnan(row[k]), k
+    held = STRATEGIES["ida"].assess(_host(1 << 31), "spr-2s", emulate=False).row()
+    assert held["pages_reset"] == 512 and held["pages_missed"] == 0 and held["notes"] == ""
+
+
+def test_not_representable_shows_in_the_report_tables():
+    from trackers.report import collect
+    cfg = collect.quick_config()
+    cfg.trackers = ["bitmap", "ida"]
+
+    def small_set(kind, max_pfn, arg, seed):
+        return np.array([0, max_pfn - 512]), np.array([512, max_pfn])
+    rows = {(r["tracker"], r["host_pfns"]): r
+            for h in (1 << 31, 1 << 32) for r in collect._memory_rows(cfg, h, small_set)}
+    assert rows["ida", 1 << 31]["not_representable"] == ""
+    assert rows["ida", 1 << 31]["modeled_bytes"] > 0
+    nr = rows["ida", 1 << 32]
+    assert np.isnan(nr["modeled_bytes"]) and np.isnan(nr["added_bytes"])
+    assert np.isnan(nr["bits_per_private_page"])
+    assert nr["not_representable"] == "IDA: not representable above 8 TiB (ids <= INT_MAX)"
+    assert nr["representable_max_pfns"] == 1 << 31
+    assert rows["bitmap", 1 << 32]["not_representable"] == ""
+    cfg.fraction_host = 1 << 32
+    frac = {r["tracker"]: r for r in collect._fraction_rows(cfg, 0.5, small_set)}
+    assert np.isnan(frac["ida"]["modeled_bytes"]) and frac["ida"]["not_representable"]
+    assert frac["bitmap"]["modeled_bytes"] == 1 << 29
+    import pandas as pd
+    from trackers.report import figures
+    fig = figures.memory_vs_host(pd.DataFrame(list(rows.values())))
+    marks = [t.get_text() for t in fig.axes[0].texts]
+    assert marks == ["IDA: not representable above 8 TiB (ids <= INT_MAX)"]
+    assert fig.axes[0].texts[0].xy[0] == 8 * 2**40           # the ida line stops at 8 TiB
+
+
+def test_not_representable_shows_in_bench_core(monkeypatch):
+    from trackers import bench
+    monkeypatch.setattr(bench, "reference_set", lambda m, seed, scatter_fraction=0.1:
+                        (np.array([0, 1 << 31]), np.array([512, (1 << 31) + 512])))
+    est = bench.time_estimates(["bitmap", "ida"], 1 << 32, seed=0, repeat=1)
+    ida = est[est["tracker"] == "ida"].iloc[0]
+    assert np.isnan(ida["modeled_bytes"]) and np.isnan(ida["estimate_s_median"])
+    assert ida["not_representable"] == "IDA: not representable above 8 TiB (ids <= INT_MAX)"
+    table = bench.format_table(est)
+    assert "IDA: not representable above 8 TiB (ids <= INT_MAX)" in table

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version as _version
 
-from .base import MemoryBudgetError, MemoryReport, Tracker
+from .base import MemoryBudgetError, MemoryReport, NotRepresentable, Tracker
 from .registry import TRACKERS, get_tracker
 
 try:
@@ -20,4 +20,4 @@ except PackageNotFoundError:          # a source tree that was never installed
     __version__ = "0+unknown"
 
 __all__ = ["TRACKERS", "get_tracker", "Tracker", "MemoryReport", "MemoryBudgetError",
-           "__version__"]
+           "NotRepresentable", "__version__"]

@@ -49,6 +49,21 @@ class MemoryBudgetError(ValueError):
     """A tracker would need more host memory than its budget allows."""
 
 
+class NotRepresentable(ValueError):
+    """The kernel structure a tracker models cannot hold the set at all, at
+    any budget: e.g. the IDA's ids stop at INT_MAX, so it cannot track the
+    PFNs of a host beyond 2^31 pages.  Raised by the constructor and by
+    ``estimate()``; consumers show "not representable" instead of a number.
+
+    ``limit_pfns``: the largest ``max_pfn`` the structure can hold (None if
+    no host size can); ``summary``: one line for a table or a figure."""
+
+    def __init__(self, message: str, *, limit_pfns: int | None = None, summary: str = ""):
+        super().__init__(message)
+        self.limit_pfns = limit_pfns
+        self.summary = summary or message
+
+
 @dataclass(frozen=True)
 class MemoryReport:
     """What a tracker costs.

@@ -6,7 +6,9 @@ its own process (so peak RSS is that tracker's), times populate
 (mark_ranges), a full extents() scan and a full pfns() scan, --repeat runs
 each.  Prints measured times and peak RSS beside the modeled kernel bytes,
 bits per private page and ns per page; then times estimate() at
---estimate-pfns (default 2^32, 16 TiB) for every tracker, and the kvm
+--estimate-pfns (default 2^32, 16 TiB) for every tracker (a tracker whose
+structure cannot hold that many PFNs, the IDA beyond 2^31, gets a row saying
+"not representable" instead of a number), and the kvm
 per-GFN attribute store loop against the real-world anchor (a 1 TB+ guest
 spent >= 26 s in kvm_vm_set_mem_attributes: ~100 ns per GFN; Liam Merwick,
 Jun 2025), each --repeat times too.
@@ -31,7 +33,7 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from .base import memory_budget
+from .base import NotRepresentable, memory_budget
 from .kernel import MAX_PHYS_PFN, PAGES_PER_2M
 from .kvm import xa_store_per_gfn
 from .options import int_option, output_file
@@ -126,6 +128,8 @@ def measure_tracker(name: str, max_pfn: int, starts, ends, repeat: int) -> dict:
 def _child(conn, name, max_pfn, starts, ends, repeat):
     try:
         conn.send(measure_tracker(name, max_pfn, starts, ends, repeat))
+    except NotRepresentable as exc:   # not an error: the option does not exist here
+        conn.send({"tracker": name, "not_representable": exc.summary})
     except BaseException as exc:  # report, never hang the parent
         conn.send({"tracker": name, "error": f"{type(exc).__name__}: {exc}"})
     conn.close()
@@ -154,7 +158,13 @@ def time_estimates(names, max_pfn, seed, repeat: int = 1) -> pd.DataFrame:
     rows = []
     for name in names:
         cls = TRACKERS[name]
-        cls.estimate(starts[:1000], ends[:1000], max_pfn)      # warm-up: numba compile
+        try:
+            cls.estimate(starts[:1000], ends[:1000], max_pfn)  # warm-up: numba compile
+        except NotRepresentable as exc:
+            rows.append({"tracker": name, "estimate_pfns": max_pfn, "extents": starts.size,
+                         **{f"estimate_s_{k}": np.nan for k in STATS},
+                         "modeled_bytes": np.nan, "not_representable": exc.summary})
+            continue
         nbytes = []
         times = _timed(lambda: nbytes.append(cls.estimate(starts, ends, max_pfn)), repeat)
         rows.append({"tracker": name, "estimate_pfns": max_pfn, "extents": starts.size,
@@ -189,17 +199,20 @@ def _range(lo: float, hi: float) -> str:
 
 
 def format_table(df: pd.DataFrame) -> str:
-    """Bytes in MiB; each measured time as "median (min\u2013max)" under its name."""
+    """Bytes in MiB; each measured time as "median (min\u2013max)" under its name;
+    a row that is not representable shows "-" for its numbers and says why."""
     out = df.copy()
     for col in [c for c in out if c.endswith("_median")]:
         name = col[:-len("_median")]
-        out[name] = [f"{m:.3g} ({_range(lo, hi)})" for m, lo, hi in
+        out[name] = ["-" if pd.isna(m) else f"{m:.3g} ({_range(lo, hi)})" for m, lo, hi in
                      zip(out[col], out[f"{name}_min"], out[f"{name}_max"])]
         out = out.drop(columns=[col, f"{name}_min", f"{name}_max"])
     for col in ("modeled_bytes", "scanned_bytes", "host_bytes", "peak_rss_bytes"):
         if col in out:
-            out[col] = (out[col] / 2**20).map("{:,.1f}".format)
+            out[col] = (out[col] / 2**20).map(lambda x: "-" if pd.isna(x) else f"{x:,.1f}")
             out = out.rename(columns={col: col.replace("_bytes", "_MiB")})
+    if "not_representable" in out:
+        out["not_representable"] = out["not_representable"].fillna("")
     return out.to_string(index=False, float_format=lambda x: f"{x:.3g}")
 
 

@@ -16,10 +16,15 @@ as a value entry exactly when all its set bits are below 63, whatever the
 order of operations.  lib/idr.c converts a value entry to an ida_bitmap when
 a bit >= 63 is allocated but ida_free() never converts back, so after frees
 the kernel may hold an ida_bitmap where this model holds a value entry.
-Other deviations: the kernel IDA hands out ids up to INT_MAX (2^31 - 1) and
-allocates the lowest free id; here any PFN is an id, set directly as
-``ida_alloc_range(ida, pfn, pfn)`` would.  The XA_FREE_MARK bits live in the
-576-B xa_node already.
+Other deviations: the kernel IDA allocates the lowest free id; here any PFN
+is an id, set directly as ``ida_alloc_range(ida, pfn, pfn)`` would.  The
+XA_FREE_MARK bits live in the 576-B xa_node already.
+
+Ids stop at INT_MAX (2^31 - 1): ida_alloc_range() refuses a larger max with
+-ENOSPC (lib/idr.c; found by building it, ``ida@kernel``).  So the IDA cannot
+track the PFNs of a host beyond 2^31 pages, 8 TiB of physical address space:
+the constructor refuses ``max_pfn > 2^31`` and ``estimate()`` raises
+:class:`trackers.base.NotRepresentable` there, whatever the set.
 
 Host layout: the XArray is the engine's :class:`trackers.xa.XaTree`
 (single-index), used through its public API only, as lib/idr.c uses
@@ -37,7 +42,7 @@ import numpy as np
 from numba import njit
 
 from . import kernel
-from .base import EXTENT_CHUNK, MemoryReport, Tracker
+from .base import EXTENT_CHUNK, MemoryReport, NotRepresentable, Tracker, validate_max_pfn
 from .pool import HostBudget, NodePool
 from .xa import (XaTree, estimate_extents, estimate_levels, level_breakdown, level_formula,
                  xa_erase, xa_store, xas_find, xas_load, xas_start)
@@ -47,6 +52,10 @@ CHUNK_WORDS = kernel.IDA_BITMAP_LONGS         # 16 longs per struct ida_bitmap
 VALUE_BITS = kernel.BITS_PER_XA_VALUE         # 63 bits in a value entry
 BITMAP_REF = -(1 << 40)                       # leaf slot BITMAP_REF - row
 BITMAP_HOST_BYTES = CHUNK_WORDS * 8 + 8     # bitmaps row + bm_link row
+
+#: ids are ints: ida_alloc_range() refuses ids above INT_MAX (lib/idr.c), so
+#: PFNs must lie below 2^31 (8 TiB of 4-KiB pages)
+ID_LIMIT = 1 << 31
 
 # bm_meta[] fields
 B_FREE, B_HIGH, B_USED, B_NR = range(4)
@@ -227,15 +236,30 @@ def _count_chunks(starts, ends, high_only):
     return total
 
 
+def check_representable(max_pfn: int) -> None:
+    """NotRepresentable (a ValueError) if PFNs of [0, max_pfn) do not all
+    fit the IDA's ids, [0, INT_MAX]."""
+    if max_pfn > ID_LIMIT:
+        raise NotRepresentable(
+            f"max_pfn {max_pfn} is over INT_MAX + 1 = {ID_LIMIT}: the IDA's ids stop at "
+            f"INT_MAX (ida_alloc_range() refuses larger ids with -ENOSPC, lib/idr.c), so "
+            f"the IDA cannot track PFNs of hosts beyond 8 TiB of physical address space "
+            f"(2^31 4-KiB pages)",
+            limit_pfns=ID_LIMIT,
+            summary="IDA: not representable above 8 TiB (ids <= INT_MAX)")
+
+
 class Ida(Tracker):
     """struct ida: an XArray of 1024-bit chunks, each a value entry (bits
-    < 63 only) or a 128-B struct ida_bitmap."""
+    < 63 only) or a 128-B struct ida_bitmap.  PFNs below 2^31 only (ids are
+    ints): a larger ``max_pfn`` is refused, NotRepresentable."""
 
     name = "ida"
     option = "1: IDA, 1024-bit ida_bitmap leaves in an XArray"
     scan_node_bytes = kernel.IDA_BITMAP_BYTES  # estimated: the leaves dominate
 
     def __init__(self, max_pfn: int, *, budget_bytes: int | None = None):
+        check_representable(validate_max_pfn(max_pfn))
         super().__init__(max_pfn, budget_bytes=budget_bytes)
         self.host_budget = HostBudget(self.budget_bytes, f"{self.name} tracker")
         self.tree = XaTree(multi=False, budget=self.host_budget, what=f"{self.name} tracker")
@@ -318,12 +342,13 @@ class Ida(Tracker):
             # every xa_node, then every ida_bitmap behind a slot
             scan_loads=self.tree.nodes() + int(self.bm_meta[B_USED]),
             notes=("value entry iff every set bit < 63, whatever the history (lib/idr.c "
-                   "never converts an ida_bitmap back); ids beyond INT_MAX allowed"),
+                   "never converts an ida_bitmap back); ids <= INT_MAX"),
             formula=formula,
         )
 
     @classmethod
     def _estimate(cls, starts, ends, max_pfn):
+        check_representable(max_pfn)
         s, e = estimate_extents(starts, ends, max_pfn)
         levels = estimate_levels(s, e, max_pfn, multi=False, ishift=CHUNK_SHIFT)
         bitmaps = _count_chunks(np.ascontiguousarray(s), np.ascontiguousarray(e), True)

@@ -44,7 +44,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from .. import kernel
-from ..base import MemoryBudgetError
+from ..base import MemoryBudgetError, NotRepresentable
 from ..extents import count, from_tracker, overlap_pages, union
 from ..registry import TRACKERS
 from .directmap import DirectMap
@@ -149,6 +149,9 @@ class TrackerStrategy(Strategy):
     The tracker is built and scanned (emulated) when it fits
     ``build_limit_pfns`` and its memory budget; otherwise its bytes come from
     ``estimate()`` and it is assumed to find exactly the pages its hooks saw.
+    Where its structure cannot hold the host's PFNs at all (NotRepresentable:
+    the IDA beyond 2^31 PFNs) the option does not exist on that host: the
+    row's numbers are NaN and its notes say "not representable: ...".
     """
 
     seamcall_hooked = True
@@ -185,6 +188,8 @@ class TrackerStrategy(Strategy):
                 host.feed_tracker(tracker, view=self.view)
             except MemoryBudgetError as exc:
                 tracker, notes = None, f"not built: {exc}"
+            except NotRepresentable as exc:
+                return self.not_representable(exc)
         times = []
         if tracker is not None:
             for _ in range(self.scan_repeat):               # the kexec scan, timed
@@ -200,7 +205,10 @@ class TrackerStrategy(Strategy):
         else:
             cls = self.tracker_cls
             found = self.fallback_found(host)
-            modeled_bytes = int(cls.estimate(*found, host.max_pfn))
+            try:
+                modeled_bytes = int(cls.estimate(*found, host.max_pfn))
+            except NotRepresentable as exc:
+                return self.not_representable(exc)
             scanned = cls.estimate_scanned_bytes(modeled_bytes, host.max_pfn)
             loads = -(-modeled_bytes // cls.scan_node_bytes) if cls.scan_node_bytes else 0
             prov = PROV_MODELED + " (structure not built: estimate())"
@@ -218,6 +226,14 @@ class TrackerStrategy(Strategy):
 
     def fallback_found(self, host: KexecHost):
         return host.private
+
+    def not_representable(self, exc: NotRepresentable) -> Outcome:
+        """The row of an option that does not exist on this host: its
+        structure cannot hold the host's PFNs (numbers NaN, notes say why)."""
+        nan = math.nan
+        return Outcome(self.name, self.option, True, nan, nan, nan, nan, nan, nan, nan, nan,
+                       provenance="none: the structure cannot hold this host's PFNs",
+                       notes=f"not representable: {exc}")
 
 
 class KvmStrategy(TrackerStrategy):

@@ -12,6 +12,10 @@ Tables (file stem -> content):
   (see :mod:`trackers.sets`) so 16 TiB fits this machine;
 * ``bits_per_page``   tracker x private fraction at one host size, with the
   information bounds log2 C(N, n) and log2 C(N+1, 2r) per private page;
+  in both, a tracker whose structure cannot hold the set at that host size
+  (the IDA beyond 2^31 PFNs: ids <= INT_MAX) has NaN bytes, says why in
+  ``not_representable`` (empty where the number stands) and gives the
+  largest host it can hold in ``representable_max_pfns``;
 * ``scan_time``       tracker x host size x platform: measured extents() scan
   of the built emulation (median and min-max over the repeats) beside the
   modeled kernel scan;
@@ -31,7 +35,7 @@ from typing import Callable
 
 import pandas as pd
 
-from ..base import MemoryBudgetError
+from ..base import MemoryBudgetError, NotRepresentable
 from ..kernel import PAGE_SIZE
 from ..kexec import PLATFORMS, STRATEGIES, evaluate, from_workload, race
 from ..registry import TRACKERS
@@ -139,24 +143,39 @@ def _set_cache():
     return get
 
 
+#: the not-representable columns of a row whose number stands
+REPRESENTABLE = {"not_representable": "", "representable_max_pfns": math.nan}
+
+
 def _memory_rows(cfg, max_pfn, get_set) -> list[dict]:
     starts, ends = get_set("shape", max_pfn, cfg.sweep_shape, cfg.seed)
     pages = int((ends - starts).sum())
     rows = []
     for name in cfg.trackers:
         cls = TRACKERS[name]
-        nbytes = int(cls.estimate(starts, ends, max_pfn))
+        nbytes, why = _estimate_or_why(cls, starts, ends, max_pfn)
         rows.append({
             "tracker": name, "option": cls.option, "host_pfns": max_pfn,
             "host_bytes": max_pfn * PAGE_SIZE, "host": host_label(max_pfn),
             "set": cfg.sweep_shape, "private_pages": pages, "extents": int(starts.size),
             "modeled_bytes": nbytes,
-            "added_bytes": STRATEGIES[name].added_bytes(nbytes),
+            "added_bytes": STRATEGIES[name].added_bytes(nbytes) if not why else math.nan,
             "bits_per_private_page": nbytes * 8 / pages,
-            "kind": "modeled",
+            "kind": "modeled", **REPRESENTABLE, **why,
         })
     rows.extend(_pte_softbit_rows(cfg, max_pfn, starts, ends, pages))
     return rows
+
+
+def _estimate_or_why(cls, starts, ends, max_pfn) -> tuple[float, dict]:
+    """(estimate() bytes, {}) or, where the structure cannot hold the set at
+    this host size (NotRepresentable), (NaN, the columns that say why)."""
+    try:
+        return int(cls.estimate(starts, ends, max_pfn)), {}
+    except NotRepresentable as exc:
+        return math.nan, {"not_representable": exc.summary,
+                          "representable_max_pfns": (math.nan if exc.limit_pfns is None
+                                                     else exc.limit_pfns)}
 
 
 def _pte_softbit_rows(cfg, max_pfn, starts, ends, pages) -> list[dict]:
@@ -171,7 +190,7 @@ def _pte_softbit_rows(cfg, max_pfn, starts, ends, pages) -> list[dict]:
         "set": cfg.sweep_shape, "private_pages": pages, "extents": int(starts.size),
         "modeled_bytes": added, "added_bytes": added,
         "bits_per_private_page": added * 8 / pages,
-        "kind": "modeled",
+        "kind": "modeled", **REPRESENTABLE,
     }]
 
 
@@ -184,14 +203,14 @@ def _fraction_rows(cfg, fraction, get_set) -> list[dict]:
     run_bound = run_bound_bits_per_page(max_pfn, pages, runs)
     rows = []
     for name in cfg.trackers:
-        nbytes = int(TRACKERS[name].estimate(starts, ends, max_pfn))
+        nbytes, why = _estimate_or_why(TRACKERS[name], starts, ends, max_pfn)
         rows.append({
             "tracker": name, "host_pfns": max_pfn, "host": host_label(max_pfn),
             "target_fraction": fraction, "private_fraction": pages / max_pfn,
             "private_pages": pages, "extents": runs, "modeled_bytes": nbytes,
             "bits_per_private_page": nbytes * 8 / pages,
             "bound_bits_per_page": bound, "run_bound_bits_per_page": run_bound,
-            "kind": "modeled",
+            "kind": "modeled", **REPRESENTABLE, **why,
         })
     return rows
 
@@ -232,6 +251,9 @@ def _scan_rows(cfg, max_pfn, get_set, cost: dict) -> list[dict]:
             populate_s = time.perf_counter() - t0
         except MemoryBudgetError as exc:
             rows.append({**base, "skipped": str(exc)})
+            continue
+        except NotRepresentable as exc:
+            rows.append({**base, "skipped": f"not representable: {exc}"})
             continue
         times = []
         while len(times) < cfg.scan_repeat and (not times or populate_s + sum(times)

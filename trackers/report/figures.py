@@ -115,6 +115,7 @@ def memory_vs_host(df: pd.DataFrame):
             continue
         ax.plot(d["host_bytes"], d["added_bytes"], "-o", color=color_for(name), lw=2, ms=5,
                 label=name)
+        _mark_not_representable(ax, d, color_for(name))
     hb = np.array(sorted(df["host_bytes"].unique()), float)
     ax.plot(hb, hb / 256, ":", color="0.45", lw=1.5,
             label="for scale: PAMT ≈ 1/256 of TDX memory\n(what TDX already costs)")
@@ -137,9 +138,31 @@ def memory_vs_host(df: pd.DataFrame):
               title="line = modeled", title_fontsize=9, frameon=False)
     _caption(fig, "Modeled from kernel struct sizes (trackers/kernel.py, docs/kernel-facts.md); "
                   "estimate() of each tracker, no structure built. kvm holds its attribute "
-                  "XArrays anyway; pageflags uses a bit of the existing struct page.")
+                  "XArrays anyway; pageflags uses a bit of the existing struct page. A line "
+                  "ending at a bar: the structure cannot hold the set beyond that host "
+                  "(not representable).")
     fig.tight_layout(rect=(0, 0.04, 1, 1))
     return fig
+
+
+def _mark_not_representable(ax, d: pd.DataFrame, color) -> None:
+    """Where a tracker's structure cannot hold the set (NaN bytes, a
+    ``not_representable`` note: the IDA beyond 2^31 PFNs), its line stops:
+    a bar at the largest host it can hold and the note beside it."""
+    if "not_representable" not in d:
+        return
+    out = d[d["not_representable"].fillna("").astype(str) != ""]
+    shown = d[d["added_bytes"].notna()]
+    if out.empty or shown.empty:
+        return
+    first = out.iloc[0]
+    limit = first.get("representable_max_pfns", math.nan)
+    x = (float(limit) * first["host_bytes"] / first["host_pfns"] if pd.notna(limit)
+         else float(first["host_bytes"]))
+    y = float(shown["added_bytes"].iloc[-1])
+    ax.plot([x], [y], "|", color=color, ms=14, mew=2)
+    ax.annotate(str(first["not_representable"]), (x, y), xytext=(4, 12),
+                textcoords="offset points", fontsize=8, color=color, ha="right", va="bottom")
 
 
 # --------------------------------------------------------------------------
