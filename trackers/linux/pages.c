@@ -67,8 +67,10 @@
  * The walk reads every entry of every PUD page, of every PMD page reached
  * through a present non-leaf PUD entry and of every PTE page reached through
  * a present non-leaf PMD entry: table pages x 4 KiB, the model's
- * scanned_bytes.  It counts the entries it reads; a walk resumed from a
- * cursor reads again the PUD, PMD and PTE entry it stopped at (24 bytes).
+ * scanned_bytes.  It counts the entries it reads, up to and including the
+ * PTE a full chunk stops at (the rest of that PTE's group of 64 is loaded
+ * too, uncounted); a walk resumed from the cursor reads again the PUD, PMD
+ * and PTE entry it stopped at (24 bytes).
  * Not modeled: where the kernel's table pages sit in memory (here they are
  * handed out in order from 2 MiB chunks, which the prefetcher likes; the
  * kernel's come from the page allocator) and the TLB.
@@ -99,6 +101,7 @@
 #define X86_PAGE_BIT_SOFTW2	10
 #define X86_PAGE_NX		(1ULL << 63)
 #define X86_PAGE_TDX_PRIVATE	(1ULL << X86_PAGE_BIT_SOFTW2)
+#define PRIVATE_PTE		(X86_PAGE_PRESENT | X86_PAGE_TDX_PRIVATE)
 #define X86_PTE_PFN_MASK	(((1ULL << 52) - 1) & ~0xfffULL)	/* PHYSICAL_PAGE_MASK */
 #define X86_PAGE_KERNEL		(X86_PAGE_PRESENT | X86_PAGE_RW | X86_PAGE_ACCESSED | \
 				 X86_PAGE_NX | X86_PAGE_DIRTY | X86_PAGE_GLOBAL)
@@ -162,6 +165,28 @@ static int64_t runs_finish(struct tdx_runs *r)
 		r->open = false;
 	}
 	return r->n;
+}
+
+/*
+ * Runs of the set bits of m (bit b is PFN base + b) into r.  false when r
+ * is full and a run does not fit: *stop is then its first PFN.  Both scans
+ * test 64 entries into one word first, without a branch per entry, and
+ * branch per run: the cost left is the memory read, not the run building.
+ */
+static inline bool mask_runs(struct tdx_runs *r, uint64_t m, uint64_t base, uint64_t *stop)
+{
+	while (m) {
+		int a = __builtin_ctzll(m);
+		uint64_t clear = ~m & (~0ULL << a);	/* clear bits from a up */
+		int b = clear ? __builtin_ctzll(clear) : 64;
+
+		if (!runs_add(r, base + a, base + b)) {
+			*stop = base + a;
+			return false;
+		}
+		m = b == 64 ? 0 : m & (~0ULL << b);
+	}
+	return true;
 }
 
 int tdx_pages_fact(int which)
@@ -301,48 +326,34 @@ uint64_t tdx_sp_bytes(void *h)
 
 /*
  * Runs of flagged PFNs from *cursor on, at most cap: every struct page's
- * flags word is read, in PFN order.  *cursor becomes where the next call
- * resumes (the first PFN of the run that did not fit), TDX_SCAN_DONE at
- * the end.
+ * flags word is read, in PFN order, 64 pages to a mask word.  *cursor
+ * becomes where the next call resumes (the first PFN of the run that did
+ * not fit), TDX_SCAN_DONE at the end.
  */
 int64_t tdx_sp_scan(void *h, uint64_t *cursor, int64_t *out_s, int64_t *out_e, int64_t cap)
 {
 	const struct tdx_struct_pages *sp = h;
-	const uint64_t max = sp->max_pfn, mask = sp->mask, stride = sp->stride;
-	const unsigned char *p;
-	uint64_t pfn = *cursor, rs = 0;
-	int64_t n = 0;
-	bool open = false;
+	const uint64_t max = sp->max_pfn, stride = sp->stride;
+	const int bit = __builtin_ctzll(sp->mask);
+	struct tdx_runs runs = { out_s, out_e, cap, 0, false, 0, 0 };
+	uint64_t pfn = *cursor;
 
 	if (pfn == TDX_SCAN_DONE || cap <= 0)
 		return 0;
-	p = sp->mem + pfn * stride;
-	for (; pfn < max; pfn++, p += stride) {
-		bool set = (*(const uint64_t *)p & mask) != 0;
+	while (pfn < max) {
+		const uint64_t base = pfn & ~63ULL;
+		const uint64_t lim = base + 64 < max ? base + 64 : max;
+		const unsigned char *p = sp->mem + pfn * stride;
+		uint64_t m = 0;
 
-		if (set == open)
-			continue;
-		if (set) {
-			if (n == cap) {
-				*cursor = pfn;
-				return n;
-			}
-			rs = pfn;
-			open = true;
-		} else {
-			out_s[n] = rs;
-			out_e[n] = pfn;
-			n++;
-			open = false;
-		}
-	}
-	if (open) {
-		out_s[n] = rs;
-		out_e[n] = max;
-		n++;
+		for (uint64_t q = pfn; q < lim; q++, p += stride)
+			m |= ((*(const uint64_t *)p >> bit) & 1) << (q - base);
+		if (!mask_runs(&runs, m, base, cursor))
+			return runs_finish(&runs);
+		pfn = lim;
 	}
 	*cursor = TDX_SCAN_DONE;
-	return n;
+	return runs_finish(&runs);
 }
 
 /* ------------------------------------------------------------------------
@@ -781,17 +792,25 @@ int64_t tdx_dm_scan(void *h, uint64_t *cursor, int64_t *out_s, int64_t *out_e, i
 				if (!is_present(pmde) || is_leaf(pmde))
 					continue;
 				pte = table_of(pmde);
-				for (uint64_t k = first_index(from, jbase, 0); k < TDX_PTRS; k++) {
-					const uint64_t ptee = pte[k];
+				for (uint64_t k = first_index(from, jbase, 0); k < TDX_PTRS; ) {
+					const uint64_t group = (k | 63) + 1;	/* 64 PTEs to a word */
+					const uint64_t *g = pte + (k & ~63ULL);
+					uint64_t m = 0, stop;
 
-					n_pte++;
-					if ((ptee & (X86_PAGE_PRESENT | X86_PAGE_TDX_PRIVATE)) !=
-					    (X86_PAGE_PRESENT | X86_PAGE_TDX_PRIVATE))
-						continue;
-					if (!runs_add(&runs, jbase + k, jbase + k + 1)) {
-						*cursor = jbase + k;
+					/* the soft bit is only ever set in present PTEs
+					 * (tdx_dm_check), so testing it alone suffices */
+#pragma GCC unroll 64
+					for (int b = 0; b < 64; b++)
+						m |= ((g[b] >> X86_PAGE_BIT_SOFTW2) & 1) << b;
+					m &= ~0ULL << (k & 63);
+					n_pte += group - k;
+					if (!mask_runs(&runs, m, jbase + (k & ~63ULL), &stop)) {
+						/* counted through the PTE it stopped at */
+						n_pte -= jbase + group - stop - 1;
+						*cursor = stop;
 						goto out;
 					}
+					k = group;
 				}
 			}
 		}
@@ -883,7 +902,8 @@ void tdx_dm_counts(void *h, int64_t *out)
 /*
  * The invariants, or the PFN where one fails (-1: all hold): every leaf
  * maps the PFN of its position; a table entry only above the PTE level; the
- * PSE bit only in PUD and PMD leaves; the soft bit only in 4 KiB PTEs.
+ * PSE bit only in PUD and PMD leaves; the soft bit only in present 4 KiB
+ * PTEs (the walk tests the bit alone).
  */
 int64_t tdx_dm_check(void *h)
 {
@@ -927,8 +947,11 @@ int64_t tdx_dm_check(void *h)
 				}
 				pte = table_of(pmd[j]);
 				for (uint64_t k = 0; k < TDX_PTRS; k++) {
-					if (!is_present(pte[k]))
+					if (!is_present(pte[k])) {
+						if (pte[k] & X86_PAGE_TDX_PRIVATE)
+							return (int64_t)(jbase + k);
 						continue;
+					}
 					if (is_leaf(pte[k]) ||
 					    (pte[k] & X86_PTE_PFN_MASK) >> 12 != jbase + k)
 						return (int64_t)(jbase + k);

@@ -492,7 +492,7 @@ class KernelDirectMap(_Handle):
 
     def check(self) -> None:
         """Every leaf maps the PFN of its position; PSE only in PUD/PMD
-        leaves; the soft bit only in 4 KiB PTEs."""
+        leaves; the soft bit only in present 4 KiB PTEs."""
         bad = int(self._lib.tdx_dm_check(self._handle()))
         assert bad < 0, f"the direct map's entry for pfn {bad} breaks an invariant"
 
