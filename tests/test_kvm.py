@@ -143,3 +143,54 @@ def _batch(op, td, gfn, pfn_base):
         ev["pfn_start"] = -1
         ev["pfn_end"] = -1
     return ev
+
+
+# --------------------------------------------------------------------------
+# xa_reserve's node for GFN 0 alone (found by building lib/xarray.c; the
+# @kernel twin holds the same counts: tests/test_kernel_code.py)
+
+def attr_nodes(t):
+    return sum(v for k, v in t.memory().breakdown.items()
+               if k.startswith("mem_attr_array")) // XA_NODE_BYTES
+
+
+def test_gfn_0_alone_keeps_the_reserved_node():
+    # xa_reserve(0) stores XA_ZERO_ENTRY, never kept in xa_head: a node, kept
+    # by the xa_store that follows.  A plain XArray holds index 0 in xa_head.
+    assert trackers.TRACKERS["xarray"].estimate([0], [1], 100) == 0
+    assert KvmAttributes.estimate([0], [1], 100) == XA_NODE_BYTES
+    t = trackers.get_tracker("kvm", max_pfn=100)
+    t.mark([0])
+    assert t.memory().breakdown == {"mem_attr_array xa_node L0": XA_NODE_BYTES,
+                                    "guest_memfd i_pages xa_node L0": 0}
+    t.mark([1])
+    t.unmark([1])                         # direct marks: canonical, GFN 0 keeps its node
+    assert t.memory().modeled_bytes == XA_NODE_BYTES == KvmAttributes.estimate([0], [1], 100)
+    t.unmark([0])
+    assert t.memory().modeled_bytes == 0
+    t.check()
+
+
+@pytest.mark.parametrize("history, nodes", [
+    ([(KVM_SET_ATTR_PRIVATE, 0, 1)], 1),                     # reserved into an empty array
+    ([(KVM_SET_ATTR_PRIVATE, 0, 1), (KVM_SET_ATTR_SHARED, 5, 9)], 1),   # no-op in KVM
+    ([(KVM_SET_ATTR_PRIVATE, 0, 1), (KVM_SET_ATTR_PRIVATE, 0, 1)], 1),  # no-op in KVM
+    ([(KVM_SET_ATTR_PRIVATE, 0, 2), (KVM_SET_ATTR_SHARED, 1, 2)], 0),   # xas_shrink: xa_head
+    ([(KVM_SET_ATTR_PRIVATE, 0, 1), (KVM_SET_ATTR_PRIVATE, 5, 6),
+      (KVM_SET_ATTR_SHARED, 5, 6)], 0),
+    ([(KVM_SET_ATTR_PRIVATE, 7, 8), (KVM_SET_ATTR_PRIVATE, 0, 1),
+      (KVM_SET_ATTR_SHARED, 7, 8)], 0),                      # 0 joined a non-empty array
+    ([(KVM_SET_ATTR_PRIVATE, 0, 1), (KVM_SET_ATTR_SHARED, 0, 1),
+      (KVM_SET_ATTR_PRIVATE, 0, 1)], 1),
+    ([(KVM_SET_ATTR_PRIVATE, 0, 3), (KVM_SET_ATTR_SHARED, 0, 3),
+      (KVM_SET_ATTR_PRIVATE, 0, 1)], 1),
+])
+def test_gfn_0_alone_follows_kvms_rows(history, nodes):
+    t = trackers.get_tracker("kvm", max_pfn=100)
+    t.apply(rows(*[(op, 3, gs, ge, -1) for op, gs, ge in history]))
+    assert attr_nodes(t) == nodes
+    t.check()
+    one_by_one = trackers.get_tracker("kvm", max_pfn=100)
+    for op, gs, ge in history:                 # the same rows, one batch each
+        one_by_one.apply(rows((op, 3, gs, ge, -1)))
+    assert attr_nodes(one_by_one) == nodes

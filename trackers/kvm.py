@@ -26,6 +26,23 @@ GFN = PFN, bound and private (docs/CONTRACT.md).
 Modeled bytes: both XArrays' xa_nodes (≈ 9 B per private page each at full
 leaves: 576 B / 64 slots).
 
+The reserve step (found by building lib/xarray.c): xa_reserve() stores
+XA_ZERO_ENTRY, which xas_store() never keeps in xa_head, so making GFN 0
+alone private in an empty mem_attr_array creates an xa_node, and the
+xa_store() of the value that follows keeps it: 1 node where a plain xa_store
+leaves none.  Only a later erase runs xas_shrink(), which moves GFN 0 back
+into xa_head.  So with GFN 0 the only private GFN, mem_attr_array holds 1
+xa_node or none depending on history; every other state is a function of
+the set.  The emulation follows it per TD (:class:`TdXArrays`
+``zero_node``), as KVM's rows decide it: a private row of exactly GFN 0 into
+an empty array leaves the node; a shared row over GFN 0 or any other
+private row ends that state; a shared row above GFN 0 is a no-op in KVM
+(kvm_range_has_memory_attributes: nothing to change) and keeps it.  The
+default TD of direct marks is canonical -- its state is that of its set
+made private at once, so GFN 0 alone has the node -- and ``estimate()``
+counts it (1 xa_node for the set {0}).  The guest_memfd page cache stores
+folio pointers with xa_store, which xa_head holds: no such node.
+
 Budget: one per tracker.  Every XArray of every TD draws on the tracker's one
 :class:`trackers.pool.HostBudget`; an update (an event batch, a direct mark)
 first counts the xa_nodes each tree it touches may need at its peak and
@@ -51,7 +68,7 @@ from .events import (GMEM_BIND, GMEM_UNBIND, KVM_SET_ATTR_PRIVATE, KVM_SET_ATTR_
 from .base import EXTENT_CHUNK, MemoryBudgetError, MemoryReport, Tracker, validate_ranges
 from .extents import normalize_extents
 from .pool import HostBudget
-from .xa import (XA_VALUE, XaTree, estimate_levels, level_breakdown, level_formula,
+from .xa import (XA_VALUE, XaTree, estimate_extents, level_breakdown, level_formula,
                  xa_erase_ranges, xa_node_counts, xa_store, xa_store_mapped, xa_store_ranges)
 
 DIRECT_TD = -1            # the default TD of pages marked directly (GFN == PFN)
@@ -133,16 +150,31 @@ def _slice_gfns(run_s, run_e, i, g, limit, out):
     return k, i, g
 
 
-class _TD:
-    """One TD's mem_attr_array and gmem page cache, on the tracker's budget.
+class TdXArrays:
+    """One TD's mem_attr_array and guest_memfd page cache, on the tracker's budget.
 
-    Updates do not reserve: the tracker reserves what :meth:`attr_rows` and
-    :meth:`bind_rows` ask for, for every TD of a batch at once, first.
+    The interface the tracker uses (a kernel-code TD,
+    :class:`trackers.kernel_code.KernelTd`, implements the same): budget
+    requests :meth:`attr_rows`, :meth:`bind_rows` and :meth:`release`;
+    updates :meth:`set_attrs`, :meth:`bind`, :meth:`unbind`; queries
+    :meth:`attr_runs`, :meth:`bound_runs`, :meth:`pfn_plus1`, :meth:`levels`,
+    :meth:`host_bytes`, :meth:`check`.  Updates do not reserve: the tracker
+    reserves what :meth:`attr_rows` and :meth:`bind_rows` ask for, for every
+    TD of a batch at once, first.
+
+    ``zero_node`` models the one state of mem_attr_array that is not a
+    function of its set (module docstring): GFN 0 alone, in an xa_node that
+    kvm_vm_set_mem_attributes' xa_reserve created, rather than in xa_head.
+    ``canonical`` (the default TD of direct marks): that node is there
+    whenever GFN 0 is the only private GFN, as if the set had been made
+    private at once.
     """
 
-    def __init__(self, td: int, budget: HostBudget):
+    def __init__(self, td: int, budget: HostBudget, *, canonical: bool = False):
         self.attrs = XaTree(budget=budget, what=f"TD {td} mem_attr_array")
         self.gmem = XaTree(budget=budget, what=f"TD {td} guest_memfd i_pages")
+        self.canonical = canonical
+        self.zero_node = False
 
     def release(self, budget: HostBudget) -> None:
         """Drop a TD that was never added: its trees stop counting."""
@@ -161,7 +193,27 @@ class _TD:
         return self.gmem.pool, self.gmem.nodes() + self.gmem.nodes_missing(gfn_s, gfn_e)
 
     def set_attrs(self, gfn_s, gfn_e, private):
-        _attr_rows(*self.attrs.arrays, gfn_s, gfn_e, private)
+        """kvm_vm_set_mem_attributes per row, in stream order, with the
+        reserve step's one lasting effect (:attr:`zero_node`): a private row
+        of exactly GFN 0 into an empty array leaves the node; any later
+        private row or shared row from GFN 0 replaces that state, a shared
+        row above GFN 0 leaves it (KVM skips a row whose GFNs are all shared
+        already, so no xas_shrink runs)."""
+        zero_alone = private & (gfn_s == 0) & (gfn_e == 1)
+        resets = (private & ~zero_alone) | (~private & (gfn_s == 0))
+        arrays = self.attrs.arrays
+        done = 0
+        for k in np.flatnonzero(zero_alone):          # one step per [0, 1) private row
+            if resets[done:k].any():
+                self.zero_node = False
+            _attr_rows(*arrays, gfn_s[done:k], gfn_e[done:k], private[done:k])
+            empty, held = len(self.attrs) == 0, int(self.attrs.load(np.zeros(1, np.int64))[0])
+            _attr_rows(*arrays, gfn_s[k:k + 1], gfn_e[k:k + 1], private[k:k + 1])
+            self.zero_node = empty or (self.zero_node and held != 0)
+            done = k + 1
+        if resets[done:].any():
+            self.zero_node = False
+        _attr_rows(*arrays, gfn_s[done:], gfn_e[done:], private[done:])
 
     def bind(self, gfn_s, gfn_e, pfn_s):
         # payload PFN + 1 at GFN g of a row: g + (pfn_start - gfn_start + 1)
@@ -170,26 +222,83 @@ class _TD:
     def unbind(self, gfn_s, gfn_e):
         self.gmem.erase_range(gfn_s, gfn_e)
 
-    def pfn_runs(self):
-        """Walk mem_attr_array in GFN order; translate through gmem; PFN runs."""
-        out_s, out_e = [], []
-        gfns = np.empty(GFN_SLICE, np.int64)
-        buf_s = np.empty(GFN_SLICE, np.int64)
-        buf_e = np.empty(GFN_SLICE, np.int64)
-        for run_s, run_e in self.attrs.walk():
-            i, g = 0, int(run_s[0])
-            while i < run_s.size:
-                k, _, _ = _slice_gfns(run_s, run_e, i, g, GFN_SLICE, gfns)
-                payload = self.gmem.load(gfns[:k])
-                n, i, g = _translate(run_s, run_e, i, g, payload, k, buf_s, buf_e)
-                out_s.append(buf_s[:n].copy())
-                out_e.append(buf_e[:n].copy())
-        if not out_s:
-            return np.empty(0, np.int64), np.empty(0, np.int64)
-        return np.concatenate(out_s), np.concatenate(out_e)
+    def attr_runs(self):
+        """Runs of private GFNs, ascending, in batches (xa_for_each order)."""
+        return self.attrs.walk()
+
+    def bound_runs(self):
+        """Runs of bound GFNs, ascending, in batches."""
+        return self.gmem.walk()
+
+    def pfn_plus1(self, gfns):
+        """PFN + 1 bound at each GFN, 0 where none (the folio's PFN)."""
+        return self.gmem.load(gfns)
+
+    def zero_alone_in_node(self) -> bool:
+        """mem_attr_array holds GFN 0 alone, in an xa_node (not xa_head)."""
+        if len(self.attrs) != 1 or self.attrs.load(np.zeros(1, np.int64))[0] == 0:
+            return False
+        return self.canonical or self.zero_node
 
     def levels(self):
-        return self.attrs.node_counts_by_level(), self.gmem.node_counts_by_level()
+        """(mem_attr_array, guest_memfd) xa_nodes per level."""
+        attr = self.attrs.node_counts_by_level()
+        if self.zero_alone_in_node():
+            attr[0] += 1                             # the reserved node kept for GFN 0
+        return attr, self.gmem.node_counts_by_level()
+
+    def host_bytes(self) -> int:
+        return self.attrs.host_bytes() + self.gmem.host_bytes()
+
+    def check(self) -> None:
+        self.attrs.check()
+        self.gmem.check()
+        assert not self.zero_node or self.canonical or self.zero_alone_in_node(), \
+            "mem_attr_array: GFN 0's reserved node kept, but GFN 0 is not alone"
+
+
+def pfn_runs(td):
+    """Walk a TD's mem_attr_array in GFN order and translate every private
+    GFN through its guest_memfd binding: PFN runs (unsorted across runs;
+    unbound GFNs skipped).  Works on any TD with the :class:`TdXArrays`
+    interface."""
+    out_s, out_e = [], []
+    gfns = np.empty(GFN_SLICE, np.int64)
+    buf_s = np.empty(GFN_SLICE, np.int64)
+    buf_e = np.empty(GFN_SLICE, np.int64)
+    for run_s, run_e in td.attr_runs():
+        i, g = 0, int(run_s[0])
+        while i < run_s.size:
+            k, _, _ = _slice_gfns(run_s, run_e, i, g, GFN_SLICE, gfns)
+            payload = td.pfn_plus1(gfns[:k])
+            n, i, g = _translate(run_s, run_e, i, g, payload, k, buf_s, buf_e)
+            out_s.append(buf_s[:n].copy())
+            out_e.append(buf_e[:n].copy())
+    if not out_s:
+        return np.empty(0, np.int64), np.empty(0, np.int64)
+    return np.concatenate(out_s), np.concatenate(out_e)
+
+
+def gfns_bound_to(td, s, e):
+    """GFN runs of ``td`` whose bound PFN lies in the extents (s, e): the
+    reverse lookup over the TD's bound GFNs, slice by slice."""
+    out_s, out_e = [], []
+    gfns = np.empty(GFN_SLICE, np.int64)
+    for run_s, run_e in td.bound_runs():
+        i, g = 0, int(run_s[0])
+        while i < run_s.size:
+            k, i, g = _slice_gfns(run_s, run_e, i, g, GFN_SLICE, gfns)
+            pfn = td.pfn_plus1(gfns[:k]) - 1
+            pos = np.searchsorted(e, pfn, side="right")
+            hit = (pos < s.size) & (pfn >= s[np.minimum(pos, s.size - 1)])
+            sel = gfns[:k][hit]
+            if sel.size:
+                b, f = normalize_extents(sel, sel + 1)
+                out_s.append(b)
+                out_e.append(f)
+    if not out_s:
+        return np.empty(0, np.int64), np.empty(0, np.int64)
+    return normalize_extents(np.concatenate(out_s), np.concatenate(out_e))
 
 
 class KvmAttributes(Tracker):
@@ -207,17 +316,27 @@ class KvmAttributes(Tracker):
     def __init__(self, max_pfn: int, *, budget_bytes: int | None = None):
         super().__init__(max_pfn, budget_bytes=budget_bytes)
         self.host_budget = HostBudget(self.budget_bytes, f"{self.name} tracker")
-        self.tds: dict[int, _TD] = {}
+        self.tds: dict[int, TdXArrays] = {}
         self._runs = None                      # cached PFN-sorted runs
 
-    def _reserve_tds(self, td_ids, rows_of) -> dict[int, _TD]:
+    def new_td(self, td: int):
+        """The structures of a TD first seen (the default TD of direct marks
+        is canonical: see :class:`TdXArrays`)."""
+        return TdXArrays(td, self.host_budget, canonical=td == DIRECT_TD)
+
+    def reserve(self, requests) -> None:
+        """Reserve every request of an update at once (the TDs' attr_rows and
+        bind_rows), or MemoryBudgetError with nothing grown."""
+        self.host_budget.reserve(requests)
+
+    def _reserve_tds(self, td_ids, rows_of) -> dict:
         """The TDs ``td_ids`` (new ones created) with every tree's xa_nodes
-        reserved at once: ``rows_of(td_id, td)`` lists (pool, rows).  On a
+        reserved at once: ``rows_of(td_id, td)`` lists the requests.  On a
         refusal nothing grew and no TD was added."""
-        tds = {td: self.tds.get(td) or _TD(td, self.host_budget) for td in td_ids}
+        tds = {td: self.tds.get(td) or self.new_td(td) for td in td_ids}
         fresh = [td for td in td_ids if td not in self.tds]
         try:
-            self.host_budget.reserve([req for td, t in tds.items() for req in rows_of(td, t)])
+            self.reserve([req for td, t in tds.items() for req in rows_of(td, t)])
         except MemoryBudgetError:
             for td in fresh:
                 tds[td].release(self.host_budget)
@@ -242,7 +361,7 @@ class KvmAttributes(Tracker):
         # TD's GFN for those PFNs shared and unbound
         s, e = normalize_extents(starts, ends)
         for td_id, td in self.tds.items():
-            gs, ge = (s, e) if td_id == DIRECT_TD else self._gfns_of(td, s, e)
+            gs, ge = (s, e) if td_id == DIRECT_TD else gfns_bound_to(td, s, e)
             if gs.size:
                 td.set_attrs(gs, ge, np.zeros(gs.size, bool))
                 td.unbind(gs, ge)
@@ -254,32 +373,10 @@ class KvmAttributes(Tracker):
         for td_id, td in self.tds.items():
             if td_id == DIRECT_TD:
                 continue
-            gs, _ = self._gfns_of(td, s, e)
+            gs, _ = gfns_bound_to(td, s, e)
             if gs.size:
                 raise ValueError(f"PFNs in [{int(s[0])}, {int(e[-1])}) are bound to TD {td_id}; "
                                  f"direct marks belong to the default TD")
-
-    def _gfns_of(self, td: _TD, s, e):
-        """GFN runs of ``td`` whose bound PFN lies in the extents (s, e)."""
-        # reverse lookup over the TD's bound GFNs, compiled: walk gmem, load
-        # payloads slice by slice, keep GFNs whose PFN falls in the extents
-        out_s, out_e = [], []
-        gfns = np.empty(GFN_SLICE, np.int64)
-        for run_s, run_e in td.gmem.walk():
-            i, g = 0, int(run_s[0])
-            while i < run_s.size:
-                k, i, g = _slice_gfns(run_s, run_e, i, g, GFN_SLICE, gfns)
-                pfn = td.gmem.load(gfns[:k]) - 1
-                pos = np.searchsorted(e, pfn, side="right")
-                hit = (pos < s.size) & (pfn >= s[np.minimum(pos, s.size - 1)])
-                sel = gfns[:k][hit]
-                if sel.size:
-                    b, f = normalize_extents(sel, sel + 1)
-                    out_s.append(b)
-                    out_e.append(f)
-        if not out_s:
-            return np.empty(0, np.int64), np.empty(0, np.int64)
-        return normalize_extents(np.concatenate(out_s), np.concatenate(out_e))
 
     # --- events ------------------------------------------------------------
     def apply(self, events) -> None:
@@ -334,7 +431,7 @@ class KvmAttributes(Tracker):
         The walk's result is cached for contains()/len(); ``rescan`` walks
         again (every extents() does, so a timed scan times the walk)."""
         if self._runs is None or rescan:
-            parts = [td.pfn_runs() for td in self.tds.values()]
+            parts = [pfn_runs(td) for td in self.tds.values()]
             s = np.concatenate([p[0] for p in parts]) if parts else np.empty(0, np.int64)
             e = np.concatenate([p[1] for p in parts]) if parts else np.empty(0, np.int64)
             self._runs = normalize_extents(s, e)
@@ -367,7 +464,7 @@ class KvmAttributes(Tracker):
         if attr is None:
             attr = bound = xa_node_counts(np.empty(0, np.int64), np.empty(0, np.int64))
         breakdown = _breakdown(attr, bound)
-        host = sum(td.attrs.host_bytes() + td.gmem.host_bytes() for td in self.tds.values())
+        host = sum(td.host_bytes() for td in self.tds.values())
         if self._runs is not None:
             host += self._runs[0].nbytes + self._runs[1].nbytes
         total = sum(breakdown.values())
@@ -382,13 +479,16 @@ class KvmAttributes(Tracker):
     @classmethod
     def _estimate(cls, starts, ends, max_pfn):
         # the default TD: GFN == PFN, every page private and bound
-        levels = estimate_levels(starts, ends, max_pfn, multi=False)
-        return sum(_breakdown(levels, levels).values())
+        s, e = estimate_extents(starts, ends, max_pfn)
+        levels = xa_node_counts(s, e)
+        attr = levels.copy()
+        if s.size == 1 and s[0] == 0 and e[0] == 1:
+            attr[0] += 1                # xa_reserve's node for GFN 0 alone (module docstring)
+        return sum(_breakdown(attr, levels).values())
 
     def check(self):
         for td in self.tds.values():
-            td.attrs.check()
-            td.gmem.check()
+            td.check()
         s, e = self.runs()
         assert s.size == 0 or (np.all(s < e) and np.all(s[1:] > e[:-1])), "PFN runs not maximal"
         assert s.size == 0 or (s[0] >= 0 and e[-1] <= self.max_pfn), "PFN past max_pfn"
