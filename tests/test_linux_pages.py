@@ -249,6 +249,26 @@ def test_marks_in_steps_split_as_one_mark_and_unmark_keeps_splits(lib):
     engine.check()
 
 
+def test_split_placement_changes_where_pages_sit_not_what_the_walk_finds(lib):
+    rng = np.random.default_rng(11)
+    dm = DirectMap([0], [5 * P1G + 77])
+    private = random_set(rng, 200, 5 * P1G + 77, 2000)
+    later = random_set(rng, 5, 5 * P1G, 3 * P2M)
+    found, tables = [], []
+    for placement, seed in (("in-order", 0), ("scattered", 0), ("scattered", 9)):
+        engine = linux.KernelDirectMap.from_directmap(dm, private, split_placement=placement,
+                                                      seed=seed)
+        engine.mark_ranges(*later)                                  # a second mark
+        engine.check()
+        found.append(runs_of(engine.scan(11)))
+        tables.append(engine.tables())
+        engine.close()
+    assert found[0] == found[1] == found[2]
+    assert tables[0].table_pages == tables[1].table_pages == tables[2].table_pages
+    with pytest.raises(ValueError, match="split_placement 'random' is not one of"):
+        linux.KernelDirectMap(dm.starts, dm.ends, dm.levels, split_placement="random")
+
+
 def test_first_and_last_pfn_of_the_direct_map(lib):
     end = 2 * P1G + 5 * P2M + 3
     dm = DirectMap([0], [end])

@@ -71,9 +71,12 @@
  * PTE a full chunk stops at (the rest of that PTE's group of 64 is loaded
  * too, uncounted); a walk resumed from the cursor reads again the PUD, PMD
  * and PTE entry it stopped at (24 bytes).
- * Not modeled: where the kernel's table pages sit in memory (here they are
- * handed out in order from 2 MiB chunks, which the prefetcher likes; the
- * kernel's come from the page allocator) and the TLB.
+ * Where table pages sit matters to the walk (a 4 KiB page read cold costs
+ * far more than one in a stream the prefetcher follows): boot tables are
+ * handed out in the order they are built, as alloc_low_pages() does, and a
+ * mark's split pages, by default, in a random order within one region, as
+ * pages the page allocator handed out over time would be; in order on
+ * request (the walk's best case).  Not modeled: the TLB.
  */
 #include <errno.h>
 #include <stdbool.h>
@@ -361,17 +364,22 @@ int64_t tdx_sp_scan(void *h, uint64_t *cursor, int64_t *out_s, int64_t *out_e, i
  */
 struct tdx_pool_chunk {
 	struct tdx_pool_chunk *next;
-	uint64_t *pages;		/* TDX_POOL_PAGES table pages */
+	uint64_t *pages;
 };
 
 struct tdx_direct_map {
 	uint64_t *top;			/* one entry per 512 GiB (PGD/P4D), not counted */
 	uint64_t ntop;
-	struct tdx_pool_chunk *chunks;
-	uint64_t chunk_used;		/* table pages handed out of chunks->pages */
+	struct tdx_pool_chunk *chunks;	/* every chunk, for destroy */
+	uint64_t *inorder;		/* the chunk handed out in order ... */
+	uint64_t inorder_used;		/* ... and how many of its pages are */
+	uint64_t *scatter;		/* a mark's split pages, handed out ... */
+	uint32_t *perm;			/* ... in this random order */
+	uint64_t scatter_n, scatter_used;
+	uint64_t marks;			/* scattered marks so far (varies the seed) */
+	int64_t host_bytes;		/* every chunk, the top-level array */
 	int64_t pages[3];		/* PUD, PMD, PTE pages */
 	int64_t read[3];		/* PUD, PMD, PTE entries read by walks */
-	int64_t chunk_count;
 };
 
 static inline uint64_t *table_of(uint64_t entry)
@@ -389,31 +397,96 @@ static inline bool is_leaf(uint64_t entry)
 	return entry & X86_PAGE_PSE;
 }
 
-/* A zeroed table page (every entry not present), or NULL. */
+/* npages table pages, 2 MiB aligned, on the chunk list; or NULL. */
+static uint64_t *pool_chunk(struct tdx_direct_map *dm, uint64_t npages)
+{
+	struct tdx_pool_chunk *c = malloc(sizeof(*c));
+	size_t bytes = npages * TDX_TABLE_BYTES;
+
+	if (!c)
+		return NULL;
+	if (posix_memalign((void **)&c->pages, TDX_HUGE_BYTES, bytes)) {
+		free(c);
+		return NULL;
+	}
+	madvise(c->pages, bytes, MADV_HUGEPAGE);	/* advice: may be refused */
+	c->next = dm->chunks;
+	dm->chunks = c;
+	dm->host_bytes += bytes;
+	return c->pages;
+}
+
+/*
+ * A zeroed table page (every entry not present), or NULL.  From the
+ * current mark's scattered region while it lasts (split pages come from the
+ * page allocator when the split happens, in no order the walk follows),
+ * else the next page of the in-order chunk (boot tables, which
+ * alloc_low_pages() hands out in the order they are built).
+ */
 static uint64_t *table_alloc(struct tdx_direct_map *dm, int level)
 {
 	uint64_t *page;
 
-	if (!dm->chunks || dm->chunk_used == TDX_POOL_PAGES) {
-		struct tdx_pool_chunk *c = malloc(sizeof(*c));
-
-		if (!c)
-			return NULL;
-		if (posix_memalign((void **)&c->pages, TDX_HUGE_BYTES,
-				   (size_t)TDX_POOL_PAGES * TDX_TABLE_BYTES)) {
-			free(c);
-			return NULL;
+	if (dm->scatter_used < dm->scatter_n) {
+		page = dm->scatter + (uint64_t)dm->perm[dm->scatter_used++] * TDX_PTRS;
+	} else {
+		if (!dm->inorder || dm->inorder_used == TDX_POOL_PAGES) {
+			dm->inorder = pool_chunk(dm, TDX_POOL_PAGES);
+			dm->inorder_used = 0;
+			if (!dm->inorder)
+				return NULL;
 		}
-		c->next = dm->chunks;
-		dm->chunks = c;
-		dm->chunk_used = 0;
-		dm->chunk_count++;
+		page = dm->inorder + dm->inorder_used++ * TDX_PTRS;
 	}
-	page = dm->chunks->pages + dm->chunk_used * TDX_PTRS;
-	dm->chunk_used++;
 	memset(page, 0, TDX_TABLE_BYTES);
 	dm->pages[level]++;
 	return page;
+}
+
+static uint64_t splitmix64(uint64_t *state)
+{
+	uint64_t z = (*state += 0x9e3779b97f4a7c15ULL);
+
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+	return z ^ (z >> 31);
+}
+
+/* The next n table_alloc()s come from one region of n pages, in a random
+ * order (Fisher-Yates, splitmix64 from seed); false if out of memory. */
+static bool scatter_begin(struct tdx_direct_map *dm, uint64_t n, uint64_t seed)
+{
+	uint64_t state = seed;
+
+	if (!n)
+		return true;
+	dm->perm = malloc(n * sizeof(*dm->perm));
+	dm->scatter = dm->perm ? pool_chunk(dm, n) : NULL;
+	if (!dm->scatter) {
+		free(dm->perm);
+		dm->perm = NULL;
+		return false;
+	}
+	for (uint64_t i = 0; i < n; i++)
+		dm->perm[i] = (uint32_t)i;
+	for (uint64_t i = n - 1; i > 0; i--) {
+		uint64_t j = splitmix64(&state) % (i + 1);
+		uint32_t tmp = dm->perm[i];
+
+		dm->perm[i] = dm->perm[j];
+		dm->perm[j] = tmp;
+	}
+	dm->scatter_n = n;
+	dm->scatter_used = 0;
+	return true;
+}
+
+static void scatter_end(struct tdx_direct_map *dm)
+{
+	free(dm->perm);
+	dm->perm = NULL;
+	dm->scatter = NULL;
+	dm->scatter_n = dm->scatter_used = 0;
 }
 
 static inline uint64_t table_entry(const uint64_t *page)
@@ -434,6 +507,7 @@ void tdx_dm_destroy(void *h)
 		free(c->pages);
 		free(c);
 	}
+	free(dm->perm);
 	free(dm->top);
 	free(dm);
 }
@@ -542,6 +616,7 @@ void *tdx_dm_create(uint64_t ntop, const uint64_t *s, const uint64_t *e, const i
 		return NULL;
 	}
 	dm->ntop = ntop;
+	dm->host_bytes = (int64_t)(ntop ? ntop : 1) * (int64_t)sizeof(uint64_t);
 	for (int64_t r = 0; r < n && !ret; r++) {
 		uint64_t step = lv[r] == TDX_LEVEL_1G ? 1ULL << TDX_SHIFT_1G :
 				lv[r] == TDX_LEVEL_2M ? 1ULL << TDX_SHIFT_2M : 1;
@@ -596,18 +671,9 @@ static uint64_t *split_leaf(struct tdx_direct_map *dm, uint64_t *entry, int leve
 	return page;
 }
 
-/*
- * Set the soft bit on every page of the sorted, disjoint ranges, splitting
- * the large mappings that hold them.  dry_run: change nothing, only count.
- * out[0], out[1]: PMD and PTE pages the splits allocate (would allocate);
- * out[2]: pages outside the direct map (no PTE to hold the bit: missed).
- * Returns 0, -EINVAL (ranges unsorted) or -ENOMEM (the splits done so far
- * stay, each whole; out[] counts them).
- */
-int tdx_dm_mark(void *h, const uint64_t *s, const uint64_t *e, int64_t n, int dry_run,
-		int64_t *out)
+static int dm_mark(struct tdx_direct_map *dm, const uint64_t *s, const uint64_t *e, int64_t n,
+		   int dry_run, int64_t *out)
 {
-	struct tdx_direct_map *dm = h;
 	uint64_t last_1g = UINT64_MAX, last_2m = UINT64_MAX;
 	const uint64_t end_all = dm->ntop << TDX_SHIFT_512G;
 
@@ -681,6 +747,35 @@ missed:
 		}
 	}
 	return 0;
+}
+
+/*
+ * Set the soft bit on every page of the sorted, disjoint ranges, splitting
+ * the large mappings that hold them.  dry_run: change nothing, only count.
+ * out[0], out[1]: PMD and PTE pages the splits allocate (would allocate);
+ * out[2]: pages outside the direct map (no PTE to hold the bit: missed).
+ * seed >= 0: the split pages come from one region in a random order (from
+ * seed and the marks before); seed < 0: in order, after the boot tables.
+ * Returns 0, -EINVAL (ranges unsorted) or -ENOMEM (the splits done so far
+ * stay, each whole; out[] counts them).
+ */
+int tdx_dm_mark(void *h, const uint64_t *s, const uint64_t *e, int64_t n, int dry_run,
+		int64_t *out, int64_t seed)
+{
+	struct tdx_direct_map *dm = h;
+	int ret;
+
+	if (dry_run || seed < 0)
+		return dm_mark(dm, s, e, n, dry_run, out);
+	ret = dm_mark(dm, s, e, n, 1, out);
+	if (ret)
+		return ret;
+	if (!scatter_begin(dm, (uint64_t)(out[0] + out[1]),
+			   (uint64_t)seed ^ (dm->marks++ * 0xd1b54a32d192ed03ULL)))
+		return -ENOMEM;
+	ret = dm_mark(dm, s, e, n, 0, out);
+	scatter_end(dm);
+	return ret;
 }
 
 /* Clear the soft bit on every page of the ranges (no collapse); returns 0. */
@@ -823,12 +918,6 @@ out:
 	return runs_finish(&runs);
 }
 
-static int64_t dm_host_bytes(const struct tdx_direct_map *dm)
-{
-	return dm->chunk_count * (int64_t)TDX_POOL_PAGES * TDX_TABLE_BYTES +
-	       (int64_t)(dm->ntop ? dm->ntop : 1) * (int64_t)sizeof(uint64_t);
-}
-
 /* Counters, no walk: out[0..2] PUD, PMD, PTE entries read by walks since
  * create or the last reset (reset != 0 zeroes them after reading); out[3..5]
  * PUD, PMD, PTE pages; out[6] host bytes (pool chunks, top-level array). */
@@ -842,7 +931,7 @@ void tdx_dm_read(void *h, int64_t *out, int reset)
 		if (reset)
 			dm->read[l] = 0;
 	}
-	out[6] = dm_host_bytes(dm);
+	out[6] = dm->host_bytes;
 }
 
 /*
@@ -896,7 +985,7 @@ void tdx_dm_counts(void *h, int64_t *out)
 	out[4] = m2m;
 	out[5] = m1g;
 	out[6] = marked;
-	out[7] = dm_host_bytes(dm);
+	out[7] = dm->host_bytes;
 }
 
 /*

@@ -16,8 +16,10 @@ so that their scans read the bytes the kernel's would, and can be timed:
   for a 2 MiB or 1 GiB leaf, :data:`PTE_BIT_TDX_PRIVATE` the soft bit),
   built from the mappings ``split_mem_range()`` gives
   (``trackers.kexec.directmap``); marking a page splits the large mapping
-  that holds it as ``split_large_page()`` does.  The walk reads every entry
-  of every table page: its bytes read equal ``SoftbitSplit.scanned_bytes``.
+  that holds it as ``split_large_page()`` does, the new table pages
+  scattered in memory (or in walk order: ``split_placement``).  The walk
+  reads every entry of every table page: its bytes read equal
+  ``SoftbitSplit.scanned_bytes``.
 
 pages.c says where every size and bit comes from.  Nothing is timed in C:
 :func:`time_scan` times a whole scan from Python (``time.perf_counter``),
@@ -71,7 +73,9 @@ PG_TDX_PRIVATE = 24
 PTE_BIT_TDX_PRIVATE = 10
 #: mapping levels, numbered as trackers.kexec.directmap (split_mem_range) has them
 LEVEL_4K, LEVEL_2M, LEVEL_1G = 0, 1, 2
-#: PFNs one entry maps per level, and per top-level (PGD/P4D) entry
+#: where a mark's split table pages sit (KernelDirectMap split_placement)
+SPLIT_PLACEMENTS = ("scattered", "in-order")
+#: PFNs per top-level (PGD/P4D) entry: 512 GiB
 _SHIFT_512G = 27
 
 _DONE = (1 << 64) - 1                           # pages.c TDX_SCAN_DONE
@@ -99,7 +103,7 @@ _SIGNATURES = {
     "tdx_dm_plan": (ctypes.c_int, [_P_U64, _P_U64, _P_I8, _I64, _P_I64]),
     "tdx_dm_create": (_VP, [ctypes.c_uint64, _P_U64, _P_U64, _P_I8, _I64, _P_INT]),
     "tdx_dm_destroy": (None, [_VP]),
-    "tdx_dm_mark": (ctypes.c_int, [_VP, _P_U64, _P_U64, _I64, ctypes.c_int, _P_I64]),
+    "tdx_dm_mark": (ctypes.c_int, [_VP, _P_U64, _P_U64, _I64, ctypes.c_int, _P_I64, _I64]),
     "tdx_dm_unmark": (ctypes.c_int, [_VP, _P_U64, _P_U64, _I64]),
     "tdx_dm_test": (ctypes.c_int, [_VP, _P_U64, _I64, _P_U8]),
     "tdx_dm_scan": (_I64, [_VP, _P_U64, _P_I64, _P_I64, _I64]),
@@ -358,10 +362,26 @@ class KernelDirectMap(_Handle):
     (:attr:`scanned_bytes`).  The budget bounds ``table_bytes``, checked
     before the boot build and before every mark, from an exact count of the
     pages it would allocate.
+
+    Where table pages sit changes the walk's time several-fold (a cold
+    4 KiB page costs far more than one the prefetcher streams), so it is a
+    parameter: boot tables are laid out in the order they are built (as
+    alloc_low_pages() hands them out); ``split_placement="scattered"`` (the
+    default) gives each mark's split pages a random order within one region
+    (``seed``), as pages the page allocator handed out over a host's life
+    would be; ``"in-order"`` lays them out in walk order, the best case.
     """
 
-    def __init__(self, starts, ends, levels, *, budget_bytes: int | None = None):
+    def __init__(self, starts, ends, levels, *, split_placement: str = "scattered",
+                 seed: int = 0, budget_bytes: int | None = None):
         s, e, lv = _mappings(starts, ends, levels)
+        if split_placement not in SPLIT_PLACEMENTS:
+            raise ValueError(f"split_placement {split_placement!r} is not one of "
+                             f"{', '.join(SPLIT_PLACEMENTS)}")
+        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+            raise ValueError(f"seed {seed!r} must be an int >= 0")
+        self.split_placement = split_placement
+        self.seed = int(seed)
         self.budget_bytes = _budget(budget_bytes)
         lib = pages_library()
         plan = np.zeros(3, np.int64)
@@ -387,12 +407,14 @@ class KernelDirectMap(_Handle):
         self._own(lib, h, "tdx_dm_destroy")
 
     @classmethod
-    def from_directmap(cls, directmap, private=None, *, budget_bytes: int | None = None
-                       ) -> "KernelDirectMap":
+    def from_directmap(cls, directmap, private=None, *, split_placement: str = "scattered",
+                       seed: int = 0, budget_bytes: int | None = None) -> "KernelDirectMap":
         """The direct map of a ``trackers.kexec.directmap.DirectMap`` (its
         ``starts``, ``ends``, ``levels``), with ``private`` (an extent pair,
-        or None) marked: the splits of ``directmap.split_for(private)``."""
-        dm = cls(directmap.starts, directmap.ends, directmap.levels, budget_bytes=budget_bytes)
+        or None) marked in one mark: the splits of
+        ``directmap.split_for(private)``."""
+        dm = cls(directmap.starts, directmap.ends, directmap.levels,
+                 split_placement=split_placement, seed=seed, budget_bytes=budget_bytes)
         if private is not None:
             dm.mark_ranges(*private)
         return dm
@@ -410,14 +432,16 @@ class KernelDirectMap(_Handle):
         s, e = self._ranges(starts, ends)
         out = np.zeros(3, np.int64)
         h = self._handle()
-        self._lib.tdx_dm_mark(h, _ptr(s, _P_U64), _ptr(e, _P_U64), s.size, 1, _ptr(out, _P_I64))
+        self._lib.tdx_dm_mark(h, _ptr(s, _P_U64), _ptr(e, _P_U64), s.size, 1,
+                              _ptr(out, _P_I64), -1)
         added = int(out[0] + out[1])
         if added:
             need = self.table_bytes + added * kernel.PAGE_TABLE_PAGE_BYTES
             check_budget(f"the direct map's page tables after {int(out[0]):,} 1G->2M and "
                          f"{int(out[1]):,} 2M->4K splits", need, self.budget_bytes)
+        seed = self.seed if self.split_placement == "scattered" else -1
         ret = self._lib.tdx_dm_mark(h, _ptr(s, _P_U64), _ptr(e, _P_U64), s.size, 0,
-                                    _ptr(out, _P_I64))
+                                    _ptr(out, _P_I64), seed)
         if ret == -_ENOMEM:
             raise MemoryError("splitting the direct map: out of memory (the splits made "
                               "so far stay)")
@@ -602,7 +626,8 @@ def direct_map_scan_time(engine: KernelDirectMap, *, repeat: int = 5,
     med, lo, hi, runs = time_scan(engine, repeat=repeat, cap=cap)
     nbytes = engine.scanned_bytes // repeat
     engine.reset_scanned()
-    prov = (f"measured: C walk of {nbytes / 2**20:,.1f} MiB of direct-map page tables, "
-            f"median of {repeat} (min {lo:.3g} s, max {hi:.3g} s)")
+    prov = (f"measured: C walk of {nbytes / 2**20:,.1f} MiB of direct-map page tables "
+            f"(split pages {engine.split_placement}), median of {repeat} "
+            f"(min {lo:.3g} s, max {hi:.3g} s)")
     pfns = max(engine.max_pfn, 1)
     return ScanTime(med, lo, hi, pfns, pfns, repeat, nbytes, runs, prov)
