@@ -151,7 +151,8 @@ def _mark_not_representable(ax, d: pd.DataFrame, color) -> None:
     a bar at the largest host it can hold and the note beside it."""
     if "not_representable" not in d:
         return
-    out = d[d["not_representable"].fillna("").astype(str) != ""]
+    notes = d["not_representable"]
+    out = d[notes.notna() & (notes.astype(str) != "")]     # a CSV reads "" back as NaN
     shown = d[d["added_bytes"].notna()]
     if out.empty or shown.empty:
         return
