@@ -49,12 +49,12 @@ kernel's [126, 9, 1], 10000 gave [1251, 79, 5, 1] against [1251, 84, 6, 1].
 
 Insertion order matters in the kernel (this model is its in-order end): the
 same extents stored in random order split nodes about in half and leave more
-nodes.  Measured with the kernel's code (maple@kernel, 10 random orders per
-size, 2 - 4 pages per extent, leading gap): 1.23x the in-order node count at
-1000, 10^4 and 10^5 extents (range 1.21 - 1.25 at 10^3, 1.22 - 1.25 at 10^4,
-1.231 - 1.237 at 10^5); 1.07 - 1.21x at 100 extents.  So a tree built by
-random conversions holds 20 - 25 % more nodes than :meth:`Maple.memory`
-reports.
+nodes.  Measured with the kernel's code (maple@kernel's lib/maple_tree.c;
+extents of 1-3 pages at random 4-page slots, a leading gap, 20 random orders
+per size, 8 at 10^5): 1.22x the in-order node count on average at 10^3
+extents (range 1.18-1.26), 1.23x at 10^4 (1.22-1.25), 1.23x at 10^5
+(1.230-1.237); 1.16x at 100 extents (1.07-1.21).  So a tree built by random
+conversions holds 20-25 % more nodes than :meth:`Maple.memory` reports.
 
 Emulation: a node pool (:class:`trackers.pool.NodePool`, rebuilt whole on
 every change within the tracker's budget) in numpy arrays, leaves first,
