@@ -188,8 +188,9 @@ class TdXArrays:
         tree = self.attrs
         return tree.pool, tree.nodes() + tree.nodes_missing(gfn_s[private], gfn_e[private])
 
-    def bind_rows(self, gfn_s, gfn_e):
-        """(pool, xa_nodes) the page cache needs for every GFN bound."""
+    def bind_rows(self, gfn_s, gfn_e, pfn_s=None):
+        """(pool, xa_nodes) the page cache needs for every GFN bound (the
+        PFNs they are bound to do not change the count)."""
         return self.gmem.pool, self.gmem.nodes() + self.gmem.nodes_missing(gfn_s, gfn_e)
 
     def set_attrs(self, gfn_s, gfn_e, private):
@@ -351,7 +352,7 @@ class KvmAttributes(Tracker):
         self._check_pfns_unclaimed(s, e)
         private = np.ones(s.size, bool)
         td = self._reserve_tds([DIRECT_TD], lambda _, t: [t.attr_rows(s, e, private),
-                                                          t.bind_rows(s, e)])[DIRECT_TD]
+                                                          t.bind_rows(s, e, s)])[DIRECT_TD]
         td.bind(s, e, s)
         td.set_attrs(s, e, private)
         self._runs = None
@@ -398,13 +399,15 @@ class KvmAttributes(Tracker):
                         self.max_pfn)
         b_s = b["gfn_start"].astype(np.int64)
         b_e = b["gfn_end"].astype(np.int64)
+        b_p = b["pfn_start"].astype(np.int64)
         a_s = attr["gfn_start"].astype(np.int64)
         a_e = attr["gfn_end"].astype(np.int64)
         a_private = attr["op"] == KVM_SET_ATTR_PRIVATE
 
         def rows_of(td, t):
             a, g = attr["td"] == td, b["td"] == td
-            return [t.attr_rows(a_s[a], a_e[a], a_private[a]), t.bind_rows(b_s[g], b_e[g])]
+            return [t.attr_rows(a_s[a], a_e[a], a_private[a]),
+                    t.bind_rows(b_s[g], b_e[g], b_p[g])]
 
         ids = [int(td) for td in np.unique(np.concatenate((attr["td"], bind["td"])))]
         tds = self._reserve_tds(ids, rows_of)    # every tree of the batch, before any change
