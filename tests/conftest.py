@@ -2,8 +2,28 @@ import os
 
 from hypothesis import HealthCheck, settings
 
+import trackers.linux
+
 # Deterministic by default: the same examples every run (CI and laptops alike).
 settings.register_profile(
     "default", derandomize=True, deadline=None, print_blob=True,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
+
+# The kernel's own code: build it (or find it built) at session start, before
+# any test module imports trackers.registry, so that the registry's
+# KERNEL_TRACKERS (the @kernel twins) are there for the contract,
+# differential and kernel-code tests.  Where it cannot be built they skip,
+# and the header says why.
+try:
+    trackers.linux.build()
+    _ok, _why = trackers.linux.available()
+    KERNEL_CODE = (f"kernel code: v{trackers.linux.version()} built" if _ok
+                   else f"kernel code: unavailable: {_why}")
+except trackers.linux.KernelCodeUnavailable as exc:
+    KERNEL_CODE = f"kernel code: unavailable: {exc}"
+    print(KERNEL_CODE)
+
+
+def pytest_report_header(config):
+    return KERNEL_CODE

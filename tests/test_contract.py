@@ -1,4 +1,6 @@
-"""The contract's rules that hold for every tracker: bad input, budgets, streaming."""
+"""The contract's rules that hold for every tracker -- the emulations and their
+@kernel twins (ALL_TRACKERS; the twins only where the kernel's code is built):
+bad input, budgets, streaming."""
 
 import re
 
@@ -10,8 +12,13 @@ from trackers import kernel
 from trackers.base import MemoryBudgetError, coalesce_batches, expand_extents
 from trackers.extents import normalize_extents
 
-NAMES = list(trackers.TRACKERS)
+NAMES = list(trackers.ALL_TRACKERS)
 MAX_PFN = 5000
+
+
+def twin(name):
+    """The emulation a tracker is (itself) or is the @kernel twin of."""
+    return getattr(trackers.ALL_TRACKERS[name], "twin", name)
 
 
 def built(name):
@@ -67,7 +74,7 @@ def test_idempotent_and_membership(name):
 
 @pytest.mark.parametrize("name", NAMES)
 def test_bad_max_pfn(name):
-    cls = trackers.TRACKERS[name]
+    cls = trackers.ALL_TRACKERS[name]
     with pytest.raises(ValueError, match="max_pfn 0 must be positive"):
         cls(0)
     with pytest.raises(TypeError, match="max_pfn must be an int"):
@@ -76,7 +83,7 @@ def test_bad_max_pfn(name):
 
 @pytest.mark.parametrize("name", NAMES)
 def test_estimate_rejects_bad_sets(name):
-    cls = trackers.TRACKERS[name]
+    cls = trackers.ALL_TRACKERS[name]
     with pytest.raises(ValueError, match="end 101 is out of range"):
         cls.estimate([0], [101], 100)
 
@@ -183,7 +190,7 @@ BAD_MAX_PFN = [
 @pytest.mark.parametrize("name", NAMES)
 @pytest.mark.parametrize("max_pfn,exc,msg", BAD_MAX_PFN, ids=[repr(b[0]) for b in BAD_MAX_PFN])
 def test_estimate_validates_max_pfn_like_the_constructor(name, max_pfn, exc, msg):
-    cls = trackers.TRACKERS[name]
+    cls = trackers.ALL_TRACKERS[name]
     with pytest.raises(exc, match=msg):
         cls.estimate([0], [1], max_pfn)
     with pytest.raises(exc, match=msg):
@@ -194,7 +201,7 @@ def test_estimate_validates_max_pfn_like_the_constructor(name, max_pfn, exc, msg
 @pytest.mark.parametrize("max_pfn", [2**63 - 1, 2**63 - 8, LIMIT + 1])
 def test_max_pfn_is_bounded_by_what_x86_64_addresses(name, max_pfn):
     # near 2^63, int64 PFN arithmetic overflowed (xarray segfaulted, xarray-multi hung)
-    cls = trackers.TRACKERS[name]
+    cls = trackers.ALL_TRACKERS[name]
     msg = (rf"max_pfn {max_pfn} is beyond what x86-64 can address: at most {LIMIT} PFNs "
            r"\(2\^52 bytes of physical address, MAX_PHYSMEM_BITS 52")
     with pytest.raises(ValueError, match=msg):
@@ -212,13 +219,15 @@ NOT_REPRESENTABLE_BEYOND_2_31 = {
 def representable_at(names, max_pfn):
     """``names`` as parameters, those whose structure cannot hold ``max_pfn``
     PFNs skipped with the reason."""
-    return [pytest.param(n, marks=pytest.mark.skip(reason=NOT_REPRESENTABLE_BEYOND_2_31[n]))
-            if n in NOT_REPRESENTABLE_BEYOND_2_31 and max_pfn > 2**31 else n for n in names]
+    return [pytest.param(n, marks=pytest.mark.skip(
+                reason=f"{n}: {NOT_REPRESENTABLE_BEYOND_2_31[twin(n)]}"))
+            if twin(n) in NOT_REPRESENTABLE_BEYOND_2_31 and max_pfn > 2**31 else n
+            for n in names]
 
 
-@pytest.mark.parametrize("name", [n for n in NAMES if n in NOT_REPRESENTABLE_BEYOND_2_31])
+@pytest.mark.parametrize("name", [n for n in NAMES if twin(n) in NOT_REPRESENTABLE_BEYOND_2_31])
 def test_ida_refuses_hosts_beyond_2_31_pfns(name):
-    cls = trackers.TRACKERS[name]
+    cls = trackers.ALL_TRACKERS[name]
     msg = (r"max_pfn 2147483649 is over INT_MAX \+ 1 = 2147483648: .* cannot track PFNs of "
            r"hosts beyond 8 TiB")
     for refused in (lambda: cls(2**31 + 1), lambda: cls.estimate([0], [1], 2**31 + 1),
@@ -234,7 +243,7 @@ def test_ida_refuses_hosts_beyond_2_31_pfns(name):
 @pytest.mark.parametrize("name", representable_at(NAMES, LIMIT))
 def test_the_last_pfn_x86_64_addresses(name):
     assert LIMIT == 1 << 40 == (1 << 52) >> 12
-    cls = trackers.TRACKERS[name]
+    cls = trackers.ALL_TRACKERS[name]
     est = cls.estimate([LIMIT - 8], [LIMIT], LIMIT)
     try:
         t = cls(LIMIT)
@@ -322,6 +331,7 @@ def test_ints_beyond_int64_are_named(name, method, args, msg):
 
 def _loads_from_breakdown(name, mem):
     """The scan's dependent loads counted from the breakdown: one per node."""
+    name = twin(name)
     if name in ("bitmap", "pageflags"):
         return 0                                   # flat arrays, read streaming
     if name == "roaring":
@@ -340,4 +350,4 @@ def test_scan_loads_count_one_load_per_node(name):
     t.mark(np.arange(1 << 21, (1 << 21) + 64 * 300, 300))
     mem = t.memory()
     assert mem.scan_loads == _loads_from_breakdown(name, mem)
-    assert (mem.scan_loads > 0) == (name not in ("bitmap", "pageflags"))
+    assert (mem.scan_loads > 0) == (twin(name) not in ("bitmap", "pageflags"))
