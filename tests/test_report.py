@@ -118,7 +118,10 @@ def test_verdict_rules():
                                                ("d", True, 0, 3.0, 10)]:
         rows.append({"strategy": name, "option": name, "kexec_allowed": allowed,
                      "pages_missed": missed, "downtime_s": down, "added_bytes": added,
-                     "scenario": "s", "platform_name": "spr-2s"})
+                     "scenario": "s", "platform_name": "spr-2s", "representable": True})
+    rows.append({"strategy": "e", "option": "e", "kexec_allowed": True, "pages_missed": math.nan,
+                 "downtime_s": math.nan, "added_bytes": math.nan, "scenario": "s",
+                 "platform_name": "spr-2s", "representable": False})
     table = summary.verdict_table({"kexec": pd.DataFrame(rows)}).set_index("strategy")
     v = table["verdict"]
     # numbers with units in the column names, not display strings
@@ -129,6 +132,8 @@ def test_verdict_rules():
     assert table["kexec_allowed"].dtype == bool
     shown = summary.format_verdict(table.reset_index()).set_index("strategy")
     assert shown.loc["c", "downtime [modeled] s"] == "refused"
+    assert v["e"] == "not an option on s (not representable)"
+    assert shown.loc["e", "added [modeled] s"] == "n/a"
     assert v["a"] == "safe, fastest"
     assert v["b"] == "UNSAFE: misses pages"
     assert v["c"] == "refuses kexec"

@@ -95,6 +95,9 @@ class Outcome:
     scan_model_error: float = math.nan
     provenance: str = ""
     notes: str = ""
+    #: False where the option's structure cannot hold this host's PFNs
+    #: (NotRepresentable): the row's numbers are NaN and it is no option here
+    representable: bool = True
 
     def row(self) -> dict:
         return asdict(self)
@@ -233,7 +236,7 @@ class TrackerStrategy(Strategy):
         nan = math.nan
         return Outcome(self.name, self.option, True, nan, nan, nan, nan, nan, nan, nan, nan,
                        provenance="none: the structure cannot hold this host's PFNs",
-                       notes=f"not representable: {exc}")
+                       notes=f"not representable: {exc}", representable=False)
 
 
 class KvmStrategy(TrackerStrategy):

@@ -41,28 +41,35 @@ def verdict_table(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
     for name in ordered(k["strategy"]):
         s = k[k["strategy"] == name]
         allowed = bool(s["kexec_allowed"].all())
+        # a structure that cannot hold a host's PFNs (NotRepresentable: the
+        # IDA beyond 2^31) is no option on that host: NaN numbers, not ranked
+        absent = ~s["representable"].astype(bool)
         row = {"strategy": name, "option": s["option"].iloc[0], "kexec_allowed": allowed}
         for sc in scenarios:
             r = s[s["scenario"] == sc]
             if r.empty:
                 continue
             r = r.iloc[0]
-            row[f"added_bytes [modeled] {sc}"] = int(r["added_bytes"])
+            row[f"added_bytes [modeled] {sc}"] = (math.nan if pd.isna(r["added_bytes"])
+                                                  else int(r["added_bytes"]))
             row[f"downtime_s [modeled] {sc}"] = (float(r["downtime_s"]) if r["kexec_allowed"]
                                                  else math.nan)
         row["pages_missed_max [modeled] all scenarios"] = int(s["pages_missed"].fillna(0).max())
-        row["_down"] = float(s["downtime_s"].max()) if allowed else math.inf
-        row["_added"] = float(s["added_bytes"].max())
+        row["_absent"] = ", ".join(dict.fromkeys(s.loc[absent, "scenario"]))
+        row["_down"] = float(s["downtime_s"].max()) if allowed and not absent.any() else math.inf
+        row["_added"] = float(s["added_bytes"].max()) if not absent.any() else math.inf
         rows.append(row)
     df = pd.DataFrame(rows)
     missed = df["pages_missed_max [modeled] all scenarios"]
-    safe = df["kexec_allowed"] & (missed == 0)
+    safe = df["kexec_allowed"] & (missed == 0) & (df["_absent"] == "")
     verdicts = []
     for i, r in df.iterrows():
         if not r["kexec_allowed"]:
             verdicts.append("refuses kexec")
         elif missed[i] > 0:
             verdicts.append("UNSAFE: misses pages")
+        elif r["_absent"]:
+            verdicts.append(f"not an option on {r['_absent']} (not representable)")
         else:
             v = ["safe"]
             if safe.any() and r["_down"] == df.loc[safe, "_down"].min():
@@ -80,10 +87,12 @@ def format_verdict(verdict: pd.DataFrame) -> pd.DataFrame:
     out = verdict.copy()
     for c in out.columns:
         if c.startswith("added_bytes"):
-            out[c] = out[c].map(fmt_bytes)
+            out[c] = out[c].map(lambda x: "n/a" if pd.isna(x) else fmt_bytes(x))
             out = out.rename(columns={c: c.replace("added_bytes", "added")})
         elif c.startswith("downtime_s"):
-            out[c] = out[c].map(lambda x: "refused" if math.isnan(x) else fmt_seconds(x))
+            out[c] = [fmt_seconds(x) if not math.isnan(x) else
+                      "n/a" if v.startswith("not an option") else "refused"
+                      for x, v in zip(out[c], out["verdict"])]
             out = out.rename(columns={c: c.replace("downtime_s", "downtime")})
         elif c.startswith("pages_missed_max"):
             out[c] = out[c].map(lambda x: f"{int(x):,}")
