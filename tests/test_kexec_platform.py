@@ -241,3 +241,36 @@ def test_calibration_path_through_a_file_names_the_file(tmp_path):
     (tmp_path / "f").write_text("x")
     with pytest.raises(ValueError, match="calibration file .*f/calibration.json"):
         this_machine(tmp_path / "f" / "calibration.json")
+
+
+def test_scan_model_adds_entries_runs_and_lookups():
+    """scan = max(streaming read, entries + runs + lookups work) + dependent loads;
+    the ASSUMED per-entry, per-run and per-lookup costs come from trackers.kernel."""
+    from trackers import kernel
+    p = Platform("t", clear_bps_core=1e9, clear_bps_all=3e9, read_bps_core=2e9,
+                 read_bps_all=5e9, load_latency_s=100e-9, cpus_total=8,
+                 entry_s=1e-9, run_s=10e-9, lookup_s=20e-9)
+    assert p.work_s(1000, 100, 10) == pytest.approx(1000e-9 + 1000e-9 + 200e-9)
+    # bytes dominate: the work hides under the stream
+    assert p.scan_s(2e6, 0, 1000, 100, 10) == pytest.approx(1e-3)
+    # work dominates: the stream hides under it; loads add either way
+    assert p.scan_s(2e3, 10, 1000, 100, 10) == pytest.approx(2.2e-6 + 1e-6)
+    assert p.scan_s(2e3, 10) == pytest.approx(1e-6 + 1e-6)       # the old two terms
+    assert p.with_cpus(2).work_s(1000, 100, 10) == pytest.approx(2.2e-6 / 2)
+    lo, hi = p.scan_s_range(2e3, 10, 1000, 100, 10)
+    assert lo == pytest.approx(1000 * kernel.SCAN_ENTRY_S_RANGE[0]
+                               + 100 * kernel.SCAN_RUN_S_RANGE[0]
+                               + 10 * kernel.SCAN_LOOKUP_S_RANGE[0] + 1e-6)
+    assert hi == pytest.approx(1000 * kernel.SCAN_ENTRY_S_RANGE[1]
+                               + 100 * kernel.SCAN_RUN_S_RANGE[1]
+                               + 10 * kernel.SCAN_LOOKUP_S_RANGE[1] + 1e-6)
+    for name in ("spr-2s", "this-machine"):
+        plat = PLATFORMS[name]
+        assert (plat.entry_s, plat.run_s, plat.lookup_s) == (
+            kernel.SCAN_ENTRY_S, kernel.SCAN_RUN_S, kernel.SCAN_LOOKUP_S)
+        assert all("ASSUMED" in plat.sources[f] for f in ("entry_s", "run_s", "lookup_s"))
+    for cost in ("SCAN_ENTRY_S", "SCAN_RUN_S", "SCAN_LOOKUP_S"):
+        low, high = getattr(kernel, cost + "_RANGE")
+        assert low < getattr(kernel, cost) < high
+    with pytest.raises(ValueError, match="run_s"):
+        Platform("bad", 1, 1, 1, 1, 1e-9, 1, run_s=0)

@@ -152,3 +152,35 @@ TDH_MEM_RANGE_BLOCK_S = 2e-6         # ASSUMED, per 4K S-EPT entry
 TDH_MEM_TRACK_S = 2e-6               # ASSUMED (+ vCPU kick), per 4K entry
 TDH_MEM_PAGE_REMOVE_S = 2e-6         # ASSUMED
 TDH_PHYMEM_PAGE_WBINVD_S = 2e-6      # ASSUMED (tdh_phymem_page_wbinvd_hkid)
+
+# --- kexec-time scan: CPU work per entry, run and lookup (ASSUMED ranges) -----
+# The platform model (trackers/kexec/platform.py Platform.scan_s) adds the work a
+# scan does besides streaming its bytes and chasing its node pointers.  Each is
+# ASSUMED: a central value the model uses and a (low, high) range the report draws
+# as a band.  None is fitted to the scans the report compares the model with.
+#
+# Per entry: the kernel's iterators test one 8-byte entry at a time -- xas_find()'s
+# slot loop, mas_next_slot()'s pivots, find_next_bit()'s words, a PTE's bits, a
+# struct page's flags word -- about 2-6 instructions each at 2-4 GHz, IPC 1-3.
+SCAN_ENTRY_S = 1e-9
+SCAN_ENTRY_S_RANGE = (0.5e-9, 2e-9)
+# Per run emitted: the iterator leaves its fast path at each end of a run (a
+# find_next_zero_bit() call, an xa_state reset) and stores the run; in the
+# userspace harness (trackers/linux) the run is also copied out in chunks and the
+# contract's extents() merges it.  Calibration microbenchmark, not the reference
+# set: single-page runs through bitmap@kernel, xarray@kernel and ida@kernel
+# extents() took 11-18 ns per run, maple@kernel 28 ns (two entries a run), on a
+# 2-vCPU AMD EPYC (Zen 4) VM, Linux 6.12.117 code, 2026-11.
+SCAN_RUN_S = 20e-9
+SCAN_RUN_S_RANGE = (10e-9, 40e-9)
+# Per lookup: a scan that translates each page it finds through another structure
+# pays one descent per page -- kvm: kvm_gmem_get_pfn() looks up guest_memfd's page
+# cache, an xa_load() of 4-5 levels whose upper nodes stay cached.  Calibration
+# microbenchmark: xa_load() of 1.9 M consecutive indices of a 64 GiB kvm@kernel
+# guest_memfd XArray took 30 ns each on the same VM.
+SCAN_LOOKUP_S = 30e-9
+SCAN_LOOKUP_S_RANGE = (15e-9, 60e-9)
+# Bytes of one entry a scan tests in a structure it walks: an xa_node slot, a maple
+# slot or pivot, a bitmap long, a PTE.  (A struct page scan tests one entry per
+# STRUCT_PAGE_BYTES.)
+SCAN_ENTRY_BYTES = 8

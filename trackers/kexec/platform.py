@@ -11,6 +11,16 @@ Time model (modeled, never measured here):
 * streaming read of B bytes on k CPUs:   B / min(k * read_core, read_all)
 * clearing B bytes on k CPUs:            B / min(k * clear_core, clear_all)
 * n dependent loads (a pointer walk):    n * load_latency / k
+* the scan's own work on k CPUs:         (E * entry + R * run + L * lookup) / k
+  for E entries tested (slots, pivots, bitmap longs, PTEs, struct pages), R runs
+  emitted and L per-page lookups in another structure (kvm: guest_memfd)
+* a kexec-time scan:  max(streaming read, its own work) + dependent loads --
+  the prefetcher streams lines while the core tests entries, so the two
+  overlap; a dependent load stalls the walk, so it adds.
+
+The per-entry, per-run and per-lookup costs are ASSUMED (trackers/kernel.py
+SCAN_*_S, each with a (low, high) range :meth:`Platform.scan_s_range` gives);
+rates and latency are measured or estimated per platform.
 
 ``cpus_at_reset`` is how many CPUs the reset may use.  At the point the
 kernel resets TDX pages today -- machine_kexec() -> the reset before
@@ -39,6 +49,18 @@ from .. import kernel
 
 GB = 1e9
 
+#: the ASSUMED scan costs and their (low, high) ranges (trackers/kernel.py)
+SCAN_COST_RANGES = {"entry_s": kernel.SCAN_ENTRY_S_RANGE, "run_s": kernel.SCAN_RUN_S_RANGE,
+                    "lookup_s": kernel.SCAN_LOOKUP_S_RANGE}
+#: where every platform's scan costs come from (the same ASSUMED figures)
+SCAN_COST_SOURCES = {
+    "entry_s": "ASSUMED 0.5-2 ns per entry tested (trackers/kernel.py SCAN_ENTRY_S)",
+    "run_s": "ASSUMED 10-40 ns per run emitted (trackers/kernel.py SCAN_RUN_S; "
+             "a single-page-run microbenchmark gave 11-28 ns here)",
+    "lookup_s": "ASSUMED 15-60 ns per per-page lookup (trackers/kernel.py SCAN_LOOKUP_S; "
+                "an xa_load microbenchmark gave 30 ns here)",
+}
+
 
 @dataclass(frozen=True)
 class Platform:
@@ -51,6 +73,8 @@ class Platform:
     cpus_at_reset: CPUs the reset uses; 1 in machine_kexec (others stopped).
     cpus_total: CPUs of the machine (the bound on a moved-earlier reset).
     kind: "measured", "estimate" or "fallback"; sources: field -> source.
+    entry_s / run_s / lookup_s: CPU seconds a scan spends per entry tested,
+        per run emitted and per per-page lookup (ASSUMED: trackers/kernel.py).
     """
 
     name: str
@@ -63,10 +87,13 @@ class Platform:
     cpus_at_reset: int = 1
     kind: str = "estimate"
     sources: dict = field(default_factory=dict)
+    entry_s: float = kernel.SCAN_ENTRY_S
+    run_s: float = kernel.SCAN_RUN_S
+    lookup_s: float = kernel.SCAN_LOOKUP_S
 
     def __post_init__(self):
         for f in ("clear_bps_core", "clear_bps_all", "read_bps_core", "read_bps_all",
-                  "load_latency_s"):
+                  "load_latency_s", "entry_s", "run_s", "lookup_s"):
             v = getattr(self, f)
             if not v > 0:
                 raise ValueError(f"platform {self.name!r}: {f} must be > 0, got {v!r}")
@@ -96,10 +123,31 @@ class Platform:
         k = self.cpus_at_reset if cpus is None else cpus
         return float(loads) * self.load_latency_s / k
 
-    def scan_s(self, scanned_bytes: float, loads: float, cpus: int | None = None) -> float:
+    def work_s(self, entries: float = 0, runs: float = 0, lookups: float = 0,
+               cpus: int | None = None) -> float:
+        """Modeled CPU seconds of a scan's own work: ``entries`` tested,
+        ``runs`` emitted, ``lookups`` per page in another structure."""
+        k = self.cpus_at_reset if cpus is None else cpus
+        return (float(entries) * self.entry_s + float(runs) * self.run_s
+                + float(lookups) * self.lookup_s) / k
+
+    def scan_s(self, scanned_bytes: float, loads: float, entries: float = 0, runs: float = 0,
+               lookups: float = 0, cpus: int | None = None) -> float:
         """Modeled seconds of a kexec-time scan: the streaming read of its
-        bytes plus one dependent load per pointer-walked node."""
-        return self.read_s(scanned_bytes, cpus) + self.chase_s(loads, cpus)
+        bytes or its own work (entries, runs, lookups), whichever is longer
+        (they overlap), plus one dependent load per pointer-walked node."""
+        return (max(self.read_s(scanned_bytes, cpus),
+                    self.work_s(entries, runs, lookups, cpus))
+                + self.chase_s(loads, cpus))
+
+    def scan_s_range(self, scanned_bytes: float, loads: float, entries: float = 0,
+                     runs: float = 0, lookups: float = 0,
+                     cpus: int | None = None) -> tuple[float, float]:
+        """:meth:`scan_s` with every ASSUMED per-entry, per-run and per-lookup
+        cost at the low and at the high end of its range (trackers/kernel.py)."""
+        return tuple(dataclasses.replace(self, **{f: r[i] for f, r in SCAN_COST_RANGES.items()})
+                     .scan_s(scanned_bytes, loads, entries, runs, lookups, cpus)
+                     for i in (0, 1))
 
     def with_cpus(self, cpus_at_reset: int) -> "Platform":
         """The same machine with the reset moved to where ``cpus_at_reset`` CPUs run."""
@@ -109,7 +157,9 @@ class Platform:
         return (f"{self.name} [{self.kind}]: clear {self.clear_bps_core / GB:.1f} GB/s/core, "
                 f"{self.clear_bps_all / GB:.1f} GB/s all-core; read "
                 f"{self.read_bps_core / GB:.1f} GB/s/core, {self.read_bps_all / GB:.1f} GB/s "
-                f"all-core; load latency {self.load_latency_s * 1e9:.0f} ns; "
+                f"all-core; load latency {self.load_latency_s * 1e9:.0f} ns; scan work "
+                f"{self.entry_s * 1e9:.1f} ns/entry, {self.run_s * 1e9:.0f} ns/run, "
+                f"{self.lookup_s * 1e9:.0f} ns/lookup (assumed); "
                 f"{self.cpus_at_reset} of {self.cpus_total} CPUs at reset")
 
 
@@ -139,6 +189,7 @@ def spr_2s() -> Platform:
                               "Xeon; no figure in kernel-facts",
             "cpus_total": "2 sockets x 56 cores (Xeon Platinum 8480+), 2 threads each",
             "cpus_at_reset": "machine_kexec runs after stop_other_cpus(): one CPU",
+            **SCAN_COST_SOURCES,
         },
     )
 
@@ -152,7 +203,8 @@ def fallback_this_machine() -> Platform:
         read_bps_core=10 * GB, read_bps_all=10 * GB * cpus,
         load_latency_s=100e-9, cpus_total=cpus, kind="fallback",
         sources={"*": "PERF-NOTES.md (a.fill 6-9 GB/s, a.sum ~10 GB/s); latency assumed "
-                      "100 ns; run `tdx-trackers calibrate` to measure"},
+                      "100 ns; run `tdx-trackers calibrate` to measure",
+                 **SCAN_COST_SOURCES},
     )
 
 
@@ -183,7 +235,8 @@ def platform_from_calibration(doc: dict) -> Platform:
         load_latency_s=fig["load_latency_s"], cpus_total=cpus, kind="measured",
         sources={"*": src,
                  "clear_bps_core": src + "; streaming write (memset), NOT MOVDIR64B",
-                 "cpus_at_reset": "machine_kexec runs after stop_other_cpus(): one CPU"},
+                 "cpus_at_reset": "machine_kexec runs after stop_other_cpus(): one CPU",
+                 **SCAN_COST_SOURCES},
     )
 
 
