@@ -1,15 +1,43 @@
-"""bench-core reports every measured time as its median and spread; the asv
-Populate benchmark skips what a tracker's memory budget refuses.  Facts only:
-which columns, which order of statistics, which exception -- never a timing."""
+"""bench-core reports every measured time as its median and spread, the
+emulations beside their @kernel twins (engine labels with the kernel
+version, emulation/kernel-code ratios), the maple order table and the
+per-conversion cost table; the asv Populate benchmark skips what a tracker's
+memory budget refuses.  Facts only: which columns, which rows, which
+order of statistics, which ratio, which exception -- never a timing."""
 
 import numpy as np
 import pandas as pd
 import pytest
 
+import trackers
+import trackers.bench as bench
+import trackers.linux as linux
 from trackers.__main__ import main
-from trackers.bench import _spread, time_estimates, time_kvm_store_loop
+from trackers.bench import (_spread, add_ratios, conversion_cost, conversion_targets, engine_of,
+                            maple_order, ratio_table, select_rows, time_estimates,
+                            time_kvm_store_loop)
+from trackers.kernel import MAPLE_NODE_BYTES, PAGES_PER_2M
+from trackers.kernel_code import TWINS
+from trackers.sets import reference_set
 
 TIMES = ["populate_s", "scan_extents_s", "scan_pfns_s"]
+STATS = ("median", "min", "max")
+TINY = 1 << 16                  # the 2^16-PFN reference set, seed 0: 46,004 pages
+TINY_PAGES = 46004
+
+needs_kernel = pytest.mark.skipif(not trackers.KERNEL_TRACKERS,
+                                  reason=f"kernel code unavailable: {trackers.KERNEL_UNAVAILABLE}")
+
+
+def _label():
+    return f"kernel code v{linux.version()} (userspace)"
+
+
+@pytest.fixture
+def no_kernel(monkeypatch):
+    """bench-core as it runs where the kernel code is not built."""
+    monkeypatch.setattr(bench, "KERNEL_TRACKERS", {})
+    monkeypatch.setattr(bench, "KERNEL_UNAVAILABLE", "no kernel library here (test)")
 
 
 def test_spread_is_median_min_max():
@@ -20,17 +48,22 @@ def test_spread_is_median_min_max():
 def test_bench_core_csv_has_median_and_spread_of_every_time(tmp_path, capsys):
     out = tmp_path / "bench.csv"
     assert main(["bench-core", "--pfns", "65536", "--repeat", "3", "--estimate-pfns", "1048576",
-                 "--trackers", "bitmap", "kvm", "--csv", str(out)]) == 0
+                 "--trackers", "bitmap", "kvm", "--engine", "emulation",
+                 "--conversions", "20", "--csv", str(out)]) == 0
     df = pd.read_csv(out)
     assert list(df["tracker"]) == ["bitmap", "kvm"]
-    stats = [f"{t}_{s}" for t in TIMES for s in ("median", "min", "max")]
-    assert list(df.columns[1:1 + len(stats)]) == stats
+    assert list(df["engine"]) == ["emulation", "emulation"]
+    stats = [f"{t}_{s}" for t in TIMES for s in STATS]
+    assert list(df.columns[2:2 + len(stats)]) == stats
     assert not {"populate_s", "scan_extents_s", "scan_pfns_s"} & set(df.columns)
     for t in TIMES:
         assert (df[f"{t}_min"] <= df[f"{t}_median"]).all()
         assert (df[f"{t}_median"] <= df[f"{t}_max"]).all()
-    pages = 46004                                   # the 2^16-PFN reference set, seed 0
-    assert np.allclose(df["populate_ns_per_page"], df["populate_s_median"] / pages * 1e9)
+        assert df[f"{t}_emulation_over_kernel"].isna().all()     # no kernel row to compare
+    assert np.allclose(df["populate_ns_per_page"], df["populate_s_median"] / TINY_PAGES * 1e9)
+    assert not (tmp_path / "bench-maple-order.csv").exists()     # no maple@kernel row
+    conv = pd.read_csv(tmp_path / "bench-conversion-cost.csv")
+    assert set(conv["tracker"]) == {"bitmap", "kvm"}
     printed = capsys.readouterr().out
     assert "[measured] times in s, median (min\u2013max) of 3 runs" in printed
     assert "estimate() at 1,048,576 PFNs [measured time in s, median (min\u2013max) of 3 runs" \
@@ -51,15 +84,217 @@ def test_estimate_and_kvm_loop_times_have_spread():
     assert kvm["seconds_min"] <= kvm["seconds_median"] <= kvm["seconds_max"]
 
 
+# --------------------------------------------------------------------------
+# rows: the emulations and their @kernel twins
+
+def test_select_rows_puts_each_twin_after_its_emulation():
+    twins = [TWINS[n].name for n in trackers.TRACKERS if n in TWINS
+             and TWINS[n].name in trackers.KERNEL_TRACKERS]
+    rows, missing = select_rows(None, "all")
+    assert [r for r in rows if r in trackers.TRACKERS] == list(trackers.TRACKERS)
+    assert [r for r in rows if r not in trackers.TRACKERS] == twins
+    for twin in twins:
+        assert rows[rows.index(twin) - 1] == trackers.KERNEL_TRACKERS[twin].twin
+    assert select_rows(None, "emulation") == (list(trackers.TRACKERS), "")
+    assert select_rows(["roaring", "xarray"], "emulation")[0] == ["xarray", "roaring"]
+    assert select_rows(None, "kernel")[0] == twins
+    assert select_rows(["xarray@kernel"], "emulation")[0] == []
+    with pytest.raises(ValueError, match="unknown tracker 'btree'; known: bitmap, xarray"):
+        select_rows(["btree"])
+    with pytest.raises(ValueError, match="unknown tracker 'roaring@kernel'"):
+        select_rows(["roaring@kernel"])               # roaring has no kernel-code twin
+
+
+@needs_kernel
+def test_select_rows_with_the_kernel_code():
+    assert select_rows(["xarray"], "all") == (["xarray", "xarray@kernel"], "")
+    assert select_rows(["maple@kernel"], "all") == (["maple@kernel"], "")
+    assert select_rows(["xarray", "maple"], "kernel") == (["xarray@kernel", "maple@kernel"], "")
+
+
+def test_select_rows_without_the_kernel_code(no_kernel):
+    assert select_rows(["xarray", "maple"], "all") == (["xarray", "maple"],
+                                                       "no kernel library here (test)")
+    assert select_rows(["xarray@kernel"], "kernel") == ([], "no kernel library here (test)")
+    assert select_rows(["roaring"], "kernel") == ([], "")     # no twin: nothing is missing
+
+
+def test_engine_label_is_emulation_or_the_kernel_version():
+    for name in trackers.TRACKERS:
+        assert engine_of(name) == "emulation"
+    for name in trackers.KERNEL_TRACKERS:
+        assert engine_of(name) == _label()
+        assert _label() == f"kernel code v{linux.version()} (userspace)"
+
+
+def test_ratios_are_emulation_over_kernel(monkeypatch):
+    """Each kernel-code row: its twin's figure over its own; emulation rows
+    and rows without a measured twin: NaN."""
+    monkeypatch.setattr(bench, "KERNEL_TRACKERS",
+                        {TWINS[n].name: TWINS[n] for n in ("xarray", "maple")})
+    cols = {f"{t}_{s}": [] for t in TIMES for s in STATS}
+    df = pd.DataFrame({"tracker": ["xarray", "xarray@kernel", "maple@kernel"],
+                       "engine": ["emulation", "kernel code v6.1.0 (userspace)",
+                                  "kernel code v6.1.0 (userspace)"],
+                       **{c: [6.0, 2.0, 4.0] for c in cols},
+                       "modeled_bytes": [100, 100, 50], "peak_rss_bytes": [300, 100, 100]})
+    out = add_ratios(df)
+    for t in TIMES:
+        assert out[f"{t}_emulation_over_kernel"].tolist()[1] == 3.0
+        assert out[f"{t}_emulation_over_kernel"].isna().tolist() == [True, False, True]
+    assert out["modeled_bytes_emulation_over_kernel"].tolist()[1] == 1.0
+    assert out["peak_rss_bytes_emulation_over_kernel"].tolist()[1] == 3.0
+    table = ratio_table(out)
+    assert table["tracker"].tolist() == ["xarray@kernel"]
+    assert list(table.columns) == ["tracker", *TIMES, "modeled_bytes", "peak_rss_bytes"]
+
+
+@needs_kernel
+def test_bench_core_kernel_engine_on_a_tiny_set(tmp_path, capsys):
+    """--engine kernel: the @kernel rows alone, labelled with the kernel
+    version; the maple order and conversion-cost tables beside the CSV."""
+    out = tmp_path / "k.csv"
+    assert main(["bench-core", "--pfns", str(TINY), "--repeat", "2", "--engine", "kernel",
+                 "--trackers", "xarray", "maple", "--maple-seeds", "2",
+                 "--conversions", "20", "--csv", str(out)]) == 0
+    df = pd.read_csv(out)
+    assert list(df["tracker"]) == ["xarray@kernel", "maple@kernel"]
+    assert set(df["engine"]) == {_label()}
+    for t in TIMES:
+        assert (df[f"{t}_min"] <= df[f"{t}_median"]).all()
+        assert (df[f"{t}_median"] <= df[f"{t}_max"]).all()
+        assert df[f"{t}_emulation_over_kernel"].isna().all()     # twins not measured
+    # the kernel's own counts: equal to the model's (tests/test_kernel_code.py)
+    s, e = reference_set(TINY, 0)
+    for name, cls in (("xarray@kernel", trackers.TRACKERS["xarray"]),
+                      ("maple@kernel", trackers.TRACKERS["maple"])):
+        assert df.set_index("tracker").at[name, "modeled_bytes"] == cls.estimate(s, e, TINY)
+    order = pd.read_csv(tmp_path / "k-maple-order.csv")
+    assert order["order"].tolist() == ["in order", "random"]
+    assert order["runs"].tolist() == [1, 2]
+    conv = pd.read_csv(tmp_path / "k-conversion-cost.csv")
+    assert set(conv["tracker"]) == {"xarray@kernel", "maple@kernel"}
+    assert "kernel code unavailable" not in capsys.readouterr().out
+
+
+@needs_kernel
+def test_bench_core_all_engines_print_and_write_the_ratios(tmp_path, capsys):
+    out = tmp_path / "a.csv"
+    assert main(["bench-core", "--pfns", str(TINY), "--repeat", "2", "--trackers", "ida",
+                 "--conversions", "10", "--estimate-pfns", str(TINY), "--csv", str(out)]) == 0
+    df = pd.read_csv(out).set_index("tracker")
+    assert list(df.index) == ["ida", "ida@kernel"]
+    assert df["engine"].tolist() == ["emulation", _label()]
+    for t in TIMES:
+        want = df.at["ida", f"{t}_median"] / df.at["ida@kernel", f"{t}_median"]
+        assert df.at["ida@kernel", f"{t}_emulation_over_kernel"] == pytest.approx(want, rel=1e-12)
+        assert np.isnan(df.at["ida", f"{t}_emulation_over_kernel"])
+    assert df.at["ida@kernel", "modeled_bytes_emulation_over_kernel"] == 1.0
+    printed = capsys.readouterr().out
+    assert "emulation / kernel code, per structure" in printed
+    assert "kernel code: every tracker within populate + scan <= 60 s" in printed or \
+           "kernel code: over populate + scan <= 60 s" in printed
+
+
+def test_bench_core_without_the_kernel_code_says_why_once(no_kernel, tmp_path, capsys):
+    assert main(["bench-core", "--pfns", str(TINY), "--repeat", "1", "--engine", "kernel",
+                 "--csv", str(tmp_path / "k.csv")]) == 0
+    printed = capsys.readouterr().out
+    assert printed == "kernel code unavailable, no rows: no kernel library here (test)\n"
+    assert not (tmp_path / "k.csv").exists()
+    out = tmp_path / "a.csv"
+    assert main(["bench-core", "--pfns", str(TINY), "--repeat", "1", "--trackers", "bitmap",
+                 "--conversions", "5", "--estimate-pfns", str(TINY), "--csv", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert printed.count("no kernel library here (test)") == 1
+    assert "kernel code unavailable, emulation rows only" in printed
+    assert pd.read_csv(out)["engine"].tolist() == ["emulation"]
+
+
+def test_bench_core_engine_with_no_tracker_on_it_is_a_usage_error(capsys):
+    assert main(["bench-core", "--pfns", str(TINY), "--engine", "kernel",
+                 "--trackers", "roaring"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        "tdx-trackers bench-core: error: --engine kernel: none of the trackers given runs on it")
+
+
+# --------------------------------------------------------------------------
+# the maple order effect and the cost of one conversion
+
+@needs_kernel
+def test_maple_order_counts_the_kernels_tree_in_order_and_at_random():
+    df = maple_order(TINY, seed=0, seeds=3)
+    s, e = reference_set(TINY, 0)
+    assert df["order"].tolist() == ["in order", "random"]
+    assert set(df["engine"]) == {_label()}
+    assert df["extents"].tolist() == [s.size, s.size]
+    first, rand = df.iloc[0], df.iloc[1]
+    assert first["nodes_median"] == first["model_nodes"] == \
+        trackers.TRACKERS["maple"].estimate(s, e, TINY) // MAPLE_NODE_BYTES
+    assert first["kernel_bytes_median"] == first["nodes_median"] * MAPLE_NODE_BYTES
+    assert first["ratio_median"] == 1.0 and rand["runs"] == 3 and rand["seeds"] == "1-3"
+    for k in ("nodes", "ratio", "leaves", "store_ns_per_extent"):
+        assert rand[f"{k}_min"] <= rand[f"{k}_median"] <= rand[f"{k}_max"]
+    assert rand["ratio_min"] == rand["nodes_min"] / first["nodes_median"]
+    assert rand["ratio_max"] == rand["nodes_max"] / first["nodes_median"]
+
+
+def test_conversion_targets_are_free_slots_of_the_held_set():
+    s, e = reference_set(TINY, 0)
+    held, targets = conversion_targets(s, e, TINY, n=20, seed=0)
+    assert list(targets) == ["4KiB", "2MiB"]
+    slots, slot_ends = targets["2MiB"]
+    pages, page_ends = targets["4KiB"]
+    assert slots.size == pages.size == 20
+    assert conversion_targets(s, e, TINY, n=2000)[1]["2MiB"][0].size == 51 // 2   # of 51 slots
+    assert np.all(slots % PAGES_PER_2M == 0) and np.all(slot_ends - slots == PAGES_PER_2M)
+    assert np.all(page_ends - pages == 1)
+    assert np.unique(slots).size == 20 and np.unique(pages).size == 20
+    assert not np.all(np.diff(slots) > 0)                  # random order, not sorted
+    # held: the set less the slots, and no target page is in it
+    t = trackers.get_tracker("bitmap", max_pfn=TINY)
+    t.mark_ranges(*held)
+    ref = trackers.get_tracker("bitmap", max_pfn=TINY)
+    ref.mark_ranges(s, e)
+    every_slot_page = (slots[:, None] + np.arange(PAGES_PER_2M)).ravel()
+    assert not t.contains(every_slot_page).any() and not t.contains(pages).any()
+    assert len(ref) - len(t) == int(ref.contains(every_slot_page).sum())
+    assert not np.isin(pages // PAGES_PER_2M, slots // PAGES_PER_2M).any()
+
+
+def test_conversion_cost_has_a_row_per_structure_size_and_op():
+    names = ["xarray", "maple", *(n for n in ("xarray@kernel", "maple@kernel")
+                                  if n in trackers.KERNEL_TRACKERS)]
+    df = conversion_cost(names, TINY, repeat=2, conversions=15)
+    assert len(df) == len(names) * 2 * 2
+    assert list(zip(df["tracker"], df["size"], df["op"])) == [
+        (n, size, op) for n in names for size in ("4KiB", "2MiB") for op in ("mark", "unmark")]
+    assert df["pages"].tolist() == [1, 1, 512, 512] * len(names)
+    assert (df["ns_per_conversion_min"] <= df["ns_per_conversion_median"]).all()
+    assert (df["ns_per_conversion_median"] <= df["ns_per_conversion_max"]).all()
+    assert (df["ns_per_page"] == df["ns_per_conversion_median"] / df["pages"]).all()
+    assert df.groupby("tracker")["engine"].first().to_dict() == {n: engine_of(n) for n in names}
+    kernel = df["tracker"].isin(list(trackers.KERNEL_TRACKERS))
+    assert (df.loc[kernel, "conversions"] == 15).all()     # one engine call of all of them
+    assert df.loc[~kernel, "ns_per_conversion_emulation_over_kernel"].isna().all()
+    by = df.set_index(["tracker", "size", "op"])["ns_per_conversion_median"]
+    for i in np.flatnonzero(kernel):
+        row = df.iloc[i]
+        twin = trackers.KERNEL_TRACKERS[row["tracker"]].twin
+        assert row["ns_per_conversion_emulation_over_kernel"] == \
+            by[twin, row["size"], row["op"]] / row["ns_per_conversion_median"]
+    with pytest.raises(ValueError, match="unknown tracker 'btree'"):
+        conversion_cost(["btree"], TINY)
+
+
 def test_asv_populate_skips_when_the_budget_refuses():
     """Populate builds inside the timed call; a budget refusal there is a skip
     (asv's SkipNotImplemented, a NotImplementedError), not a failure."""
-    import trackers
     from benchmarks.bench_trackers import Populate, SkipNotImplemented
     assert issubclass(SkipNotImplemented, NotImplementedError)
-    bench = Populate()
-    bench.t = trackers.get_tracker("xarray", max_pfn=1 << 32, budget_bytes=1 << 16)
-    bench.starts = np.arange(0, 1 << 30, 1 << 20, dtype=np.int64)
-    bench.ends = bench.starts + 1
+    b = Populate()
+    b.t = trackers.get_tracker("xarray", max_pfn=1 << 32, budget_bytes=1 << 16)
+    b.starts = np.arange(0, 1 << 30, 1 << 20, dtype=np.int64)
+    b.ends = b.starts + 1
     with pytest.raises(SkipNotImplemented, match="over the memory budget of 65,536 bytes"):
-        bench.time_populate(None, "xarray", "16T", "reference")
+        b.time_populate(None, "xarray", "16T", "reference")

@@ -1,24 +1,54 @@
-"""bench-core: every tracker on the 1 TiB reference set, measured and modeled.
+"""bench-core: every tracker on the 1 TiB reference set, measured and modeled,
+the emulations beside their ``@kernel`` twins on the kernel's own code.
 
 Builds the reference set (trackers/sets.py: 2^28 PFNs, 60 % in random
 2 MiB extents, ~10 % scattered 4 KiB pages; seeded) and, for each tracker in
-its own process (so peak RSS is that tracker's), times populate
-(mark_ranges), a full extents() scan and a full pfns() scan, --repeat runs
-each.  Prints measured times and peak RSS beside the modeled kernel bytes,
-bits per private page and ns per page; then times estimate() at
---estimate-pfns (default 2^32, 16 TiB) for every tracker (a tracker whose
-structure cannot hold that many PFNs, the IDA beyond 2^31, gets a row saying
-"not representable" instead of a number), and the kvm
-per-GFN attribute store loop against the real-world anchor (a 1 TB+ guest
-spent >= 26 s in kvm_vm_set_mem_attributes: ~100 ns per GFN; Liam Merwick,
-Jun 2025), each --repeat times too.
+its own process (so peak RSS is that tracker's, and a kernel structure dies
+with its process), times populate (mark_ranges), a full extents() scan and a
+full pfns() scan, --repeat runs each.  Prints measured times and peak RSS
+beside the kernel bytes, bits per private page and ns per page.
+
+Two engines (--engine, default both):
+
+* ``emulation``: the Python/numba trackers; their bytes are modeled (node
+  counts from the model times kernel struct sizes);
+* ``kernel code vX.Y.Z (userspace)``: the ``@kernel`` twins
+  (trackers/kernel_code.py) store through the kernel's own lib/xarray.c,
+  lib/idr.c and lib/maple_tree.c and scan with its iterators (xas_for_each,
+  mas_for_each, find_next_bit); their bytes are the kernel's own node
+  counts walked in its tree, times the same struct sizes.  Each row records
+  the kernel version it ran.  A twin's populate is its contract call
+  (mark_ranges) as the emulation's is: the kernel's stores plus the twin's
+  budget check and live-object count.  Where the kernel code is not built,
+  bench-core says why once and runs the emulation rows only.
+
+Each kernel-code row carries the emulation/kernel-code ratio of every
+median time and of the bytes (``NAME_emulation_over_kernel``); they are
+printed as a table of their own.
+
+Then, for the kernel code: the maple order effect (node counts of the
+kernel's maple tree holding the reference set's extents stored in order
+against stored in --maple-seeds random orders, :func:`maple_order`); and, for
+every tracker, the cost of one conversion (:func:`conversion_cost`): ns to
+mark and to unmark one 4 KiB and one 2 MiB conversion in a tracker that
+holds the reference set.  With ``--csv X.csv`` they go to
+``X-maple-order.csv`` and ``X-conversion-cost.csv`` beside it.
+
+For the emulations only: estimate() at --estimate-pfns (default 2^32,
+16 TiB) for every tracker (a tracker whose structure cannot hold that many
+PFNs, the IDA beyond 2^31, gets a row saying "not representable" instead of
+a number), and the kvm per-GFN attribute store loop against the real-world
+anchor (a 1 TB+ guest spent >= 26 s in kvm_vm_set_mem_attributes: ~100 ns
+per GFN; Liam Merwick, Jun 2025), each --repeat times too.
 
 Every measured time is reported as its median and its spread over the
-repeats: printed as "median (min-max)", and in the --csv table as three
+repeats: printed as "median (min-max)", and in the --csv tables as three
 columns, NAME_median, NAME_min and NAME_max (populate_s, scan_extents_s,
-scan_pfns_s); ns-per-page figures derive from the medians.
+scan_pfns_s, ns_per_conversion, ...); ns-per-page figures derive from the
+medians.
 
-Columns: [measured] times and RSS on this machine; [modeled] kernel bytes.
+Columns: [measured] times and RSS on this machine; [modeled] kernel bytes
+(kernel-code rows: counted in the kernel's own structure).
 """
 
 from __future__ import annotations
@@ -28,23 +58,51 @@ import resource
 import statistics
 import sys
 import time
+from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from .base import NotRepresentable, memory_budget
-from .kernel import MAX_PHYS_PFN, PAGES_PER_2M
-from .kvm import xa_store_per_gfn
+from . import linux
+from .base import NotRepresentable, Tracker, memory_budget
+from .extents import normalize_extents, subtract
+from .kernel import MAPLE_NODE_BYTES, MAX_PHYS_PFN, PAGES_PER_2M
+from .kernel_code import (TWINS, BitmapKernel, IdaKernel, KvmKernel, MapleKernel,
+                          XArrayKernel, XArrayMultiKernel)
+from .kvm import DIRECT_TD, xa_store_per_gfn
+from .maple import Maple
 from .options import int_option, output_file
 from .output import write_csv_atomic
-from .registry import TRACKERS
+from .registry import ALL_TRACKERS, KERNEL_TRACKERS, KERNEL_UNAVAILABLE, TRACKERS
 from .sets import reference_set
 from .xa import XaTree, xa_node_counts
 
-HELP = "time every tracker on the 1 TiB reference set (measured) beside its modeled bytes"
+HELP = ("time every tracker on the 1 TiB reference set (measured) beside its modeled bytes, "
+        "the emulations beside the kernel's own code")
 
 ANCHOR_NS_PER_GFN = 26e9 / (1 << 28)   # >= 26 s for a 1 TB guest: ~97 ns/GFN
+
+#: --engine choices: both engines, or one
+ENGINES = ("all", "emulation", "kernel")
+#: the engine label of an emulation row
+EMULATION = "emulation"
+
+#: random store orders of the maple order table (seeds 1..N)
+MAPLE_SEEDS = 5
+#: conversions per timing of the conversion-cost table
+CONVERSIONS = 2000
+#: an emulation's per-call conversion loop stops after this long (its maple
+#: rebuilds the tree per call: seconds each at 1 TiB); the row says how many ran
+CONVERSION_SECONDS = 5.0
+#: conversion sizes: label -> pages (a 2 MiB conversion is 2 MiB aligned)
+CONVERSION_SIZES = {"4KiB": 1, "2MiB": PAGES_PER_2M}
+CONVERSION_OPS = ("mark", "unmark")
+
+#: what every kernel-code tracker must meet at 1 TiB (issue 9)
+KERNEL_LIMIT_SECONDS = 60.0
+KERNEL_LIMIT_RSS_BYTES = 8 << 30
 
 
 def add_arguments(p):
@@ -57,14 +115,32 @@ def add_arguments(p):
     p.add_argument("--estimate-pfns", type=pfns, default=1 << 32,
                    help="PFN space for the estimate() timing (default 2^32 = 16 TiB)")
     p.add_argument("--trackers", nargs="+", default=None, metavar="NAME",
-                   help="subset of tracker names (default: every registered tracker)")
+                   help="subset of tracker names (default: every registered tracker); "
+                        "NAME selects the emulation and its @kernel twin, NAME@kernel "
+                        "the twin alone")
+    p.add_argument("--engine", choices=ENGINES, default="all",
+                   help="emulation rows, kernel-code (@kernel) rows, or both beside each "
+                        "other with their ratios (default all)")
+    p.add_argument("--maple-seeds", type=int_option(1), default=MAPLE_SEEDS,
+                   help=f"random store orders of the maple order table "
+                        f"(default {MAPLE_SEEDS})")
+    p.add_argument("--conversions", type=int_option(1), default=CONVERSIONS,
+                   help=f"conversions per timing of the conversion-cost table "
+                        f"(default {CONVERSIONS:,})")
     p.add_argument("--seed", type=int_option(0), default=0, help="reference-set seed")
     p.add_argument("--csv", type=output_file, default=None,
-                   help="also write the table here (atomically)")
+                   help="also write the table here (atomically); X.csv also writes "
+                        "X-maple-order.csv and X-conversion-cost.csv beside it")
 
 
 #: each measured time is reported as its median and its spread over --repeat runs
 STATS = ("median", "min", "max")
+#: the measured times of a bench-core row
+TIMES = ("populate_s", "scan_extents_s", "scan_pfns_s")
+#: suffix of the emulation/kernel-code ratio columns of a kernel-code row
+RATIO = "_emulation_over_kernel"
+#: the figures a kernel-code row is compared on: its median times and its bytes
+RATIO_OF = (*(f"{t}_median" for t in TIMES), "modeled_bytes", "peak_rss_bytes")
 
 
 def _timed(fn, repeat) -> list[float]:
@@ -90,20 +166,107 @@ def _drain(it):
     return n
 
 
+def _close(t) -> None:
+    """Free a kernel-code tracker's structures now (an emulation: nothing to do)."""
+    close = getattr(t, "close", None)
+    if close is not None:
+        close()
+
+
+# --------------------------------------------------------------------------
+# which rows: the emulations and their @kernel twins
+
+def engine_of(name: str) -> str:
+    """The ``engine`` column of a row: "emulation", or "kernel code vX.Y.Z
+    (userspace)" with the version of the kernel source the library was built from."""
+    if name in KERNEL_TRACKERS:
+        return f"kernel code v{linux.version()} (userspace)"
+    return EMULATION
+
+
+def select_rows(names, engine: str = "all") -> tuple[list[str], str]:
+    """The trackers bench-core measures, in registry order, each emulation
+    before its @kernel twin; and why kernel-code rows asked for are missing
+    ("" when none are).
+
+    ``names`` (None: every emulation) are registry names: an emulation's name
+    selects it and its twin, ``NAME@kernel`` the twin alone; ``engine``
+    ("all", "emulation", "kernel") keeps one engine or both.  ValueError
+    for a name that is neither."""
+    twin_names = {cls.name: twin for twin, cls in TWINS.items()}
+    emulations, twins = set(), set()
+    for n in names or TRACKERS:
+        if n in TRACKERS:
+            emulations.add(n)
+            twins.add(n)
+        elif n in twin_names:
+            twins.add(twin_names[n])
+        else:
+            raise ValueError(f"unknown tracker {n!r}; known: {', '.join(TRACKERS)}")
+    rows, missing = [], ""
+    for base in TRACKERS:
+        if base in emulations and engine in ("all", "emulation"):
+            rows.append(base)
+        if base in twins and base in TWINS and engine in ("all", "kernel"):
+            name = TWINS[base].name
+            if name in KERNEL_TRACKERS:
+                rows.append(name)
+            else:
+                missing = KERNEL_UNAVAILABLE or f"{name} is not registered"
+    return rows, missing
+
+
+# --------------------------------------------------------------------------
+# one process per measurement
+
+def _child(conn, fn, args):
+    try:
+        conn.send(("ok", fn(*args)))
+    except NotRepresentable as exc:   # not an error: the option does not exist here
+        conn.send(("not_representable", exc.summary))
+    except BaseException as exc:  # report, never hang the parent
+        conn.send(("error", f"{type(exc).__name__}: {exc}"))
+    conn.close()
+
+
+def isolated(fn: Callable, *args) -> tuple[str, object]:
+    """fn(*args) in a forked child, so its ru_maxrss is its own peak and the
+    kernel structures it builds die with it: ("ok", result),
+    ("not_representable", why) or ("error", what)."""
+    ctx = mp.get_context("fork")
+    parent, child = ctx.Pipe(duplex=False)
+    proc = ctx.Process(target=_child, args=(child, fn, args))
+    proc.start()
+    child.close()                     # the child's end: recv() sees it die
+    try:
+        status, value = parent.recv()
+    except EOFError:
+        proc.join()
+        status, value = "error", f"the measuring process died (exit code {proc.exitcode})"
+    proc.join()
+    parent.close()
+    return status, value
+
+
+# --------------------------------------------------------------------------
+# populate and scan
+
 def measure_tracker(name: str, max_pfn: int, starts, ends, repeat: int) -> dict:
-    """Populate and scan one tracker; return its measured and modeled row."""
+    """Populate and scan one tracker (any of ALL_TRACKERS); return its
+    measured and modeled row."""
     pages = int((ends - starts).sum())
-    cls = TRACKERS[name]
+    cls = ALL_TRACKERS[name]
     holder = {}
 
     def populate():
-        holder.clear()                           # one tracker alive at a time
+        _close(holder.pop("t", None))            # one tracker alive at a time
         t = cls(max_pfn)
         t.mark_ranges(starts, ends)
         holder["t"] = t
     warm = cls(max_pfn)                          # warm-up: numba compile, small set
     warm.mark_ranges(starts[:1000], ends[:1000])
     _drain(warm.extents()), _drain(warm.pfns())
+    _close(warm)
     del warm
     populate_s = _spread("populate_s", _timed(populate, repeat))
     t = holder["t"]
@@ -112,8 +275,9 @@ def measure_tracker(name: str, max_pfn: int, starts, ends, repeat: int) -> dict:
     n_ext = _drain(t.extents())
     assert len(t) == pages and n_ext == starts.size, f"{name}: scan disagrees with the set"
     m = t.memory()
-    return {
+    row = {
         "tracker": name,
+        "engine": engine_of(name),
         **populate_s, **extents_s, **pfns_s,
         "populate_ns_per_page": populate_s["populate_s_median"] / pages * 1e9,
         "scan_pfns_ns_per_page": pfns_s["scan_pfns_s_median"] / pages * 1e9,
@@ -123,28 +287,325 @@ def measure_tracker(name: str, max_pfn: int, starts, ends, repeat: int) -> dict:
         "host_bytes": m.host_bytes,
         "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
     }
-
-
-def _child(conn, name, max_pfn, starts, ends, repeat):
-    try:
-        conn.send(measure_tracker(name, max_pfn, starts, ends, repeat))
-    except NotRepresentable as exc:   # not an error: the option does not exist here
-        conn.send({"tracker": name, "not_representable": exc.summary})
-    except BaseException as exc:  # report, never hang the parent
-        conn.send({"tracker": name, "error": f"{type(exc).__name__}: {exc}"})
-    conn.close()
+    _close(t)
+    return row
 
 
 def run_isolated(name, max_pfn, starts, ends, repeat) -> dict:
     """measure_tracker in a forked child, so ru_maxrss is this tracker's peak."""
-    ctx = mp.get_context("fork")
-    parent, child = ctx.Pipe(duplex=False)
-    proc = ctx.Process(target=_child, args=(child, name, max_pfn, starts, ends, repeat))
-    proc.start()
-    row = parent.recv()
-    proc.join()
-    return row
+    status, value = isolated(measure_tracker, name, max_pfn, starts, ends, repeat)
+    if status == "ok":
+        return value
+    return {"tracker": name, "engine": engine_of(name), status: value}
 
+
+def add_ratios(df: pd.DataFrame) -> pd.DataFrame:
+    """Each kernel-code row's emulation/kernel-code ratio of every RATIO_OF
+    figure (its twin's median over its own), as NAME_emulation_over_kernel
+    columns; NaN on emulation rows and where the twin was not measured."""
+    out = df.copy()
+    by_name = out.set_index("tracker")
+    for col in RATIO_OF:
+        ratios = []
+        for name in out["tracker"]:
+            cls = KERNEL_TRACKERS.get(name)
+            twin = getattr(cls, "twin", None)
+            if (cls is None or twin not in by_name.index or col not in by_name
+                    or pd.isna(by_name.at[twin, col]) or pd.isna(by_name.at[name, col])
+                    or by_name.at[name, col] == 0):
+                ratios.append(np.nan)
+            else:
+                ratios.append(by_name.at[twin, col] / by_name.at[name, col])
+        out[col.removesuffix("_median") + RATIO] = ratios
+    return out
+
+
+def ratio_table(df: pd.DataFrame) -> pd.DataFrame:
+    """The ratio columns of the kernel-code rows that have them, one row per structure."""
+    cols = [c for c in df if c.endswith(RATIO)]
+    if not cols:
+        return pd.DataFrame()
+    rows = df[df[cols].notna().any(axis=1)]
+    return rows[["tracker", *cols]].rename(columns={c: c.removesuffix(RATIO) for c in cols})
+
+
+# --------------------------------------------------------------------------
+# the maple order effect, on the kernel's own tree
+
+def maple_order(max_pfn: int, seed: int = 0, seeds: int = MAPLE_SEEDS) -> pd.DataFrame:
+    """Node counts of the kernel's maple tree (lib/maple_tree.c,
+    :class:`trackers.linux.KernelMaple`) holding the reference set's maximal
+    extents, each stored with mtree_store_range(): once in ascending order,
+    and in ``seeds`` random orders (permutations seeded 1..seeds).
+
+    One row per order: nodes, leaves and height (random: median and min-max
+    over the seeds), kernel-counted bytes, the store time per extent, and
+    the ratio of nodes to the in-order tree's (median, min, max).  The
+    in-order row also gives the ``maple`` model's node count
+    (:meth:`trackers.maple.Maple.estimate`), which it equals.  Runs in this
+    process: bench-core calls it through :func:`isolated`."""
+    starts, ends = reference_set(max_pfn, seed)
+
+    def store(order):
+        mt = linux.KernelMaple()
+        try:
+            s, e = (starts, ends) if order is None else (starts[order], ends[order])
+            t0 = time.perf_counter()
+            mt.store_range(s, e)
+            seconds = time.perf_counter() - t0
+            levels = mt.levels()
+        finally:
+            mt.close()
+        return int(levels.sum()), int(levels[0]) if levels.size else 0, int(levels.size), seconds
+
+    nodes, leaves, height, seconds = store(None)
+    version = linux.version()
+    common = {"engine": f"kernel code v{version} (userspace)", "pfns": max_pfn,
+              "extents": int(starts.size)}
+    rows = [{**common, "order": "in order", "seeds": "-", "runs": 1,
+             **_spread("nodes", [nodes]), **_spread("leaves", [leaves]),
+             **_spread("height", [height]),
+             **_spread("kernel_bytes", [nodes * MAPLE_NODE_BYTES]),
+             **_spread("store_ns_per_extent", [seconds / max(starts.size, 1) * 1e9]),
+             **_spread("ratio", [1.0]),
+             "model_nodes": int(Maple.estimate(starts, ends, max_pfn)) // MAPLE_NODE_BYTES}]
+    got = [store(np.random.default_rng(s).permutation(starts.size))
+           for s in range(1, seeds + 1)]
+    rn, rl, rh, rs = (list(x) for x in zip(*got))
+    rows.append({**common, "order": "random", "seeds": f"1-{seeds}" if seeds > 1 else "1",
+                 "runs": seeds, **_spread("nodes", rn), **_spread("leaves", rl),
+                 **_spread("height", rh),
+                 **_spread("kernel_bytes", [n * MAPLE_NODE_BYTES for n in rn]),
+                 **_spread("store_ns_per_extent", [x / max(starts.size, 1) * 1e9 for x in rs]),
+                 **_spread("ratio", [n / nodes if nodes else np.nan for n in rn]),
+                 "model_nodes": np.nan})
+    return pd.DataFrame(rows)
+
+
+# --------------------------------------------------------------------------
+# the cost of one conversion
+
+def _pages_below(starts, ends, x) -> np.ndarray:
+    """Pages of the sorted, disjoint extents below each PFN of ``x``."""
+    cum = np.concatenate(([0], np.cumsum(ends - starts)))
+    i = np.searchsorted(starts, x, side="left")          # extents starting below x
+    beyond = np.where(i > 0, np.maximum(ends[np.maximum(i - 1, 0)] - x, 0), 0)
+    return cum[i] - beyond
+
+
+def conversion_targets(starts, ends, max_pfn: int, n: int = CONVERSIONS, seed: int = 0):
+    """The set a conversion-cost tracker holds, and the conversions into it.
+
+    Returns ``(held, targets)``: ``held`` the (starts, ends) of the set with
+    the target 2 MiB slots emptied; ``targets`` maps each CONVERSION_SIZES
+    label to (starts, ends) of up to ``n`` distinct conversions in random
+    order, each into free PFNs of ``held``: 2 MiB-aligned slots not wholly in
+    the set (in the reference set every such slot holds a few scattered
+    pages, which ``held`` leaves out, about 128 per slot), and 4 KiB pages
+    outside the set and those slots.  Fewer than ``n`` where the set has
+    fewer such slots or pages (tiny sets: at most half the slots not wholly
+    in the set become 2 MiB targets, the 4 KiB ones lie in the rest)."""
+    rng = np.random.default_rng(seed + 7)
+    starts = np.asarray(starts, np.int64)
+    ends = np.asarray(ends, np.int64)
+    n_slots = max_pfn // PAGES_PER_2M
+    cand = rng.choice(n_slots, min(n_slots, 8 * n + 64), replace=False)
+    cs = np.sort(cand) * PAGES_PER_2M
+    covered = _pages_below(starts, ends, cs + PAGES_PER_2M) - _pages_below(starts, ends, cs)
+    free = cs[covered < PAGES_PER_2M]
+    # at most half of them: the 4 KiB conversions' free pages lie in the others
+    slots = free[rng.permutation(free.size)[:min(n, free.size // 2)]]    # random order
+    held = subtract((starts, ends), normalize_extents(np.sort(slots), np.sort(slots)
+                                                       + PAGES_PER_2M))
+    draw = np.sort(rng.integers(0, max_pfn, size=16 * n + 4096, dtype=np.int64))
+    draw = draw[np.r_[True, draw[1:] != draw[:-1]]]             # distinct (sort and mask)
+    k = np.searchsorted(held[0], draw, side="right") - 1
+    in_held = (k >= 0) & (draw < held[1][np.maximum(k, 0)])
+    in_slot = np.isin(draw // PAGES_PER_2M, slots // PAGES_PER_2M)
+    pages = draw[~in_held & ~in_slot]
+    pages = pages[rng.permutation(pages.size)[:n]]
+    targets = {"4KiB": (pages, pages + 1), "2MiB": (slots, slots + PAGES_PER_2M)}
+    return held, targets
+
+
+@dataclass(frozen=True)
+class ConversionCalls:
+    """How one conversion is made in a tracker's structure: ``mark`` and
+    ``unmark`` of (starts, ends) arrays, and what they call.  ``batched``:
+    one call over every conversion (each range its own kernel calls, the
+    loop in C); otherwise one call per conversion."""
+
+    mark: Callable
+    unmark: Callable
+    calls: str
+    batched: bool
+
+
+def conversion_calls(t: Tracker) -> ConversionCalls:
+    """The calls one conversion makes in ``t``.
+
+    A kernel-code twin's conversion is the kernel's own calls on the
+    structure it holds, one engine call over all conversions (the per-range
+    loop runs in C), without the twin's bookkeeping (its budget check,
+    live-object count with rcu_barrier, and the canonical-state rebuilds of
+    maple@kernel and xarray-multi@kernel, each O(set) per update).  kvm@kernel:
+    the TD's mem_attr_array as kvm_vm_set_mem_attributes() updates it on
+    KVM_SET_MEMORY_ATTRIBUTES (guest_memfd fills its page cache on fault,
+    not at conversion); the shared direction stores NULL, which is
+    xa_erase (KVM's xa_reserve pass over present entries, a walk each that
+    changes nothing, is left out).  bitmap@kernel has no kernel store code
+    (the library builds find_bit, not bitmap_set): its rows time the
+    bitmap's own store, one call per conversion, as the emulation's.
+    An emulation: its contract, one mark_ranges/unmark_ranges per conversion."""
+    if isinstance(t, XArrayMultiKernel):
+        return ConversionCalls(t.xa.store_range_multi, t.xa.erase_range_multi,
+                               "xa_store_range / xa_erase of the entry", True)
+    if isinstance(t, XArrayKernel):
+        return ConversionCalls(t.xa.store_range, t.xa.erase_range,
+                               "xa_store / xa_erase per page", True)
+    if isinstance(t, IdaKernel):
+        return ConversionCalls(t.ida.mark_range, t.ida.free_range,
+                               "ida_alloc_range(id, id) / ida_free per page", True)
+    if isinstance(t, MapleKernel):
+        return ConversionCalls(t.mt.store_range, t.mt.erase_range,
+                               "mtree_store_range / mtree_store_range(NULL)", True)
+    if isinstance(t, KvmKernel):
+        attrs = t.tds[DIRECT_TD].attrs
+        return ConversionCalls(attrs.reserve_then_store, attrs.erase_range,
+                               "mem_attr_array: xa_reserve + xa_store / xa_erase per GFN",
+                               True)
+    if isinstance(t, BitmapKernel):
+        return ConversionCalls(lambda s, e: t.twin_cls.mark_ranges(t, s, e),
+                               lambda s, e: t.twin_cls.unmark_ranges(t, s, e),
+                               "the bitmap's own store per call (no kernel store code)", False)
+    return ConversionCalls(t.mark_ranges, t.unmark_ranges,
+                           "mark_ranges / unmark_ranges per call (the contract)", False)
+
+
+def _per_call(fn, starts, ends, count: int | None, seconds: float) -> tuple[float, int]:
+    """Seconds per call of fn over single conversions: ``count`` of them, or
+    (None) as many as run within ``seconds`` (at least one)."""
+    n = starts.size if count is None else count
+    done = 0
+    t0 = time.perf_counter()
+    for i in range(n):
+        fn(starts[i:i + 1], ends[i:i + 1])
+        done += 1
+        if count is None and time.perf_counter() - t0 > seconds:
+            break
+    return (time.perf_counter() - t0) / done, done
+
+
+def measure_conversions(name: str, max_pfn: int, held, targets, repeat: int,
+                        seconds: float = CONVERSION_SECONDS) -> list[dict]:
+    """One tracker's conversion-cost rows (size x op), in this process: the
+    tracker holds ``held``; each repeat marks every target of a size, then
+    unmarks them (the tracker ends as it began), timing each op."""
+    t = ALL_TRACKERS[name](max_pfn)
+    t.mark_ranges(*held)
+    held_pages = int((held[1] - held[0]).sum())
+    calls = conversion_calls(t)
+    rows = []
+    for size, (s, e) in targets.items():
+        if s.size == 0:
+            continue
+        calls.mark(s[:1], e[:1])                     # warm-up: compile, first touch
+        calls.unmark(s[:1], e[:1])
+        samples = {op: [] for op in CONVERSION_OPS}
+        counts = []
+        for _ in range(repeat):
+            if calls.batched:
+                t0 = time.perf_counter()
+                calls.mark(s, e)
+                samples["mark"].append((time.perf_counter() - t0) / s.size)
+                t0 = time.perf_counter()
+                calls.unmark(s, e)
+                samples["unmark"].append((time.perf_counter() - t0) / s.size)
+                counts.append(s.size)
+            else:
+                per, k = _per_call(calls.mark, s, e, None, seconds)
+                samples["mark"].append(per)
+                samples["unmark"].append(_per_call(calls.unmark, s, e, k, seconds)[0])
+                counts.append(k)
+        for op in CONVERSION_OPS:
+            ns = [x * 1e9 for x in samples[op]]
+            spread = _spread("ns_per_conversion", ns)
+            rows.append({"tracker": name, "engine": engine_of(name), "size": size,
+                         "pages": CONVERSION_SIZES[size], "op": op,
+                         "conversions": min(counts), **spread,
+                         "ns_per_page": spread["ns_per_conversion_median"]
+                         / CONVERSION_SIZES[size],
+                         "held_pages": held_pages, "pfns": max_pfn, "calls": calls.calls})
+    got = sum(int((b - a).sum()) for a, b in t.extents())
+    assert got == held_pages, f"{name}: {got:,} pages after the conversions, {held_pages:,} before"
+    _close(t)
+    return rows
+
+
+def conversion_cost(names, max_pfn: int, repeat: int = 3, *, conversions: int = CONVERSIONS,
+                    seed: int = 0, seconds: float = CONVERSION_SECONDS,
+                    progress: bool = False) -> pd.DataFrame:
+    """ns to mark and to unmark one 4 KiB and one 2 MiB (2 MiB-aligned)
+    conversion in each tracker of ``names`` (emulations and @kernel twins)
+    holding the reference set over ``max_pfn`` PFNs (:func:`conversion_targets`:
+    the target slots emptied), so each conversion walks a tree of realistic
+    depth.  ``conversions`` distinct random conversions per timing, into
+    free slots; median and min-max of ``repeat`` timings per call
+    (:func:`conversion_calls` says what a call is: kernel code is timed in
+    one engine call over all conversions, an emulation one contract call
+    per conversion, within ``seconds`` per timing).  Each tracker in its own
+    process.  One row per tracker x size x op; a kernel-code row also has
+    the emulation/kernel-code ratio of the median (``ns_per_conversion``
+    + RATIO) where its twin was measured."""
+    for n in names:
+        if n not in ALL_TRACKERS:
+            raise ValueError(f"unknown tracker {n!r}; known: {', '.join(ALL_TRACKERS)}")
+    starts, ends = reference_set(max_pfn, seed)
+    held, targets = conversion_targets(starts, ends, max_pfn, conversions, seed)
+    rows = []
+    for name in tqdm(names, desc="conversions", file=sys.stderr, disable=not progress):
+        status, value = isolated(measure_conversions, name, max_pfn, held, targets, repeat,
+                                 seconds)
+        if status == "ok":
+            rows.extend(value)
+        else:
+            rows.append({"tracker": name, "engine": engine_of(name), status: value})
+    df = pd.DataFrame(rows)
+    if "ns_per_conversion_median" in df:
+        key = df.set_index(["tracker", "size", "op"])["ns_per_conversion_median"]
+        ratio = []
+        for name, size, op, ns in zip(df["tracker"], df.get("size"), df.get("op"),
+                                      df["ns_per_conversion_median"]):
+            twin = getattr(KERNEL_TRACKERS.get(name), "twin", None)
+            ratio.append(key.get((twin, size, op), np.nan) / ns
+                         if twin is not None and ns > 0 else np.nan)
+        df["ns_per_conversion" + RATIO] = ratio
+    return df
+
+
+def conversion_table(df: pd.DataFrame) -> pd.DataFrame:
+    """The conversion-cost rows as one line per tracker: "median (min-max)"
+    ns per conversion under each size and op."""
+    if "ns_per_conversion_median" not in df:
+        return df
+    ok = df.dropna(subset=["ns_per_conversion_median"])
+    out = ok[["tracker", "engine"]].drop_duplicates().set_index("tracker")
+    for size in CONVERSION_SIZES:
+        for op in CONVERSION_OPS:
+            sel = ok[(ok["size"] == size) & (ok["op"] == op)].set_index("tracker")
+            out[f"{size} {op}"] = [
+                f"{sel.at[n, 'ns_per_conversion_median']:,.0f} "
+                f"({sel.at[n, 'ns_per_conversion_min']:,.0f}\u2013"
+                f"{sel.at[n, 'ns_per_conversion_max']:,.0f})" if n in sel.index else "-"
+                for n in out.index]
+    for size in CONVERSION_SIZES:
+        n = ok[ok["size"] == size].groupby("tracker")["conversions"].min()
+        out[f"n {size}"] = [int(n[t]) if t in n.index else 0 for t in out.index]
+    return out.reset_index()
+
+
+# --------------------------------------------------------------------------
+# estimate() and the kvm store loop (emulations)
 
 def time_estimates(names, max_pfn, seed, repeat: int = 1) -> pd.DataFrame:
     """estimate() at max_pfn on the reference shape with 1 % scattered pages,
@@ -194,6 +655,9 @@ def time_kvm_store_loop(n_gfns: int, repeat: int = 1) -> dict:
     return row
 
 
+# --------------------------------------------------------------------------
+# output
+
 def _range(lo: float, hi: float) -> str:
     return f"{lo:.3g}\u2013{hi:.3g}"
 
@@ -211,16 +675,62 @@ def format_table(df: pd.DataFrame) -> str:
         if col in out:
             out[col] = (out[col] / 2**20).map(lambda x: "-" if pd.isna(x) else f"{x:,.1f}")
             out = out.rename(columns={col: col.replace("_bytes", "_MiB")})
-    if "not_representable" in out:
-        out["not_representable"] = out["not_representable"].fillna("")
+    for col in ("not_representable", "error"):
+        if col in out:
+            out[col] = out[col].fillna("")
     return out.to_string(index=False, float_format=lambda x: f"{x:.3g}")
 
 
+def format_maple_order(df: pd.DataFrame) -> str:
+    """The maple order table: node counts in full, the ratio to 4 places,
+    each as "median (min\u2013max)" over the seeds."""
+    out = df[["order", "seeds", "extents", "model_nodes"]].copy()
+    out["model_nodes"] = out["model_nodes"].map(lambda x: "-" if pd.isna(x) else f"{x:,.0f}")
+    for name, fmt in (("nodes", ",.0f"), ("leaves", ",.0f"), ("height", ".0f"),
+                      ("kernel_bytes", ",.0f"), ("store_ns_per_extent", ",.0f"),
+                      ("ratio", ".4f")):
+        out[name] = [f"{m:{fmt}} ({lo:{fmt}}\u2013{hi:{fmt}})" for m, lo, hi in
+                     zip(df[f"{name}_median"], df[f"{name}_min"], df[f"{name}_max"])]
+    return out.to_string(index=False)
+
+
+def beside(csv, what: str):
+    """X.csv -> X-WHAT.csv: the file name only, beside X."""
+    return None if csv is None else csv.with_name(f"{csv.stem}-{what}{csv.suffix}")
+
+
+def _limits(df: pd.DataFrame) -> str:
+    """One line: whether every kernel-code row populated and scanned (extents)
+    within KERNEL_LIMIT_SECONDS and KERNEL_LIMIT_RSS_BYTES (medians)."""
+    k = df[df["tracker"].isin(KERNEL_TRACKERS)]
+    if k.empty or "populate_s_median" not in k:
+        return ""
+    over = [f"{n} ({p + s:.3g} s, {r / 2**30:.2f} GiB)" for n, p, s, r in
+            zip(k["tracker"], k["populate_s_median"], k["scan_extents_s_median"],
+                k["peak_rss_bytes"])
+            if not (p + s <= KERNEL_LIMIT_SECONDS and r <= KERNEL_LIMIT_RSS_BYTES)]
+    limit = (f"populate + scan <= {KERNEL_LIMIT_SECONDS:g} s and peak RSS <= "
+             f"{KERNEL_LIMIT_RSS_BYTES / 2**30:g} GiB")
+    return (f"kernel code: every tracker within {limit}" if not over
+            else f"kernel code: over {limit}: {', '.join(over)}")
+
+
 def run(args) -> int:
-    names = args.trackers or list(TRACKERS)
-    for n in names:
-        if n not in TRACKERS:
-            raise ValueError(f"unknown tracker {n!r}; known: {', '.join(TRACKERS)}")
+    rows_wanted, missing = select_rows(args.trackers, args.engine)
+    side = {w: beside(args.csv, w) for w in ("maple-order", "conversion-cost")}
+    for path in side.values():                   # options are checked before any work
+        if path is not None:
+            try:
+                output_file(str(path))
+            except Exception as exc:
+                raise ValueError(f"--csv {args.csv}: {exc}") from None
+    if missing:
+        only = "no rows" if args.engine == "kernel" else "emulation rows only"
+        print(f"kernel code unavailable, {only}: {missing}", flush=True)
+    if not rows_wanted:
+        if missing:
+            return 0
+        raise ValueError(f"--engine {args.engine}: none of the trackers given runs on it")
     t0 = time.perf_counter()
     starts, ends = reference_set(args.pfns, args.seed)
     pages = int((ends - starts).sum())
@@ -228,18 +738,47 @@ def run(args) -> int:
           f"{pages:,} private pages in {starts.size:,} extents "
           f"(generated in {time.perf_counter() - t0:.1f} s)", flush=True)
     rows = []
-    for name in tqdm(names, desc="trackers", file=sys.stderr):
+    for name in tqdm(rows_wanted, desc="trackers", file=sys.stderr):
         rows.append(run_isolated(name, args.pfns, starts, ends, args.repeat))
-    df = pd.DataFrame(rows)
+    df = add_ratios(pd.DataFrame(rows))
     runs = f"median (min\u2013max) of {args.repeat} run{'s' if args.repeat > 1 else ''}"
     print(f"\n[measured] times in s, {runs}, and peak RSS on this machine; "
-          f"[modeled] kernel bytes")
-    print(format_table(df))
-    est = time_estimates(names, args.estimate_pfns, args.seed, args.repeat)
-    print(f"\nestimate() at {args.estimate_pfns:,} PFNs [measured time in s, {runs}; "
-          f"modeled bytes]")
-    print(format_table(est))
-    if "kvm" in names:
+          f"[modeled] kernel bytes (kernel-code rows: the kernel's own node counts)")
+    print(format_table(df.drop(columns=[c for c in df if c.endswith(RATIO)])))
+    ratios = ratio_table(df)
+    if not ratios.empty:
+        print("\nemulation / kernel code, per structure (ratio of the median times; of bytes)")
+        print(ratios.to_string(index=False, float_format=lambda x: f"{x:.3g}"))
+    if _limits(df):
+        print(_limits(df))
+    emulations = [n for n in rows_wanted if n in TRACKERS]
+    kernel_rows = [n for n in rows_wanted if n in KERNEL_TRACKERS]
+    if MapleKernel.name in kernel_rows:
+        status, order = isolated(maple_order, args.pfns, args.seed, args.maple_seeds)
+        if status != "ok":
+            raise RuntimeError(f"maple order table: {order}")
+        print(f"\nmaple order effect [measured on the kernel's lib/maple_tree.c]: the "
+              f"reference set's {starts.size:,} extents stored in order vs in "
+              f"{args.maple_seeds} random order{'s' if args.maple_seeds > 1 else ''} "
+              f"(median (min\u2013max) over the seeds)")
+        print(f"engine: {order['engine'].iloc[0]}; ratio: nodes over the in-order tree's")
+        print(format_maple_order(order))
+        if side["maple-order"] is not None:
+            write_csv_atomic(order, side["maple-order"])
+    conv = conversion_cost(rows_wanted, args.pfns, args.repeat, conversions=args.conversions,
+                           seed=args.seed, progress=True)
+    print(f"\nconversion cost [measured] in ns per conversion, {runs}, into a tracker "
+          f"holding the reference set: kernel code timed over one engine call of all "
+          f"conversions, emulations (and bitmap@kernel) one call per conversion")
+    print(conversion_table(conv).to_string(index=False))
+    if side["conversion-cost"] is not None:
+        write_csv_atomic(conv, side["conversion-cost"])
+    if emulations:
+        est = time_estimates(emulations, args.estimate_pfns, args.seed, args.repeat)
+        print(f"\nestimate() at {args.estimate_pfns:,} PFNs [measured time in s, {runs}; "
+              f"modeled bytes]")
+        print(format_table(est))
+    if "kvm" in emulations:
         kvm = time_kvm_store_loop(args.pfns, args.repeat)
         print(f"\nkvm per-GFN attribute store over {kvm['gfns']:,} GFNs [measured, {runs}]: "
               f"{kvm['seconds_median']:.3g} s "
@@ -250,4 +789,5 @@ def run(args) -> int:
               f"lockup on a 1 TB+ guest)")
     if args.csv:
         write_csv_atomic(df, args.csv)
-    return 0 if "error" not in df else 1
+    failed = "error" in df or ("error" in conv)
+    return 1 if failed else 0
