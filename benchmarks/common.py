@@ -104,7 +104,7 @@ def warm_sets(shapes, hosts, seed: int = SEED) -> dict:
 
 def _probe(name: str, shape: str, seed: int = SEED) -> dict:
     """Seconds to build and scan ``name`` on the PROBE_HOST set of ``shape`` (cached)."""
-    source = Path(inspect.getsourcefile(trackers.TRACKERS[name]))
+    source = Path(inspect.getsourcefile(trackers.ALL_TRACKERS[name]))
     digest = hashlib.sha1(source.read_bytes()).hexdigest()[:12]     # re-probe on change
     path = CACHE_DIR / f"probe-{name}-{shape}-{seed}-{digest}.json"
     if path.exists():

@@ -39,3 +39,23 @@ def test_asv_conf_dirs_are_ignored():
                 '"environment_type": "existing"'):
         assert key in conf
     assert ".asv/" in (ROOT / ".gitignore").read_text().split()
+
+
+def test_bench_kernel_parameters_are_the_kernel_trackers_or_one_skipped():
+    """bench_kernel.py runs every @kernel tracker of the registry; where the
+    kernel code is not built, its one parameter is skipped (NotImplementedError,
+    asv's n/a) with the registry's reason."""
+    import trackers
+    from benchmarks import bench_kernel as bk
+
+    classes = (bk.KernelPopulate, bk.KernelScan, bk.KernelMark, bk.KernelUnmark,
+               bk.KernelBytes)
+    want = list(trackers.KERNEL_TRACKERS) or [bk.KERNEL_CODE_UNAVAILABLE]
+    for cls in classes:
+        assert cls.params[0] == want
+        assert cls.param_names[0] == "tracker"
+        assert set(cls.params[1]) <= {"64G", "1T"}              # cheap under --quick
+    with pytest.raises(NotImplementedError, match="kernel code unavailable: "):
+        bk._runnable(bk.KERNEL_CODE_UNAVAILABLE)
+    with pytest.raises(NotImplementedError, match="kernel code unavailable: "):
+        bk.KernelScan().setup(None, bk.KERNEL_CODE_UNAVAILABLE, "64G")
