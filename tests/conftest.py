@@ -27,3 +27,12 @@ except trackers.linux.KernelCodeUnavailable as exc:
 
 def pytest_report_header(config):
     return KERNEL_CODE
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    """The same line at the end, where -q still shows it: the CI log says
+    whether the kernel-code tests ran and how many of them passed."""
+    passed = terminalreporter.stats.get("passed", [])
+    kernel = [r for r in passed if "@kernel" in r.nodeid or "kernel_code" in r.nodeid
+              or "test_linux" in r.nodeid]
+    terminalreporter.write_line(f"{KERNEL_CODE}; {len(kernel)} kernel-code tests passed")
