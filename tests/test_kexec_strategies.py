@@ -111,3 +111,94 @@ def test_evaluate_table_on_tiny():
     assert not r.loc["refuse", "kexec_allowed"]
     assert all(("modeled" in p) for p in df["provenance"])
     assert df["downtime_s"].dropna().ge(0).all()
+
+
+# --- which engine a measured scan comes from (issue 9) ------------------------
+
+def _measured_platform():
+    from trackers.kexec import Platform
+    return Platform("m", clear_bps_core=1e10, clear_bps_all=1e10, read_bps_core=1e10,
+                    read_bps_all=1e10, load_latency_s=1e-7, cpus_total=1, kind="measured")
+
+
+def test_a_twin_is_timed_through_the_kernel_code():
+    """Where a @kernel twin exists and the library loads, the strategy's measured
+    scan is the twin's; its provenance names the kernel version; the model error
+    compares with that time."""
+    from trackers import linux
+    from trackers.registry import KERNEL_TRACKERS, TWINS
+    if not KERNEL_TRACKERS:
+        pytest.skip("kernel code unavailable here")
+    h = host()
+    plat = _measured_platform()
+    for name in TWINS:
+        row = STRATEGIES[name].assess(h, plat)
+        assert row.engine == f"kernel code v{linux.version()} (userspace)", name
+        assert row.provenance.startswith(f"measured: kernel code (v{linux.version()}, "
+                                         f"userspace)"), name
+        assert row.scan_runs == 3 and row.scan_measured_min_s <= row.scan_measured_s \
+            <= row.scan_measured_max_s, name
+        assert row.scan_model_error == pytest.approx(row.scan_s / row.scan_measured_s - 1)
+        if name != "kvm":
+            assert row.pages_missed == 0 and row.pages_reset == h.private_pages, name
+    # the kernel's bitmap is scanned word by word; the set has three runs
+    row = STRATEGIES["bitmap"].assess(h, plat)
+    assert row.scan_entries == h.max_pfn // 64 and row.scan_extents == 3
+    assert row.scan_s == pytest.approx(plat.scan_s(row.scanned_bytes, 0, h.max_pfn // 64, 3))
+    # KVM's walk looks every page it finds up in guest_memfd
+    row = STRATEGIES["kvm"].assess(h, plat)
+    assert row.scan_lookups == 4 and row.scan_extents == 1
+
+
+def test_the_emulation_is_timed_only_where_no_twin_runs(monkeypatch):
+    import trackers.kexec.strategies as st
+    h = host()
+    row = STRATEGIES["roaring"].assess(h, "spr-2s")              # no @kernel twin
+    assert row.engine == st.ENGINE_EMULATION and "emulated" in row.provenance
+    for name in ("bitmap", "xarray"):
+        row = STRATEGIES[name].assess(h, "spr-2s", kernel_code=False)
+        assert row.engine == st.ENGINE_EMULATION and "emulated" in row.provenance
+        assert "kernel code (v" not in row.provenance
+    monkeypatch.setattr(st.linux, "available", lambda: (False, "no library (test)"))
+    row = STRATEGIES["xarray"].assess(h, "spr-2s")
+    assert row.engine == st.ENGINE_EMULATION
+    assert STRATEGIES["pte-softbit"].assess(h, "spr-2s").engine == st.ENGINE_NONE
+    assert STRATEGIES["pageflags"].assess(h, "spr-2s").engine == st.ENGINE_EMULATION
+    # not built at all: modeled, no engine
+    row = STRATEGIES["xarray"].assess(h, "spr-2s", emulate=False)
+    assert row.engine == st.ENGINE_NONE and row.scan_runs == 0
+
+
+def test_pageflags_and_pte_softbit_are_timed_on_their_c_layouts():
+    import trackers.kexec.strategies as st
+    from trackers.registry import KERNEL_TRACKERS
+    if not KERNEL_TRACKERS:
+        pytest.skip("kernel code unavailable here")
+    h = host()
+    row = STRATEGIES["pageflags"].assess(h, "spr-2s")
+    assert row.engine == st.ENGINE_STRUCT_PAGES and row.provenance.startswith("measured: C scan")
+    assert row.scan_entries == h.max_pfn and row.scan_extents == 3
+    assert row.pages_reset == h.private_pages and row.pages_missed == 0
+    row = STRATEGIES["pte-softbit"].assess(h, "spr-2s")
+    assert row.engine == st.ENGINE_PAGE_TABLES and row.provenance.startswith("measured: C walk")
+    assert row.scan_entries == row.scanned_bytes // 8 and row.scan_runs == 3
+    assert row.added_bytes == 3 * 4096 and row.pages_missed == 0
+
+
+def test_evaluate_builds_each_structure_once_across_platforms(monkeypatch):
+    import trackers.kexec.strategies as st
+    h = host()
+    calls = []
+    real = st.TrackerStrategy.measure
+
+    def counted(self, *args, **kwargs):
+        calls.append(self.name)
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(st.TrackerStrategy, "measure", counted)
+    cache = {}
+    a = evaluate(h, "spr-2s", strategies=["bitmap", "kvm"], cache=cache)
+    b = evaluate(h, "this-machine", strategies=["bitmap", "kvm"], cache=cache)
+    assert calls == ["bitmap", "kvm"]
+    assert (a["scan_measured_s"] == b["scan_measured_s"]).all()
+    assert list(a["engine"]) == list(b["engine"])

@@ -2,11 +2,15 @@
 
 One row per strategy (trackers first, then options 2-7): kexec_allowed,
 added_bytes, scanned_bytes, pages_reset, pages_missed, scan_s, clear_s,
-downtime_s = scan_s + clear_s, and, where the emulation ran,
+downtime_s = scan_s + clear_s, and, where the structure was built,
 scan_measured_s beside the modeled scan_s with scan_model_error.  The
-``provenance`` column says which figures of the row are measured, emulated
-(counted from the emulated structure) or modeled (from kernel sizes and the
-platform's rates).  The table is printed, and written as CSV (atomically) with --out.
+``engine`` column says what produced scan_measured_s: the kernel's own code
+(the tracker's ``@kernel`` twin) wherever a twin exists and the kernel
+library loads here, the Python/numba emulation only where no twin exists.
+The ``provenance`` column says which figures of the row are measured (and by
+which engine), emulated (counted from the emulated structure) or modeled
+(from kernel sizes and the platform's rates).  The table is printed, and
+written as CSV (atomically) with --out.
 
 The platform's ``cpus_at_reset`` defaults to 1: machine_kexec() runs after
 the other CPUs are stopped.  --cpus N models a reset moved to before
@@ -34,13 +38,17 @@ COLUMNS = list(Outcome.__dataclass_fields__)
 
 
 def evaluate(workload, platform="this-machine", *, strategies=None, emulate: bool = True,
-             cpus_at_reset: int | None = None,
-             build_limit_pfns: int | None = None) -> pd.DataFrame:
+             cpus_at_reset: int | None = None, build_limit_pfns: int | None = None,
+             kernel_code: bool = True, cache: dict | None = None) -> pd.DataFrame:
     """Every strategy on ``workload`` (a Workload or a KexecHost) -> DataFrame.
 
     ``strategies``: names or Strategy objects (default: all of STRATEGIES).
     ``emulate=False`` skips building trackers (estimate() only; no measured column);
     ``build_limit_pfns`` overrides the PFN space up to which trackers are built.
+    ``kernel_code=False`` times the emulations even where a ``@kernel`` twin
+    could run.  ``cache``: a dict kept across calls on the same KexecHost (one per
+    platform): each tracker is then built and timed once, its measurement
+    costed on every platform.
     """
     host = workload if isinstance(workload, KexecHost) else from_workload(workload)
     plat = get_platform(platform)
@@ -48,6 +56,9 @@ def evaluate(workload, platform="this-machine", *, strategies=None, emulate: boo
         plat = plat.with_cpus(cpus_at_reset)
     chosen = get_strategies(strategies)
     kw = {} if build_limit_pfns is None else {"build_limit_pfns": int(build_limit_pfns)}
+    kw["kernel_code"] = kernel_code
+    if cache is not None:
+        kw["cache"] = cache
     rows = [s.assess(host, plat, emulate=emulate, **kw).row() for s in chosen]
     df = pd.DataFrame(rows, columns=COLUMNS)
     df["platform"] = f"{plat.name} [{plat.kind}], {plat.cpus_at_reset} CPU at reset"
@@ -72,6 +83,7 @@ def format_table(df: pd.DataFrame) -> str:
             for m, lo, hi in zip(df["scan_measured_s"], df["scan_measured_min_s"],
                                  df["scan_measured_max_s"])],
         "model err": df["scan_model_error"].map(lambda x: "" if pd.isna(x) else f"{x:+.0%}"),
+        "measured by": df["engine"].where(df["scan_runs"] > 0, ""),
         "clear s [mod]": df["clear_s"].round(3),
         "downtime s [mod]": df["downtime_s"].round(3),
     })
@@ -91,6 +103,10 @@ def add_arguments(p):
     p.add_argument("--emulate-limit", type=int_option(1, MAX_PHYS_PFN, base=0),
                    default=None, metavar="MAX_PFN",
                    help="build and scan trackers only up to this max_pfn (default 2^29)")
+    p.add_argument("--no-kernel-code", action="store_true",
+                   help="time the Python/numba emulations even where the kernel's own code "
+                        "(tdx-trackers kernel-build) is built; default: a tracker with a "
+                        "@kernel twin is timed through the kernel's code")
     p.add_argument("--race", action="store_true",
                    help="also fire kexec during the scenario's conversions (race model); "
                         "with --out X.csv its table goes to X-race.csv beside it")
@@ -114,7 +130,7 @@ def run(args) -> int:
             raise ValueError(f"--out {args.out} with --race: {exc}") from None
     wl = scenario(args.scenario, args.seed)
     df = evaluate(wl, plat, emulate=not args.no_emulate, cpus_at_reset=args.cpus,
-                  build_limit_pfns=args.emulate_limit)
+                  build_limit_pfns=args.emulate_limit, kernel_code=not args.no_kernel_code)
     print(f"kexec on {args.scenario} (seed {args.seed}): {df['ram_pages'].iloc[0]:,} RAM pages, "
           f"{df['private_pages'].iloc[0]:,} TDX-private; platform {df['platform'].iloc[0]}")
     print(format_table(df))

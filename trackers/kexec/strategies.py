@@ -9,10 +9,17 @@ and a :class:`Platform`, ``strategy.assess(host, platform)`` answers:
 * added_bytes     -- memory the option adds to a running kernel (modeled);
 * scanned_bytes   -- bytes the kexec-time scan reads (modeled);
 * scan_s, clear_s, downtime_s = scan_s + clear_s (modeled on the platform);
-* scan_measured_s -- where the emulation ran, the measured extents() scan of
-  the emulated structure (median of ``scan_repeat`` runs; scan_measured_min_s
-  and scan_measured_max_s are the spread), with
-  scan_model_error = scan_s / median - 1.
+* scan_measured_s -- where the structure was built, its measured scan
+  (median of ``scan_repeat`` runs; scan_measured_min_s and
+  scan_measured_max_s are the spread), with scan_model_error = scan_s /
+  median - 1.  ``engine`` says what ran: the kernel's own code (the
+  tracker's ``@kernel`` twin, through the kernel's iterators) wherever a twin
+  exists and the library loads; the Python/numba emulation only where no
+  twin exists (or the kernel's code is unavailable here); nothing where the
+  structure was not built (estimate()).
+* scan_entries, scan_extents, scan_lookups -- the scan's work as the
+  platform model counts it (:meth:`Platform.scan_s`): entries tested,
+  maximal runs emitted, per-page lookups in another structure.
 
 The strategies:
 
@@ -39,14 +46,14 @@ from __future__ import annotations
 import math
 import statistics
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 
-from .. import kernel
-from ..base import MemoryBudgetError, NotRepresentable
-from ..extents import count, from_tracker, overlap_pages, union
-from ..registry import TRACKERS
+from .. import kernel, linux
+from ..base import MemoryBudgetError, NotRepresentable, memory_budget
+from ..extents import count, from_tracker, intersect, overlap_pages, subtract, union
+from ..registry import TRACKERS, TWINS
 from .directmap import DirectMap
 from .host import KexecHost
 from .platform import Platform, get_platform
@@ -69,6 +76,17 @@ CONVERSION_STATES = ("private", "attr_shared", "blocked", "tracked", "removed",
 NEEDS_RESET = frozenset(CONVERSION_STATES[:-1]) | {"leaked"}
 
 PAGE = kernel.PAGE_SIZE
+#: how the engine of a measurement through the kernel's own code begins
+#: ("kernel code v6.12.117 (userspace)": kernel_engine())
+ENGINE_KERNEL_PREFIX = "kernel code"
+#: the engine (Outcome.engine) of a measurement of a Python/numba emulation
+ENGINE_EMULATION = "emulation (Python/numba)"
+#: the engines of the C layouts of structures the kernel keeps (trackers/linux/pages.c)
+ENGINE_STRUCT_PAGES = "C struct-page scan (trackers/linux/pages.c)"
+ENGINE_PAGE_TABLES = "C page-table walk (trackers/linux/pages.c)"
+#: the engine of a row where nothing was built or timed
+ENGINE_NONE = "none (modeled)"
+
 
 @dataclass
 class Outcome:
@@ -98,13 +116,21 @@ class Outcome:
     #: False where the option's structure cannot hold this host's PFNs
     #: (NotRepresentable): the row's numbers are NaN and it is no option here
     representable: bool = True
+    #: the scan's work as the platform model counts it (Platform.scan_s):
+    #: entries tested, extents (maximal runs) emitted, per-page lookups
+    scan_entries: int = 0
+    scan_extents: int = 0
+    scan_lookups: int = 0
+    #: what produced scan_measured_s: the kernel's code, an emulation, or nothing
+    engine: str = ENGINE_NONE
 
     def row(self) -> dict:
         return asdict(self)
 
 
-def _modeled_times(platform: Platform, scanned_bytes: int, loads: int, pages_reset: int):
-    scan_s = platform.scan_s(scanned_bytes, loads)
+def _modeled_times(platform: Platform, scanned_bytes: int, loads: int, pages_reset: int,
+                   entries: int = 0, extents: int = 0):
+    scan_s = platform.scan_s(scanned_bytes, loads, entries, extents)
     clear_s = platform.clear_s(pages_reset * PAGE)
     return scan_s, clear_s, scan_s + clear_s
 
@@ -146,11 +172,101 @@ class Strategy:
         return f"<{type(self).__name__} {self.name!r}>"
 
 
+def kernel_twin(name: str):
+    """The ``@kernel`` twin of tracker ``name`` (the kernel's own code behind
+    the same contract) where that code loads here, else None.  Asked at call
+    time, not import time: ``tdx-trackers report`` builds the library after
+    the registry was imported."""
+    if name not in TWINS or not linux.available()[0]:
+        return None
+    return TWINS[name]
+
+
+def kernel_engine() -> str:
+    """The engine name of a measurement through the kernel's own code."""
+    return f"{ENGINE_KERNEL_PREFIX} v{linux.version()} (userspace)"
+
+
+def engine_kind(engine: str) -> str:
+    """What kind of engine produced a measurement (Outcome.engine): "kernel
+    code", "C layout" (pages.c), "emulation", or "none"."""
+    if engine.startswith(ENGINE_KERNEL_PREFIX):
+        return "kernel code"
+    if engine in (ENGINE_STRUCT_PAGES, ENGINE_PAGE_TABLES):
+        return "C layout"
+    return "emulation" if engine == ENGINE_EMULATION else "none"
+
+
+def scan_entries(modeled_bytes: int, scanned_bytes: int) -> int:
+    """Entries a kexec-time scan tests: one per 8-byte word of the structure it
+    walks (xa_node slots, maple slots and pivots, bitmap longs, PTEs), and one
+    per struct page where it reads struct pages besides (``scanned_bytes`` beyond
+    ``modeled_bytes``: MemoryReport says a scan reads more than its structure
+    only there)."""
+    extra = max(int(scanned_bytes) - int(modeled_bytes), 0)
+    return (min(int(modeled_bytes), int(scanned_bytes)) // kernel.SCAN_ENTRY_BYTES
+            + extra // kernel.STRUCT_PAGE_BYTES)
+
+
+@dataclass(frozen=True)
+class ScanMeasurement:
+    """What building and scanning (or estimating) one option's structure for
+    one host gave; platform-free, so one measurement serves every platform.
+
+    ``engine`` says what ran: the kernel's code (a ``@kernel`` twin), a C
+    layout of a structure the kernel keeps (trackers/linux/pages.c), the
+    emulation, or nothing (ENGINE_NONE: ``estimate()``).  ``seconds`` is the
+    median of ``repeat`` timed whole scans (``seconds_min``/``seconds_max`` the
+    spread; NaN and 0 when nothing ran), for ``max_pfn`` PFNs; where the scan
+    was measured over fewer PFNs and scaled (the struct-page array past the
+    memory budget) ``measured_pfns`` says how many and ``provenance`` says
+    "extrapolated".  ``entries``, ``extents`` and ``lookups`` are the scan's
+    work as :meth:`Platform.scan_s` counts it; ``populate_s`` the build.
+    """
+
+    engine: str
+    found: tuple
+    modeled_bytes: int
+    scanned_bytes: int
+    scan_loads: int
+    entries: int
+    extents: int
+    lookups: int
+    provenance: str
+    notes: str = ""
+    seconds: float = math.nan
+    seconds_min: float = math.nan
+    seconds_max: float = math.nan
+    repeat: int = 0
+    max_pfn: int = 0
+    measured_pfns: int = 0
+    populate_s: float = math.nan
+
+    @property
+    def extrapolated(self) -> bool:
+        return 0 < self.measured_pfns < self.max_pfn
+
+
+def _timed_scans(engine, repeat: int) -> tuple[list[float], tuple]:
+    """``repeat`` whole scans of a tracker, each timed (perf_counter around
+    the loop that consumes extents()); the runs the last one found."""
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        found = from_tracker(engine)
+        times.append(time.perf_counter() - t0)
+    return times, found
+
+
 class TrackerStrategy(Strategy):
     """Scan a registered tracker fed by the SEAMCALL hooks; reset what it finds.
 
-    The tracker is built and scanned (emulated) when it fits
-    ``build_limit_pfns`` and its memory budget; otherwise its bytes come from
+    Where the tracker has a ``@kernel`` twin and the kernel's code loads here,
+    the twin is built (the kernel's own XArray, IDA, maple tree or find_bit)
+    and its scan through the kernel's iterators is timed; where no twin
+    exists, the emulation is built and timed instead (provenance says
+    "emulated").  Either is built only when the host fits
+    ``build_limit_pfns`` and the memory budget; otherwise its bytes come from
     ``estimate()`` and it is assumed to find exactly the pages its hooks saw.
     Where its structure cannot hold the host's PFNs at all (NotRepresentable:
     the IDA beyond 2^31 PFNs) the option does not exist on that host: the
@@ -158,12 +274,15 @@ class TrackerStrategy(Strategy):
     """
 
     seamcall_hooked = True
-    #: emulate (build and scan) only up to this PFN space: past 2 TiB the
-    #: Python emulations (xarray: ~30 s per TiB scanned here) would dominate
-    #: a shared machine; estimate() answers beyond it
+    #: build and scan only up to this PFN space: past 2 TiB the builds (the
+    #: emulations: xarray ~30 s per TiB scanned here; the kernel's xa_store per
+    #: page ~12 s per TiB) would dominate a shared machine; estimate() answers beyond it
     build_limit_pfns = 1 << 29
     #: timed scans of a built tracker (median and min-max reported)
     scan_repeat = 3
+    #: per-page lookups the scan makes in another structure, per page found
+    #: (kvm: a guest_memfd lookup per private GFN)
+    lookups_per_page = 0
     view = "hooks"          # what the kernel feeds it: see KexecHost.feed_tracker
 
     def __init__(self, tracker_cls):
@@ -178,54 +297,103 @@ class TrackerStrategy(Strategy):
     def added_bytes_for_set(self, max_pfn, starts, ends) -> int:
         return self.added_bytes(self.tracker_cls.estimate(starts, ends, max_pfn))
 
-    def assess(self, host: KexecHost, platform=None, *, emulate: bool = True,
-               build_limit_pfns: int | None = None) -> Outcome:
-        platform = get_platform(platform or "this-machine")
-        tracker, notes = None, ""
+    def measure(self, host: KexecHost, *, emulate: bool = True,
+                build_limit_pfns: int | None = None, kernel_code: bool = True,
+                repeat: int | None = None,
+                budget_bytes: int | None = None) -> ScanMeasurement:
+        """Build the structure for ``host`` and time ``repeat`` whole scans
+        (default ``scan_repeat``), or estimate when it is not built: the
+        ``@kernel`` twin where one exists and ``kernel_code`` allows, else the
+        emulation, within ``budget_bytes`` of host memory (default
+        :func:`trackers.base.memory_budget`).  Raises NotRepresentable where
+        the structure cannot hold the host's PFNs."""
         limit = self.build_limit_pfns if build_limit_pfns is None else build_limit_pfns
+        repeat = repeat or self.scan_repeat
+        notes = ""
         if emulate and host.max_pfn > limit:
-            notes = f"not built: max_pfn {host.max_pfn} over the emulation limit {limit}"
-        if emulate and host.max_pfn <= limit:
+            notes = f"not built: max_pfn {host.max_pfn} over the build limit {limit}"
+        elif emulate:
             try:
-                tracker = self.tracker_cls(host.max_pfn)
-                host.feed_tracker(tracker, view=self.view)
+                return self._built(host, kernel_code, repeat, budget_bytes)
             except MemoryBudgetError as exc:
-                tracker, notes = None, f"not built: {exc}"
-            except NotRepresentable as exc:
-                return self.not_representable(exc)
-        times = []
-        if tracker is not None:
-            for _ in range(self.scan_repeat):               # the kexec scan, timed
-                t0 = time.perf_counter()
-                found = from_tracker(tracker)
-                times.append(time.perf_counter() - t0)
+                notes = f"not built: {exc}"
+        return self._estimated(host, notes)
+
+    def _built(self, host: KexecHost, kernel_code: bool, repeat: int,
+               budget_bytes: int | None = None) -> ScanMeasurement:
+        twin = kernel_twin(self.name) if kernel_code else None
+        cls = twin or self.tracker_cls
+        if twin is None:                                    # compile the emulation first
+            warm = cls(1 << 12)
+            warm.mark_ranges([1, 64], [3, 200])
+            from_tracker(warm)
+        tracker = None
+        try:
+            t0 = time.perf_counter()
+            tracker = cls(host.max_pfn, budget_bytes=budget_bytes)
+            host.feed_tracker(tracker, view=self.view)
+            populate_s = time.perf_counter() - t0
+            times, found = _timed_scans(tracker, repeat)
             mem = tracker.memory()
-            modeled_bytes, scanned, loads = mem.modeled_bytes, mem.scanned_bytes, mem.scan_loads
-            prov = (f"measured: scan_measured_s (emulated extents() scan, median of "
-                    f"{len(times)}, min-max beside it); emulated: pages_reset, pages_missed; "
-                    "modeled: added_bytes, scanned_bytes, scan_loads, scan_s, clear_s, "
-                    "downtime_s")
+        finally:
+            if tracker is not None and hasattr(tracker, "close"):
+                tracker.close()            # a twin's kernel structures, freed now
+        what = (f"median of {repeat}, min-max beside it; modeled: added_bytes, scan_s, "
+                "clear_s, downtime_s")
+        if twin is not None:
+            engine = kernel_engine()
+            prov = (f"measured: kernel code (v{linux.version()}, userspace): "
+                    f"scan_measured_s ({twin.name}'s scan through the kernel's iterators, "
+                    f"{what}); counted in the kernel's structure: pages_reset, "
+                    "pages_missed, scanned_bytes, scan_loads")
         else:
-            cls = self.tracker_cls
-            found = self.fallback_found(host)
-            try:
-                modeled_bytes = int(cls.estimate(*found, host.max_pfn))
-            except NotRepresentable as exc:
-                return self.not_representable(exc)
-            scanned = cls.estimate_scanned_bytes(modeled_bytes, host.max_pfn)
-            loads = -(-modeled_bytes // cls.scan_node_bytes) if cls.scan_node_bytes else 0
-            prov = PROV_MODELED + " (structure not built: estimate())"
+            engine = ENGINE_EMULATION
+            prov = (f"measured, emulated: scan_measured_s (the Python/numba emulation's "
+                    f"extents() scan, not kernel code; {what}); emulated: pages_reset, "
+                    "pages_missed, scanned_bytes, scan_loads")
+        return ScanMeasurement(
+            engine, found, int(mem.modeled_bytes), int(mem.scanned_bytes),
+            int(mem.scan_loads), scan_entries(mem.modeled_bytes, mem.scanned_bytes),
+            int(found[0].size), self.lookups_per_page * count(found), prov,
+            seconds=statistics.median(times), seconds_min=min(times),
+            seconds_max=max(times), repeat=repeat, max_pfn=host.max_pfn,
+            measured_pfns=host.max_pfn, populate_s=populate_s)
+
+    def _estimated(self, host: KexecHost, notes: str = "") -> ScanMeasurement:
+        cls = self.tracker_cls
+        found = self.fallback_found(host)
+        modeled_bytes = int(cls.estimate(*found, host.max_pfn))
+        scanned = cls.estimate_scanned_bytes(modeled_bytes, host.max_pfn)
+        loads = -(-modeled_bytes // cls.scan_node_bytes) if cls.scan_node_bytes else 0
+        return ScanMeasurement(
+            ENGINE_NONE, found, modeled_bytes, int(scanned), int(loads),
+            scan_entries(modeled_bytes, scanned), int(found[0].size),
+            self.lookups_per_page * count(found),
+            PROV_MODELED + " (structure not built: estimate())", notes, max_pfn=host.max_pfn)
+
+    def assess(self, host: KexecHost, platform=None, *, emulate: bool = True,
+               build_limit_pfns: int | None = None, kernel_code: bool = True,
+               cache: dict | None = None) -> Outcome:
+        """The row for ``host`` on ``platform``.  ``kernel_code=False`` times
+        the emulation even where a twin exists.  ``cache`` (a dict the caller
+        keeps) holds the measurement across platforms: the same host is then
+        built and timed once."""
+        platform = get_platform(platform or "this-machine")
+        m = _cached_measure(self, host, cache, emulate=emulate,
+                            build_limit_pfns=build_limit_pfns, kernel_code=kernel_code)
+        if isinstance(m, NotRepresentable):
+            return self.not_representable(m)
         # lists the kernel keeps anyway (the TDMR list): a few entries, not counted
-        found = union(found, *(getattr(host, k) for k in self.also_resets))
+        found = union(m.found, *(getattr(host, k) for k in self.also_resets))
         pages_reset = count(found)
         missed = host.private_pages - overlap_pages(host.private, found)
-        scan_s, clear_s, down = _modeled_times(platform, scanned, loads, pages_reset)
-        measured = statistics.median(times) if times else math.nan
-        err = (scan_s / measured - 1) if (measured > 0 and platform.kind == "measured") else math.nan
-        return Outcome(self.name, self.option, True, self.added_bytes(modeled_bytes, host),
-                       int(scanned), int(loads), pages_reset, missed, scan_s, clear_s, down,
-                       measured, min(times, default=math.nan), max(times, default=math.nan),
-                       len(times), err, prov, notes)
+        return _outcome(self, platform, m, self.added_bytes(m.modeled_bytes, host),
+                        pages_reset, missed)
+
+    def measured_pfns(self, max_pfn: int, kernel_code: bool = True,
+                      budget_bytes: int | None = None) -> int:
+        """PFNs the scan of a ``max_pfn`` host is measured over (all of them)."""
+        return max_pfn
 
     def fallback_found(self, host: KexecHost):
         return host.private
@@ -239,6 +407,75 @@ class TrackerStrategy(Strategy):
                        notes=f"not representable: {exc}", representable=False)
 
 
+def _cached_measure(strategy, host: KexecHost, cache: dict | None, **kw):
+    """``strategy.measure(host, **kw)`` once per host and arguments while
+    ``cache`` is kept (a NotRepresentable is cached and returned, not raised)."""
+    key = (strategy.name, id(host), tuple(sorted(kw.items())))
+    m = None if cache is None else cache.get(key)
+    if m is None:
+        try:
+            m = strategy.measure(host, **kw)
+        except NotRepresentable as exc:
+            m = exc
+        if cache is not None:
+            cache[key] = m
+    return m
+
+
+def _outcome(strategy, platform: Platform, m: ScanMeasurement, added: int, pages_reset: int,
+             missed: int, notes: str = "") -> Outcome:
+    """The row of a scanning strategy: its measurement costed on ``platform``."""
+    scan_s = platform.scan_s(m.scanned_bytes, m.scan_loads, m.entries, m.extents, m.lookups)
+    clear_s = platform.clear_s(pages_reset * PAGE)
+    measured = m.seconds
+    err = (scan_s / measured - 1) if (measured > 0 and platform.kind == "measured") else math.nan
+    return Outcome(strategy.name, strategy.option, True, int(added), m.scanned_bytes,
+                   m.scan_loads, pages_reset, missed, scan_s, clear_s, scan_s + clear_s,
+                   measured, m.seconds_min, m.seconds_max, m.repeat, err, m.provenance,
+                   "; ".join(x for x in (m.notes, notes) if x), scan_entries=m.entries,
+                   scan_extents=m.extents, scan_lookups=m.lookups, engine=m.engine)
+
+
+class StructPageStrategy(TrackerStrategy):
+    """Option 3 (``pageflags``): a flag in every struct page.  Where the
+    library that lays struct pages out in C loads here
+    (:class:`trackers.linux.KernelStructPages`: 64-B struct pages, the flag
+    in ``page->flags``), the scan timed is that C scan over the host's PFNs --
+    measured, or past the memory budget measured over the largest array it
+    allows and scaled linearly (provenance says "extrapolated"); elsewhere
+    the emulation's.  The hooks mark every private page, so the scan finds
+    exactly the host's private pages (tests/test_linux_pages.py holds the C
+    scan to that)."""
+
+    def measured_pfns(self, max_pfn: int, kernel_code: bool = True,
+                      budget_bytes: int | None = None) -> int:
+        """PFNs the scan of a ``max_pfn`` host is measured over: the struct-page
+        array the memory budget allows (scaled past it), where the C layout runs."""
+        if kernel_code and linux.available()[0]:
+            budget = memory_budget() if budget_bytes is None else budget_bytes
+            return min(max_pfn, budget // kernel.STRUCT_PAGE_BYTES)
+        return max_pfn
+
+    def _built(self, host: KexecHost, kernel_code: bool, repeat: int,
+               budget_bytes: int | None = None) -> ScanMeasurement:
+        if not (kernel_code and linux.available()[0]):
+            return super()._built(host, kernel_code, repeat, budget_bytes)
+        t0 = time.perf_counter()
+        st = linux.struct_page_scan_time(host.max_pfn, *host.private, repeat=repeat,
+                                         budget_bytes=budget_bytes)
+        elapsed = time.perf_counter() - t0
+        scanned = host.max_pfn * kernel.STRUCT_PAGE_BYTES
+        found = host.private
+        return ScanMeasurement(
+            ENGINE_STRUCT_PAGES, found, 0, scanned, 0, scan_entries(0, scanned),
+            int(found[0].size), 0,
+            f"{st.provenance}; modeled: added_bytes, scan_s, clear_s, downtime_s; "
+            "pages_reset, pages_missed: the private pages the hooks flag",
+            seconds=st.seconds, seconds_min=st.seconds_min, seconds_max=st.seconds_max,
+            repeat=st.repeat, max_pfn=host.max_pfn, measured_pfns=st.measured_pfns,
+            populate_s=elapsed - st.seconds / st.scale * repeat)
+
+
 class KvmStrategy(TrackerStrategy):
     """Option 4 (Kai Huang): KVM walks its per-TD attribute XArrays, plus the
     PAMT list the kernel keeps.  No hooks: finds a guest page only while its
@@ -248,6 +485,9 @@ class KvmStrategy(TrackerStrategy):
     seamcall_hooked = False
     view = "kvm"
     also_resets = ("pamt",)
+    #: the walk translates every private GFN it finds through guest_memfd
+    #: (kvm_gmem_get_pfn(): a lookup in its page cache XArray)
+    lookups_per_page = 1
 
     def __init__(self, tracker_cls):
         super().__init__(tracker_cls)
@@ -269,6 +509,9 @@ class PteSoftbit(Strategy):
     name = "pte-softbit"
     option = "2: software bit in the direct-map PTE (splits large mappings)"
     seamcall_hooked = True
+    #: the page tables are built and walked as the trackers are (up to 2 TiB)
+    build_limit_pfns = TrackerStrategy.build_limit_pfns
+    scan_repeat = TrackerStrategy.scan_repeat
 
     def __init__(self, *, gbpages: bool = True, collapse: bool = True):
         self.gbpages = gbpages
@@ -279,22 +522,69 @@ class PteSoftbit(Strategy):
         ram = (np.array([0], np.int64), np.array([max_pfn], np.int64))
         return int(DirectMap(*ram, gbpages=self.gbpages).split_for((starts, ends)).added_bytes)
 
-    def assess(self, host, platform=None, **kw) -> Outcome:
-        platform = get_platform(platform or "this-machine")
+    def measure(self, host: KexecHost, *, emulate: bool = True,
+                build_limit_pfns: int | None = None, kernel_code: bool = True,
+                repeat: int | None = None,
+                budget_bytes: int | None = None) -> ScanMeasurement:
+        """The splits for ``host`` (modeled) and, where the library that lays
+        the direct map's page tables out in C loads here
+        (:class:`trackers.linux.KernelDirectMap`), ``emulate`` is set, the host
+        fits ``build_limit_pfns`` and its tables ``budget_bytes`` (default the
+        memory budget), the walk of those tables timed ``repeat`` times
+        (default ``scan_repeat``)."""
         dm = DirectMap(*host.ram, gbpages=self.gbpages)
         split = dm.split_for(host.private if self.collapse else host.ever_private)
-        pages_reset = split.pages_found if self.collapse else overlap_pages(host.private, host.ram)
-        missed = host.private_pages - overlap_pages(host.private, host.ram)
-        scan_s, clear_s, down = _modeled_times(platform, split.scanned_bytes, split.scan_loads,
-                                               pages_reset)
+        found = intersect(host.private, host.ram)
+        # the walk tests every PTE of every table page and emits the runs whose
+        # soft bit is set: the pages private now (a one-way split keeps its
+        # table page, not the bit)
+        entries = split.scanned_bytes // kernel.SCAN_ENTRY_BYTES
         mi = split.after.meminfo_kb()
         notes = (f"splits: {split.pmd_pages_added} 1G->2M, {split.pte_pages_added} 2M->4K; "
                  f"after: DirectMap4k {mi['DirectMap4k']} kB, DirectMap2M "
                  f"{mi['DirectMap2M']} kB, DirectMap1G {mi['DirectMap1G']} kB; "
                  f"{'collapsing' if self.collapse else 'one-way'} splits; SOFTW1-4 all taken")
-        return Outcome(self.name, self.option, True, split.added_bytes, split.scanned_bytes,
-                       split.scan_loads, pages_reset, missed, scan_s, clear_s, down,
-                       provenance=PROV_MODELED, notes=notes)
+        m = ScanMeasurement(ENGINE_NONE, found, split.added_bytes, split.scanned_bytes,
+                            split.scan_loads, entries, int(found[0].size), 0,
+                            PROV_MODELED, notes, max_pfn=host.max_pfn)
+        limit = self.build_limit_pfns if build_limit_pfns is None else build_limit_pfns
+        if not (emulate and kernel_code and host.max_pfn <= limit and linux.available()[0]):
+            return m
+        repeat = repeat or self.scan_repeat
+        t0 = time.perf_counter()
+        try:
+            tables = linux.KernelDirectMap(dm.starts, dm.ends, dm.levels,
+                                           budget_bytes=budget_bytes)
+        except MemoryBudgetError as exc:
+            return replace(m, notes=f"{notes}; walk not built: {exc}")
+        try:
+            tables.mark_ranges(*(host.private if self.collapse else host.ever_private))
+            if not self.collapse:
+                tables.unmark_ranges(*subtract(host.ever_private, host.private))
+            populate_s = time.perf_counter() - t0
+            st = linux.direct_map_scan_time(tables, repeat=repeat)
+        except MemoryBudgetError as exc:
+            return replace(m, notes=f"{notes}; walk not built: {exc}")
+        finally:
+            tables.close()
+        return replace(
+            m, engine=ENGINE_PAGE_TABLES,
+            provenance=(f"{st.provenance}; modeled: added_bytes, scanned_bytes, scan_loads, "
+                        "pages_reset, pages_missed, scan_s, clear_s, downtime_s"),
+            seconds=st.seconds, seconds_min=st.seconds_min, seconds_max=st.seconds_max,
+            repeat=st.repeat, measured_pfns=host.max_pfn, populate_s=populate_s)
+
+    def measured_pfns(self, max_pfn: int, kernel_code: bool = True,
+                      budget_bytes: int | None = None) -> int:
+        """PFNs the walk of a ``max_pfn`` host is measured over (all of them)."""
+        return max_pfn
+
+    def assess(self, host, platform=None, *, cache: dict | None = None, **kw) -> Outcome:
+        platform = get_platform(platform or "this-machine")
+        m = _cached_measure(self, host, cache, **kw)
+        pages_reset = count(m.found)
+        missed = host.private_pages - pages_reset
+        return _outcome(self, platform, m, m.modeled_bytes, pages_reset, missed)
 
 
 class Refuse(Strategy):
@@ -392,12 +682,19 @@ def _reset_listed(strategy, host, platform, listed, notes) -> Outcome:
                    clear_s, down, provenance=PROV_MODELED, notes=notes)
 
 
+def reads_struct_pages(tracker_cls) -> bool:
+    """The tracker's kexec scan reads a struct page per PFN (option 3): its
+    scan of an empty structure still reads STRUCT_PAGE_BYTES per PFN."""
+    return tracker_cls.estimate_scanned_bytes(0, 1) == kernel.STRUCT_PAGE_BYTES
+
+
 def build_strategies() -> dict[str, Strategy]:
     """Strategies in table order: the trackers in registry order (each a
     SEAMCALL-hooked scan; ``kvm`` the walk of KVM's own structures), then
     options 2, 5, 5.1, 6 and 7."""
     out: dict[str, Strategy] = {
-        name: (KvmStrategy if cls.sees_events_only else TrackerStrategy)(cls)
+        name: (KvmStrategy if cls.sees_events_only else
+               StructPageStrategy if reads_struct_pages(cls) else TrackerStrategy)(cls)
         for name, cls in TRACKERS.items()}
     for s in (PteSoftbit(), Refuse(), RefuseWhileTd(), ClearAll(), SysDisable()):
         out[s.name] = s
