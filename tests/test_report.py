@@ -26,10 +26,15 @@ COLUMNS = {
                       "bits_per_private_page", "bound_bits_per_page",
                       "run_bound_bits_per_page"},
     "scan_time": {"tracker", "host_bytes", "scan_measured_s", "scan_modeled_s",
-                  "scanned_bytes", "scan_loads", "platform", "platform_kind"},
+                  "scanned_bytes", "scan_loads", "platform", "platform_kind", "engine",
+                  "engine_kind", "scan_measured_min_s", "scan_measured_max_s", "scan_runs",
+                  "scan_entries", "scan_extents", "scan_lookups", "model_ratio",
+                  "model_note", "scan_extrapolated", "scan_modeled_low_s",
+                  "scan_modeled_high_s"},
     "kexec": {"strategy", "scenario", "platform_name", "kexec_allowed", "added_bytes",
               "scanned_bytes", "scan_loads", "pages_reset", "pages_missed", "scan_s",
-              "clear_s", "downtime_s"},
+              "clear_s", "downtime_s", "engine", "provenance", "scan_entries",
+              "scan_extents", "scan_lookups"},
     "race": {"strategy", "kexec", "rate_mib_s", "missed_mean", "missed_expected",
              "platform_name"},
     "verdict": {"verdict"},
@@ -426,3 +431,144 @@ def test_report_names_the_tdx_trackers_command(report_dir):
     assert "python -m trackers" not in text
     args = argparse.Namespace(quick=False, seed=3, trackers=["bitmap", "kvm"])
     assert command_line(args) == "tdx-trackers report --seed 3 --trackers bitmap kvm"
+
+
+# --- measured by the kernel's own code (issue 9) ------------------------------
+
+def _kernel_code_here() -> bool:
+    from trackers.registry import KERNEL_TRACKERS
+    return bool(KERNEL_TRACKERS)
+
+
+def test_scan_time_names_its_engine_and_the_model_ratio(report_dir):
+    from trackers.kexec.strategies import ENGINE_PAGE_TABLES, ENGINE_STRUCT_PAGES
+    df = pd.read_csv(report_dir / "scan_time.csv", keep_default_na=False,
+                     na_values=[""])
+    timed = df[df["scan_runs"] > 0]
+    assert not timed.empty
+    assert (timed["scan_runs"] >= 5).all()
+    assert (timed["scan_measured_min_s"] <= timed["scan_measured_s"]).all()
+    assert (timed["scan_measured_s"] <= timed["scan_measured_max_s"]).all()
+    assert (timed["scan_modeled_low_s"] <= timed["scan_modeled_s"]).all()
+    assert (timed["scan_modeled_s"] <= timed["scan_modeled_high_s"]).all()
+    # model_ratio: modeled / measured, on this machine only
+    here = timed[timed["platform"] == "this-machine"]
+    assert here["model_ratio"].to_numpy() == pytest.approx(
+        (here["scan_modeled_s"] / here["scan_measured_s"]).to_numpy())
+    assert timed.loc[timed["platform"] != "this-machine", "model_ratio"].isna().all()
+    # a point outside 2x says why; a point inside says nothing
+    outside = ~here["model_ratio"].between(0.5, 2.0)
+    assert (here.loc[outside, "model_note"].fillna("") != "").all()
+    assert (here.loc[~outside, "model_note"].fillna("") == "").all()
+    # the scan emits the set's runs
+    assert (timed["scan_extents"] == timed["extents"]).all()
+    engines = dict(zip(here["tracker"], here["engine"]))
+    assert engines["roaring"] == "emulation (Python/numba)"       # no @kernel twin
+    if _kernel_code_here():
+        assert engines["pageflags"] == ENGINE_STRUCT_PAGES
+        assert engines["pte-softbit"] == ENGINE_PAGE_TABLES
+
+
+def test_every_twin_is_timed_through_the_kernel_code(report_dir):
+    """When the kernel code is available, every tracker with a @kernel twin has
+    kernel-code rows at every scan size, and the figure draws them with error bars."""
+    from matplotlib.container import ErrorbarContainer
+
+    from trackers import linux
+    from trackers.registry import KERNEL_TRACKERS, TWINS
+    if not _kernel_code_here():
+        pytest.skip("kernel code unavailable here")
+    df = pd.read_csv(report_dir / "scan_time.csv")
+    here = df[df["platform"] == "this-machine"]
+    sizes = set(collect.quick_config().scan_hosts)
+    engine = f"kernel code v{linux.version()} (userspace)"
+    assert len(TWINS) == len(KERNEL_TRACKERS) > 0
+    for twin in TWINS:
+        rows = here[(here["tracker"] == twin) & (here["engine"] == engine)]
+        assert set(rows["host_pfns"]) == sizes, twin
+        assert (rows["engine_kind"] == "kernel code").all() and (rows["scan_runs"] >= 5).all()
+    fig = figures.scan_time(df)
+    bars = [c for c in fig.axes[0].containers if isinstance(c, ErrorbarContainer)]
+    assert sum(c.has_yerr and len(c.lines[0].get_xdata()) for c in bars) >= \
+        len(TWINS) * len(sizes)
+
+
+def test_kexec_provenance_names_the_kernel_code_where_a_twin_ran(report_dir):
+    from trackers import linux
+    from trackers.registry import TWINS
+    df = pd.read_csv(report_dir / "kexec.csv", keep_default_na=False, na_values=[""])
+    timed = df[df["scan_runs"] > 0]
+    assert not timed.empty
+    roaring = timed[timed["strategy"] == "roaring"]
+    assert (roaring["engine"] == "emulation (Python/numba)").all()
+    assert roaring["provenance"].str.contains("emulated").all()
+    if not _kernel_code_here():
+        assert (timed["engine"] != "").all()
+        return
+    twins = timed[timed["strategy"].isin(list(TWINS))]
+    assert set(twins["strategy"]) == set(TWINS)
+    assert (twins["engine"] == f"kernel code v{linux.version()} (userspace)").all()
+    assert twins["provenance"].str.startswith(
+        f"measured: kernel code (v{linux.version()}, userspace)").all()
+
+
+def test_summary_first_line_names_the_engine(report_dir):
+    from trackers import linux
+    first = (report_dir / "summary.md").read_text().split("\n", 1)[0]
+    if _kernel_code_here():
+        assert first.startswith(f"**Measured numbers come from the kernel's own code, "
+                                f"Linux v{linux.version()}**")
+        assert "roaring" in first and "emulation" in first      # the one without a twin
+    else:
+        assert "emulations" in first and "apt-get install" in first
+
+
+def test_report_falls_back_to_the_emulations_and_says_why(tmp_path, report_dir,
+                                                          monkeypatch):
+    """Where the kernel code cannot be built, the report measures the emulations and
+    summary.md's first line gives the reason and the apt command."""
+    from trackers import linux
+    from trackers.linux.build import INSTALL_HINT
+    from trackers.report import cli
+
+    def no_source(*args, **kwargs):
+        raise linux.KernelCodeUnavailable("no kernel source (test)")
+
+    monkeypatch.setattr(cli.linux, "build", no_source)
+    seen = {}
+
+    def steps_of(cfg):
+        seen["kernel_code"] = cfg.kernel_code
+        return []
+
+    monkeypatch.setattr(collect, "plan", steps_of)
+    monkeypatch.setattr(collect, "run_steps", lambda steps, bar=None: _tables(
+        report_dir, ("memory_vs_host", "kexec")))
+    out = tmp_path / "report"
+    assert main(["report", "--quick", "--no-progress", "--out", str(out)]) == 0
+    assert seen == {"kernel_code": False}
+    first = (out / "summary.md").read_text().split("\n", 1)[0]
+    assert "no kernel source (test)" in first and INSTALL_HINT in first
+    assert first.startswith("**Measured numbers come from the Python/numba emulations")
+    # --no-kernel-code: the same, without trying to build
+    monkeypatch.setattr(cli.linux, "build", lambda *a, **k: pytest.fail("built"))
+    assert main(["report", "--quick", "--no-progress", "--no-kernel-code", "--out",
+                 str(out)]) == 0
+    first = (out / "summary.md").read_text().split("\n", 1)[0]
+    assert "--no-kernel-code" in first and seen == {"kernel_code": False}
+
+
+def test_scan_rows_without_kernel_code_time_the_emulations():
+    """cfg.kernel_code False: every tracker's emulation is timed; pte-softbit,
+    which has no emulation, is modeled only."""
+    cfg = collect.quick_config()
+    cfg.kernel_code = False
+    cfg.trackers = ["bitmap", "pageflags", "kvm"]
+    rows = pd.DataFrame(collect._scan_rows(cfg, 1 << 16, collect._set_cache(), {}))
+    here = rows[rows["platform"] == "this-machine"].set_index("tracker")
+    assert (here.loc[["bitmap", "pageflags", "kvm"], "engine"]
+            == "emulation (Python/numba)").all()
+    assert here.loc["pte-softbit", "engine"] == "none (modeled)"
+    assert here.loc["pte-softbit", "scan_runs"] == 0
+    assert math.isnan(here.loc["pte-softbit", "model_ratio"])
+    assert here.loc["pte-softbit", "scan_modeled_s"] > 0

@@ -34,8 +34,17 @@ a run was killed between the two renames, ``OUT.old-<pid>`` is renamed back
 first.  A write into OUT while the report is published can be lost (it lands
 in the old copy); files only change when a report is run.
 
+Before its steps the report builds the kernel's own code (trackers.linux.build():
+lib/xarray.c, lib/idr.c, lib/maple_tree.c and find_bit, cached; ~15 s the first
+time) when the packages are present, and times every tracker that has a
+``@kernel`` twin through it, in the scan figure and the kexec table alike;
+where it cannot (or with --no-kernel-code) it measures the Python/numba
+emulations, and the first line of summary.md says which, with the reason and
+the apt-get command.  ``engine`` in scan_time.csv and kexec.csv names what
+produced every measured number.
+
 --quick shrinks every sweep to seconds (for tests); the default run takes
-about 2-3 minutes on 2 cores.
+about 3 minutes on 2 cores.
 """
 
 from __future__ import annotations
@@ -53,6 +62,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from .. import linux
 from ..kexec.calibrate import calibrate, print_warnings
 from ..kexec.platform import calibration_path
 from ..options import int_option, output_dir, output_file
@@ -78,6 +88,9 @@ def add_arguments(p):
     p.add_argument("--no-calibrate", action="store_true",
                    help="do not measure this machine when it has no calibration yet "
                         "(the this-machine preset then uses PERF-NOTES fallback rates)")
+    p.add_argument("--no-kernel-code", action="store_true",
+                   help="do not build or time the kernel's own code (the @kernel twins, "
+                        "trackers/linux): measure the Python/numba emulations only")
 
 
 def _progress(total: int, disable: bool):
@@ -250,6 +263,29 @@ def _calibrate_once() -> None:
     print_warnings(doc, "tdx-trackers report")
 
 
+def prepare_kernel_code(skip: bool) -> dict:
+    """Build the kernel's own code (trackers.linux.build(): cached, ~15 s the
+    first time on a machine) so the report can time it; what happened, for
+    summary.md: ``available``, and ``version`` or the ``reason`` it is not."""
+    if skip:
+        return {"available": False, "reason": "skipped with --no-kernel-code"}
+    t0 = time.perf_counter()
+    try:
+        linux.build()
+    except OSError as exc:                     # KernelCodeUnavailable names what is missing
+        return {"available": False, "reason": str(exc)}
+    ok, why = linux.available()
+    if not ok:
+        return {"available": False, "reason": why}
+    built_s = time.perf_counter() - t0
+    if built_s > 1:
+        print(f"kernel code: built Linux {linux.version()}'s lib/xarray.c, lib/idr.c, "
+              f"lib/maple_tree.c and find_bit in {built_s:.0f} s (cached for the next run)",
+              file=sys.stderr)
+    return {"available": True, "version": linux.version(), "library": why,
+            "build_s": built_s}
+
+
 def command_line(args) -> str:
     """The command that repeats this report's computation (without --out)."""
     cmd = ["tdx-trackers", "report"]
@@ -259,6 +295,8 @@ def command_line(args) -> str:
         cmd += ["--seed", str(args.seed)]
     if args.trackers:
         cmd += ["--trackers", *args.trackers]
+    if getattr(args, "no_kernel_code", False):
+        cmd.append("--no-kernel-code")
     return " ".join(cmd)
 
 
@@ -279,6 +317,8 @@ def run(args) -> int:
     out = Path(args.out)
     clean_stale(Path(os.path.realpath(out)))   # what killed runs left, before any work
     t0 = time.perf_counter()
+    kernel_code = prepare_kernel_code(args.no_kernel_code)
+    cfg.kernel_code = kernel_code["available"]
     if calibrate:
         _calibrate_once()
     steps = collect.plan(cfg)
@@ -291,7 +331,7 @@ def run(args) -> int:
     elapsed = time.perf_counter() - t0
     meta = {"command": command_line(args),
             "elapsed_s": elapsed, "mode": "quick" if args.quick else "default",
-            "seed": args.seed, "trackers": cfg.trackers}
+            "seed": args.seed, "trackers": cfg.trackers, "kernel_code": kernel_code}
     written = write_report(tables, out, meta)
     verdict = summary.verdict_table(tables)
     buf = io.StringIO()
@@ -299,6 +339,7 @@ def run(args) -> int:
     print(f"\nverdict (downtime on {plat}; "
           f"[modeled] = kernel model, [measured] = this machine):", file=buf)
     print(summary.format_verdict(verdict).to_string(index=False), file=buf)
+    print(f"\n{summary.engine_line(tables, meta)}", file=buf)
     print(f"\n{len(written)} files written to {out}/ in {elapsed:.0f} s "
           f"(figures: {', '.join(p.stem for p in written if p.suffix == '.png')})", file=buf)
     print(buf.getvalue())

@@ -4,8 +4,9 @@ Every function takes the table ``collect`` wrote and returns a matplotlib
 Figure; the CLI saves it as PNG and SVG and the notebook calls the same
 functions on the CSVs it loads.  Conventions:
 
-* modeled numbers are drawn as lines, measured numbers as markers alone,
-  and every title and legend entry says which it is;
+* modeled numbers are drawn as lines, measured numbers as markers alone
+  (with min-max bars; the engine that produced them in the legend), and
+  every title and legend entry says which it is;
 * sizes are bytes on log axes labelled in GiB/TiB; times are seconds;
 * one colour per tracker or strategy, the same in every figure.
 """
@@ -210,33 +211,90 @@ def bits_per_page(df: pd.DataFrame):
 # --------------------------------------------------------------------------
 # 3. scan time vs host size
 
+#: how each kind of engine's measurements are drawn (scan_time.csv engine_kind):
+#: the kernel's code and the C layouts as full markers, the emulations lighter
+ENGINE_STYLE = {
+    "kernel code": dict(marker="o", ms=7, alpha=1.0),
+    "C layout": dict(marker="s", ms=7, alpha=1.0),
+    "emulation": dict(marker="D", ms=5, alpha=0.45),
+}
+ENGINE_LEGEND = {
+    "kernel code": "the @kernel twin: the kernel's own\ncode and iterators (userspace)",
+    "C layout": "C layout of struct pages / page\ntables (trackers/linux/pages.c)",
+    "emulation": "Python/numba emulation\n(no @kernel twin)",
+}
+
+
+def _text(col: pd.Series) -> pd.Series:
+    """A text column as str, "" where empty (a CSV reads an empty column as NaN floats)."""
+    return col.astype(object).where(col.notna(), "").astype(str)
+
+
+def _engine_kind(t: pd.DataFrame) -> pd.Series:
+    if "engine_kind" in t:
+        return _text(t["engine_kind"]).replace("", "none")
+    return pd.Series("emulation", index=t.index)       # reports before the engine column
+
+
 def scan_time(df: pd.DataFrame, platform: str | None = None):
-    """Measured emulation scans (markers) and the modeled kernel scan (lines)."""
-    title = "kexec-time scan vs host size: measured emulation (markers) and modeled kernel (lines)"
-    if df is None or df.empty or "scan_measured_s" not in df:
+    """Measured kexec-time scans (markers, min-max bars) against the model (lines)."""
+    title = "kexec-time scan vs host size: measured (markers) and modeled (lines) — lower is better"
+    if df is None or df.empty or "scan_modeled_s" not in df:
         return _empty(title, "no scan_time data")
-    d = df.dropna(subset=["scan_measured_s"])
+    d = df.dropna(subset=["scan_modeled_s"])
+    if d.empty:
+        return _empty(title, "no scan_time data")
     plats = list(dict.fromkeys(d["platform"]))
     platform = platform or ("this-machine" if "this-machine" in plats else plats[0])
-    kind = d.loc[d["platform"] == platform, "platform_kind"].iloc[0]
-    cpus = (int(d.loc[d["platform"] == platform, "platform_cpus"].iloc[0])
-            if "platform_cpus" in d else 1)
-    fig, ax = plt.subplots(figsize=(10, 6.2))
-    for name in ordered(d["tracker"]):
-        t = d[(d["tracker"] == name) & (d["platform"] == platform)].sort_values("host_bytes")
+    p = d[d["platform"] == platform]
+    kind = p["platform_kind"].iloc[0]
+    cpus = int(p["platform_cpus"].iloc[0]) if "platform_cpus" in p else 1
+    fig, ax = plt.subplots(figsize=(11, 7.4))
+    kinds_drawn, notes, n_note = set(), [], 0
+    reasons: dict[str, str] = {}               # why a point lies outside 2x -> its letter
+    for name in ordered(p["tracker"]):
+        t = p[p["tracker"] == name].sort_values("host_bytes")
         c = color_for(name)
-        if "scan_measured_min_s" in t:                   # spread over the repeats
-            err = [t["scan_measured_s"] - t["scan_measured_min_s"],
-                   t["scan_measured_max_s"] - t["scan_measured_s"]]
-        else:
+        ax.plot(t["host_bytes"], t["scan_modeled_s"], "-", color=c, lw=1.8, label=name)
+        if "scan_modeled_low_s" in t:
+            ax.fill_between(t["host_bytes"], t["scan_modeled_low_s"], t["scan_modeled_high_s"],
+                            color=c, alpha=0.06, lw=0)
+        m = t.dropna(subset=["scan_measured_s"])
+        m = m[m["scan_measured_s"] > 0]
+        for ek, g in m.groupby(_engine_kind(m)):
+            style = ENGINE_STYLE.get(ek, ENGINE_STYLE["emulation"])
+            kinds_drawn.add(ek)
             err = None
-        ax.errorbar(t["host_bytes"], t["scan_measured_s"], yerr=err, fmt="o", color=c,
-                    ms=7, capsize=3, label=name)
-        m = t[t["scan_modeled_s"] > 0]
-        ax.plot(m["host_bytes"], m["scan_modeled_s"], "-", color=c, lw=1.8)
+            if "scan_measured_min_s" in g:                   # spread over the repeats
+                err = [g["scan_measured_s"] - g["scan_measured_min_s"],
+                       g["scan_measured_max_s"] - g["scan_measured_s"]]
+            hollow = (g["scan_extrapolated"].eq(True) if "scan_extrapolated" in g
+                      else pd.Series(False, index=g.index))
+            for filled, h in ((True, g[~hollow]), (False, g[hollow])):
+                if h.empty:
+                    continue
+                e = None if err is None else [x[h.index] for x in err]
+                ax.errorbar(h["host_bytes"], h["scan_measured_s"], yerr=e, fmt=style["marker"],
+                            ms=style["ms"], color=c, mfc=c if filled else "white", mew=1.5,
+                            alpha=style["alpha"], capsize=3, elinewidth=1.2)
+            for r in g[hollow].itertuples():
+                ax.annotate(f"extrapolated ×{r.host_pfns / r.scan_measured_pfns:.3g}",
+                            (r.host_bytes, r.scan_measured_s), xytext=(6, -10),
+                            textcoords="offset points", fontsize=7, color=c)
+        if "model_note" in t:
+            for r in t[_text(t["model_note"]) != ""].itertuples():
+                n_note += 1
+                ax.annotate(f"[{n_note}]", (r.host_bytes, r.scan_measured_s), xytext=(-14, 6),
+                            textcoords="offset points", fontsize=7.5, color=c,
+                            fontweight="bold")
+                head, *why = str(r.model_note).split("; ")
+                marks = "".join(f"({reasons.setdefault(w, chr(97 + len(reasons)))})"
+                                for w in why)
+                notes.append(f"[{n_note}] {name} at {fmt_bytes(r.host_bytes)}: {head}"
+                             + (f" {marks}" if marks else "") + ".")
     ax.set_xscale("log", base=2)
     ax.set_yscale("log")
-    hb = sorted(d["host_bytes"].unique())
+    hb = sorted(p["host_bytes"].unique())
     ax.set_xticks(hb)
     ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _: fmt_bytes(x)))
     ax.xaxis.set_minor_formatter(NullFormatter())
@@ -244,28 +302,43 @@ def scan_time(df: pd.DataFrame, platform: str | None = None):
     ax.grid(True, which="major", alpha=0.3)
     ax.set_xlabel("host RAM (bytes, log scale)")
     ax.set_ylabel("time to scan every private page (s, log scale)")
-    shape = d["set"].iloc[0]
+    shape = p["set"].iloc[0]
     ax.set_title(f"{title}\nset: {SET_CAPTIONS.get(shape, shape)}", fontsize=11)
     handles, labels = ax.get_legend_handles_labels()
-    handles += [Line2D([], [], ls="none"),
-                Line2D([], [], marker="o", ls="none", color="0.3"),
-                Line2D([], [], ls="-", color="0.3")]
-    labels += ["", "measured: extents() of the\nPython/numba emulation,\nthis machine "
-                   "(median, bars\nmin-max of the repeats)",
-               f"modeled: kernel scan on\n{platform} [{kind}], {cpus} CPU"
-               + ("s" if cpus > 1 else "")]
-    ax.legend(handles, labels, loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize=9,
+    handles.append(Line2D([], [], ls="none"))
+    labels.append("")
+    for ek in ("kernel code", "C layout", "emulation"):
+        if ek in kinds_drawn:
+            st = ENGINE_STYLE[ek]
+            handles.append(Line2D([], [], marker=st["marker"], ls="none", color="0.3",
+                                  ms=st["ms"], alpha=st["alpha"]))
+            labels.append("measured: " + ENGINE_LEGEND[ek])
+    if "scan_extrapolated" in p and p["scan_extrapolated"].eq(True).any():
+        handles.append(Line2D([], [], marker="o", ls="none", color="0.3", mfc="white"))
+        labels.append("hollow: extrapolated past\nthe memory budget")
+    handles.append(Line2D([], [], ls="-", color="0.3"))
+    labels.append(f"modeled on {platform} [{kind}],\n{cpus} CPU" + ("s" if cpus > 1 else "")
+                  + "; band: ASSUMED cost range")
+    ax.legend(handles, labels, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8.5,
               frameon=False)
-    note = ""
-    if "skipped" in df:
-        sk = df.dropna(subset=["skipped"]).drop_duplicates(["tracker", "host_bytes"])
+    engines = sorted(set(p.loc[p["scan_runs"].fillna(0) > 0, "engine"]) if "engine" in p
+                     else set())
+    where = p["machine"].iloc[0] if "machine" in p else "this machine"
+    text = (f"Measured on {where}: median of the repeats, bars min-max; engines: "
+            + "; ".join(engines) + ". Modeled = max(scanned bytes / read rate, entries × "
+            "entry + runs × run + lookups × lookup) + node loads × load latency "
+            "(trackers/kexec/platform.py; per-entry, per-run and per-lookup costs ASSUMED, "
+            "trackers/kernel.py). Within 2× of the measurement except where noted: "
+            + (" ".join(notes) if notes else "none.")
+            + "".join(f" ({k}) {w}." for w, k in reasons.items()))
+    if "skipped" in p:
+        sk = p[_text(p["skipped"]) != ""]
         if not sk.empty:
-            note = " Not built (over the run's time or memory budget, see scan_time.csv): " + \
-                ", ".join(f"{r.tracker} at {fmt_bytes(r.host_bytes)}" for r in sk.itertuples()) + "."
-    _caption(fig, "Modeled scan = scanned bytes / streaming-read rate + one dependent load per "
-                  "tree node × load latency (trackers/kexec/platform.py). Measured = median "
-                  "extents() scan of the built emulation; it is not a kernel time." + note)
-    fig.tight_layout(rect=(0, 0.04, 1, 1))
+            text += (" Not built (model only; see scan_time.csv): " + ", ".join(
+                f"{r.tracker} at {fmt_bytes(r.host_bytes)}" for r in sk.itertuples()) + ".")
+    _caption(fig, text)
+    lines = 1 + len(text) // 230
+    fig.tight_layout(rect=(0, min(0.03 + 0.019 * lines, 0.45), 1, 1))
     return fig
 
 
@@ -438,8 +511,12 @@ FIGURES: dict[str, FigureSpec] = {
         "information bounds (modeled)."),
     "scan_time": FigureSpec(
         scan_time, "scan_time",
-        "The kexec-time scan: measured emulation scans (markers, min-max bars) beside "
-        "the modeled kernel scan (lines)."),
+        "The kexec-time scan: measured scans (markers: median, bars min-max; the "
+        "kernel's own code wherever a tracker has a @kernel twin, the C layouts of "
+        "struct pages and page tables for pageflags and pte-softbit, the emulation "
+        "only where neither exists) against the model (lines, band: the ASSUMED "
+        "per-entry, per-run and per-lookup cost range); the caption names every point "
+        "where the model lies outside 2x and why."),
     "kexec_downtime": FigureSpec(
         kexec_downtime, "kexec",
         "Modeled kexec downtime per strategy, scan and clear stacked, one panel per "
