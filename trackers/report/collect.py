@@ -1,9 +1,10 @@
 """Run the report's measurements and models; one DataFrame per table.
 
 Every table is plain columns a notebook can reload from CSV.  Each row says
-whether its figures are ``measured`` (timed on this machine, of the
-Python/numba emulation) or ``modeled`` (kernel struct sizes and platform
-rates) in its column names or in a ``kind`` column.
+whether its figures are ``measured`` (timed on this machine; the ``engine``
+column names what ran: the kernel's own code, a C layout of a structure the
+kernel keeps, or a Python/numba emulation) or ``modeled`` (kernel struct
+sizes and platform rates) in its column names or in a ``kind`` column.
 
 Tables (file stem -> content):
 
@@ -59,7 +60,8 @@ from ..workloads import SCENARIOS, bundled_memmaps, scenario
 
 @dataclass
 class ReportConfig:
-    """What a report run covers; DEFAULT fits 3 minutes on 2 cores, QUICK seconds."""
+    """What a report run covers; DEFAULT takes about 3 minutes on 2 cores (its
+    scan figure builds the kernel-code twins up to 1 TiB), QUICK seconds."""
 
     sweep_hosts: list[int]                 # memory_vs_host sizes (PFNs)
     sweep_shape: str

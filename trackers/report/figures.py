@@ -249,7 +249,14 @@ def scan_time(df: pd.DataFrame, platform: str | None = None):
     p = d[d["platform"] == platform]
     kind = p["platform_kind"].iloc[0]
     cpus = int(p["platform_cpus"].iloc[0]) if "platform_cpus" in p else 1
-    fig, ax = plt.subplots(figsize=(11, 7.4))
+    ratios = (p.dropna(subset=["model_ratio"]) if "model_ratio" in p
+              else p.iloc[0:0])
+    if ratios.empty:
+        fig, ax = plt.subplots(figsize=(11, 7.4))
+        rax = None
+    else:                       # below: modeled / measured, against the 2x band
+        fig, (ax, rax) = plt.subplots(2, 1, figsize=(11, 9.2), sharex=True,
+                                      gridspec_kw={"height_ratios": [3.2, 1]})
     kinds_drawn, notes, n_note = set(), [], 0
     reasons: dict[str, str] = {}               # why a point lies outside 2x -> its letter
     for name in ordered(p["tracker"]):
@@ -277,10 +284,15 @@ def scan_time(df: pd.DataFrame, platform: str | None = None):
                 ax.errorbar(h["host_bytes"], h["scan_measured_s"], yerr=e, fmt=style["marker"],
                             ms=style["ms"], color=c, mfc=c if filled else "white", mew=1.5,
                             alpha=style["alpha"], capsize=3, elinewidth=1.2)
+                if rax is not None and "model_ratio" in h:
+                    rax.plot(h["host_bytes"], h["model_ratio"], style["marker"], color=c,
+                             ms=style["ms"] - 1, mfc=c if filled else "white", mew=1.2,
+                             alpha=style["alpha"])
             for r in g[hollow].itertuples():
                 ax.annotate(f"extrapolated ×{r.host_pfns / r.scan_measured_pfns:.3g}",
-                            (r.host_bytes, r.scan_measured_s), xytext=(6, -10),
-                            textcoords="offset points", fontsize=7, color=c)
+                            (r.host_bytes, r.scan_measured_s), xytext=(-9, -12),
+                            textcoords="offset points", fontsize=7, color=c, ha="right")
+
         if "model_note" in t:
             for r in t[_text(t["model_note"]) != ""].itertuples():
                 n_note += 1
@@ -300,8 +312,22 @@ def scan_time(df: pd.DataFrame, platform: str | None = None):
     ax.xaxis.set_minor_formatter(NullFormatter())
     ax.yaxis.set_major_formatter(FuncFormatter(lambda x, _: fmt_seconds(x)))
     ax.grid(True, which="major", alpha=0.3)
-    ax.set_xlabel("host RAM (bytes, log scale)")
     ax.set_ylabel("time to scan every private page (s, log scale)")
+    low_ax = ax
+    if rax is not None:
+        rax.axhspan(0.5, 2.0, color="0.85", alpha=0.5, lw=0)
+        rax.axhline(1.0, color="0.4", lw=1)
+        rax.set_yscale("log")
+        lo = min(0.25, float(ratios["model_ratio"].min()) / 1.3)
+        hi = max(4.0, float(ratios["model_ratio"].max()) * 1.3)
+        rax.set_ylim(lo, hi)
+        rax.set_yticks([t for t in (0.25, 0.5, 1, 2, 4, 8, 16) if lo <= t <= hi])
+        rax.yaxis.set_major_formatter(FuncFormatter(lambda x, _: f"{x:g}×"))
+        rax.yaxis.set_minor_formatter(NullFormatter())
+        rax.grid(True, which="major", alpha=0.3)
+        rax.set_ylabel("modeled / measured\n(grey: within 2×)", fontsize=9)
+        low_ax = rax
+    low_ax.set_xlabel("host RAM (bytes, log scale)")
     shape = p["set"].iloc[0]
     ax.set_title(f"{title}\nset: {SET_CAPTIONS.get(shape, shape)}", fontsize=11)
     handles, labels = ax.get_legend_handles_labels()
@@ -337,8 +363,8 @@ def scan_time(df: pd.DataFrame, platform: str | None = None):
             text += (" Not built (model only; see scan_time.csv): " + ", ".join(
                 f"{r.tracker} at {fmt_bytes(r.host_bytes)}" for r in sk.itertuples()) + ".")
     _caption(fig, text)
-    lines = 1 + len(text) // 230
-    fig.tight_layout(rect=(0, min(0.03 + 0.019 * lines, 0.45), 1, 1))
+    lines = 1 + len(text) // 180               # caption lines at 8 pt, ~0.14 in each
+    fig.tight_layout(rect=(0, min((0.25 + 0.14 * lines) / fig.get_figheight(), 0.45), 1, 1))
     return fig
 
 
