@@ -268,7 +268,7 @@ def prepare_kernel_code(skip: bool) -> dict:
     first time on a machine) so the report can time it; what happened, for
     summary.md: ``available``, and ``version`` or the ``reason`` it is not."""
     if skip:
-        return {"available": False, "reason": "skipped with --no-kernel-code"}
+        return {"available": False, "skipped": True, "reason": "skipped with --no-kernel-code"}
     t0 = time.perf_counter()
     try:
         linux.build()

@@ -202,10 +202,11 @@ def engine_line(tables, meta: dict) -> str:
     engines = _engines_by_option(tables)
     kc = meta.get("kernel_code")
     if kc is not None and not kc.get("available"):
+        how = ("run `tdx-trackers report` without it" if kc.get("skipped") else
+               f"install `{INSTALL_HINT}` (as root) and run `tdx-trackers report` again")
         return (f"**Measured numbers come from the Python/numba emulations, not the "
                 f"kernel's own code:** {kc.get('reason', 'unavailable')}. To measure the "
-                f"kernel's own code, install `{INSTALL_HINT}` (as root) and run "
-                f"`tdx-trackers report` again.")
+                f"kernel's own code, {how}.")
     kernel = {e: n for e, n in engines.items() if engine_kind(e) == "kernel code"}
     if not kernel:
         return ("**Measured numbers:** " + ("; ".join(f"{e} ({', '.join(n)})"
