@@ -363,3 +363,20 @@ def test_an_unavailable_twin_names_the_reason(monkeypatch):
         trackers.get_tracker("xarray@kernel", max_pfn=10)
     with pytest.raises(ValueError, match=r"unknown tracker 'roaring@kernel'; known: bitmap"):
         trackers.get_tracker("roaring@kernel", max_pfn=10)
+
+
+@needs_kernel
+@pytest.mark.parametrize("name", ["xarray-multi", "maple", "xarray", "ida"])
+def test_twin_replays_a_scenario_to_the_emulations_set(name):
+    """apply() nests mark/unmark calls: each must see the set as it is then
+    (a stale cached scan once left 16,384 extra pages in the twins)."""
+    from trackers.extents import from_tracker
+    from trackers.workloads import scenario
+    wl = scenario("tiny", 0)
+    emu = trackers.get_tracker(name, wl.max_pfn)
+    twin = trackers.get_tracker(f"{name}@kernel", wl.max_pfn)
+    for batch in wl.batches:
+        emu.apply(batch)
+        twin.apply(batch)
+    a, b = from_tracker(emu), from_tracker(twin)
+    assert np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1])

@@ -189,7 +189,11 @@ class KernelCode:
         tracker's (outermost call only: updates nest, e.g. apply -> mark_ranges)."""
         self._open()
         if self._depth:
-            return fn(*args)
+            self._runs = None            # a nested update sees the set as it is now
+            try:
+                return fn(*args)
+            finally:
+                self._runs = None
         before = linux.live_objects()
         self._depth += 1
         try:
