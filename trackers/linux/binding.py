@@ -255,20 +255,14 @@ def _runs(fn, handle, cap: int, start: int) -> Iterator[tuple[np.ndarray, np.nda
 # --------------------------------------------------------------------------
 # engines
 
-class _Engine:
-    """One kernel structure behind an opaque handle; freed by close() or GC."""
+class Handle:
+    """One C object behind an opaque pointer; freed by close() or GC.  The
+    lifecycle every engine here and in :mod:`.pages` shares."""
 
-    _create = _destroy = ""
-
-    def __init__(self) -> None:
-        lib = library()
-        h = getattr(lib, self._create)()
-        if not h:
-            raise MemoryError(f"{self._create}: out of memory")
+    def _own(self, lib, h, destroy: str) -> None:
         self._lib = lib
         self._h = h
-        self._finalizer = weakref.finalize(self, getattr(lib, self._destroy), h)
-
+        self._finalizer = weakref.finalize(self, getattr(lib, destroy), h)
     def _handle(self) -> int:
         if not self._finalizer.alive:
             raise ValueError(f"{type(self).__name__} is closed")
@@ -287,6 +281,19 @@ class _Engine:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+class _Engine(Handle):
+    """One kernel structure made by its library's create call."""
+
+    _create = _destroy = ""
+
+    def __init__(self) -> None:
+        lib = library()
+        h = getattr(lib, self._create)()
+        if not h:
+            raise MemoryError(f"{self._create}: out of memory")
+        self._own(lib, h, self._destroy)
 
 
 class KernelXArray(_Engine):

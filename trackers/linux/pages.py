@@ -49,7 +49,6 @@ from __future__ import annotations
 import ctypes
 import statistics
 import time
-import weakref
 from dataclasses import dataclass
 from typing import Iterator
 
@@ -59,7 +58,7 @@ from .. import kernel
 from ..base import (MemoryBudgetError, check_budget, memory_budget, validate_budget,
                     validate_max_pfn, validate_pfns, validate_ranges)
 from ..extents import normalize
-from .binding import SCAN_CHUNK, library
+from .binding import SCAN_CHUNK, Handle, library
 from .build import KernelCodeUnavailable
 
 # --- what pages.c lays out (each checked against the library at load) ------
@@ -185,38 +184,10 @@ def _chunked_scan(fn, handle, cap, start: int, limit: int
     return chunks()
 
 
-class _Handle:
-    """One C object behind an opaque pointer; freed by close() or GC."""
-
-    def _own(self, lib, h, destroy: str) -> None:
-        self._lib = lib
-        self._h = h
-        self._finalizer = weakref.finalize(self, getattr(lib, destroy), h)
-
-    def _handle(self) -> int:
-        if not self._finalizer.alive:
-            raise ValueError(f"{type(self).__name__} is closed")
-        return self._h
-
-    def close(self) -> None:
-        """Free the memory now; idempotent."""
-        self._finalizer()
-
-    @property
-    def closed(self) -> bool:
-        return not self._finalizer.alive
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-
-
 # --------------------------------------------------------------------------
 # option 3: a flag bit in struct page
 
-class KernelStructPages(_Handle):
+class KernelStructPages(Handle):
     """``max_pfn`` struct pages of ``kernel.STRUCT_PAGE_BYTES`` each, in C.
 
     ``nbytes`` is exactly ``max_pfn * STRUCT_PAGE_BYTES`` (the array, all of
@@ -347,7 +318,7 @@ def _mappings(starts, ends, levels):
     return _u64(s), _u64(e), np.ascontiguousarray(lv, np.int8)
 
 
-class KernelDirectMap(_Handle):
+class KernelDirectMap(Handle):
     """The x86-64 direct map's page tables, in C, for option 2.
 
     Built from the boot mappings ``(starts, ends, levels)`` as
