@@ -119,7 +119,7 @@ def write_report(tables, out: Path, meta: dict) -> list[Path]:
             df = tables.get(spec.table)
             if df is None or df.empty:
                 continue                       # no rows: nothing to draw
-            fig = spec.draw(df)
+            fig = spec.render(tables)          # its table and the further ones it reads
             fig.savefig(tmp / f"{fig_name}.png", dpi=130)
             fig.savefig(tmp / f"{fig_name}.svg")
             plt.close(fig)

@@ -1,14 +1,18 @@
 """The design-review figures, each from one report table (a DataFrame or its CSV).
 
-Every function takes the table ``collect`` wrote and returns a matplotlib
-Figure; the CLI saves it as PNG and SVG and the notebook calls the same
-functions on the CSVs it loads.  Conventions:
+Every function takes the table ``collect`` wrote (and, where it says so, a
+second table by keyword) and returns a matplotlib Figure; the CLI saves it as
+PNG and SVG through :data:`FIGURES` (``FigureSpec.render(tables)``) and the
+notebook calls the same functions on the CSVs it loads.  Conventions:
 
-* modeled numbers are drawn as lines, measured numbers as markers alone
-  (with min-max bars; the engine that produced them in the legend), and
-  every title and legend entry says which it is;
+* modeled numbers are drawn as lines (bands: the ASSUMED parameter ranges),
+  measured numbers as markers with min-max bars (the engine that produced
+  them in the legend), and every title, axis or legend says which it is;
 * sizes are bytes on log axes labelled in GiB/TiB; times are seconds;
-* one colour per tracker or strategy, the same in every figure.
+* one colour and one line style + marker per tracker or strategy
+  (:func:`color_for`, :func:`style_for`), the same in every figure;
+* a table or column a report does not have (``--quick``, a CSV of an
+  earlier version) is never an error: the figure says what it lacks.
 """
 
 from __future__ import annotations
@@ -44,6 +48,20 @@ def color_for(name: str):
     if name in ORDER:
         return _PALETTE[ORDER.index(name) % len(_PALETTE)]
     return _PALETTE[(len(ORDER) + sum(map(ord, name))) % len(_PALETTE)]
+
+
+#: line styles and markers: the strategy at index i of ORDER gets
+#: (_LINESTYLES[i % 4], _MARKERS[i % 10]), distinct for the first 20 strategies,
+#: so lines that overlap (xarray and pte-softbit, bitmap and ida) stay apart
+_LINESTYLES = ["-", "--", "-.", ":"]
+_MARKERS = ["o", "s", "^", "D", "v", "P", "X", "*", "<", ">"]
+
+
+def style_for(name: str) -> dict:
+    """Line style and marker of a tracker or strategy (plot kwargs), stable
+    across figures; names outside the registry get one by their spelling."""
+    i = ORDER.index(name) if name in ORDER else len(ORDER) + sum(map(ord, name))
+    return {"ls": _LINESTYLES[i % len(_LINESTYLES)], "marker": _MARKERS[i % len(_MARKERS)]}
 
 
 def ordered(names) -> list[str]:
@@ -91,6 +109,57 @@ def _caption(fig, text: str):
     fig.text(0.01, 0.01, text, fontsize=8, color="0.35", ha="left", va="bottom", wrap=True)
 
 
+def _missing(df, columns) -> list[str]:
+    """The columns of ``columns`` that ``df`` lacks (all of them for no table)."""
+    if df is None:
+        return list(columns)
+    return [c for c in columns if c not in df]
+
+
+def _absent(title: str, table: str, df, columns):
+    """A figure saying why it cannot be drawn, or None when ``df`` has rows and
+    every column in ``columns``."""
+    if df is None or df.empty:
+        return _empty(title, f"no {table} rows in this report")
+    lacks = _missing(df, columns)
+    if lacks:
+        return _empty(title, f"{table} lacks the column(s) {', '.join(lacks)}: "
+                             f"a report of an earlier version? run `tdx-trackers report`")
+    return None
+
+
+def _label_ends(ax, ends, fontsize: float = 8.5) -> None:
+    """Name each line at its right end: ``ends`` is [(label, x, y, colour)] in
+    data coordinates.  The labels stand in a column right of the axes, in the
+    order of their lines' ends, spaced so none overlaps, each joined to its
+    line's last point by a thin connector.  They are figure texts (so
+    ``ax.texts`` holds only the figure's notes); the caller leaves room for
+    them right of the axes.  Call after the limits are final."""
+    ends = [e for e in ends if np.isfinite(e[1]) and np.isfinite(e[2]) and e[2] > 0]
+    if not ends:
+        return
+    fig = ax.figure
+    to_axes = ax.transData + ax.transAxes.inverted()
+    pts = to_axes.transform([(x, y) for _, x, y, _ in ends])
+    order = np.argsort(pts[:, 1], kind="stable")
+    height_pt = ax.get_position().height * fig.get_figheight() * 72
+    gap = fontsize * 1.3 / max(height_pt, 1)
+    ys = pts[order, 1].clip(0, 1).copy()
+    for i in range(1, ys.size):                 # push up, then back down from the top
+        ys[i] = max(ys[i], ys[i - 1] + gap)
+    if ys.size and ys[-1] > 1:
+        ys[-1] = 1
+        for i in range(ys.size - 2, -1, -1):
+            ys[i] = min(ys[i], ys[i + 1] - gap)
+    for y_label, i in zip(ys, order):
+        label, _, _, color = ends[i]
+        x0, y0 = pts[i]
+        ax.add_line(Line2D([x0, 1.012, 1.03], [y0, y_label, y_label], transform=ax.transAxes,
+                           color=color, lw=0.6, alpha=0.7, clip_on=False))
+        fig.text(1.035, y_label, label, transform=ax.transAxes, fontsize=fontsize,
+                 color=color, va="center", ha="left")
+
+
 def _empty(title: str, why: str):
     fig, ax = plt.subplots(figsize=(9, 3))
     ax.set_axis_off()
@@ -102,26 +171,72 @@ def _empty(title: str, why: str):
 # --------------------------------------------------------------------------
 # 1. memory added vs host size
 
-def memory_vs_host(df: pd.DataFrame):
-    """Bytes each option adds to a running kernel vs host RAM, log-log (modeled)."""
+#: rows of memory_vs_host outside the host sweep (a named host, e.g. one whose
+#: max_pfn far exceeds its RAM) carry a non-empty ``overlay`` column; the
+#: lines skip them and MEMORY_OVERLAYS[overlay](ax, rows) draws them and
+#: returns a sentence for the caption.  Register a drawer here for a new kind
+#: of row; rows of an unregistered kind are drawn by _overlay_points.
+MEMORY_OVERLAYS: dict[str, Callable[[plt.Axes, pd.DataFrame], str]] = {}
+
+
+def _overlay_points(ax, rows: pd.DataFrame) -> str:
+    """Rows of an overlay no drawer is registered for: one hollow marker each,
+    in its option's colour, so nothing in the table goes undrawn."""
+    kind = _text(rows["overlay"]).iloc[0]
+    for name in ordered(rows["tracker"]):
+        r = rows[(rows["tracker"] == name) & (rows["added_bytes"] > 0)]
+        ax.plot(r["host_bytes"], r["added_bytes"], ls="none", marker=style_for(name)["marker"],
+                mfc="white", mec=color_for(name), mew=1.5, ms=8)
+    return f"Hollow markers: the {kind} host(s) ({', '.join(dict.fromkeys(_text(rows['host'])))})."
+
+
+def _coincident(curves: dict[str, pd.Series], within: float = 0.03) -> dict[str, str]:
+    """Lines that lie on an earlier one (within ``within``, relative, at every
+    shared point): name -> the earlier line's name, for their labels."""
+    out, names = {}, list(curves)
+    for i, b in enumerate(names):
+        for a in names[:i]:
+            j = pd.concat([curves[a], curves[b]], axis=1, join="inner").dropna()
+            if len(j) >= 2 and (np.abs(np.log(j.iloc[:, 1] / j.iloc[:, 0])) < within).all():
+                out[b] = a
+                break
+    return out
+
+
+def memory_vs_host(df: pd.DataFrame, scan_time: pd.DataFrame | None = None):
+    """Bytes each option adds to a running kernel vs host RAM, log-log (modeled);
+    ``scan_time``, when given, names the scan figure's private set in the title."""
     title = "Memory each option adds to a running kernel (modeled) — lower is better"
-    if df is None or df.empty:
-        return _empty(title, "no memory_vs_host data")
-    fig, ax = plt.subplots(figsize=(10, 6.2))
-    zero = []
-    for name in ordered(df["tracker"]):
-        d = df[df["tracker"] == name].sort_values("host_bytes")
-        if (d["added_bytes"] <= 0).all():
+    why = _absent(title, "memory_vs_host", df, ["tracker", "host_bytes", "added_bytes"])
+    if why:
+        return why
+    overlay = (_text(df["overlay"]) != "") if "overlay" in df else pd.Series(False, df.index)
+    sweep, extra = df[~overlay], df[overlay]
+    fig, ax = plt.subplots(figsize=(11.5, 6.8))
+    zero, ends, curves = [], [], {}
+    for name in ordered(sweep["tracker"]):
+        d = sweep[sweep["tracker"] == name].sort_values("host_bytes")
+        if (d["added_bytes"].fillna(0) <= 0).all():
             zero.append(name)
             continue
-        ax.plot(d["host_bytes"], d["added_bytes"], "-o", color=color_for(name), lw=2, ms=5,
-                label=name)
-        _mark_not_representable(ax, d, color_for(name))
-    hb = np.array(sorted(df["host_bytes"].unique()), float)
+        c = color_for(name)
+        ax.plot(d["host_bytes"], d["added_bytes"], color=c, lw=2, ms=6, label=name,
+                **style_for(name))
+        _mark_not_representable(ax, d, c)
+        last = d.dropna(subset=["added_bytes"]).iloc[-1]
+        ends.append((name, last["host_bytes"], last["added_bytes"], c))
+        curves[name] = d.set_index("host_bytes")["added_bytes"]
+    hb = np.array(sorted(sweep["host_bytes"].unique()), float)
     ax.plot(hb, hb / 256, ":", color="0.45", lw=1.5,
             label="for scale: PAMT ≈ 1/256 of TDX memory\n(what TDX already costs)")
+    notes = ([] if extra.empty else
+             [MEMORY_OVERLAYS.get(kind, _overlay_points)(ax, g)
+              for kind, g in extra.groupby(_text(extra["overlay"]), sort=False)])
     ax.set_xscale("log", base=2)
     ax.set_yscale("log", base=2)
+    shown = df["added_bytes"][df["added_bytes"] > 0]
+    ax.set_xlim(df["host_bytes"].min() / 1.25, df["host_bytes"].max() * 1.25)
+    ax.set_ylim(min(shown.min(), hb.min() / 256) / 1.6, max(shown.max(), hb.max() / 256) * 1.6)
     ax.set_xticks(hb)
     ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _: fmt_bytes(x)))
     ax.xaxis.set_minor_formatter(NullFormatter())
@@ -129,20 +244,30 @@ def memory_vs_host(df: pd.DataFrame):
     ax.grid(True, which="major", alpha=0.3)
     ax.set_xlabel("host RAM (bytes, log scale)")
     ax.set_ylabel("bytes added to the kernel (modeled, log scale)")
-    shape = df["set"].iloc[0] if "set" in df else ""
-    ax.set_title(title + "\nprivate set: " + SET_CAPTIONS.get(shape, shape), fontsize=11)
+    shape = str(sweep["set"].iloc[0]) if "set" in sweep and len(sweep) else ""
+    set_line = f"private set '{shape}': {SET_CAPTIONS.get(shape, shape)}"
+    if scan_time is not None and "set" in scan_time and len(scan_time):
+        other = str(scan_time["set"].iloc[0])
+        set_line += ("; the same set as the scan figure" if other == shape else
+                     f"\n(the scan figure uses '{other}': {SET_CAPTIONS.get(other, other)})")
+    ax.set_title(f"{title}\n{set_line}", fontsize=10.5)
     handles, labels = ax.get_legend_handles_labels()
     if zero:
         handles.append(Line2D([], [], ls="none"))
         labels.append("add 0 B (not on a log axis):\n  " + ", ".join(zero))
-    ax.legend(handles, labels, loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize=9,
-              title="line = modeled", title_fontsize=9, frameon=False)
+    ax.legend(handles, labels, loc="upper left", fontsize=8, ncol=3, frameon=True,
+              framealpha=0.9, title="line = modeled (estimate() of each structure)",
+              title_fontsize=8)
+    ax.figure.tight_layout(rect=(0, 0.06, 0.83, 1))
+    same = _coincident(curves)
+    _label_ends(ax, [(n + (f" (= {same[n]})" if n in same else ""), *rest)
+                     for n, *rest in ends])
     _caption(fig, "Modeled from kernel struct sizes (trackers/kernel.py, docs/kernel-facts.md); "
-                  "estimate() of each tracker, no structure built. kvm holds its attribute "
-                  "XArrays anyway; pageflags uses a bit of the existing struct page. A line "
-                  "ending at a bar: the structure cannot hold the set beyond that host "
-                  "(not representable).")
-    fig.tight_layout(rect=(0, 0.04, 1, 1))
+                  "estimate() of each tracker, no structure built; lines are named at their "
+                  "right end (lines that overlap: the labels stack, each joined to the "
+                  "end). kvm holds its attribute XArrays anyway; pageflags uses a bit of the "
+                  "existing struct page. A line ending at a bar: the structure cannot hold "
+                  "the set beyond that host (not representable). " + " ".join(notes))
     return fig
 
 
@@ -170,26 +295,51 @@ def _mark_not_representable(ax, d: pd.DataFrame, color) -> None:
 # --------------------------------------------------------------------------
 # 2. bits per private page vs private fraction
 
+def _why_not_drawn(name: str, d: pd.DataFrame | None) -> str:
+    """Why an option has no line in bits_per_page: the table's own reason, or
+    what the strategy registry says it is."""
+    if d is not None and not d.empty:
+        if "not_representable" in d and (_text(d["not_representable"]) != "").any():
+            note = _text(d["not_representable"])
+            return note[note != ""].iloc[0]
+        if (d["modeled_bytes"].fillna(0) <= 0).all():
+            return "0 bits: no structure of its own (a bit in one the kernel keeps)"
+    option = STRATEGIES[name].option if name in STRATEGIES else ""
+    return "no per-page structure: not in this table" + (f" ({option})" if option else "")
+
+
 def bits_per_page(df: pd.DataFrame):
-    """Modeled bits per private page vs private fraction, with information bounds."""
+    """Modeled bits per private page vs private fraction, with information bounds;
+    every option of the strategy registry is drawn or named with why not."""
     title = "Bits per private page vs private fraction (modeled) — lower is better"
-    if df is None or df.empty:
-        return _empty(title, "no bits_per_page data")
-    fig, ax = plt.subplots(figsize=(10, 6.2))
+    why = _absent(title, "bits_per_page", df, ["tracker", "private_fraction",
+                                               "bits_per_private_page", "modeled_bytes"])
+    if why:
+        return why
+    fig, ax = plt.subplots(figsize=(12, 8.4))
+    ends, drawn = [], set()
     for name in ordered(df["tracker"]):
         d = df[df["tracker"] == name].sort_values("private_fraction")
         d = d[d["bits_per_private_page"] > 0]
         if d.empty:
             continue
-        ax.plot(d["private_fraction"], d["bits_per_private_page"], "-o", color=color_for(name),
-                lw=2, ms=4, label=name)
-    b = df.drop_duplicates("private_fraction").sort_values("private_fraction")
-    ax.plot(b["private_fraction"], b["bound_bits_per_page"], "-", color="black", lw=3,
-            label="bound: log2 C(N, n) / n\n(any structure, any set of n pages)")
-    ax.plot(b["private_fraction"], b["run_bound_bits_per_page"], "--", color="black", lw=2,
-            label="bound: log2 C(N+1, 2r) / n\n(any set of r runs, as these are)")
+        drawn.add(name)
+        c = color_for(name)
+        ax.plot(d["private_fraction"], d["bits_per_private_page"], color=c, lw=2, ms=5,
+                label=name, **style_for(name))
+        ends.append((name, d["private_fraction"].iloc[-1], d["bits_per_private_page"].iloc[-1],
+                     c))
+    if "bound_bits_per_page" in df:
+        b = df.drop_duplicates("private_fraction").sort_values("private_fraction")
+        ax.plot(b["private_fraction"], b["bound_bits_per_page"], "-", color="black", lw=3,
+                label="bound: log2 C(N, n) / n\n(any structure, any set of n pages)")
+        if "run_bound_bits_per_page" in df:
+            ax.plot(b["private_fraction"], b["run_bound_bits_per_page"], "--", color="black",
+                    lw=2, label="bound: log2 C(N+1, 2r) / n\n(any set of r runs, as these are)")
     ax.set_xscale("log")
     ax.set_yscale("log")
+    x = df["private_fraction"]
+    ax.set_xlim(x.min() / 1.3, x.max() * 1.3)
     ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _: f"{x * 100:g} %"))
     ax.yaxis.set_major_formatter(FuncFormatter(lambda x, _: f"{x:g}"))
     ax.grid(True, which="major", alpha=0.3)
@@ -197,14 +347,24 @@ def bits_per_page(df: pd.DataFrame):
     ax.set_ylabel("bits per private page (modeled, log scale)")
     host = df["host"].iloc[0] if "host" in df else ""
     ax.set_title(f"{title}\n{host} host; set: 6/7 of the private pages in random 2 MiB "
-                 "extents, 1/7 scattered 4 KiB pages", fontsize=11)
-    ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize=9, frameon=False,
-              title="line = modeled", title_fontsize=9)
+                 "extents, 1/7 scattered 4 KiB pages", fontsize=10.5)
+    handles, labels = ax.get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower right", bbox_to_anchor=(0.995, 0.05), fontsize=8,
+               ncol=2, frameon=False, title="line = modeled (estimate() of each structure)",
+               title_fontsize=8)
+    missing = [f"{n}: {_why_not_drawn(n, df[df['tracker'] == n])}"
+               for n in ordered(list(ORDER) + list(df["tracker"])) if n not in drawn]
+    rows = max(len(missing) + 1, math.ceil(len(labels) / 2) * 1.4 + 1)
+    fig.tight_layout(rect=(0, (0.45 + 0.15 * rows) / fig.get_figheight(), 0.85, 1))
+    _label_ends(ax, ends)
+    if missing:
+        fig.text(0.01, 0.055, "Not drawn (every option of the strategy registry):\n  "
+                 + "\n  ".join(missing), fontsize=7.5, va="bottom", ha="left",
+                 bbox=dict(boxstyle="round", fc="#f4f4f4", ec="0.7"))
     _caption(fig, "Bounds: Raman, Raman, Rao (SODA 2002), computed with math.lgamma. A "
                   "structure may beat log2 C(N, n) only because the set is clustered; "
                   "log2 C(N+1, 2r) bounds a set known to have r runs. kvm: KVM's own "
                   "attribute XArrays (held anyway, added 0 B).")
-    fig.tight_layout(rect=(0, 0.04, 1, 1))
     return fig
 
 
@@ -371,39 +531,58 @@ def scan_time(df: pd.DataFrame, platform: str | None = None):
 # --------------------------------------------------------------------------
 # 4. kexec downtime per strategy, per platform
 
-def _downtime_panel(ax, p: pd.DataFrame, strategies: list[str]):
-    """Stacked scan + clear bars; the axis unit (ms, s, min) follows the longest bar."""
-    p = p.set_index("strategy").reindex(strategies)
-    y = np.arange(len(strategies))
-    allowed = p["kexec_allowed"].astype(bool).to_numpy()
-    scan = np.where(allowed, p["scan_s"].fillna(0).to_numpy(float), 0)
-    clear = np.where(allowed, p["clear_s"].fillna(0).to_numpy(float), 0)
-    longest = float(np.nanmax(scan + clear)) if len(y) else 0.0
-    unit, uname = ((60.0, "min") if longest >= 120 else (1.0, "s") if longest >= 1
-                   else (1e-3, "ms"))
-    xmax = longest / unit if longest > 0 else 1.0
-    ax.barh(y, scan / unit, color="#4c72b0", label="scan: find the private pages")
-    ax.barh(y, clear / unit, left=scan / unit, color="#dd8452",
-            label="clear: reset them (MOVDIR64B stand-in)")
-    for i, name in enumerate(strategies):
-        if not allowed[i]:
-            ax.text(xmax * 0.01, i, "kexec refused (no downtime modeled)", va="center",
-                    fontsize=8, color="0.35", style="italic")
-            continue
-        total = scan[i] + clear[i]
-        txt = f"{fmt_seconds(total)}  (scan {fmt_seconds(scan[i])})"
-        missed = p["pages_missed"].iloc[i]
-        if missed and missed > 0:
-            txt += f"  MISSES {int(missed):,} pages"
-        ax.text(total / unit + xmax * 0.01, i, txt, va="center", fontsize=7.5,
-                color="firebrick" if missed and missed > 0 else "black")
-    ax.set_yticks(y)
-    ax.set_yticklabels(strategies)
-    ax.set_ylim(len(strategies) - 0.5, -0.5)
-    ax.set_xlim(0, xmax * 1.75)
-    ax.xaxis.set_major_locator(MaxNLocator(nbins=6, steps=[1, 2, 2.5, 5, 10]))
-    ax.set_xlabel(f"modeled downtime at kexec ({uname})")
-    ax.grid(True, axis="x", alpha=0.3)
+#: the platform whose downtimes the figures show first (a preset, an estimate
+#: of a two-socket Sapphire Rapids; summary.py's verdict platform)
+REFERENCE_PLATFORM = "spr-2s"
+#: the CPU counts at reset kexec_downtime shows beside the kexec table's own
+#: (issue 11: 1, 8, 32 and all of the platform); marker per count
+SWEEP_MARKERS = {8: "^", 32: "s", "all": "D"}
+
+
+def _platforms(names) -> list[str]:
+    """Platform names, the reference platform first, then this machine."""
+    names = list(dict.fromkeys(names))
+    first = [n for n in (REFERENCE_PLATFORM, "this-machine") if n in names]
+    return first + [n for n in names if n not in first]
+
+
+def _cpu_numbers(d: pd.DataFrame) -> tuple[pd.Series, float | None]:
+    """``cpus_at_reset`` as numbers and the number that stands for "all CPUs of
+    the platform" (None where the table does not say).  A cell reading "all"
+    becomes the platform's CPU count (``platform_cpus_total`` or
+    ``cpus_total`` where the table has one, else twice the largest count)."""
+    raw = d["cpus_at_reset"]
+    num = pd.to_numeric(raw, errors="coerce")
+    is_all = _text(raw).str.strip().str.lower().eq("all")
+    if not is_all.any():
+        return num, None
+    total = math.nan
+    for col in ("platform_cpus_total", "cpus_total"):
+        if col in d:
+            total = pd.to_numeric(d.loc[is_all, col], errors="coerce").max()
+            break
+    if not total > 0:
+        total = 2 * (num.max() if num.notna().any() else 1)
+    return num.where(~is_all, total), float(total)
+
+
+def _sweep(sensitivity, platform: str) -> pd.DataFrame:
+    """The sensitivity rows of one platform with numeric ``cpus`` and ``is_all``
+    (the row for every CPU of the platform); empty where the table lacks them."""
+    cols = ["strategy", "scenario", "platform", "cpus_at_reset", "downtime_s"]
+    if sensitivity is None or sensitivity.empty or _missing(sensitivity, cols):
+        return pd.DataFrame(columns=cols + ["cpus", "is_all"])
+    d = sensitivity[sensitivity["platform"] == platform].copy()
+    cpus, total = _cpu_numbers(d)
+    d["cpus"] = cpus
+    top = total if total is not None else (cpus.max() if len(d) else math.nan)
+    d["is_all"] = cpus.eq(top) & (total is not None or ~cpus.isin([2 ** k for k in range(7)]))
+    return d.dropna(subset=["cpus"])
+
+
+def _cpus_label(n: float, is_all: bool = False) -> str:
+    n = int(n)
+    return f"all {n} CPUs" if is_all else f"{n} CPU" + ("s" if n > 1 else "")
 
 
 def _cpus(row) -> str:
@@ -412,117 +591,547 @@ def _cpus(row) -> str:
     return f"{n} CPU" + ("s" if n > 1 else "")
 
 
-def kexec_downtime(df: pd.DataFrame, scenarios: list[str] | None = None):
-    """Modeled kexec downtime: scan and clear stacked; rows scenarios, columns platforms."""
-    title = "kexec downtime per strategy (modeled): scan + clear stacked — lower is better"
-    if df is None or df.empty:
-        return _empty(title, "no kexec rows in this run")
-    scenarios = scenarios or list(dict.fromkeys(df["scenario"]))[:2]
-    d = df[df["scenario"].isin(scenarios)]
-    plats = list(dict.fromkeys(d["platform_name"]))
+def _seconds_axis(ax, values, which="x", room: float = 1.6) -> None:
+    """A log time axis ending near the data (seconds labelled in ms, s, min)."""
+    v = np.asarray([x for x in values if np.isfinite(x) and x > 0], float)
+    axis = ax.xaxis if which == "x" else ax.yaxis
+    (ax.set_xscale if which == "x" else ax.set_yscale)("log")
+    if v.size:
+        lo, hi = v.min() / 1.5, v.max() * room
+        (ax.set_xlim if which == "x" else ax.set_ylim)(lo, hi)
+    axis.set_major_formatter(FuncFormatter(lambda x, _: fmt_seconds(x)))
+    axis.set_minor_formatter(NullFormatter())
+
+
+def kexec_downtime(df: pd.DataFrame, sensitivity: pd.DataFrame | None = None,
+                   platform: str | None = None, scenarios: list[str] | None = None):
+    """Modeled kexec downtime per strategy on one platform: the scan (left,
+    log axis: the only part that differs) and scan + clear (right), at the
+    kexec table's CPUs (today: one) and, from ``sensitivity``, at 8, 32 and
+    all CPUs; rows: the first two scenarios.  On ``this-machine`` the measured
+    scans are drawn too (median, bars min-max)."""
+    title = "kexec downtime per strategy (modeled) — lower is better"
+    why = _absent(title, "kexec", df, ["strategy", "scenario", "platform_name",
+                                       "kexec_allowed", "scan_s", "clear_s", "downtime_s"])
+    if why:
+        return why
+    platform = platform or _platforms(df["platform_name"])[0]
+    d = df[df["platform_name"] == platform]
+    if d.empty:
+        return _empty(title, f"no kexec rows on platform {platform!r}")
+    scenarios = scenarios or list(dict.fromkeys(d["scenario"]))[:2]
     strategies = ordered(d["strategy"])
-    h = 0.34 * len(strategies) + 1.4
-    fig, axes = plt.subplots(len(scenarios), len(plats), figsize=(7.2 * len(plats),
-                             h * len(scenarios) + 1.6), squeeze=False)
+    sweep = _sweep(sensitivity, platform)
+    n = len(strategies)
+    fig, axes = plt.subplots(len(scenarios), 2, figsize=(15, (0.3 * n + 1.5) * len(scenarios)
+                                                         + 2.2), squeeze=False, sharey="row")
+    measured_drawn, levels_drawn = False, {}
     for r, sc in enumerate(scenarios):
-        for c, pname in enumerate(plats):
-            ax = axes[r][c]
-            p = d[(d["scenario"] == sc) & (d["platform_name"] == pname)]
-            if p.empty:
-                ax.set_axis_off()
+        k = (d[d["scenario"] == sc].drop_duplicates("strategy").set_index("strategy")
+             .reindex(strategies))
+        sw = sweep[sweep["scenario"] == sc]
+        first = d[d["scenario"] == sc].iloc[0] if (d["scenario"] == sc).any() else d.iloc[0]
+        base_cpus = int(first["platform_cpus"]) if "platform_cpus" in d and \
+            pd.notna(first["platform_cpus"]) else 1
+        for col, what in ((0, "scan_s"), (1, "downtime_s")):
+            ax = axes[r][col]
+            values = []
+            for i, name in enumerate(strategies):
+                row = k.loc[name]
+                c = color_for(name)
+                if not bool(row["kexec_allowed"]) if pd.notna(row["kexec_allowed"]) else True:
+                    ax.text(0.01, i, "kexec refused: no downtime", transform=ax.get_yaxis_transform(),
+                            va="center", fontsize=7.5, color="0.35", style="italic")
+                    continue
+                v = float(row[what])
+                pts = [(base_cpus, v, "o", False)]
+                s = sw[sw["strategy"] == name] if what in sw else sw.iloc[0:0]
+                for key, mk in SWEEP_MARKERS.items():
+                    hit = s[s["is_all"]] if key == "all" else s[(s["cpus"] == key) & ~s["is_all"]]
+                    if len(hit) and float(hit["cpus"].iloc[0]) != base_cpus:
+                        pts.append((float(hit["cpus"].iloc[0]), float(hit[what].iloc[0]), mk,
+                                    key == "all"))
+                        levels_drawn[key] = _cpus_label(hit["cpus"].iloc[0], key == "all")
+                xs = [p[1] for p in pts if p[1] > 0]
+                values += xs
+                if len(xs) > 1:
+                    ax.plot([min(xs), max(xs)], [i, i], "-", color=c, lw=1, alpha=0.5)
+                for cpus, x, mk, _ in pts[1:]:
+                    if x > 0:
+                        ax.plot([x], [i], mk, color=c, ms=5.5, mfc="white", mew=1.3)
+                if v > 0:
+                    err = None
+                    if what == "downtime_s" and "downtime_low_s" in row and \
+                            pd.notna(row["downtime_low_s"]):
+                        err = [[v - float(row["downtime_low_s"])],
+                               [float(row["downtime_high_s"]) - v]]
+                        values += [float(row["downtime_low_s"]), float(row["downtime_high_s"])]
+                    ax.errorbar([v], [i], xerr=err, fmt="o", color=c, ms=7, capsize=3, elinewidth=1.2)
+                else:
+                    ax.text(0.01, i, "no scan (0 s)" if what == "scan_s" else "0 s",
+                            transform=ax.get_yaxis_transform(), va="center", fontsize=7.5,
+                            color=c)
+                if what == "scan_s" and platform == "this-machine" and \
+                        pd.notna(row.get("scan_measured_s", math.nan)) and row["scan_measured_s"] > 0:
+                    m = float(row["scan_measured_s"])
+                    lo = float(row.get("scan_measured_min_s", m))
+                    hi = float(row.get("scan_measured_max_s", m))
+                    ax.errorbar([m], [i + 0.28], xerr=[[m - lo], [hi - m]], fmt="D", ms=5,
+                                color="black", mfc="white", capsize=2, elinewidth=1)
+                    values += [lo, hi]
+                    measured_drawn = True
+                if what == "downtime_s":
+                    txt = fmt_seconds(v)
+                    if len(pts) > 1:
+                        cpus, x, _, is_all = pts[-1]
+                        txt += f" → {fmt_seconds(x)} ({_cpus_label(cpus, is_all)})"
+                    missed = row.get("pages_missed", 0)
+                    if pd.notna(missed) and missed > 0:
+                        txt += f"   MISSES {int(missed):,} pages"
+                    ax.annotate(txt, (max(xs) if xs else v, i), xytext=(7, 0),
+                                textcoords="offset points", va="center", fontsize=7.5,
+                                color="firebrick" if pd.notna(missed) and missed > 0 else "0.15")
+            _seconds_axis(ax, values, room=12 if col == 1 else 1.8)
+            ax.set_yticks(range(n))
+            ax.set_yticklabels(strategies)
+            ax.set_ylim(n - 0.5, -0.5)
+            ax.grid(True, axis="x", which="major", alpha=0.3)
+            ax.set_xlabel("modeled scan: find the private pages (s, log scale)" if col == 0
+                          else "modeled downtime: scan + clear (s, log scale)")
+            ram = (f"{fmt_bytes(first['ram_pages'] * 4096)} RAM, "
+                   f"{fmt_bytes(first['private_pages'] * 4096)} private; "
+                   if "ram_pages" in first and "private_pages" in first else "")
+            ax.set_title(f"{sc}: {ram}{'scan' if col == 0 else 'downtime'}", fontsize=9.5)
+    kind = d["platform_kind"].iloc[0] if "platform_kind" in d else ""
+    fig.suptitle(f"{title}\nplatform {platform} [{kind}]; ● {_cpus_label(base_cpus)} at reset "
+                 f"(machine_kexec() after stop_other_cpus(): today's kexec)"
+                 + ("; hollow: the reset moved where more CPUs run" if levels_drawn else ""),
+                 fontsize=11)
+    handles = [Line2D([], [], marker="o", ls="none", color="0.3", ms=7),
+               *[Line2D([], [], marker=SWEEP_MARKERS[k], ls="none", color="0.3", mfc="white",
+                        ms=6) for k in levels_drawn]]
+    labels = [f"modeled, {_cpus_label(base_cpus)} at reset"
+              + ("; bar: ASSUMED-rate range" if "downtime_low_s" in d else ""),
+              *[f"modeled, {v} at reset" for v in levels_drawn.values()]]
+    if measured_drawn:
+        handles.append(Line2D([], [], marker="D", ls="none", color="black", mfc="white"))
+        labels.append("measured scan on this machine (median, bar min-max)")
+    fig.legend(handles, labels, loc="upper center", ncol=len(labels), fontsize=8.5,
+               frameon=False, bbox_to_anchor=(0.5, 1 - 0.95 / fig.get_figheight()))
+    note = ("" if len(sweep) else " The CPU sweep needs the sensitivity table (not in this "
+            "report).")
+    _caption(fig, "Modeled with trackers/kexec: scan = max(scanned bytes / read rate, scan "
+                  "work) + node loads × latency; clear = pages reset × 4 KiB / clear rate "
+                  "(MOVDIR64B stand-in). The clear is the same for every option that resets "
+                  "the same pages, so the scans (left) are where they differ. Platform kinds: "
+                  "measured (calibrate), estimate (docs/kernel-facts.md), fallback "
+                  "(PERF-NOTES)." + note)
+    fig.tight_layout(rect=(0, 0.05, 1, 1 - 1.25 / fig.get_figheight()))
+    return fig
+
+
+# --------------------------------------------------------------------------
+# 4b. downtime against CPUs at reset, with the ASSUMED-range bands
+
+def _crossings(lines: dict[str, pd.DataFrame], tie: float = 0.01):
+    """Where two lines (cpus -> downtime, on the same CPU counts) change order:
+    [(cpus, downtime, a, b)] with the point interpolated on log axes; lines
+    within ``tie`` (relative) of each other on both sides are not a crossing."""
+    out = []
+    names = list(lines)
+    for i, a in enumerate(names):
+        for b in names[i + 1:]:
+            j = lines[a].join(lines[b], lsuffix="_a", rsuffix="_b", how="inner").dropna()
+            j = j[(j["y_a"] > 0) & (j["y_b"] > 0)].sort_index()
+            if len(j) < 2:
                 continue
-            _downtime_panel(ax, p, strategies)
-            first = p.iloc[0]
-            ax.set_title(f"{sc}: {fmt_bytes(first['ram_pages'] * 4096)} RAM, "
-                         f"{fmt_bytes(first['private_pages'] * 4096)} private\n"
-                         f"platform {pname} [{first['platform_kind']}], "
-                         f"{_cpus(first)} at reset",
-                         fontsize=9.5)
-            if c > 0:
-                ax.set_yticklabels([])
-    handles, labels = axes[0][0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, 0.985 - 0.3 / fig.get_figheight()),
-               ncol=2, fontsize=9, frameon=False)
+            la, lb = np.log(j["y_a"].to_numpy()), np.log(j["y_b"].to_numpy())
+            diff = la - lb
+            lx = np.log2(j.index.to_numpy(float))
+            for k in range(len(diff) - 1):
+                d0, d1 = diff[k], diff[k + 1]
+                if d0 * d1 >= 0 or (abs(d0) < tie and abs(d1) < tie):
+                    continue
+                t = d0 / (d0 - d1)
+                out.append((2 ** (lx[k] + t * (lx[k + 1] - lx[k])),
+                            math.exp(la[k] + t * (la[k + 1] - la[k])), a, b))
+    return out
+
+
+def downtime_vs_cpus(df: pd.DataFrame, kexec: pd.DataFrame | None = None,
+                     scenarios: list[str] | None = None, platforms: list[str] | None = None):
+    """Modeled downtime against the CPUs at reset, one line per option with
+    its band (every ASSUMED parameter at its low and high end), crossings
+    marked and the changes of the fastest option named; rows scenarios
+    (default: the first two), columns platforms (the reference first).
+    ``kexec``, when given, marks the options that miss pages."""
+    title = ("kexec downtime against the CPUs at reset (modeled; band: ASSUMED parameter "
+             "ranges) — lower is better")
+    why = _absent(title, "sensitivity", df, ["strategy", "scenario", "platform",
+                                             "cpus_at_reset", "downtime_s"])
+    if why:
+        return why
+    platforms = platforms or _platforms(df["platform"])
+    scenarios = scenarios or list(dict.fromkeys(df["scenario"]))[:2]
+    unsafe = set()
+    if kexec is not None and not _missing(kexec, ["strategy", "pages_missed", "scenario"]):
+        unsafe = set(kexec.loc[(kexec["pages_missed"] > 0) & kexec["scenario"].isin(scenarios),
+                               "strategy"])
+    fig, axes = plt.subplots(len(scenarios), len(platforms), squeeze=False,
+                             figsize=(7.2 * len(platforms) + 3.2, 5.4 * len(scenarios) + 1.2))
+    refused, leaders_text = set(), []
+    for r, sc in enumerate(scenarios):
+        for c, plat in enumerate(platforms):
+            ax = axes[r][c]
+            d = _sweep(df, plat)
+            d = d[d["scenario"] == sc]
+            if d.empty:
+                ax.set_axis_off()
+                ax.set_title(f"{sc} on {plat}: no rows", fontsize=9.5)
+                continue
+            lines = {}
+            for name in ordered(d["strategy"]):
+                s = (d[d["strategy"] == name].drop_duplicates("cpus").sort_values("cpus"))
+                s = s[s["downtime_s"] > 0]
+                if s.empty:
+                    refused.add(name)
+                    continue
+                col = color_for(name)
+                label = name + (" (misses pages)" if name in unsafe else "")
+                ax.plot(s["cpus"], s["downtime_s"], color=col, lw=1.8, ms=4.5, label=label,
+                        alpha=0.55 if name in unsafe else 1.0, **style_for(name))
+                if "downtime_low_s" in s and s["downtime_low_s"].notna().any():
+                    ax.fill_between(s["cpus"], s["downtime_low_s"], s["downtime_high_s"],
+                                    color=col, alpha=0.09, lw=0)
+                lines[name] = s.set_index("cpus")[["downtime_s"]].rename(
+                    columns={"downtime_s": "y"})
+            for x, y, a, b in _crossings(lines):
+                ax.plot([x], [y], "x", color="black", ms=6, mew=1.4, zorder=5)
+            # the fastest option at each CPU count: `rank` where the table has it
+            best = {}
+            for cpus, g in d[d["downtime_s"] > 0].groupby("cpus"):
+                safe = g[~g["strategy"].isin(unsafe)] if len(g[~g["strategy"].isin(unsafe)]) else g
+                best[cpus] = (safe.sort_values("rank").iloc[0] if "rank" in safe and
+                              safe["rank"].notna().all() else
+                              safe.loc[safe["downtime_s"].idxmin()])["strategy"]
+            cpus_sorted = sorted(best)
+            for lo_c, hi_c in zip(cpus_sorted, cpus_sorted[1:]):
+                if best[lo_c] != best[hi_c]:
+                    a, b = best[lo_c], best[hi_c]
+                    pts = [p for p in _crossings({k: lines[k] for k in (a, b) if k in lines})
+                           if lo_c <= p[0] <= hi_c]
+                    x, y = (pts[0][0], pts[0][1]) if pts else (math.sqrt(lo_c * hi_c),
+                                                              float(lines[b].loc[hi_c, "y"]))
+                    ax.plot([x], [y], "o", ms=13, mfc="none", mec="black", mew=1.6, zorder=6)
+                    ax.annotate(f"fastest: {a} → {b}\nat ~{x:.0f} CPUs", (x, y),
+                                xytext=(8, 18), textcoords="offset points", fontsize=8,
+                                arrowprops=dict(arrowstyle="-", color="0.3", lw=0.8),
+                                bbox=dict(boxstyle="round", fc="white", ec="0.6", alpha=0.9))
+                    leaders_text.append(f"{sc} on {plat}: {a} → {b} between {lo_c:g} and "
+                                        f"{hi_c:g} CPUs")
+            ticks = sorted(d["cpus"].unique())
+            alls = set(d.loc[d["is_all"], "cpus"])
+            ax.set_xscale("log", base=2)
+            ax.set_xticks(ticks)
+            ax.xaxis.set_major_formatter(FuncFormatter(
+                lambda x, _, alls=alls: f"all\n{x:.0f}" if x in alls else f"{x:.0f}"))
+            ax.xaxis.set_minor_formatter(NullFormatter())
+            ax.set_xlim(min(ticks) / 1.2, max(ticks) * 1.2)
+            vals = pd.concat([d["downtime_s"]] + ([d["downtime_low_s"], d["downtime_high_s"]]
+                                                 if "downtime_low_s" in d else []))
+            _seconds_axis(ax, vals, which="y", room=1.5)
+            ax.grid(True, which="major", alpha=0.3)
+            ax.set_xlabel("CPUs at reset (log scale; 1 = machine_kexec() today)")
+            ax.set_ylabel("modeled downtime (s, log scale)")
+            kind = d["kind"].iloc[0] if "kind" in d else "modeled"
+            ax.set_title(f"{sc} on {plat} [{kind}]", fontsize=10)
+    handles, labels = {}, {}
+    for ax in axes.flat:
+        for h_, l_ in zip(*ax.get_legend_handles_labels()):
+            handles.setdefault(l_, h_)
+    hs, ls = list(handles.values()), list(handles)
+    hs += [Line2D([], [], marker="x", ls="none", color="black", mew=1.4),
+           Line2D([], [], marker="o", ls="none", ms=11, mfc="none", mec="black", mew=1.6)]
+    ls += ["two options change order", "the fastest option changes"
+           + (" (of those that miss no page)" if unsafe else "")]
+    if refused:
+        hs.append(Line2D([], [], ls="none"))
+        ls.append("no downtime (refuse kexec):\n  " + "\n  ".join(ordered(refused)))
+    fig.legend(hs, ls, loc="center right", fontsize=8, frameon=False,
+               title="line = modeled, band = ASSUMED range", title_fontsize=8.5)
     fig.suptitle(title, fontsize=11.5)
-    _caption(fig, "Modeled with trackers/kexec: scan = scanned bytes / read rate + node loads × "
-                  "latency; clear = pages reset × 4 KiB / clear rate. Platform kinds: measured "
-                  "(calibrate), estimate (docs/kernel-facts.md), fallback (PERF-NOTES).")
-    fig.tight_layout(rect=(0, 0.035, 1, 1 - 0.75 / fig.get_figheight()))
+    _caption(fig, "Modeled (trackers/kexec) at each CPU count at reset; the band spans every "
+                  "ASSUMED parameter (clear rate, SEAMCALL costs, load latency, scan costs, "
+                  "TDH.SYS.DISABLE rate) at its low and high end (tornado figure). More CPUs "
+                  "than 1 model a reset moved before stop_other_cpus(). "
+                  + ("Changes of the fastest: " + "; ".join(leaders_text) + "."
+                     if leaders_text else "The fastest option is the same at every CPU count."))
+    fig.tight_layout(rect=(0, 0.045, 1 - 2.9 / fig.get_figwidth(), 0.96))
+    return fig
+
+
+# --------------------------------------------------------------------------
+# 4c. tornado: how far each ASSUMED parameter moves each option's downtime
+
+def _fmt_param(param: str, v: float) -> str:
+    """A parameter value in its unit, read from its name (``*_s``, ``*_bps``)."""
+    if not np.isfinite(v):
+        return "n/a"
+    if param.endswith("_bps") or "bps" in param:
+        return f"{v / 1e9:.3g} GB/s"
+    if param.endswith("_s"):
+        return fmt_seconds(v)
+    return f"{v:.3g}"
+
+
+def tornado(df: pd.DataFrame, platform: str | None = None, scenario: str | None = None,
+            cpus: str | int | None = None):
+    """Per option (small multiples), the modeled downtime with each ASSUMED
+    parameter at its low and at its high end, around the base; one scenario,
+    platform and CPU count (default: the first scenario, the reference
+    platform, the fewest CPUs: today's reset)."""
+    title = "How far each ASSUMED parameter moves the downtime (modeled) — tornado per option"
+    why = _absent(title, "tornado", df, ["strategy", "scenario", "platform", "param",
+                                         "downtime_base_s", "downtime_at_low_s",
+                                         "downtime_at_high_s"])
+    if why:
+        return why
+    platform = platform or _platforms(df["platform"])[0]
+    d = df[df["platform"] == platform]
+    scenario = scenario or list(dict.fromkeys(d["scenario"]))[0]
+    d = d[d["scenario"] == scenario]
+    if "cpus_at_reset" in d:
+        num, _ = _cpu_numbers(d)
+        pick = num.min() if cpus is None else pd.to_numeric(pd.Series([cpus]),
+                                                             errors="coerce").iloc[0]
+        d = d[num == pick] if pd.notna(pick) else d[_text(d["cpus_at_reset"]) == str(cpus)]
+        cpu_text = _cpus_label(pick) if pd.notna(pick) else f"{cpus} CPUs"
+    else:
+        cpu_text = "the kexec table's CPUs"
+    d = d[d["downtime_base_s"] > 0]
+    names = ordered(d["strategy"])
+    if not names:
+        return _empty(title, f"no tornado rows with a downtime for {scenario} on {platform}")
+    ncol = min(4, len(names))
+    nrow = math.ceil(len(names) / ncol)
+    nparam = d.groupby("strategy")["param"].nunique().max()
+    fig, axes = plt.subplots(nrow, ncol, squeeze=False,
+                             figsize=(4.6 * ncol, (0.36 * nparam + 1.3) * nrow + 2.0))
+    low_c, high_c = "#4c72b0", "#dd8452"
+    for ax, name in zip(axes.flat, names):
+        s = d[d["strategy"] == name].drop_duplicates("param").copy()
+        base = float(s["downtime_base_s"].iloc[0])
+        s["swing"] = (s["downtime_at_high_s"] - s["downtime_at_low_s"]).abs()
+        s = s.sort_values("swing", ascending=False)
+        y = np.arange(len(s))
+        lo = s["downtime_at_low_s"].to_numpy(float)
+        hi = s["downtime_at_high_s"].to_numpy(float)
+        ax.barh(y, lo - base, left=base, color=low_c, height=0.62)
+        ax.barh(y, hi - base, left=base, color=high_c, height=0.62)
+        ax.axvline(base, color="black", lw=1)
+        span = np.nanmax(np.abs(np.concatenate([lo, hi]) - base)) if len(s) else 0
+        pad = span * 0.6 if span > 0 else base * 0.05
+        ax.set_xlim(np.nanmin(np.concatenate([lo, hi, [base]])) - pad,
+                    np.nanmax(np.concatenate([lo, hi, [base]])) + pad)
+        for yi, r in zip(y, s.itertuples()):
+            for val, at in ((getattr(r, "value_low", math.nan), r.downtime_at_low_s),
+                            (getattr(r, "value_high", math.nan), r.downtime_at_high_s)):
+                if at == base:
+                    continue
+                ax.annotate(_fmt_param(r.param, val), (at, yi),
+                            xytext=(3 if at > base else -3, 0), textcoords="offset points",
+                            ha="left" if at > base else "right", va="center", fontsize=6.5,
+                            color="0.2")
+        ax.set_yticks(y)
+        ax.set_yticklabels(s["param"], fontsize=8)
+        ax.set_ylim(len(s) - 0.5, -0.5)
+        ax.xaxis.set_major_locator(MaxNLocator(nbins=4))
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _: fmt_seconds(x)))
+        ax.grid(True, axis="x", alpha=0.3)
+        ax.tick_params(axis="x", labelsize=7.5)
+        rel = (f"; ×{min(lo.min(), hi.min()) / base:.2g}–×{max(lo.max(), hi.max()) / base:.2g}"
+               if len(s) else "")
+        ax.set_title(f"{name}: base {fmt_seconds(base)}{rel}", fontsize=9, color=color_for(name))
+        ax.set_xlabel("modeled downtime (s)", fontsize=8)
+    for ax in list(axes.flat)[len(names):]:
+        ax.set_axis_off()
+    fig.legend([plt.Rectangle((0, 0), 1, 1, color=low_c), plt.Rectangle((0, 0), 1, 1, color=high_c),
+                Line2D([], [], color="black")],
+               ["parameter at the low end of its range", "parameter at the high end",
+                "base (every parameter at its base value)"],
+               loc="upper center", ncol=3, fontsize=8.5, frameon=False,
+               bbox_to_anchor=(0.5, 1 - 0.62 / fig.get_figheight()))
+    fig.suptitle(f"{title}\n{scenario} on {platform}, {cpu_text} at reset; bars sorted by "
+                 "swing, labelled with the parameter's value", fontsize=11)
+    sources = []
+    if "source" in d:
+        for p, src in d.drop_duplicates("param")[["param", "source"]].itertuples(index=False):
+            if str(src) not in ("", "nan"):
+                sources.append(f"{p}: {src}")
+    others = sorted(set(df["strategy"]) - set(names))
+    _caption(fig, "Each bar: the downtime with one parameter at an end of its ASSUMED (low, "
+                  "high) range and every other at its base (one-at-a-time). Sources: "
+                  + ("; ".join(sources) if sources else "see tornado.csv")
+                  + "." + (f" Without a downtime here (refuse kexec): {', '.join(ordered(others))}."
+                           if others else ""))
+    lines = 1 + len(" ".join(sources)) // 200
+    fig.tight_layout(rect=(0, min(0.04 + 0.15 * lines / fig.get_figheight(), 0.3), 1,
+                           1 - 1.0 / fig.get_figheight()))
     return fig
 
 
 # --------------------------------------------------------------------------
 # 5. missed pages vs conversion rate
 
+#: race rows per SEAMCALL-cost assumption (race.csv ``seamcall_cost``)
+SEAMCALL_LEVELS = ("low", "base", "high")
+
+
+def _intervals_overlap(a: pd.DataFrame, b: pd.DataFrame, col: str) -> bool:
+    """Do the 95 % intervals of two kexec kinds overlap at every strategy and rate?"""
+    key = ["strategy", "rate_mib_s"]
+    j = a.merge(b, on=key, suffixes=("_a", "_b"))
+    if f"{col}_low" in a and f"{col}_high" in a:
+        lo_a, hi_a, lo_b, hi_b = (j[f"{col}_low_a"], j[f"{col}_high_a"], j[f"{col}_low_b"],
+                                  j[f"{col}_high_b"])
+        return bool(((lo_a <= hi_b) & (lo_b <= hi_a)).all())
+    return bool(np.allclose(j[f"{col}_a"], j[f"{col}_b"]))
+
+
 def missed_pages(df: pd.DataFrame, platform: str | None = None):
-    """Pages a kexec misses vs the private->shared conversion rate (modeled)."""
-    title = "Private pages missed per kexec vs conversion rate (modeled) — lower is better"
-    if df is None or df.empty:
-        return _empty(title, "no race rows in this run")
-    plats = list(dict.fromkeys(df["platform_name"]))
-    platform = platform or ("spr-2s" if "spr-2s" in plats else plats[0])
-    d = df[df["platform_name"] == platform]
-    kinds = list(dict.fromkeys(d["kexec"]))
-    fig, axes = plt.subplots(1, len(kinds), figsize=(6.4 * len(kinds) + 2.4, 5.6),
+    """P(a kexec misses >= 1 private page) vs the private->shared conversion
+    rate (modeled, simulated): markers with their 95 % (Wilson) intervals at
+    the base SEAMCALL costs, a band from the low to the high SEAMCALL-cost
+    assumption; one panel, or one per kexec kind where normal and crash
+    kexec differ beyond their intervals."""
+    title = "P(a kexec misses ≥ 1 private page) vs conversion rate (modeled) — lower is better"
+    why = _absent(title, "race", df, ["strategy", "kexec", "rate_mib_s", "kexec_allowed"])
+    if why:
+        return why
+    col = "p_miss" if "p_miss" in df else "p_missed" if "p_missed" in df else None
+    if col is None:
+        return _empty(title, "race lacks p_miss: a report of an earlier version? run "
+                             "`tdx-trackers report`")
+    plats = list(dict.fromkeys(df["platform_name"])) if "platform_name" in df else [None]
+    platform = platform or ([p for p in _platforms(plats)][0] if plats != [None] else None)
+    d = df[df["platform_name"] == platform] if platform is not None else df
+    level = (_text(d["seamcall_cost"]).replace("", "base") if "seamcall_cost" in d
+             else pd.Series("base", index=d.index))
+    base, by_level = d[level == "base"], {lv: d[level == lv] for lv in SEAMCALL_LEVELS}
+    kinds = list(dict.fromkeys(base["kexec"]))
+    has_ci = f"{col}_low" in d and f"{col}_high" in d
+    differ = (len(kinds) > 1 and not _intervals_overlap(
+        base[base["kexec"] == kinds[0]], base[base["kexec"] == kinds[1]], col))
+    shown = kinds if differ else [("crash" if "crash" in kinds else kinds[0])]
+    fig, axes = plt.subplots(1, len(shown), figsize=(7.0 * len(shown) + 3.4, 6.0),
                              sharey=True, squeeze=False)
-    zero, refused = set(), set()
-    for ax, kind in zip(axes[0], kinds):
-        k = d[d["kexec"] == kind]
+    never, refused, floor = set(), set(), []
+    for ax, kind in zip(axes[0], shown):
+        k = base[base["kexec"] == kind]
         for name in ordered(k["strategy"]):
             s = k[k["strategy"] == name].sort_values("rate_mib_s")
             if not s["kexec_allowed"].astype(bool).any():
                 refused.add(name)
                 continue
-            if (s["missed_mean"] <= 0).all() and (s["missed_expected"] <= 0).all():
-                zero.add(name)
+            if (s[col].fillna(0) <= 0).all():
+                never.add(name)
                 continue
             c = color_for(name)
-            ax.plot(s["rate_mib_s"], s["missed_expected"], "-", color=c, lw=2, label=name)
-            m = s[s["missed_mean"] > 0]
-            ax.plot(m["rate_mib_s"], m["missed_mean"], "o", color=c, ms=5)
+            st = style_for(name)
+            lo_l, hi_l = by_level["low"], by_level["high"]
+            band = [x[(x["kexec"] == kind) & (x["strategy"] == name)].sort_values("rate_mib_s")
+                    for x in (lo_l, hi_l)]
+            if all(len(b) for b in band):
+                j = band[0][["rate_mib_s", col]].merge(band[1][["rate_mib_s", col]],
+                                                       on="rate_mib_s")
+                ax.fill_between(j["rate_mib_s"], np.minimum(j[f"{col}_x"], j[f"{col}_y"]),
+                                np.maximum(j[f"{col}_x"], j[f"{col}_y"]), color=c, alpha=0.13,
+                                lw=0)
+            pos = s[s[col] > 0]
+            ax.plot(s["rate_mib_s"], s[col].where(s[col] > 0), ls=st["ls"], color=c, lw=1.6,
+                    label=name)
+            err = ([pos[col] - pos[f"{col}_low"], pos[f"{col}_high"] - pos[col]] if has_ci
+                   else None)
+            ax.errorbar(pos["rate_mib_s"], pos[col], yerr=err, fmt=st["marker"], color=c,
+                        ms=5.5, capsize=3, elinewidth=1.1)
+            zero = s[s[col] <= 0]
+            if has_ci and len(zero):             # none seen: the interval's upper end
+                ax.plot(zero["rate_mib_s"], zero[f"{col}_high"], "v", color=c, ms=6,
+                        mfc="white", mew=1.3)
+                floor.append(float(zero[f"{col}_high"].max()))
         ax.set_xscale("log", base=2)
         ax.set_yscale("log")
         ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _: f"{x:g}"))
-        ax.yaxis.set_major_formatter(FuncFormatter(lambda x, _: f"{x:g}"))
+        ax.yaxis.set_major_formatter(FuncFormatter(lambda x, _: f"{x:.0%}" if x >= 0.01
+                                                   else f"{x:.1g}"))
+        rates = d["rate_mib_s"]
+        ax.set_xlim(rates.min() / 1.4, rates.max() * 1.4)
         ax.grid(True, which="major", alpha=0.3)
         ax.set_xlabel("private→shared conversion rate (MiB/s, log scale)")
         what = ("crash kexec (kdump: NMIs freeze every step)" if kind == "crash"
                 else "normal kexec (running steps finish first)")
+        if not differ and len(kinds) > 1:
+            what += ("\nnormal kexec: the same within the 95 % intervals"
+                     if has_ci else "\nnormal kexec: the same P")
         ax.set_title(what, fontsize=10)
-    axes[0][0].set_ylabel("private pages not reset, per kexec (log scale)")
-    handles, labels = axes[0][0].get_legend_handles_labels()
-    for ax in axes[0][1:]:
+    pvals = pd.concat([base[col]] + ([base[f"{col}_low"], base[f"{col}_high"]] if has_ci else [])
+                      + [x[col] for x in by_level.values()])
+    pvals = pvals[pvals > 0]
+    if len(pvals):
+        axes[0][0].set_ylim(max(pvals.min() / 2, 1e-9), min(1.0, pvals.max() * 1.6) * 1.15)
+    axes[0][0].set_ylabel("P(≥ 1 private page not reset) per kexec (simulated, log scale)")
+    handles, labels = {}, {}
+    for ax in axes[0]:
         for h_, l_ in zip(*ax.get_legend_handles_labels()):
-            if l_ not in labels:
-                handles.append(h_)
-                labels.append(l_)
-    handles += [Line2D([], [], ls="-", color="0.3"), Line2D([], [], marker="o", ls="none",
-                                                             color="0.3")]
-    labels += ["modeled: expected (Little's law)", "modeled: simulated mean"]
-    if zero:
-        handles.append(Line2D([], [], ls="none"))
-        labels.append("miss 0 pages:\n  " + "\n  ".join(ordered(zero)))
+            handles.setdefault(l_, h_)
+    hs, ls = list(handles.values()), list(handles)
+    n = int(d["n_kexec"].max()) if "n_kexec" in d else 0
+    hs.append(Line2D([], [], marker="o", ls="-", color="0.3"))
+    ls.append(f"modeled: share of {n:,} simulated kexecs" if n else "modeled: simulated share")
+    if has_ci:
+        hs.append(Line2D([], [], marker="o", ls="none", color="0.3"))
+        ls.append("bar: 95 % interval (Wilson)")
+        if floor:
+            hs.append(Line2D([], [], marker="v", ls="none", color="0.3", mfc="white"))
+            ls.append("none seen: the interval's upper end")
+    if len(by_level["low"]) and len(by_level["high"]):
+        hs.append(plt.Rectangle((0, 0), 1, 1, color="0.3", alpha=0.15))
+        ls.append("band: SEAMCALL costs at the low\nand high end of their ASSUMED range")
+    if never:
+        bound = (f" (P < {max(floor + [3.84 / n if n else 0]):.1g} at 95 %)" if n else "")
+        hs.append(Line2D([], [], ls="none"))
+        ls.append(f"miss no page in any\nsimulated kexec{bound}:\n  " + "\n  ".join(ordered(never)))
     if refused:
-        handles.append(Line2D([], [], ls="none"))
-        labels.append("refuse kexec (nothing to miss):\n  " + "\n  ".join(ordered(refused)))
-    fig.legend(handles, labels, loc="center right", fontsize=8.5, frameon=False)
-    kindp = d["platform_kind"].iloc[0] if "platform_kind" in d else ""
+        hs.append(Line2D([], [], ls="none"))
+        ls.append("refuse kexec (nothing to miss):\n  " + "\n  ".join(ordered(refused)))
+    fig.legend(hs, ls, loc="center right", fontsize=8.5, frameon=False)
+    kindp = d["platform_kind"].iloc[0] if "platform_kind" in d and len(d) else ""
     fig.suptitle(f"{title}\nplatform {platform} [{kindp}]; conversions in 2 MiB MapGPA chunks",
                  fontsize=11)
     _caption(fig, "trackers/kexec/race.py: a page between KVM's attribute update and its "
-                  "removal is still TDX-private; strategies that read KVM's attributes miss it.")
-    fig.tight_layout(rect=(0, 0.04, 0.83, 1))
+                  "removal is still TDX-private; strategies that read KVM's attributes miss it. "
+                  "P is the share of simulated kexecs that miss at least one page"
+                  + ("; missed_mean in race.csv gives how many." if "missed_mean" in d else "."))
+    fig.tight_layout(rect=(0, 0.04, 1 - 3.2 / fig.get_figwidth(), 1))
     return fig
 
 
 @dataclass(frozen=True)
 class FigureSpec:
-    """One design-review figure: what draws it, from which table, and the
+    """One design-review figure: what draws it, from which table (and which
+    further tables, passed to ``draw`` by keyword under their names), and the
     sentence summary.md puts under it."""
 
-    draw: Callable[[pd.DataFrame], plt.Figure]
+    draw: Callable[..., plt.Figure]
     table: str
     caption: str
+    extra: tuple[str, ...] = ()
+
+    def render(self, tables: dict[str, pd.DataFrame]) -> plt.Figure:
+        """The figure from a report's tables (a dict of table name -> DataFrame);
+        a missing table is drawn as a figure that says so."""
+        return self.draw(tables.get(self.table),
+                         **{name: tables.get(name) for name in self.extra})
 
 
 #: every figure of the report, in the order summary.md shows them
@@ -530,11 +1139,13 @@ FIGURES: dict[str, FigureSpec] = {
     "memory_vs_host": FigureSpec(
         memory_vs_host, "memory_vs_host",
         "Memory each option adds to a running kernel as the host grows "
-        "(modeled, log-log; lower is better)."),
+        "(modeled, log-log; lower is better); each line is named at its end, and the "
+        "title names the private set and the scan figure's.", ("scan_time",)),
     "bits_per_page": FigureSpec(
         bits_per_page, "bits_per_page",
         "Bits per private page as the private fraction grows, against the "
-        "information bounds (modeled)."),
+        "information bounds (modeled); the options without a line are named on the "
+        "figure with the reason."),
     "scan_time": FigureSpec(
         scan_time, "scan_time",
         "The kexec-time scan: measured scans (markers: median, bars min-max; the "
@@ -545,9 +1156,23 @@ FIGURES: dict[str, FigureSpec] = {
         "where the model lies outside 2x and why."),
     "kexec_downtime": FigureSpec(
         kexec_downtime, "kexec",
-        "Modeled kexec downtime per strategy, scan and clear stacked, one panel per "
-        "platform preset."),
+        "Modeled kexec downtime per strategy on the reference platform: the scan (left, "
+        "log axis), the only part that differs between options, and scan + clear "
+        "(right), at one CPU (today's reset) and at 8, 32 and all CPUs; bars: the "
+        "ASSUMED-rate range.", ("sensitivity",)),
+    "downtime_vs_cpus": FigureSpec(
+        downtime_vs_cpus, "sensitivity",
+        "Modeled downtime against the CPUs at reset, per platform: one line per option, "
+        "its band every ASSUMED parameter at the low and high end of its range; crosses "
+        "where two options change order, circles where the fastest changes.", ("kexec",)),
+    "tornado": FigureSpec(
+        tornado, "tornado",
+        "Per option, how far the modeled downtime moves with each ASSUMED parameter at "
+        "the low and at the high end of its range (one at a time), on the reference "
+        "platform at today's one CPU."),
     "missed_pages": FigureSpec(
         missed_pages, "race",
-        "Private pages a kexec misses as private->shared conversions speed up."),
+        "The chance that one kexec misses at least one private page as private->shared "
+        "conversions speed up (modeled, simulated): bars the 95 % interval, band the "
+        "SEAMCALL-cost assumption."),
 }

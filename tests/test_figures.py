@@ -1,0 +1,523 @@
+"""The design-review figures (trackers.report.figures) drawn from hand-made tables.
+
+The tables have exactly the columns the report writes (collect.py and the
+issue-11 contract: sensitivity, tornado, race with P(miss) and its interval,
+kexec with a downtime range), with the strategy names of issue 10, so the
+figures are tested without running a report.  Facts asserted: what each
+figure draws (lines, bars, bands, labels, panels), never pixels or timings.
+"""
+
+import math
+
+import matplotlib
+import numpy as np
+import pandas as pd
+import pytest
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.collections import PolyCollection  # noqa: E402
+from matplotlib.container import BarContainer, ErrorbarContainer  # noqa: E402
+
+from trackers.report import figures  # noqa: E402
+
+STRATEGIES = ["bitmap", "xarray", "xarray-multi", "ida", "roaring", "maple", "pageflags",
+              "kvm-attr", "kvm-sept", "pte-softbit", "upstream-refuse", "refuse-while-td",
+              "clear-all", "sys-disable", "dpamt-refcount", "gmem-maple"]
+REFUSED = {"upstream-refuse", "refuse-while-td"}
+MISSING_PAGES = {"kvm-attr": 1337, "kvm-sept": 0}
+CPUS = [1, 2, 4, 8, 16, 32, 64, "all"]
+#: platform -> (CPUs, one-CPU clear B/s, all-CPU clear B/s, one-CPU read B/s, all read, kind)
+PLATFORMS = {"spr-2s": (224, 13.7e9, 460.5e9, 10e9, 491.2e9, "estimate"),
+             "this-machine": (2, 7.5e9, 15e9, 10e9, 20e9, "measured")}
+#: scenario -> (RAM bytes, private bytes)
+SCENARIOS = {"1tib-4td": (1 << 40, 860 << 30), "16tib-dense": (16 << 40, 15 << 40)}
+#: strategy -> (scanned bytes per private GiB, dependent loads per private GiB)
+SCAN = {"bitmap": (32 << 10, 0), "xarray": (2 << 20, 600), "xarray-multi": (40 << 10, 30),
+        "ida": (36 << 10, 8), "roaring": (8 << 10, 2), "maple": (4 << 10, 4),
+        "pageflags": (16 << 20, 0), "kvm-attr": (2 << 20, 900), "kvm-sept": (2 << 20, 2600),
+        "pte-softbit": (1 << 20, 300), "clear-all": (0, 0), "sys-disable": (0, 0),
+        "dpamt-refcount": (2 << 10, 0), "gmem-maple": (5 << 10, 6)}
+SYS_DISABLE_BPS = (1e9, 13.7e9, 50e9)        # the module's rate: low, base, high
+
+
+def _downtime(strategy, scenario, platform, cpus, *, clear_scale=1.0, rate_scale=1.0,
+              latency_s=110e-9, sys_disable_bps=SYS_DISABLE_BPS[1]):
+    """A toy of the kexec model with its shape: scan / min(k * core, all) +
+    loads * latency / k + clear / min(k * core, all); TDH.SYS.DISABLE at its
+    own rate whatever the CPUs.  Returns (scan_s, clear_s)."""
+    total, core_c, all_c, core_r, all_r, _ = PLATFORMS[platform]
+    ram, private = SCENARIOS[scenario]
+    k = total if cpus == "all" else min(int(cpus), total)
+    gib = private / (1 << 30)
+    per_b, per_loads = SCAN[strategy]
+    scan = per_b * gib / min(k * core_r * rate_scale, all_r) + per_loads * gib * latency_s / k
+    reset = ram if strategy == "clear-all" else private
+    clear_bps = min(k * core_c * clear_scale, all_c)
+    if strategy == "sys-disable":
+        return 0.0, private / sys_disable_bps
+    return scan, reset / clear_bps
+
+
+def sensitivity_table() -> pd.DataFrame:
+    rows = []
+    for sc in SCENARIOS:
+        for plat, (total, *_rest) in PLATFORMS.items():
+            for cpus in CPUS:
+                if cpus != "all" and cpus > total:
+                    continue
+                for s in STRATEGIES:
+                    if s in REFUSED:
+                        continue
+                    scan, clear = _downtime(s, sc, plat, cpus)
+                    lo = sum(_downtime(s, sc, plat, cpus, clear_scale=1.5, rate_scale=1.5,
+                                       latency_s=80e-9, sys_disable_bps=SYS_DISABLE_BPS[2]))
+                    hi = sum(_downtime(s, sc, plat, cpus, clear_scale=0.6, rate_scale=0.6,
+                                       latency_s=150e-9, sys_disable_bps=SYS_DISABLE_BPS[0]))
+                    rows.append({"strategy": s, "scenario": sc, "platform": plat,
+                                 "cpus_at_reset": cpus, "downtime_s": scan + clear,
+                                 "downtime_low_s": lo, "downtime_high_s": hi, "scan_s": scan,
+                                 "clear_s": clear, "kind": "modeled"})
+    df = pd.DataFrame(rows)
+    df["rank"] = (df.groupby(["scenario", "platform", "cpus_at_reset"])["downtime_s"]
+                  .rank(method="first").astype(int))
+    return df[["strategy", "scenario", "platform", "cpus_at_reset", "downtime_s",
+               "downtime_low_s", "downtime_high_s", "scan_s", "clear_s", "rank", "kind"]]
+
+
+TORNADO_PARAMS = {   # param -> (low, base, high, source, toy keyword, its values)
+    "clear_bps_core": (7.5e9, 13.7e9, 20e9, "ASSUMED: rep stosq stand-in for MOVDIR64B"),
+    "load_latency_s": (80e-9, 110e-9, 150e-9, "ASSUMED: 2S Xeon DRAM load-to-use"),
+    "sys_disable_bps": (*SYS_DISABLE_BPS, "ASSUMED: no published TDH.SYS.DISABLE rate"),
+}
+
+
+def tornado_table() -> pd.DataFrame:
+    rows = []
+    for s in STRATEGIES:
+        if s in REFUSED:
+            continue
+        base = sum(_downtime(s, "1tib-4td", "spr-2s", 1))
+        for param, (lo, mid, hi, src) in TORNADO_PARAMS.items():
+            if param == "sys_disable_bps" and s != "sys-disable":
+                continue
+            kw = {"clear_bps_core": lambda v: {"clear_scale": v / mid},
+                  "load_latency_s": lambda v: {"latency_s": v},
+                  "sys_disable_bps": lambda v: {"sys_disable_bps": v}}[param]
+            rows.append({"strategy": s, "scenario": "1tib-4td", "platform": "spr-2s",
+                         "cpus_at_reset": 1, "param": param, "source": src,
+                         "value_low": lo, "value_base": mid, "value_high": hi,
+                         "downtime_base_s": base,
+                         "downtime_at_low_s": sum(_downtime(s, "1tib-4td", "spr-2s", 1,
+                                                            **kw(lo))),
+                         "downtime_at_high_s": sum(_downtime(s, "1tib-4td", "spr-2s", 1,
+                                                             **kw(hi)))})
+    return pd.DataFrame(rows)
+
+
+def kexec_table() -> pd.DataFrame:
+    rows = []
+    for sc, (ram, private) in SCENARIOS.items():
+        for plat, (total, *_r, kind) in PLATFORMS.items():
+            for s in STRATEGIES:
+                allowed = s not in REFUSED
+                scan, clear = _downtime(s, sc, plat, 1) if allowed else (math.nan, math.nan)
+                lo = (sum(_downtime(s, sc, plat, 1, clear_scale=1.5, rate_scale=1.5))
+                      if allowed else math.nan)
+                hi = (sum(_downtime(s, sc, plat, 1, clear_scale=0.6, rate_scale=0.6,
+                                    sys_disable_bps=SYS_DISABLE_BPS[0])) if allowed else math.nan)
+                measured = scan * 1.3 if plat == "this-machine" and scan > 0 else math.nan
+                rows.append({"strategy": s, "option": f"option of {s}", "kexec_allowed": allowed,
+                             "added_bytes": 0, "pages_missed": MISSING_PAGES.get(s, 0),
+                             "scan_s": scan, "clear_s": clear, "downtime_s": scan + clear,
+                             "downtime_low_s": lo if allowed else math.nan,
+                             "downtime_high_s": hi if allowed else math.nan,
+                             "scan_measured_s": measured,
+                             "scan_measured_min_s": measured * 0.9,
+                             "scan_measured_max_s": measured * 1.2,
+                             "scan_runs": 5 if measured > 0 else 0,
+                             "ram_pages": ram // 4096, "private_pages": private // 4096,
+                             "scenario": sc, "platform_name": plat, "platform_kind": kind,
+                             "platform_cpus": 1})
+    return pd.DataFrame(rows)
+
+
+def wilson(k: np.ndarray, n: int, z: float = 1.96):
+    p = k / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return centre - half, centre + half
+
+
+def race_table(crash_differs: bool = False, n: int = 20000) -> pd.DataFrame:
+    rows = []
+    rates = [1, 4, 16, 64, 256, 1024, 4096]
+    window = {"kvm-attr": 4e-4, "kvm-sept": 2e-5}          # s of exposure per MiB/s
+    for plat, (*_r, kind) in PLATFORMS.items():
+        for level, scale in (("low", 0.5), ("base", 1.0), ("high", 2.0)):
+            for crash in ("normal", "crash"):
+                for s in STRATEGIES:
+                    for rate in rates:
+                        w = window.get(s, 0.0) * scale
+                        if crash == "normal" and crash_differs:
+                            w /= 8
+                        p = 1 - math.exp(-rate * w)
+                        k = round(p * n)
+                        lo, hi = wilson(np.array(k, float), n)
+                        rows.append({"strategy": s, "kexec": crash, "rate_mib_s": rate,
+                                     "kexec_allowed": s not in REFUSED,
+                                     "missed_mean": rate * w * 512,
+                                     "missed_expected": rate * w * 512,
+                                     "missed_mean_low": rate * w * 500,
+                                     "missed_mean_high": rate * w * 524,
+                                     "p_miss": k / n, "p_miss_low": float(lo),
+                                     "p_miss_high": float(hi), "n_kexec": n,
+                                     "seamcall_cost": level, "platform_name": plat,
+                                     "platform_kind": kind, "kind": "modeled"})
+    return pd.DataFrame(rows)
+
+
+def memory_table() -> pd.DataFrame:
+    rows = []
+    hosts = [1 << 24, 1 << 26, 1 << 28, 1 << 30, 1 << 32]
+    per_page = {"bitmap": 1 / 8, "xarray": 1.3, "xarray-multi": 0.1, "ida": 1 / 8 + 0.001,
+                "roaring": 0.01, "maple": 0.004, "pageflags": 0, "kvm-attr": 0,
+                "kvm-sept": 0, "pte-softbit": 1.3, "dpamt-refcount": 4 / 512,
+                "gmem-maple": 0.005}
+    for h in hosts:
+        for s, b in per_page.items():
+            private = int(h * 0.61)
+            nbytes = (h if s in ("bitmap", "ida", "dpamt-refcount") else private) * b
+            nr = s == "ida" and h > 1 << 31
+            rows.append({"tracker": s, "option": s, "host_pfns": h, "host_bytes": h * 4096,
+                         "host": f"{h * 4096 >> 30} GiB", "set": "reference-1pct",
+                         "private_pages": private, "extents": private // 512,
+                         "modeled_bytes": math.nan if nr else nbytes,
+                         "added_bytes": math.nan if nr else nbytes,
+                         "bits_per_private_page": math.nan if nr else nbytes * 8 / private,
+                         "kind": "modeled",
+                         "not_representable": ("IDA: not representable above 8 TiB "
+                                               "(ids <= INT_MAX)") if nr else "",
+                         "representable_max_pfns": 1 << 31 if nr else math.nan})
+    return pd.DataFrame(rows)
+
+
+def bits_table() -> pd.DataFrame:
+    rows = []
+    n_host = 1 << 24
+    for f in (0.001, 0.01, 0.1, 0.5, 0.9):
+        pages = int(n_host * f)
+        for s, fixed, per in (("bitmap", n_host / 8, 0), ("xarray", 0, 1.3),
+                              ("ida", n_host / 8, 0.001), ("maple", 0, 0.004),
+                              ("pageflags", 0, 0), ("kvm-attr", 0, 0.3)):
+            nbytes = fixed + per * pages
+            rows.append({"tracker": s, "host_pfns": n_host, "host": "64 GiB",
+                         "target_fraction": f, "private_fraction": f, "private_pages": pages,
+                         "extents": pages // 512, "modeled_bytes": nbytes,
+                         "bits_per_private_page": nbytes * 8 / pages,
+                         "bound_bits_per_page": 1.44 * -math.log2(f) + 1,
+                         "run_bound_bits_per_page": 0.1 * -math.log2(f) + 0.01,
+                         "kind": "modeled", "not_representable": "",
+                         "representable_max_pfns": math.nan})
+    return pd.DataFrame(rows)
+
+
+def synthetic_tables() -> dict[str, pd.DataFrame]:
+    return {"memory_vs_host": memory_table(), "bits_per_page": bits_table(),
+            "kexec": kexec_table(), "sensitivity": sensitivity_table(),
+            "tornado": tornado_table(), "race": race_table()}
+
+
+@pytest.fixture(autouse=True)
+def _close_figures():
+    yield
+    plt.close("all")
+
+
+def _texts(fig) -> list[str]:
+    out = [t.get_text() for t in fig.texts]
+    for ax in fig.axes:
+        out += [t.get_text() for t in ax.texts] + [ax.get_title()]
+        leg = ax.get_legend()
+        if leg:
+            out += [t.get_text() for t in leg.get_texts()]
+    for leg in fig.legends:
+        out += [t.get_text() for t in leg.get_texts()] + [leg.get_title().get_text()]
+    if fig._suptitle is not None:
+        out.append(fig._suptitle.get_text())
+    return out
+
+
+# ---------------------------------------------------------------------------
+# every figure, from every table, and from what an older or --quick report lacks
+
+def test_every_figure_draws_from_the_contract_tables():
+    tables = synthetic_tables()
+    for name, spec in figures.FIGURES.items():
+        if spec.table not in tables:
+            continue
+        fig = spec.render(tables)
+        text = " ".join(_texts(fig))
+        assert "no " + spec.table not in text, name
+        assert "modeled" in text or "measured" in text, name
+
+
+@pytest.mark.parametrize("name", list(figures.FIGURES))
+def test_a_missing_table_or_column_is_a_note_not_a_crash(name):
+    spec = figures.FIGURES[name]
+    fig = spec.render({})                               # no table at all
+    assert any("no " in t for t in _texts(fig))
+    table = synthetic_tables().get(spec.table)
+    if table is None:
+        return
+    for col in table.columns:                           # any one column gone
+        spec.render({spec.table: table.drop(columns=[col])})
+        plt.close("all")
+
+
+def test_the_figures_draw_from_csvs_with_empty_text_cells(tmp_path):
+    tables = synthetic_tables()
+    back = {}
+    for name, df in tables.items():
+        df.to_csv(tmp_path / f"{name}.csv", index=False)
+        back[name] = pd.read_csv(tmp_path / f"{name}.csv")
+    for spec in figures.FIGURES.values():
+        if spec.table in back:
+            spec.render(back)
+
+
+# ---------------------------------------------------------------------------
+# styles
+
+def test_every_registered_option_has_its_own_style():
+    styles = [(figures.style_for(n)["ls"], figures.style_for(n)["marker"], figures.color_for(n))
+              for n in figures.ORDER]
+    assert len(set(styles)) == len(styles)
+    assert figures.style_for("a-name-not-registered") == figures.style_for("a-name-not-registered")
+
+
+# ---------------------------------------------------------------------------
+# memory_vs_host
+
+def test_memory_lines_are_named_at_their_end_with_distinct_styles():
+    df = memory_table()
+    fig = figures.memory_vs_host(df, scan_time=pd.DataFrame({"set": ["reference"]}))
+    ax = fig.axes[0]
+    drawn = {ln.get_label(): ln for ln in ax.lines if not ln.get_label().startswith("_")}
+    assert {"xarray", "pte-softbit", "bitmap", "ida"} <= set(drawn)
+    for a, b in (("xarray", "pte-softbit"), ("bitmap", "ida")):
+        assert ((drawn[a].get_linestyle(), drawn[a].get_marker())
+                != (drawn[b].get_linestyle(), drawn[b].get_marker()))
+    ends = {t.get_text() for t in fig.texts}
+    added = set(df.loc[df["added_bytes"] > 0, "tracker"])
+    assert added <= ends
+    # the notes on the axes are the not-representable mark alone
+    assert [t.get_text() for t in ax.texts] == [
+        "IDA: not representable above 8 TiB (ids <= INT_MAX)"]
+    title = ax.get_title()
+    assert "'reference-1pct'" in title and "the scan figure uses 'reference'" in title
+    legend = " ".join(t.get_text() for t in ax.get_legend().get_texts())
+    assert "add 0 B" in legend and "pageflags" in legend and "kvm-attr" in legend
+
+
+def test_memory_axes_end_near_the_data():
+    df = memory_table()
+    ax = figures.memory_vs_host(df).axes[0]
+    lo, hi = ax.get_xlim()
+    assert hi == pytest.approx(df["host_bytes"].max() * 1.25)
+    assert lo == pytest.approx(df["host_bytes"].min() / 1.25)
+
+
+def test_memory_overlay_rows_go_to_their_hook_not_the_lines(monkeypatch):
+    df = memory_table()
+    extra = df[df["host_pfns"] == 1 << 28].assign(overlay="sparse-host", host="R7625",
+                                                  host_bytes=7.1e12)
+    seen = []
+
+    def sparse(ax, rows):
+        seen.append(sorted(rows["tracker"]))
+        return "Sparse host: marked."
+    monkeypatch.setitem(figures.MEMORY_OVERLAYS, "sparse-host", sparse)
+    fig = figures.memory_vs_host(pd.concat([df.assign(overlay=""), extra]))
+    assert seen == [sorted(extra["tracker"])]
+    bitmap = next(ln for ln in fig.axes[0].lines if ln.get_label() == "bitmap")
+    assert 7.1e12 not in list(bitmap.get_xdata())
+    assert any("Sparse host: marked." in t.get_text() for t in fig.texts)
+    monkeypatch.delitem(figures.MEMORY_OVERLAYS, "sparse-host")
+    fig = figures.memory_vs_host(pd.concat([df.assign(overlay=""), extra]))
+    assert any("sparse-host host(s) (R7625)" in t.get_text() for t in fig.texts)
+
+
+# ---------------------------------------------------------------------------
+# bits_per_page
+
+def test_bits_per_page_draws_or_names_every_registered_option():
+    df = bits_table()
+    fig = figures.bits_per_page(df)
+    lines = {ln.get_label() for ln in fig.axes[0].lines}
+    note = next(t.get_text() for t in fig.texts if t.get_text().startswith("Not drawn"))
+    for name in figures.ordered(list(figures.ORDER) + list(df["tracker"])):
+        assert name in lines or f"\n  {name}: " in note, name
+    assert "pageflags: 0 bits" in note
+    assert "sys-disable: no per-page structure: not in this table (7: TDH.SYS.DISABLE" in note
+
+
+def test_bits_per_page_names_a_structure_that_cannot_hold_the_set():
+    df = bits_table()
+    df.loc[df["tracker"] == "ida", ["modeled_bytes", "bits_per_private_page"]] = math.nan
+    df.loc[df["tracker"] == "ida", "not_representable"] = "IDA: not representable above 8 TiB"
+    fig = figures.bits_per_page(df)
+    note = next(t.get_text() for t in fig.texts if t.get_text().startswith("Not drawn"))
+    assert "ida: IDA: not representable above 8 TiB" in note
+
+
+# ---------------------------------------------------------------------------
+# kexec_downtime
+
+def test_kexec_downtime_shows_the_scans_on_a_log_axis_and_the_cpu_sweep():
+    tables = synthetic_tables()
+    fig = figures.FIGURES["kexec_downtime"].render(tables)
+    axes = [a for a in fig.axes if a.get_visible()]
+    assert len(axes) == 4                                  # 2 scenarios x (scan, downtime)
+    scan_ax, down_ax = axes[0], axes[1]
+    assert scan_ax.get_xscale() == "log" and down_ax.get_xscale() == "log"
+    assert "scan" in scan_ax.get_xlabel() and "modeled" in scan_ax.get_xlabel()
+    legend = " ".join(t.get_text() for t in fig.legends[0].get_texts())
+    assert "8 CPUs" in legend and "32 CPUs" in legend and "all 224 CPUs" in legend
+    # the axis ends near the data: the largest scan on spr-2s, 1tib-4td
+    s = tables["sensitivity"]
+    scans = s[(s["platform"] == "spr-2s") & (s["scenario"] == "1tib-4td") & (s["scan_s"] > 0)]
+    assert scan_ax.get_xlim()[1] == pytest.approx(scans["scan_s"].max() * 1.8)
+    assert scan_ax.get_xlim()[0] == pytest.approx(scans["scan_s"].min() / 1.5)
+    notes = [t.get_text() for t in scan_ax.texts]
+    assert notes.count("no scan (0 s)") == 2             # clear-all, sys-disable
+    assert notes.count("kexec refused: no downtime") == 2
+    rows = [t.get_text() for t in down_ax.texts]
+    assert any(t.startswith("62.8 s → 62.8 s (all 224 CPUs)") for t in rows)   # sys-disable
+    assert any("MISSES 1,337 pages" in t for t in rows)
+    bars = [c for c in down_ax.containers if isinstance(c, ErrorbarContainer) and c.has_xerr]
+    assert len(bars) == len(STRATEGIES) - len(REFUSED)   # the ASSUMED-rate range
+
+
+def test_kexec_downtime_on_this_machine_draws_the_measured_scans_with_bars():
+    tables = synthetic_tables()
+    fig = figures.kexec_downtime(tables["kexec"], tables["sensitivity"], platform="this-machine")
+    scan_ax = fig.axes[0]
+    measured = [c for c in scan_ax.containers if isinstance(c, ErrorbarContainer)
+                and c.lines[0].get_marker() == "D"]
+    k = tables["kexec"]
+    n = ((k["platform_name"] == "this-machine") & (k["scenario"] == "1tib-4td")
+         & (k["scan_measured_s"] > 0)).sum()
+    assert len(measured) == n > 0
+    legend = " ".join(t.get_text() for t in fig.legends[0].get_texts())
+    assert "measured scan on this machine (median, bar min-max)" in legend
+
+
+def test_kexec_downtime_without_the_sensitivity_table_says_so():
+    fig = figures.kexec_downtime(kexec_table())
+    assert any("needs the sensitivity table" in t for t in _texts(fig))
+
+
+# ---------------------------------------------------------------------------
+# downtime_vs_cpus
+
+def test_crossings_are_interpolated_on_log_axes():
+    a = pd.DataFrame({"y": [1.0, 4.0]}, index=[1.0, 4.0])
+    b = pd.DataFrame({"y": [4.0, 1.0]}, index=[1.0, 4.0])
+    ((x, y, na, nb),) = figures._crossings({"a": a, "b": b})
+    assert (na, nb) == ("a", "b")
+    assert x == pytest.approx(2.0) and y == pytest.approx(2.0)
+    tie = pd.DataFrame({"y": [1.0, 1.005]}, index=[1.0, 4.0])
+    assert figures._crossings({"a": pd.DataFrame({"y": [1.004, 1.0]}, index=[1.0, 4.0]),
+                               "t": tie}) == []
+
+
+def test_downtime_vs_cpus_marks_where_the_fastest_changes():
+    tables = synthetic_tables()
+    fig = figures.FIGURES["downtime_vs_cpus"].render(tables)
+    panels = [a for a in fig.axes if a.get_visible() and a.lines]
+    assert len(panels) == 4                        # 2 scenarios x (spr-2s, this-machine)
+    ax = panels[0]
+    assert ax.get_title() == "1tib-4td on spr-2s [modeled]"
+    assert ax.get_xscale() == "log" and ax.get_yscale() == "log"
+    assert [t.get_text() for t in ax.get_xticklabels()][-1] == "all\n224"
+    notes = [t.get_text() for t in ax.texts]
+    # sys-disable does not speed up with CPUs: it leads at 1 CPU, then bitmap does
+    assert notes == ["fastest: sys-disable → bitmap\nat ~1 CPUs"]
+    bands = [c for c in ax.collections if isinstance(c, PolyCollection)]
+    assert len(bands) == len(STRATEGIES) - len(REFUSED)
+    legend = " ".join(t.get_text() for t in fig.legends[0].get_texts())
+    assert "kvm-attr (misses pages)" in legend
+    assert "upstream-refuse" in legend and "refuse-while-td" in legend
+    caption = " ".join(t.get_text() for t in fig.texts)
+    assert "1tib-4td on spr-2s: sys-disable → bitmap between 1 and 2 CPUs" in caption
+
+
+def test_downtime_vs_cpus_reads_all_as_the_platform_cpus():
+    s = sensitivity_table()
+    s["platform_cpus_total"] = s["platform"].map({p: v[0] for p, v in PLATFORMS.items()})
+    cpus, total = figures._cpu_numbers(s[s["platform"] == "spr-2s"])
+    assert total == 224 and cpus.max() == 224
+    numeric = s.copy()
+    numeric["cpus_at_reset"] = pd.to_numeric(numeric["cpus_at_reset"], errors="coerce").fillna(
+        numeric["platform_cpus_total"]).astype(int)
+    fig = figures.downtime_vs_cpus(numeric)
+    assert [t.get_text() for t in fig.axes[0].get_xticklabels()][-1] == "all\n224"
+
+
+# ---------------------------------------------------------------------------
+# tornado
+
+def test_tornado_draws_one_panel_per_option_with_a_bar_per_parameter():
+    t = tornado_table()
+    fig = figures.tornado(t)
+    panels = [a for a in fig.axes if a.axison]
+    names = figures.ordered(t["strategy"])
+    assert [a.get_title().split(":")[0] for a in panels] == names
+    sd = panels[names.index("sys-disable")]
+    assert [x.get_text() for x in sd.get_yticklabels()][0] == "sys_disable_bps"  # widest swing
+    bars = [c for c in sd.containers if isinstance(c, BarContainer)]
+    assert len(bars) == 2 and len(bars[0]) == 3                # low and high, 3 parameters
+    labels = {x.get_text() for x in sd.texts}
+    assert {"1 GB/s", "50 GB/s", "80 ns", "150 ns"} <= labels
+    caption = " ".join(x.get_text() for x in fig.texts)
+    assert "sys_disable_bps: ASSUMED: no published TDH.SYS.DISABLE rate" in caption
+
+
+# ---------------------------------------------------------------------------
+# missed_pages
+
+def test_missed_pages_plots_p_miss_with_intervals_and_the_seamcall_band():
+    race = race_table()
+    fig = figures.missed_pages(race)
+    panels = [a for a in fig.axes if a.lines]
+    assert len(panels) == 1                         # normal and crash agree
+    ax = panels[0]
+    assert ax.get_ylabel().startswith("P(≥ 1 private page not reset)")
+    assert "normal kexec: the same within the 95 % intervals" in ax.get_title()
+    bars = [c for c in ax.containers if isinstance(c, ErrorbarContainer) and c.has_yerr]
+    assert len(bars) == 2                            # kvm-attr, kvm-sept
+    assert len([c for c in ax.collections if isinstance(c, PolyCollection)]) == 2
+    legend = " ".join(t.get_text() for t in fig.legends[0].get_texts())
+    assert "band: SEAMCALL costs" in legend and "95 % interval (Wilson)" in legend
+    assert "refuse kexec (nothing to miss):\n  upstream-refuse\n  refuse-while-td" in legend
+    assert "bitmap" in legend.split("miss no page")[1]
+
+
+def test_missed_pages_splits_normal_and_crash_when_they_differ():
+    fig = figures.missed_pages(race_table(crash_differs=True))
+    titles = [a.get_title() for a in fig.axes if a.lines]
+    assert titles == ["normal kexec (running steps finish first)",
+                      "crash kexec (kdump: NMIs freeze every step)"]
+
+
+def test_missed_pages_reads_a_race_table_of_the_previous_version():
+    old = race_table()
+    old = old[old["seamcall_cost"] == "base"].drop(
+        columns=["seamcall_cost", "p_miss_low", "p_miss_high", "missed_mean_low",
+                 "missed_mean_high"]).rename(columns={"p_miss": "p_missed"})
+    fig = figures.missed_pages(old)
+    ax = next(a for a in fig.axes if a.lines)
+    assert not [c for c in ax.collections if isinstance(c, PolyCollection)]
+    assert ax.get_ylabel().startswith("P(≥ 1")
