@@ -27,7 +27,7 @@ import pandas as pd
 from matplotlib.lines import Line2D
 from matplotlib.ticker import FuncFormatter, MaxNLocator, NullFormatter
 
-from ..kexec import STRATEGIES
+from ..kexec import PLATFORMS, STRATEGIES
 
 # The one order of tables and figures: the kexec strategies' (trackers in
 # registry order, then options 2-7), declared by trackers.kexec.STRATEGIES.
@@ -114,6 +114,11 @@ def _missing(df, columns) -> list[str]:
     if df is None:
         return list(columns)
     return [c for c in columns if c not in df]
+
+
+def _has(d, *columns) -> bool:
+    """Does the table (or row) ``d`` have every one of ``columns``?"""
+    return all(c in d for c in columns)
 
 
 def _absent(title: str, table: str, df, columns):
@@ -275,7 +280,7 @@ def _mark_not_representable(ax, d: pd.DataFrame, color) -> None:
     """Where a tracker's structure cannot hold the set (NaN bytes, a
     ``not_representable`` note: the IDA beyond 2^31 PFNs), its line stops:
     a bar at the largest host it can hold and the note beside it."""
-    if "not_representable" not in d:
+    if "not_representable" not in d or "host_pfns" not in d:
         return
     notes = d["not_representable"]
     out = d[notes.notna() & (notes.astype(str) != "")]     # a CSV reads "" back as NaN
@@ -422,8 +427,9 @@ def scan_time(df: pd.DataFrame, platform: str | None = None):
     for name in ordered(p["tracker"]):
         t = p[p["tracker"] == name].sort_values("host_bytes")
         c = color_for(name)
-        ax.plot(t["host_bytes"], t["scan_modeled_s"], "-", color=c, lw=1.8, label=name)
-        if "scan_modeled_low_s" in t:
+        ax.plot(t["host_bytes"], t["scan_modeled_s"], ls=style_for(name)["ls"], color=c, lw=1.8,
+                label=name)
+        if _has(t, "scan_modeled_low_s", "scan_modeled_high_s"):
             ax.fill_between(t["host_bytes"], t["scan_modeled_low_s"], t["scan_modeled_high_s"],
                             color=c, alpha=0.06, lw=0)
         m = t.dropna(subset=["scan_measured_s"])
@@ -432,7 +438,7 @@ def scan_time(df: pd.DataFrame, platform: str | None = None):
             style = ENGINE_STYLE.get(ek, ENGINE_STYLE["emulation"])
             kinds_drawn.add(ek)
             err = None
-            if "scan_measured_min_s" in g:                   # spread over the repeats
+            if _has(g, "scan_measured_min_s", "scan_measured_max_s"):   # spread of the repeats
                 err = [g["scan_measured_s"] - g["scan_measured_min_s"],
                        g["scan_measured_max_s"] - g["scan_measured_s"]]
             hollow = (g["scan_extrapolated"].eq(True) if "scan_extrapolated" in g
@@ -561,6 +567,9 @@ def _cpu_numbers(d: pd.DataFrame) -> tuple[pd.Series, float | None]:
         if col in d:
             total = pd.to_numeric(d.loc[is_all, col], errors="coerce").max()
             break
+    plat = set(d["platform"]) if "platform" in d else set()
+    if not total > 0 and len(plat) == 1 and next(iter(plat)) in PLATFORMS:
+        total = PLATFORMS[next(iter(plat))].cpus_total       # the preset's CPUs
     if not total > 0:
         total = 2 * (num.max() if num.notna().any() else 1)
     return num.where(~is_all, total), float(total)
@@ -591,15 +600,27 @@ def _cpus(row) -> str:
     return f"{n} CPU" + ("s" if n > 1 else "")
 
 
+#: log-axis ticks for times: decades of seconds below one, then minutes and hours
+_TIME_TICKS = [10.0 ** k for k in range(-9, 2)] + [60.0, 600.0, 3600.0, 36000.0, 360000.0]
+
+
 def _seconds_axis(ax, values, which="x", room: float = 1.6) -> None:
-    """A log time axis ending near the data (seconds labelled in ms, s, min)."""
+    """A log time axis ending near the data, ticks at 1 µs ... 1 s, 10 s, 1 min,
+    10 min, 1 h (labelled in µs, ms, s, min)."""
     v = np.asarray([x for x in values if np.isfinite(x) and x > 0], float)
     axis = ax.xaxis if which == "x" else ax.yaxis
     (ax.set_xscale if which == "x" else ax.set_yscale)("log")
     if v.size:
         lo, hi = v.min() / 1.5, v.max() * room
         (ax.set_xlim if which == "x" else ax.set_ylim)(lo, hi)
-    axis.set_major_formatter(FuncFormatter(lambda x, _: fmt_seconds(x)))
+        ticks = [t for t in _TIME_TICKS if lo <= t <= hi]
+        if len(ticks) > 7:
+            ticks = ticks[::2]
+        if len(ticks) >= 2:
+            axis.set_ticks(ticks)
+            (ax.set_xlim if which == "x" else ax.set_ylim)(lo, hi)
+    axis.set_major_formatter(FuncFormatter(
+        lambda x, _: f"{x / 3600:g} h" if x >= 3600 else fmt_seconds(x)))
     axis.set_minor_formatter(NullFormatter())
 
 
@@ -661,7 +682,7 @@ def kexec_downtime(df: pd.DataFrame, sensitivity: pd.DataFrame | None = None,
                         ax.plot([x], [i], mk, color=c, ms=5.5, mfc="white", mew=1.3)
                 if v > 0:
                     err = None
-                    if what == "downtime_s" and "downtime_low_s" in row and \
+                    if what == "downtime_s" and _has(row, "downtime_low_s", "downtime_high_s") and \
                             pd.notna(row["downtime_low_s"]):
                         err = [[v - float(row["downtime_low_s"])],
                                [float(row["downtime_high_s"]) - v]]
@@ -684,14 +705,16 @@ def kexec_downtime(df: pd.DataFrame, sensitivity: pd.DataFrame | None = None,
                     txt = fmt_seconds(v)
                     if len(pts) > 1:
                         cpus, x, _, is_all = pts[-1]
-                        txt += f" → {fmt_seconds(x)} ({_cpus_label(cpus, is_all)})"
+                        txt += (f" → {fmt_seconds(x)} (" + (f"all {cpus:.0f}" if is_all
+                                                            else _cpus_label(cpus)) + ")")
                     missed = row.get("pages_missed", 0)
                     if pd.notna(missed) and missed > 0:
                         txt += f"   MISSES {int(missed):,} pages"
-                    ax.annotate(txt, (max(xs) if xs else v, i), xytext=(7, 0),
-                                textcoords="offset points", va="center", fontsize=7.5,
+                    ax.annotate(txt, (1.0, i), xycoords=("axes fraction", "data"),
+                                xytext=(6, 0), textcoords="offset points", va="center",
+                                fontsize=7.5, annotation_clip=False,
                                 color="firebrick" if pd.notna(missed) and missed > 0 else "0.15")
-            _seconds_axis(ax, values, room=12 if col == 1 else 1.8)
+            _seconds_axis(ax, values, room=1.8)
             ax.set_yticks(range(n))
             ax.set_yticklabels(strategies)
             ax.set_ylim(n - 0.5, -0.5)
@@ -711,13 +734,14 @@ def kexec_downtime(df: pd.DataFrame, sensitivity: pd.DataFrame | None = None,
                *[Line2D([], [], marker=SWEEP_MARKERS[k], ls="none", color="0.3", mfc="white",
                         ms=6) for k in levels_drawn]]
     labels = [f"modeled, {_cpus_label(base_cpus)} at reset"
-              + ("; bar: ASSUMED-rate range" if "downtime_low_s" in d else ""),
+              + ("; bar: ASSUMED-rate range" if _has(d, "downtime_low_s", "downtime_high_s")
+                 else ""),
               *[f"modeled, {v} at reset" for v in levels_drawn.values()]]
     if measured_drawn:
         handles.append(Line2D([], [], marker="D", ls="none", color="black", mfc="white"))
         labels.append("measured scan on this machine (median, bar min-max)")
     fig.legend(handles, labels, loc="upper center", ncol=len(labels), fontsize=8.5,
-               frameon=False, bbox_to_anchor=(0.5, 1 - 0.95 / fig.get_figheight()))
+               frameon=False, bbox_to_anchor=(0.5, 1 - 0.62 / fig.get_figheight()))
     note = ("" if len(sweep) else " The CPU sweep needs the sensitivity table (not in this "
             "report).")
     _caption(fig, "Modeled with trackers/kexec: scan = max(scanned bytes / read rate, scan "
@@ -726,7 +750,7 @@ def kexec_downtime(df: pd.DataFrame, sensitivity: pd.DataFrame | None = None,
                   "the same pages, so the scans (left) are where they differ. Platform kinds: "
                   "measured (calibrate), estimate (docs/kernel-facts.md), fallback "
                   "(PERF-NOTES)." + note)
-    fig.tight_layout(rect=(0, 0.05, 1, 1 - 1.25 / fig.get_figheight()))
+    fig.tight_layout(rect=(0, 0.05, 0.995, 1 - 0.95 / fig.get_figheight()))
     return fig
 
 
@@ -741,7 +765,8 @@ def _crossings(lines: dict[str, pd.DataFrame], tie: float = 0.01):
     names = list(lines)
     for i, a in enumerate(names):
         for b in names[i + 1:]:
-            j = lines[a].join(lines[b], lsuffix="_a", rsuffix="_b", how="inner").dropna()
+            j = pd.concat([lines[a]["y"].rename("y_a"), lines[b]["y"].rename("y_b")], axis=1,
+                          join="inner").dropna()
             j = j[(j["y_a"] > 0) & (j["y_b"] > 0)].sort_index()
             if len(j) < 2:
                 continue
@@ -756,6 +781,41 @@ def _crossings(lines: dict[str, pd.DataFrame], tie: float = 0.01):
                 out.append((2 ** (lx[k] + t * (lx[k + 1] - lx[k])),
                             math.exp(la[k] + t * (la[k + 1] - la[k])), a, b))
     return out
+
+
+#: lines of downtime_vs_cpus closer than this (relative, at every CPU count)
+#: are drawn as one: the clear dominates, and a dozen coinciding lines hide each other
+SAME_WITHIN = 0.03
+
+
+def _wrap(text: str, width: int) -> str:
+    """``text`` broken at ", " into lines of at most ``width`` characters."""
+    out, line = [], ""
+    for word in text.split(", "):
+        if line and len(line) + len(word) + 2 > width:
+            out.append(line + ",")
+            line = word
+        else:
+            line = f"{line}, {word}" if line else word
+    return "\n".join(out + [line])
+
+
+def _groups(curves: dict[str, pd.Series], unsafe=frozenset(),
+            within: float = SAME_WITHIN) -> list[list[str]]:
+    """Options whose curves lie within ``within`` of a group's first one at
+    every shared point, in order; an option that misses pages joins only
+    others that do."""
+    groups: list[list[str]] = []
+    for name, c in curves.items():
+        for g in groups:
+            j = pd.concat([curves[g[0]], c], axis=1, join="inner").dropna()
+            if ((g[0] in unsafe) == (name in unsafe) and len(j) == len(c) and
+                    (np.abs(np.log(j.iloc[:, 1] / j.iloc[:, 0])) < within).all()):
+                g.append(name)
+                break
+        else:
+            groups.append([name])
+    return groups
 
 
 def downtime_vs_cpus(df: pd.DataFrame, kexec: pd.DataFrame | None = None,
@@ -773,13 +833,15 @@ def downtime_vs_cpus(df: pd.DataFrame, kexec: pd.DataFrame | None = None,
         return why
     platforms = platforms or _platforms(df["platform"])
     scenarios = scenarios or list(dict.fromkeys(df["scenario"]))[:2]
-    unsafe = set()
+    unsafe, refused = set(), set()
     if kexec is not None and not _missing(kexec, ["strategy", "pages_missed", "scenario"]):
-        unsafe = set(kexec.loc[(kexec["pages_missed"] > 0) & kexec["scenario"].isin(scenarios),
-                               "strategy"])
+        here = kexec[kexec["scenario"].isin(scenarios)]
+        unsafe = set(here.loc[here["pages_missed"] > 0, "strategy"])
+        if "kexec_allowed" in here:
+            refused = set(here.loc[~here["kexec_allowed"].astype(bool), "strategy"])
     fig, axes = plt.subplots(len(scenarios), len(platforms), squeeze=False,
-                             figsize=(7.2 * len(platforms) + 3.2, 5.4 * len(scenarios) + 1.2))
-    refused, leaders_text = set(), []
+                             figsize=(7.2 * len(platforms) + 3.6, 5.4 * len(scenarios) + 1.2))
+    leaders_text = []
     for r, sc in enumerate(scenarios):
         for c, plat in enumerate(platforms):
             ax = axes[r][c]
@@ -789,46 +851,60 @@ def downtime_vs_cpus(df: pd.DataFrame, kexec: pd.DataFrame | None = None,
                 ax.set_axis_off()
                 ax.set_title(f"{sc} on {plat}: no rows", fontsize=9.5)
                 continue
-            lines = {}
+            curves = {}
             for name in ordered(d["strategy"]):
                 s = (d[d["strategy"] == name].drop_duplicates("cpus").sort_values("cpus"))
                 s = s[s["downtime_s"] > 0]
                 if s.empty:
                     refused.add(name)
                     continue
-                col = color_for(name)
-                label = name + (" (misses pages)" if name in unsafe else "")
-                ax.plot(s["cpus"], s["downtime_s"], color=col, lw=1.8, ms=4.5, label=label,
-                        alpha=0.55 if name in unsafe else 1.0, **style_for(name))
-                if "downtime_low_s" in s and s["downtime_low_s"].notna().any():
-                    ax.fill_between(s["cpus"], s["downtime_low_s"], s["downtime_high_s"],
-                                    color=col, alpha=0.09, lw=0)
-                lines[name] = s.set_index("cpus")[["downtime_s"]].rename(
-                    columns={"downtime_s": "y"})
+                curves[name] = s.set_index("cpus")
+            # options within SAME_WITHIN of each other at every CPU count are one line
+            groups = _groups({n: c["downtime_s"] for n, c in curves.items()}, unsafe)
+            lines, short = {}, {}
+            for members in groups:
+                head = members[0]
+                s = curves[head]
+                col = color_for(head)
+                short[head] = (head if len(members) == 1 else
+                               f"{head} (+{len(members) - 1} within {SAME_WITHIN:.0%})")
+                label = (head if len(members) == 1 else
+                         _wrap(", ".join(members), 44) + f"\n  (within {SAME_WITHIN:.0%})")
+                label += " (misses pages)" if head in unsafe else ""
+                ax.plot(s.index, s["downtime_s"], color=col, lw=2.2 if len(members) > 1 else 1.8,
+                        ms=4.5, label=label, alpha=0.55 if head in unsafe else 1.0,
+                        **style_for(head))
+                if _has(s, "downtime_low_s", "downtime_high_s") and \
+                        s["downtime_low_s"].notna().any():
+                    lo = pd.concat([curves[m]["downtime_low_s"] for m in members], axis=1).min(axis=1)
+                    hi = pd.concat([curves[m]["downtime_high_s"] for m in members], axis=1).max(axis=1)
+                    ax.fill_between(lo.index, lo, hi, color=col, alpha=0.08, lw=0)
+                lines[head] = s[["downtime_s"]].rename(columns={"downtime_s": "y"})
             for x, y, a, b in _crossings(lines):
                 ax.plot([x], [y], "x", color="black", ms=6, mew=1.4, zorder=5)
-            # the fastest option at each CPU count: `rank` where the table has it
+            # the fastest line at each CPU count: `rank` where the table has it
+            head_of = {m: g[0] for g in groups for m in g}
             best = {}
-            for cpus, g in d[d["downtime_s"] > 0].groupby("cpus"):
+            for cpus, g in d[d["strategy"].isin(head_of)].groupby("cpus"):
                 safe = g[~g["strategy"].isin(unsafe)] if len(g[~g["strategy"].isin(unsafe)]) else g
-                best[cpus] = (safe.sort_values("rank").iloc[0] if "rank" in safe and
-                              safe["rank"].notna().all() else
-                              safe.loc[safe["downtime_s"].idxmin()])["strategy"]
+                top = (safe.sort_values("rank").iloc[0] if "rank" in safe and
+                       safe["rank"].notna().all() else safe.loc[safe["downtime_s"].idxmin()])
+                best[cpus] = head_of[top["strategy"]]
             cpus_sorted = sorted(best)
             for lo_c, hi_c in zip(cpus_sorted, cpus_sorted[1:]):
                 if best[lo_c] != best[hi_c]:
                     a, b = best[lo_c], best[hi_c]
-                    pts = [p for p in _crossings({k: lines[k] for k in (a, b) if k in lines})
+                    pts = [p for p in _crossings({k: lines[k] for k in (a, b)})
                            if lo_c <= p[0] <= hi_c]
                     x, y = (pts[0][0], pts[0][1]) if pts else (math.sqrt(lo_c * hi_c),
                                                               float(lines[b].loc[hi_c, "y"]))
                     ax.plot([x], [y], "o", ms=13, mfc="none", mec="black", mew=1.6, zorder=6)
-                    ax.annotate(f"fastest: {a} → {b}\nat ~{x:.0f} CPUs", (x, y),
-                                xytext=(8, 18), textcoords="offset points", fontsize=8,
+                    where = f"between {lo_c:g} and {hi_c:g} CPUs"
+                    ax.annotate(f"fastest: {short[a]} →\n{short[b]}, {where}", (x, y),
+                                xytext=(10, 22), textcoords="offset points", fontsize=8,
                                 arrowprops=dict(arrowstyle="-", color="0.3", lw=0.8),
                                 bbox=dict(boxstyle="round", fc="white", ec="0.6", alpha=0.9))
-                    leaders_text.append(f"{sc} on {plat}: {a} → {b} between {lo_c:g} and "
-                                        f"{hi_c:g} CPUs")
+                    leaders_text.append(f"{sc} on {plat}: {short[a]} → {short[b]} {where}")
             ticks = sorted(d["cpus"].unique())
             alls = set(d.loc[d["is_all"], "cpus"])
             ax.set_xscale("log", base=2)
@@ -838,7 +914,8 @@ def downtime_vs_cpus(df: pd.DataFrame, kexec: pd.DataFrame | None = None,
             ax.xaxis.set_minor_formatter(NullFormatter())
             ax.set_xlim(min(ticks) / 1.2, max(ticks) * 1.2)
             vals = pd.concat([d["downtime_s"]] + ([d["downtime_low_s"], d["downtime_high_s"]]
-                                                 if "downtime_low_s" in d else []))
+                                                 if _has(d, "downtime_low_s", "downtime_high_s")
+                                                 else []))
             _seconds_axis(ax, vals, which="y", room=1.5)
             ax.grid(True, which="major", alpha=0.3)
             ax.set_xlabel("CPUs at reset (log scale; 1 = machine_kexec() today)")
@@ -852,8 +929,7 @@ def downtime_vs_cpus(df: pd.DataFrame, kexec: pd.DataFrame | None = None,
     hs, ls = list(handles.values()), list(handles)
     hs += [Line2D([], [], marker="x", ls="none", color="black", mew=1.4),
            Line2D([], [], marker="o", ls="none", ms=11, mfc="none", mec="black", mew=1.6)]
-    ls += ["two options change order", "the fastest option changes"
-           + (" (of those that miss no page)" if unsafe else "")]
+    ls += ["two lines change order", "the fastest line changes"]
     if refused:
         hs.append(Line2D([], [], ls="none"))
         ls.append("no downtime (refuse kexec):\n  " + "\n  ".join(ordered(refused)))
@@ -863,10 +939,13 @@ def downtime_vs_cpus(df: pd.DataFrame, kexec: pd.DataFrame | None = None,
     _caption(fig, "Modeled (trackers/kexec) at each CPU count at reset; the band spans every "
                   "ASSUMED parameter (clear rate, SEAMCALL costs, load latency, scan costs, "
                   "TDH.SYS.DISABLE rate) at its low and high end (tornado figure). More CPUs "
-                  "than 1 model a reset moved before stop_other_cpus(). "
+                  "than 1 model a reset moved before stop_other_cpus(). Options within "
+                  f"{SAME_WITHIN:.0%} of each other at every CPU count share a line (the "
+                  "clear dominates them). The fastest is taken among the options that miss "
+                  "no page. "
                   + ("Changes of the fastest: " + "; ".join(leaders_text) + "."
                      if leaders_text else "The fastest option is the same at every CPU count."))
-    fig.tight_layout(rect=(0, 0.045, 1 - 2.9 / fig.get_figwidth(), 0.96))
+    fig.tight_layout(rect=(0, 0.045, 1 - 3.4 / fig.get_figwidth(), 0.96))
     return fig
 
 
@@ -880,7 +959,7 @@ def _fmt_param(param: str, v: float) -> str:
     if param.endswith("_bps") or "bps" in param:
         return f"{v / 1e9:.3g} GB/s"
     if param.endswith("_s"):
-        return fmt_seconds(v)
+        return f"{v * 1e9:.3g} ns" if 0 < v < 1e-6 else fmt_seconds(v)
     return f"{v:.3g}"
 
 
@@ -909,14 +988,20 @@ def tornado(df: pd.DataFrame, platform: str | None = None, scenario: str | None 
     else:
         cpu_text = "the kexec table's CPUs"
     d = d[d["downtime_base_s"] > 0]
-    names = ordered(d["strategy"])
-    if not names:
+    if d.empty:
         return _empty(title, f"no tornado rows with a downtime for {scenario} on {platform}")
+    # options whose bars agree within SAME_WITHIN share a panel
+    cols = ["downtime_base_s", "downtime_at_low_s", "downtime_at_high_s"]
+    curves = {n: (d[d["strategy"] == n].drop_duplicates("param").set_index("param")[cols]
+                  .stack()) for n in ordered(d["strategy"])}
+    groups = _groups(curves)
+    names = [g[0] for g in groups]
+    members = {g[0]: g for g in groups}
     ncol = min(4, len(names))
     nrow = math.ceil(len(names) / ncol)
     nparam = d.groupby("strategy")["param"].nunique().max()
     fig, axes = plt.subplots(nrow, ncol, squeeze=False,
-                             figsize=(4.6 * ncol, (0.36 * nparam + 1.3) * nrow + 2.0))
+                             figsize=(max(4.8 * ncol, 10), (0.36 * nparam + 1.6) * nrow + 2.0))
     low_c, high_c = "#4c72b0", "#dd8452"
     for ax, name in zip(axes.flat, names):
         s = d[d["strategy"] == name].drop_duplicates("param").copy()
@@ -946,12 +1031,16 @@ def tornado(df: pd.DataFrame, platform: str | None = None, scenario: str | None 
         ax.set_yticklabels(s["param"], fontsize=8)
         ax.set_ylim(len(s) - 0.5, -0.5)
         ax.xaxis.set_major_locator(MaxNLocator(nbins=4))
-        ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _: fmt_seconds(x)))
+        ax.xaxis.set_major_formatter(FuncFormatter(
+            lambda x, _: "" if x < 0 else "0" if x == 0 else fmt_seconds(x)))
         ax.grid(True, axis="x", alpha=0.3)
         ax.tick_params(axis="x", labelsize=7.5)
         rel = (f"; ×{min(lo.min(), hi.min()) / base:.2g}–×{max(lo.max(), hi.max()) / base:.2g}"
                if len(s) else "")
-        ax.set_title(f"{name}: base {fmt_seconds(base)}{rel}", fontsize=9, color=color_for(name))
+        same = members[name][1:]
+        ax.set_title(_wrap(", ".join([name, *same]), 60) + (f" (within {SAME_WITHIN:.0%})"
+                                                           if same else "")
+                     + f"\nbase {fmt_seconds(base)}{rel}", fontsize=8.5, color=color_for(name))
         ax.set_xlabel("modeled downtime (s)", fontsize=8)
     for ax in list(axes.flat)[len(names):]:
         ax.set_axis_off()
@@ -968,15 +1057,15 @@ def tornado(df: pd.DataFrame, platform: str | None = None, scenario: str | None 
         for p, src in d.drop_duplicates("param")[["param", "source"]].itertuples(index=False):
             if str(src) not in ("", "nan"):
                 sources.append(f"{p}: {src}")
-    others = sorted(set(df["strategy"]) - set(names))
+    others = sorted(set(df["strategy"]) - set(d["strategy"]))
     _caption(fig, "Each bar: the downtime with one parameter at an end of its ASSUMED (low, "
                   "high) range and every other at its base (one-at-a-time). Sources: "
                   + ("; ".join(sources) if sources else "see tornado.csv")
                   + "." + (f" Without a downtime here (refuse kexec): {', '.join(ordered(others))}."
                            if others else ""))
-    lines = 1 + len(" ".join(sources)) // 200
-    fig.tight_layout(rect=(0, min(0.04 + 0.15 * lines / fig.get_figheight(), 0.3), 1,
-                           1 - 1.0 / fig.get_figheight()))
+    lines = 1 + len(" ".join(sources)) // (18 * fig.get_figwidth())
+    fig.tight_layout(rect=(0, min((0.3 + 0.15 * lines) / fig.get_figheight(), 0.3), 1,
+                           1 - 0.85 / fig.get_figheight()))
     return fig
 
 
@@ -1062,8 +1151,7 @@ def missed_pages(df: pd.DataFrame, platform: str | None = None):
         ax.set_xscale("log", base=2)
         ax.set_yscale("log")
         ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _: f"{x:g}"))
-        ax.yaxis.set_major_formatter(FuncFormatter(lambda x, _: f"{x:.0%}" if x >= 0.01
-                                                   else f"{x:.1g}"))
+        ax.yaxis.set_major_formatter(FuncFormatter(lambda x, _: f"{x * 100:.3g} %"))
         rates = d["rate_mib_s"]
         ax.set_xlim(rates.min() / 1.4, rates.max() * 1.4)
         ax.grid(True, which="major", alpha=0.3)
@@ -1098,7 +1186,8 @@ def missed_pages(df: pd.DataFrame, platform: str | None = None):
         hs.append(plt.Rectangle((0, 0), 1, 1, color="0.3", alpha=0.15))
         ls.append("band: SEAMCALL costs at the low\nand high end of their ASSUMED range")
     if never:
-        bound = (f" (P < {max(floor + [3.84 / n if n else 0]):.1g} at 95 %)" if n else "")
+        bound = (f" (P < {max(floor + [3.84 / n if n else 0]) * 100:.2g} % at 95 %)"
+                 if n else "")
         hs.append(Line2D([], [], ls="none"))
         ls.append(f"miss no page in any\nsimulated kexec{bound}:\n  " + "\n  ".join(ordered(never)))
     if refused:
