@@ -406,7 +406,7 @@ def test_kexec_downtime_shows_the_scans_on_a_log_axis_and_the_cpu_sweep():
     # the axis ends near the data: the largest scan on spr-2s, 1tib-4td
     s = tables["sensitivity"]
     scans = s[(s["platform"] == "spr-2s") & (s["scenario"] == "1tib-4td") & (s["scan_s"] > 0)]
-    assert scan_ax.get_xlim()[1] == pytest.approx(scans["scan_s"].max() * 1.8)
+    assert scan_ax.get_xlim()[1] == pytest.approx(scans["scan_s"].max() * 1.4)
     assert scan_ax.get_xlim()[0] == pytest.approx(scans["scan_s"].min() / 1.5)
     notes = [t.get_text() for t in scan_ax.texts]
     assert notes.count("no scan (0 s)") == 2             # clear-all, sys-disable

@@ -116,6 +116,13 @@ def _missing(df, columns) -> list[str]:
     return [c for c in columns if c not in df]
 
 
+def _true(x) -> bool:
+    """A boolean cell, also as a CSV reads it back ("True"/"False" text, NaN)."""
+    if isinstance(x, str):
+        return x.strip().lower() in ("true", "1", "yes")
+    return bool(x) if pd.notna(x) else False
+
+
 def _has(d, *columns) -> bool:
     """Does the table (or row) ``d`` have every one of ``columns``?"""
     return all(c in d for c in columns)
@@ -602,6 +609,8 @@ def _cpus(row) -> str:
 
 #: log-axis ticks for times: decades of seconds below one, then minutes and hours
 _TIME_TICKS = [10.0 ** k for k in range(-9, 2)] + [60.0, 600.0, 3600.0, 36000.0, 360000.0]
+_TIME_TICKS_125 = ({m * 10.0 ** k for k in range(-9, 2) for m in (2, 5)}
+                   | {20.0, 30.0, 120.0, 300.0, 1200.0, 1800.0, 7200.0, 18000.0})
 
 
 def _seconds_axis(ax, values, which="x", room: float = 1.6) -> None:
@@ -614,6 +623,8 @@ def _seconds_axis(ax, values, which="x", room: float = 1.6) -> None:
         lo, hi = v.min() / 1.5, v.max() * room
         (ax.set_xlim if which == "x" else ax.set_ylim)(lo, hi)
         ticks = [t for t in _TIME_TICKS if lo <= t <= hi]
+        if len(ticks) < 3:                     # a narrow range: 1-2-5 steps
+            ticks = [t for t in sorted(set(_TIME_TICKS) | _TIME_TICKS_125) if lo <= t <= hi]
         if len(ticks) > 7:
             ticks = ticks[::2]
         if len(ticks) >= 2:
@@ -660,11 +671,20 @@ def kexec_downtime(df: pd.DataFrame, sensitivity: pd.DataFrame | None = None,
             for i, name in enumerate(strategies):
                 row = k.loc[name]
                 c = color_for(name)
-                if not bool(row["kexec_allowed"]) if pd.notna(row["kexec_allowed"]) else True:
-                    ax.text(0.01, i, "kexec refused: no downtime", transform=ax.get_yaxis_transform(),
-                            va="center", fontsize=7.5, color="0.35", style="italic")
+                if not _true(row["kexec_allowed"]):
+                    ax.text(0.01, i, "kexec refused: no downtime" if pd.notna(
+                        row["kexec_allowed"]) else "not run on this scenario",
+                        transform=ax.get_yaxis_transform(), va="center", fontsize=7.5,
+                        color="0.35", style="italic")
                     continue
                 v = float(row[what])
+                if not np.isfinite(v):             # no number: the structure cannot hold it
+                    why = ("not representable on this host" if "representable" in row and
+                           row["representable"] is not None and not _true(row["representable"])
+                           else "no number in kexec.csv")
+                    ax.text(0.01, i, why, transform=ax.get_yaxis_transform(), va="center",
+                            fontsize=7.5, color="0.35", style="italic")
+                    continue
                 pts = [(base_cpus, v, "o", False)]
                 s = sw[sw["strategy"] == name] if what in sw else sw.iloc[0:0]
                 for key, mk in SWEEP_MARKERS.items():
@@ -714,7 +734,7 @@ def kexec_downtime(df: pd.DataFrame, sensitivity: pd.DataFrame | None = None,
                                 xytext=(6, 0), textcoords="offset points", va="center",
                                 fontsize=7.5, annotation_clip=False,
                                 color="firebrick" if pd.notna(missed) and missed > 0 else "0.15")
-            _seconds_axis(ax, values, room=1.8)
+            _seconds_axis(ax, values, room=1.4)
             ax.set_yticks(range(n))
             ax.set_yticklabels(strategies)
             ax.set_ylim(n - 0.5, -0.5)
@@ -838,10 +858,10 @@ def downtime_vs_cpus(df: pd.DataFrame, kexec: pd.DataFrame | None = None,
         here = kexec[kexec["scenario"].isin(scenarios)]
         unsafe = set(here.loc[here["pages_missed"] > 0, "strategy"])
         if "kexec_allowed" in here:
-            refused = set(here.loc[~here["kexec_allowed"].astype(bool), "strategy"])
+            refused = set(here.loc[~here["kexec_allowed"].map(_true), "strategy"])
     fig, axes = plt.subplots(len(scenarios), len(platforms), squeeze=False,
                              figsize=(7.2 * len(platforms) + 3.6, 5.4 * len(scenarios) + 1.2))
-    leaders_text = []
+    leaders_text, nodown = [], set()
     for r, sc in enumerate(scenarios):
         for c, plat in enumerate(platforms):
             ax = axes[r][c]
@@ -856,7 +876,7 @@ def downtime_vs_cpus(df: pd.DataFrame, kexec: pd.DataFrame | None = None,
                 s = (d[d["strategy"] == name].drop_duplicates("cpus").sort_values("cpus"))
                 s = s[s["downtime_s"] > 0]
                 if s.empty:
-                    refused.add(name)
+                    (refused if name in refused or kexec is None else nodown).add(name)
                     continue
                 curves[name] = s.set_index("cpus")
             # options within SAME_WITHIN of each other at every CPU count are one line
@@ -932,7 +952,11 @@ def downtime_vs_cpus(df: pd.DataFrame, kexec: pd.DataFrame | None = None,
     ls += ["two lines change order", "the fastest line changes"]
     if refused:
         hs.append(Line2D([], [], ls="none"))
-        ls.append("no downtime (refuse kexec):\n  " + "\n  ".join(ordered(refused)))
+        ls.append("refuse kexec (no downtime):\n  " + "\n  ".join(ordered(refused)))
+    if nodown - refused:
+        hs.append(Line2D([], [], ls="none"))
+        ls.append("no downtime in the table\n(not representable, or not run):\n  "
+                  + "\n  ".join(ordered(nodown - refused)))
     fig.legend(hs, ls, loc="center right", fontsize=8, frameon=False,
                title="line = modeled, band = ASSUMED range", title_fontsize=8.5)
     fig.suptitle(title, fontsize=11.5)
@@ -1119,7 +1143,7 @@ def missed_pages(df: pd.DataFrame, platform: str | None = None):
         k = base[base["kexec"] == kind]
         for name in ordered(k["strategy"]):
             s = k[k["strategy"] == name].sort_values("rate_mib_s")
-            if not s["kexec_allowed"].astype(bool).any():
+            if not s["kexec_allowed"].map(_true).any():
                 refused.add(name)
                 continue
             if (s[col].fillna(0) <= 0).all():
