@@ -549,3 +549,19 @@ def test_missed_pages_reads_a_race_table_of_the_previous_version():
     ax = next(a for a in fig.axes if a.lines)
     assert not [c for c in ax.collections if isinstance(c, PolyCollection)]
     assert ax.get_ylabel().startswith("P(≥ 1")
+
+
+def test_tornado_and_sweep_read_platform_name_as_the_kexec_table_spells_it():
+    t = tornado_table().rename(columns={"platform": "platform_name"})
+    fig = figures.tornado(t)
+    assert "1tib-4td on spr-2s, 1 CPU at reset" in fig._suptitle.get_text()
+
+
+def test_kexec_downtime_says_not_representable_instead_of_zero():
+    k = small(kexec_table())
+    ida = k[k["strategy"] == "bitmap"].assign(strategy="ida", scan_s=math.nan, clear_s=math.nan,
+                                              downtime_s=math.nan, representable=False)
+    fig = figures.kexec_downtime(pd.concat([k.assign(representable=True), ida]))
+    notes = [t.get_text() for t in fig.axes[0].texts]
+    assert "not representable on this host" in notes and "no scan (0 s)" in notes
+    assert notes.count("no scan (0 s)") == 1                  # sys-disable only

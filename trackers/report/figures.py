@@ -316,7 +316,10 @@ def _why_not_drawn(name: str, d: pd.DataFrame | None) -> str:
             return note[note != ""].iloc[0]
         if (d["modeled_bytes"].fillna(0) <= 0).all():
             return "0 bits: no structure of its own (a bit in one the kernel keeps)"
-    option = STRATEGIES[name].option if name in STRATEGIES else ""
+    strategy = STRATEGIES.get(name)
+    if strategy is not None and strategy.tracker_cls is not None:
+        return "a tracker this report did not run (tdx-trackers report --trackers)"
+    option = strategy.option if strategy is not None else ""
     return "no per-page structure: not in this table" + (f" ({option})" if option else "")
 
 
@@ -329,7 +332,7 @@ def bits_per_page(df: pd.DataFrame):
     if why:
         return why
     fig, ax = plt.subplots(figsize=(12, 8.4))
-    ends, drawn = [], set()
+    ends, drawn, curves = [], set(), {}
     for name in ordered(df["tracker"]):
         d = df[df["tracker"] == name].sort_values("private_fraction")
         d = d[d["bits_per_private_page"] > 0]
@@ -341,6 +344,7 @@ def bits_per_page(df: pd.DataFrame):
                 label=name, **style_for(name))
         ends.append((name, d["private_fraction"].iloc[-1], d["bits_per_private_page"].iloc[-1],
                      c))
+        curves[name] = d.set_index("private_fraction")["bits_per_private_page"]
     if "bound_bits_per_page" in df:
         b = df.drop_duplicates("private_fraction").sort_values("private_fraction")
         ax.plot(b["private_fraction"], b["bound_bits_per_page"], "-", color="black", lw=3,
@@ -368,7 +372,9 @@ def bits_per_page(df: pd.DataFrame):
                for n in ordered(list(ORDER) + list(df["tracker"])) if n not in drawn]
     rows = max(len(missing) + 1, math.ceil(len(labels) / 2) * 1.4 + 1)
     fig.tight_layout(rect=(0, (0.45 + 0.15 * rows) / fig.get_figheight(), 0.85, 1))
-    _label_ends(ax, ends)
+    same = _coincident(curves)
+    _label_ends(ax, [(n + (f" (= {same[n]})" if n in same else ""), *rest)
+                     for n, *rest in ends])
     if missing:
         fig.text(0.01, 0.055, "Not drawn (every option of the strategy registry):\n  "
                  + "\n  ".join(missing), fontsize=7.5, va="bottom", ha="left",
@@ -582,17 +588,28 @@ def _cpu_numbers(d: pd.DataFrame) -> tuple[pd.Series, float | None]:
     return num.where(~is_all, total), float(total)
 
 
+def _platform_column(df):
+    """``df`` with a ``platform`` column (the sensitivity and tornado tables'
+    name), made from ``platform_name`` (the kexec table's) where it lacks one."""
+    if df is not None and "platform" not in df and "platform_name" in df:
+        return df.assign(platform=df["platform_name"])
+    return df
+
+
 def _sweep(sensitivity, platform: str) -> pd.DataFrame:
     """The sensitivity rows of one platform with numeric ``cpus`` and ``is_all``
     (the row for every CPU of the platform); empty where the table lacks them."""
     cols = ["strategy", "scenario", "platform", "cpus_at_reset", "downtime_s"]
+    sensitivity = _platform_column(sensitivity)
     if sensitivity is None or sensitivity.empty or _missing(sensitivity, cols):
         return pd.DataFrame(columns=cols + ["cpus", "is_all"])
     d = sensitivity[sensitivity["platform"] == platform].copy()
     cpus, total = _cpu_numbers(d)
     d["cpus"] = cpus
     top = total if total is not None else (cpus.max() if len(d) else math.nan)
-    d["is_all"] = cpus.eq(top) & (total is not None or ~cpus.isin([2 ** k for k in range(7)]))
+    known = platform in PLATFORMS and PLATFORMS[platform].cpus_total == top
+    d["is_all"] = cpus.eq(top) & (total is not None or known
+                                  or ~cpus.isin([2 ** k for k in range(7)]))
     return d.dropna(subset=["cpus"])
 
 
@@ -847,6 +864,7 @@ def downtime_vs_cpus(df: pd.DataFrame, kexec: pd.DataFrame | None = None,
     ``kexec``, when given, marks the options that miss pages."""
     title = ("kexec downtime against the CPUs at reset (modeled; band: ASSUMED parameter "
              "ranges) — lower is better")
+    df = _platform_column(df)
     why = _absent(title, "sensitivity", df, ["strategy", "scenario", "platform",
                                              "cpus_at_reset", "downtime_s"])
     if why:
@@ -994,6 +1012,7 @@ def tornado(df: pd.DataFrame, platform: str | None = None, scenario: str | None 
     platform and CPU count (default: the first scenario, the reference
     platform, the fewest CPUs: today's reset)."""
     title = "How far each ASSUMED parameter moves the downtime (modeled) — tornado per option"
+    df = _platform_column(df)
     why = _absent(title, "tornado", df, ["strategy", "scenario", "platform", "param",
                                          "downtime_base_s", "downtime_at_low_s",
                                          "downtime_at_high_s"])
