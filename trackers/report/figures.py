@@ -12,7 +12,14 @@ notebook calls the same functions on the CSVs it loads.  Conventions:
 * one colour and one line style + marker per tracker or strategy
   (:func:`color_for`, :func:`style_for`), the same in every figure;
 * a table or column a report does not have (``--quick``, a CSV of an
-  earlier version) is never an error: the figure says what it lacks.
+  earlier version) is never an error: the figure says what it lacks;
+* lines that coincide are named together, never hidden: memory_vs_host and
+  bits_per_page name every line at its end ("ida (= bitmap)"),
+  downtime_vs_cpus and tornado draw options within SAME_WITHIN of each
+  other as one line or panel that lists them.
+
+Rows of memory_vs_host outside its host sweep (a named host) are drawn by
+the drawer registered for their ``overlay`` kind in MEMORY_OVERLAYS.
 """
 
 from __future__ import annotations
