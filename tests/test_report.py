@@ -89,7 +89,7 @@ def test_kexec_table_covers_every_strategy_and_platform(report_dir):
     df = pd.read_csv(report_dir / "kexec.csv")
     assert set(STRATEGIES) == set(df["strategy"])
     assert set(PLATFORMS) == set(df["platform_name"])
-    refused = df[df["strategy"] == "refuse"]
+    refused = df[df["strategy"] == "upstream-refuse"]
     assert not refused["kexec_allowed"].any()
 
 
