@@ -111,8 +111,7 @@ def refcount_scan(host: KexecHost, guest_2m_fraction: float = kernel.GUEST_2M_FR
     referenced = subtract(host.private, union(host.pamt, g2m))
     blocks = blocks_touched(referenced, SHIFT)
     counted = normalize(blocks * BLOCK, (blocks + 1) * BLOCK) if blocks.size else EMPTY
-    listed = subtract(host.pamt, host.dynamic_pamt)            # the TDMR list names these
-    reset = union(intersect(counted, host.ram), listed)
+    reset = union(intersect(counted, host.ram), host.pamt_listed)
     found = count(intersect(host.private, reset))
     missed = host.private_pages - found
     return RefcountScan(

@@ -130,6 +130,12 @@ class KexecHost:
                              f"past max_pfn {self.max_pfn}")
 
     @property
+    def pamt_listed(self) -> Extents:
+        """The PAMT the kernel's TDMR list names: every PAMT page but the
+        Dynamic PAMT page pairs (which only the TDX module returns)."""
+        return subtract(self.pamt, self.dynamic_pamt)
+
+    @property
     def vcpus(self) -> int:
         return sum(t.vcpus for t in self.tds)
 

@@ -450,7 +450,7 @@ class TrackerStrategy(Strategy):
         if isinstance(m, NotRepresentable):
             return self.not_representable(m)
         # lists the kernel keeps anyway (the TDMR list): a few entries, not counted
-        found = union(m.found, *(getattr(host, k) for k in self.also_resets))
+        found = union(m.found, *(_kept_list(host, k) for k in self.also_resets))
         pages_reset = count(found)
         missed = host.private_pages - overlap_pages(host.private, found)
         return _outcome(self, platform, m, self.added_bytes(m.modeled_bytes, host),
@@ -471,6 +471,12 @@ class TrackerStrategy(Strategy):
         return Outcome(self.name, self.option, True, nan, nan, nan, nan, nan, nan, nan, nan,
                        provenance="none: the structure cannot hold this host's PFNs",
                        notes=f"not representable: {exc}", representable=False)
+
+
+def _kept_list(host: KexecHost, name: str):
+    """A list the kernel keeps, by its ``also_resets`` name: "pamt" is what the
+    TDMR list names (host.pamt_listed: no Dynamic PAMT page pairs)."""
+    return host.pamt_listed if name == "pamt" else getattr(host, name)
 
 
 def _cached_measure(strategy, host: KexecHost, cache: dict | None, **kw):
@@ -719,7 +725,7 @@ class RefuseWhileTd(Strategy):
             return Outcome(self.name, self.option, False, 0, 0, 0, 0, 0, math.nan, math.nan,
                            math.nan, provenance="modeled: no kexec happens",
                            notes=f"{host.tds_running} TDs running: kexec refused")
-        return _reset_listed(self, host, platform, host.pamt,
+        return _reset_listed(self, host, platform, host.pamt_listed,
                              "no TD running: PAMT reset from the TDMR list")
 
 
@@ -820,8 +826,7 @@ class KvmSept(Strategy):
         of page tables of the same shape (one per TD)."""
         w = mirror_walk(host)
         w.check()
-        listed = subtract(host.pamt, host.dynamic_pamt)            # the TDMR list
-        found = union(host.guest, host.sept, host.control, listed)
+        found = union(host.guest, host.sept, host.control, host.pamt_listed)
         m = ScanMeasurement(
             ENGINE_NONE, found, 0, w.scanned_bytes, w.loads, w.entries, int(found[0].size), 0,
             PROV_MODELED + "; the walk follows arch/x86/kvm/mmu/tdp_mmu.c (mirror root, "
@@ -886,7 +891,9 @@ class KvmSept(Strategy):
             f"{w.tds} TDs / {w.vcpus} vCPUs; adds 0 B; misses {count(host.leaked):,} leaked "
             f"(failed reclaim: KVM drops the pointer) and {count(host.dynamic_pamt):,} "
             f"Dynamic PAMT pair pages; in the race: pages from tdh_mem_range_block to the "
-            f"clear (SPTE already cleared)"))
+            f"clear (SPTE already cleared); the walk follows arch/x86/kvm/mmu/tdp_mmu.c "
+            f"(mirror root, for_each_tdp_pte, sp->external_spt) and arch/x86/kvm/vmx/tdx.c "
+            f"(kvm_tdx->td, vcpu_tdx->vp, tdx_sept_set_private_spte: 4 KiB leaves only)"))
         if m.repeat:
             # the C walk reads the tables only; scan_s adds the modeled
             # external_spt and control-pointer loads: no like-for-like error
@@ -997,7 +1004,7 @@ class GmemMaple(Strategy):
     def assess(self, host, platform=None, *, cache: dict | None = None, **kw) -> Outcome:
         platform = get_platform(platform or "this-machine")
         m = _cached_measure(self, host, cache, **kw)
-        found = union(m.found, *(getattr(host, k) for k in self.also_resets))
+        found = union(m.found, *(_kept_list(host, k) for k in self.also_resets))
         pages_reset = count(found)
         missed = host.private_pages - overlap_pages(host.private, found)
         out = _outcome(self, platform, m, m.modeled_bytes, pages_reset, missed,
