@@ -274,3 +274,36 @@ def test_scan_model_adds_entries_runs_and_lookups():
         assert low < getattr(kernel, cost) < high
     with pytest.raises(ValueError, match="run_s"):
         Platform("bad", 1, 1, 1, 1, 1e-9, 1, run_s=0)
+
+
+def test_assumed_ranges_name_every_assumed_field_and_bound_the_model():
+    import dataclasses
+
+    from trackers.kexec.platform import ASSUMED_RANGES, SCAN_COST_RANGES, get_platform
+    assert set(SCAN_COST_RANGES) | {"sys_disable_bps"} == set(ASSUMED_RANGES)
+    spr = get_platform("spr-2s")
+    ranges = spr.assumed_ranges()
+    assert {"clear_bps_core", "read_bps_core", "load_latency_s"} <= set(ranges)
+    for f, (lo, hi, src) in ranges.items():
+        base = getattr(spr, f)
+        assert lo <= base <= hi and src, f
+        dataclasses.replace(spr, **{f: lo})                # every end is a valid platform
+    fast, slow = spr.bounds()
+    assert fast.sys_disable_bps == ranges["sys_disable_bps"][1]
+    assert slow.entry_s == ranges["entry_s"][1] and fast.entry_s == ranges["entry_s"][0]
+    args = (1 << 30, 1000, 1 << 20, 500, 100)
+    assert fast.scan_s(*args) < spr.scan_s(*args) < slow.scan_s(*args)
+    assert fast.clear_s(1 << 30) < spr.clear_s(1 << 30) < slow.clear_s(1 << 30)
+
+
+def test_bad_assumed_ranges_are_refused():
+    import dataclasses
+
+    from trackers.kexec.platform import get_platform
+    spr = get_platform("spr-2s")
+    with pytest.raises(ValueError, match="not a rate or cost"):
+        dataclasses.replace(spr, assumed={"cpus_total": (1, 2, "x")})
+    with pytest.raises(ValueError, match="0 < low <= high"):
+        dataclasses.replace(spr, assumed={"entry_s": (2e-9, 1e-9, "x")})
+    with pytest.raises(ValueError, match="sys_disable_bps must be > 0"):
+        dataclasses.replace(spr, sys_disable_bps=0)

@@ -44,21 +44,21 @@ def test_hooked_strategies_miss_nothing_kvm_misses_under_churn():
     hooked = [n for n, s in STRATEGIES.items() if s.seamcall_hooked]
     assert {"bitmap", "pte-softbit", "pageflags"} <= set(hooked)
     assert (df[df.strategy.isin(hooked)]["missed_mean"] == 0).all()
-    kvm = df[df.strategy == "kvm"]
+    kvm = df[df.strategy == "kvm-attr"]
     assert (kvm["missed_mean"] > 0).all()
     # simulated mean agrees with Little's law (crash kexec) within sampling noise
     crash = kvm[kvm.kexec == "crash"]
     np.testing.assert_allclose(crash["missed_mean"], crash["missed_expected"], rtol=0.15)
     # missed pages grow with the conversion rate
     assert crash["missed_expected"].is_monotonic_increasing
-    assert (df[df.strategy == "refuse"]["kexec_allowed"] == False).all()   # noqa: E712
+    assert (df[df.strategy == "upstream-refuse"]["kexec_allowed"] == False).all()   # noqa: E712
 
 
 def test_failed_reclaim():
     df = failed_reclaim().set_index("strategy")
     assert df.loc["bitmap", "finds_leaked"] and df.loc["pte-softbit", "finds_leaked"]
     assert df.loc["clear-all", "finds_leaked"] and df.loc["sys-disable", "finds_leaked"]
-    assert not df.loc["kvm", "finds_leaked"] and df.loc["kvm", "leaked_missed"] == 1
+    assert not df.loc["kvm-attr", "finds_leaked"] and df.loc["kvm-attr", "leaked_missed"] == 1
 
 
 def test_step_overrides_validated():
@@ -74,7 +74,7 @@ def test_emulated_cuts_hooked_zero_kvm_misses():
     wl = workloads.scenario("tiny", 0)
     df = replay_cuts(wl, ("bitmap", "kvm"), n_cuts=8, seed=3)
     assert (df[df.strategy == "bitmap"]["missed"] == 0).all()
-    kvm = df[df.strategy == "kvm"].set_index("cut")
+    kvm = df[df.strategy == "kvm-attr"].set_index("cut")
     # kvm always misses the TD control and S-EPT pages present at the cut
     assert (kvm["missed"] > 0).all()
     # inside a conversion window it misses more: the pages KVM calls shared

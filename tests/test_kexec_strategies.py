@@ -9,7 +9,7 @@ from trackers.kexec.evaluate import COLUMNS, evaluate
 from trackers.kexec.host import KexecHost
 from trackers.extents import (normalize, count, intersect, overlap_pages,
                                    subtract, union)
-from trackers.kexec.strategies import STRATEGIES
+from trackers.kexec.strategies import STRATEGIES, strategy_for_tracker
 
 G, M = 1 << 18, 512
 
@@ -42,7 +42,7 @@ def test_clear_all_resets_exactly_ram():
 
 def test_refusals():
     h = host()
-    assert not STRATEGIES["refuse"].assess(h, "spr-2s").kexec_allowed
+    assert not STRATEGIES["upstream-refuse"].assess(h, "spr-2s").kexec_allowed
     assert not STRATEGIES["refuse-while-td"].assess(h, "spr-2s").kexec_allowed
     idle = host(tds_running=0)
     r = STRATEGIES["refuse-while-td"].assess(idle, "spr-2s")
@@ -55,7 +55,7 @@ def test_hooked_trackers_find_every_private_page():
     for name in trackers.TRACKERS:
         if name == "kvm":
             continue
-        row = STRATEGIES[name].assess(h, "spr-2s")
+        row = strategy_for_tracker(name).assess(h, "spr-2s")
         assert row.pages_missed == 0, name
         assert row.pages_reset == h.private_pages, name
         assert row.scan_measured_s >= 0, name
@@ -63,7 +63,7 @@ def test_hooked_trackers_find_every_private_page():
 
 def test_kvm_misses_non_guest_pages():
     h = host()
-    row = STRATEGIES["kvm"].assess(h, "spr-2s")
+    row = STRATEGIES["kvm-attr"].assess(h, "spr-2s")
     # finds its guest pages and the PAMT; misses the rest
     assert row.pages_missed == h.private_pages - 4 - 64
     assert row.added_bytes == 0
@@ -97,7 +97,7 @@ def test_evaluate_table_on_tiny():
     workloads = pytest.importorskip("trackers.workloads")
     wl = workloads.scenario("tiny", 0)
     df = evaluate(wl, "spr-2s", strategies=["bitmap", "pte-softbit", "kvm", "clear-all",
-                                            "refuse", "sys-disable"])
+                                            "upstream-refuse", "sys-disable"])
     assert list(df.columns[:len(COLUMNS)]) == COLUMNS
     r = df.set_index("strategy")
     private = sum(count(v) for v in wl.final_private().values())
@@ -107,8 +107,8 @@ def test_evaluate_table_on_tiny():
     # kvm misses every non-guest page but the PAMT: control and S-EPT pages
     fp = wl.final_private()
     non_td = sum(count(fp[k]) for k in fp if k not in ("guest", "pamt"))
-    assert non_td > 0 and r.loc["kvm", "pages_missed"] >= non_td
-    assert not r.loc["refuse", "kexec_allowed"]
+    assert non_td > 0 and r.loc["kvm-attr", "pages_missed"] >= non_td
+    assert not r.loc["upstream-refuse", "kexec_allowed"]
     assert all(("modeled" in p) for p in df["provenance"])
     assert df["downtime_s"].dropna().ge(0).all()
 
@@ -132,7 +132,7 @@ def test_a_twin_is_timed_through_the_kernel_code():
     h = host()
     plat = _measured_platform()
     for name in TWINS:
-        row = STRATEGIES[name].assess(h, plat)
+        row = strategy_for_tracker(name).assess(h, plat)
         assert row.engine == f"kernel code v{linux.version()} (userspace)", name
         assert row.provenance.startswith(f"measured: kernel code (v{linux.version()}, "
                                          f"userspace)"), name
@@ -146,7 +146,7 @@ def test_a_twin_is_timed_through_the_kernel_code():
     assert row.scan_entries == h.max_pfn // 64 and row.scan_extents == 3
     assert row.scan_s == pytest.approx(plat.scan_s(row.scanned_bytes, 0, h.max_pfn // 64, 3))
     # KVM's walk looks every page it finds up in guest_memfd
-    row = STRATEGIES["kvm"].assess(h, plat)
+    row = STRATEGIES["kvm-attr"].assess(h, plat)
     assert row.scan_lookups == 4 and row.scan_extents == 1
 
 
@@ -199,6 +199,183 @@ def test_evaluate_builds_each_structure_once_across_platforms(monkeypatch):
     cache = {}
     a = evaluate(h, "spr-2s", strategies=["bitmap", "kvm"], cache=cache)
     b = evaluate(h, "this-machine", strategies=["bitmap", "kvm"], cache=cache)
-    assert calls == ["bitmap", "kvm"]
+    assert calls == ["bitmap", "kvm-attr"]
     assert (a["scan_measured_s"] == b["scan_measured_s"]).all()
     assert list(a["engine"]) == list(b["engine"])
+
+
+# --- issue 10: every option as its authors meant it --------------------------
+
+import dataclasses                                                  # noqa: E402
+
+from trackers.kexec import dpamt as dp                              # noqa: E402
+from trackers.kexec import gmem                                     # noqa: E402
+from trackers.kexec.host import TdView, from_workload               # noqa: E402
+from trackers.kexec.kvm_walk import mirror_walk                     # noqa: E402
+from trackers.kexec.platform import ASSUMED_RANGES, get_platform   # noqa: E402
+from trackers.kexec.strategies import NEEDS_RESET                   # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def tiny_host():
+    workloads = pytest.importorskip("trackers.workloads")
+    return from_workload(workloads.scenario("tiny", 0))
+
+
+def _with_leaked(h, leaked):
+    """``h`` with ``leaked`` pages (taken from its guest pages) whose reclaim
+    failed: still private, gone from KVM's guest set."""
+    guest = subtract(h.guest, leaked)
+    return dataclasses.replace(h, leaked=leaked, guest=guest, kvm_visible=guest,
+                               td_pages=None)
+
+
+def test_kvm_sept_misses_exactly_the_leaked_pages(tiny_host):
+    s = STRATEGIES["kvm-sept"]
+    row = s.assess(tiny_host, "spr-2s", emulate=False)
+    assert row.pages_missed == 0 and row.pages_reset == tiny_host.private_pages
+    assert row.added_bytes == 0 and row.engine == "none (modeled)"
+    g0 = int(tiny_host.guest[0][0])
+    leaked = normalize([g0, g0 + 100], [g0 + 3, g0 + 107])
+    h = _with_leaked(tiny_host, leaked)
+    row = s.assess(h, "spr-2s", emulate=False)
+    assert row.pages_missed == count(leaked) == 10
+    # the walk: every S-EPT page a mirror table plus one root per TD (3 TDs, 5 vCPUs)
+    w = mirror_walk(tiny_host)
+    sept = count(tiny_host.sept)
+    assert (w.tables, w.roots, w.tds, w.vcpus) == (sept + 3, 3, 3, 5)
+    assert row.scanned_bytes == ((sept + 3) * 4096 + sept * 2 * 64 + 8 * 64
+                                 + count(tiny_host.control) * 8)
+    assert row.scan_loads == (sept + 3) + 2 * sept + 2 * 8
+    assert row.scan_entries == (sept + 3) * 512 + count(tiny_host.control)
+    assert row.scan_lookups == 0
+    # where pages.c loads, the walk of tables shaped as the mirror S-EPT is timed:
+    # its leaves are exactly the guest pages, its table bytes the model's
+    from trackers import linux
+    if linux.available()[0]:
+        row = s.assess(tiny_host, "spr-2s", repeat=1)
+        assert row.engine.startswith("C page-table walk") and row.scan_runs == 1
+        assert row.notes.startswith("walks") and f"{(sept + 3) * 4096 / 2**20:,.1f} MiB" \
+            in row.provenance
+    # race: it finds a page while its mirror SPTE names it, never after the zap
+    assert [st for st in sorted(NEEDS_RESET) if s.finds(st)] == ["attr_shared", "private"]
+
+
+def test_kvm_attr_misses_exactly_control_sept_and_leaked(tiny_host):
+    g0 = int(tiny_host.guest[0][0])
+    h = _with_leaked(tiny_host, normalize([g0], [g0 + 5]))
+    row = STRATEGIES["kvm-attr"].assess(h, "spr-2s", emulate=False)
+    assert row.pages_missed == count(h.control) + count(h.sept) + 5
+    assert row.pages_missed == 51 + 1286 + 5
+
+
+def test_gmem_maple_finds_exactly_the_guest_private_pages(tiny_host):
+    s = STRATEGIES["gmem-maple"]
+    nodes = gmem.inodes(tiny_host)
+    assert [n.pages for n in nodes] == [t.pages for t in tiny_host.tds]
+    assert sum(n.private_pages for n in nodes) == count(tiny_host.guest)
+    m = s.measure(tiny_host, repeat=1)
+    assert count(m.found) == count(tiny_host.guest)
+    assert overlap_pages(m.found, tiny_host.guest) == count(tiny_host.guest)
+    assert m.lookups == count(tiny_host.guest)           # order-0 folios: one per page
+    row = s.assess(tiny_host, "spr-2s", emulate=False)
+    assert row.pages_missed == count(tiny_host.control) + count(tiny_host.sept)
+    assert row.added_bytes == gmem.maple_bytes(nodes) < gmem.attr_xarray_bytes(nodes)
+    # kvm_gmem_convert() stores the tree after the zap: every state but leaked
+    assert all(s.finds(st) for st in NEEDS_RESET - {"leaked"}) and not s.finds("leaked")
+
+
+def test_td_view_numbers_guest_memfd_offsets_in_gfn_order():
+    t = TdView(gfns=([0, 1000], [100, 1100]), private_gfns=([50, 1000], [100, 1010]))
+    assert t.pages == 200
+    s, e = t.index_runs()
+    assert s.tolist() == [50] and e.tolist() == [110]     # 50..99 then 100..109: one run
+
+
+def test_dpamt_refcount_over_clear_and_misses_by_hand():
+    # RAM [0, 8 * 512); a control page at 10, S-EPT pages 600..601, guest pages:
+    # 4K ones at 1030..1040 and the whole 2 MiB block [1536, 2048); PAMT: a static
+    # block 3000..3010 (TDMR list) and a Dynamic PAMT pair 3500..3502 alone in its range
+    M = 512
+    h = KexecHost(max_pfn=8 * M, ram=([0], [8 * M]),
+                  private=([10, 600, 1030, 1536, 3000, 3500],
+                           [11, 602, 1040, 2048, 3010, 3502]),
+                  guest=([1030, 1536], [1040, 2048]), kvm_visible=([1030, 1536], [1040, 2048]),
+                  sept=([600], [602]), control=([10], [11]),
+                  pamt=([3000, 3500], [3010, 3502]), dynamic_pamt=([3500], [3502]))
+    row = STRATEGIES["dpamt-refcount"].assess(h, "spr-2s")
+    # counted ranges: blocks 0 (control), 1 (S-EPT), 2 (4K guest), 3 (the 2M block
+    # mapped at 4K in mainline); reset = those 4 blocks + the listed PAMT (10 pages)
+    assert row.pages_reset == 4 * M + 10
+    assert row.pages_missed == 2                       # the lone PAMT pair
+    assert row.pages_overcleared == 4 * M - (1 + 2 + 10 + 512)
+    assert row.added_bytes == row.scanned_bytes == 8 * 4 == dp.refcount_array_bytes(8 * M)
+    # with the 2 MiB guest block mapped at 2 MiB it takes no reference: missed
+    r = dp.refcount_scan(h, 1.0)
+    assert (r.missed, r.missed_2m, r.missed_dpamt) == (2 + 512, 512, 2)
+    assert r.overcleared == 3 * M - (1 + 2 + 10)
+    assert dp.refcount_array_bytes(1 << 28) == 2 << 20      # 2 MiB per TiB
+    # the TDMR list names the static PAMT only: KVM's walks miss the lone pair too
+    assert STRATEGIES["kvm-sept"].assess(h, "spr-2s", emulate=False).pages_missed == 2
+    assert STRATEGIES["kvm-attr"].assess(h, "spr-2s", emulate=False).pages_missed == 2 + 1 + 2
+    # a reference is held from tdx_pamt_get() to after the clear, and by leaked pages
+    assert all(STRATEGIES["dpamt-refcount"].finds(st) for st in NEEDS_RESET)
+    with pytest.raises(ValueError, match="guest_2m_fraction"):
+        dp.guest_2m_blocks(h.guest, 1.5)
+
+
+def test_upstream_refuse_refuses_on_every_host(tiny_host):
+    s = STRATEGIES["upstream-refuse"]
+    for h in (host(), host(tds_running=0), tiny_host):
+        row = s.assess(h, "spr-2s")
+        assert not row.kexec_allowed and row.pages_missed == 0
+        assert "never initialised" in row.notes
+    assert not any(s.finds(st) for st in NEEDS_RESET)
+
+
+def test_sys_disable_downtime_range_brackets_its_base():
+    h = host()
+    plat = get_platform("spr-2s")
+    row = STRATEGIES["sys-disable"].assess(h, plat)
+    lo, hi, _ = ASSUMED_RANGES["sys_disable_bps"]
+    assert row.downtime_low_s < row.downtime_s < row.downtime_high_s
+    assert math.isclose(row.downtime_low_s, h.private_pages * 4096 / hi)
+    assert math.isclose(row.downtime_high_s, h.private_pages * 4096 / lo)
+    # the platform field is honoured: a replaced platform changes the row
+    slow = dataclasses.replace(plat, sys_disable_bps=1e9)
+    assert math.isclose(STRATEGIES["sys-disable"].assess(h, slow).downtime_s,
+                        h.private_pages * 4096 / 1e9)
+
+
+def test_every_allowed_row_has_a_downtime_range(tiny_host):
+    df = evaluate(tiny_host, "spr-2s", emulate=False)
+    ok = df[df["kexec_allowed"]]
+    assert (ok["downtime_low_s"] <= ok["downtime_s"]).all()
+    assert (ok["downtime_s"] <= ok["downtime_high_s"]).all()
+    assert df[~df["kexec_allowed"]]["downtime_low_s"].isna().all()
+    assert {"kvm-attr", "kvm-sept", "gmem-maple", "dpamt-refcount", "upstream-refuse",
+            "sys-disable"} <= set(df["strategy"])
+
+
+def test_tracker_names_map_to_their_strategies():
+    from trackers.kexec.strategies import TRACKER_STRATEGIES, get_strategies
+    assert strategy_for_tracker("kvm").name == "kvm-attr"
+    assert set(TRACKER_STRATEGIES) == set(trackers.TRACKERS)
+    assert [s.name for s in get_strategies(["kvm", "kvm-sept"])] == ["kvm-attr", "kvm-sept"]
+    with pytest.raises(ValueError, match="no strategy scans tracker"):
+        strategy_for_tracker("nope")
+
+
+def test_memory_rows_show_every_structure_of_its_own():
+    from trackers.report import collect
+    cfg = collect.quick_config()
+    n = 1 << 18                                                    # 1 GiB
+    rows = collect._memory_rows(cfg, n, collect._set_cache())
+    by = {r["tracker"]: r for r in rows}
+    assert {"pte-softbit", "dpamt-refcount", "gmem-maple"} <= set(by)
+    assert by["dpamt-refcount"]["added_bytes"] == (n // 512) * 4 == 2048
+    starts, ends = collect._set_cache()("shape", n, cfg.sweep_shape, cfg.seed)
+    assert by["gmem-maple"]["modeled_bytes"] == trackers.TRACKERS["maple"].estimate(
+        starts, ends, n) == by["maple"]["modeled_bytes"]
+    assert by["kvm"]["added_bytes"] == 0                     # kvm-attr adds nothing
+    assert all(set(r) == set(by["bitmap"]) for r in rows)    # one set of columns

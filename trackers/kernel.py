@@ -105,6 +105,28 @@ TDCX_PAGES = TDVPS_PAGES - TDVPR_PAGES
 SEPT_ENTRIES_SHIFT = 9
 SEPT_ADDED_LEVELS = 3
 
+# --- KVM's mirror S-EPT (arch/x86/kvm/mmu/tdp_mmu.c, mmu_internal.h, v6.16+) ----
+# The TDP MMU keeps one mirror root per TD (kvm_tdp_mmu_alloc_root(.., mirror)),
+# whose tables mirror the S-EPT: every non-root mirror table (sp->spt, 4 KiB, 512
+# eight-byte SPTEs) has its S-EPT page in sp->external_spt (tdp_mmu_alloc_sp()
+# -> kvm_mmu_alloc_external_spt(); tdx_sept_link_private_spt() hands it to
+# tdh_mem_sept_add()); the root's S-EPT root lives in the TDCS.  A leaf is a 4 KiB
+# SPTE holding the guest page's PFN: tdx_sept_set_private_spte() KVM_BUG_ONs any
+# level but PG_LEVEL_4K.  KVM frees no mirror table while the TD runs
+# (tdx_sept_free_private_spt()).
+KVM_MIRROR_ROOTS_PER_TD = 1
+# A walk that collects external_spt goes from a non-leaf SPTE to the child's
+# struct kvm_mmu_page: spte_to_child_sp() -> to_shadow_page(): page_private() of
+# the table's struct page, then sp->external_spt -- two dependent cache lines.
+KVM_MIRROR_SP_LOADS = 2
+CACHE_LINE_BYTES = 64
+# struct kvm_tdx holds struct tdx_td {tdr_page, tdcs_nr_pages, tdcs_pages} and
+# struct vcpu_tdx struct tdx_vp {tdvpr_page, tdvpr_pa, tdcx_pages}
+# (arch/x86/include/asm/tdx.h, arch/x86/kvm/vmx/tdx.h): per TD and per vCPU one
+# line of the struct and its page-pointer array (8 B a pointer), two loads.
+KVM_CONTROL_LOADS_PER_OWNER = 2
+PAGE_POINTER_BYTES = 8
+
 # --- TD guest: arch/x86/mm/mem_encrypt.c, QEMU ------------------------------
 # mem_encrypt_setup_arch(): SWIOTLB = 6 % of guest memory, clamped to
 # [IO_TLB_DEFAULT_SIZE (64 MiB), SZ_1G]; the guest shares it by MapGPA, which
@@ -120,6 +142,35 @@ MAPGPA_CHUNK_PAGES = PAGES_PER_2M
 TD_LOWMEM_PAGES = (2 << 30) >> PAGE_SHIFT
 TD_LOWMEM_SPLIT_PAGES = 0xB0000000 >> PAGE_SHIFT
 TD_HIGHMEM_START_GFN = (4 << 30) >> PAGE_SHIFT
+
+# --- Dynamic PAMT (Shutemov/Edgecombe v6, 25 May 2026, not merged) -----------
+# init_pamt_refcounts(): one atomic_t per 2 MiB over [0, max_pfn):
+# DIV_ROUND_UP(max_pfn, PTRS_PER_PTE) * sizeof(atomic_t) -- 2 MiB per TiB.
+# tdx_find_pamt_refcount(pfn) = pamt_refcounts[pfn >> 9].  Who takes a reference
+# (tdx_pamt_get()): tdx_alloc_control_page() (TDR, TDCS, TDVPR, TDCX: patch 07),
+# tdx_sept_map_nonleaf_spte() (S-EPT pages) and tdx_sept_map_leaf_spte() (4 KiB
+# guest pages: patch 09); a 2 MiB mapping needs no PAMT_4K backing (patch 03);
+# the backing page pairs themselves (TDX_DPAMT_ENTRY_PAGE_CNT = 2) take none.
+# The put follows a successful reclaim only (tdx_reclaim_control_page() returns
+# before tdx_free_control_page() on failure; tdx_sept_remove_leaf_spte() before
+# tdx_pamt_put()): a leaked page keeps its reference.
+DPAMT_REFCOUNT_BYTES = 4
+DPAMT_REFCOUNT_SHIFT = 9             # pages per refcount: 2 MiB
+# Fraction of guest memory mapped at 2 MiB in the S-EPT: 0 in mainline KVM TDX
+# (v6.16-, 4 KiB leaves only); the TDX huge-page series (Yan Zhao, 2025-26, not
+# merged) maps a 2 MiB private range at 2 MiB when its guest_memfd folio is 2 MiB.
+# ASSUMED range: 0 to every eligible block (1.0).
+GUEST_2M_FRACTION = 0.0
+GUEST_2M_FRACTION_RANGE = (0.0, 1.0)
+
+# --- guest_memfd in-place conversion (Tng/Christopherson RFC v2 .. v8, 2026) -----
+# kvm_gmem_init_inode() stores one attribute range over every index of the inode
+# (maple tree gi->attributes, mas_store_gfp(0 .. size-1)); kvm_gmem_convert()
+# stores a converted range with mas_store_prealloc() *after* kvm_gmem_zap() has
+# removed it from the S-EPT.  A walk translates an index to a PFN through the
+# inode's page cache (filemap_get_folio(), folio_file_pfn(): one lookup per
+# folio); folios are order-0 unless the inode is HugeTLB-backed (page_order).
+GMEM_FOLIO_PAGES = 1
 
 # --- emulation limits (not kernel facts) -----------------------------------
 DEFAULT_MEMORY_BUDGET = 8 << 30      # host bytes one tracker may hold
@@ -142,6 +193,23 @@ SPR_READ_BPS_CORE = 10e9             # PERF-NOTES: ~10 GB/s one Xeon core (assum
 SPR_READ_BPS_ALL = 0.80 * 614e9      # 2S peak 614 GB/s x 80 % sustained
 SPR_LOAD_LATENCY_S = 110e-9          # ASSUMED ~110 ns DRAM load-to-use; no source
 SPR_2S_CPUS = 2 * 56 * 2             # 2 x Xeon Platinum 8480+ (56 cores, SMT2)
+# The ranges the estimates above may lie in (docs/kernel-facts.md "Clearing cost"):
+# one core's streaming clear from 4 GB/s (a 1 GiB hugetlb page zeroed in 250 ms on
+# Skylake) to 38 GB/s (rep stosq in 1 GiB chunks, one Milan core); a core's
+# streaming read +-40 % around PERF-NOTES' 10 GB/s; DRAM load-to-use 80 ns (local)
+# to 150 ns (remote socket), ASSUMED.
+SPR_CLEAR_BPS_CORE_RANGE = (4e9, 38e9)
+SPR_READ_BPS_CORE_RANGE = (6e9, 14e9)
+SPR_LOAD_LATENCY_S_RANGE = (80e-9, 150e-9)
+
+# --- TDH.SYS.DISABLE (tip x86/tdx 5b25f249be32, Verma/Edgecombe v3 Apr 2026) ------
+# tdx_sys_disable() loops on one CPU (syscore tdx_shutdown(), or
+# native_machine_crash_shutdown()) until the module has reclaimed and cleared all
+# TDX memory; "depends on the amount of memory allocated to TDs".  No rate is
+# published: ASSUMED one CPU's streaming clear (the range above), central value
+# the 4 KiB-chunk rep stosq rate, as the module clears page by page.
+SYS_DISABLE_BPS = 13.7e9
+SYS_DISABLE_BPS_RANGE = (4e9, 38e9)
 
 # --- KVM private->shared conversion steps (race model) ------------------------
 # kvm_vm_set_mem_attributes(): ~100 ns per GFN xa_store (Liam Merwick, Jun 2025:

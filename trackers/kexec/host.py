@@ -18,7 +18,20 @@ from a workload to the kexec model) or by hand in tests.  All sets are normalize
                      nobody (a subset of ``private``);
 * ``ever_private``-- every page private at some time in the run (the
                      direct-map splits of a kernel without
-                     cpa_collapse_large_pages()); defaults to ``private``.
+                     cpa_collapse_large_pages()); defaults to ``private``;
+* ``guest``       -- guest pages mapped in the TDs' S-EPT (a leaf SPTE each in
+                     KVM's mirror S-EPT); defaults to ``kvm_visible``;
+* ``sept``        -- S-EPT table pages (tdh_mem_sept_add: each is a mirror
+                     page table's ``sp->external_spt``);
+* ``control``     -- TD control pages KVM holds pointers to: TDR, TDCS
+                     (``kvm_tdx->td``), TDVPR and TDCX (``vcpu_tdx->vp``);
+* ``dynamic_pamt``-- Dynamic PAMT page pairs (tdh_phymem_pamt_add), a subset
+                     of ``pamt`` the TDMR list does not name.
+
+``tds`` is one :class:`TdView` per TD (its GFN ranges, the GFNs mapped
+private, its vCPUs): what KVM's own walks (the mirror S-EPT, guest_memfd)
+read per TD.  Empty for hand-built hosts: those walks then see one default
+TD whose GFN = PFN over ``[0, max_pfn)`` (the kvm tracker's contract).
 
 ``td_pages`` is memory assigned to TDs (what TDH.SYS.DISABLE walks),
 ``tds_running`` the TDs alive at kexec; ``events`` and ``replay`` let
@@ -33,8 +46,37 @@ from typing import Callable
 import numpy as np
 
 from ..events import SEAMCALL_PRIVATE
-from ..extents import EMPTY, Extents, count, normalize, subtract, union
+from ..extents import EMPTY, Extents, count, normalize, overlaps, subtract, union
 from ..workloads import Workload
+
+
+@dataclass(frozen=True)
+class TdView:
+    """One TD as KVM knows it at kexec.
+
+    gfns: the TD's RAM as GFN ranges (its memslots, in order; one guest_memfd
+        inode per RAM block, offsets in this order -- QEMU's q35 layout).
+    private_gfns: GFNs mapped private: a leaf SPTE in the mirror S-EPT, the
+        PRIVATE attribute set, a folio bound in guest_memfd.
+    vcpus: vCPUs (one TDVPR and its TDCX pages each).
+    """
+
+    gfns: Extents
+    private_gfns: Extents
+    vcpus: int = 0
+
+    def index_runs(self) -> Extents:
+        """``private_gfns`` as guest_memfd inode offsets: GFNs numbered by their
+        position in ``gfns`` (the RAM block's offset order)."""
+        gs, ge = normalize(*self.gfns)
+        base = np.cumsum(ge - gs) - (ge - gs)            # offset of each GFN range
+        ia, _, s, e = overlaps(gs, ge, *normalize(*self.private_gfns))
+        off = base[ia] - gs[ia]
+        return normalize(s + off, e + off)
+
+    @property
+    def pages(self) -> int:
+        return count(normalize(*self.gfns))
 
 
 @dataclass
@@ -49,6 +91,11 @@ class KexecHost:
     td_pages: int | None = None
     tds_running: int = 0
     name: str = "host"
+    guest: Extents | None = None
+    sept: Extents = EMPTY
+    control: Extents = EMPTY
+    dynamic_pamt: Extents = EMPTY
+    tds: tuple = ()
     #: feed a tracker as the kernel's hooks would (e.g. ``t.apply(events)``);
     #: default: ``t.mark_ranges(*private)`` -- SEAMCALL hooks see every page
     feed: Callable | None = field(default=None, repr=False)
@@ -59,6 +106,12 @@ class KexecHost:
         self.kvm_visible = normalize(*self.kvm_visible)
         self.pamt = normalize(*self.pamt)
         self.leaked = normalize(*self.leaked)
+        kinds = ["sept", "control", "dynamic_pamt"] + (["guest"] if self.guest is not None else [])
+        self.guest = normalize(*(self.kvm_visible if self.guest is None else self.guest))
+        self.sept = normalize(*self.sept)
+        self.control = normalize(*self.control)
+        self.dynamic_pamt = normalize(*self.dynamic_pamt)
+        self.tds = tuple(self.tds)
         self.ever_private = (self.private if self.ever_private is None
                              else union(normalize(*self.ever_private), self.private))
         if self.td_pages is None:
@@ -67,9 +120,24 @@ class KexecHost:
         if outside:
             raise ValueError(f"host {self.name!r}: {outside} private pages lie outside RAM; "
                              f"TDX memory (CMRs) is RAM")
+        for kind in kinds:
+            stray = count(subtract(getattr(self, kind), self.private))
+            if stray:
+                raise ValueError(f"host {self.name!r}: {stray} {kind} pages are not in "
+                                 f"private; every kind is a subset of the private set")
         if self.ram[1].size and int(self.ram[1][-1]) > self.max_pfn:
             raise ValueError(f"host {self.name!r}: RAM ends at PFN {int(self.ram[1][-1])}, "
                              f"past max_pfn {self.max_pfn}")
+
+    @property
+    def pamt_listed(self) -> Extents:
+        """The PAMT the kernel's TDMR list names: every PAMT page but the
+        Dynamic PAMT page pairs (which only the TDX module returns)."""
+        return subtract(self.pamt, self.dynamic_pamt)
+
+    @property
+    def vcpus(self) -> int:
+        return sum(t.vcpus for t in self.tds)
 
     @property
     def ram_pages(self) -> int:
@@ -108,6 +176,10 @@ def from_workload(workload: Workload, *, name: str | None = None) -> KexecHost:
     * pamt         = final_private()["pamt"] (the kernel's TDMR list names it);
     * leaked       = final_private()["leaked"] where the workload has that kind;
     * td_pages     = private pages that are neither PAMT nor leaked;
+    * guest, sept  = final_private()["guest"], ["sept"];
+    * control      = the union of the "tdr", "tdcs", "tdvpr", "tdcx" kinds;
+    * dynamic_pamt = the workload's Dynamic PAMT page pairs (``dynamic_pamt``);
+    * tds          = per TD its GFN layout, final bound (private) GFNs, vCPUs;
     * ever_private = every PFN range a SEAMCALL_PRIVATE row ever made private;
     * feed         = replay every batch through ``Tracker.apply()`` (each
                      tracker interprets the events itself: SEAMCALL rows for
@@ -126,12 +198,17 @@ def from_workload(workload: Workload, *, name: str | None = None) -> KexecHost:
         for b in batches:
             tracker.apply(b)
 
+    control = union(*(by_kind.get(k, EMPTY) for k in ("tdr", "tdcs", "tdvpr", "tdcx")))
+    tds = tuple(TdView(t.layout, t.binding.gfn_extents(), t.config.vcpus)
+                for t in workload.tds)
     return KexecHost(
         max_pfn=int(workload.max_pfn), ram=workload.memmap.ram_ranges, private=private,
         kvm_visible=workload.final_kvm(), pamt=pamt, leaked=leaked, ever_private=ever,
         td_pages=count(subtract(private, union(pamt, leaked))),
         tds_running=len(workload.tds), name=name or workload.name,
-        feed=feed if batches else None,
+        feed=feed if batches else None, guest=by_kind.get("guest", EMPTY),
+        sept=by_kind.get("sept", EMPTY), control=control,
+        dynamic_pamt=getattr(workload, "dynamic_pamt", EMPTY), tds=tds,
     )
 
 

@@ -20,7 +20,20 @@ Time model (modeled, never measured here):
 
 The per-entry, per-run and per-lookup costs are ASSUMED (trackers/kernel.py
 SCAN_*_S, each with a (low, high) range :meth:`Platform.scan_s_range` gives);
-rates and latency are measured or estimated per platform.
+rates and latency are measured or estimated per platform.  So is the rate at
+which TDH.SYS.DISABLE has the TDX module reclaim and clear TD memory
+(``sys_disable_bps``: no figure is published, kernel.SYS_DISABLE_BPS).
+
+Assumed parameters, for sensitivity studies: :data:`ASSUMED_RANGES` maps
+every Platform field that is ASSUMED on every platform to ``(low, high,
+source)``; ``Platform.assumed`` adds the fields a preset assumes besides (the
+estimated rates of ``spr-2s``), and :meth:`Platform.assumed_ranges` gives
+both.  Varying one is ``dataclasses.replace(platform, **{field: value})``;
+every strategy's ``assess`` reads the platform's fields only (no module
+constant stands in for one), so a replaced platform changes its row.
+:meth:`Platform.bounds` gives the two corners (every assumed field at the
+end that makes times shortest, and longest) the verdict's
+``downtime_low_s`` / ``downtime_high_s`` come from.
 
 ``cpus_at_reset`` is how many CPUs the reset may use.  At the point the
 kernel resets TDX pages today -- machine_kexec() -> the reset before
@@ -52,6 +65,30 @@ GB = 1e9
 #: the ASSUMED scan costs and their (low, high) ranges (trackers/kernel.py)
 SCAN_COST_RANGES = {"entry_s": kernel.SCAN_ENTRY_S_RANGE, "run_s": kernel.SCAN_RUN_S_RANGE,
                     "lookup_s": kernel.SCAN_LOOKUP_S_RANGE}
+#: every Platform field ASSUMED on every platform: field -> (low, high, source).
+#: A field whose name holds "bps" is a rate (its high end makes times shorter);
+#: every other is a cost in seconds (its low end makes times shorter).
+ASSUMED_RANGES: dict[str, tuple[float, float, str]] = {
+    "entry_s": (*kernel.SCAN_ENTRY_S_RANGE,
+                "ASSUMED: 2-6 instructions per 8-B entry at 2-4 GHz, IPC 1-3 "
+                "(trackers/kernel.py SCAN_ENTRY_S)"),
+    "run_s": (*kernel.SCAN_RUN_S_RANGE,
+              "ASSUMED: a single-page-run microbenchmark of the kernel's iterators gave "
+              "11-28 ns (trackers/kernel.py SCAN_RUN_S)"),
+    "lookup_s": (*kernel.SCAN_LOOKUP_S_RANGE,
+                 "ASSUMED: an xa_load() microbenchmark of a guest_memfd-sized XArray gave "
+                 "30 ns (trackers/kernel.py SCAN_LOOKUP_S)"),
+    "sys_disable_bps": (*kernel.SYS_DISABLE_BPS_RANGE,
+                        "ASSUMED: no TDH.SYS.DISABLE figure is published; one CPU's "
+                        "streaming clear, 4 GB/s (zeroing a 1 GiB hugetlb page on "
+                        "Skylake) to 38 GB/s (rep stosq, 1 GiB chunks, one Milan core) "
+                        "(trackers/kernel.py SYS_DISABLE_BPS)"),
+}
+
+#: the Platform fields that are rates (bytes/s) or costs (seconds): all > 0
+RATE_AND_COST_FIELDS = ("clear_bps_core", "clear_bps_all", "read_bps_core", "read_bps_all",
+                        "load_latency_s", "entry_s", "run_s", "lookup_s", "sys_disable_bps")
+
 #: where every platform's scan costs come from (the same ASSUMED figures)
 SCAN_COST_SOURCES = {
     "entry_s": "ASSUMED 0.5-2 ns per entry tested (trackers/kernel.py SCAN_ENTRY_S)",
@@ -59,6 +96,7 @@ SCAN_COST_SOURCES = {
              "a single-page-run microbenchmark gave 11-28 ns here)",
     "lookup_s": "ASSUMED 15-60 ns per per-page lookup (trackers/kernel.py SCAN_LOOKUP_S; "
                 "an xa_load microbenchmark gave 30 ns here)",
+    "sys_disable_bps": ASSUMED_RANGES["sys_disable_bps"][2],
 }
 
 
@@ -75,6 +113,10 @@ class Platform:
     kind: "measured", "estimate" or "fallback"; sources: field -> source.
     entry_s / run_s / lookup_s: CPU seconds a scan spends per entry tested,
         per run emitted and per per-page lookup (ASSUMED: trackers/kernel.py).
+    sys_disable_bps: bytes per second TDH.SYS.DISABLE reclaims and clears TD
+        memory (ASSUMED on every platform: ASSUMED_RANGES).
+    assumed: field -> (low, high, source) for the fields this platform
+        assumes besides ASSUMED_RANGES (a preset's estimated rates).
     """
 
     name: str
@@ -90,13 +132,21 @@ class Platform:
     entry_s: float = kernel.SCAN_ENTRY_S
     run_s: float = kernel.SCAN_RUN_S
     lookup_s: float = kernel.SCAN_LOOKUP_S
+    sys_disable_bps: float = kernel.SYS_DISABLE_BPS
+    assumed: dict = field(default_factory=dict)
 
     def __post_init__(self):
-        for f in ("clear_bps_core", "clear_bps_all", "read_bps_core", "read_bps_all",
-                  "load_latency_s", "entry_s", "run_s", "lookup_s"):
+        for f in RATE_AND_COST_FIELDS:
             v = getattr(self, f)
             if not v > 0:
                 raise ValueError(f"platform {self.name!r}: {f} must be > 0, got {v!r}")
+        for f, r in self.assumed.items():
+            if f not in RATE_AND_COST_FIELDS:
+                raise ValueError(f"platform {self.name!r}: assumed field {f!r} is not a rate "
+                                 f"or cost; known: {', '.join(RATE_AND_COST_FIELDS)}")
+            if not 0 < r[0] <= r[1]:
+                raise ValueError(f"platform {self.name!r}: assumed range of {f} must satisfy "
+                                 f"0 < low <= high, got ({r[0]!r}, {r[1]!r})")
         if not 1 <= self.cpus_at_reset <= self.cpus_total:
             raise ValueError(f"platform {self.name!r}: cpus_at_reset {self.cpus_at_reset} "
                              f"must lie in [1, cpus_total={self.cpus_total}]")
@@ -149,6 +199,21 @@ class Platform:
                      .scan_s(scanned_bytes, loads, entries, runs, lookups, cpus)
                      for i in (0, 1))
 
+    def assumed_ranges(self) -> dict[str, tuple[float, float, str]]:
+        """Every ASSUMED field of this platform: ASSUMED_RANGES and ``assumed``."""
+        return {**ASSUMED_RANGES, **self.assumed}
+
+    def bounds(self) -> tuple["Platform", "Platform"]:
+        """(fast, slow): this platform with every assumed field at the end of
+        its range that makes every modeled time shortest, and longest (a rate's
+        high end is fast, a cost's low end is).  Every time of the model is
+        monotone in each field, so the two bracket every combination."""
+        fast, slow = {}, {}
+        for f, (lo, hi, _) in self.assumed_ranges().items():
+            rate = "bps" in f
+            fast[f], slow[f] = (hi, lo) if rate else (lo, hi)
+        return dataclasses.replace(self, **fast), dataclasses.replace(self, **slow)
+
     def with_cpus(self, cpus_at_reset: int) -> "Platform":
         """The same machine with the reset moved to where ``cpus_at_reset`` CPUs run."""
         return dataclasses.replace(self, cpus_at_reset=int(cpus_at_reset))
@@ -159,12 +224,25 @@ class Platform:
                 f"{self.read_bps_core / GB:.1f} GB/s/core, {self.read_bps_all / GB:.1f} GB/s "
                 f"all-core; load latency {self.load_latency_s * 1e9:.0f} ns; scan work "
                 f"{self.entry_s * 1e9:.1f} ns/entry, {self.run_s * 1e9:.0f} ns/run, "
-                f"{self.lookup_s * 1e9:.0f} ns/lookup (assumed); "
+                f"{self.lookup_s * 1e9:.0f} ns/lookup (assumed); TDH.SYS.DISABLE "
+                f"{self.sys_disable_bps / GB:.1f} GB/s (assumed); "
                 f"{self.cpus_at_reset} of {self.cpus_total} CPUs at reset")
 
 
 # --------------------------------------------------------------------------
 # presets
+
+#: the rates spr-2s estimates rather than measures: field -> (low, high, source)
+SPR_ASSUMED = {
+    "clear_bps_core": (*kernel.SPR_CLEAR_BPS_CORE_RANGE,
+                       "ESTIMATE: one core's streaming clear, 4 GB/s (1 GiB hugetlb zeroing, "
+                       "Skylake) to 38 GB/s (rep stosq, 1 GiB chunks, Milan); no MOVDIR64B "
+                       "figure is published (docs/kernel-facts.md)"),
+    "read_bps_core": (*kernel.SPR_READ_BPS_CORE_RANGE,
+                      "ESTIMATE: ~10 GB/s one Xeon core (PERF-NOTES), +-40 %"),
+    "load_latency_s": (*kernel.SPR_LOAD_LATENCY_S_RANGE,
+                       "ESTIMATE: 2S server DRAM load-to-use, local 80 ns to remote 150 ns"),
+}
 
 def spr_2s() -> Platform:
     """Two-socket Sapphire Rapids, an ESTIMATE from docs/kernel-facts.md."""
@@ -191,6 +269,7 @@ def spr_2s() -> Platform:
             "cpus_at_reset": "machine_kexec runs after stop_other_cpus(): one CPU",
             **SCAN_COST_SOURCES,
         },
+        assumed=SPR_ASSUMED,
     )
 
 

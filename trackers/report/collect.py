@@ -9,7 +9,9 @@ sizes and platform rates) in its column names or in a ``kind`` column.
 Tables (file stem -> content):
 
 * ``memory_vs_host``  tracker x host size: modeled bytes, bytes added to a
-  running kernel, bits per private page; the set is ``reference-1pct``
+  running kernel, bits per private page, with a row per option that has a
+  structure of its own (``Strategy.sized_structure``: pte-softbit's split
+  tables, dpamt-refcount's array, gmem-maple's tree); the set is ``reference-1pct``
   (see :mod:`trackers.sets`) so 16 TiB fits this machine;
 * ``bits_per_page``   tracker x private fraction at one host size, with the
   information bounds log2 C(N, n) and log2 C(N+1, 2r) per private page;
@@ -52,7 +54,8 @@ import pandas as pd
 from ..base import NotRepresentable, memory_budget
 from ..kernel import PAGE_SIZE
 from ..kexec import PLATFORMS, STRATEGIES, KexecHost, evaluate, from_workload, race
-from ..kexec.strategies import ENGINE_PAGE_TABLES, ENGINE_STRUCT_PAGES, engine_kind
+from ..kexec.strategies import (ENGINE_PAGE_TABLES, ENGINE_STRUCT_PAGES, TRACKER_STRATEGIES,
+                                engine_kind, strategy_for_tracker)
 from ..registry import TRACKERS
 from ..sets import fraction_set, host_label, host_set
 from ..workloads import SCENARIOS, bundled_memmaps, scenario
@@ -182,11 +185,12 @@ def _memory_rows(cfg, max_pfn, get_set) -> list[dict]:
             "host_bytes": max_pfn * PAGE_SIZE, "host": host_label(max_pfn),
             "set": cfg.sweep_shape, "private_pages": pages, "extents": int(starts.size),
             "modeled_bytes": nbytes,
-            "added_bytes": STRATEGIES[name].added_bytes(nbytes) if not why else math.nan,
+            "added_bytes": (strategy_for_tracker(name).added_bytes(nbytes) if not why
+                            else math.nan),
             "bits_per_private_page": nbytes * 8 / pages,
             "kind": "modeled", **REPRESENTABLE, **why,
         })
-    rows.extend(_pte_softbit_rows(cfg, max_pfn, starts, ends, pages))
+    rows.extend(_strategy_rows(cfg, max_pfn, starts, ends, pages))
     return rows
 
 
@@ -201,20 +205,27 @@ def _estimate_or_why(cls, starts, ends, max_pfn) -> tuple[float, dict]:
                                                      else exc.limit_pfns)}
 
 
-def _pte_softbit_rows(cfg, max_pfn, starts, ends, pages) -> list[dict]:
-    """Option 2's added page-table pages: the direct map over RAM [0, max_pfn)
-    split for this private set (no KexecHost: building one costs ~40 s at
-    16 TiB and adds nothing here)."""
-    strategy = STRATEGIES["pte-softbit"]
-    added = strategy.added_bytes_for_set(max_pfn, starts, ends)
-    return [{
-        "tracker": strategy.name, "option": strategy.option, "host_pfns": max_pfn,
-        "host_bytes": max_pfn * PAGE_SIZE, "host": host_label(max_pfn),
-        "set": cfg.sweep_shape, "private_pages": pages, "extents": int(starts.size),
-        "modeled_bytes": added, "added_bytes": added,
-        "bits_per_private_page": added * 8 / pages,
-        "kind": "modeled", **REPRESENTABLE,
-    }]
+def _strategy_rows(cfg, max_pfn, starts, ends, pages) -> list[dict]:
+    """The structures of the options that are not trackers, for this private
+    set over RAM [0, max_pfn) (``Strategy.sized_structure``): option 2's
+    split page-table pages, Dynamic PAMT's refcount array, guest_memfd's
+    maple tree (one inode, GFN = PFN) -- each strategy's
+    ``added_bytes_for_set`` (no KexecHost: building one costs ~40 s at 16 TiB
+    and adds nothing here)."""
+    rows = []
+    for strategy in STRATEGIES.values():
+        if not strategy.sized_structure:
+            continue
+        added = strategy.added_bytes_for_set(max_pfn, starts, ends)
+        rows.append({
+            "tracker": strategy.name, "option": strategy.option, "host_pfns": max_pfn,
+            "host_bytes": max_pfn * PAGE_SIZE, "host": host_label(max_pfn),
+            "set": cfg.sweep_shape, "private_pages": pages, "extents": int(starts.size),
+            "modeled_bytes": added, "added_bytes": added,
+            "bits_per_private_page": added * 8 / pages,
+            "kind": "modeled", **REPRESENTABLE,
+        })
+    return rows
 
 
 def _fraction_rows(cfg, fraction, get_set) -> list[dict]:
@@ -331,7 +342,8 @@ def _scan_rows(cfg, max_pfn, get_set, cost: dict) -> list[dict]:
     where = machine()
     rows = []
     for name in [*cfg.trackers, PTE_SOFTBIT]:
-        strategy = STRATEGIES[name]
+        strategy = (strategy_for_tracker(name) if name in TRACKER_STRATEGIES
+                    else STRATEGIES[name])
         base = {"tracker": name, "option": strategy.option, "host_pfns": max_pfn,
                 "host_bytes": max_pfn * PAGE_SIZE, "host": host_label(max_pfn),
                 "set": cfg.scan_shape, "private_pages": pages, "extents": int(starts.size),

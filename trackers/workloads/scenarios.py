@@ -60,6 +60,9 @@ class Workload:
     host_held: X.Extents
     build_seconds: float = 0.0
     _final: dict[str, X.Extents] = field(default_factory=dict, repr=False)
+    #: Dynamic PAMT page pairs (tdh_phymem_pamt_add), part of the "pamt" kind;
+    #: the TDMR list does not name them
+    dynamic_pamt: X.Extents = field(default_factory=X.empty)
 
     @property
     def max_pfn(self) -> int:
@@ -167,7 +170,7 @@ def build_workload(name: str, memmap: MemoryMap, tds: list[TdConfig], seed: int 
     return Workload(name=name, seed=seed, description=description, memmap=memmap, tdmrs=tdmrs,
                     tds=placed, batches=batches, labels=labels, pamt=pamt,
                     host_held=alloc.host_held, build_seconds=time.perf_counter() - t0,
-                    _final=final)
+                    _final=final, dynamic_pamt=X.union(*dpamt_ext) if dpamt_ext else X.empty())
 
 
 def _chunks(ext: X.Extents) -> tuple[np.ndarray, np.ndarray]:

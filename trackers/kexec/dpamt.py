@@ -1,0 +1,122 @@
+"""Dynamic PAMT's refcount array, read as a tracking structure at kexec.
+
+Dynamic PAMT (Shutemov / Edgecombe, v6 25 May 2026, not merged) keeps one
+``atomic_t`` per 2 MiB range over ``[0, max_pfn)`` in one vmalloc
+(init_pamt_refcounts(): ``DIV_ROUND_UP(max_pfn, 512) * 4`` bytes, 2 MiB per
+TiB, up to 8 GiB for a 52-bit space; holes are not skipped).  A count is the
+number of 4 KiB pages of the range that hold PAMT_4K backing
+(tdx_pamt_get()/tdx_pamt_put()): every control page (TDR, TDCS, TDVPR, TDCX:
+tdx_alloc_control_page()), every S-EPT page (tdx_sept_map_nonleaf_spte()) and
+every guest page mapped at 4 KiB (tdx_sept_map_leaf_spte()).  A page whose
+reclaim failed keeps its reference (the put follows a successful reclaim).
+
+As a tracking option (``dpamt-refcount``): scan the array, reset every RAM
+page of each 2 MiB range with a non-zero count, and the PAMT the TDMR list
+names.  It cannot see what takes no reference:
+
+* guest memory mapped at 2 MiB (the TDX huge-page series; 0 in mainline:
+  ``guest_2m_fraction``, ASSUMED range kernel.GUEST_2M_FRACTION_RANGE) -- a
+  fully guest-owned 2 MiB block mapped at 2 MiB has count 0;
+* the Dynamic PAMT page pairs themselves (tdh_phymem_pamt_add() pages), unless
+  another referenced page shares their 2 MiB range.
+
+and it over-clears: every page of a counted range that is not private (host
+pages, shared guest pages, free pages) is reset too -- harmless for their
+owner after a normal kexec, but it zeroes their contents, which a kdump
+vmcore then lacks.
+
+All figures are modeled (numpy over 2 MiB block indices, no per-page loop).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .. import kernel
+from ..extents import (EMPTY, Extents, blocks_touched, count, intersect, normalize, subtract,
+                       union)
+from .host import KexecHost
+
+SHIFT = kernel.DPAMT_REFCOUNT_SHIFT
+BLOCK = 1 << SHIFT
+
+
+def refcount_array_bytes(max_pfn: int) -> int:
+    """Bytes of pamt_refcounts for a host whose PFNs end at ``max_pfn``."""
+    return -(-int(max_pfn) // BLOCK) * kernel.DPAMT_REFCOUNT_BYTES
+
+
+def guest_2m_blocks(guest: Extents, fraction: float) -> Extents:
+    """The guest pages mapped at 2 MiB when ``fraction`` of guest memory is:
+    the first whole, aligned 2 MiB PFN blocks of ``guest`` in PFN order, as
+    many as ``fraction`` of its pages fill (at most every such block).  A 2 MiB
+    S-EPT leaf also needs its GFNs 2 MiB aligned: this counts PFN blocks only
+    (an upper bound on what can be mapped at 2 MiB)."""
+    if not 0.0 <= fraction <= 1.0:
+        raise ValueError(f"guest_2m_fraction {fraction!r} must lie in [0, 1]")
+    s, e = normalize(*guest)
+    first = -(-s // BLOCK)
+    last = e // BLOCK
+    n = np.maximum(last - first, 0)
+    want = int(fraction * count((s, e))) // BLOCK
+    if want == 0 or not n.any():
+        return EMPTY
+    take = np.minimum(n, np.maximum(want - (np.cumsum(n) - n), 0))
+    keep = take > 0
+    return normalize(first[keep] * BLOCK, (first[keep] + take[keep]) * BLOCK)
+
+
+@dataclass(frozen=True)
+class RefcountScan:
+    """What a scan of pamt_refcounts finds and resets on one host (modeled).
+
+    referenced: private pages holding a PAMT_4K reference;
+    counted_blocks: 2 MiB block indices with a non-zero count (ascending);
+    reset: pages reset (RAM of the counted blocks, and the TDMR-listed PAMT);
+    found / missed / overcleared: private pages reset, private pages not
+        reset, reset pages that were not private.
+    """
+
+    array_bytes: int
+    referenced: Extents
+    counted_blocks: np.ndarray
+    reset: Extents
+    found: int
+    missed: int
+    overcleared: int
+    missed_2m: int
+    missed_dpamt: int
+
+    @property
+    def runs(self) -> int:
+        """Runs of adjacent counted blocks the scan emits."""
+        b = self.counted_blocks
+        return int(b.size and 1 + np.count_nonzero(np.diff(b) > 1))
+
+    def check(self, host: KexecHost) -> None:
+        assert self.found + self.missed == host.private_pages
+        assert self.found + self.overcleared == count(self.reset)
+        assert count(subtract(self.referenced, self.reset)) == 0, \
+            "a referenced page lies in a block that was not reset"
+
+
+def refcount_scan(host: KexecHost, guest_2m_fraction: float = kernel.GUEST_2M_FRACTION
+                  ) -> RefcountScan:
+    """The scan of ``host``'s refcount array with ``guest_2m_fraction`` of
+    guest memory mapped at 2 MiB.  Referenced: every private page but the PAMT
+    (static levels and page pairs) and the 2 MiB-mapped guest pages."""
+    g2m = guest_2m_blocks(host.guest, guest_2m_fraction)
+    referenced = subtract(host.private, union(host.pamt, g2m))
+    blocks = blocks_touched(referenced, SHIFT)
+    counted = normalize(blocks * BLOCK, (blocks + 1) * BLOCK) if blocks.size else EMPTY
+    reset = union(intersect(counted, host.ram), host.pamt_listed)
+    found = count(intersect(host.private, reset))
+    missed = host.private_pages - found
+    return RefcountScan(
+        array_bytes=refcount_array_bytes(host.max_pfn), referenced=referenced,
+        counted_blocks=blocks, reset=reset, found=found, missed=missed,
+        overcleared=count(reset) - found,
+        missed_2m=count(subtract(g2m, reset)),
+        missed_dpamt=count(subtract(host.dynamic_pamt, reset)))
