@@ -212,7 +212,20 @@ def provenance(meta: dict) -> dict:
         "platforms": plats,
         "config": meta.get("config", {}),
         "left_out": meta.get("left_out", {}),
+        "calibration": _calibration_summary(),
     }
+
+
+def _calibration_summary() -> dict:
+    """The this-machine calibration behind the measured platform: when, how many
+    runs, every figure's median and min-max spread, the machine's load (empty
+    where this machine was never calibrated)."""
+    try:
+        doc = json.loads(calibration_path().read_text())
+    except (OSError, ValueError):
+        return {}
+    return {k: doc.get(k) for k in ("measured_at", "repeat", "cpu", "cpus_total", "figures",
+                                    "spread", "load", "warnings")}
 
 
 def staging_path(out: Path, kind: str, pid: int | None = None) -> Path:
@@ -414,7 +427,8 @@ def run(args) -> int:
     meta = {"command": command_line(args),
             "elapsed_s": elapsed, "mode": "quick" if args.quick else "default",
             "seed": args.seed, "trackers": cfg.trackers, "kernel_code": kernel_code,
-            "config": dataclasses.asdict(cfg), "left_out": collect.left_out(cfg)}
+            "config": dataclasses.asdict(cfg), "left_out": collect.left_out(cfg),
+            "quick_covers": collect.quick_covers()}
     written = write_report(tables, out, meta)
     verdict = summary.verdict_table(collect.split_tables(tables))
     buf = io.StringIO()

@@ -162,6 +162,19 @@ def quick_config(seed: int = 0) -> ReportConfig:
     )
 
 
+def quick_covers() -> str:
+    """What ``--quick`` covers, for the summary (from quick_config itself)."""
+    q = quick_config()
+    return (f"`--quick` covers hosts of {host_label(q.sweep_hosts[0])}-"
+            f"{host_label(q.sweep_hosts[-1])} (memory) and {host_label(q.scan_hosts[0])}-"
+            f"{host_label(q.scan_hosts[-1])} (scans), the scenario(s) "
+            f"{', '.join(f'`{x}`' for x in q.scenarios)}, {q.race_kexecs:,} simulated kexecs "
+            f"per race point at {', '.join(f'{r:g}' for r in q.conversion_rates)} MiB/s, "
+            f"CPUs at reset {', '.join(map(str, q.sensitivity_cpus))} and all, and "
+            f"conversions into a {host_label(q.conversion_pfns)} set: the same computation "
+            f"on small inputs, seconds")
+
+
 @dataclass
 class Step:
     table: str
@@ -414,8 +427,6 @@ def _scan_rows(cfg, max_pfn, get_set, cost: dict) -> list[dict]:
             ratio = modeled / m.seconds if here else math.nan
             rows.append({**base,
                          "engine": m.engine, "engine_kind": engine_kind(m.engine),
-                         "populate_measured_s": m.populate_s,    # one build: no spread
-                         "populate_runs": 1 if m.repeat else 0,
                          "scan_measured_s": m.seconds,
                          "scan_measured_min_s": m.seconds_min,
                          "scan_measured_max_s": m.seconds_max,
@@ -521,7 +532,7 @@ def _host_cache():
 
 
 def _kexec_rows(cfg, name: str, get_host) -> list[dict]:
-    host, build_s, emulate, measured = get_host(cfg, name)
+    host, _, emulate, measured = get_host(cfg, name)
     chosen = _chosen(cfg)
     rows = []
     for pname, plat in PLATFORMS.items():       # each structure built and timed once
@@ -533,7 +544,6 @@ def _kexec_rows(cfg, name: str, get_host) -> list[dict]:
         df["platform_cpus"] = plat.cpus_at_reset
         df["emulated"] = emulate
         df["seed"] = cfg.seed
-        df["scenario_build_s"] = build_s
         rows.extend(df.to_dict("records"))
     return rows
 

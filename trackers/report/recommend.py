@@ -21,8 +21,9 @@ columns, for a plain-text mail).
 :func:`choose` is the decision rule the summary's answer applies: among the
 *safe* options (kexec allowed and no page missed in any scenario run, a
 structure that holds every host), those within ``DOWNTIME_TIE`` of the least
-downtime are equal on downtime; of them the one adding the least memory at
-the largest host, then the cheapest hot path, wins.
+downtime are equal on downtime; of them, in order, one that runs in crash
+kexec, one with no allocation that can fail on the conversion path, the one
+adding the least memory at the largest host, the cheapest hot path wins.
 """
 
 from __future__ import annotations
@@ -307,9 +308,11 @@ def _memory_cells(mem: pd.DataFrame | None, name: str) -> dict:
     for label, pfns in MEMORY_HOSTS.items():
         if pfns in m.index:
             out[f"added_bytes_{label}"] = float(m[pfns])
-    have = sorted(p for p in m.index if not math.isnan(m[p]))
+    have = sorted(m.index)
     for label, pfns in MEMORY_HOSTS.items():
-        if math.isnan(out[f"added_bytes_{label}"]) and len(have) >= 2 and pfns > have[-1]:
+        # past the largest host run, from the last two (a NaN there -- a structure
+        # that cannot hold the host -- stays NaN)
+        if pfns > have[-1] and len(have) >= 2 and not m[have[-2:]].isna().any():
             a, b = have[-2], have[-1]
             growth = (m[b] / m[a]) ** (math.log(pfns / b) / math.log(b / a)) if m[a] else 0
             out[f"added_bytes_{label}"] = float(m[b] * growth)
@@ -430,7 +433,9 @@ def choose(sens: pd.DataFrame, rec: pd.DataFrame, *, scenario: str, platform: st
     big = [c for c in (f"added_bytes_{k}" for k in reversed(list(MEMORY_HOSTS)))
            if c in r and r[c].notna().all()]
     key = r[big[0]] if big else pd.Series(0.0, index=r.index)
-    order = sorted(tied, key=lambda n: (key[n], _nan_last(r.at[n, "hot_ns_4k"]),
+    order = sorted(tied, key=lambda n: (not str(r.at[n, "crash_context"]).startswith("yes"),
+                                        str(r.at[n, "allocation"]).startswith("can fail"),
+                                        key[n], _nan_last(r.at[n, "hot_ns_4k"]),
                                         list(rec["strategy"]).index(n)))
     return order[0], order
 
@@ -469,10 +474,10 @@ def fmt_bytes(x) -> str:
 def fmt_seconds(x) -> str:
     if x is None or not math.isfinite(x):
         return "n/a"
-    if x >= 60:
-        return f"{x / 60:.1f} min"
+    if x >= 600:
+        return f"{x / 60:.0f} min"
     if x >= 1:
-        return f"{x:.1f} s"
+        return f"{x:.3g} s"
     if x >= 1e-3:
         return f"{x * 1e3:.1f} ms"
     return f"{x * 1e6:.0f} us"
@@ -518,6 +523,7 @@ def recommendation_markdown(rec: pd.DataFrame) -> str:
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for _, r in rec.iterrows():
         missed = ("refused" if not r["kexec_allowed"] else
+                  "not representable on every host" if not r["representable"] else
                   f"{int(r['pages_missed_worst']):,}"
                   + (f" ({r['pages_missed_worst_scenario']})"
                      if r["pages_missed_worst"] > 0 else ""))
@@ -558,7 +564,8 @@ def recommendation_text(rec: pd.DataFrame, width: int = TEXT_WIDTH) -> str:
     out = [head[:width], "-" * min(len(head), width)]
     for _, r in rec.iterrows():
         cells = [r["strategy"][:15],
-                 "refused" if not r["kexec_allowed"] else _short(r["pages_missed_worst"]),
+                 "refused" if not r["kexec_allowed"] else
+                 "n/r" if not r["representable"] else _short(r["pages_missed_worst"]),
                  "refused" if not r["kexec_allowed"] else
                  "n/a" if not math.isfinite(r["p_miss"]) else
                  f"{r['p_miss']:.2g}<{r['p_miss_high']:.1g}",
@@ -571,7 +578,7 @@ def recommendation_text(rec: pd.DataFrame, width: int = TEXT_WIDTH) -> str:
     out.append("")
     out.extend(textwrap.wrap(
         f"missed: pages missed, worst over {int(rec['scenarios'].max())} scenarios "
-        f"[modeled]; P(miss)@{rate_s}: P(>= 1 page missed per kexec) at {rate_s} MiB/s of "
+        f"[modeled] (n/r: its structure cannot hold every host); P(miss)@{rate_s}: P(>= 1 page missed per kexec) at {rate_s} MiB/s of "
         f"conversions, '<' its 95 % upper bound [modeled]; +16/64 TiB: memory added "
         f"[modeled]; hot 4K: mark + unmark of one 4 KiB conversion [measured]; 1 CPU / all "
         f"CPUs: downtime at reset on {rec['downtime_scenario'].iloc[0]}, "
