@@ -268,7 +268,7 @@ def answer_lines(tables, rec: pd.DataFrame) -> list[str]:
             f"{_s(x['downtime_1cpu_s'])} (range "
             f"{_s(x['downtime_min_s'])}-{_s(x['downtime_max_s'])} over 1-"
             f"{top} CPUs and the assumed ranges), adds {recommend.fmt_bytes(x['added_bytes_16tib'])}"
-            f" at 16 TiB, {recommend.fmt_ns(x['hot_ns_4k'])} per 4 KiB conversion"
+            f" at 16 TiB, {recommend.hot_4k(x)} per 4 KiB conversion"
             + (f"; {_names(others)} are within {recommend.DOWNTIME_TIE:.0%} of its downtime "
                f"but rank lower by the rule below" if others else "") + ".")
     changes = recommend.choices_by_cpus(sens, rec, scenario=sc, platform=plat)
@@ -283,7 +283,7 @@ def answer_lines(tables, rec: pd.DataFrame) -> list[str]:
             f"choice is `{new}` ({_s(down_k.get(new, math.nan))} at all {top} CPUs "
             f"against {_s(down_k.get(changes[0][1], math.nan))} for "
             f"`{changes[0][1]}`; adds {recommend.fmt_bytes(y['added_bytes_16tib'])} at 16 TiB, "
-            f"{recommend.fmt_ns(y['hot_ns_4k'])} per 4 KiB conversion)"
+            f"{recommend.hot_4k(y)} per 4 KiB conversion)"
             + ("; later changes: " + ", ".join(f"`{n}` from {c}" for c, n in changes[2:])
                if len(changes) > 2 else "") + f". `{first.name}` stays the 1-CPU choice.")
     idle = f"{sc}/no-td"
