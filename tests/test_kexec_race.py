@@ -107,7 +107,9 @@ def test_mean_interval():
 
 def test_race_intervals_and_seamcall_band():
     from trackers.kexec.race import race_band
-    df = race_band(("bitmap", "kvm", "refuse"), rates_mib_s=(64,), n_kexec=3000,
+    kvm_name = next(n for n in ("kvm-attr", "kvm") if n in STRATEGIES)
+    refuse = next(n for n in ("upstream-refuse", "refuse") if n in STRATEGIES)
+    df = race_band(("bitmap", kvm_name, refuse), rates_mib_s=(64,), n_kexec=3000,
                    platform="spr-2s", seed=2)
     assert list(dict.fromkeys(df["seamcall_cost"])) == ["low", "base", "high"]
     assert len(df) == 3 * 2 * 3
@@ -118,9 +120,9 @@ def test_race_intervals_and_seamcall_band():
     bitmap = df[df.strategy == "bitmap"]
     assert (bitmap["p_miss"] == 0).all() and (bitmap["p_miss_high"] > 0).all()
     # a dearer SEAMCALL keeps pages longer in flight: kvm misses more
-    kvm = df[(df.strategy == "kvm") & (df.kexec == "crash")].set_index("seamcall_cost")
+    kvm = df[(df.strategy == kvm_name) & (df.kexec == "crash")].set_index("seamcall_cost")
     assert kvm.loc["low", "missed_expected"] < kvm.loc["base", "missed_expected"] \
         < kvm.loc["high", "missed_expected"]
     assert kvm.loc["low", "p_miss"] < kvm.loc["high", "p_miss"]
     with pytest.raises(ValueError, match="seamcall_cost"):
-        race(("kvm",), seamcall_cost="medium")
+        race((kvm_name,), seamcall_cost="medium")

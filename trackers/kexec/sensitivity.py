@@ -14,10 +14,11 @@ counts), one row set per scenario and platform:
   count: the downtime with that one parameter at the low and at the high end
   of its range, the others central.
 
-The ASSUMED parameters are the Platform fields named by
-``trackers.kexec.platform.ASSUMED_RANGES`` (field -> (low, high, source)),
-or, where a platform module has none, its ``SCAN_COST_RANGES`` (field ->
-(low, high), sources in ``SCAN_COST_SOURCES``): :func:`assumed_ranges`.  A
+The ASSUMED parameters are the Platform fields a platform names with
+``Platform.assumed_ranges()`` (field -> (low, high, source)), or else those of
+``trackers.kexec.platform.ASSUMED_RANGES``, or, where a platform module has
+neither, its ``SCAN_COST_RANGES`` (field -> (low, high), sources in
+``SCAN_COST_SOURCES``): :func:`assumed_ranges`.  A
 parameter is varied with ``dataclasses.replace(platform, field=value)``; the
 measured or estimated rates of a preset are its central values.
 
@@ -60,10 +61,14 @@ TORNADO_COLUMNS = ["strategy", "scenario", "platform", "cpus_at_reset", "param",
 RECOST_RTOL = 1e-9
 
 
-def assumed_ranges(module=platform_mod) -> dict[str, tuple[float, float, str]]:
-    """ASSUMED Platform field -> (low, high, source), from the platform module's
-    ``ASSUMED_RANGES`` or else its ``SCAN_COST_RANGES`` (module doc)."""
-    ranges = getattr(module, "ASSUMED_RANGES", None)
+def assumed_ranges(module=platform_mod, platform: Platform | None = None
+                   ) -> dict[str, tuple[float, float, str]]:
+    """ASSUMED Platform field -> (low, high, source): ``platform.assumed_ranges()``
+    where the Platform names its own (the module's ranges and a preset's
+    estimated rates), else the platform module's ``ASSUMED_RANGES``, else its
+    ``SCAN_COST_RANGES`` (module doc)."""
+    own = getattr(platform, "assumed_ranges", None)
+    ranges = own() if callable(own) else getattr(module, "ASSUMED_RANGES", None)
     if ranges is None:
         ranges = module.SCAN_COST_RANGES
     sources = getattr(module, "SCAN_COST_SOURCES", {})
@@ -157,7 +162,7 @@ def sweep(host: KexecHost, platform: Platform, strategies, *, scenario: str,
     kernel_code, cache), so each structure's measurement is the one the
     verdict used.  ``tornado_cpus``: CPU counts of the tornado rows (default:
     1 and all of the platform)."""
-    ranges = assumed_ranges() if ranges is None else ranges
+    ranges = assumed_ranges(platform=platform) if ranges is None else ranges
     kw = dict(assess_kw or {})
     pname = platform_name or platform.name
     base_plat = platform.with_cpus(1)
