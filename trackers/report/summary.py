@@ -329,10 +329,11 @@ def answer_lines(tables, rec: pd.DataFrame) -> list[str]:
                         f"{lead['scenario'].nunique()} of {sens['scenario'].nunique()} "
                         f"scenarios, e.g. `{ex['scenario']}`: `{ex['leader_before']}` to "
                         f"`{ex['leader_after']}` from {ex['cpus_at']} CPUs (sensitivity.csv)")
-    if torn is not None and not torn.empty:
+    if torn is not None and not torn.empty and pick:
+        what = [f for f in param_flips(torn, rec, scenario=sc, platform=plat, pick=pick)] + what
+        picks = {pick} | {n for _, n in changes}
         t = torn[(torn["scenario"] == sc) & (torn["platform"] == plat)
-                 & (torn["cpus_at_reset"] == 1) & torn["strategy"].isin(
-                     rec.loc[rec["safe"], "strategy"])]
+                 & (torn["cpus_at_reset"] == 1) & torn["strategy"].isin(picks)]
         sw = largest_swings(t, 1)
         if not sw.empty:
             w = sw.iloc[0]
@@ -347,6 +348,27 @@ def answer_lines(tables, rec: pd.DataFrame) -> list[str]:
                f"the `{plat}` rates ({_platform_kind(kexec, plat)}); measured: scan and "
                f"conversion times on this machine.")
     return out[:ANSWER_LINES - 2]
+
+
+def param_flips(torn: pd.DataFrame, rec: pd.DataFrame, *, scenario: str, platform: str,
+                pick: str, cpus: int = 1) -> list[str]:
+    """The ASSUMED parameters whose low or high end alone changes the choice at
+    ``cpus`` CPUs (recommend.choose on the tornado's downtimes at that end)."""
+    t = torn[(torn["scenario"] == scenario) & (torn["platform"] == platform)
+             & (torn["cpus_at_reset"] == cpus)]
+    out = []
+    for param, g in t.groupby("param", sort=True):
+        for end in ("low", "high"):
+            alt = pd.DataFrame({"strategy": g["strategy"], "scenario": scenario,
+                                "platform": platform, "cpus_at_reset": cpus,
+                                "downtime_s": g[f"downtime_at_{end}_s"]})
+            other, _ = recommend.choose(alt, rec, scenario=scenario, platform=platform,
+                                        cpus=cpus)
+            if other is not None and other != pick:
+                value = g[f"value_{end}"].iloc[0]
+                out.append(f"at its {end} end `{param}` = {value:.3g} the {cpus}-CPU choice "
+                           f"becomes `{other}` (tornado.csv)")
+    return out
 
 
 def _platform_kind(kexec: pd.DataFrame, plat: str) -> str:
