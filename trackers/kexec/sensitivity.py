@@ -26,10 +26,12 @@ Cost: a strategy is costed by its own ``assess()``.  Where its downtime is the
 platform's scan + clear model of its outcome's counts -- ``Platform.scan_s``
 of scanned_bytes, scan_loads, scan_entries, scan_extents and scan_lookups,
 plus ``Platform.clear_s`` of pages_reset pages -- checked against its own
-``assess()`` on four platforms (central, all CPUs, every parameter low, every
-parameter high), the sweep re-costs those counts instead of assessing again
-(a 16 TiB host's assess() spends ~40 ms on its extent sets); any other
-strategy (TDH.SYS.DISABLE, whose rate is its own) is assessed at every point.
+``assess()`` on three platforms (central on 1 CPU; every parameter low on all
+CPUs; every parameter high on half of them), once per host (``checked``: a
+later platform checks its own central row only), the sweep re-costs those
+counts instead of assessing again (a 16 TiB host's assess() spends 40-800 ms
+on its extent sets); any other strategy (TDH.SYS.DISABLE, whose rate is its
+own) is assessed at every point.
 
 :func:`crossovers` finds the CPU counts where the order of the leading
 strategies changes; the report's summary states them.
@@ -111,18 +113,27 @@ class _Costing:
     """One strategy on one host: (scan_s, clear_s, downtime_s) on any platform,
     re-costed from its counts where that reproduces its own assess() (module doc)."""
 
-    def __init__(self, strategy, host: KexecHost, platform: Platform, ranges, assess_kw):
+    def __init__(self, strategy, host: KexecHost, platform: Platform, ranges, assess_kw,
+                 checked: dict | None = None):
         self.strategy, self.host, self.kw = strategy, host, assess_kw
         self.base = strategy.assess(host, platform, **assess_kw)
         self.usable = bool(self.base.kexec_allowed) and bool(
             getattr(self.base, "representable", True)) and math.isfinite(self.base.downtime_s)
         self.recost = False
-        if self.usable:
-            probes = [platform, platform.with_cpus(platform.cpus_total),
-                      _vary(platform, **{f: r[0] for f, r in ranges.items()}),
-                      _vary(platform, **{f: r[1] for f, r in ranges.items()})]
+        key = (strategy.name, id(host))
+        if self.usable and checked is not None and key in checked:
+            # checked on another platform of this host: the counts are the
+            # platform's inputs, the model the same; this platform's own row agrees
+            self.recost = checked[key] and self._agrees(self.base, platform)
+        elif self.usable:
+            probes = [_vary(platform.with_cpus(platform.cpus_total),
+                            **{f: r[0] for f, r in ranges.items()}),
+                      _vary(platform.with_cpus(max(platform.cpus_total // 2, 1)),
+                            **{f: r[1] for f, r in ranges.items()})]
             self.recost = self._agrees(self.base, platform) and all(
-                self._agrees(strategy.assess(host, p, **assess_kw), p) for p in probes[1:])
+                self._agrees(strategy.assess(host, p, **assess_kw), p) for p in probes)
+            if checked is not None:
+                checked[key] = self.recost
 
     def _agrees(self, o, p: Platform) -> bool:
         scan, clear = _recost(self.base, p)
@@ -154,14 +165,15 @@ def _ends(costing: _Costing, p: Platform, ranges) -> tuple[dict, dict, dict]:
 
 def sweep(host: KexecHost, platform: Platform, strategies, *, scenario: str,
           platform_name: str | None = None, assess_kw: dict | None = None,
-          counts=CPU_COUNTS, tornado_cpus=None, ranges=None
+          counts=CPU_COUNTS, tornado_cpus=None, ranges=None, checked: dict | None = None
           ) -> tuple[list[dict], list[dict]]:
     """(sensitivity rows, tornado rows) of ``strategies`` on ``host`` (module doc).
 
     ``assess_kw``: what the verdict table passed to ``assess()`` (emulate,
     kernel_code, cache), so each structure's measurement is the one the
     verdict used.  ``tornado_cpus``: CPU counts of the tornado rows (default:
-    1 and all of the platform)."""
+    1 and all of the platform).  ``checked``: a dict kept across the platforms
+    of one host (re-costing is then verified once per strategy)."""
     ranges = assumed_ranges(platform=platform) if ranges is None else ranges
     kw = dict(assess_kw or {})
     pname = platform_name or platform.name
@@ -170,7 +182,7 @@ def sweep(host: KexecHost, platform: Platform, strategies, *, scenario: str,
     tornado_at = set(tornado_cpus if tornado_cpus is not None else (1, platform.cpus_total))
     sens, torn = [], []
     for s in strategies:
-        c = _Costing(s, host, base_plat, ranges, kw)
+        c = _Costing(s, host, base_plat, ranges, kw, checked)
         for k in cpus:
             p = platform.with_cpus(k)
             scan, clear, down = c.times(p)

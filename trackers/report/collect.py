@@ -554,11 +554,12 @@ def _sensitivity_rows(cfg, name: str, get_host) -> list[dict]:
     :func:`split_tables`)."""
     host, _, emulate, measured = get_host(cfg, name)
     rows = []
+    checked: dict = {}                         # re-costing verified once per strategy
     for pname, plat in PLATFORMS.items():
         sens, torn = sweep(host, plat, _chosen(cfg), scenario=name, platform_name=pname,
                            assess_kw={"emulate": emulate, "kernel_code": cfg.kernel_code,
                                       "cache": measured},
-                           counts=cfg.sensitivity_cpus)
+                           counts=cfg.sensitivity_cpus, checked=checked)
         rows.extend({**r, "_table": "sensitivity"} for r in sens)
         rows.extend({**r, "_table": "tornado"} for r in torn)
     return rows
