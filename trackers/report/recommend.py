@@ -583,7 +583,8 @@ def recommendation_text(rec: pd.DataFrame, width: int = TEXT_WIDTH) -> str:
     out.append("")
     out.extend(textwrap.wrap(
         f"missed: pages missed, worst over {int(rec['scenarios'].max())} scenarios "
-        f"[modeled] (n/r: its structure cannot hold every host); P(miss)@{rate_s}: P(>= 1 page missed per kexec) at {rate_s} MiB/s of "
+        f"[modeled] (n/r: its structure cannot hold every host); P(miss)@{rate_s}: "
+        f"P(>= 1 page missed per kexec) at {rate_s} MiB/s of "
         f"conversions, '<' its 95 % upper bound [modeled]; +16/64 TiB: memory added "
         f"[modeled]; hot 4K: mark + unmark of one 4 KiB conversion [measured; *: one "
         f"Python call per conversion, an upper bound]; 1 CPU / all "

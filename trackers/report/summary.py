@@ -267,8 +267,8 @@ def answer_lines(tables, rec: pd.DataFrame) -> list[str]:
             f"`{sc}` on {plat}): `{pick}`, safe in all {n_sc} scenarios; downtime "
             f"{_s(x['downtime_1cpu_s'])} (range "
             f"{_s(x['downtime_min_s'])}-{_s(x['downtime_max_s'])} over 1-"
-            f"{top} CPUs and the assumed ranges), adds {recommend.fmt_bytes(x['added_bytes_16tib'])}"
-            f" at 16 TiB, {recommend.hot_4k(x)} per 4 KiB conversion"
+            f"{top} CPUs and the assumed ranges), adds "
+            f"{recommend.fmt_bytes(x['added_bytes_16tib'])} at 16 TiB, {recommend.hot_4k(x)} per 4 KiB conversion"
             + (f"; {_names(others)} are within {recommend.DOWNTIME_TIE:.0%} of its downtime "
                f"but rank lower by the rule below" if others else "") + ".")
     changes = recommend.choices_by_cpus(sens, rec, scenario=sc, platform=plat)
