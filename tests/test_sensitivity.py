@@ -105,3 +105,19 @@ def test_platform_module_names_its_ranges():
     # sensitivity reads ASSUMED_RANGES where the platform module has it, else SCAN_COST_RANGES
     names = getattr(platform_mod, "ASSUMED_RANGES", platform_mod.SCAN_COST_RANGES)
     assert set(assumed_ranges()) == set(names)
+
+
+def test_recosting_checked_on_one_platform_is_rechecked_on_the_next():
+    """A platform whose CPUs do not matter (all-core rate = one core's) cannot
+    vouch for re-costing on another: sys-disable's own assess() still rules."""
+    host, spr = _host(), get_platform("spr-2s")
+    flat = Platform("flat", 1e10, 1e10, 1e10, 1e10, 1e-7, cpus_total=2)
+    kw = {"emulate": False, "kernel_code": False, "cache": {}}
+    checked = {}
+    s = STRATEGIES["sys-disable"]
+    sweep(host, flat, [s], scenario="hand", assess_kw=kw, counts=(1,), checked=checked)
+    sens, _ = sweep(host, spr, [s], scenario="hand", assess_kw=kw, counts=(1,),
+                    checked=checked)
+    top = [r for r in sens if r["cpus_at_reset"] == spr.cpus_total][0]
+    own = s.assess(host, spr.with_cpus(spr.cpus_total), **kw)
+    assert top["downtime_s"] == pytest.approx(own.downtime_s, rel=1e-12)

@@ -28,7 +28,7 @@ of scanned_bytes, scan_loads, scan_entries, scan_extents and scan_lookups,
 plus ``Platform.clear_s`` of pages_reset pages -- checked against its own
 ``assess()`` on three platforms (central on 1 CPU; every parameter low on all
 CPUs; every parameter high on half of them), once per host (``checked``: a
-later platform checks its own central row only), the sweep re-costs those
+later platform checks its central row and its all-CPU row), the sweep re-costs those
 counts instead of assessing again (a 16 TiB host's assess() spends 40-800 ms
 on its extent sets); any other strategy (TDH.SYS.DISABLE, whose rate is its
 own) is assessed at every point.
@@ -122,9 +122,13 @@ class _Costing:
         self.recost = False
         key = (strategy.name, id(host))
         if self.usable and checked is not None and key in checked:
-            # checked on another platform of this host: the counts are the
-            # platform's inputs, the model the same; this platform's own row agrees
-            self.recost = checked[key] and self._agrees(self.base, platform)
+            # checked on another platform of this host (whose CPUs may not have
+            # mattered): here its central row and its all-CPU row must agree too
+            everyone = _vary(platform.with_cpus(platform.cpus_total),
+                             **{f: r[1] for f, r in ranges.items()})
+            self.recost = (checked[key] and self._agrees(self.base, platform)
+                           and self._agrees(strategy.assess(host, everyone, **assess_kw),
+                                            everyone))
         elif self.usable:
             probes = [_vary(platform.with_cpus(platform.cpus_total),
                             **{f: r[0] for f, r in ranges.items()}),

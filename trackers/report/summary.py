@@ -332,10 +332,12 @@ def answer_lines(tables, rec: pd.DataFrame) -> list[str]:
     if torn is not None and not torn.empty and pick:
         what = [f for f in param_flips(torn, rec, scenario=sc, platform=plat, pick=pick)] + what
         picks = {pick} | {n for _, n in changes}
-        t = torn[(torn["scenario"] == sc) & (torn["platform"] == plat)
-                 & (torn["cpus_at_reset"] == 1) & torn["strategy"].isin(picks)]
-        sw = largest_swings(t, 1)
-        if not sw.empty:
+        at1 = torn[(torn["scenario"] == sc) & (torn["platform"] == plat)
+                   & (torn["cpus_at_reset"] == 1)]
+        sw = largest_swings(at1[at1["strategy"].isin(picks)], 1)
+        if sw.empty or not sw["swing"].iloc[0] > 0:        # the picks do not move
+            sw = largest_swings(at1[at1["strategy"].isin(rec.loc[rec["safe"], "strategy"])], 1)
+        if not sw.empty and sw["swing"].iloc[0] > 0:
             w = sw.iloc[0]
             what.append(f"the assumed `{w['param']}` ({w['value_low']:.3g}-{w['value_high']:.3g})"
                         f" moves `{w['strategy']}`'s downtime by {_pct(w['swing'])}, the largest "
