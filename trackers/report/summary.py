@@ -242,7 +242,7 @@ _s = recommend.fmt_seconds
 
 
 def _pct(x: float) -> str:
-    return f"{x:.0%}" if x >= 0.01 else f"{x:.1%}" if x >= 0.001 else f"{x:.1g}"
+    return f"{x:.0%}" if x >= 0.01 else f"{x * 100:.2g}%"
 
 
 def answer_lines(tables, rec: pd.DataFrame) -> list[str]:
