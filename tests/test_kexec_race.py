@@ -80,3 +80,49 @@ def test_emulated_cuts_hooked_zero_kvm_misses():
     # inside a conversion window it misses more: the pages KVM calls shared
     # whose removal is still pending
     assert kvm.loc[kvm.window, "missed"].max() > kvm.loc[~kvm.window, "missed"].min()
+
+
+def test_wilson_interval_exact_values():
+    from trackers.kexec.race import Z95, wilson_interval
+    lo, hi = wilson_interval(5, 10)
+    assert lo == pytest.approx(0.2366, abs=1e-4) and hi == pytest.approx(0.7634, abs=1e-4)
+    # no success in n trials: the interval is [0, z^2 / (n + z^2)], not empty
+    lo, hi = wilson_interval(0, 20000)
+    assert lo == 0 and hi == pytest.approx(Z95 ** 2 / (20000 + Z95 ** 2))
+    lo, hi = wilson_interval(100, 100)
+    assert hi == 1 and lo == pytest.approx(100 / (100 + Z95 ** 2))
+    with pytest.raises(ValueError, match="0 <= k <= n"):
+        wilson_interval(3, 2)
+
+
+def test_mean_interval():
+    from trackers.kexec.race import mean_interval
+    x = np.array([0.0, 0.0, 2.0, 2.0])             # mean 1, sd 1.1547
+    lo, hi = mean_interval(x)
+    assert hi - 1 == pytest.approx(1.959963984540054 * 1.1547005 / 2, rel=1e-6)
+    assert lo == 0.0                                # clipped: never negative
+    with pytest.raises(ValueError, match="at least 2"):
+        mean_interval([1.0])
+
+
+def test_race_intervals_and_seamcall_band():
+    from trackers.kexec.race import race_band
+    kvm_name = next(n for n in ("kvm-attr", "kvm") if n in STRATEGIES)
+    refuse = next(n for n in ("upstream-refuse", "refuse") if n in STRATEGIES)
+    df = race_band(("bitmap", kvm_name, refuse), rates_mib_s=(64,), n_kexec=3000,
+                   platform="spr-2s", seed=2)
+    assert list(dict.fromkeys(df["seamcall_cost"])) == ["low", "base", "high"]
+    assert len(df) == 3 * 2 * 3
+    assert (df["p_miss_low"] <= df["p_miss"]).all() and (df["p_miss"] <= df["p_miss_high"]).all()
+    assert (df["missed_mean_low"] <= df["missed_mean"]).all()
+    assert (df["missed_mean"] <= df["missed_mean_high"]).all()
+    assert (df["p_missed"] == df["p_miss"]).all()
+    bitmap = df[df.strategy == "bitmap"]
+    assert (bitmap["p_miss"] == 0).all() and (bitmap["p_miss_high"] > 0).all()
+    # a dearer SEAMCALL keeps pages longer in flight: kvm misses more
+    kvm = df[(df.strategy == kvm_name) & (df.kexec == "crash")].set_index("seamcall_cost")
+    assert kvm.loc["low", "missed_expected"] < kvm.loc["base", "missed_expected"] \
+        < kvm.loc["high", "missed_expected"]
+    assert kvm.loc["low", "p_miss"] < kvm.loc["high", "p_miss"]
+    with pytest.raises(ValueError, match="seamcall_cost"):
+        race((kvm_name,), seamcall_cost="medium")

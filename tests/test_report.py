@@ -36,8 +36,19 @@ COLUMNS = {
               "clear_s", "downtime_s", "engine", "provenance", "scan_entries",
               "scan_extents", "scan_lookups"},
     "race": {"strategy", "kexec", "rate_mib_s", "missed_mean", "missed_expected",
-             "platform_name"},
+             "platform_name", "seamcall_cost", "p_miss", "p_miss_low", "p_miss_high",
+             "missed_mean_low", "missed_mean_high", "n_kexec"},
     "verdict": {"verdict"},
+    "conversion_cost": {"tracker", "option", "engine", "size", "op", "ns_per_conversion_median",
+                        "ns_per_conversion_min", "ns_per_conversion_max", "kind"},
+    "recommendation": {"strategy", "pages_missed_worst", "pages_missed_worst_scenario",
+                       "p_miss_rate_mib_s", "p_miss", "p_miss_low", "p_miss_high",
+                       "added_bytes_1tib", "added_bytes_4tib", "added_bytes_16tib",
+                       "added_bytes_64tib", "hot_ns_4k", "hot_ns_4k_min", "hot_ns_4k_max",
+                       "hot_ns_2m", "allocation", "allocation_source", "crash_context",
+                       "crash_context_source", "downtime_min_s", "downtime_max_s",
+                       "touch_points", "touch_points_source", "costs_not_in_bytes",
+                       "costs_not_in_bytes_source", "safe"},
 }
 FIGURE_TABLE = {name: spec.table for name, spec in figures.FIGURES.items()}
 
@@ -50,7 +61,8 @@ def report_dir(tmp_path_factory):
 
 
 def expected_tables():
-    return ["memory_vs_host", "bits_per_page", "scan_time", "verdict", "kexec", "race"]
+    return ["memory_vs_host", "bits_per_page", "scan_time", "verdict", "kexec", "race",
+            "conversion_cost", "recommendation"]
 
 
 def test_report_writes_tables_figures_and_summary(report_dir):
@@ -574,3 +586,117 @@ def test_scan_rows_without_kernel_code_time_the_emulations():
     assert here.loc["pte-softbit", "scan_runs"] == 0
     assert math.isnan(here.loc["pte-softbit", "model_ratio"])
     assert here.loc["pte-softbit", "scan_modeled_s"] > 0
+
+
+# --- the answer (issue 11) ---------------------------------------------------
+
+def _named(*names):
+    """The first of ``names`` that is a strategy (issue 10 renames kvm and refuse)."""
+    from trackers.kexec.strategies import STRATEGIES
+    return next(n for n in names if n in STRATEGIES)
+
+
+def test_sensitivity_and_tornado_tables_keep_their_contract(report_dir):
+    from trackers.kexec.sensitivity import SENSITIVITY_COLUMNS, TORNADO_COLUMNS, assumed_ranges
+    sens = pd.read_csv(report_dir / "sensitivity.csv")
+    torn = pd.read_csv(report_dir / "tornado.csv")
+    assert list(sens.columns) == SENSITIVITY_COLUMNS
+    assert list(torn.columns) == TORNADO_COLUMNS
+    kexec = pd.read_csv(report_dir / "kexec.csv")
+    # every option on the scenario run, and on it with its TDs destroyed
+    assert set(sens["scenario"]) == {"tiny", "tiny/no-td"}
+    assert set(sens["strategy"]) == set(kexec["strategy"])
+    assert set(sens["platform"]) == set(PLATFORMS)
+    spr = sens[sens["platform"] == "spr-2s"]
+    assert sorted(set(spr["cpus_at_reset"])) == [1, 2, 8, 32, 224]
+    assert (sens["kind"] == "modeled").all()
+    # the 1-CPU column is the verdict's downtime
+    one = spr[(spr.cpus_at_reset == 1) & (spr.scenario == "tiny")].set_index("strategy")
+    k = kexec[kexec.platform_name == "spr-2s"].set_index("strategy")
+    allowed = k.index[k["kexec_allowed"]]
+    for n in allowed:
+        assert one.loc[n, "downtime_s"] == pytest.approx(k.loc[n, "downtime_s"], rel=1e-9)
+    assert one.loc[~one.index.isin(allowed), "rank"].isna().all()
+    for plat, t in torn.groupby("platform"):
+        assert set(t["param"]) == set(assumed_ranges(platform=PLATFORMS[plat]))
+    assert (torn["value_low"] <= torn["value_base"]).all()
+    assert (torn["value_base"] <= torn["value_high"]).all()
+
+
+def test_recommendation_table_facts(report_dir):
+    from trackers.report.recommend import QUALITIES
+    rec = pd.read_csv(report_dir / "recommendation.csv").set_index("strategy")
+    kexec = pd.read_csv(report_dir / "kexec.csv")
+    kvm, refuse = _named("kvm-attr", "kvm"), _named("upstream-refuse", "refuse")
+    assert list(rec.index) == list(dict.fromkeys(kexec["strategy"]))
+    worst = kexec.groupby("strategy")["pages_missed"].max()
+    assert (rec["pages_missed_worst"] == worst.reindex(rec.index).fillna(0)).all()
+    assert rec.loc[kvm, "pages_missed_worst"] > 0 and not rec.loc[kvm, "safe"]
+    assert rec.loc["bitmap", "safe"] and rec.loc["sys-disable", "safe"]
+    assert not rec.loc[refuse, "kexec_allowed"]
+    # P(miss) at the stated rate, with its interval; the hooked bitmap misses none
+    assert (rec["p_miss_rate_mib_s"] == 1024).all()
+    assert rec.loc[kvm, "p_miss_low"] > 0
+    assert rec.loc["bitmap", "p_miss"] == 0 and 0 < rec.loc["bitmap", "p_miss_high"] < 0.01
+    # a bitmap adds one bit per PFN at every size (extrapolated in --quick)
+    assert rec.loc["bitmap", "added_bytes_1tib"] == (1 << 28) // 8
+    assert rec.loc["bitmap", "added_bytes_64tib"] == (1 << 34) // 8
+    assert (rec.loc[["sys-disable", "clear-all", kvm], "added_bytes_16tib"] == 0).all()
+    # the hot path is measured where a structure is marked, zero where no hook runs
+    assert rec.loc["xarray", "hot_kind"] == "measured"
+    assert rec.loc["xarray", "hot_ns_4k_min"] <= rec.loc["xarray", "hot_ns_4k"] \
+        <= rec.loc["xarray", "hot_ns_4k_max"]
+    assert rec.loc["sys-disable", "hot_ns_4k"] == 0
+    # every qualitative cell has a source; every option is described
+    assert set(rec.index) <= set(QUALITIES)
+    for col in ("allocation", "crash_context", "touch_points", "costs_not_in_bytes"):
+        assert rec[col].notna().all() and rec[f"{col}_source"].notna().all()
+    assert rec.loc["bitmap", "crash_context"].startswith("yes")
+    assert rec.loc[kvm, "crash_context"].startswith("no")
+    ok = rec.dropna(subset=["downtime_1cpu_s"])
+    assert (ok["downtime_min_s"] <= ok["downtime_1cpu_s"]).all()
+    assert (ok["downtime_all_cpus_s"] <= ok["downtime_max_s"]).all()
+    md = (report_dir / "recommendation.md").read_text()
+    assert md.count("\n") == len(rec) + 2 and f"`{kvm}`" in md    # header, rule, rows
+
+
+def test_summary_opens_with_the_answer(report_dir):
+    lines = (report_dir / "summary.md").read_text().split("\n")
+    assert lines[0].startswith("**Measured numbers")
+    assert lines[1] == "## The answer"
+    end = lines.index("")
+    assert end <= 10
+    answer = "\n".join(lines[1:end])
+    for phrase in ("Parts without the erratum", "TDs running, reset on 1 CPU",
+                   "no TD running", "Crash kexec", "What would change it",
+                   "Assumed, not measured"):
+        assert phrase in answer
+    text = "\n".join(lines)
+    assert "## Recommendation" in text and "## Provenance" in text
+    # every scenario the run left out is named, with why
+    from trackers.workloads import SCENARIOS
+    for name in SCENARIOS:
+        if name != "tiny":
+            assert f"`{name}`" in text.split("## Scenarios", 1)[1].split("##", 1)[0]
+
+
+def test_summary_txt_fits_80_columns(report_dir):
+    text = (report_dir / "summary.txt").read_text()
+    assert max(len(line) for line in text.split("\n")) <= 80
+    assert "Parts without the erratum" in text
+    kexec = pd.read_csv(report_dir / "kexec.csv")
+    for name in set(kexec["strategy"]):
+        assert f"\n{name}" in text
+
+
+def test_provenance_names_what_produced_the_report(report_dir):
+    import json
+    prov = json.loads((report_dir / "provenance.json").read_text())
+    assert {"git_commit", "git_dirty", "seed", "command", "packages", "python", "cpu_model",
+            "cpu_count", "kernel_code", "platforms", "config", "left_out"} <= set(prov)
+    assert prov["seed"] == 0 and prov["config"]["quick"] is True
+    assert prov["git_commit"] == "unknown" or len(prov["git_commit"]) == 40
+    assert {"numpy", "pandas"} <= set(prov["packages"])
+    assert set(prov["platforms"]) == set(PLATFORMS)
+    assert prov["platforms"]["spr-2s"]["sources"]["clear_bps_core"]
+    assert "provenance.json" in (report_dir / "MANIFEST").read_text()

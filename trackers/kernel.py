@@ -220,6 +220,11 @@ TDH_MEM_RANGE_BLOCK_S = 2e-6         # ASSUMED, per 4K S-EPT entry
 TDH_MEM_TRACK_S = 2e-6               # ASSUMED (+ vCPU kick), per 4K entry
 TDH_MEM_PAGE_REMOVE_S = 2e-6         # ASSUMED
 TDH_PHYMEM_PAGE_WBINVD_S = 2e-6      # ASSUMED (tdh_phymem_page_wbinvd_hkid)
+# The range every SEAMCALL step of the race is varied over together (the band of
+# race.csv, column seamcall_cost low/base/high): ASSUMED, a quarter to five times
+# the central 2 us -- a SEAMCALL is a VMX-root -> SEAM transition and back plus
+# the module's own work, and no per-leaf figure is published for any part.
+TDH_SEAMCALL_S_RANGE = (0.5e-6, 10e-6)
 
 # --- kexec-time scan: CPU work per entry, run and lookup (ASSUMED ranges) -----
 # The platform model (trackers/kexec/platform.py Platform.scan_s) adds the work a

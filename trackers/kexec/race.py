@@ -25,8 +25,11 @@ must be reset; each strategy's ``finds(state)`` says which it resets.
 
 Outputs (all modeled; simulated means beside the analytic expectation, by
 Little's law: E[missed] = lambda * page-time per conversion in missed states):
-:func:`race` -> DataFrame per strategy x kexec kind x rate, and
-:func:`failed_reclaim` -> who still finds a page whose reclaim failed.
+:func:`race` -> DataFrame per strategy x kexec kind x rate, with P(>= 1 page
+missed per kexec) and its Wilson 95 % interval and the mean's 95 % interval;
+:func:`race_band` -> the same at the low, central and high ASSUMED SEAMCALL
+cost (kernel.TDH_SEAMCALL_S_RANGE); :func:`failed_reclaim` -> who still finds
+a page whose reclaim failed.
 """
 
 from __future__ import annotations
@@ -137,17 +140,66 @@ def _missed_mask(strategy: Strategy) -> np.ndarray:
     return np.array([s in NEEDS_RESET and not strategy.finds(s) for s in CONVERSION_STATES])
 
 
+#: z of a two-sided 95 % interval
+Z95 = 1.959963984540054
+#: the race steps that are SEAMCALLs (their cost is ASSUMED: kernel.TDH_SEAMCALL_S_RANGE)
+SEAMCALL_STEPS = ("blocked", "tracked", "removed", "written_back")
+#: seamcall_cost level -> SEAMCALL step cost (None: each step's own central value)
+SEAMCALL_LEVELS = {"low": kernel.TDH_SEAMCALL_S_RANGE[0], "base": None,
+                   "high": kernel.TDH_SEAMCALL_S_RANGE[1]}
+
+
+def wilson_interval(k, n, z: float = Z95) -> tuple[np.ndarray, np.ndarray]:
+    """Wilson score interval (95 % by default) of a proportion: ``k`` successes
+    of ``n`` trials (arrays or scalars).  Unlike p +- z*se it stays in [0, 1]
+    and is not empty at k = 0: the upper end is then z^2 / (n + z^2)."""
+    k = np.asarray(k, np.float64)
+    n = np.asarray(n, np.float64)
+    if (n <= 0).any() or (k < 0).any() or (k > n).any():
+        raise ValueError(f"need 0 <= k <= n and n > 0, got k={k}, n={n}")
+    p = k / n
+    denom = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    return np.maximum(centre - half, 0.0), np.minimum(centre + half, 1.0)
+
+
+def mean_interval(x, z: float = Z95) -> tuple[float, float]:
+    """95 % interval of a mean from one sample (normal approximation, sample
+    standard deviation; the race's n_kexec is in the thousands), clipped at 0:
+    missed pages are never negative."""
+    x = np.asarray(x, np.float64)
+    if x.size < 2:
+        raise ValueError(f"a mean's interval needs at least 2 samples, got {x.size}")
+    m = float(x.mean())
+    half = z * float(x.std(ddof=1)) / np.sqrt(x.size)
+    return max(m - half, 0.0), m + half
+
+
 def race(strategies=None, *, rates_mib_s=DEFAULT_RATES_MIB_S, chunk_pages=(512,),
          n_kexec: int = 20000, platform="spr-2s", seed: int = 0, workload=None,
-         **step_overrides) -> pd.DataFrame:
+         seamcall_cost: str = "base", **step_overrides) -> pd.DataFrame:
     """Expected pages missed per kexec against the conversion rate (modeled).
 
     ``chunk_pages``: conversion sizes sampled uniformly (default: 2 MiB
     MapGPA chunks); with ``workload``, the sizes of its KVM_SET_ATTR_SHARED
-    rows.  Columns: strategy, kexec ("normal"/"crash"), rate_mib_s,
-    kexec_allowed, missed_mean (simulated), missed_expected (Little's law,
-    crash kexec), p_missed (share of kexecs missing >= 1 page), n_kexec.
+    rows.  ``seamcall_cost``: "base" (each SEAMCALL step at its central
+    ASSUMED cost), "low" or "high" (every SEAMCALL step at that end of
+    kernel.TDH_SEAMCALL_S_RANGE; explicit ``step_overrides`` win).  Columns:
+    strategy, kexec ("normal"/"crash"), rate_mib_s, seamcall_cost,
+    kexec_allowed, missed_mean (simulated) with its 95 % interval
+    missed_mean_low/high, missed_expected (Little's law, crash kexec), p_miss
+    (share of the n_kexec kexecs missing >= 1 page; p_missed the same, its
+    older name) with its Wilson 95 % interval p_miss_low/high, n_kexec.
+    Every strategy sees the same simulated kexecs (common random numbers).
     """
+    if seamcall_cost not in SEAMCALL_LEVELS:
+        raise ValueError(f"seamcall_cost {seamcall_cost!r}: one of {', '.join(SEAMCALL_LEVELS)}")
+    if n_kexec < 2:
+        raise ValueError(f"n_kexec {n_kexec} must be >= 2 (an interval needs two kexecs)")
+    level = SEAMCALL_LEVELS[seamcall_cost]
+    if level is not None:
+        step_overrides = {**{k: level for k in SEAMCALL_STEPS}, **step_overrides}
     chosen = get_strategies(strategies)
     steps = step_times(platform, **step_overrides)
     sizes = np.asarray(_chunk_sizes(workload) if workload is not None else chunk_pages, np.int64)
@@ -171,26 +223,42 @@ def race(strategies=None, *, rates_mib_s=DEFAULT_RATES_MIB_S, chunk_pages=(512,)
             delta = rng.uniform(0, 1, total) * durations[pick]
             counts = state_counts(n, delta, steps, crash=crash)
             owner = np.repeat(np.arange(n_kexec), per)
+            by_mask: dict = {}               # strategies sharing a mask share one count
             for s in chosen:
                 mask = _missed_mask(s)
                 allowed = s.allowed(_RUNNING_TD, crash=crash)
-                if allowed and mask.any():
-                    missed = np.bincount(owner, counts[:, mask].sum(axis=1), minlength=n_kexec)
-                else:
-                    missed = np.zeros(n_kexec)
+                key = (allowed and mask.any(), mask.tobytes())
+                if key not in by_mask:
+                    missed = (np.bincount(owner, counts[:, mask].sum(axis=1), minlength=n_kexec)
+                              if key[0] else np.zeros(n_kexec))
+                    hits = int((missed > 0).sum())
+                    p_low, p_high = wilson_interval(hits, n_kexec)
+                    m_low, m_high = mean_interval(missed)
+                    by_mask[key] = {"missed_mean": float(missed.mean()),
+                                    "missed_mean_low": m_low, "missed_mean_high": m_high,
+                                    "p_miss": hits / n_kexec, "p_miss_low": float(p_low),
+                                    "p_miss_high": float(p_high)}
+                stats = by_mask[key]
                 rows.append({
                     "strategy": s.name, "kexec": "crash" if crash else "normal",
-                    "rate_mib_s": rate, "kexec_allowed": allowed,
-                    "missed_mean": float(missed.mean()),
+                    "rate_mib_s": rate, "seamcall_cost": seamcall_cost,
+                    "kexec_allowed": allowed, **stats,
                     "missed_expected": (float(lam * time_by_state[mask].sum())
                                         if allowed else 0.0),
-                    "p_missed": float((missed > 0).mean()),
+                    "p_missed": stats["p_miss"],
                     "n_kexec": n_kexec,
                 })
     df = pd.DataFrame(rows)
-    df.attrs["provenance"] = ("modeled: simulated (missed_mean, p_missed) and analytic "
-                              "(missed_expected) on step times " + repr(steps))
+    df.attrs["provenance"] = ("modeled: simulated (missed_mean, p_miss, 95 % intervals) and "
+                              "analytic (missed_expected) on step times " + repr(steps))
     return df
+
+
+def race_band(strategies=None, **kw) -> pd.DataFrame:
+    """:func:`race` at every ``seamcall_cost`` level (low, base, high), one
+    table: the band of the ASSUMED SEAMCALL costs (kernel.TDH_SEAMCALL_S_RANGE)."""
+    return pd.concat([race(strategies, seamcall_cost=level, **kw) for level in SEAMCALL_LEVELS],
+                     ignore_index=True)
 
 
 def replay_cuts(workload, strategies=("bitmap", "kvm"), *, n_cuts: int = 16,

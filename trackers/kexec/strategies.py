@@ -345,7 +345,7 @@ class TrackerStrategy(Strategy):
     #: page ~12 s per TiB) would dominate a shared machine; estimate() answers beyond it
     build_limit_pfns = 1 << 29
     #: timed scans of a built tracker (median and min-max reported)
-    scan_repeat = 3
+    scan_repeat = 5
     #: per-page lookups the scan makes in another structure, per page found
     #: (kvm: a guest_memfd lookup per private GFN)
     lookups_per_page = 0

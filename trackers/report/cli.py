@@ -9,7 +9,16 @@ Prints the verdict table and writes to --out (default report/):
   *.png, *.svg   one figure per question (see summary.md)
   *.csv          the data behind each figure, one table per file
   verdict.csv    the verdict table
-  summary.md     table and figures, ready to paste into a design review
+  recommendation.csv, recommendation.md
+                 one row per option: safety, memory, hot path, allocation,
+                 crash context, downtime range, touch points (recommend.py)
+  summary.md     the answer first, then tables and figures, ready to paste
+                 into a design review
+  summary.txt    the answer and the recommendation table in 80 columns, for
+                 a plain-text mail
+  provenance.json  what produced the report: git commit, seed, package
+                 versions, CPU, kernel version of the kernel code, platform
+                 presets and their sources, the run's configuration
 
   MANIFEST       the names of the files above, one per line
 
@@ -43,21 +52,31 @@ emulations, and the first line of summary.md says which, with the reason and
 the apt-get command.  ``engine`` in scan_time.csv and kexec.csv names what
 produced every measured number.
 
---quick shrinks every sweep to seconds (for tests); the default run takes
-about 3 minutes on 2 cores.
+--quick shrinks every sweep to seconds (for tests and a first look): 1-16 GiB
+hosts for memory and scans, the ``tiny`` scenario only (and it without its
+TDs), 2 000 simulated kexecs per race point, CPU counts 1, 2, 8, 32 and all,
+conversions on a 1 GiB set; its answer is the same computation on those
+tables.  The default run covers every named scenario but the ``tiny`` test
+fixture and fits 3 minutes on 2 cores (collect.default_config says what it
+trims).
 """
 
 from __future__ import annotations
 
 import argparse
 import ctypes
+import dataclasses
 import errno
 import io
+import json
 import os
+import platform as pyplatform
 import re
 import shutil
+import subprocess
 import sys
 import time
+from importlib import metadata
 from pathlib import Path
 
 from tqdm import tqdm
@@ -109,11 +128,20 @@ def write_report(tables, out: Path, meta: dict) -> list[Path]:
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = staging_path(out, "new")
     os.mkdir(tmp)                              # 0777 & ~umask, as OUT will be
+    from . import recommend
+    tables = collect.split_tables(tables)
     try:
         for name, df in tables.items():
             df.to_csv(tmp / f"{name}.csv", index=False)
         verdict = summary.verdict_table(tables)
         verdict.to_csv(tmp / "verdict.csv", index=False)
+        rec = recommend.recommendation_table(tables)
+        rec.to_csv(tmp / "recommendation.csv", index=False)
+        (tmp / "recommendation.md").write_text(recommend.recommendation_markdown(rec) + "\n")
+        meta = {**meta, "provenance": provenance(meta)}
+        (tmp / "provenance.json").write_text(json.dumps(meta["provenance"], indent=2,
+                                                        default=str) + "\n")
+        (tmp / "summary.txt").write_text(summary.summary_text(tables, rec, meta))
         drawn = []
         for fig_name, spec in figures.FIGURES.items():
             df = tables.get(spec.table)
@@ -124,13 +152,80 @@ def write_report(tables, out: Path, meta: dict) -> list[Path]:
             fig.savefig(tmp / f"{fig_name}.svg")
             plt.close(fig)
             drawn.append(fig_name)
-        (tmp / "summary.md").write_text(summary.summary_markdown(tables, verdict, drawn, meta))
+        (tmp / "summary.md").write_text(summary.summary_markdown(tables, verdict, drawn, meta,
+                                                                 rec))
         names = sorted(f.name for f in tmp.iterdir())
         (tmp / MANIFEST).write_text("".join(f"{n}\n" for n in names))
         publish(tmp, out)
         return [out / n for n in names]
     finally:
         shutil.rmtree(tmp, ignore_errors=True)  # unpublished, or the old report
+
+
+#: the packages whose versions provenance.json records
+PROVENANCE_PACKAGES = ("tdx-page-trackers", "numpy", "pandas", "matplotlib", "numba", "tqdm")
+
+
+def _git(*args) -> str:
+    root = Path(__file__).resolve().parents[2]
+    try:
+        run = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True,
+                             timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return ""
+    return run.stdout.strip() if run.returncode == 0 else ""
+
+
+def provenance(meta: dict) -> dict:
+    """What produced a report (provenance.json): the git commit ("unknown"
+    outside a checkout), seed, command, package versions, CPU model and count,
+    the kernel version of the kernel code built, every platform preset with
+    its figures and sources, and the run's configuration (``meta``)."""
+    from ..kexec import PLATFORMS
+    versions = {}
+    for pkg in PROVENANCE_PACKAGES:
+        try:
+            versions[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            versions[pkg] = "not installed"
+    plats = {}
+    for name, p in PLATFORMS.items():
+        d = dataclasses.asdict(p)
+        plats[name] = {"kind": d.pop("kind"), "sources": d.pop("sources"), "figures": d}
+    kc = meta.get("kernel_code") or {}
+    return {
+        "git_commit": _git("rev-parse", "HEAD") or "unknown",
+        "git_dirty": bool(_git("status", "--porcelain", "--untracked-files=no")),
+        "seed": meta.get("seed", 0),
+        "command": meta.get("command", ""),
+        "mode": meta.get("mode", ""),
+        "elapsed_s": meta.get("elapsed_s"),
+        "generated_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "python": pyplatform.python_version(),
+        "packages": versions,
+        "cpu_model": collect.cpu_model(),
+        "cpu_count": os.cpu_count(),
+        "machine": collect.machine(),
+        "os_kernel": pyplatform.release(),
+        "kernel_code": {k: kc.get(k) for k in ("available", "version", "reason")
+                        if k in kc},
+        "platforms": plats,
+        "config": meta.get("config", {}),
+        "left_out": meta.get("left_out", {}),
+        "calibration": _calibration_summary(),
+    }
+
+
+def _calibration_summary() -> dict:
+    """The this-machine calibration behind the measured platform: when, how many
+    runs, every figure's median and min-max spread, the machine's load (empty
+    where this machine was never calibrated)."""
+    try:
+        doc = json.loads(calibration_path().read_text())
+    except (OSError, ValueError):
+        return {}
+    return {k: doc.get(k) for k in ("measured_at", "repeat", "cpu", "cpus_total", "figures",
+                                    "spread", "load", "warnings")}
 
 
 def staging_path(out: Path, kind: str, pid: int | None = None) -> Path:
@@ -331,9 +426,11 @@ def run(args) -> int:
     elapsed = time.perf_counter() - t0
     meta = {"command": command_line(args),
             "elapsed_s": elapsed, "mode": "quick" if args.quick else "default",
-            "seed": args.seed, "trackers": cfg.trackers, "kernel_code": kernel_code}
+            "seed": args.seed, "trackers": cfg.trackers, "kernel_code": kernel_code,
+            "config": dataclasses.asdict(cfg), "left_out": collect.left_out(cfg),
+            "quick_covers": collect.quick_covers()}
     written = write_report(tables, out, meta)
-    verdict = summary.verdict_table(tables)
+    verdict = summary.verdict_table(collect.split_tables(tables))
     buf = io.StringIO()
     plat = verdict.attrs["platform"]
     print(f"\nverdict (downtime on {plat}; "

@@ -33,7 +33,19 @@ Tables (file stem -> content):
   come from the structure built, ``model_note`` says where and why the model
   lies outside 2x of the measurement;
 * ``kexec``           strategy x scenario x platform: trackers.kexec.evaluate;
-* ``race``            strategy x conversion rate: trackers.kexec.race.
+* ``sensitivity``     strategy x scenario x platform x CPUs at reset: the
+  modeled downtime at the central values and its band over the ASSUMED
+  parameter ranges, and the rank among the strategies that allow kexec
+  (trackers.kexec.sensitivity.sweep, on the verdict's own measurements);
+* ``tornado``         strategy x scenario x platform x ASSUMED parameter (at 1
+  CPU and at all CPUs): the downtime with that parameter at each end;
+* ``race``            strategy x kexec kind x conversion rate x SEAMCALL cost
+  (low/base/high): P(>= 1 page missed per kexec) and the mean with 95 %
+  intervals (trackers.kexec.race.race_band);
+* ``conversion_cost`` tracker x size (4 KiB, 2 MiB) x op (mark, unmark): the
+  measured ns of one conversion, median and min-max of ``conversion_repeat``
+  timings (trackers.bench.conversion_cost), for the tracker each hooked
+  option would use: its ``@kernel`` twin where the kernel's code is built.
 
 ``plan(config)`` lists the steps so a progress bar knows the total work.
 """
@@ -51,20 +63,24 @@ from typing import Callable
 
 import pandas as pd
 
+from .. import bench
 from ..base import NotRepresentable, memory_budget
+from ..extents import union
 from ..kernel import PAGE_SIZE
-from ..kexec import PLATFORMS, STRATEGIES, KexecHost, evaluate, from_workload, race
+from ..kexec import PLATFORMS, STRATEGIES, KexecHost, evaluate, from_workload
+from ..kexec.race import race_band
+from ..kexec.sensitivity import CPU_COUNTS, sweep
 from ..kexec.strategies import (ENGINE_PAGE_TABLES, ENGINE_STRUCT_PAGES, TRACKER_STRATEGIES,
                                 engine_kind, strategy_for_tracker)
-from ..registry import TRACKERS
-from ..sets import fraction_set, host_label, host_set
+from ..registry import ALL_TRACKERS, KERNEL_SUFFIX, TRACKERS
+from ..sets import fraction_set, host_label, host_set, reference_set
 from ..workloads import SCENARIOS, bundled_memmaps, scenario
 
 
 @dataclass
 class ReportConfig:
-    """What a report run covers; DEFAULT takes about 3 minutes on 2 cores (its
-    scan figure builds the kernel-code twins up to 1 TiB), QUICK seconds."""
+    """What a report run covers; DEFAULT takes under 3 minutes on 2 cores (its
+    scan figure builds the kernel-code twins up to 256 GiB), QUICK seconds."""
 
     sweep_hosts: list[int]                 # memory_vs_host sizes (PFNs)
     sweep_shape: str
@@ -75,9 +91,23 @@ class ReportConfig:
     scenarios: list[str]                   # trackers.workloads scenario names
     emulate_max_pfn: int                   # kexec: build trackers up to this host size
     conversion_rates: list[float]          # race: MiB converted private->shared per second
-    race_kexecs: int = 20000               # simulated kexecs per rate
+    race_kexecs: int = 20000               # simulated kexecs per rate (and kexec kind)
     scan_repeat: int = 5                   # timed scans per built structure
     scan_time_budget_s: float = 25.0       # build + scans a tracker may take at one size
+    #: kexec: scenarios whose trackers are built and timed (within emulate_max_pfn);
+    #: None: every scenario within emulate_max_pfn
+    emulate_scenarios: list[str] | None = None
+    #: sensitivity: CPU counts at reset (besides each platform's total)
+    sensitivity_cpus: tuple[int, ...] = CPU_COUNTS
+    #: conversion_cost: the reference set's host (PFNs), timings per figure,
+    #: conversions per timing, and the longest one timing of per-call trackers runs
+    conversion_pfns: int = 1 << 22
+    conversion_repeat: int = 5
+    conversions: int = 200
+    conversion_seconds: float = 0.02
+    #: scenarios also judged after every TD is destroyed (scenario NAME + NO_TD:
+    #: PAMT and leaked pages private, no TD running), for the answer's "no TD" case
+    idle_scenarios: list[str] = field(default_factory=lambda: ["1tib-4td"])
     seed: int = 0
     quick: bool = False
     trackers: list[str] = field(default_factory=lambda: list(TRACKERS))
@@ -92,16 +122,23 @@ class ReportConfig:
 
 
 def default_config(seed: int = 0) -> ReportConfig:
+    """The default run, fitted to 3 minutes on 2 shared cores: the scan figure
+    stops at 256 GiB (building the twins at 1 TiB took 1-3 minutes alone) and
+    a tracker predicted over 10 s at one size keeps its model only; trackers
+    are built and timed in the kexec table on iomem-64g only (every other
+    scenario: estimate())."""
     return ReportConfig(
         sweep_hosts=[1 << 24, 1 << 26, 1 << 28, 1 << 30, 1 << 32],   # 64 GiB .. 16 TiB
         sweep_shape="reference-1pct",
         fraction_host=1 << 24,                                       # 64 GiB
         fractions=[0.001, 0.003, 0.01, 0.03, 0.1, 0.2, 0.35, 0.5, 0.7, 0.9],
-        scan_hosts=[1 << 20, 1 << 22, 1 << 24, 1 << 26, 1 << 28],    # 4 GiB .. 1 TiB
+        scan_hosts=[1 << 20, 1 << 22, 1 << 24, 1 << 26],             # 4 GiB .. 256 GiB
         scan_shape="reference",
         scenarios=default_scenarios(),
         emulate_max_pfn=1 << 25,                                     # 128 GiB: iomem-64g
+        emulate_scenarios=["iomem-64g"],
         conversion_rates=[1, 4, 16, 64, 256, 1024, 4096],
+        scan_time_budget_s=10.0,
         seed=seed,
     )
 
@@ -119,9 +156,26 @@ def quick_config(seed: int = 0) -> ReportConfig:
         conversion_rates=[16, 1024],
         race_kexecs=2000,
         scan_time_budget_s=5.0,
+        sensitivity_cpus=(1, 2, 8, 32),
+        idle_scenarios=["tiny"],
+        conversion_pfns=1 << 18,
+        conversions=50,
         seed=seed,
         quick=True,
     )
+
+
+def quick_covers() -> str:
+    """What ``--quick`` covers, for the summary (from quick_config itself)."""
+    q = quick_config()
+    return (f"`--quick` covers hosts of {host_label(q.sweep_hosts[0])}-"
+            f"{host_label(q.sweep_hosts[-1])} (memory) and {host_label(q.scan_hosts[0])}-"
+            f"{host_label(q.scan_hosts[-1])} (scans), the scenario(s) "
+            f"{', '.join(f'`{x}`' for x in q.scenarios)}, {q.race_kexecs:,} simulated kexecs "
+            f"per race point at {', '.join(f'{r:g}' for r in q.conversion_rates)} MiB/s, "
+            f"CPUs at reset {', '.join(map(str, q.sensitivity_cpus))} and all, and "
+            f"conversions into a {host_label(q.conversion_pfns)} set: the same computation "
+            f"on small inputs, seconds")
 
 
 @dataclass
@@ -259,16 +313,21 @@ def last_level_cache_bytes() -> int:
     return max(sizes, default=0)
 
 
-def machine() -> str:
-    """One line naming this machine: CPU model, CPUs, last-level cache."""
-    cpu = platform_mod.processor() or platform_mod.machine()
+def cpu_model() -> str:
+    """This machine's CPU model name (/proc/cpuinfo), else what Python knows."""
+    cpu = platform_mod.processor() or platform_mod.machine() or "unknown"
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
+                return line.split(":", 1)[1].strip()
     except OSError:
         pass
+    return cpu
+
+
+def machine() -> str:
+    """One line naming this machine: CPU model, CPUs, last-level cache."""
+    cpu = cpu_model()
     llc = last_level_cache_bytes()
     return (f"{cpu}, {os.cpu_count()} CPUs" + (f", {llc >> 20} MiB last-level cache"
                                                 if llc else ""))
@@ -380,8 +439,6 @@ def _scan_rows(cfg, max_pfn, get_set, cost: dict) -> list[dict]:
             ratio = modeled / m.seconds if here else math.nan
             rows.append({**base,
                          "engine": m.engine, "engine_kind": engine_kind(m.engine),
-                         "populate_measured_s": m.populate_s,    # one build: no spread
-                         "populate_runs": 1 if m.repeat else 0,
                          "scan_measured_s": m.seconds,
                          "scan_measured_min_s": m.seconds_min,
                          "scan_measured_max_s": m.seconds_max,
@@ -405,7 +462,7 @@ def _scan_rows(cfg, max_pfn, get_set, cost: dict) -> list[dict]:
 
 def plan(cfg: ReportConfig) -> list[Step]:
     """Every step of a run, in order (tables: memory_vs_host, bits_per_page, scan_time,
-    kexec, race)."""
+    kexec, sensitivity and tornado, race, conversion_cost)."""
     get_set = _set_cache()
     cost: dict[str, tuple[float, int]] = {}
     steps = []
@@ -419,29 +476,78 @@ def plan(cfg: ReportConfig) -> list[Step]:
         steps.append(Step("scan_time", f"scan {host_label(n)}",
                           lambda n=n: _scan_rows(cfg, n, get_set, cost)))
     steps.extend(kexec_steps(cfg))
+    steps.append(Step("conversion_cost", "conversion cost", lambda: _conversion_rows(cfg)))
     return steps
 
 
 # --------------------------------------------------------------------------
 # kexec and race: trackers.kexec on trackers.workloads scenarios
 
+#: scenarios the default run leaves out, and why (the summary names them)
+LEFT_OUT = {"tiny": "an 8 GiB test fixture (the --quick run and the tests use it)"}
+
+
 def default_scenarios() -> list[str]:
-    """1 TiB and 16 TiB hosts and one scenario per bundled real memory map."""
-    return ["1tib-4td", "16tib-dense"] + [k for k in SCENARIOS if k in bundled_memmaps()]
+    """Every named scenario but those of LEFT_OUT: the 1 TiB and 16 TiB hosts
+    first (the verdict's columns), then the rest in registry order."""
+    first = ["1tib-4td", "16tib-dense"]
+    return first + [k for k in SCENARIOS if k not in first and k not in LEFT_OUT]
 
 
-def _kexec_rows(cfg, name: str) -> list[dict]:
-    t0 = time.perf_counter()
-    wl = scenario(name, cfg.seed)
-    host = from_workload(wl)
-    build_s = time.perf_counter() - t0
-    emulate = host.max_pfn <= cfg.emulate_max_pfn
-    # every option; of the hooked trackers only those asked for
-    chosen = [s for s in STRATEGIES.values()
-              if not s.seamcall_hooked or s.tracker_cls is None or s.name in cfg.trackers]
+def left_out(cfg: ReportConfig) -> dict[str, str]:
+    """Named scenarios this run does not cover -> why."""
+    why = "not in the --quick run (run without --quick)" if cfg.quick else \
+        "not in this run's scenarios"
+    return {k: ("" if cfg.quick else LEFT_OUT.get(k, "")) or why
+            for k in SCENARIOS if k not in cfg.scenarios}
+
+
+def _chosen(cfg):
+    """Every option; of the hooked trackers only those asked for."""
+    return [s for s in STRATEGIES.values()
+            if not s.seamcall_hooked or s.tracker_cls is None or s.name in cfg.trackers]
+
+
+#: the suffix of a scenario judged after its TDs are destroyed
+NO_TD = "/no-td"
+
+
+def idle_host(host: KexecHost) -> KexecHost:
+    """``host`` after every TD is destroyed: still private are the PAMT (the
+    TDMR list names it) and the leaked pages; no TD runs, none holds memory."""
+    return KexecHost(max_pfn=host.max_pfn, ram=host.ram, private=union(host.pamt, host.leaked),
+                     pamt=host.pamt, leaked=host.leaked, td_pages=0, tds_running=0,
+                     name=f"{host.name}{NO_TD}")
+
+
+def _host_cache():
+    """scenario -> (host, build seconds, emulate, measurement cache), one at a time
+    (a 16 TiB host is large): the kexec step builds and measures, the
+    sensitivity step after it re-costs the same measurements.  A step run in
+    another process builds its own (the counts it costs are deterministic)."""
+    held: dict = {}
+
+    def get(cfg, name):
+        if name not in held:
+            base = name[:-len(NO_TD)] if name.endswith(NO_TD) else name
+            kept = held.get(base)
+            held.clear()
+            t0 = time.perf_counter()
+            host = kept[0] if kept else from_workload(scenario(base, cfg.seed))
+            if base != name:
+                host = idle_host(host)
+            emulate = host.max_pfn <= cfg.emulate_max_pfn and (
+                cfg.emulate_scenarios is None or base in cfg.emulate_scenarios)
+            held[name] = (host, time.perf_counter() - t0, emulate, {})
+        return held[name]
+    return get
+
+
+def _kexec_rows(cfg, name: str, get_host) -> list[dict]:
+    host, _, emulate, measured = get_host(cfg, name)
+    chosen = _chosen(cfg)
     rows = []
-    measured: dict = {}                        # each structure built and timed once
-    for pname, plat in PLATFORMS.items():
+    for pname, plat in PLATFORMS.items():       # each structure built and timed once
         df = evaluate(host, plat, strategies=chosen, emulate=emulate,
                       kernel_code=cfg.kernel_code, cache=measured)
         df["scenario"] = name
@@ -450,16 +556,32 @@ def _kexec_rows(cfg, name: str) -> list[dict]:
         df["platform_cpus"] = plat.cpus_at_reset
         df["emulated"] = emulate
         df["seed"] = cfg.seed
-        df["scenario_build_s"] = build_s
         rows.extend(df.to_dict("records"))
+    return rows
+
+
+def _sensitivity_rows(cfg, name: str, get_host) -> list[dict]:
+    """The CPU sweep and the tornado of every option on one scenario, each
+    platform; rows of both tables, told apart by ``_table`` (split by
+    :func:`split_tables`)."""
+    host, _, emulate, measured = get_host(cfg, name)
+    rows = []
+    checked: dict = {}                         # re-costing verified once per strategy
+    for pname, plat in PLATFORMS.items():
+        sens, torn = sweep(host, plat, _chosen(cfg), scenario=name, platform_name=pname,
+                           assess_kw={"emulate": emulate, "kernel_code": cfg.kernel_code,
+                                      "cache": measured},
+                           counts=cfg.sensitivity_cpus, checked=checked)
+        rows.extend({**r, "_table": "sensitivity"} for r in sens)
+        rows.extend({**r, "_table": "tornado"} for r in torn)
     return rows
 
 
 def _race_rows(cfg) -> list[dict]:
     rows = []
     for pname, plat in PLATFORMS.items():
-        df = race(rates_mib_s=cfg.conversion_rates, platform=plat, seed=cfg.seed,
-                  n_kexec=cfg.race_kexecs)
+        df = race_band(rates_mib_s=cfg.conversion_rates, platform=plat, seed=cfg.seed,
+                       n_kexec=cfg.race_kexecs)
         df["platform_name"] = pname
         df["platform_kind"] = plat.kind
         df["kind"] = "modeled"
@@ -467,12 +589,70 @@ def _race_rows(cfg) -> list[dict]:
     return rows
 
 
+def conversion_trackers(cfg) -> list[str]:
+    """The tracker each hooked option would use, timed: its @kernel twin where
+    the kernel's code runs (and was loaded when the registry was imported),
+    else the emulation."""
+    return [f"{n}{KERNEL_SUFFIX}" if cfg.kernel_code and f"{n}{KERNEL_SUFFIX}" in ALL_TRACKERS
+            else n for n in cfg.trackers]
+
+
+def _conversion_rows(cfg) -> list[dict]:
+    """bench-core's conversion cost (trackers.bench.measure_conversions: mark and
+    unmark of each 4 KiB and 2 MiB conversion into a tracker holding the
+    reference set, median and min-max of ``conversion_repeat`` timings), in
+    this process: a forked child of a process whose kernel library runs RCU
+    threads can deadlock, so nothing here forks."""
+    starts, ends = reference_set(cfg.conversion_pfns, cfg.seed)
+    held, targets = bench.conversion_targets(starts, ends, cfg.conversion_pfns,
+                                             cfg.conversions, cfg.seed)
+    rows = []
+    for name in conversion_trackers(cfg):
+        base = {"option": name.split(KERNEL_SUFFIX)[0], "kind": "measured"}
+        try:
+            got = bench.measure_conversions(name, cfg.conversion_pfns, held, targets,
+                                            cfg.conversion_repeat, cfg.conversion_seconds)
+        except NotRepresentable as exc:
+            rows.append({"tracker": name, **base, "not_representable": exc.summary})
+            continue
+        rows.extend({**r, **base} for r in got)
+    return rows
+
+
 def kexec_steps(cfg: ReportConfig) -> list[Step]:
-    """Every strategy on each scenario and platform preset; the conversion race."""
-    steps = [Step("kexec", f"kexec {name}", lambda name=name: _kexec_rows(cfg, name))
-             for name in cfg.scenarios]
+    """Every strategy on each scenario and platform preset, then its sensitivity;
+    the conversion race."""
+    get_host = _host_cache()
+    steps = []
+    idle = [f"{n}{NO_TD}" for n in cfg.idle_scenarios if n in cfg.scenarios]
+    for name in cfg.scenarios:                 # the sensitivity re-costs the kexec's host
+        steps.append(Step("kexec", f"kexec {name}",
+                          lambda name=name: _kexec_rows(cfg, name, get_host)))
+        steps.append(Step("sensitivity", f"sensitivity {name}",
+                          lambda name=name: _sensitivity_rows(cfg, name, get_host)))
+    # the variants without TDs are not named scenarios: sensitivity rows only
+    for name in idle:
+        steps.append(Step("sensitivity", f"sensitivity {name}",
+                          lambda name=name: _sensitivity_rows(cfg, name, get_host)))
     steps.append(Step("race", "race", lambda: _race_rows(cfg)))
     return steps
+
+
+def split_tables(tables: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
+    """The sensitivity step's rows as two tables, ``sensitivity`` and ``tornado``
+    (their ``_table`` column), each with the columns of its contract
+    (trackers.kexec.sensitivity); other tables as they are."""
+    from ..kexec.sensitivity import SENSITIVITY_COLUMNS, TORNADO_COLUMNS
+    df = tables.get("sensitivity")
+    if df is None or "_table" not in df:
+        return dict(tables)                   # split already (or no sensitivity)
+    out = {k: v for k, v in tables.items() if k != "sensitivity"}
+    if not df.empty:
+        for name, cols in (("sensitivity", SENSITIVITY_COLUMNS), ("tornado", TORNADO_COLUMNS)):
+            part = df[df["_table"] == name]
+            if not part.empty:
+                out[name] = part[cols].reset_index(drop=True)
+    return out
 
 
 def run_steps(steps: list[Step], progress=None) -> dict[str, pd.DataFrame]:

@@ -1,0 +1,618 @@
+"""The recommendation table: one row per option, every cost a review weighs.
+
+Built from the report's tables (never typed): :func:`recommendation_table`
+reads ``kexec`` (pages missed, worst over every scenario run), ``race``
+(P(>= 1 page missed per kexec) at a stated conversion rate, with its Wilson
+95 % interval), ``memory_vs_host`` (bytes added at 1, 4 and 16 TiB on the
+``reference-1pct`` set, estimate(); 64 TiB where the run has it, else
+extrapolated from the last two sizes and marked so), ``conversion_cost``
+(measured ns of one 4 KiB and one 2 MiB conversion, mark + unmark, median
+and min-max), ``sensitivity`` (downtime over CPUs at reset 1, 8, 32 and all,
+and over the ASSUMED parameter ranges).  The qualitative columns come from
+:data:`QUALITIES`, one entry per option with a source per cell (kernel
+file:function or LKML message; docs/kernel-facts.md "Costs not counted in
+bytes").
+
+``recommendation.csv`` holds numbers (units in the column names, ``kind``
+columns say measured or modeled); :func:`recommendation_markdown` and
+:func:`recommendation_text` render it for people (the text within 80
+columns, for a plain-text mail).
+
+:func:`choose` is the decision rule the summary's answer applies: among the
+*safe* options (kexec allowed and no page missed in any scenario run, a
+structure that holds every host), those within ``DOWNTIME_TIE`` of the least
+downtime are equal on downtime; of them, in order, one that runs in crash
+kexec, one with no allocation that can fail on the conversion path, the one
+adding the least memory at the largest host, the cheapest hot path wins.
+"""
+
+from __future__ import annotations
+
+import math
+import textwrap
+from dataclasses import dataclass
+
+import pandas as pd
+
+from ..sets import host_label
+
+#: the host sizes of the memory columns (PFNs) and their labels
+MEMORY_HOSTS = {"1tib": 1 << 28, "4tib": 1 << 30, "16tib": 1 << 32, "64tib": 1 << 34}
+#: the conversion rate (MiB/s) P(miss) is stated at, where the race ran it
+STATED_RATE_MIB_S = 1024
+#: CPUs at reset of the downtime range (besides all of the platform)
+RANGE_CPUS = (1, 8, 32)
+#: the platform and the scenario of the downtime columns (first that the run has)
+REFERENCE_PLATFORM = "spr-2s"
+#: downtimes within this fraction of the least are equal for :func:`choose`
+DOWNTIME_TIE = 0.01
+
+
+@dataclass(frozen=True)
+class Qualities:
+    """What bytes and seconds do not say about one option; each with its source."""
+
+    allocation: str
+    allocation_source: str
+    crash: str                  # starts "yes" / "no" / "n/a"
+    crash_source: str
+    touch_points: str
+    touch_source: str
+    unbyte: str                 # costs not counted in bytes
+    unbyte_source: str
+
+
+_HOOKS = ("arch/x86/kvm/vmx/tdx.c SEAMCALL sites: mark before tdh_mng_create/addcx, "
+          "tdh_vp_create/addcx, tdh_mem_sept_add, tdh_mem_page_add/aug; unmark after "
+          "tdx_quirk_reset_page() of a reclaimed page; arch/x86/virt/vmx/tdx/tdx.c: "
+          "allocate at init, scan + reset in the kexec path (machine_kexec_prepare() "
+          "refusal dropped)")
+_HOOKS_SRC = ("arch/x86/kvm/vmx/tdx.c; arch/x86/virt/vmx/tdx/tdx.c; Kai Huang, 18 Apr 2024, "
+              "[PATCH v4 5/5] x86/virt/tdx: Add TDX memory reset notifier")
+_NMI = ("kernel/kexec_core.c __crash_kexec() -> arch/x86/kernel/crash.c "
+        "native_machine_crash_shutdown(): other CPUs stopped by NMI "
+        "(crash_smp_send_stop()), possibly holding any lock")
+_KVM_CRASH = ("no: reaching the TDs takes the kvm_lock mutex (vm_list) and each VM's "
+              "locks, which a CPU stopped by NMI may hold; Kai Huang's v4 runs it from a "
+              "reboot notifier, which crash kexec never calls")
+_KVM_CRASH_SRC = ("virt/kvm/kvm_main.c kvm_lock, vm_list; kernel/kexec_core.c kernel_kexec() "
+                  "(kernel_restart_prepare(): reboot notifiers) vs __crash_kexec() (none)")
+_REFUSE = Qualities(
+    "none", "arch/x86/kernel/machine_kexec_64.c machine_kexec_prepare()",
+    "n/a: kexec and kdump are refused at load (-EOPNOTSUPP)",
+    "tip b18651f70ce0 x86/kexec: Disable kexec/kdump on platforms with TDX partial "
+    "write erratum",
+    "none (upstream since the 6.18 cycle)", "tip b18651f70ce0",
+    "no kexec and no kdump on Sapphire/Emerald Rapids, even with TDX never initialised: "
+    "a crash dump needs a firmware reboot", "tip b18651f70ce0 (kernel-facts: After the thread)")
+_KVM_ATTR = Qualities(
+    "none added: KVM's kvm_vm_set_mem_attributes() xa_reserve()s every GFN first and fails "
+    "the ioctl with -ENOMEM before changing anything",
+    "virt/kvm/kvm_main.c kvm_vm_set_mem_attributes()",
+    _KVM_CRASH, _KVM_CRASH_SRC,
+    "arch/x86/kvm/vmx/tdx.c (a reset callback walking each TD), virt/kvm/kvm_main.c "
+    "(mem_attr_array walk), virt/kvm/guest_memfd.c kvm_gmem_get_pfn(), "
+    "arch/x86/virt/vmx/tdx/tdx.c (the notifier chain)",
+    "Kai Huang, 18 Apr 2024, [PATCH v4 5/5] x86/virt/tdx: Add TDX memory reset notifier",
+    "none in bytes; misses pages in a transitional state and leaked pages (race.csv); "
+    "must follow KVM and TDX module changes (Isaku Yamahata, 31 May 2024)",
+    "Isaku Yamahata, 31 May 2024, reply to [PATCH v4 5/5]")
+
+#: option -> its qualities (today's names and those of issue 10's strategies)
+QUALITIES: dict[str, Qualities] = {
+    "bitmap": Qualities(
+        "none: bitmap_set()/bitmap_clear() on a bitmap over [0, max_pfn) allocated once "
+        "at TDX init (memory hot-add must grow it)",
+        "include/linux/bitmap.h bitmap_set(); as arch/x86/virt/vmx/tdx/tdx.c "
+        "tdmr_get_pamt() sizes the PAMT once",
+        "yes: find_next_bit() reads a static array: no lock, no allocation, no RCU",
+        "lib/find_bit.c _find_next_bit(); " + _NMI,
+        _HOOKS, _HOOKS_SRC,
+        "none: no page flag, no direct-map split; atomic set_bit per 4 KiB page marked",
+        "include/linux/bitmap.h"),
+    "xarray": Qualities(
+        "can fail: xa_store() allocates xa_nodes (GFP_KERNEL, -ENOMEM); the hook then "
+        "fails the SEAMCALL path before the page turns private",
+        "lib/xarray.c xa_store(), xas_nomem()",
+        "yes: xas_for_each() needs only rcu_read_lock(), no xa_lock and no grace period; "
+        "a store stopped midway leaves the tree RCU-consistent",
+        "lib/xarray.c xas_find(); Documentation/core-api/xarray.rst; " + _NMI,
+        _HOOKS, _HOOKS_SRC,
+        "none: no page flag, no direct-map split", "lib/xarray.c"),
+    "xarray-multi": Qualities(
+        "can fail: xa_store_range() allocates xa_nodes (GFP_KERNEL, -ENOMEM); a 4 KiB "
+        "conversion inside a multi-index entry splits it (allocates)",
+        "lib/xarray.c xa_store_range(), xas_split_alloc()",
+        "yes: xas_for_each() under rcu_read_lock() only, as the XArray",
+        "lib/xarray.c xas_find(); " + _NMI,
+        _HOOKS + "; CONFIG_XARRAY_MULTI", _HOOKS_SRC,
+        "none: no page flag, no direct-map split", "lib/xarray.c"),
+    "ida": Qualities(
+        "can fail: ida_alloc_range() kzalloc()s a 128-B ida_bitmap per 1024 ids (-ENOMEM)",
+        "lib/idr.c ida_alloc_range()",
+        "no: the IDA has no RCU-safe walk (ida_free() kfree()s a bitmap at once and every "
+        "walk takes xa_lock); safe only if no CPU was stopped inside the IDA",
+        "lib/idr.c ida_free(), ida_find_first_range(); " + _NMI,
+        _HOOKS, _HOOKS_SRC,
+        "ids are int: no PFN above 2^31 (8 TiB of RAM)", "lib/idr.c ida_alloc_range()"),
+    "roaring": Qualities(
+        "can fail: containers grow by reallocation (no kernel implementation exists)",
+        "CRoaring src/containers/array.c array_container_grow()",
+        "n/a: no kernel implementation; it would need its own lock",
+        "CRoaring (userspace library)",
+        _HOOKS + "; plus a new lib/ structure", _HOOKS_SRC,
+        "a new data structure in lib/ to review and maintain", "CRoaring"),
+    "maple": Qualities(
+        "can fail: mtree_store_range() allocates maple nodes (GFP_KERNEL, -ENOMEM)",
+        "lib/maple_tree.c mtree_store_range(), mas_alloc_nodes()",
+        "yes with MT_FLAGS_USE_RCU: mas_find() under rcu_read_lock(); nodes freed by "
+        "call_rcu, never under a reader",
+        "lib/maple_tree.c mas_find(), ma_free_rcu(); " + _NMI,
+        _HOOKS, _HOOKS_SRC,
+        "none: no page flag, no direct-map split", "lib/maple_tree.c"),
+    "pageflags": Qualities(
+        "none: SetPageX() on the page's flags word", "include/linux/page-flags.h",
+        "yes: a walk of every struct page (pfn_valid() for holes) reads only",
+        "include/linux/mmzone.h pfn_valid(); " + _NMI,
+        _HOOKS + "; include/linux/page-flags.h (a new PG_ flag)", _HOOKS_SRC,
+        "one struct page flag bit (\"always running out of page flags\"); the scan reads "
+        "64 B of struct page per PFN",
+        "include/linux/page-flags.h enum pageflags; Matthew Wilcox, 2022"),
+    "kvm": _KVM_ATTR,
+    "kvm-attr": _KVM_ATTR,
+    "kvm-sept": Qualities(
+        "none added: KVM allocates S-EPT pages from its own caches before the fault "
+        "(kvm_mmu_topup_memory_cache())",
+        "arch/x86/kvm/mmu/mmu.c kvm_mmu_topup_memory_cache(); arch/x86/kvm/mmu/tdp_mmu.c",
+        _KVM_CRASH.replace("each VM's locks", "each VM's mmu_lock"), _KVM_CRASH_SRC
+        + "; arch/x86/kvm/mmu/tdp_mmu.c (mirror S-EPT walk under mmu_lock)",
+        "arch/x86/kvm/vmx/tdx.c (reset callback: guest, S-EPT and TD control pages), "
+        "arch/x86/kvm/mmu/tdp_mmu.c (walk of the mirror S-EPT)",
+        "arch/x86/kvm/vmx/tdx.c; arch/x86/kvm/mmu/tdp_mmu.c (v6.16+)",
+        "none in bytes; misses transitional and leaked pages (race.csv)",
+        "Isaku Yamahata, 31 May 2024, reply to [PATCH v4 5/5]"),
+    "pte-softbit": Qualities(
+        "can fail: each split allocates a page-table page (alloc_pages(GFP_KERNEL), "
+        "-ENOMEM) and flushes every CPU's TLB",
+        "arch/x86/mm/pat/set_memory.c split_large_page(), __split_large_page()",
+        "yes: a walk of init_mm's direct map reads page tables only; a split installs "
+        "its table with one PMD/PUD store",
+        "arch/x86/mm/pat/set_memory.c __split_large_page(); " + _NMI,
+        _HOOKS + "; arch/x86/mm/pat/set_memory.c (set/clear the soft bit)", _HOOKS_SRC,
+        "a PTE software bit (SOFTW1-4 are all taken); 1G/2M direct-map splits: more TLB "
+        "misses on the direct map, flush_tlb_all() per split; collapsed again only with "
+        "cpa_collapse_large_pages()",
+        "arch/x86/include/asm/pgtable_types.h _PAGE_BIT_SOFTW1-4; "
+        "arch/x86/mm/pat/set_memory.c cpa_collapse_large_pages()"),
+    "refuse": _REFUSE,
+    "upstream-refuse": _REFUSE,
+    "refuse-while-td": Qualities(
+        "none", "arch/x86/kernel/machine_kexec_64.c machine_kexec_prepare()",
+        "n/a: refused while a TD runs; kdump cannot be refused at crash time, so it "
+        "must be refused at load as upstream does",
+        "kernel/kexec_core.c __crash_kexec()",
+        "arch/x86/virt/vmx/tdx/tdx.c (a TD count), machine_kexec_prepare()",
+        "Isaku Yamahata, 31 May 2024, option 5.1",
+        "no kexec while TDs run; with none running it resets PAMT but cannot see leaked "
+        "pages", "Isaku Yamahata, 31 May 2024"),
+    "clear-all": Qualities(
+        "none", "arch/x86/virt/vmx/tdx/tdx.c tdx_quirk_reset_paddr()",
+        "yes: MOVDIR64B over the RAM ranges of the e820 table: no lock, no allocation",
+        "arch/x86/virt/vmx/tdx/tdx.c tdx_quirk_reset_paddr(); " + _NMI,
+        "arch/x86/virt/vmx/tdx/tdx.c, arch/x86/kernel/machine_kexec_64.c",
+        "Isaku Yamahata, 31 May 2024, option 6",
+        "downtime grows with all of RAM, not with TD memory", "Isaku Yamahata, 31 May 2024"),
+    "sys-disable": Qualities(
+        "none", "Vishal Verma / Rick Edgecombe, v3 2 Apr 2026, TDH.SYS.DISABLE series",
+        "yes: called from native_machine_crash_shutdown() in the series",
+        "Verma / Edgecombe, v3 2 Apr 2026 (tip x86/tdx 27 Apr 2026); " + _NMI,
+        "arch/x86/virt/vmx/tdx/tdx.c tdx_shutdown() (syscore) and "
+        "native_machine_crash_shutdown()", "Verma / Edgecombe, v3 2 Apr 2026",
+        "needs a TDX module with TDH.SYS.DISABLE (leaf 69); one long SEAMCALL whose time "
+        "follows TD memory; no figure published", "Verma / Edgecombe, v3 2 Apr 2026"),
+    "dpamt-refcount": Qualities(
+        "none for the tracking (the refcount array is allocated at TDX init); the "
+        "conversion path's PAMT pages per 2 MiB can fail (-ENOMEM) in Dynamic PAMT itself",
+        "Shutemov / Edgecombe, Dynamic PAMT v6, 25 May 2026 (tdx_pamt_get())",
+        "yes: a scan of an atomic_t array: no lock, no allocation, no RCU",
+        "Dynamic PAMT v6, 25 May 2026; " + _NMI,
+        "arch/x86/virt/vmx/tdx/tdx.c (scan the refcounts at kexec)",
+        "Dynamic PAMT v6, 25 May 2026",
+        "resets whole 2 MiB ranges (over-clears); sees only pages holding a PAMT_4K "
+        "reference", "Dynamic PAMT v6, 25 May 2026"),
+    "gmem-maple": Qualities(
+        "can fail: each conversion stores into the inode's maple tree (mas_preallocate(), "
+        "-ENOMEM), failing the conversion ioctl",
+        "lib/maple_tree.c mas_preallocate(); guest_memfd in-place conversion v8, Jun 2026",
+        "no: reaching every guest_memfd inode takes KVM's locks (a CPU stopped by NMI may "
+        "hold them)", "virt/kvm/guest_memfd.c; " + _NMI,
+        "virt/kvm/guest_memfd.c (walk each inode's tree), arch/x86/kvm/vmx/tdx.c",
+        "Ackerley Tng / Sean Christopherson, guest_memfd in-place conversion v8, Jun 2026",
+        "none in bytes (the tree exists anyway); misses transitional and leaked pages",
+        "guest_memfd in-place conversion v8, Jun 2026"),
+}
+
+#: the erratum fact the answer opens with
+NO_ERRATUM = ("tdx_quirk_reset_paddr() is a no-op on parts without X86_BUG_TDX_PW_MCE "
+              "(arch/x86/virt/vmx/tdx/tdx.c)")
+
+UNKNOWN = Qualities(*(["not described (add it to trackers/report/recommend.py QUALITIES)",
+                       "none"] * 4))
+
+
+def qualities(name: str) -> Qualities:
+    return QUALITIES.get(name, UNKNOWN)
+
+
+# --------------------------------------------------------------------------
+# the table
+
+def _first(names, preferred):
+    names = list(dict.fromkeys(names))
+    return preferred if preferred in names else (names[0] if names else None)
+
+
+def reference_scenario(kexec: pd.DataFrame) -> str | None:
+    """The scenario of the downtime columns: the run's first."""
+    return _first(kexec["scenario"], None) if not kexec.empty else None
+
+
+def _pages_missed(kexec: pd.DataFrame, name: str) -> tuple[float, str, bool, bool]:
+    s = kexec[kexec["strategy"] == name]
+    if s.empty:
+        return math.nan, "", False, False
+    missed = s["pages_missed"].fillna(0)
+    worst = s.loc[missed.idxmax()]
+    allowed = bool(s["kexec_allowed"].astype(bool).all())
+    representable = bool(s["representable"].astype(bool).all()) \
+        if "representable" in s else True
+    return float(missed.max()), str(worst["scenario"]), allowed, representable
+
+
+def _race_cells(race: pd.DataFrame | None, name: str, platform: str) -> dict:
+    nan = math.nan
+    out = {"p_miss_rate_mib_s": nan, "p_miss_kexec": "", "p_miss": nan, "p_miss_low": nan,
+           "p_miss_high": nan, "p_miss_seamcall_high": nan, "p_miss_kind": "modeled"}
+    if race is None or race.empty or "p_miss" not in race:
+        return out
+    r = race[(race["strategy"] == name) & (race["platform_name"] == _first(
+        race["platform_name"], platform))]
+    if r.empty:
+        return out
+    rates = sorted(set(r["rate_mib_s"]))
+    rate = STATED_RATE_MIB_S if STATED_RATE_MIB_S in rates else rates[-1]
+    at = r[r["rate_mib_s"] == rate]
+    base = at[at["seamcall_cost"] == "base"] if "seamcall_cost" in at else at
+    worst = base.loc[base["p_miss"].idxmax()]
+    high = at[at["seamcall_cost"] == "high"] if "seamcall_cost" in at else at.iloc[:0]
+    out.update({"p_miss_rate_mib_s": rate, "p_miss_kexec": worst["kexec"],
+                "p_miss": float(worst["p_miss"]), "p_miss_low": float(worst["p_miss_low"]),
+                "p_miss_high": float(worst["p_miss_high"]),
+                "p_miss_seamcall_high": float(high["p_miss"].max()) if not high.empty else nan})
+    if not bool(worst["kexec_allowed"]):
+        out["p_miss_kind"] = "modeled: kexec refused while a TD runs"
+    return out
+
+
+def _memory_cells(mem: pd.DataFrame | None, name: str) -> dict:
+    out = {f"added_bytes_{k}": math.nan for k in MEMORY_HOSTS}
+    out["memory_kind"] = "modeled"
+    out["memory_note"] = ""
+    if mem is None or mem.empty:
+        return out
+    m = mem[mem["tracker"] == name].set_index("host_pfns")["added_bytes"]
+    if m.empty:
+        # no structure of its own: options 4-7 add nothing (kexec table: added_bytes)
+        return out
+    notes = []
+    for label, pfns in MEMORY_HOSTS.items():
+        if pfns in m.index:
+            out[f"added_bytes_{label}"] = float(m[pfns])
+    have = sorted(m.index)
+    for label, pfns in MEMORY_HOSTS.items():
+        # past the largest host run, from the last two (a NaN there -- a structure
+        # that cannot hold the host -- stays NaN)
+        if pfns > have[-1] and len(have) >= 2 and not m[have[-2:]].isna().any():
+            a, b = have[-2], have[-1]
+            growth = (m[b] / m[a]) ** (math.log(pfns / b) / math.log(b / a)) if m[a] else 0
+            out[f"added_bytes_{label}"] = float(m[b] * growth)
+            notes.append(f"{host_label(pfns)}: extrapolated from {host_label(b)} and "
+                         f"{host_label(a)} at their growth rate (the set at that size is "
+                         f"over trackers.sets.MAX_SET_RUNS)")
+    if notes:
+        out["memory_kind"] = "modeled; extrapolated where memory_note says"
+    out["memory_note"] = "; ".join(notes)
+    return out
+
+
+def _conversion_cells(conv: pd.DataFrame | None, name: str, hooked: bool) -> dict:
+    nan = math.nan
+    out = {f"hot_ns_{s}{x}": nan for s in ("4k", "2m") for x in ("", "_min", "_max")}
+    out["hot_engine"] = out["hot_calls"] = ""
+    if not hooked:
+        out["hot_kind"] = "none: no hook on the conversion path"
+        for s in ("4k", "2m"):
+            out[f"hot_ns_{s}"] = out[f"hot_ns_{s}_min"] = out[f"hot_ns_{s}_max"] = 0.0
+        return out
+    out["hot_kind"] = "not measured: no tracker structure (set_memory_*() split)" \
+        if name == "pte-softbit" else "not measured in this run"
+    if conv is None or conv.empty or "ns_per_conversion_median" not in conv:
+        return out
+    c = conv[(conv["option"] == name)] if "option" in conv else conv[conv["tracker"] == name]
+    c = c.dropna(subset=["ns_per_conversion_median"])
+    if c.empty:
+        return out
+    for size, key in (("4KiB", "4k"), ("2MiB", "2m")):
+        sc = c[c["size"] == size]
+        if set(sc["op"]) >= {"mark", "unmark"}:
+            out[f"hot_ns_{key}"] = float(sc["ns_per_conversion_median"].sum())
+            out[f"hot_ns_{key}_min"] = float(sc["ns_per_conversion_min"].sum())
+            out[f"hot_ns_{key}_max"] = float(sc["ns_per_conversion_max"].sum())
+    out["hot_engine"] = str(c["engine"].iloc[0])
+    out["hot_calls"] = str(c["calls"].iloc[0]) if "calls" in c else ""
+    # one call per conversion through Python (an emulation's contract, or a store
+    # with no kernel code): the interpreter's overhead, not the kernel's cost
+    out["hot_kind"] = ("measured" if " per call" not in out["hot_calls"] else
+                       "measured: one Python call per conversion, an upper bound")
+    return out
+
+
+def _downtime_cells(sens: pd.DataFrame | None, name: str, scenario, platform) -> dict:
+    nan = math.nan
+    out = {"downtime_scenario": scenario or "", "downtime_platform": "",
+           "downtime_1cpu_s": nan, "downtime_all_cpus_s": nan, "downtime_min_s": nan,
+           "downtime_max_s": nan, "downtime_kind": "modeled"}
+    if sens is None or sens.empty:
+        return out
+    plat = _first(sens["platform"], platform)
+    s = sens[(sens["strategy"] == name) & (sens["scenario"] == scenario)
+             & (sens["platform"] == plat)]
+    out["downtime_platform"] = plat
+    if s.empty:
+        return out
+    top = s["cpus_at_reset"].max()
+    pick = s[s["cpus_at_reset"].isin(list(RANGE_CPUS) + [top])]
+    one = s[s["cpus_at_reset"] == 1]
+    alls = s[s["cpus_at_reset"] == top]
+    out.update({"downtime_1cpu_s": float(one["downtime_s"].iloc[0]) if not one.empty else nan,
+                "downtime_all_cpus_s": float(alls["downtime_s"].iloc[0]),
+                "downtime_all_cpus": int(top),
+                "downtime_min_s": float(pick[["downtime_s", "downtime_low_s"]].min().min()),
+                "downtime_max_s": float(pick[["downtime_s", "downtime_high_s"]].max().max())})
+    return out
+
+
+def recommendation_table(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """One row per option of the kexec table, in its order (module doc)."""
+    from ..kexec import STRATEGIES
+    kexec = tables["kexec"]
+    scenario = reference_scenario(kexec)
+    sens, race = tables.get("sensitivity"), tables.get("race")
+    rows = []
+    for name in dict.fromkeys(kexec["strategy"]):
+        s = kexec[kexec["strategy"] == name]
+        missed, worst_sc, allowed, representable = _pages_missed(kexec, name)
+        strat = STRATEGIES.get(name)
+        hooked = bool(getattr(strat, "seamcall_hooked", False))
+        q = qualities(name)
+        row = {"strategy": name, "option": s["option"].iloc[0],
+               "kexec_allowed": allowed, "representable": representable,
+               "scenarios": int(s["scenario"].nunique()),
+               "pages_missed_worst": missed, "pages_missed_worst_scenario": worst_sc,
+               "pages_missed_kind": "modeled",
+               **_race_cells(race, name, REFERENCE_PLATFORM),
+               **_memory_cells(tables.get("memory_vs_host"), name),
+               **_conversion_cells(tables.get("conversion_cost"), name, hooked),
+               "allocation": q.allocation, "allocation_source": q.allocation_source,
+               "crash_context": q.crash, "crash_context_source": q.crash_source,
+               **_downtime_cells(sens, name, scenario, REFERENCE_PLATFORM),
+               "touch_points": q.touch_points, "touch_points_source": q.touch_source,
+               "costs_not_in_bytes": q.unbyte, "costs_not_in_bytes_source": q.unbyte_source}
+        if all(math.isnan(row[f"added_bytes_{k}"]) for k in MEMORY_HOSTS):
+            added = s["added_bytes"].dropna()
+            if not added.empty and (added == 0).all():
+                for k in MEMORY_HOSTS:            # options 4-7: nothing of their own
+                    row[f"added_bytes_{k}"] = 0.0
+        row["safe"] = bool(allowed and representable and missed == 0)
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+# --------------------------------------------------------------------------
+# the decision rule
+
+def choose(sens: pd.DataFrame, rec: pd.DataFrame, *, scenario: str, platform: str,
+           cpus: int, tie: float = DOWNTIME_TIE) -> tuple[str | None, list[str]]:
+    """The option :func:`choose`'s rule (module doc) picks on ``scenario`` at
+    ``cpus`` CPUs at reset, and the safe options it judged equal on downtime."""
+    safe = set(rec.loc[rec["safe"], "strategy"])
+    s = sens[(sens["scenario"] == scenario) & (sens["platform"] == platform)
+             & (sens["cpus_at_reset"] == cpus) & sens["strategy"].isin(safe)]
+    s = s.dropna(subset=["downtime_s"])
+    if s.empty:
+        return None, []
+    best = s["downtime_s"].min()
+    tied = s[s["downtime_s"] <= best * (1 + tie)]["strategy"].tolist()
+    r = rec.set_index("strategy").loc[tied]
+    big = [c for c in (f"added_bytes_{k}" for k in reversed(list(MEMORY_HOSTS)))
+           if c in r and r[c].notna().all()]
+    key = r[big[0]] if big else pd.Series(0.0, index=r.index)
+    order = sorted(tied, key=lambda n: (not str(r.at[n, "crash_context"]).startswith("yes"),
+                                        str(r.at[n, "allocation"]).startswith("can fail"),
+                                        key[n], _nan_last(r.at[n, "hot_ns_4k"]),
+                                        list(rec["strategy"]).index(n)))
+    return order[0], order
+
+
+def _nan_last(x) -> float:
+    return math.inf if x is None or (isinstance(x, float) and math.isnan(x)) else float(x)
+
+
+def choices_by_cpus(sens: pd.DataFrame, rec: pd.DataFrame, *, scenario: str,
+                    platform: str) -> list[tuple[int, str]]:
+    """(CPU count, chosen option) where the choice changes, in CPU order."""
+    out = []
+    s = sens[(sens["scenario"] == scenario) & (sens["platform"] == platform)]
+    for k in sorted(set(s["cpus_at_reset"])):
+        pick, _ = choose(sens, rec, scenario=scenario, platform=platform, cpus=int(k))
+        if pick is not None and (not out or out[-1][1] != pick):
+            out.append((int(k), pick))
+    return out
+
+
+# --------------------------------------------------------------------------
+# rendering
+
+def fmt_bytes(x) -> str:
+    if x is None or not math.isfinite(x):
+        return "n/a"
+    if x == 0:
+        return "0"
+    for unit, shift in (("TiB", 40), ("GiB", 30), ("MiB", 20), ("KiB", 10)):
+        if abs(x) >= 1 << shift:
+            v = x / (1 << shift)
+            return f"{v:.0f} {unit}" if v >= 10 else f"{v:.1f} {unit}"
+    return f"{x:.0f} B"
+
+
+def fmt_seconds(x) -> str:
+    if x is None or not math.isfinite(x):
+        return "n/a"
+    if x >= 600:
+        return f"{x / 60:.0f} min"
+    if x >= 1:
+        return f"{x:.3g} s"
+    if x >= 1e-3:
+        return f"{x * 1e3:.1f} ms"
+    return f"{x * 1e6:.0f} us"
+
+
+def fmt_ns(x) -> str:
+    if x is None or not math.isfinite(x):
+        return "n/a"
+    if x >= 1e6:
+        return f"{x / 1e6:.1f} ms"
+    return f"{x / 1e3:.0f} us" if x >= 1e4 else f"{x:.0f} ns"
+
+
+def fmt_p(p, lo, hi) -> str:
+    if p is None or not math.isfinite(p):
+        return "n/a"
+    return f"{p:.3g} [{lo:.2g}, {hi:.2g}]"
+
+
+def _downtime_range(r) -> str:
+    if not math.isfinite(r["downtime_1cpu_s"]):
+        return "refused"
+    return (f"{fmt_seconds(r['downtime_1cpu_s'])} (1 CPU) .. "
+            f"{fmt_seconds(r['downtime_all_cpus_s'])} (all); range "
+            f"{fmt_seconds(r['downtime_min_s'])}-{fmt_seconds(r['downtime_max_s'])}")
+
+
+def recommendation_markdown(rec: pd.DataFrame) -> str:
+    """The table for people: one row per option, sources in the last column."""
+    if rec.empty:
+        return ""
+    plat = rec["downtime_platform"].iloc[0]
+    sc = rec["downtime_scenario"].iloc[0]
+    rate = rec["p_miss_rate_mib_s"].dropna()
+    head = ["option", "pages missed, worst [modeled]",
+            f"P(miss) per kexec at {rate.iloc[0]:g} MiB/s [95 % CI; modeled]"
+            if not rate.empty else "P(miss) per kexec",
+            "added at 1 / 4 / 16 / 64 TiB [modeled]",
+            "hot path 4 KiB / 2 MiB, mark+unmark [measured]",
+            "allocation on the conversion path", "crash kexec (after NMI stop)",
+            f"downtime on {sc}, {plat} [modeled]", "kernel touch points",
+            "costs not in bytes", "sources"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for _, r in rec.iterrows():
+        missed = ("refused" if not r["kexec_allowed"] else
+                  "not representable on every host" if not r["representable"] else
+                  f"{int(r['pages_missed_worst']):,}"
+                  + (f" ({r['pages_missed_worst_scenario']})"
+                     if r["pages_missed_worst"] > 0 else ""))
+        mem = " / ".join(fmt_bytes(r[f"added_bytes_{k}"]) for k in MEMORY_HOSTS)
+        if r["memory_note"]:
+            mem += " (64 TiB extrapolated)"
+        hot = (f"{fmt_ns(r['hot_ns_4k'])} / {fmt_ns(r['hot_ns_2m'])}"
+               if math.isfinite(r["hot_ns_4k"]) else r["hot_kind"])
+        if str(r["hot_kind"]).startswith("measured"):
+            hot += (f" (4 KiB {fmt_ns(r['hot_ns_4k_min'])}-{fmt_ns(r['hot_ns_4k_max'])}; "
+                    f"{r['hot_engine']}: {r['hot_calls']})")
+        srcs = "; ".join(dict.fromkeys([r["allocation_source"], r["crash_context_source"],
+                                        r["touch_points_source"],
+                                        r["costs_not_in_bytes_source"]]))
+        cells = [f"`{r['strategy']}`: {r['option']}", missed,
+                 fmt_p(r["p_miss"], r["p_miss_low"], r["p_miss_high"])
+                 + ("" if r["kexec_allowed"] else " (refused)"),
+                 mem, hot, r["allocation"], r["crash_context"], _downtime_range(r),
+                 r["touch_points"], r["costs_not_in_bytes"], srcs]
+        lines.append("| " + " | ".join(str(c).replace("|", "\\|") for c in cells) + " |")
+    return "\n".join(lines)
+
+
+#: the plain-text table's columns: header, width, cell
+TEXT_WIDTH = 80
+
+
+def recommendation_text(rec: pd.DataFrame, width: int = TEXT_WIDTH) -> str:
+    """The table in plain text within ``width`` columns: one line of numbers per
+    option, then each option's qualities as wrapped paragraphs."""
+    if rec.empty:
+        return ""
+    rate = rec["p_miss_rate_mib_s"].dropna()
+    rate_s = f"{rate.iloc[0]:g}" if not rate.empty else "?"
+    cols = [("option", 15), ("missed", 7), (f"P(miss)@{rate_s}", 11), ("+16 TiB", 8),
+            ("+64 TiB", 7), ("hot 4K", 8), ("1 CPU", 8), ("all CPUs", 8)]
+    head = " ".join(f"{h:<{w}}" if i == 0 else f"{h:>{w}}" for i, (h, w) in enumerate(cols))
+    out = [head[:width], "-" * min(len(head), width)]
+    for _, r in rec.iterrows():
+        cells = [r["strategy"][:15],
+                 "refused" if not r["kexec_allowed"] else
+                 "n/r" if not r["representable"] else _short(r["pages_missed_worst"]),
+                 "refused" if not r["kexec_allowed"] else
+                 "n/a" if not math.isfinite(r["p_miss"]) else
+                 f"{r['p_miss']:.2g}<{r['p_miss_high']:.1g}",
+                 fmt_bytes(r["added_bytes_16tib"]), fmt_bytes(r["added_bytes_64tib"]),
+                 "n/a" if not math.isfinite(r["hot_ns_4k"]) else fmt_ns(r["hot_ns_4k"])
+                 + ("*" if "upper bound" in str(r["hot_kind"]) else ""),
+                 fmt_seconds(r["downtime_1cpu_s"]), fmt_seconds(r["downtime_all_cpus_s"])]
+        line = " ".join(f"{c:<{w}}" if i == 0 else f"{c:>{w}}"
+                        for i, (c, (_, w)) in enumerate(zip(cells, cols)))
+        out.append(line[:width])
+    out.append("")
+    out.extend(textwrap.wrap(
+        f"missed: pages missed, worst over {int(rec['scenarios'].max())} scenarios "
+        f"[modeled] (n/r: its structure cannot hold every host); P(miss)@{rate_s}: "
+        f"P(>= 1 page missed per kexec) at {rate_s} MiB/s of "
+        f"conversions, '<' its 95 % upper bound [modeled]; +16/64 TiB: memory added "
+        f"[modeled]; hot 4K: mark + unmark of one 4 KiB conversion [measured; *: one "
+        f"Python call per conversion, an upper bound]; 1 CPU / all "
+        f"CPUs: downtime at reset on {rec['downtime_scenario'].iloc[0]}, "
+        f"{rec['downtime_platform'].iloc[0]} [modeled].", width))
+    for _, r in rec.iterrows():
+        out.append("")
+        text = (f"{r['strategy']}: allocation: {r['allocation']}. Crash kexec: "
+                f"{r['crash_context']}. Touches: {r['touch_points']}. Not in bytes: "
+                f"{r['costs_not_in_bytes']}. Sources: {r['allocation_source']}; "
+                f"{r['crash_context_source']}.")
+        out.extend(textwrap.wrap(text, width, subsequent_indent="  ",
+                                 break_long_words=True, break_on_hyphens=False))
+    return "\n".join(out)
+
+
+def hot_4k(r) -> str:
+    """The 4 KiB hot-path cell: ns, and "(Python call)" where that bounds it."""
+    if not math.isfinite(r["hot_ns_4k"]):
+        return "n/a"
+    return fmt_ns(r["hot_ns_4k"]) + (" (Python call, an upper bound)"
+                                      if "upper bound" in str(r["hot_kind"]) else "")
+
+
+def _short(x) -> str:
+    if not math.isfinite(x):
+        return "n/a"
+    for unit, k in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if x >= k:
+            return f"{x / k:.1f}{unit}"
+    return f"{int(x)}"
