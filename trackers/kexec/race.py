@@ -42,11 +42,27 @@ from ..events import KIND_PAMT, KVM_SET_ATTR_SHARED, SEAMCALL_PRIVATE, SEAMCALL_
 from ..extents import count, from_tracker, normalize, overlap_pages, subtract, union
 from .host import event_batches
 from .platform import get_platform
-from .strategies import CONVERSION_STATES, NEEDS_RESET, Strategy, get_strategies
+from .strategies import (CONVERSION_STATES, NEEDS_RESET, ZAP_FIRST_STATES, Strategy,
+                         get_strategies)
 
-STATE_INDEX = {s: i for i, s in enumerate(CONVERSION_STATES)}
+#: every state a page of a conversion can be in, under either order: the
+#: columns of state_counts() and page_time_by_state()
+STATES = CONVERSION_STATES + ZAP_FIRST_STATES
+STATE_INDEX = {s: i for i, s in enumerate(STATES)}
 # per-page steps after the attribute loop: (state entered when it completes)
 PAGE_STEPS = ("blocked", "tracked", "removed", "written_back", "released")
+
+#: the two orders of a private->shared conversion.  ATTRIBUTES_FIRST: the
+#: xa_store loop, then the zap (Isaku Yamahata's premise, the model's default:
+#: the worst case for an attribute walk).  ZAP_FIRST: the zap of every page,
+#: then the xa_store loop -- mainline kvm_vm_set_mem_attributes()
+#: (virt/kvm/kvm_main.c: pre_set_range -> kvm_arch_pre_set_memory_attributes()
+#: -> kvm_unmap_gfn_range(), then xa_store()) and in-place conversion's
+#: kvm_gmem_convert() (kvm_gmem_zap(), then mas_store_prealloc()).  Per order:
+#: (state of a page waiting for its zap, states it passes through during the zap).
+ATTRIBUTES_FIRST, ZAP_FIRST = "attributes-first", "zap-first"
+ORDERS = {ATTRIBUTES_FIRST: ("attr_shared", PAGE_STEPS),
+          ZAP_FIRST: ("private", ZAP_FIRST_STATES + ("released",))}
 
 #: default conversion rates, MiB converted per second
 DEFAULT_RATES_MIB_S = (1, 16, 256, 4096)
@@ -76,11 +92,11 @@ def chunk_duration(n: np.ndarray, steps: dict) -> np.ndarray:
 
 
 def state_counts(n: np.ndarray, delta: np.ndarray, steps: dict, *,
-                 crash: bool) -> np.ndarray:
+                 crash: bool, order: str = ATTRIBUTES_FIRST) -> np.ndarray:
     """Pages of each conversion in each state at offset ``delta`` into it.
 
-    n, delta: arrays (one conversion each).  Returns int64 (len, 7) columns in
-    CONVERSION_STATES order; rows sum to n.  Vectorized over conversions.
+    n, delta: arrays (one conversion each).  Returns int64 (len, len(STATES))
+    columns in STATES order; rows sum to n.  Vectorized over conversions.
     """
     n = np.asarray(n, np.int64)
     delta = np.asarray(delta, np.float64)
@@ -88,8 +104,11 @@ def state_counts(n: np.ndarray, delta: np.ndarray, steps: dict, *,
     durs = np.array([steps[s] for s in PAGE_STEPS])
     bounds = np.cumsum(durs)                    # step ends within one page
     per_page = bounds[-1]
+    if order == ZAP_FIRST:
+        return _zap_first_counts(n, delta, a, bounds, crash)
+    _check_order(order)
     A = n * a
-    out = np.zeros((n.size, len(CONVERSION_STATES)), np.int64)
+    out = np.zeros((n.size, len(STATES)), np.int64)
     in_attr = delta < A
     # attribute loop: k pages already read "shared"
     k = np.floor(delta / a) if crash else np.ceil(delta / a)
@@ -120,15 +139,51 @@ def state_counts(n: np.ndarray, delta: np.ndarray, steps: dict, *,
     return out
 
 
-def page_time_by_state(n: np.ndarray, steps: dict) -> np.ndarray:
+def _check_order(order: str) -> None:
+    if order not in ORDERS:
+        raise ValueError(f"order {order!r}: one of {', '.join(ORDERS)}")
+
+
+def _zap_first_counts(n, delta, a, bounds, crash: bool) -> np.ndarray:
+    """state_counts() in mainline's order: the zap of page after page (each
+    waiting page still "private"), then the attribute loop over released pages."""
+    per_page = bounds[-1]
+    waiting, during = ORDERS[ZAP_FIRST]
+    out = np.zeros((n.size, len(STATES)), np.int64)
+    done = np.minimum(np.floor(delta / per_page), n).astype(np.int64)
+    r = delta - done * per_page
+    step = (np.searchsorted(bounds, r, side="right") if crash
+            else np.searchsorted(bounds, r, side="left") + 1)
+    current = done < n
+    fin = current & (step >= len(PAGE_STEPS))
+    done = np.where(fin, done + 1, done)
+    current &= ~fin
+    out[:, STATE_INDEX["released"]] = done
+    out[:, STATE_INDEX[waiting]] = n - done - current.astype(np.int64)
+    cur_state = np.array([STATE_INDEX[waiting]] + [STATE_INDEX[s] for s in during])
+    idx = np.flatnonzero(current)
+    np.add.at(out, (idx, cur_state[np.minimum(step[idx], len(PAGE_STEPS))]), 1)
+    return out
+
+
+def page_time_by_state(n: np.ndarray, steps: dict,
+                       order: str = ATTRIBUTES_FIRST) -> np.ndarray:
     """Page-seconds each conversion spends in each state (closed form).
 
-    Page i reads shared from (i+1)a to A + i*P + block; then one step each.
+    Attributes first: page i reads shared from (i+1)a to A + i*P + block; then
+    one step each.  Zap first: page i waits "private" i*P + block, then one
+    step each; the attribute loop runs over released pages.
     """
+    _check_order(order)
     n = np.asarray(n, np.float64)
     a = steps["attr"]
     P = sum(steps[s] for s in PAGE_STEPS)
-    out = np.zeros((n.size, len(CONVERSION_STATES)))
+    out = np.zeros((n.size, len(STATES)))
+    if order == ZAP_FIRST:
+        out[:, STATE_INDEX["private"]] = P * n * (n - 1) / 2 + n * steps["blocked"]
+        for prev, s in zip(ZAP_FIRST_STATES, PAGE_STEPS[1:]):
+            out[:, STATE_INDEX[prev]] = n * steps[s]
+        return out
     out[:, STATE_INDEX["private"]] = a * n * (n + 1) / 2
     out[:, STATE_INDEX["attr_shared"]] = n * (n * a + steps["blocked"] - a) + (P - a) * n * (n - 1) / 2
     for prev, s in zip(PAGE_STEPS[:-1], PAGE_STEPS[1:]):
@@ -137,7 +192,7 @@ def page_time_by_state(n: np.ndarray, steps: dict) -> np.ndarray:
 
 
 def _missed_mask(strategy: Strategy) -> np.ndarray:
-    return np.array([s in NEEDS_RESET and not strategy.finds(s) for s in CONVERSION_STATES])
+    return np.array([s in NEEDS_RESET and not strategy.finds(s) for s in STATES])
 
 
 #: z of a two-sided 95 % interval
@@ -178,15 +233,18 @@ def mean_interval(x, z: float = Z95) -> tuple[float, float]:
 
 def race(strategies=None, *, rates_mib_s=DEFAULT_RATES_MIB_S, chunk_pages=(512,),
          n_kexec: int = 20000, platform="spr-2s", seed: int = 0, workload=None,
-         seamcall_cost: str = "base", **step_overrides) -> pd.DataFrame:
+         seamcall_cost: str = "base", order: str = ATTRIBUTES_FIRST,
+         **step_overrides) -> pd.DataFrame:
     """Expected pages missed per kexec against the conversion rate (modeled).
 
     ``chunk_pages``: conversion sizes sampled uniformly (default: 2 MiB
     MapGPA chunks); with ``workload``, the sizes of its KVM_SET_ATTR_SHARED
     rows.  ``seamcall_cost``: "base" (each SEAMCALL step at its central
     ASSUMED cost), "low" or "high" (every SEAMCALL step at that end of
-    kernel.TDH_SEAMCALL_S_RANGE; explicit ``step_overrides`` win).  Columns:
-    strategy, kexec ("normal"/"crash"), rate_mib_s, seamcall_cost,
+    kernel.TDH_SEAMCALL_S_RANGE; explicit ``step_overrides`` win).  ``order``:
+    ATTRIBUTES_FIRST (Isaku Yamahata's premise) or ZAP_FIRST (mainline's; see
+    ORDERS).  Columns: strategy, kexec ("normal"/"crash"), rate_mib_s,
+    seamcall_cost, order,
     kexec_allowed, missed_mean (simulated) with its 95 % interval
     missed_mean_low/high, missed_expected (Little's law, crash kexec), p_miss
     (share of the n_kexec kexecs missing >= 1 page; p_missed the same, its
@@ -197,6 +255,7 @@ def race(strategies=None, *, rates_mib_s=DEFAULT_RATES_MIB_S, chunk_pages=(512,)
         raise ValueError(f"seamcall_cost {seamcall_cost!r}: one of {', '.join(SEAMCALL_LEVELS)}")
     if n_kexec < 2:
         raise ValueError(f"n_kexec {n_kexec} must be >= 2 (an interval needs two kexecs)")
+    _check_order(order)
     level = SEAMCALL_LEVELS[seamcall_cost]
     if level is not None:
         step_overrides = {**{k: level for k in SEAMCALL_STEPS}, **step_overrides}
@@ -207,7 +266,7 @@ def race(strategies=None, *, rates_mib_s=DEFAULT_RATES_MIB_S, chunk_pages=(512,)
         raise ValueError(f"chunk sizes must be positive page counts, got {sizes[:5]}")
     durations = chunk_duration(sizes, steps)
     mean_pages, mean_dur = sizes.mean(), durations.mean()
-    time_by_state = page_time_by_state(sizes, steps).mean(axis=0)
+    time_by_state = page_time_by_state(sizes, steps, order).mean(axis=0)
     rng = np.random.default_rng(seed)
     rows = []
     for rate in rates_mib_s:
@@ -221,7 +280,7 @@ def race(strategies=None, *, rates_mib_s=DEFAULT_RATES_MIB_S, chunk_pages=(512,)
             pick = rng.choice(sizes.size, total, p=w)
             n = sizes[pick]
             delta = rng.uniform(0, 1, total) * durations[pick]
-            counts = state_counts(n, delta, steps, crash=crash)
+            counts = state_counts(n, delta, steps, crash=crash, order=order)
             owner = np.repeat(np.arange(n_kexec), per)
             by_mask: dict = {}               # strategies sharing a mask share one count
             for s in chosen:
@@ -241,7 +300,7 @@ def race(strategies=None, *, rates_mib_s=DEFAULT_RATES_MIB_S, chunk_pages=(512,)
                 stats = by_mask[key]
                 rows.append({
                     "strategy": s.name, "kexec": "crash" if crash else "normal",
-                    "rate_mib_s": rate, "seamcall_cost": seamcall_cost,
+                    "rate_mib_s": rate, "seamcall_cost": seamcall_cost, "order": order,
                     "kexec_allowed": allowed, **stats,
                     "missed_expected": (float(lam * time_by_state[mask].sum())
                                         if allowed else 0.0),

@@ -93,7 +93,11 @@ from .platform import Platform, get_platform
 # Invariant: every state but "released" needs a reset at kexec.
 CONVERSION_STATES = ("private", "attr_shared", "blocked", "tracked", "removed",
                      "written_back", "released")
-NEEDS_RESET = frozenset(CONVERSION_STATES[:-1]) | {"leaked"}
+#: the same steps in mainline's order (ZAP_FIRST, :mod:`.race`): the zap runs
+#: while the attribute still says private, so a page being zapped is in one of
+#: these states (attribute private, no SPTE, PAMT_4K reference held)
+ZAP_FIRST_STATES = ("zap_blocked", "zap_tracked", "zap_removed", "zap_written_back")
+NEEDS_RESET = frozenset(CONVERSION_STATES[:-1]) | frozenset(ZAP_FIRST_STATES) | {"leaked"}
 
 #: What a walker can read of a page in each state, in the race model's order
 #: (attributes first, as Isaku Yamahata's objection has it):
@@ -109,7 +113,9 @@ NEEDS_RESET = frozenset(CONVERSION_STATES[:-1]) | {"leaked"}
 #: kvm_arch_pre_set_memory_attributes() -> kvm_unmap_gfn_range()) *before*
 #: its xa_store() loop, and in-place conversion's kvm_gmem_convert() stores
 #: the maple tree after kvm_gmem_zap(): in the code's own order the attribute
-#: still says private in every state before "released" (docs/kernel-facts.md).
+#: still says private in every state before "released" (docs/kernel-facts.md):
+#: the race runs in either order (race(order=...)); ZAP_FIRST_STATES name the
+#: zap's states in that order.
 STATE_FACTS = {
     "private": (True, True, True),
     "attr_shared": (False, True, True),
@@ -119,6 +125,8 @@ STATE_FACTS = {
     "written_back": (False, False, True),
     "released": (False, False, False),
     "leaked": (False, False, True),
+    # mainline's order: the zap runs before the attribute store
+    **{z: (True, False, True) for z in ZAP_FIRST_STATES},
 }
 ATTR_PRIVATE, SPTE_PRESENT, PAMT_REF = 0, 1, 2
 
