@@ -29,6 +29,7 @@ setup.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import inspect
 import json
@@ -73,6 +74,10 @@ OP_PAGES = 1 << 16
 #: `asv run --quick` from a fresh clone under 5 minutes on this 2-core machine
 #: (benchmarks/README.md); 64 GiB (the probe itself) always runs.
 BUILD_SECONDS_LIMIT = 5.0
+#: the most memory a timed build's emulation may hold (memory().host_bytes,
+#: predicted from the probe): the page-granular XArray of the 1 TiB
+#: extents-2m set holds ~1.7 GiB and takes 5-7 s to build here, per process
+BUILD_HOST_BYTES_LIMIT = 1 << 30
 PROBE_HOST = "64G"
 
 
@@ -117,11 +122,21 @@ def warm_sets(shapes, hosts, seed: int = SEED) -> dict:
     return cached
 
 
+@functools.lru_cache(maxsize=None)
+def _source_digest() -> str:
+    """sha1 of the trackers package's sources: a probe is redone when any changes."""
+    h = hashlib.sha1()
+    root = Path(inspect.getsourcefile(trackers)).parent
+    for path in sorted(root.rglob("*.py")) + sorted(root.rglob("*.c")):
+        h.update(path.relative_to(root).as_posix().encode())
+        h.update(path.read_bytes())
+    return h.hexdigest()[:12]
+
+
 def _probe(name: str, shape: str, seed: int = SEED) -> dict:
-    """Seconds to build and scan ``name`` on the PROBE_HOST set of ``shape`` (cached)."""
-    source = Path(inspect.getsourcefile(trackers.ALL_TRACKERS[name]))
-    digest = hashlib.sha1(source.read_bytes()).hexdigest()[:12]     # re-probe on change
-    path = CACHE_DIR / f"probe-{name}-{shape}-{seed}-{digest}.json"
+    """Seconds to build and scan ``name`` on the PROBE_HOST set of ``shape``, and
+    the bytes the emulation then holds (memory().host_bytes); cached on disk."""
+    path = CACHE_DIR / f"probe-{name}-{shape}-{seed}-{_source_digest()}.json"
     if path.exists():
         return json.loads(path.read_text())
     starts, ends = load_set(shape, PROBE_HOST, seed)
@@ -132,22 +147,65 @@ def _probe(name: str, shape: str, seed: int = SEED) -> dict:
     t = trackers.get_tracker(name, max_pfn=HOST_SIZES[PROBE_HOST])
     t.mark_ranges(starts, ends)
     drain(t.extents())
-    probe = {"seconds": time.perf_counter() - t0, "extents": int(starts.size)}
+    probe = {"seconds": time.perf_counter() - t0, "extents": int(starts.size),
+             "host_bytes": int(t.memory().host_bytes)}
     write_text_atomic(path, json.dumps(probe))
     return probe
 
 
 def check_build_time(name: str, host: str, shape: str, extents: int) -> None:
-    """NotImplementedError if building + scanning ``extents`` is predicted over the limit."""
+    """NotImplementedError if building + scanning ``extents`` is predicted over
+    BUILD_SECONDS_LIMIT, or the built emulation over BUILD_HOST_BYTES_LIMIT
+    (both scaled from the probe by extent count)."""
     if host == PROBE_HOST:
         return
     probe = _probe(name, shape)
-    predicted = probe["seconds"] * extents / max(probe["extents"], 1)
+    scale = extents / max(probe["extents"], 1)
+    predicted = probe["seconds"] * scale
     if predicted > BUILD_SECONDS_LIMIT:
         raise NotImplementedError(
             f"{name} on {shape}@{host}: build + scan predicted {predicted:.0f} s "
             f"({probe['seconds']:.2f} s for {probe['extents']:,} extents at {PROBE_HOST}), "
             f"over the {BUILD_SECONDS_LIMIT:g} s limit for this machine")
+    held = probe.get("host_bytes", 0) * scale
+    if held > BUILD_HOST_BYTES_LIMIT:
+        raise NotImplementedError(
+            f"{name} on {shape}@{host}: emulation predicted to hold {held / 2**30:.1f} GiB "
+            f"({probe['host_bytes'] / 2**20:.0f} MiB for {probe['extents']:,} extents at "
+            f"{PROBE_HOST}), over the {BUILD_HOST_BYTES_LIMIT / 2**30:g} GiB limit of a timed build")
+
+
+def timed_plan(names, shapes, hosts, seed: int = SEED) -> dict:
+    """Decide once (in a setup_cache) which timed parameters run.
+
+    Returns (tracker, host, shape) -> None (build it) or the reason it is n/a:
+    the set too large to generate, the host over BUILD_MAX_PFN, or a build
+    predicted over the limits (:func:`check_build_time`).  Every set that runs
+    is generated and cached on disk here, so a benchmark's setup only loads.
+    """
+    counts = warm_sets(shapes, hosts, seed)
+    plan = {}
+    for shape in shapes:
+        for host in hosts:
+            for name in names:
+                try:
+                    if isinstance(counts[shape, host], str):
+                        raise NotImplementedError(counts[shape, host])
+                    if HOST_SIZES[host] > BUILD_MAX_PFN:
+                        raise NotImplementedError(
+                            f"{host} is over the timed-build limit {BUILD_MAX_PFN:,} PFNs")
+                    check_build_time(name, host, shape, counts[shape, host])
+                    plan[name, host, shape] = None
+                except NotImplementedError as exc:
+                    plan[name, host, shape] = str(exc)
+    return plan
+
+
+def planned(plan: dict, name: str, host: str, shape: str) -> None:
+    """NotImplementedError (asv: n/a) with the reason :func:`timed_plan` gave."""
+    reason = plan[name, host, shape]
+    if reason is not None:
+        raise NotImplementedError(reason)
 
 
 def build_tracker(name: str, host: str, starts, ends, shape: str | None = None):
@@ -221,4 +279,5 @@ if in_asv_forkserver():
 
 __all__ = ["SEED", "TRACKER_NAMES", "TIME_HOSTS", "TRACK_HOSTS", "TIME_SHAPES",
            "TRACK_SHAPES", "SET_SHAPES", "HOST_SIZES", "load_set", "warm_sets",
-           "build_tracker", "check_build_time", "random_pfns", "drain", "warm_up"]
+           "build_tracker", "check_build_time", "timed_plan", "planned", "random_pfns",
+           "drain", "warm_up"]

@@ -104,3 +104,25 @@ def test_asv_runs_from_a_fork_server_that_compiles_once(monkeypatch):
     assert not common.in_asv_forkserver()
     monkeypatch.setattr(sys, "argv", ["pytest"])
     assert not common.in_asv_forkserver()
+
+
+def test_timed_builds_predicted_over_a_limit_are_na(monkeypatch, tmp_path):
+    """A timed parameter whose build the probe (64 GiB, scaled by extent count)
+    predicts over the time or memory limit is n/a, with both numbers named."""
+    import json
+
+    from benchmarks import common
+
+    monkeypatch.setattr(common, "CACHE_DIR", tmp_path)
+    path = tmp_path / f"probe-xarray-extents-2m-0-{common._source_digest()}.json"
+    path.write_text(json.dumps({"seconds": 0.01, "extents": 100, "host_bytes": 1 << 24}))
+    common.check_build_time("xarray", "1T", "extents-2m", 6_400)     # 0.64 s, 1 GiB: runs
+    with pytest.raises(NotImplementedError, match=r"predicted to hold 2\.0 GiB .* 1 GiB limit"):
+        common.check_build_time("xarray", "1T", "extents-2m", 12_800)
+    with pytest.raises(NotImplementedError, match=r"predicted 6 s .* 5 s limit"):
+        common.check_build_time("xarray", "1T", "extents-2m", 60_000)
+    common.check_build_time("xarray", "64G", "extents-2m", 10 ** 9)  # the probe host runs
+    plan = {("xarray", "1T", "extents-2m"): "why", ("xarray", "64G", "extents-2m"): None}
+    common.planned(plan, "xarray", "64G", "extents-2m")
+    with pytest.raises(NotImplementedError, match="why"):
+        common.planned(plan, "xarray", "1T", "extents-2m")
