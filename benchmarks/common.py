@@ -42,7 +42,7 @@ import numpy as np
 
 import trackers
 from trackers.output import write_text_atomic
-from trackers.sets import HOST_SIZES, SET_SHAPES, SetTooLarge, host_set
+from trackers.sets import HOST_SIZES, SET_SHAPES, SetTooLarge, expected_runs, host_set
 
 SEED = 0
 ROOT = Path(__file__).resolve().parent.parent
@@ -78,6 +78,11 @@ BUILD_SECONDS_LIMIT = 5.0
 #: predicted from the probe): the page-granular XArray of the 1 TiB
 #: extents-2m set holds ~1.7 GiB and takes 5-7 s to build here, per process
 BUILD_HOST_BYTES_LIMIT = 1 << 30
+#: the most extents a timed build marks: the 64 GiB reference set (1.3e6)
+#: and the 1 TiB extents-2m set (1.1e5) run, the 1 TiB reference set (2.0e7,
+#: 323 MB of input each process loads) is n/a.  Load-independent, unlike the
+#: predicted seconds, so a quick run's length does not depend on the load
+BUILD_MAX_EXTENTS = 1 << 21
 PROBE_HOST = "64G"
 
 
@@ -106,8 +111,9 @@ def load_set(shape: str, host: str, seed: int = SEED):
     return starts, ends
 
 
-def warm_sets(shapes, hosts, seed: int = SEED) -> dict:
-    """Generate and cache every feasible (shape, host) set; skip the rest.
+def warm_sets(shapes, hosts, seed: int = SEED, keep=None) -> dict:
+    """Generate and cache every feasible (shape, host) set; skip the rest, and
+    those ``keep(shape, host)`` (default: all) leaves out.
 
     Returns (shape, host) -> extent count, or the reason it is skipped; asv
     passes a non-None setup_cache value to setup and the benchmark.
@@ -115,6 +121,9 @@ def warm_sets(shapes, hosts, seed: int = SEED) -> dict:
     cached = {}
     for shape in shapes:
         for host in hosts:
+            if keep is not None and not keep(shape, host):
+                cached[shape, host] = f"{shape}@{host} not generated"
+                continue
             try:
                 cached[shape, host] = load_set(shape, host, seed)[0].size
             except NotImplementedError as exc:
@@ -156,7 +165,12 @@ def _probe(name: str, shape: str, seed: int = SEED) -> dict:
 def check_build_time(name: str, host: str, shape: str, extents: int) -> None:
     """NotImplementedError if building + scanning ``extents`` is predicted over
     BUILD_SECONDS_LIMIT, or the built emulation over BUILD_HOST_BYTES_LIMIT
-    (both scaled from the probe by extent count)."""
+    (both scaled from the probe by extent count), or ``extents`` over
+    BUILD_MAX_EXTENTS."""
+    if extents > BUILD_MAX_EXTENTS:
+        raise NotImplementedError(
+            f"{name} on {shape}@{host}: {extents:,} extents, over the {BUILD_MAX_EXTENTS:,} "
+            f"extents of a timed build")
     if host == PROBE_HOST:
         return
     probe = _probe(name, shape)
@@ -179,16 +193,25 @@ def timed_plan(names, shapes, hosts, seed: int = SEED) -> dict:
     """Decide once (in a setup_cache) which timed parameters run.
 
     Returns (tracker, host, shape) -> None (build it) or the reason it is n/a:
-    the set too large to generate, the host over BUILD_MAX_PFN, or a build
-    predicted over the limits (:func:`check_build_time`).  Every set that runs
-    is generated and cached on disk here, so a benchmark's setup only loads.
+    a set that may hold over BUILD_MAX_EXTENTS extents (:func:`expected_runs`,
+    decided before generating it) or is too large to generate, the host over
+    BUILD_MAX_PFN, or a build predicted over the limits
+    (:func:`check_build_time`).  Every set that runs is generated and cached
+    on disk here, so a benchmark's setup only loads.
     """
-    counts = warm_sets(shapes, hosts, seed)
+    bound = {(shape, host): expected_runs(shape, HOST_SIZES[host])
+             for shape in shapes for host in hosts}
+    counts = warm_sets(shapes, hosts, seed,
+                       keep=lambda shape, host: bound[shape, host] <= BUILD_MAX_EXTENTS)
     plan = {}
     for shape in shapes:
         for host in hosts:
             for name in names:
                 try:
+                    if bound[shape, host] > BUILD_MAX_EXTENTS:     # not even generated
+                        raise NotImplementedError(
+                            f"{name} on {shape}@{host}: up to {bound[shape, host]:,} extents, "
+                            f"over the {BUILD_MAX_EXTENTS:,} extents of a timed build")
                     if isinstance(counts[shape, host], str):
                         raise NotImplementedError(counts[shape, host])
                     if HOST_SIZES[host] > BUILD_MAX_PFN:

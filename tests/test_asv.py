@@ -121,7 +121,9 @@ def test_timed_builds_predicted_over_a_limit_are_na(monkeypatch, tmp_path):
         common.check_build_time("xarray", "1T", "extents-2m", 12_800)
     with pytest.raises(NotImplementedError, match=r"predicted 6 s .* 5 s limit"):
         common.check_build_time("xarray", "1T", "extents-2m", 60_000)
-    common.check_build_time("xarray", "64G", "extents-2m", 10 ** 9)  # the probe host runs
+    common.check_build_time("xarray", "64G", "extents-2m", 1 << 21)  # the probe host runs
+    with pytest.raises(NotImplementedError, match=r"2,097,153 extents, over the 2,097,152"):
+        common.check_build_time("xarray", "64G", "extents-2m", (1 << 21) + 1)
     plan = {("xarray", "1T", "extents-2m"): "why", ("xarray", "64G", "extents-2m"): None}
     common.planned(plan, "xarray", "64G", "extents-2m")
     with pytest.raises(NotImplementedError, match="why"):
