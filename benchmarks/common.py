@@ -3,8 +3,9 @@
 Sets come from :mod:`trackers.sets` (the one reference-set generator and its
 named shapes) and are cached on disk in
 ``.asv/sets/`` (gitignored): asv runs each benchmark in its own process, and
-the 1 TiB reference set takes seconds to generate.  ``setup_cache`` of each
-benchmark class calls :func:`warm_sets` once; ``setup`` then only loads.
+the 1 TiB reference set takes seconds to generate.  The ``setup_cache`` a
+benchmark file shares calls :func:`warm_sets` (or :func:`timed_plan`) once;
+``setup`` then only loads.
 
 Parameters that cannot run here raise ``NotImplementedError`` in ``setup``,
 which asv records as skipped (n/a):
@@ -12,11 +13,13 @@ which asv records as skipped (n/a):
 * the set is too large to generate (:class:`trackers.sets.SetTooLarge`);
 * the tracker refuses to build it within its memory budget
   (:class:`trackers.MemoryBudgetError`);
-* the host is larger than :data:`BUILD_MAX_PFN` for timed builds;
-* building and scanning the set would take longer than
-  :data:`BUILD_SECONDS_LIMIT` on this machine, predicted from a probe: the
-  same tracker built and scanned on the 64 GiB set of the same shape, scaled
-  by the extent count (:func:`check_build_time`; probes cached on disk).
+* for timed builds (:func:`timed_plan`, decided once per run): the host is
+  larger than :data:`BUILD_MAX_PFN`, the set may hold more than
+  :data:`BUILD_MAX_EXTENTS` extents, or building and scanning it would take
+  longer than :data:`BUILD_SECONDS_LIMIT` or hold more than
+  :data:`BUILD_HOST_BYTES_LIMIT`, predicted from a probe: the same tracker
+  built and scanned on the 64 GiB set of the same shape, scaled by the
+  extent count (:func:`check_build_time`; probes cached on disk).
 
 asv runs the suite from one fork server (``"launch_method": "forkserver"`` in
 asv.conf.json): it imports these modules once and forks a child per benchmark
@@ -52,8 +55,8 @@ CACHE_DIR = Path(os.environ.get("TRACKERS_BENCH_CACHE", ROOT / ".asv" / "sets"))
 TRACKER_NAMES = list(trackers.TRACKERS)
 
 #: timed benchmarks build the structure once per benchmark and parameter (asv
-#: forks a process for each): 64 GiB, and 1 TiB where a build is predicted
-#: cheap (the 1 TiB reference set is 2e7 extents: n/a; extents-2m runs)
+#: forks a process for each): 64 GiB, and 1 TiB within the timed-build
+#: limits below (extents-2m runs; the reference set, 2e7 extents, is n/a)
 TIME_HOSTS = ["64G", "1T"]
 #: track (modeled) benchmarks only call estimate(): every size
 TRACK_HOSTS = list(HOST_SIZES)
