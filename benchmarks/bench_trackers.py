@@ -6,7 +6,7 @@ regressions.  Kernel cost lives in the modeled benchmarks (bench_model.py).
 """
 
 from .common import (HOST_SIZES, OP_PAGES, TIME_HOSTS, TIME_SHAPES, TRACKER_NAMES,
-                     build_tracker, check_build_time, drain, load_set, random_pfns, warm_sets)
+                     build_tracker, drain, load_set, planned, random_pfns, timed_plan)
 
 import trackers
 
@@ -19,11 +19,20 @@ PARAMS = ([n for n in TRACKER_NAMES], TIME_HOSTS, TIME_SHAPES)
 PARAM_NAMES = ["tracker", "host", "set"]
 
 
-def _built(tracker, host, starts, ends, shape=None):
+def setup_cache():
+    """Shared by every class (one asv cache key): the sets generated and which
+    parameters run (common.timed_plan), decided once per run."""
+    return timed_plan(TRACKER_NAMES, TIME_SHAPES, TIME_HOSTS)
+
+
+setup_cache.timeout = 900
+
+
+def _built(tracker, host, starts, ends):
     """common.build_tracker; a tracker whose structure cannot hold the host's
     PFNs (NotRepresentable: the IDA beyond 2^31) skips, saying so."""
     try:
-        return build_tracker(tracker, host, starts, ends, shape)
+        return build_tracker(tracker, host, starts, ends)
     except trackers.NotRepresentable as exc:
         raise NotImplementedError(f"not representable: {exc}") from None
 
@@ -41,14 +50,11 @@ class Populate:
     repeat = (1, 5, 60.0)
     timeout = 600
 
-    def setup_cache(self):
-        return warm_sets(TIME_SHAPES, TIME_HOSTS)
+    setup_cache = staticmethod(setup_cache)
 
-    setup_cache.timeout = 900
-
-    def setup(self, _cache, tracker, host, shape):
+    def setup(self, plan, tracker, host, shape):
+        planned(plan, tracker, host, shape)
         self.starts, self.ends = load_set(shape, host)
-        check_build_time(tracker, host, shape, int(self.starts.size))
         try:
             self.t = trackers.get_tracker(tracker, max_pfn=HOST_SIZES[host])
         except trackers.MemoryBudgetError as exc:
@@ -73,14 +79,12 @@ class Scan:
     repeat = (1, 5, 60.0)
     timeout = 600
 
-    def setup_cache(self):
-        return warm_sets(TIME_SHAPES, TIME_HOSTS)
+    setup_cache = staticmethod(setup_cache)
 
-    setup_cache.timeout = 900
-
-    def setup(self, _cache, tracker, host, shape):
+    def setup(self, plan, tracker, host, shape):
+        planned(plan, tracker, host, shape)
         starts, ends = load_set(shape, host)
-        self.t = _built(tracker, host, starts, ends, shape)
+        self.t = _built(tracker, host, starts, ends)
 
     def time_scan_extents(self, _cache, tracker, host, shape):
         drain(self.t.extents())
@@ -100,14 +104,12 @@ class PageOps:
     param_names = PARAM_NAMES
     timeout = 600
 
-    def setup_cache(self):
-        return warm_sets(TIME_SHAPES, TIME_HOSTS)
+    setup_cache = staticmethod(setup_cache)
 
-    setup_cache.timeout = 900
-
-    def setup(self, _cache, tracker, host, shape):
+    def setup(self, plan, tracker, host, shape):
+        planned(plan, tracker, host, shape)
         starts, ends = load_set(shape, host)
-        self.t = _built(tracker, host, starts, ends, shape)
+        self.t = _built(tracker, host, starts, ends)
         self.probe = random_pfns(HOST_SIZES[host], OP_PAGES)
         self.outside = self.probe[~self.t.contains(self.probe)]
         self.t.mark(self.outside[:1])                   # compile before timing
