@@ -38,6 +38,8 @@ COLUMNS = {
     "race": {"strategy", "kexec", "rate_mib_s", "missed_mean", "missed_expected",
              "platform_name", "seamcall_cost", "p_miss", "p_miss_low", "p_miss_high",
              "missed_mean_low", "missed_mean_high", "n_kexec"},
+    "race_order": {"strategy", "kexec", "rate_mib_s", "order", "missed_mean",
+                   "missed_expected", "p_miss", "p_miss_low", "p_miss_high", "platform_name"},
     "verdict": {"verdict"},
     "conversion_cost": {"tracker", "option", "engine", "size", "op", "ns_per_conversion_median",
                         "ns_per_conversion_min", "ns_per_conversion_max", "kind"},
@@ -62,7 +64,14 @@ def report_dir(tmp_path_factory):
 
 def expected_tables():
     return ["memory_vs_host", "bits_per_page", "scan_time", "verdict", "kexec", "race",
-            "conversion_cost", "recommendation"]
+            "race_order", "conversion_cost", "recommendation"]
+
+
+def test_race_order_runs_in_mainline_order_and_the_attribute_walk_misses_nothing(report_dir):
+    zap = pd.read_csv(report_dir / "race_order.csv")
+    assert set(zap["order"]) == {"zap-first"}
+    assert (zap[zap.strategy == "kvm-attr"]["missed_expected"] == 0).all()
+    assert (zap[zap.strategy == "kvm-sept"]["missed_expected"] > 0).all()
 
 
 def test_report_writes_tables_figures_and_summary(report_dir):
