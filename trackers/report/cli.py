@@ -64,6 +64,7 @@ from tqdm import tqdm
 
 from .. import linux
 from ..kexec.calibrate import calibrate, print_warnings
+from ..kexec.evaluate import add_host_arguments, user_host
 from ..kexec.platform import calibration_path
 from ..options import int_option, output_dir, output_file
 from ..registry import TRACKERS
@@ -91,6 +92,7 @@ def add_arguments(p):
     p.add_argument("--no-kernel-code", action="store_true",
                    help="do not build or time the kernel's own code (the @kernel twins, "
                         "trackers/linux): measure the Python/numba emulations only")
+    add_host_arguments(p)         # --memmap, --trace, --tds: your own host, one more scenario
 
 
 def _progress(total: int, disable: bool):
@@ -297,6 +299,9 @@ def command_line(args) -> str:
         cmd += ["--trackers", *args.trackers]
     if getattr(args, "no_kernel_code", False):
         cmd.append("--no-kernel-code")
+    for opt in ("memmap", "trace", "tds"):
+        if getattr(args, opt, None) is not None:
+            cmd += [f"--{opt}", str(getattr(args, opt))]
     return " ".join(cmd)
 
 
@@ -311,6 +316,9 @@ def run(args) -> int:
             if n not in TRACKERS:
                 raise ValueError(f"unknown tracker {n!r}; known: {', '.join(TRACKERS)}")
         cfg.trackers = list(args.trackers)
+    cfg.user_host = user_host(args)
+    if cfg.user_host is not None:             # a bad map, trace or --tds: refused before any work
+        cfg.user_host.build(args.seed)
     calibrate = not (args.quick or args.no_calibrate)
     if calibrate:
         _check_calibration_path()

@@ -10,7 +10,10 @@ Tables (file stem -> content):
 
 * ``memory_vs_host``  tracker x host size: modeled bytes, bytes added to a
   running kernel, bits per private page; the set is ``reference-1pct``
-  (see :mod:`trackers.sets`) so 16 TiB fits this machine;
+  (see :mod:`trackers.sets`) so 16 TiB fits this machine; plus, per sparse
+  host (``host_kind="sparse"``: r7625-sparse, max_pfn 7.1 TiB over 770 GiB of
+  RAM), the same shape at its RAM laid over its RAM blocks, beside a dense
+  host of that RAM (:func:`sparse_host_rows`);
 * ``bits_per_page``   tracker x private fraction at one host size, with the
   information bounds log2 C(N, n) and log2 C(N+1, 2r) per private page;
   in both, a tracker whose structure cannot hold the set at that host size
@@ -31,6 +34,7 @@ Tables (file stem -> content):
   come from the structure built, ``model_note`` says where and why the model
   lies outside 2x of the measurement;
 * ``kexec``           strategy x scenario x platform: trackers.kexec.evaluate;
+  with --memmap the user's host is one more scenario, named after its file;
 * ``race``            strategy x conversion rate: trackers.kexec.race.
 
 ``plan(config)`` lists the steps so a progress bar knows the total work.
@@ -47,15 +51,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
 import pandas as pd
 
 from ..base import NotRepresentable, memory_budget
-from ..kernel import PAGE_SIZE
+from .. import extents as X
+from ..kernel import PAGE_SIZE, PAGES_PER_2M, PAGES_PER_SECTION, STRUCT_PAGE_BYTES
 from ..kexec import PLATFORMS, STRATEGIES, KexecHost, evaluate, from_workload, race
 from ..kexec.strategies import ENGINE_PAGE_TABLES, ENGINE_STRUCT_PAGES, engine_kind
 from ..registry import TRACKERS
 from ..sets import fraction_set, host_label, host_set
 from ..workloads import SCENARIOS, bundled_memmaps, scenario
+from ..workloads.scenarios import UserHost
 
 
 @dataclass
@@ -86,6 +93,12 @@ class ReportConfig:
     #: structure at 1 TiB fits (xarray@kernel 2.3 GiB, the split page tables 2.0 GiB)
     #: but kvm@kernel, which the time budget stops first.  None: the memory budget
     scan_budget_bytes: int | None = 3 << 30
+    #: memory_vs_host: scenarios whose host's max_pfn far exceeds its RAM, one
+    #: set of rows each (``host_kind="sparse"``, :func:`sparse_host_rows`)
+    sparse_hosts: list[str] = field(default_factory=list)
+    #: the user's own host (--memmap/--trace/--tds): one more kexec scenario,
+    #: built and timed up to the strategies' build limit
+    user_host: UserHost | None = None
 
 
 def default_config(seed: int = 0) -> ReportConfig:
@@ -100,6 +113,7 @@ def default_config(seed: int = 0) -> ReportConfig:
         emulate_max_pfn=1 << 25,                                     # 128 GiB: iomem-64g
         conversion_rates=[1, 4, 16, 64, 256, 1024, 4096],
         seed=seed,
+        sparse_hosts=["r7625-sparse"],
     )
 
 
@@ -187,6 +201,57 @@ def _memory_rows(cfg, max_pfn, get_set) -> list[dict]:
             "kind": "modeled", **REPRESENTABLE, **why,
         })
     rows.extend(_pte_softbit_rows(cfg, max_pfn, starts, ends, pages))
+    return rows
+
+
+def sparse_host_rows(cfg, name: str) -> list[dict]:
+    """memory_vs_host rows for scenario ``name``'s host, whose max_pfn far
+    exceeds its RAM (``host_kind="sparse"``).
+
+    The sweep's set shape at the host's RAM: the set over [0, n) for n = the
+    host's RAM in whole 2 MiB, laid over its RAM blocks in address order (the
+    2 MiB aligned part of each block, so 2 MiB extents stay aligned).  Every
+    row of :func:`_memory_rows` at the host's max_pfn, beside the same set on
+    a dense host of max_pfn n (``dense_modeled_bytes``, ``dense_added_bytes``):
+    ``vs_dense`` near max_pfn / RAM marks a structure sized by max_pfn, near 1
+    one sized by the set (``sized_by``).  ``vmemmap_bytes``: the struct pages
+    of the present 128 MiB sections (SPARSEMEM_VMEMMAP backs no hole section),
+    sized by RAM, beside ``flat_struct_pages_bytes`` over [0, max_pfn).
+    Modeled (estimate()), no structure built: about a second at 770 GiB.
+    """
+    host = SCENARIOS[name].host()
+    s0, e0 = host.ram_ranges
+    s = -(-s0 // PAGES_PER_2M) * PAGES_PER_2M
+    e = e0 // PAGES_PER_2M * PAGES_PER_2M
+    blocks = (s[e > s], e[e > s])
+    n = X.count(blocks)
+    dense = host_set(cfg.sweep_shape, n, cfg.seed)
+    offsets = np.concatenate(([0], np.cumsum(blocks[1] - blocks[0])))
+    parts = []
+    for i in range(blocks[0].size):                  # one step per RAM block
+        part = X.intersect(dense, (offsets[i:i + 1], offsets[i + 1:i + 2]))
+        parts.append((part[0] - offsets[i] + blocks[0][i], part[1] - offsets[i] + blocks[0][i]))
+    sparse = X.normalize(np.concatenate([p[0] for p in parts]),
+                         np.concatenate([p[1] for p in parts]))
+    assert X.count(sparse) == X.count(dense) and X.count(X.subtract(sparse, host.ram_ranges)) == 0
+    at = {r["tracker"]: r for r in _memory_rows(cfg, n, lambda *_: dense)}
+    vmemmap = X.count_blocks_touched(host.ram_ranges, PAGES_PER_SECTION.bit_length() - 1) \
+        * PAGES_PER_SECTION * STRUCT_PAGE_BYTES
+    rows = []
+    for r in _memory_rows(cfg, host.max_pfn, lambda *_: sparse):
+        d = at[r["tracker"]]
+        ratio = (r["modeled_bytes"] / d["modeled_bytes"] if d["modeled_bytes"] > 0
+                 else math.nan)
+        rows.append({**r, "host": f"{name} ({host_label(host.ram_pages)} RAM, max_pfn "
+                                  f"{host_label(host.max_pfn)})",
+                     "host_kind": "sparse", "scenario": name, "ram_pages": host.ram_pages,
+                     "ram_bytes": host.ram_bytes, "set_pages_host": n,
+                     "dense_modeled_bytes": d["modeled_bytes"],
+                     "dense_added_bytes": d["added_bytes"], "vs_dense": ratio,
+                     "sized_by": ("nothing added" if not r["modeled_bytes"] > 0 else
+                                  "max_pfn" if ratio > 2 else "set"),
+                     "vmemmap_bytes": vmemmap,
+                     "flat_struct_pages_bytes": host.max_pfn * STRUCT_PAGE_BYTES})
     return rows
 
 
@@ -400,6 +465,9 @@ def plan(cfg: ReportConfig) -> list[Step]:
     for n in cfg.sweep_hosts:
         steps.append(Step("memory_vs_host", f"memory {host_label(n)}",
                           lambda n=n: _memory_rows(cfg, n, get_set)))
+    for name in cfg.sparse_hosts:
+        steps.append(Step("memory_vs_host", f"memory {name}",
+                          lambda name=name: sparse_host_rows(cfg, name)))
     for f in cfg.fractions:
         steps.append(Step("bits_per_page", f"bits/page at {f:g}",
                           lambda f=f: _fraction_rows(cfg, f, get_set)))
@@ -415,15 +483,19 @@ def plan(cfg: ReportConfig) -> list[Step]:
 
 def default_scenarios() -> list[str]:
     """1 TiB and 16 TiB hosts and one scenario per bundled real memory map."""
-    return ["1tib-4td", "16tib-dense"] + [k for k in SCENARIOS if k in bundled_memmaps()]
+    return (["1tib-4td", "16tib-dense"] + [k for k in SCENARIOS if k in bundled_memmaps()]
+            + ["r7625-sparse"])
 
 
-def _kexec_rows(cfg, name: str) -> list[dict]:
+def _kexec_rows(cfg, name: str, own: UserHost | None = None) -> list[dict]:
+    """Every strategy on scenario ``name`` or, with ``own``, on the user's host
+    (built and timed up to the strategies' build limit, not cfg.emulate_max_pfn:
+    the measured scan and model error of the user's host are the point)."""
     t0 = time.perf_counter()
-    wl = scenario(name, cfg.seed)
+    wl = own.build(cfg.seed) if own is not None else scenario(name, cfg.seed)
     host = from_workload(wl)
     build_s = time.perf_counter() - t0
-    emulate = host.max_pfn <= cfg.emulate_max_pfn
+    emulate = own is not None or host.max_pfn <= cfg.emulate_max_pfn
     # every option; of the hooked trackers only those asked for
     chosen = [s for s in STRATEGIES.values()
               if not s.seamcall_hooked or s.tracker_cls is None or s.name in cfg.trackers]
@@ -459,6 +531,9 @@ def kexec_steps(cfg: ReportConfig) -> list[Step]:
     """Every strategy on each scenario and platform preset; the conversion race."""
     steps = [Step("kexec", f"kexec {name}", lambda name=name: _kexec_rows(cfg, name))
              for name in cfg.scenarios]
+    if cfg.user_host is not None:
+        own = cfg.user_host
+        steps.append(Step("kexec", f"kexec {own.name}", lambda: _kexec_rows(cfg, own.name, own)))
     steps.append(Step("race", "race", lambda: _race_rows(cfg)))
     return steps
 

@@ -107,6 +107,7 @@ def memory_vs_host(df: pd.DataFrame):
     title = "Memory each option adds to a running kernel (modeled) — lower is better"
     if df is None or df.empty:
         return _empty(title, "no memory_vs_host data")
+    df, sparse = split_sparse_hosts(df)
     fig, ax = plt.subplots(figsize=(10, 6.2))
     zero = []
     for name in ordered(df["tracker"]):
@@ -131,6 +132,7 @@ def memory_vs_host(df: pd.DataFrame):
     ax.set_ylabel("bytes added to the kernel (modeled, log scale)")
     shape = df["set"].iloc[0] if "set" in df else ""
     ax.set_title(title + "\nprivate set: " + SET_CAPTIONS.get(shape, shape), fontsize=11)
+    draw_sparse_hosts(ax, sparse)
     handles, labels = ax.get_legend_handles_labels()
     if zero:
         handles.append(Line2D([], [], ls="none"))
@@ -144,6 +146,44 @@ def memory_vs_host(df: pd.DataFrame):
                   "(not representable).")
     fig.tight_layout(rect=(0, 0.04, 1, 1))
     return fig
+
+
+def split_sparse_hosts(df: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(the dense sweep, the rows of hosts whose max_pfn far exceeds their RAM:
+    ``host_kind == "sparse"``, collect.sparse_host_rows)."""
+    if "host_kind" not in df:
+        return df, df.iloc[:0]
+    mask = df["host_kind"].astype(str) == "sparse"
+    return df[~mask], df[mask]
+
+
+def draw_sparse_hosts(ax, sparse: pd.DataFrame) -> None:
+    """A sparse host's options as stars at its RAM, each in its option's colour,
+    with an arrow from the same set on a dense host of that RAM where the
+    sparse PFN space costs more than 2x (a structure sized by max_pfn); the
+    stars of structures sized by the set sit on their lines."""
+    for host, d in sparse.groupby("scenario", sort=False):
+        d = d[d["added_bytes"] > 0]
+        if d.empty:
+            continue
+        x = float(d["ram_bytes"].iloc[0])
+        for r in d.itertuples():
+            c = color_for(r.tracker)
+            ax.plot([x], [r.added_bytes], "*", color=c, ms=15, mec="black", mew=0.7,
+                    zorder=5)
+            if r.vs_dense > 2:
+                ax.annotate("", xy=(x, r.added_bytes), xytext=(x, r.dense_added_bytes),
+                            arrowprops=dict(arrowstyle="->", color=c, lw=1.5))
+                ax.annotate(f"{r.tracker} x{r.vs_dense:.1f}:\nsized by max_pfn",
+                            (x, r.added_bytes), xytext=(-10, 0), textcoords="offset points",
+                            fontsize=8, color=c, ha="right", va="center")
+        row = d.iloc[0]
+        ax.plot([], [], "*", color="white", ms=13, mec="black", mew=0.7, ls="none",
+                label=f"{host}: {fmt_bytes(row['ram_bytes'])} RAM, max_pfn at "
+                      f"{fmt_bytes(row['host_bytes'])}\n(same set shape at its RAM; "
+                      f"a star on a line:\nsized by the set; above: by max_pfn;\n"
+                      f"struct pages {fmt_bytes(row['vmemmap_bytes'])} over present "
+                      f"sections)")
 
 
 def _mark_not_representable(ax, d: pd.DataFrame, color) -> None:
