@@ -360,7 +360,7 @@ class UserHost:
         else:
             tds = two_tds(host)
         what = f"{len(tds)} TD(s) ({'--tds' if self.tds is not None else 'default'})"
-        desc = (f"{self.name}: {host.summary()}; {what}"
+        desc = (f"{host.summary()}; {what}"
                 + (f"; trace {Path(self.trace).name} ({trace.format}, {len(trace)} lines)"
                    if trace is not None else ""))
         return build_workload(self.name, host, tds, seed, trace=trace,
