@@ -217,6 +217,17 @@ def test_memory_figure_draws_the_sparse_host_as_stars():
     assert all(list(ln.get_xdata()) == [float(1 << 32)] for ln in lines)
 
 
+def test_memory_figure_without_sparse_rows():
+    from trackers.report import collect, figures
+    cfg = collect.quick_config()
+    cfg.sweep_shape = "extents-2m"
+    df = pd.DataFrame(collect._memory_rows(cfg, 1 << 20, collect._set_cache()))
+    dense, sparse = figures.split_sparse_hosts(df)
+    assert len(dense) == len(df) and sparse.empty
+    ax = figures.memory_vs_host(df).axes[0]
+    assert not [ln for ln in ax.get_lines() if ln.get_marker() == "*"]
+
+
 # --- the commands --------------------------------------------------------------
 
 def test_kexec_on_own_map_fills_the_model_error(tmp_path, capsys):

@@ -162,6 +162,8 @@ def draw_sparse_hosts(ax, sparse: pd.DataFrame) -> None:
     with an arrow from the same set on a dense host of that RAM where the
     sparse PFN space costs more than 2x (a structure sized by max_pfn); the
     stars of structures sized by the set sit on their lines."""
+    if sparse.empty:
+        return
     for host, d in sparse.groupby("scenario", sort=False):
         d = d[d["added_bytes"] > 0]
         if d.empty:
