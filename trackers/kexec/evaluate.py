@@ -37,8 +37,7 @@ import pandas as pd
 from ..kernel import MAX_PHYS_PFN
 from ..options import int_option, output_file
 from ..output import write_csv_atomic
-from ..workloads import SCENARIOS, scenario
-from ..workloads.scenarios import UserHost
+from ..workloads import SCENARIOS, UserHost, scenario
 from .host import KexecHost, from_workload
 from .platform import PLATFORMS, get_platform
 from .race import failed_reclaim, race

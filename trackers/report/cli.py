@@ -43,6 +43,11 @@ emulations, and the first line of summary.md says which, with the reason and
 the apt-get command.  ``engine`` in scan_time.csv and kexec.csv names what
 produced every measured number.
 
+--memmap FILE (with --trace FILE, --tds SIZES, as ``tdx-trackers kexec``)
+adds your own host to the kexec table as one more scenario, named after the
+file, its trackers built and timed up to the build limit; a map, trace or TD
+layout that cannot be used is refused before any work.
+
 --quick shrinks every sweep to seconds (for tests); the default run takes
 about 3 minutes on 2 cores.
 """

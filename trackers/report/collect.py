@@ -61,8 +61,7 @@ from ..kexec import PLATFORMS, STRATEGIES, KexecHost, evaluate, from_workload, r
 from ..kexec.strategies import ENGINE_PAGE_TABLES, ENGINE_STRUCT_PAGES, engine_kind
 from ..registry import TRACKERS
 from ..sets import fraction_set, host_label, host_set
-from ..workloads import SCENARIOS, bundled_memmaps, scenario
-from ..workloads.scenarios import UserHost
+from ..workloads import SCENARIOS, UserHost, bundled_memmaps, scenario
 
 
 @dataclass

@@ -344,8 +344,9 @@ class UserHost:
 
     @property
     def name(self) -> str:
-        """Named after the map file."""
-        return Path(self.memmap).name
+        """Named after the map file (marked when a named scenario has that name)."""
+        name = Path(self.memmap).name
+        return f"{name} (--memmap)" if name in SCENARIOS else name
 
     def build(self, seed: int = 0) -> Workload:
         """The workload; ValueError naming the file, value and limit for a
