@@ -11,7 +11,7 @@ matplotlib.use("Agg")
 
 from trackers import extents as X
 from trackers.__main__ import main
-from trackers.workloads import Policy, TdConfig, scenario
+from trackers.workloads import Policy, TdConfig, load_memory_map, scenario
 from trackers.workloads.memmap import bundled_memmaps
 from trackers.workloads.scenarios import UserHost, r7625_host
 from trackers.workloads.tdx import parse_size, parse_tds, td_covering
@@ -164,6 +164,23 @@ def test_r7625_map_counts_by_hand():
     assert m.ram_pages == 4 * 192 * GIB // 4096 + low == 201_743_776
     assert m.max_pfn == 7272 * GIB // 4096 == 0x71A00000          # 7.1 TiB
     assert m.max_pfn / m.ram_pages > 9
+
+
+def test_lay_over_ram_keeps_2m_alignment_and_counts(tmp_path):
+    m = load_memory_map(_write(tmp_path, SMALL_E820))
+    # whole 2 MiB blocks: [1 MiB, 3 GiB) rounds to [2 MiB, 3 GiB); [0, 640 KiB) holds none
+    bs, be = m.ram_blocks_2m()
+    assert bs.tolist() == [512, 1 << 20] and be.tolist() == [3 << 18, 5 << 18]
+    first = (3 << 18) - 512                       # 785,920 pages in the first block
+    ext = X.normalize(np.array([0, 511, first - 512]), np.array([1, 1024, first + 512]))
+    got = m.lay_over_ram(ext)
+    # the last extent straddles the end of the first block: split, continued at 4 GiB
+    assert got[0].tolist() == [512, 1023, (3 << 18) - 512, 1 << 20]
+    assert got[1].tolist() == [513, 1536, 3 << 18, (1 << 20) + 512]
+    with pytest.raises(ValueError, match="past the 1,048,064 pages"):
+        m.lay_over_ram((np.array([0]), np.array([first + (1 << 18) + 1])))
+    # struct pages of present 128 MiB sections: [0, 3 GiB) 24 and [4, 5 GiB) 8
+    assert m.vmemmap_bytes == 32 * (2 << 20)
 
 
 def test_r7625_scenario_places_its_tds_on_both_nodes():

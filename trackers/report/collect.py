@@ -51,12 +51,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-import numpy as np
 import pandas as pd
 
 from ..base import NotRepresentable, memory_budget
 from .. import extents as X
-from ..kernel import PAGE_SIZE, PAGES_PER_2M, PAGES_PER_SECTION, STRUCT_PAGE_BYTES
+from ..kernel import PAGE_SIZE, STRUCT_PAGE_BYTES
 from ..kexec import PLATFORMS, STRATEGIES, KexecHost, evaluate, from_workload, race
 from ..kexec.strategies import ENGINE_PAGE_TABLES, ENGINE_STRUCT_PAGES, engine_kind
 from ..registry import TRACKERS
@@ -216,26 +215,13 @@ def sparse_host_rows(cfg, name: str) -> list[dict]:
     one sized by the set (``sized_by``).  ``vmemmap_bytes``: the struct pages
     of the present 128 MiB sections (SPARSEMEM_VMEMMAP backs no hole section),
     sized by RAM, beside ``flat_struct_pages_bytes`` over [0, max_pfn).
-    Modeled (estimate()), no structure built: about a second at 770 GiB.
+    Modeled (estimate()), no structure built: about 2 s at 770 GiB.
     """
     host = SCENARIOS[name].host()
-    s0, e0 = host.ram_ranges
-    s = -(-s0 // PAGES_PER_2M) * PAGES_PER_2M
-    e = e0 // PAGES_PER_2M * PAGES_PER_2M
-    blocks = (s[e > s], e[e > s])
-    n = X.count(blocks)
+    n = X.count(host.ram_blocks_2m())
     dense = host_set(cfg.sweep_shape, n, cfg.seed)
-    offsets = np.concatenate(([0], np.cumsum(blocks[1] - blocks[0])))
-    parts = []
-    for i in range(blocks[0].size):                  # one step per RAM block
-        part = X.intersect(dense, (offsets[i:i + 1], offsets[i + 1:i + 2]))
-        parts.append((part[0] - offsets[i] + blocks[0][i], part[1] - offsets[i] + blocks[0][i]))
-    sparse = X.normalize(np.concatenate([p[0] for p in parts]),
-                         np.concatenate([p[1] for p in parts]))
-    assert X.count(sparse) == X.count(dense) and X.count(X.subtract(sparse, host.ram_ranges)) == 0
+    sparse = host.lay_over_ram(dense)
     at = {r["tracker"]: r for r in _memory_rows(cfg, n, lambda *_: dense)}
-    vmemmap = X.count_blocks_touched(host.ram_ranges, PAGES_PER_SECTION.bit_length() - 1) \
-        * PAGES_PER_SECTION * STRUCT_PAGE_BYTES
     rows = []
     for r in _memory_rows(cfg, host.max_pfn, lambda *_: sparse):
         d = at[r["tracker"]]
@@ -249,7 +235,7 @@ def sparse_host_rows(cfg, name: str) -> list[dict]:
                      "dense_added_bytes": d["added_bytes"], "vs_dense": ratio,
                      "sized_by": ("nothing added" if not r["modeled_bytes"] > 0 else
                                   "max_pfn" if ratio > 2 else "set"),
-                     "vmemmap_bytes": vmemmap,
+                     "vmemmap_bytes": host.vmemmap_bytes,
                      "flat_struct_pages_bytes": host.max_pfn * STRUCT_PAGE_BYTES})
     return rows
 
