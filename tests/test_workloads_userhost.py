@@ -111,6 +111,11 @@ def test_trace_derives_its_td_and_replays_as_the_bundled_scenario():
     assert X.count(w.final_kvm()) == 3_942_912
     w = UserHost(MAPS["iomem-64g"], trace=TRACES["qemu-convert"], tds="16G").build()
     assert X.count(w.final_kvm()) == 3_914_240           # as trace-qemu-convert
+    # the trace is TD 0's boot; TD 1 boots as the generator boots it (SWIOTLB shared)
+    w = UserHost(MAPS["iomem-64g"], trace=TRACES["td16g-boot"], tds="16G,2G:2").build()
+    g2 = 2 * GIB // 4096
+    # SWIOTLB: 6 % of 2 GiB = 31,457 pages, in whole 2 MiB chunks: 61 x 512
+    assert X.count(w.final_kvm()) == 3_942_912 + g2 - 61 * 512
 
 
 def test_malformed_map_is_refused(tmp_path):

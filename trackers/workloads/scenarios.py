@@ -137,7 +137,7 @@ def build_workload(name: str, memmap: MemoryMap, tds: list[TdConfig], seed: int 
     for i, cfg in enumerate(tds):                      # one step per TD
         t, rows = create_td(i, cfg, alloc)
         allocate = guest_allocator(alloc, t)
-        boot = trace is None or trace_after_boot
+        boot = trace is None or trace_after_boot or i > 0   # a trace is TD 0's
         if boot:
             rows = concat([rows, t.binding.to_private(i, t.layout[0], t.layout[1], allocate)])
         if pamt == "dynamic":        # PAMT_4K pages must exist before the 4K pages go private
@@ -405,7 +405,7 @@ for _key in ("e820-2socket-256g", "iomem-64g", "sysfs-memmap-512g"):
     _register(_key, f"real map {_key}; 2 TDs x 35 % of RAM (contiguous, fragmented 0.25)",
               _real_map(_key))
 SCENARIOS["r7625-sparse"] = Scenario(
-    "r7625-sparse", "sparse host: ~770 GB RAM in 4 blocks between MMIO holes up to max_pfn "
+    "r7625-sparse", "sparse host: 770 GiB RAM in 4 blocks between MMIO holes up to max_pfn "
     "7.1 TiB (e820-r7625-sparse); 2 TDs x 35 % of RAM", _r7625_sparse, r7625_host)
 _register("trace-td16g-boot", "64 GiB host; a 16 GiB TD booted by the bundled "
           "kvm_vm_set_mem_attributes ftrace capture", _trace("td16g-boot", False))
