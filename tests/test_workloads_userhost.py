@@ -234,8 +234,8 @@ def test_memory_figure_draws_the_sparse_host_as_stars():
     positive = sum(1 for r in rows if r.get("host_kind") == "sparse" and r["added_bytes"] > 0)
     assert len(stars) == positive
     assert all(float(ln.get_xdata()[0]) == r7625_host().ram_bytes for ln in stars)
-    assert any("r7625-sparse" in t.get_text() for t in ax.get_legend().get_texts())
-    assert any("sized by max_pfn" in t.get_text() for t in ax.texts)
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert any("r7625-sparse" in t and "sized by max_pfn (bitmap x9.4)" in t for t in legend)
     # the dense lines keep their own hosts only
     lines = [ln for ln in ax.get_lines() if ln.get_marker() == "o"]
     assert all(list(ln.get_xdata()) == [float(1 << 32)] for ln in lines)

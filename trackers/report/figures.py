@@ -160,8 +160,8 @@ def split_sparse_hosts(df: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
 def draw_sparse_hosts(ax, sparse: pd.DataFrame) -> None:
     """A sparse host's options as stars at its RAM, each in its option's colour,
     with an arrow from the same set on a dense host of that RAM where the
-    sparse PFN space costs more than 2x (a structure sized by max_pfn); the
-    stars of structures sized by the set sit on their lines."""
+    sparse PFN space costs more than 2x (a structure sized by max_pfn, named
+    in the legend); the stars of structures sized by the set sit on their lines."""
     if sparse.empty:
         return
     for host, d in sparse.groupby("scenario", sort=False):
@@ -169,6 +169,7 @@ def draw_sparse_hosts(ax, sparse: pd.DataFrame) -> None:
         if d.empty:
             continue
         x = float(d["ram_bytes"].iloc[0])
+        above = []
         for r in d.itertuples():
             c = color_for(r.tracker)
             ax.plot([x], [r.added_bytes], "*", color=c, ms=15, mec="black", mew=0.7,
@@ -176,15 +177,14 @@ def draw_sparse_hosts(ax, sparse: pd.DataFrame) -> None:
             if r.vs_dense > 2:
                 ax.annotate("", xy=(x, r.added_bytes), xytext=(x, r.dense_added_bytes),
                             arrowprops=dict(arrowstyle="->", color=c, lw=1.5))
-                ax.annotate(f"{r.tracker} x{r.vs_dense:.1f}:\nsized by max_pfn",
-                            (x, r.added_bytes), xytext=(-10, 0), textcoords="offset points",
-                            fontsize=8, color=c, ha="right", va="center")
+                above.append(f"{r.tracker} x{r.vs_dense:.1f}")
         row = d.iloc[0]
         ax.plot([], [], "*", color="white", ms=13, mec="black", mew=0.7, ls="none",
                 label=f"{host}: {fmt_bytes(row['ram_bytes'])} RAM, max_pfn at "
-                      f"{fmt_bytes(row['host_bytes'])}\n(same set shape at its RAM; "
-                      f"a star on a line:\nsized by the set; above: by max_pfn;\n"
-                      f"struct pages {fmt_bytes(row['vmemmap_bytes'])} over present "
+                      f"{fmt_bytes(row['host_bytes'])}\n(same set shape at its RAM); on a "
+                      f"line: sized by the set;\narrow up: sized by max_pfn"
+                      + (f" ({', '.join(above)})" if above else "")
+                      + f";\nstruct pages {fmt_bytes(row['vmemmap_bytes'])} (present "
                       f"sections)")
 
 
