@@ -79,11 +79,12 @@ def test_bad_tds_names_td_value_and_limit(text, message):
 def test_td_covering_reaches_the_trace():
     # td16g-boot: [0, 0x80000) and [0x100000, 0x480000): the 16 GiB TD of its scenario
     assert td_covering(0x480000).guest_bytes == 16 * GIB
-    assert td_covering(0x1000).guest_bytes == 16 << 20             # 4096 pages
-    assert td_covering(0x1001).guest_bytes == 18 << 20             # whole 2 MiB chunks
-    # past the q35 split (2.75 GiB) below 4 GiB: the TD splits at 2 GiB
-    assert td_covering(0x100001).guest_bytes == 0xB0000 * 4096
-    assert td_covering(0x100000 + 0x10000).guest_bytes == 0xB0000 * 4096
+    assert td_covering(0x480001).guest_bytes == 17 * GIB          # whole GiB
+    assert td_covering(0x1000).guest_bytes == GIB
+    # past 4 GiB the layout skips [2 GiB, 4 GiB): 2.75 GiB or more splits at 2 GiB
+    assert td_covering(0x100001).guest_bytes == 3 * GIB
+    # qemu-convert ends at GFN 0x3c8000 (15.125 GiB): 13.125 GiB of RAM, 14 whole
+    assert td_covering(0x3C8000).guest_bytes == 14 * GIB
 
 
 # --- UserHost ----------------------------------------------------------------
@@ -111,6 +112,10 @@ def test_trace_derives_its_td_and_replays_as_the_bundled_scenario():
     assert X.count(w.final_kvm()) == 3_942_912
     w = UserHost(MAPS["iomem-64g"], trace=TRACES["qemu-convert"], tds="16G").build()
     assert X.count(w.final_kvm()) == 3_914_240           # as trace-qemu-convert
+    # a 14 GiB TD for the QEMU log: SWIOTLB 6 % = 220,201 pages -> 430 chunks, below
+    # the log's 28,672 shared pages (15 GiB .. 15.125 GiB)
+    w = UserHost(MAPS["iomem-64g"], trace=TRACES["qemu-convert"]).build()
+    assert X.count(w.final_kvm()) == 14 * GIB // 4096 - 430 * 512 - 28_672 == 3_421_184
     # the trace is TD 0's boot; TD 1 boots as the generator boots it (SWIOTLB shared)
     w = UserHost(MAPS["iomem-64g"], trace=TRACES["td16g-boot"], tds="16G,2G:2").build()
     g2 = 2 * GIB // 4096

@@ -459,15 +459,17 @@ def parse_tds(text: str) -> list[TdConfig]:
 
 def td_covering(max_gfn: int, vcpus: int = 4,
                 policy: Policy = Policy("fragmented", 0.25)) -> TdConfig:
-    """The smallest TD (whole 2 MiB) whose q35 GFN layout (:func:`td_gfn_layout`)
-    reaches ``max_gfn``: a trace's TD when the user gives none (as the bundled
-    trace scenarios: 4 vCPUs, fragmented 0.25)."""
+    """The smallest TD of whole GiB (a QEMU ``-m`` size) whose q35 GFN layout
+    (:func:`td_gfn_layout`) reaches ``max_gfn``: a trace's TD when the user
+    gives none (as the bundled trace scenarios: 4 vCPUs, fragmented 0.25).
+    Whole GiB keep the SWIOTLB (the top 6 % of GFNs) clear of a trace that
+    ends just below the TD's end: td16g-boot's 16 GiB, qemu-convert's 14 GiB."""
     low_hole = kernel.TD_HIGHMEM_START_GFN - kernel.TD_LOWMEM_PAGES
     pages = max_gfn - low_hole if max_gfn > kernel.TD_HIGHMEM_START_GFN else max_gfn
     if max_gfn > kernel.TD_LOWMEM_SPLIT_PAGES and pages < kernel.TD_LOWMEM_SPLIT_PAGES:
         pages = kernel.TD_LOWMEM_SPLIT_PAGES          # past 2.75 GiB q35 splits at 2 GiB
-    chunk = kernel.MAPGPA_CHUNK_PAGES
-    pages = max(-(-pages // chunk) * chunk, chunk)
+    unit = kernel.PAGES_PER_1G
+    pages = max(-(-pages // unit) * unit, unit)
     return TdConfig(pages * PAGE, vcpus=vcpus, policy=policy)
 
 
