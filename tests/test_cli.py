@@ -4,6 +4,7 @@ import os
 import stat
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -55,6 +56,9 @@ def _max_cpus():
 def _ram_mib():
     return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") >> 20
 
+
+IOMEM = str(Path(__file__).resolve().parent.parent / "trackers" / "data" / "memmaps"
+            / "iomem-64g.txt")
 
 PFNS_LIMIT = ("must be a multiple of 512 in [512, 1099511627776] "
               "(whole 2 MiB extents, up to 2^40 PFNs)")
@@ -108,6 +112,41 @@ BAD_OPTIONS = {
     "kexec --out with --race": (["kexec", "tiny", "--race", "--out", "{dir}/x.csv"],
                                 "tdx-trackers kexec: error: --out {dir}/x.csv with --race: "
                                 "cannot write {dir}/x-race.csv: it is a directory"),
+    # the user's own host (issue 10): kexec and report --memmap/--trace/--tds
+    "kexec without a host": (["kexec"], "tdx-trackers kexec: error: give one host: a "
+                                        "SCENARIO name or --memmap FILE"),
+    "kexec SCENARIO and --memmap": (["kexec", "tiny", "--memmap", "{file}"],
+                                    "tdx-trackers kexec: error: give one host: a SCENARIO "
+                                    "name or --memmap FILE, not both"),
+    "kexec SCENARIO a file": (["kexec", "{file}"],
+                              "argument SCENARIO: '{file}' is a file, not a named scenario: "
+                              "give your own host as --memmap {file}"),
+    "kexec --memmap missing": (["kexec", "--memmap", "{dir}/nope"],
+                               "argument --memmap: {dir}/nope: no such file or directory"),
+    "kexec --memmap empty": (["kexec", "--memmap", "{file}"],
+                             "tdx-trackers kexec: error: {file}: empty file: expected a boot "
+                             "log with BIOS-e820 lines, a /proc/iomem dump or a "
+                             "/sys/firmware/memmap directory"),
+    "kexec --tds": (["kexec", "--memmap", IOMEM, "--tds", "8G:0"],
+                    "tdx-trackers kexec: error: --tds '8G:0': TD 0 ('8G:0'): vCPUs '0' must "
+                    "be an integer in [1, 4096] (KVM_MAX_VCPUS)"),
+    "kexec --tds over the host's RAM": (
+        ["kexec", "--memmap", IOMEM, "--tds", "32G,32G", "--out", "{dir}/v.csv"],
+        # per TD: 8,388,608 guest + 16,384 + 32 + 1 S-EPT + 55 control pages
+        "tdx-trackers kexec: error: 2 TD(s) need 68,854,415,360 bytes (64.13 GiB) (guest "
+        "memory, control pages, S-EPT) but host iomem-64g.txt has only 64,574,304,256 bytes "
+        "(60.14 GiB) free for TDs (RAM 68,718,882,816 bytes (64.00 GiB), less PAMT and the "
+        "host's own share)"),
+    "kexec --trace without --memmap": (["kexec", "tiny", "--trace", "{file}"],
+                                       "tdx-trackers kexec: error: --trace describes your "
+                                       "own host: give --memmap FILE too"),
+    "report --memmap": (["report", "--memmap", "{file}"],
+                        "tdx-trackers report: error: {file}: empty file: expected a boot log "
+                        "with BIOS-e820 lines, a /proc/iomem dump or a /sys/firmware/memmap "
+                        "directory"),
+    "report --tds without --memmap": (["report", "--tds", "8G"],
+                                      "tdx-trackers report: error: --tds describes your own "
+                                      "host: give --memmap FILE too"),
     "calibrate --repeat": (["calibrate", "--repeat", "0"],
                            "argument --repeat: must be >= 1, got 0"),
     "calibrate --cpus": (["calibrate", "--cpus", "-3"],

@@ -50,6 +50,10 @@ MAPLE_RANGE64_MIN_SLOTS = MAPLE_RANGE64_SLOTS // 2 - 2
 
 # --- struct page: Documentation/mm/vmemmap_dedup.rst -----------------------
 STRUCT_PAGE_BYTES = 64               # x86-64, 1.56 % of RAM
+# SPARSEMEM_VMEMMAP (arch/x86/include/asm/sparsemem.h, x86-64): 128 MiB
+# sections; vmemmap_populate() backs the struct pages of present sections only
+SECTION_SIZE_BITS = 27
+PAGES_PER_SECTION = 1 << (SECTION_SIZE_BITS - PAGE_SHIFT)
 
 # --- Roaring: Lemire et al. 2016/2018; CRoaring include/roaring/ -----------
 ROARING_CHUNK_BITS = 16              # high 16 bits select a container

@@ -1,5 +1,14 @@
 """kexec: the verdict table -- every strategy on one scenario and one platform.
 
+The host is a named scenario (SCENARIO) or your own (--memmap FILE: a boot
+log with BIOS-e820 lines, /proc/iomem read as root, or a /sys/firmware/memmap
+directory), with --trace FILE (an ftrace kvm_vm_set_mem_attributes capture
+or a QEMU kvm_convert_memory log, replayed into TD 0) and --tds SIZES
+(e.g. 64G,64G:16,16G:4:fragmented=0.25).  Without --tds the TD layout is one
+TD covering the trace's GFNs, or without a trace two TDs of 35 % of RAM.
+On your own host every tracker is built and timed up to the build limit
+(--emulate-limit), so the measured scan and the model error are filled there.
+
 One row per strategy (trackers first, then options 2-7): kexec_allowed,
 added_bytes, scanned_bytes, pages_reset, pages_missed, scan_s, clear_s,
 downtime_s = scan_s + clear_s, and, where the structure was built,
@@ -20,13 +29,15 @@ stop_other_cpus().
 from __future__ import annotations
 
 import argparse
+import os
+from pathlib import Path
 
 import pandas as pd
 
 from ..kernel import MAX_PHYS_PFN
 from ..options import int_option, output_file
 from ..output import write_csv_atomic
-from ..workloads import SCENARIOS, scenario
+from ..workloads import SCENARIOS, UserHost, scenario
 from .host import KexecHost, from_workload
 from .platform import PLATFORMS, get_platform
 from .race import failed_reclaim, race
@@ -90,9 +101,57 @@ def format_table(df: pd.DataFrame) -> str:
     return t.to_string(index=False)
 
 
+def scenario_name(text: str) -> str:
+    """An argparse ``type=``: a scenario name; a file given here is pointed to --memmap."""
+    if text in SCENARIOS:
+        return text
+    if os.path.exists(text):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is a file, not a named scenario: give your own host as "
+            f"--memmap {text}")
+    raise argparse.ArgumentTypeError(
+        f"invalid choice: {text!r} (choose from {', '.join(repr(s) for s in SCENARIOS)})")
+
+
+def existing_path(text: str) -> Path:
+    """An argparse ``type=``: a file or directory that exists and can be read."""
+    path = Path(text)
+    if not path.exists():
+        raise argparse.ArgumentTypeError(f"{text}: no such file or directory")
+    if not os.access(path, os.R_OK):
+        raise argparse.ArgumentTypeError(f"{text}: not readable by this user")
+    return path
+
+
+def add_host_arguments(p) -> None:
+    """--memmap, --trace, --tds: the user's own host (kexec and report)."""
+    p.add_argument("--memmap", type=existing_path, default=None, metavar="FILE",
+                   help="your own host's memory map: a boot log with BIOS-e820 lines, "
+                        "/proc/iomem read as root, or a /sys/firmware/memmap directory")
+    p.add_argument("--trace", type=existing_path, default=None, metavar="FILE",
+                   help="with --memmap: an ftrace kvm_vm_set_mem_attributes capture or a "
+                        "QEMU kvm_convert_memory log, replayed into TD 0")
+    p.add_argument("--tds", default=None, metavar="SIZES",
+                   help="with --memmap: the TDs, SIZE[:VCPUS[:POLICY]],... e.g. "
+                        "64G,64G:16,16G:4:fragmented=0.25 (default: one TD covering the "
+                        "trace, or two TDs of 35 %% of RAM)")
+
+
+def user_host(args) -> UserHost | None:
+    """The --memmap host of ``args``, or None; ValueError for --trace/--tds without it."""
+    if args.memmap is None:
+        for opt, value in (("--trace", args.trace), ("--tds", args.tds)):
+            if value is not None:
+                raise ValueError(f"{opt} describes your own host: give --memmap FILE too")
+        return None
+    return UserHost(args.memmap, args.trace, args.tds)
+
+
 def add_arguments(p):
-    p.add_argument("scenario", choices=list(SCENARIOS), metavar="SCENARIO",
-                   help=f"a named scenario of trackers.workloads: {', '.join(SCENARIOS)}")
+    p.add_argument("scenario", nargs="?", type=scenario_name, default=None, metavar="SCENARIO",
+                   help=f"a named scenario of trackers.workloads: {', '.join(SCENARIOS)}; "
+                        f"or give --memmap FILE instead")
+    add_host_arguments(p)
     p.add_argument("--seed", type=int_option(0), default=0, help="scenario seed (default 0)")
     p.add_argument("--platform", default="this-machine", choices=list(PLATFORMS.keys()))
     p.add_argument("--cpus", type=int_option(1), default=None,
@@ -115,6 +174,10 @@ def add_arguments(p):
 
 
 def run(args) -> int:
+    if (args.scenario is None) == (args.memmap is None):
+        raise ValueError("give one host: a SCENARIO name or --memmap FILE"
+                         + (", not both" if args.scenario is not None else ""))
+    own = user_host(args)
     plat = get_platform(args.platform)
     if args.cpus is not None and args.cpus > plat.cpus_total:
         raise ValueError(f"--cpus {args.cpus}: must be in [1, {plat.cpus_total}] "
@@ -128,10 +191,12 @@ def run(args) -> int:
             output_file(str(race_out))
         except argparse.ArgumentTypeError as exc:
             raise ValueError(f"--out {args.out} with --race: {exc}") from None
-    wl = scenario(args.scenario, args.seed)
+    wl = own.build(args.seed) if own is not None else scenario(args.scenario, args.seed)
     df = evaluate(wl, plat, emulate=not args.no_emulate, cpus_at_reset=args.cpus,
                   build_limit_pfns=args.emulate_limit, kernel_code=not args.no_kernel_code)
-    print(f"kexec on {args.scenario} (seed {args.seed}): {df['ram_pages'].iloc[0]:,} RAM pages, "
+    if own is not None:
+        print(f"# {wl.description}")
+    print(f"kexec on {wl.name} (seed {args.seed}): {df['ram_pages'].iloc[0]:,} RAM pages, "
           f"{df['private_pages'].iloc[0]:,} TDX-private; platform {df['platform'].iloc[0]}")
     print(format_table(df))
     if args.out is not None:

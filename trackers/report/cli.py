@@ -52,6 +52,11 @@ emulations, and the first line of summary.md says which, with the reason and
 the apt-get command.  ``engine`` in scan_time.csv and kexec.csv names what
 produced every measured number.
 
+--memmap FILE (with --trace FILE, --tds SIZES, as ``tdx-trackers kexec``)
+adds your own host to the kexec table as one more scenario, named after the
+file, its trackers built and timed up to the build limit; a map, trace or TD
+layout that cannot be used is refused before any work.
+
 --quick shrinks every sweep to seconds (for tests and a first look): 1-16 GiB
 hosts for memory and scans, the ``tiny`` scenario only (and it without its
 TDs), 2 000 simulated kexecs per race point, CPU counts 1, 2, 8, 32 and all,
@@ -83,6 +88,7 @@ from tqdm import tqdm
 
 from .. import linux
 from ..kexec.calibrate import calibrate, print_warnings
+from ..kexec.evaluate import add_host_arguments, user_host
 from ..kexec.platform import calibration_path
 from ..options import int_option, output_dir, output_file
 from ..registry import TRACKERS
@@ -110,6 +116,7 @@ def add_arguments(p):
     p.add_argument("--no-kernel-code", action="store_true",
                    help="do not build or time the kernel's own code (the @kernel twins, "
                         "trackers/linux): measure the Python/numba emulations only")
+    add_host_arguments(p)         # --memmap, --trace, --tds: your own host, one more scenario
 
 
 def _progress(total: int, disable: bool):
@@ -392,6 +399,9 @@ def command_line(args) -> str:
         cmd += ["--trackers", *args.trackers]
     if getattr(args, "no_kernel_code", False):
         cmd.append("--no-kernel-code")
+    for opt in ("memmap", "trace", "tds"):
+        if getattr(args, opt, None) is not None:
+            cmd += [f"--{opt}", str(getattr(args, opt))]
     return " ".join(cmd)
 
 
@@ -406,6 +416,9 @@ def run(args) -> int:
             if n not in TRACKERS:
                 raise ValueError(f"unknown tracker {n!r}; known: {', '.join(TRACKERS)}")
         cfg.trackers = list(args.trackers)
+    cfg.user_host = user_host(args)
+    if cfg.user_host is not None:             # a bad map, trace or --tds: refused before any work
+        cfg.user_host.build(args.seed)
     calibrate = not (args.quick or args.no_calibrate)
     if calibrate:
         _check_calibration_path()

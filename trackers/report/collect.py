@@ -13,6 +13,9 @@ Tables (file stem -> content):
   structure of its own (``Strategy.sized_structure``: pte-softbit's split
   tables, dpamt-refcount's array, gmem-maple's tree); the set is ``reference-1pct``
   (see :mod:`trackers.sets`) so 16 TiB fits this machine;
+  plus, per sparse host (``host_kind="sparse"``: r7625-sparse, max_pfn 7.1 TiB
+  over 770 GiB of RAM), the same shape at its RAM laid over its RAM blocks,
+  beside a dense host of that RAM (:func:`sparse_host_rows`);
 * ``bits_per_page``   tracker x private fraction at one host size, with the
   information bounds log2 C(N, n) and log2 C(N+1, 2r) per private page;
   in both, a tracker whose structure cannot hold the set at that host size
@@ -33,6 +36,7 @@ Tables (file stem -> content):
   come from the structure built, ``model_note`` says where and why the model
   lies outside 2x of the measurement;
 * ``kexec``           strategy x scenario x platform: trackers.kexec.evaluate;
+  with --memmap the user's host is one more scenario, named after its file;
 * ``sensitivity``     strategy x scenario x platform x CPUs at reset: the
   modeled downtime at the central values and its band over the ASSUMED
   parameter ranges, and the rank among the strategies that allow kexec
@@ -68,8 +72,9 @@ import pandas as pd
 
 from .. import bench
 from ..base import NotRepresentable, memory_budget
+from .. import extents as X
 from ..extents import union
-from ..kernel import PAGE_SIZE
+from ..kernel import PAGE_SIZE, STRUCT_PAGE_BYTES
 from ..kexec import PLATFORMS, STRATEGIES, KexecHost, evaluate, from_workload
 from ..kexec.race import ZAP_FIRST, race, race_band
 from ..kexec.sensitivity import CPU_COUNTS, sweep
@@ -77,7 +82,7 @@ from ..kexec.strategies import (ENGINE_PAGE_TABLES, ENGINE_STRUCT_PAGES, TRACKER
                                 engine_kind, strategy_for_tracker)
 from ..registry import ALL_TRACKERS, KERNEL_SUFFIX, TRACKERS
 from ..sets import fraction_set, host_label, host_set, reference_set
-from ..workloads import SCENARIOS, bundled_memmaps, scenario
+from ..workloads import SCENARIOS, UserHost, bundled_memmaps, scenario
 
 
 @dataclass
@@ -122,6 +127,12 @@ class ReportConfig:
     #: structure at 1 TiB fits (xarray@kernel 2.3 GiB, the split page tables 2.0 GiB)
     #: but kvm@kernel, which the time budget stops first.  None: the memory budget
     scan_budget_bytes: int | None = 3 << 30
+    #: memory_vs_host: scenarios whose host's max_pfn far exceeds its RAM, one
+    #: set of rows each (``host_kind="sparse"``, :func:`sparse_host_rows`)
+    sparse_hosts: list[str] = field(default_factory=list)
+    #: the user's own host (--memmap/--trace/--tds): one more kexec scenario,
+    #: built and timed up to the strategies' build limit
+    user_host: UserHost | None = None
 
 
 def default_config(seed: int = 0) -> ReportConfig:
@@ -143,6 +154,7 @@ def default_config(seed: int = 0) -> ReportConfig:
         conversion_rates=[1, 4, 16, 64, 256, 1024, 4096],
         scan_time_budget_s=10.0,
         seed=seed,
+        sparse_hosts=["r7625-sparse"],
     )
 
 
@@ -248,6 +260,44 @@ def _memory_rows(cfg, max_pfn, get_set) -> list[dict]:
             "kind": "modeled", **REPRESENTABLE, **why,
         })
     rows.extend(_strategy_rows(cfg, max_pfn, starts, ends, pages))
+    return rows
+
+
+def sparse_host_rows(cfg, name: str) -> list[dict]:
+    """memory_vs_host rows for scenario ``name``'s host, whose max_pfn far
+    exceeds its RAM (``host_kind="sparse"``).
+
+    The sweep's set shape at the host's RAM: the set over [0, n) for n = the
+    host's RAM in whole 2 MiB, laid over its RAM blocks in address order (the
+    2 MiB aligned part of each block, so 2 MiB extents stay aligned).  Every
+    row of :func:`_memory_rows` at the host's max_pfn, beside the same set on
+    a dense host of max_pfn n (``dense_modeled_bytes``, ``dense_added_bytes``):
+    ``vs_dense`` near max_pfn / RAM marks a structure sized by max_pfn, near 1
+    one sized by the set (``sized_by``).  ``vmemmap_bytes``: the struct pages
+    of the present 128 MiB sections (SPARSEMEM_VMEMMAP backs no hole section),
+    sized by RAM, beside ``flat_struct_pages_bytes`` over [0, max_pfn).
+    Modeled (estimate()), no structure built: about 2 s at 770 GiB.
+    """
+    host = SCENARIOS[name].host()
+    n = X.count(host.ram_blocks_2m())
+    dense = host_set(cfg.sweep_shape, n, cfg.seed)
+    sparse = host.lay_over_ram(dense)
+    at = {r["tracker"]: r for r in _memory_rows(cfg, n, lambda *_: dense)}
+    rows = []
+    for r in _memory_rows(cfg, host.max_pfn, lambda *_: sparse):
+        d = at[r["tracker"]]
+        ratio = (r["modeled_bytes"] / d["modeled_bytes"] if d["modeled_bytes"] > 0
+                 else math.nan)
+        rows.append({**r, "host": f"{name} ({host_label(host.ram_pages)} RAM, max_pfn "
+                                  f"{host_label(host.max_pfn)})",
+                     "host_kind": "sparse", "scenario": name, "ram_pages": host.ram_pages,
+                     "ram_bytes": host.ram_bytes, "set_pages_host": n,
+                     "dense_modeled_bytes": d["modeled_bytes"],
+                     "dense_added_bytes": d["added_bytes"], "vs_dense": ratio,
+                     "sized_by": ("nothing added" if not r["modeled_bytes"] > 0 else
+                                  "max_pfn" if ratio > 2 else "set"),
+                     "vmemmap_bytes": host.vmemmap_bytes,
+                     "flat_struct_pages_bytes": host.max_pfn * STRUCT_PAGE_BYTES})
     return rows
 
 
@@ -472,6 +522,9 @@ def plan(cfg: ReportConfig) -> list[Step]:
     for n in cfg.sweep_hosts:
         steps.append(Step("memory_vs_host", f"memory {host_label(n)}",
                           lambda n=n: _memory_rows(cfg, n, get_set)))
+    for name in cfg.sparse_hosts:
+        steps.append(Step("memory_vs_host", f"memory {name}",
+                          lambda name=name: sparse_host_rows(cfg, name)))
     for f in cfg.fractions:
         steps.append(Step("bits_per_page", f"bits/page at {f:g}",
                           lambda f=f: _fraction_rows(cfg, f, get_set)))
@@ -536,10 +589,16 @@ def _host_cache():
             kept = held.get(base)
             held.clear()
             t0 = time.perf_counter()
-            host = kept[0] if kept else from_workload(scenario(base, cfg.seed))
+            own = (cfg.user_host if cfg.user_host is not None and base == cfg.user_host.name
+                   else None)
+            wl = None if kept else (own.build(cfg.seed) if own is not None
+                                    else scenario(base, cfg.seed))
+            host = kept[0] if kept else from_workload(wl)
             if base != name:
                 host = idle_host(host)
-            emulate = host.max_pfn <= cfg.emulate_max_pfn and (
+            # the user's host is built and timed up to the strategies' build limit,
+            # not cfg.emulate_max_pfn: its measured scan and model error are the point
+            emulate = own is not None or host.max_pfn <= cfg.emulate_max_pfn and (
                 cfg.emulate_scenarios is None or base in cfg.emulate_scenarios)
             held[name] = (host, time.perf_counter() - t0, emulate, {})
         return held[name]
@@ -643,7 +702,8 @@ def kexec_steps(cfg: ReportConfig) -> list[Step]:
     get_host = _host_cache()
     steps = []
     idle = [f"{n}{NO_TD}" for n in cfg.idle_scenarios if n in cfg.scenarios]
-    for name in cfg.scenarios:                 # the sensitivity re-costs the kexec's host
+    own = [] if cfg.user_host is None else [cfg.user_host.name]
+    for name in [*cfg.scenarios, *own]:        # the sensitivity re-costs the kexec's host
         steps.append(Step("kexec", f"kexec {name}",
                           lambda name=name: _kexec_rows(cfg, name, get_host)))
         steps.append(Step("sensitivity", f"sensitivity {name}",

@@ -229,6 +229,7 @@ def memory_vs_host(df: pd.DataFrame, scan_time: pd.DataFrame | None = None):
     why = _absent(title, "memory_vs_host", df, ["tracker", "host_bytes", "added_bytes"])
     if why:
         return why
+    df, sparse = split_sparse_hosts(df)             # drawn as stars, not sweep lines
     overlay = (_text(df["overlay"]) != "") if "overlay" in df else pd.Series(False, df.index)
     sweep, extra = df[~overlay], df[overlay]
     fig, ax = plt.subplots(figsize=(11.5, 6.8))
@@ -270,6 +271,7 @@ def memory_vs_host(df: pd.DataFrame, scan_time: pd.DataFrame | None = None):
         set_line += ("; the same set as the scan figure" if other == shape else
                      f"\n(the scan figure uses '{other}': {SET_CAPTIONS.get(other, other)})")
     ax.set_title(f"{title}\n{set_line}", fontsize=10.5)
+    draw_sparse_hosts(ax, sparse)
     handles, labels = ax.get_legend_handles_labels()
     if zero:
         handles.append(Line2D([], [], ls="none"))
@@ -288,6 +290,46 @@ def memory_vs_host(df: pd.DataFrame, scan_time: pd.DataFrame | None = None):
                   "existing struct page. A line ending at a bar: the structure cannot hold "
                   "the set beyond that host (not representable). " + " ".join(notes))
     return fig
+
+
+def split_sparse_hosts(df: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(the dense sweep, the rows of hosts whose max_pfn far exceeds their RAM:
+    ``host_kind == "sparse"``, collect.sparse_host_rows)."""
+    if "host_kind" not in df:
+        return df, df.iloc[:0]
+    mask = df["host_kind"].astype(str) == "sparse"
+    return df[~mask], df[mask]
+
+
+def draw_sparse_hosts(ax, sparse: pd.DataFrame) -> None:
+    """A sparse host's options as stars at its RAM, each in its option's colour,
+    with an arrow from the same set on a dense host of that RAM where the
+    sparse PFN space costs more than 2x (a structure sized by max_pfn, named
+    in the legend); the stars of structures sized by the set sit on their lines."""
+    if sparse.empty:
+        return
+    for host, d in sparse.groupby("scenario", sort=False):
+        d = d[d["added_bytes"] > 0]
+        if d.empty:
+            continue
+        x = float(d["ram_bytes"].iloc[0])
+        above = []
+        for r in d.itertuples():
+            c = color_for(r.tracker)
+            ax.plot([x], [r.added_bytes], "*", color=c, ms=15, mec="black", mew=0.7,
+                    zorder=5)
+            if r.vs_dense > 2:
+                ax.annotate("", xy=(x, r.added_bytes), xytext=(x, r.dense_added_bytes),
+                            arrowprops=dict(arrowstyle="->", color=c, lw=1.5))
+                above.append(f"{r.tracker} x{r.vs_dense:.1f}")
+        row = d.iloc[0]
+        ax.plot([], [], "*", color="white", ms=13, mec="black", mew=0.7, ls="none",
+                label=f"{host}: {fmt_bytes(row['ram_bytes'])} RAM, max_pfn at "
+                      f"{fmt_bytes(row['host_bytes'])}\n(same set shape at its RAM); on a "
+                      f"line: sized by the set;\narrow up: sized by max_pfn"
+                      + (f" ({', '.join(above)})" if above else "")
+                      + f";\nstruct pages {fmt_bytes(row['vmemmap_bytes'])} (present "
+                      f"sections)")
 
 
 def _mark_not_representable(ax, d: pd.DataFrame, color) -> None:

@@ -9,7 +9,8 @@
   kind constants) is :mod:`trackers.events`, re-exported here.
 * :mod:`.traces` — :func:`load_trace` for ftrace kvm_vm_set_mem_attributes and
   QEMU kvm_convert_memory logs.
-* :mod:`.scenarios` — :data:`SCENARIOS`, :func:`scenario`, :class:`Workload`.
+* :mod:`.scenarios` — :data:`SCENARIOS`, :func:`scenario`, :class:`Workload`;
+  :class:`UserHost`: the user's own map, trace and TD layout.
 
 Data flows one way: memory map -> TDX layout -> event batches ->
 ``tracker.apply(batch)``; ``Workload.final_private()`` is the expected end.
@@ -21,13 +22,13 @@ from ..events import (EVENT_DTYPE, GMEM_BIND, GMEM_UNBIND, KIND_GUEST, KIND_NAME
                       SEAMCALL_PRIVATE, SEAMCALL_RECLAIM)
 from .conversions import kvm_private_after, private_after
 from .memmap import MemoryMap, bundled_memmaps, load_memory_map, synthetic_host
-from .scenarios import SCENARIOS, Churn, Workload, build_workload, scenario
+from .scenarios import SCENARIOS, Churn, UserHost, Workload, build_workload, scenario
 from .tdx import Policy, TdConfig, Tdmrs
 from .traces import Trace, load_trace
 
 __all__ = [
     "load_memory_map", "bundled_memmaps", "MemoryMap", "synthetic_host", "load_trace", "Trace",
-    "SCENARIOS", "scenario", "Workload", "build_workload", "Churn", "TdConfig", "Policy",
+    "SCENARIOS", "scenario", "UserHost", "Workload", "build_workload", "Churn", "TdConfig", "Policy",
     "Tdmrs", "EVENT_DTYPE", "SEAMCALL_PRIVATE", "SEAMCALL_RECLAIM", "KVM_SET_ATTR_PRIVATE",
     "KVM_SET_ATTR_SHARED", "GMEM_BIND", "GMEM_UNBIND", "KIND_NONE", "KIND_PAMT", "KIND_TDR",
     "KIND_TDCS", "KIND_TDVPR", "KIND_TDCX", "KIND_SEPT", "KIND_GUEST", "KIND_NAMES",

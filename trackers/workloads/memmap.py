@@ -87,6 +87,39 @@ class MemoryMap:
     def node_of(self, pfns: np.ndarray) -> np.ndarray:
         return np.searchsorted(self.node_starts, pfns, side="right") - 1
 
+    @property
+    def vmemmap_bytes(self) -> int:
+        """struct pages of the present 128 MiB sections: SPARSEMEM_VMEMMAP
+        (vmemmap_populate()) backs no section without RAM, so this follows RAM,
+        not max_pfn."""
+        sections = X.count_blocks_touched(self.ram_ranges, kernel.SECTION_SIZE_BITS
+                                          - kernel.PAGE_SHIFT)
+        return sections * kernel.PAGES_PER_SECTION * kernel.STRUCT_PAGE_BYTES
+
+    def ram_blocks_2m(self) -> X.Extents:
+        """The whole 2 MiB blocks of RAM: each range's start rounded up and end
+        down to 2 MiB (empty ranges dropped)."""
+        unit = kernel.PAGES_PER_2M
+        s = -(-self.ram_starts // unit) * unit
+        e = self.ram_ends // unit * unit
+        return s[e > s], e[e > s]
+
+    def lay_over_ram(self, ext: X.Extents) -> X.Extents:
+        """A set over [0, n), n = count(ram_blocks_2m()), laid over the RAM's
+        whole 2 MiB blocks in address order: page i goes to the i-th page of
+        those blocks, so 2 MiB aligned extents stay aligned."""
+        bs, be = self.ram_blocks_2m()
+        offsets = np.concatenate(([0], np.cumsum(be - bs)))
+        if X.count(ext) and int(ext[1][-1]) > int(offsets[-1]):
+            raise ValueError(f"set ends at {int(ext[1][-1])}, past the {int(offsets[-1]):,} "
+                             f"pages of whole 2 MiB RAM blocks of {self.name}")
+        parts = []
+        for i in range(bs.size):                      # one step per RAM block
+            ps, pe = X.intersect(ext, (offsets[i:i + 1], offsets[i + 1:i + 2]))
+            parts.append((ps - offsets[i] + bs[i], pe - offsets[i] + bs[i]))
+        return X.normalize(np.concatenate([p[0] for p in parts]),
+                           np.concatenate([p[1] for p in parts]))
+
     def summary(self) -> str:
         return (f"{self.name} ({self.source}): {self.ram_pages:,} RAM pages "
                 f"({self.ram_bytes / GIB:.2f} GiB) in {self.ram_starts.size} ranges, "

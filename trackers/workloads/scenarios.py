@@ -18,8 +18,10 @@ or trace line, never per page.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
@@ -30,7 +32,7 @@ from ..events import KIND_NAMES, KIND_PAMT, SEAMCALL_PRIVATE, concat, make_rows
 from .conversions import Churner
 from .memmap import FOUR_GIB, GIB, MemoryMap, bundled_memmaps, load_memory_map, synthetic_host
 from .tdx import (TD, HostAllocator, Policy, TdConfig, Tdmrs, control_pages_needed,
-                  create_td, guest_allocator, pamt_rows, gib)
+                  create_td, guest_allocator, pamt_rows, gib, parse_tds, td_covering)
 from .traces import Trace, bundled_traces, load_trace
 
 PAGE = kernel.PAGE_SIZE
@@ -138,7 +140,7 @@ def build_workload(name: str, memmap: MemoryMap, tds: list[TdConfig], seed: int 
     for i, cfg in enumerate(tds):                      # one step per TD
         t, rows = create_td(i, cfg, alloc)
         allocate = guest_allocator(alloc, t)
-        boot = trace is None or trace_after_boot
+        boot = trace is None or trace_after_boot or i > 0   # a trace is TD 0's
         if boot:
             rows = concat([rows, t.binding.to_private(i, t.layout[0], t.layout[1], allocate)])
         if pamt == "dynamic":        # PAMT_4K pages must exist before the 4K pages go private
@@ -215,6 +217,8 @@ class Scenario:
     name: str
     description: str
     build: Callable[[int], Workload]
+    #: the host alone (no TDs), for a scenario whose memory map is the point
+    host: Callable[[], MemoryMap] | None = None
 
 
 def _gib_pages_2m(bytes_: float) -> int:
@@ -278,14 +282,94 @@ def _1tib_dpamt(seed):
                           pamt="dynamic", description=SCENARIOS["1tib-dpamt"].description)
 
 
+def two_tds(host: MemoryMap) -> list[TdConfig]:
+    """The real maps' TDs: 2 x 35 % of RAM (whole GiB), contiguous and fragmented
+    0.25, homed on the first and the last NUMA node."""
+    size = int(0.35 * host.ram_bytes) // GIB * GIB
+    return [TdConfig(size, vcpus=8),
+            TdConfig(size, vcpus=8, node=host.numa_nodes - 1,
+                     policy=Policy("fragmented", 0.25))]
+
+
 def _real_map(key: str):
     def build(seed):
         host = load_memory_map(bundled_memmaps()[key], name=key)
-        size = int(0.35 * host.ram_bytes) // GIB * GIB
-        tds = [TdConfig(size, vcpus=8), TdConfig(size, vcpus=8,
-                                                 policy=Policy("fragmented", 0.25))]
-        return build_workload(key, host, tds, seed, description=SCENARIOS[key].description)
+        return build_workload(key, host, two_tds(host), seed,
+                              description=SCENARIOS[key].description)
     return build
+
+
+# A host whose max_pfn far exceeds its RAM: ~770 GB of RAM with the 64-bit MMIO
+# windows of its root complexes between the RAM blocks, up to ~7.1 TB of
+# physical address space, as issue 10 reports for a Dell R7625 (AMD Genoa, 2
+# sockets; the report itself was not found in the searchable corpora).  The
+# bundled map is constructed in the boot-log e820 format from those two figures
+# (it is not a capture, and an AMD host runs no TDX: the map is here for its
+# shape).  An e820 table names no NUMA nodes (the SRAT does): node 1 starts at
+# its third RAM block, 3.5 TiB.
+R7625_MAP = "e820-r7625-sparse"
+R7625_NODE1_PFN = (3584 * GIB) // PAGE
+
+
+def r7625_host() -> MemoryMap:
+    """The sparse host: its bundled e820 map, 2 NUMA nodes."""
+    host = load_memory_map(bundled_memmaps()[R7625_MAP], name="r7625-sparse")
+    return dataclasses.replace(host, node_starts=np.array([0, R7625_NODE1_PFN], np.int64))
+
+
+def _r7625_sparse(seed):
+    host = r7625_host()
+    return build_workload("r7625-sparse", host, two_tds(host), seed,
+                          description=SCENARIOS["r7625-sparse"].description)
+
+
+# --------------------------------------------------------------------------
+# the user's own host: a memory map file, an optional trace, a TD layout
+
+@dataclass(frozen=True)
+class UserHost:
+    """A host the user names by its files (``--memmap``, ``--trace``, ``--tds``).
+
+    memmap: boot-log e820, /proc/iomem or a /sys/firmware/memmap directory.
+    trace: an ftrace or QEMU conversion log, replayed into TD 0.  An ftrace
+        capture of kvm_vm_set_mem_attributes holds the boot's own conversions
+        (it replaces the generated boot, as trace-td16g-boot); a QEMU
+        kvm_convert_memory log holds conversions after boot (as
+        trace-qemu-convert).
+    tds: the TD layout as ``--tds`` text (tdx.TDS_SYNTAX); None: one TD that
+        covers the trace's GFNs (with a trace) or two TDs of 35 % of RAM (as
+        the bundled real maps).
+    """
+
+    memmap: Path
+    trace: Path | None = None
+    tds: str | None = None
+
+    @property
+    def name(self) -> str:
+        """Named after the map file (marked when a named scenario has that name)."""
+        name = Path(self.memmap).name
+        return f"{name} (--memmap)" if name in SCENARIOS else name
+
+    def build(self, seed: int = 0) -> Workload:
+        """The workload; ValueError naming the file, value and limit for a
+        malformed map, trace or --tds, TDs larger than the host's free RAM, or
+        a trace outside TD 0's RAM (nothing is built then)."""
+        host = load_memory_map(self.memmap, name=self.name)
+        trace = load_trace(self.trace) if self.trace is not None else None
+        if self.tds is not None:
+            tds = parse_tds(self.tds)
+        elif trace is not None:
+            tds = [td_covering(trace.max_gfn)]
+        else:
+            tds = two_tds(host)
+        what = f"{len(tds)} TD(s) ({'--tds' if self.tds is not None else 'default'})"
+        desc = (f"{host.summary()}; {what}"
+                + (f"; trace {Path(self.trace).name} ({trace.format}, {len(trace)} lines)"
+                   if trace is not None else ""))
+        return build_workload(self.name, host, tds, seed, trace=trace,
+                              trace_after_boot=trace is None or trace.format == "qemu",
+                              description=desc)
 
 
 def _trace(key: str, after_boot: bool):
@@ -323,6 +407,9 @@ _register("1tib-dpamt", "1tib-4td with Dynamic PAMT (4K bitmap + 2 pages per use
 for _key in ("e820-2socket-256g", "iomem-64g", "sysfs-memmap-512g"):
     _register(_key, f"real map {_key}; 2 TDs x 35 % of RAM (contiguous, fragmented 0.25)",
               _real_map(_key))
+SCENARIOS["r7625-sparse"] = Scenario(
+    "r7625-sparse", "sparse host: 770 GiB RAM in 4 blocks between MMIO holes up to max_pfn "
+    "7.1 TiB (e820-r7625-sparse); 2 TDs x 35 % of RAM", _r7625_sparse, r7625_host)
 _register("trace-td16g-boot", "64 GiB host; a 16 GiB TD booted by the bundled "
           "kvm_vm_set_mem_attributes ftrace capture", _trace("td16g-boot", False))
 _register("trace-qemu-convert", "64 GiB host; a 16 GiB TD booted, then the bundled QEMU "
@@ -339,4 +426,4 @@ def scenario(name: str, seed: int = 0) -> Workload:
 
 
 __all__ = ["Workload", "Churn", "build_workload", "SCENARIOS", "scenario", "KINDS",
-           "KIND_NAMES"]
+           "KIND_NAMES", "UserHost", "r7625_host", "two_tds"]

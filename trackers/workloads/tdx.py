@@ -27,6 +27,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -390,6 +391,88 @@ class TD:
         return sum(X.count(v) for v in self.control.values())
 
 
+# --------------------------------------------------------------------------
+# a TD layout from the command line: --tds 64G,64G:16,16G:4:fragmented=0.25
+
+#: KVM_MAX_VCPUS (arch/x86/include/asm/kvm_host.h, 4096 since v5.15): a TD
+#: asks for no more vCPUs than KVM creates for any VM
+KVM_MAX_VCPUS = 4096
+_SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*([KMGT]?)(?:i?B)?", re.IGNORECASE)
+_UNIT_SHIFT = {"": 0, "K": 10, "M": 20, "G": 30, "T": 40}
+_POLICY = re.compile(r"(contiguous|interleaved|fragmented)(?:=(\d*\.?\d+))?")
+TDS_SYNTAX = ("SIZE[:VCPUS[:POLICY]],... with SIZE like 64G or 512M (binary units K, M, G, "
+              "T), POLICY contiguous, interleaved or fragmented=F (F in [0, 1])")
+
+
+def parse_size(text: str, what: str = "size") -> int:
+    """Bytes from '64G', '512MiB', '1.5T' (binary units); ValueError naming the text."""
+    m = _SIZE.fullmatch(text.strip())
+    if not m:
+        raise ValueError(f"{what} {text!r} is not a size: want a number and a unit "
+                         f"K, M, G or T (binary), e.g. 64G")
+    value = float(m.group(1)) * (1 << _UNIT_SHIFT[m.group(2).upper()])
+    if value != int(value):
+        raise ValueError(f"{what} {text!r} is not a whole number of bytes")
+    return int(value)
+
+
+def parse_tds(text: str) -> list[TdConfig]:
+    """TdConfigs from ``--tds`` text (:data:`TDS_SYNTAX`); ValueError naming the
+    TD, the value and its limit.  Guest memory is whole 2 MiB (MapGPA chunks,
+    2 MiB pageblocks); every TD's home is node 0 (a memory map file names no
+    nodes) and spills to the next node when node 0 is full."""
+    tds = []
+    items = text.split(",")
+    for i, item in enumerate(items):
+        where = f"--tds {text!r}: TD {i} ({item.strip() or 'empty'!r})"
+        parts = [p.strip() for p in item.split(":")]
+        if not parts[0] or len(parts) > 3:
+            raise ValueError(f"{where}: want {TDS_SYNTAX}")
+        try:
+            size = parse_size(parts[0], "size")
+        except ValueError as exc:
+            raise ValueError(f"{where}: {exc}") from None
+        chunk = kernel.MAPGPA_CHUNK_PAGES * PAGE
+        if size <= 0 or size % chunk:
+            raise ValueError(f"{where}: guest memory {size:,} bytes must be a positive "
+                             f"multiple of 2 MiB ({chunk:,} bytes)")
+        vcpus = 8
+        if len(parts) > 1 and parts[1]:
+            if not parts[1].isdigit() or not 1 <= int(parts[1]) <= KVM_MAX_VCPUS:
+                raise ValueError(f"{where}: vCPUs {parts[1]!r} must be an integer in "
+                                 f"[1, {KVM_MAX_VCPUS}] (KVM_MAX_VCPUS)")
+            vcpus = int(parts[1])
+        policy = Policy()
+        if len(parts) > 2:
+            m = _POLICY.fullmatch(parts[2])
+            if not m or (m.group(2) is not None and m.group(1) != "fragmented"):
+                raise ValueError(f"{where}: policy {parts[2]!r}: want contiguous, "
+                                 f"interleaved or fragmented=F")
+            frac = float(m.group(2)) if m.group(2) is not None else 0.25
+            if m.group(1) == "fragmented" and not 0 <= frac <= 1:
+                raise ValueError(f"{where}: fragmentation {frac:g} must lie in [0, 1]")
+            policy = (Policy("fragmented", frac) if m.group(1) == "fragmented"
+                      else Policy(m.group(1)))
+        tds.append(TdConfig(size, vcpus=vcpus, policy=policy))
+    return tds
+
+
+def td_covering(max_gfn: int, vcpus: int = 4,
+                policy: Policy = Policy("fragmented", 0.25)) -> TdConfig:
+    """The smallest TD of whole GiB (a QEMU ``-m`` size) whose q35 GFN layout
+    (:func:`td_gfn_layout`) reaches ``max_gfn``: a trace's TD when the user
+    gives none (as the bundled trace scenarios: 4 vCPUs, fragmented 0.25).
+    Whole GiB keep the SWIOTLB (the top 6 % of GFNs) clear of a trace that
+    ends just below the TD's end: td16g-boot's 16 GiB, qemu-convert's 14 GiB."""
+    low_hole = kernel.TD_HIGHMEM_START_GFN - kernel.TD_LOWMEM_PAGES
+    pages = max_gfn - low_hole if max_gfn > kernel.TD_HIGHMEM_START_GFN else max_gfn
+    if max_gfn > kernel.TD_LOWMEM_SPLIT_PAGES and pages < kernel.TD_LOWMEM_SPLIT_PAGES:
+        pages = kernel.TD_LOWMEM_SPLIT_PAGES          # past 2.75 GiB q35 splits at 2 GiB
+    unit = kernel.PAGES_PER_1G
+    pages = max(-(-pages // unit) * unit, unit)
+    return TdConfig(pages * PAGE, vcpus=vcpus, policy=policy)
+
+
 def control_pages_needed(cfg: TdConfig) -> int:
     return (kernel.TDR_PAGES + kernel.TDCS_PAGES
             + cfg.vcpus * kernel.TDVPS_PAGES + sept_pages(td_gfn_layout(cfg.guest_pages)))
@@ -437,4 +520,5 @@ def pamt_rows(tdmrs: Tdmrs, alloc: HostAllocator, dynamic: bool = False):
 
 __all__ = ["Tdmrs", "Policy", "HostAllocator", "TdConfig", "TD", "create_td",
            "td_gfn_layout", "swiotlb_pages", "swiotlb_gfns", "sept_pages", "pamt_rows",
-           "guest_allocator", "control_pages_needed", "KIND_GUEST"]
+           "guest_allocator", "control_pages_needed", "KIND_GUEST", "parse_tds", "parse_size",
+           "td_covering", "TDS_SYNTAX"]

@@ -68,8 +68,11 @@ class Trace:
         for s, e, n in zip(self.gfn_start.tolist(), self.gfn_end.tolist(), self.lineno.tolist()):
             part = X.intersect((np.array([s]), np.array([e])), layout)
             if X.count(part) != e - s:
+                ram = ", ".join(f"[{a:#x}, {b:#x})"
+                                for a, b in zip(layout[0].tolist(), layout[1].tolist()))
                 raise ValueError(f"{self.path}:{n}: GFNs [{s:#x}, {e:#x}) lie outside "
-                                 f"the TD's RAM (GFN ranges {list(zip(*map(list, layout)))})")
+                                 f"the TD's RAM: GFN ranges {ram} ({X.count(layout):,} "
+                                 f"pages, QEMU q35 layout)")
 
     def replay(self, td: int, binding: Binding, allocate, release) -> list[np.ndarray]:
         """Event batches, one per run of same-direction, non-overlapping lines."""
