@@ -240,7 +240,7 @@ def test_memory_figure_draws_the_sparse_host_as_stars():
     assert len(stars) == positive
     assert all(float(ln.get_xdata()[0]) == r7625_host().ram_bytes for ln in stars)
     legend = [t.get_text() for t in ax.get_legend().get_texts()]
-    assert any("r7625-sparse" in t and "sized by max_pfn (bitmap x9.4)" in t for t in legend)
+    assert any("r7625-sparse" in t and "sized by max_pfn (bitmap x9.4" in t for t in legend)
     # the dense lines keep their own hosts only
     lines = [ln for ln in ax.get_lines() if ln.get_marker() == "o"]
     assert all(list(ln.get_xdata()) == [float(1 << 32)] for ln in lines)
@@ -269,7 +269,11 @@ def test_kexec_on_own_map_fills_the_model_error(tmp_path, capsys):
     assert set(df["host"]) == {"small.dmesg"}
     built = df[df["scan_runs"] > 0]
     assert {"bitmap", "xarray", "roaring"} <= set(built["strategy"])
-    assert built["scan_model_error"].notna().all()
+    # kvm-sept and gmem-maple time only part of their walk (the C page-table walk,
+    # the tree walk without its lookups): their model error is left blank on purpose
+    partial = built["strategy"].isin(["kvm-sept", "gmem-maple"])
+    assert built.loc[~partial, "scan_model_error"].notna().all()
+    assert built.loc[partial, "scan_model_error"].isna().all()
 
 
 def test_report_adds_the_user_host_as_one_more_kexec_scenario(tmp_path):
@@ -277,10 +281,13 @@ def test_report_adds_the_user_host_as_one_more_kexec_scenario(tmp_path):
     cfg = collect.quick_config()
     cfg.user_host = UserHost(_write(tmp_path, SMALL_E820, "small.dmesg"), tds="512M")
     steps = collect.kexec_steps(cfg)
-    assert [s.label for s in steps] == ["kexec tiny", "kexec small.dmesg", "race"]
-    rows = pd.DataFrame(steps[1].run())
+    labels = [s.label for s in steps]
+    assert [x for x in labels if x.startswith("kexec")] == ["kexec tiny", "kexec small.dmesg"]
+    assert "sensitivity small.dmesg" in labels
+    rows = pd.DataFrame(steps[labels.index("kexec small.dmesg")].run())
     assert set(rows["scenario"]) == {"small.dmesg"} and rows["emulated"].all()
-    here = rows[(rows["platform_name"] == "this-machine") & (rows["scan_runs"] > 0)]
+    here = rows[(rows["platform_name"] == "this-machine") & (rows["scan_runs"] > 0)
+                & ~rows["strategy"].isin(["kvm-sept", "gmem-maple"])]   # timed in part only
     assert len(here) >= 5 and here["scan_model_error"].notna().all()
 
 
