@@ -50,6 +50,7 @@ from typing import Callable
 import pandas as pd
 
 from ..base import NotRepresentable, memory_budget
+from ..cluster import Unit, connect, run_units
 from ..kernel import PAGE_SIZE
 from ..kexec import PLATFORMS, STRATEGIES, KexecHost, evaluate, from_workload, race
 from ..kexec.strategies import ENGINE_PAGE_TABLES, ENGINE_STRUCT_PAGES, engine_kind
@@ -123,9 +124,16 @@ def quick_config(seed: int = 0) -> ReportConfig:
 
 @dataclass
 class Step:
+    """One unit of the report: ``run()`` returns rows of ``table``.  ``timed``:
+    it times something on this machine, so it runs alone on the timing worker
+    (trackers/cluster.py); ``chain``: steps of one chain share state (the scan
+    figure's cost of the previous size) and run in order in one task."""
+
     table: str
     label: str
     run: Callable[[], list[dict]]
+    timed: bool = False
+    chain: str = ""
 
 
 # --------------------------------------------------------------------------
@@ -405,7 +413,8 @@ def plan(cfg: ReportConfig) -> list[Step]:
                           lambda f=f: _fraction_rows(cfg, f, get_set)))
     for n in cfg.scan_hosts:
         steps.append(Step("scan_time", f"scan {host_label(n)}",
-                          lambda n=n: _scan_rows(cfg, n, get_set, cost)))
+                          lambda n=n: _scan_rows(cfg, n, get_set, cost), timed=True,
+                          chain="scan_time"))
     steps.extend(kexec_steps(cfg))
     return steps
 
@@ -457,19 +466,46 @@ def _race_rows(cfg) -> list[dict]:
 
 def kexec_steps(cfg: ReportConfig) -> list[Step]:
     """Every strategy on each scenario and platform preset; the conversion race."""
-    steps = [Step("kexec", f"kexec {name}", lambda name=name: _kexec_rows(cfg, name))
+    steps = [Step("kexec", f"kexec {name}", lambda name=name: _kexec_rows(cfg, name),
+                  timed=True)           # builds and times the structures of small hosts
              for name in cfg.scenarios]
     steps.append(Step("race", "race", lambda: _race_rows(cfg)))
     return steps
 
 
-def run_steps(steps: list[Step], progress=None) -> dict[str, pd.DataFrame]:
-    """Run ``steps``; return table name -> DataFrame (tables with no rows omitted)."""
-    rows: dict[str, list[dict]] = {}
+def _run_chain(runs: list[Callable[[], list[dict]]]) -> list[list[dict]]:
+    """The rows of each step of a chain, run in order in this process (a task)."""
+    return [run() for run in runs]
+
+
+def run_steps(steps: list[Step], progress=None, scheduler: str | None = None
+              ) -> dict[str, pd.DataFrame]:
+    """Run ``steps`` as Dask tasks (trackers/cluster.py: a local cluster, or
+    the scheduler at ``scheduler`` / $TRACKERS_SCHEDULER): each step, or each
+    chain of steps, one task, timed ones on the timing worker one at a time,
+    the others beside them.  Return table name -> DataFrame, rows in the order
+    of ``steps`` (tables with no rows omitted); ``progress`` (a tqdm bar)
+    advances by one per step as tasks finish."""
+    groups: list[list[Step]] = []
+    chains: dict[str, list[Step]] = {}
     for step in steps:
-        if progress is not None:
-            progress.set_description(step.label)
-        rows.setdefault(step.table, []).extend(step.run())
-        if progress is not None:
-            progress.update(1)
-    return {name: pd.DataFrame(r) for name, r in rows.items() if r}
+        if step.chain and step.chain in chains:
+            chains[step.chain].append(step)
+            continue
+        groups.append([step])
+        if step.chain:
+            chains[step.chain] = groups[-1]
+    units = [Unit(_run_chain, ([s.run for s in g],), timed=any(s.timed for s in g),
+                  label=g[0].label) for g in groups]
+    done: dict[int, list[dict]] = {}
+    if units:
+        with connect(scheduler) as client:
+            results = run_units(client, units, bar=progress, weights=[len(g) for g in groups],
+                                progress=progress is not None)
+        for g, rows in zip(groups, results):
+            for step, r in zip(g, rows):
+                done[id(step)] = r
+    tables: dict[str, list[dict]] = {}
+    for step in steps:
+        tables.setdefault(step.table, []).extend(done[id(step)])
+    return {name: pd.DataFrame(r) for name, r in tables.items() if r}
