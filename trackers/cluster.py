@@ -108,7 +108,7 @@ def connect(scheduler: str | None = None, n_workers: int | None = None) -> Itera
     address = scheduler_address(scheduler)
     if address is not None:
         try:
-            client = Client(address, timeout="20s")
+            client = Client(address, timeout="10s")
         except OSError as exc:
             raise ValueError(f"--scheduler {address}: cannot reach a Dask scheduler "
                              f"there ({exc})") from None
@@ -134,15 +134,17 @@ def connect(scheduler: str | None = None, n_workers: int | None = None) -> Itera
 def run_units(client, units: list[Unit], desc: str = "", progress: bool = True,
               weights: list[int] | None = None, bar=None,
               errors: str = "raise") -> list[Any]:
-    """Each unit as a task on ``client``; return their results in the order
-    of ``units``.  A tqdm bar (``desc``; or ``bar``, advanced by ``weights``
+    """Each unit as a task on ``client``, started in the order of ``units``
+    as workers free up; return their results in that order.  A tqdm bar (``desc``; or ``bar``, advanced by ``weights``
     per unit) counts units as they complete.  A unit that raises (or whose
     worker dies) re-raises here after the others finish, or, with
     ``errors="return"``, stands as its exception in the results."""
     from distributed import as_completed
     from tqdm import tqdm
+    # priority: in the order given (the scheduler runs higher priorities first)
     futures = [client.submit(u.fn, *u.args, **u.kwargs, key=_key(u, i), pure=False,
-                             resources={TIMING: 1} if u.timed else None)
+                             resources={TIMING: 1} if u.timed else None,
+                             priority=len(units) - i)
                for i, u in enumerate(units)]
     weight = dict(zip((f.key for f in futures), weights or [1] * len(futures)))
     label = {f.key: u.label for f, u in zip(futures, units)}

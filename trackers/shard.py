@@ -64,6 +64,7 @@ twins) times the struct sizes.
 from __future__ import annotations
 
 import functools
+import gc
 import math
 import re
 import statistics
@@ -202,6 +203,10 @@ def _estimate_levels(name: str, s, e, size: int) -> dict:
 
 
 _warm: set[str] = set()
+#: a shard whose structure held more than this is collected (gc) before the
+#: next: its tracker sits in reference cycles, and a full collection costs
+#: ~0.1 s, too much for every small shard
+GC_AFTER_BYTES = 64 << 20
 
 
 def measure_shard(name: str, i: int, base: int, size: int, source, repeat: int,
@@ -209,6 +214,7 @@ def measure_shard(name: str, i: int, base: int, size: int, source, repeat: int,
     """Build shard ``i`` ([base, base + size), shard-local PFNs) of ``source``
     in tracker ``name``; time populate and both scans ``repeat`` times;
     count it; drop it.  A sharded-build task (one per shard and tracker)."""
+    start = time.perf_counter()
     s, e = source.local(i, base, size)
     cls = ALL_TRACKERS[name]
     if name not in _warm:                          # numba compile, first touch: once a worker
@@ -219,6 +225,7 @@ def measure_shard(name: str, i: int, base: int, size: int, source, repeat: int,
         del warm
         _warm.add(name)
     reset_peak_rss(collect=False)                  # the set is generated: the peak is the build's
+    baseline = peak_rss_bytes()                    # what the worker held at the reset
     pages = int((e - s).sum())
     samples = {k: [] for k in TIMES}
     t = None
@@ -229,13 +236,15 @@ def measure_shard(name: str, i: int, base: int, size: int, source, repeat: int,
         t = cls(size)
         t.mark_ranges(s, e)
         samples["populate_s"].append(time.perf_counter() - t0)
+    found = {}
     for k, fn in (("scan_extents_s", t.extents), ("scan_pfns_s", t.pfns)):
         for _ in range(repeat):
             t0 = time.perf_counter()
-            _drain(fn())
+            found[k] = _drain(fn())
             samples[k].append(time.perf_counter() - t0)
     runs = [(a.copy(), b.copy()) for a, b in t.extents()] if keep_runs else None
-    n_ext = sum(a.size for a, _ in runs) if keep_runs else _drain(t.extents())
+    n_ext = sum(a.size for a, _ in runs) if keep_runs else found["scan_extents_s"]
+    assert found["scan_pfns_s"] == pages, f"{name} shard {i}: pfns() disagrees with the set"
     assert len(t) == pages and n_ext == s.size, f"{name} shard {i}: scan disagrees with the set"
     m = t.memory()
     try:
@@ -247,12 +256,16 @@ def measure_shard(name: str, i: int, base: int, size: int, source, repeat: int,
            "breakdown": dict(m.breakdown), "modeled_bytes": int(m.modeled_bytes),
            "scanned_bytes": int(m.scanned_bytes), "host_bytes": int(m.host_bytes),
            "estimate_bytes": est, "estimate_levels": _estimate_levels(name, s, e, size),
-           **samples, "peak_rss_bytes": peak_rss_bytes()}
+           **samples, "peak_rss_bytes": peak_rss_bytes(), "baseline_rss_bytes": baseline}
+    out["task_s"] = time.perf_counter() - start     # with the set and the counting
     if keep_runs:
         cat = (np.concatenate([a for a, _ in runs]) if runs else np.zeros(0, np.int64),
                np.concatenate([b for _, b in runs]) if runs else np.zeros(0, np.int64))
         out["runs"] = (cat[0] + base, cat[1] + base)
     _close(t)
+    del t, fn                               # fn: a bound method of t
+    if m.host_bytes > GC_AFTER_BYTES:       # a tracker sits in reference cycles: free it now
+        gc.collect()
     return out
 
 
@@ -436,9 +449,15 @@ class Sharded:
             "bits_per_private_page": modeled * 8 / pages,
             "host_bytes": max(sh["host_bytes"] for sh in self.shards),
             "peak_rss_bytes": max(sh["peak_rss_bytes"] for sh in self.shards),
+            # the worker's resident memory at the reset before the shard (its
+            # libraries, the shard's set, heap earlier tasks left): peak minus
+            # this is the build's own
+            "baseline_rss_bytes": max(sh.get("baseline_rss_bytes", math.nan)
+                                      for sh in self.shards),
             "pfns": self.max_pfn, "shards": len(self.shards), "shard_pfns": self.shard_pfns,
             "private_pages": pages, "extents": self.extents,
             "scan_extents_max_shard_s": max(self.shard_medians("scan_extents_s")),
+            "shard_tasks_s": sum(sh.get("task_s", 0.0) for sh in self.shards),
             "estimate_bytes": est,
             "modeled_over_estimate": modeled / est if est else math.nan,
         }
