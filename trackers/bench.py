@@ -19,7 +19,9 @@ A --pfns above --shard-pfns (default 2^28) is built shard by shard
 (trackers/shard.py): each shard of each tracker a timed task over its own
 reference-shaped set, the shards' node counts combined exactly into the
 whole structure's (the maple tree within its stated bound), times summed
-over the shards, the peak RSS the largest shard task's, and beside it
+over the shards, the peak RSS the largest shard task's (with
+``baseline_rss_bytes``, the largest resident size of the worker when a shard
+began: its libraries and the shard's generated set), and beside it
 ``estimate_bytes``: estimate() of the same shards, combined the same way
 (``modeled_over_estimate``).  64 TiB (--pfns 2^34) is 64 shards.  The maple
 order, conversion-cost, estimate()-timing and kvm-loop tables need one

@@ -494,6 +494,9 @@ def run_steps(steps: list[Step], progress=None, scheduler: str | None = None
         groups.append([step])
         if step.chain:
             chains[step.chain] = groups[-1]
+    # the timed groups first: they queue on the one timing worker (the critical
+    # path), the modeled ones fill the other workers meanwhile
+    groups.sort(key=lambda g: not any(s.timed for s in g))
     units = [Unit(_run_chain, ([s.run for s in g],), timed=any(s.timed for s in g),
                   label=g[0].label) for g in groups]
     done: dict[int, list[dict]] = {}
