@@ -84,7 +84,7 @@ def test_report_steps_run_as_tasks_in_order_chains_sharing_state(cluster, monkey
 
 
 def test_a_cluster_without_a_timing_worker_is_refused():
-    with LocalCluster(n_workers=1, processes=False, dashboard_address=None) as plain:
+    with LocalCluster(n_workers=1, processes=False, dashboard_address=":0") as plain:
         with pytest.raises(ValueError, match=f"none with the resource '{TIMING}'"):
             with connect(plain.scheduler_address):
                 pass

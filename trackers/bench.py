@@ -785,8 +785,7 @@ def run(args) -> int:
         if missing:
             return 0
         raise ValueError(f"--engine {args.engine}: none of the trackers given runs on it")
-    if args.pfns > args.shard_pfns:
-        check_shards(args.pfns, args.shard_pfns)
+    check_shards(args.pfns, args.shard_pfns)        # a power of two, before any work
     t0 = time.perf_counter()
     with connect(args.scheduler) as client:
         if args.pfns > args.shard_pfns:
