@@ -70,6 +70,7 @@ EDGES = {
     "shard 0 only": [(0, 1), (70, 200)],
     "last shard only": [(M - 600, M - 1)],
     "full shards": [(2 * T, 4 * T), (9 * T, 10 * T + 7)],
+    "a block of full shards": [(0, 4 * T), (5 * T + 3, 5 * T + 9)],
     "every shard at its top": [(k * T + T - 1, k * T + T) for k in range(16)],
 }
 
