@@ -339,3 +339,14 @@ def test_bench_core_builds_a_large_space_in_shards(tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "built in 4 shards of 131,072 PFNs" in printed
     assert "not at 524,288 PFNs" in printed
+
+
+def test_sharded_bench_core_says_the_ida_cannot_hold_the_whole_space(tmp_path):
+    """Beyond 2^31 PFNs the IDA's shards would build, but the whole IDA
+    would not exist: its row says so instead of numbers."""
+    out = tmp_path / "ida.csv"
+    assert main(["bench-core", "--pfns", str(1 << 32), "--trackers", "ida",
+                 "--engine", "emulation", "--csv", str(out)]) == 0
+    df = pd.read_csv(out)
+    assert df["tracker"].tolist() == ["ida"]
+    assert df["not_representable"].iloc[0] == "IDA: not representable above 8 TiB (ids <= INT_MAX)"

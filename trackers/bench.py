@@ -93,8 +93,9 @@ from .maple import Maple
 from .options import int_option, output_file
 from .output import write_csv_atomic
 from .registry import ALL_TRACKERS, KERNEL_TRACKERS, KERNEL_UNAVAILABLE, TRACKERS
-from .sets import reference_set
-from .shard import DEFAULT_SHARD_PFNS, MIN_SHARD_PFNS, ReferenceShards, check_shards, sharded_build
+from .sets import MAX_SET_RUNS, expected_runs, reference_set
+from .shard import (DEFAULT_SHARD_PFNS, MIN_SHARD_PFNS, ReferenceShards, check_shards,
+                    not_representable, sharded_build)
 from .xa import XaTree, xa_node_counts
 
 HELP = ("time every tracker on the 1 TiB reference set (measured) beside its modeled bytes, "
@@ -772,7 +773,8 @@ def _limits(df: pd.DataFrame) -> str:
 
 def run(args) -> int:
     rows_wanted, missing = select_rows(args.trackers, args.engine)
-    for path in (beside(args.csv, w) for w in ("maple-order", "conversion-cost")):                   # options are checked before any work
+    # options are checked before any work
+    for path in (beside(args.csv, w) for w in ("maple-order", "conversion-cost")):
         if path is not None:
             try:
                 output_file(str(path))
@@ -786,6 +788,11 @@ def run(args) -> int:
             return 0
         raise ValueError(f"--engine {args.engine}: none of the trackers given runs on it")
     check_shards(args.pfns, args.shard_pfns)        # a power of two, before any work
+    shard_runs = expected_runs("reference", args.shard_pfns)
+    if args.pfns > args.shard_pfns and shard_runs > MAX_SET_RUNS:
+        raise ValueError(f"--shard-pfns {args.shard_pfns:,}: a shard's reference set would "
+                         f"hold ~{shard_runs:,} extents, over "
+                         f"the limit of {MAX_SET_RUNS:,} (use --shard-pfns <= 2^28)")
     t0 = time.perf_counter()
     with connect(args.scheduler) as client:
         if args.pfns > args.shard_pfns:
@@ -799,12 +806,18 @@ def run(args) -> int:
 def sharded_table(client, names, args) -> pd.DataFrame:
     """bench-core's rows for a --pfns built shard by shard (trackers/shard.py),
     each beside estimate() of the same shards, combined the same way."""
-    built = sharded_build(client, names, args.pfns, args.shard_pfns,
-                          ReferenceShards("reference", args.seed), args.repeat)
+    why = {n: not_representable(n, args.pfns) for n in names}
+    built = iter(sharded_build(client, [n for n in names if not why[n]], args.pfns,
+                               args.shard_pfns, ReferenceShards("reference", args.seed),
+                               args.repeat))
     rows = []
-    for b in built:
-        row = b.row()
-        rows.append({"tracker": row.pop("tracker"), "engine": engine_of(b.tracker), **row})
+    for name in names:
+        if why[name]:
+            rows.append({"tracker": name, "engine": engine_of(name),
+                         "not_representable": why[name]})
+            continue
+        row = next(built).row()
+        rows.append({"tracker": row.pop("tracker"), "engine": engine_of(name), **row})
     return pd.DataFrame(rows)
 
 
@@ -820,7 +833,7 @@ def run_sharded(client, args, rows_wanted) -> int:
           f"the largest peak RSS of a shard's task; [modeled] kernel bytes of the whole "
           f"structure combined from its shards (kernel-code rows: the kernel's own node "
           f"counts), beside estimate() of the same shards (modeled_over_estimate)")
-    shown = df.drop(columns=[c for c in df if c.endswith(RATIO)] + ["pfns", "shard_pfns"])
+    shown = df.drop(columns=[c for c in df if c.endswith(RATIO) or c in ("pfns", "shard_pfns")])
     print(format_table(shown))
     ratios = ratio_table(df)
     if not ratios.empty:

@@ -135,10 +135,11 @@ def run_units(client, units: list[Unit], desc: str = "", progress: bool = True,
               weights: list[int] | None = None, bar=None,
               errors: str = "raise") -> list[Any]:
     """Each unit as a task on ``client``, started in the order of ``units``
-    as workers free up; return their results in that order.  A tqdm bar (``desc``; or ``bar``, advanced by ``weights``
-    per unit) counts units as they complete.  A unit that raises (or whose
-    worker dies) re-raises here after the others finish, or, with
-    ``errors="return"``, stands as its exception in the results."""
+    as workers free up; return their results in that order.  A tqdm bar
+    (``desc``; or ``bar``, advanced by ``weights`` per unit) counts units as
+    they complete.  A unit that raises (or whose worker dies) re-raises here
+    after the others finish, or, with ``errors="return"``, stands as its
+    exception in the results."""
     from distributed import as_completed
     from tqdm import tqdm
     # priority: in the order given (the scheduler runs higher priorities first)

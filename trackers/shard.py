@@ -78,7 +78,7 @@ from .base import NotRepresentable
 from .cluster import Unit, peak_rss_bytes, reset_peak_rss, run_units
 from .maple import internal_count, level_name, level_node_counts
 from .registry import ALL_TRACKERS
-from .sets import SET_SHAPES, reference_set
+from .sets import host_set
 from .xa import XA_LEVELS, estimate_levels, level_breakdown, multi_max, top_shift
 
 #: default shard: 2^28 PFNs (1 TiB), one reference-set build per worker at a time
@@ -134,11 +134,7 @@ class ReferenceShards:
 
 @functools.lru_cache(maxsize=1)
 def _reference_shard(shape, seed, i, size):
-    if shape not in SET_SHAPES:
-        raise ValueError(f"unknown set shape {shape!r}; known: {', '.join(SET_SHAPES)}")
-    extent_fraction, scatter_fraction = SET_SHAPES[shape]
-    return reference_set(size, [seed, i], extent_fraction=extent_fraction,
-                         scatter_fraction=scatter_fraction)
+    return host_set(shape, size, [seed, i])        # SetTooLarge past MAX_SET_RUNS extents
 
 
 @dataclass(frozen=True)
@@ -463,6 +459,17 @@ class Sharded:
         }
 
 
+def not_representable(name: str, max_pfn: int) -> str:
+    """Why tracker ``name`` cannot hold a set over [0, max_pfn) as one
+    structure ("" when it can): its shards would build, but the whole would
+    not exist (the IDA's ids stop at INT_MAX)."""
+    try:
+        ALL_TRACKERS[name].estimate(np.array([0]), np.array([1]), max_pfn)
+    except NotRepresentable as exc:
+        return exc.summary
+    return ""
+
+
 def shard_units(names, max_pfn: int, shard_pfns: int, source, repeat: int,
                 keep_runs: bool = False, timed: bool = True) -> list[Unit]:
     """The units of a sharded build, shard-major (a worker reuses a shard's
@@ -492,6 +499,9 @@ def sharded_build(client, names, max_pfn: int, shard_pfns: int = DEFAULT_SHARD_P
     for name in names:
         if name not in ALL_TRACKERS:
             raise ValueError(f"unknown tracker {name!r}; known: {', '.join(ALL_TRACKERS)}")
+        why = not_representable(name, max_pfn)
+        if why:
+            raise NotRepresentable(why)
     source = ReferenceShards() if source is None else source
     units = shard_units(names, max_pfn, shard_pfns, source, repeat, keep_runs, timed)
     if client is None:
