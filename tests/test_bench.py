@@ -5,6 +5,8 @@ per-conversion cost table; the asv Populate benchmark skips what a tracker's
 memory budget refuses.  Facts only: which columns, which rows, which
 order of statistics, which ratio, which exception -- never a timing."""
 
+import os
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -27,6 +29,24 @@ TINY_PAGES = 46004
 
 needs_kernel = pytest.mark.skipif(not trackers.KERNEL_TRACKERS,
                                   reason=f"kernel code unavailable: {trackers.KERNEL_UNAVAILABLE}")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def scheduler():
+    """One two-worker local cluster for every bench-core run of this file, by
+    address ($TRACKERS_SCHEDULER), as a user's cluster is given."""
+    from trackers.cluster import SCHEDULER_ENV, local_cluster
+    cluster = local_cluster(2)
+    old = os.environ.get(SCHEDULER_ENV)
+    os.environ[SCHEDULER_ENV] = cluster.scheduler_address
+    try:
+        yield cluster.scheduler_address
+    finally:
+        if old is None:
+            os.environ.pop(SCHEDULER_ENV, None)
+        else:
+            os.environ[SCHEDULER_ENV] = old
+        cluster.close()
 
 
 def _label():
@@ -298,3 +318,35 @@ def test_asv_populate_skips_when_the_budget_refuses():
     b.ends = b.starts + 1
     with pytest.raises(SkipNotImplemented, match="over the memory budget of 65,536 bytes"):
         b.time_populate(None, "xarray", "16T", "reference")
+
+
+def test_bench_core_builds_a_large_space_in_shards(tmp_path, capsys):
+    """--pfns above --shard-pfns: each tracker built shard by shard, its bytes
+    combined and beside estimate() of the same shards (equal: the ratio is 1)."""
+    out = tmp_path / "sharded.csv"
+    assert main(["bench-core", "--pfns", str(1 << 19), "--shard-pfns", str(1 << 17),
+                 "--repeat", "2", "--trackers", "xarray-multi", "roaring", "--engine",
+                 "emulation", "--csv", str(out)]) == 0
+    df = pd.read_csv(out)
+    assert df["tracker"].tolist() == ["xarray-multi", "roaring"]
+    assert (df["shards"] == 4).all() and (df["shard_pfns"] == 1 << 17).all()
+    assert (df["modeled_over_estimate"] == 1.0).all()
+    assert (df["modeled_bytes"] == df["estimate_bytes"]).all()
+    for t in TIMES:
+        assert (df[f"{t}_min"] <= df[f"{t}_median"]).all()
+    assert (df["scan_extents_max_shard_s"] <= df["scan_extents_s_max"]).all()
+    assert (df["peak_rss_bytes"] > 0).all()
+    printed = capsys.readouterr().out
+    assert "built in 4 shards of 131,072 PFNs" in printed
+    assert "not at 524,288 PFNs" in printed
+
+
+def test_sharded_bench_core_says_the_ida_cannot_hold_the_whole_space(tmp_path):
+    """Beyond 2^31 PFNs the IDA's shards would build, but the whole IDA
+    would not exist: its row says so instead of numbers."""
+    out = tmp_path / "ida.csv"
+    assert main(["bench-core", "--pfns", str(1 << 32), "--trackers", "ida",
+                 "--engine", "emulation", "--csv", str(out)]) == 0
+    df = pd.read_csv(out)
+    assert df["tracker"].tolist() == ["ida"]
+    assert df["not_representable"].iloc[0] == "IDA: not representable above 8 TiB (ids <= INT_MAX)"

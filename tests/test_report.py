@@ -565,7 +565,7 @@ def test_report_falls_back_to_the_emulations_and_says_why(tmp_path, report_dir,
         return []
 
     monkeypatch.setattr(collect, "plan", steps_of)
-    monkeypatch.setattr(collect, "run_steps", lambda steps, bar=None: _tables(
+    monkeypatch.setattr(collect, "run_steps", lambda steps, bar=None, **kw: _tables(
         report_dir, ("memory_vs_host", "kexec")))
     out = tmp_path / "report"
     assert main(["report", "--quick", "--no-progress", "--out", str(out)]) == 0

@@ -2,11 +2,30 @@
 the emulations beside their ``@kernel`` twins on the kernel's own code.
 
 Builds the reference set (trackers/sets.py: 2^28 PFNs, 60 % in random
-2 MiB extents, ~10 % scattered 4 KiB pages; seeded) and, for each tracker in
-its own process (so peak RSS is that tracker's, and a kernel structure dies
-with its process), times populate (mark_ranges), a full extents() scan and a
-full pfns() scan, --repeat runs each.  Prints measured times and peak RSS
-beside the kernel bytes, bits per private page and ns per page.
+2 MiB extents, ~10 % scattered 4 KiB pages; seeded) and, for each tracker,
+times populate (mark_ranges), a full extents() scan and a full pfns() scan,
+--repeat runs each.  Prints measured times and peak RSS beside the kernel
+bytes, bits per private page and ns per page.
+
+Every measurement is a Dask task (trackers/cluster.py: a local cluster of one
+worker process per core, or --scheduler / $TRACKERS_SCHEDULER), and every
+one is *timed*: it runs alone in its worker on the one timing worker, one
+at a time (the timing policy of trackers/cluster.py).  Each task generates
+the reference set where it runs (deterministic; once per worker), resets the
+worker's peak RSS (VmHWM, via /proc/self/clear_refs) and reports its own
+peak; it frees its structures before it returns.
+
+A --pfns above --shard-pfns (default 2^28) is built shard by shard
+(trackers/shard.py): each shard of each tracker a timed task over its own
+reference-shaped set, the shards' node counts combined exactly into the
+whole structure's (the maple tree within its stated bound), times summed
+over the shards, the peak RSS the largest shard task's (with
+``baseline_rss_bytes``, the largest resident size of the worker when a shard
+began: its libraries and the shard's generated set), and beside it
+``estimate_bytes``: estimate() of the same shards, combined the same way
+(``modeled_over_estimate``).  64 TiB (--pfns 2^34) is 64 shards.  The maple
+order, conversion-cost, estimate()-timing and kvm-loop tables need one
+structure over the whole set and are left out there.
 
 Two engines (--engine, default both):
 
@@ -53,20 +72,18 @@ Columns: [measured] times and RSS on this machine; [modeled] kernel bytes
 
 from __future__ import annotations
 
-import multiprocessing as mp
-import resource
+import functools
 import statistics
-import sys
 import time
 from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
 import pandas as pd
-from tqdm import tqdm
 
 from . import linux
 from .base import NotRepresentable, Tracker, memory_budget
+from .cluster import SCHEDULER_ENV, Unit, connect, peak_rss_bytes, reset_peak_rss, run_units
 from .extents import normalize_extents, subtract
 from .kernel import MAPLE_NODE_BYTES, MAX_PHYS_PFN, PAGES_PER_2M
 from .kernel_code import (TWINS, BitmapKernel, IdaKernel, KvmKernel, MapleKernel,
@@ -76,7 +93,9 @@ from .maple import Maple
 from .options import int_option, output_file
 from .output import write_csv_atomic
 from .registry import ALL_TRACKERS, KERNEL_TRACKERS, KERNEL_UNAVAILABLE, TRACKERS
-from .sets import reference_set
+from .sets import MAX_SET_RUNS, expected_runs, reference_set
+from .shard import (DEFAULT_SHARD_PFNS, MIN_SHARD_PFNS, ReferenceShards, check_shards,
+                    not_representable, sharded_build)
 from .xa import XaTree, xa_node_counts
 
 HELP = ("time every tracker on the 1 TiB reference set (measured) beside its modeled bytes, "
@@ -128,6 +147,13 @@ def add_arguments(p):
                    help=f"conversions per timing of the conversion-cost table "
                         f"(default {CONVERSIONS:,})")
     p.add_argument("--seed", type=int_option(0), default=0, help="reference-set seed")
+    p.add_argument("--shard-pfns", type=int_option(MIN_SHARD_PFNS, MAX_PHYS_PFN, base=0),
+                   default=DEFAULT_SHARD_PFNS,
+                   help="a --pfns above this is built shard by shard, each shard a task "
+                        "(trackers/shard.py; power of two, default 2^28 = 1 TiB)")
+    p.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                   help=f"run the tasks on the Dask scheduler at ADDRESS (default: "
+                        f"${SCHEDULER_ENV}, else a local cluster of one worker per core)")
     p.add_argument("--csv", type=output_file, default=None,
                    help="also write the table here (atomically); X.csv also writes "
                         "X-maple-order.csv and X-conversion-cost.csv beside it")
@@ -217,35 +243,39 @@ def select_rows(names, engine: str = "all") -> tuple[list[str], str]:
 
 
 # --------------------------------------------------------------------------
-# one process per measurement
+# one Dask task per measurement (trackers/cluster.py)
 
-def _child(conn, fn, args):
+def outcome(fn: Callable, *args) -> tuple[str, object]:
+    """fn(*args) in this process, its peak RSS reset first (so a
+    measurement's ``peak_rss_bytes`` is its own): ("ok", result),
+    ("not_representable", why) or ("error", what).  A bench-core task."""
+    reset_peak_rss()
     try:
-        conn.send(("ok", fn(*args)))
+        return "ok", fn(*args)
     except NotRepresentable as exc:   # not an error: the option does not exist here
-        conn.send(("not_representable", exc.summary))
-    except BaseException as exc:  # report, never hang the parent
-        conn.send(("error", f"{type(exc).__name__}: {exc}"))
-    conn.close()
+        return "not_representable", exc.summary
+    except Exception as exc:          # report it as a row, never lose the others
+        return "error", f"{type(exc).__name__}: {exc}"
 
 
-def isolated(fn: Callable, *args) -> tuple[str, object]:
-    """fn(*args) in a forked child, so its ru_maxrss is its own peak and the
-    kernel structures it builds die with it: ("ok", result),
-    ("not_representable", why) or ("error", what)."""
-    ctx = mp.get_context("fork")
-    parent, child = ctx.Pipe(duplex=False)
-    proc = ctx.Process(target=_child, args=(child, fn, args))
-    proc.start()
-    child.close()                     # the child's end: recv() sees it die
-    try:
-        status, value = parent.recv()
-    except EOFError:
-        proc.join()
-        status, value = "error", f"the measuring process died (exit code {proc.exitcode})"
-    proc.join()
-    parent.close()
-    return status, value
+def run_outcomes(client, units: list[Unit], desc: str, progress: bool = True) -> list:
+    """Each unit (its fn wrapped by :func:`outcome`) as a task on ``client``,
+    or, with no client, one after another in this process; the outcomes in
+    order.  A worker that dies (out of memory) is an ("error", ...) outcome."""
+    wrapped = [Unit(outcome, (u.fn, *u.args), timed=u.timed, label=u.label) for u in units]
+    if client is None:
+        return [outcome(u.fn, *u.args) for u in units]
+    return [("error", f"the measuring worker died: {type(r).__name__}: {r}")
+            if isinstance(r, BaseException) else r
+            for r in run_units(client, wrapped, desc=desc, progress=progress,
+                               errors="return")]
+
+
+@functools.lru_cache(maxsize=1)
+def reference(max_pfn: int, seed: int):
+    """The reference set, generated once per worker process (deterministic,
+    so every worker holds the same set; nothing crosses the network)."""
+    return reference_set(max_pfn, seed)
 
 
 # --------------------------------------------------------------------------
@@ -285,18 +315,30 @@ def measure_tracker(name: str, max_pfn: int, starts, ends, repeat: int) -> dict:
         "scanned_bytes": m.scanned_bytes,
         "bits_per_private_page": m.modeled_bytes * 8 / pages,
         "host_bytes": m.host_bytes,
-        "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+        "peak_rss_bytes": peak_rss_bytes(),   # VmHWM since the task's reset (cluster.py)
     }
     _close(t)
     return row
 
 
-def run_isolated(name, max_pfn, starts, ends, repeat) -> dict:
-    """measure_tracker in a forked child, so ru_maxrss is this tracker's peak."""
-    status, value = isolated(measure_tracker, name, max_pfn, starts, ends, repeat)
-    if status == "ok":
-        return value
-    return {"tracker": name, "engine": engine_of(name), status: value}
+def measure_reference(name: str, max_pfn: int, seed: int, repeat: int) -> dict:
+    """measure_tracker on the reference set (:func:`reference`): a bench-core task."""
+    starts, ends = reference(max_pfn, seed)
+    reset_peak_rss()                  # the set is generated (cached): the peak is the tracker's
+    return measure_tracker(name, max_pfn, starts, ends, repeat)
+
+
+def measure_all(client, names, max_pfn: int, seed: int, repeat: int,
+                progress: bool = True) -> list[dict]:
+    """One row per tracker, each measured as a timed task (module doc)."""
+    units = [Unit(measure_reference, (n, max_pfn, seed, repeat), timed=True, label=n)
+             for n in names]
+    rows = []
+    for name, (status, value) in zip(names, run_outcomes(client, units, "trackers",
+                                                          progress)):
+        rows.append(value if status == "ok" else
+                    {"tracker": name, "engine": engine_of(name), status: value})
+    return rows
 
 
 def add_ratios(df: pd.DataFrame) -> pd.DataFrame:
@@ -343,7 +385,7 @@ def maple_order(max_pfn: int, seed: int = 0, seeds: int = MAPLE_SEEDS) -> pd.Dat
     the ratio of nodes to the in-order tree's (median, min, max).  The
     in-order row also gives the ``maple`` model's node count
     (:meth:`trackers.maple.Maple.estimate`), which it equals.  Runs in this
-    process: bench-core calls it through :func:`isolated`."""
+    process: bench-core runs it as a timed task."""
     starts, ends = reference_set(max_pfn, seed)
 
     def store(order):
@@ -542,9 +584,23 @@ def measure_conversions(name: str, max_pfn: int, held, targets, repeat: int,
     return rows
 
 
+@functools.lru_cache(maxsize=1)
+def _conversion_set(max_pfn: int, seed: int, conversions: int):
+    starts, ends = reference(max_pfn, seed)
+    return conversion_targets(starts, ends, max_pfn, conversions, seed)
+
+
+def measure_conversions_reference(name: str, max_pfn: int, seed: int, conversions: int,
+                                  repeat: int, seconds: float) -> list[dict]:
+    """measure_conversions on the reference set's conversion targets, computed
+    (once per worker) where it runs: a bench-core task."""
+    held, targets = _conversion_set(max_pfn, seed, conversions)
+    return measure_conversions(name, max_pfn, held, targets, repeat, seconds)
+
+
 def conversion_cost(names, max_pfn: int, repeat: int = 3, *, conversions: int = CONVERSIONS,
                     seed: int = 0, seconds: float = CONVERSION_SECONDS,
-                    progress: bool = False) -> pd.DataFrame:
+                    progress: bool = False, client=None) -> pd.DataFrame:
     """ns to mark and to unmark one 4 KiB and one 2 MiB (2 MiB-aligned)
     conversion in each tracker of ``names`` (emulations and @kernel twins)
     holding the reference set over ``max_pfn`` PFNs (:func:`conversion_targets`:
@@ -560,12 +616,12 @@ def conversion_cost(names, max_pfn: int, repeat: int = 3, *, conversions: int = 
     for n in names:
         if n not in ALL_TRACKERS:
             raise ValueError(f"unknown tracker {n!r}; known: {', '.join(ALL_TRACKERS)}")
-    starts, ends = reference_set(max_pfn, seed)
-    held, targets = conversion_targets(starts, ends, max_pfn, conversions, seed)
+    units = [Unit(measure_conversions_reference, (n, max_pfn, seed, conversions, repeat,
+                                                  seconds), timed=True, label=n)
+             for n in names]
     rows = []
-    for name in tqdm(names, desc="conversions", file=sys.stderr, disable=not progress):
-        status, value = isolated(measure_conversions, name, max_pfn, held, targets, repeat,
-                                 seconds)
+    for name, (status, value) in zip(names, run_outcomes(client, units, "conversions",
+                                                          progress)):
         if status == "ok":
             rows.extend(value)
         else:
@@ -717,8 +773,8 @@ def _limits(df: pd.DataFrame) -> str:
 
 def run(args) -> int:
     rows_wanted, missing = select_rows(args.trackers, args.engine)
-    side = {w: beside(args.csv, w) for w in ("maple-order", "conversion-cost")}
-    for path in side.values():                   # options are checked before any work
+    # options are checked before any work
+    for path in (beside(args.csv, w) for w in ("maple-order", "conversion-cost")):
         if path is not None:
             try:
                 output_file(str(path))
@@ -731,15 +787,76 @@ def run(args) -> int:
         if missing:
             return 0
         raise ValueError(f"--engine {args.engine}: none of the trackers given runs on it")
+    check_shards(args.pfns, args.shard_pfns)        # a power of two, before any work
+    shard_runs = expected_runs("reference", args.shard_pfns)
+    if args.pfns > args.shard_pfns and shard_runs > MAX_SET_RUNS:
+        raise ValueError(f"--shard-pfns {args.shard_pfns:,}: a shard's reference set would "
+                         f"hold ~{shard_runs:,} extents, over "
+                         f"the limit of {MAX_SET_RUNS:,} (use --shard-pfns <= 2^28)")
+    t0 = time.perf_counter()
+    with connect(args.scheduler) as client:
+        if args.pfns > args.shard_pfns:
+            status = run_sharded(client, args, rows_wanted)
+        else:
+            status = run_whole(client, args, rows_wanted)
+    print(f"\nbench-core: {time.perf_counter() - t0:.0f} s wall", flush=True)
+    return status
+
+
+def sharded_table(client, names, args) -> pd.DataFrame:
+    """bench-core's rows for a --pfns built shard by shard (trackers/shard.py),
+    each beside estimate() of the same shards, combined the same way."""
+    why = {n: not_representable(n, args.pfns) for n in names}
+    built = iter(sharded_build(client, [n for n in names if not why[n]], args.pfns,
+                               args.shard_pfns, ReferenceShards("reference", args.seed),
+                               args.repeat))
+    rows = []
+    for name in names:
+        if why[name]:
+            rows.append({"tracker": name, "engine": engine_of(name),
+                         "not_representable": why[name]})
+            continue
+        row = next(built).row()
+        rows.append({"tracker": row.pop("tracker"), "engine": engine_of(name), **row})
+    return pd.DataFrame(rows)
+
+
+def run_sharded(client, args, rows_wanted) -> int:
+    n = check_shards(args.pfns, args.shard_pfns)
+    print(f"reference set: {args.pfns:,} PFNs ({args.pfns * 4096 / 2**40:.3g} TiB) built in "
+          f"{n} shards of {args.shard_pfns:,} PFNs, each shard's set generated where it is "
+          f"built (reference_set(shard, seed=[{args.seed}, i]); trackers/shard.py)",
+          flush=True)
+    df = add_ratios(sharded_table(client, rows_wanted, args))
+    runs = f"median (min\u2013max) of {args.repeat} run{'s' if args.repeat > 1 else ''}"
+    print(f"\n[measured] times in s, each the sum over the shards (one CPU), {runs}, and "
+          f"the largest peak RSS of a shard's task; [modeled] kernel bytes of the whole "
+          f"structure combined from its shards (kernel-code rows: the kernel's own node "
+          f"counts), beside estimate() of the same shards (modeled_over_estimate)")
+    shown = df.drop(columns=[c for c in df if c.endswith(RATIO) or c in ("pfns", "shard_pfns")])
+    print(format_table(shown))
+    ratios = ratio_table(df)
+    if not ratios.empty:
+        print("\nemulation / kernel code, per structure (ratio of the median times; of bytes)")
+        print(ratios.to_string(index=False, float_format=lambda x: f"{x:.3g}"))
+    print(f"\nnot at {args.pfns:,} PFNs (one structure over the whole set): the maple "
+          f"order table, the conversion cost, estimate() timing and the kvm store loop; "
+          f"run bench-core at --pfns <= {args.shard_pfns:,} for them")
+    if args.csv:
+        write_csv_atomic(df, args.csv)
+    return 1 if "error" in df else 0
+
+
+def run_whole(client, args, rows_wanted) -> int:
     t0 = time.perf_counter()
     starts, ends = reference_set(args.pfns, args.seed)
     pages = int((ends - starts).sum())
     print(f"reference set: {args.pfns:,} PFNs ({args.pfns * 4096 / 2**40:.3g} TiB), "
           f"{pages:,} private pages in {starts.size:,} extents "
           f"(generated in {time.perf_counter() - t0:.1f} s)", flush=True)
-    rows = []
-    for name in tqdm(rows_wanted, desc="trackers", file=sys.stderr):
-        rows.append(run_isolated(name, args.pfns, starts, ends, args.repeat))
+    del starts, ends                             # each task generates its own (reference())
+    side = {w: beside(args.csv, w) for w in ("maple-order", "conversion-cost")}
+    rows = measure_all(client, rows_wanted, args.pfns, args.seed, args.repeat)
     df = add_ratios(pd.DataFrame(rows))
     runs = f"median (min\u2013max) of {args.repeat} run{'s' if args.repeat > 1 else ''}"
     print(f"\n[measured] times in s, {runs}, and peak RSS on this machine; "
@@ -754,11 +871,13 @@ def run(args) -> int:
     emulations = [n for n in rows_wanted if n in TRACKERS]
     kernel_rows = [n for n in rows_wanted if n in KERNEL_TRACKERS]
     if MapleKernel.name in kernel_rows:
-        status, order = isolated(maple_order, args.pfns, args.seed, args.maple_seeds)
+        [(status, order)] = run_outcomes(client, [Unit(maple_order, (args.pfns, args.seed,
+                                                                    args.maple_seeds),
+                                                       timed=True)], "maple order")
         if status != "ok":
             raise RuntimeError(f"maple order table: {order}")
         print(f"\nmaple order effect [measured on the kernel's lib/maple_tree.c]: the "
-              f"reference set's {starts.size:,} extents stored in order vs in "
+              f"reference set's {order['extents'].iloc[0]:,} extents stored in order vs in "
               f"{args.maple_seeds} random order{'s' if args.maple_seeds > 1 else ''} "
               f"(median (min\u2013max) over the seeds)")
         print(f"engine: {order['engine'].iloc[0]}; ratio: nodes over the in-order tree's")
@@ -766,7 +885,7 @@ def run(args) -> int:
         if side["maple-order"] is not None:
             write_csv_atomic(order, side["maple-order"])
     conv = conversion_cost(rows_wanted, args.pfns, args.repeat, conversions=args.conversions,
-                           seed=args.seed, progress=True)
+                           seed=args.seed, progress=True, client=client)
     print(f"\nconversion cost [measured] in ns per conversion, {runs}, into a tracker "
           f"holding the reference set: kernel code timed over one engine call of all "
           f"conversions, emulations (and bitmap@kernel) one call per conversion")
@@ -774,12 +893,18 @@ def run(args) -> int:
     if side["conversion-cost"] is not None:
         write_csv_atomic(conv, side["conversion-cost"])
     if emulations:
-        est = time_estimates(emulations, args.estimate_pfns, args.seed, args.repeat)
+        [(status, est)] = run_outcomes(client, [Unit(time_estimates, (
+            emulations, args.estimate_pfns, args.seed, args.repeat), timed=True)], "estimate()")
+        if status != "ok":
+            raise RuntimeError(f"estimate() timing: {est}")
         print(f"\nestimate() at {args.estimate_pfns:,} PFNs [measured time in s, {runs}; "
               f"modeled bytes]")
         print(format_table(est))
     if "kvm" in emulations:
-        kvm = time_kvm_store_loop(args.pfns, args.repeat)
+        [(status, kvm)] = run_outcomes(client, [Unit(time_kvm_store_loop, (
+            args.pfns, args.repeat), timed=True)], "kvm store loop")
+        if status != "ok":
+            raise RuntimeError(f"kvm store loop: {kvm}")
         print(f"\nkvm per-GFN attribute store over {kvm['gfns']:,} GFNs [measured, {runs}]: "
               f"{kvm['seconds_median']:.3g} s "
               f"({_range(kvm['seconds_min'], kvm['seconds_max'])}), "

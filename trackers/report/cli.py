@@ -64,6 +64,12 @@ conversions on a 1 GiB set; its answer is the same computation on those
 tables.  The default run covers every named scenario but the ``tiny`` test
 fixture and fits 3 minutes on 2 cores (collect.default_config says what it
 trims).
+
+The steps run as Dask tasks (trackers/cluster.py: a local cluster of one
+worker process per core, or --scheduler ADDRESS / $TRACKERS_SCHEDULER): the
+timed ones (the scan figure, the kexec scenarios whose structures are built,
+the conversion cost) one at a time on the timing worker, the modeled ones
+beside them.
 """
 
 from __future__ import annotations
@@ -87,6 +93,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from .. import linux
+from ..cluster import SCHEDULER_ENV
 from ..kexec.calibrate import calibrate, print_warnings
 from ..kexec.evaluate import add_host_arguments, user_host
 from ..kexec.platform import calibration_path
@@ -113,6 +120,9 @@ def add_arguments(p):
     p.add_argument("--no-calibrate", action="store_true",
                    help="do not measure this machine when it has no calibration yet "
                         "(the this-machine preset then uses PERF-NOTES fallback rates)")
+    p.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                   help=f"run the steps on the Dask scheduler at ADDRESS (default: "
+                        f"${SCHEDULER_ENV}, else a local cluster of one worker per core)")
     p.add_argument("--no-kernel-code", action="store_true",
                    help="do not build or time the kernel's own code (the @kernel twins, "
                         "trackers/linux): measure the Python/numba emulations only")
@@ -432,7 +442,7 @@ def run(args) -> int:
     steps = collect.plan(cfg)
     bar = _progress(len(steps), args.no_progress)
     try:
-        tables = collect.run_steps(steps, bar)
+        tables = collect.run_steps(steps, bar, scheduler=args.scheduler)
     finally:
         if bar is not None:
             bar.close()

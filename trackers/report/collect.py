@@ -73,6 +73,7 @@ import pandas as pd
 from .. import bench
 from ..base import NotRepresentable, memory_budget
 from .. import extents as X
+from ..cluster import Unit, connect, run_units
 from ..extents import union
 from ..kernel import PAGE_SIZE, STRUCT_PAGE_BYTES
 from ..kexec import PLATFORMS, STRATEGIES, KexecHost, evaluate, from_workload
@@ -195,9 +196,16 @@ def quick_covers() -> str:
 
 @dataclass
 class Step:
+    """One unit of the report: ``run()`` returns rows of ``table``.  ``timed``:
+    it times something on this machine, so it runs alone on the timing worker
+    (trackers/cluster.py); ``chain``: steps of one chain share state (the scan
+    figure's cost of the previous size) and run in order in one task."""
+
     table: str
     label: str
     run: Callable[[], list[dict]]
+    timed: bool = False
+    chain: str = ""
 
 
 # --------------------------------------------------------------------------
@@ -530,9 +538,11 @@ def plan(cfg: ReportConfig) -> list[Step]:
                           lambda f=f: _fraction_rows(cfg, f, get_set)))
     for n in cfg.scan_hosts:
         steps.append(Step("scan_time", f"scan {host_label(n)}",
-                          lambda n=n: _scan_rows(cfg, n, get_set, cost)))
+                          lambda n=n: _scan_rows(cfg, n, get_set, cost), timed=True,
+                          chain="scan_time"))
     steps.extend(kexec_steps(cfg))
-    steps.append(Step("conversion_cost", "conversion cost", lambda: _conversion_rows(cfg)))
+    steps.append(Step("conversion_cost", "conversion cost", lambda: _conversion_rows(cfg),
+                      timed=True))
     return steps
 
 
@@ -703,18 +713,27 @@ def kexec_steps(cfg: ReportConfig) -> list[Step]:
     steps = []
     idle = [f"{n}{NO_TD}" for n in cfg.idle_scenarios if n in cfg.scenarios]
     own = [] if cfg.user_host is None else [cfg.user_host.name]
-    for name in [*cfg.scenarios, *own]:        # the sensitivity re-costs the kexec's host
+    # one chain (one task) per scenario: the sensitivity re-costs the kexec's
+    # host and measurements, and the variant without TDs reuses its host; a
+    # chain is timed where its kexec step builds and times structures
+    for name in [*cfg.scenarios, *own]:
+        timed = name in own or cfg.emulate_scenarios is None or name in cfg.emulate_scenarios
         steps.append(Step("kexec", f"kexec {name}",
-                          lambda name=name: _kexec_rows(cfg, name, get_host)))
+                          lambda name=name: _kexec_rows(cfg, name, get_host),
+                          timed=timed, chain=f"scenario {name}"))
         steps.append(Step("sensitivity", f"sensitivity {name}",
-                          lambda name=name: _sensitivity_rows(cfg, name, get_host)))
+                          lambda name=name: _sensitivity_rows(cfg, name, get_host),
+                          chain=f"scenario {name}"))
     # the variants without TDs are not named scenarios: sensitivity rows only
     for name in idle:
+        base = name[:-len(NO_TD)]
         steps.append(Step("sensitivity", f"sensitivity {name}",
-                          lambda name=name: _sensitivity_rows(cfg, name, get_host)))
+                          lambda name=name: _sensitivity_rows(cfg, name, get_host),
+                          chain=f"scenario {base}"))
     steps.append(Step("race", "race", lambda: _race_rows(cfg)))
     steps.append(Step("race_order", "race (zap-first)", lambda: _race_order_rows(cfg)))
     return steps
+
 
 
 def split_tables(tables: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
@@ -734,13 +753,44 @@ def split_tables(tables: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
     return out
 
 
-def run_steps(steps: list[Step], progress=None) -> dict[str, pd.DataFrame]:
-    """Run ``steps``; return table name -> DataFrame (tables with no rows omitted)."""
-    rows: dict[str, list[dict]] = {}
+
+def _run_chain(runs: list[Callable[[], list[dict]]]) -> list[list[dict]]:
+    """The rows of each step of a chain, run in order in this process (a task)."""
+    return [run() for run in runs]
+
+
+
+def run_steps(steps: list[Step], progress=None, scheduler: str | None = None
+              ) -> dict[str, pd.DataFrame]:
+    """Run ``steps`` as Dask tasks (trackers/cluster.py: a local cluster, or
+    the scheduler at ``scheduler`` / $TRACKERS_SCHEDULER): each step, or each
+    chain of steps, one task, timed ones on the timing worker one at a time,
+    the others beside them.  Return table name -> DataFrame, rows in the order
+    of ``steps`` (tables with no rows omitted); ``progress`` (a tqdm bar)
+    advances by one per step as tasks finish."""
+    groups: list[list[Step]] = []
+    chains: dict[str, list[Step]] = {}
     for step in steps:
-        if progress is not None:
-            progress.set_description(step.label)
-        rows.setdefault(step.table, []).extend(step.run())
-        if progress is not None:
-            progress.update(1)
-    return {name: pd.DataFrame(r) for name, r in rows.items() if r}
+        if step.chain and step.chain in chains:
+            chains[step.chain].append(step)
+            continue
+        groups.append([step])
+        if step.chain:
+            chains[step.chain] = groups[-1]
+    # the timed groups first: they queue on the one timing worker (the critical
+    # path), the modeled ones fill the other workers meanwhile
+    groups.sort(key=lambda g: not any(s.timed for s in g))
+    units = [Unit(_run_chain, ([s.run for s in g],), timed=any(s.timed for s in g),
+                  label=g[0].label) for g in groups]
+    done: dict[int, list[dict]] = {}
+    if units:
+        with connect(scheduler) as client:
+            results = run_units(client, units, bar=progress, weights=[len(g) for g in groups],
+                                progress=progress is not None)
+        for g, rows in zip(groups, results):
+            for step, r in zip(g, rows):
+                done[id(step)] = r
+    tables: dict[str, list[dict]] = {}
+    for step in steps:
+        tables.setdefault(step.table, []).extend(done[id(step)])
+    return {name: pd.DataFrame(r) for name, r in tables.items() if r}

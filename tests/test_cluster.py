@@ -1,0 +1,90 @@
+"""The Dask client of every sweep (trackers/cluster.py): a local cluster has
+one timing worker and timed units run there; results come back in the given
+order; each task's peak RSS is its own; bench-core and the report's steps run
+on a scheduler given by address; a cluster without a timing worker is
+refused.  Facts only, never a timing."""
+
+import numpy as np
+import pandas as pd
+import pytest
+from distributed import Client, LocalCluster, get_worker
+
+from trackers.__main__ import main
+from trackers.cluster import (TIMING, Unit, connect, local_cluster, run_units, with_peak_rss)
+from trackers.report.collect import Step, run_steps
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    c = local_cluster(2)
+    try:
+        yield c
+    finally:
+        c.close()
+
+
+@pytest.fixture(scope="module")
+def client(cluster):
+    with Client(cluster) as c:
+        c.wait_for_workers(2)
+        yield c
+
+
+def _where(i):
+    return i, get_worker().address
+
+
+def test_local_cluster_has_one_timing_worker_and_timed_units_run_there(client):
+    workers = client.scheduler_info()["workers"]
+    timing = [a for a, w in workers.items() if w["resources"].get(TIMING)]
+    assert len(workers) == 2 and len(timing) == 1
+    got = run_units(client, [Unit(_where, (i,), timed=i % 2 == 0) for i in range(8)],
+                    progress=False)
+    assert [i for i, _ in got] == list(range(8))
+    assert {w for i, w in got if i % 2 == 0} == set(timing)
+
+
+def _touch(nbytes):
+    a = np.ones(nbytes // 8)
+    return float(a[-1])
+
+
+def test_each_task_reports_its_own_peak_rss(client):
+    big, small = run_units(client, [Unit(with_peak_rss, (_touch, 256 << 20), timed=True),
+                                    Unit(with_peak_rss, (_touch, 8), timed=True)],
+                           progress=False)
+    assert big[0] == small[0] == 1.0
+    assert big[1] - small[1] >= 200 << 20        # the second is not charged the first's peak
+
+
+def test_bench_core_runs_on_a_scheduler_by_address(cluster, tmp_path):
+    out = tmp_path / "bench.csv"
+    assert main(["bench-core", "--pfns", "65536", "--repeat", "1", "--trackers", "bitmap",
+                 "--engine", "emulation", "--conversions", "5", "--estimate-pfns", "65536",
+                 "--scheduler", cluster.scheduler_address, "--csv", str(out)]) == 0
+    df = pd.read_csv(out)
+    assert list(df["tracker"]) == ["bitmap"] and df["peak_rss_bytes"].iloc[0] > 0
+
+
+def _record(seen, x):
+    seen.append(x)
+    return [{"x": x, "seen": len(seen)}]
+
+
+def test_report_steps_run_as_tasks_in_order_chains_sharing_state(cluster, monkeypatch):
+    monkeypatch.setenv("TRACKERS_SCHEDULER", cluster.scheduler_address)
+    chained = []
+    steps = [Step("a", "one", lambda: [{"x": 1}]),
+             Step("b", "c1", lambda: _record(chained, 10), timed=True, chain="c"),
+             Step("a", "two", lambda: [{"x": 2}]),
+             Step("b", "c2", lambda: _record(chained, 20), timed=True, chain="c")]
+    tables = run_steps(steps)
+    assert tables["a"]["x"].tolist() == [1, 2]
+    assert tables["b"].to_dict("records") == [{"x": 10, "seen": 1}, {"x": 20, "seen": 2}]
+
+
+def test_a_cluster_without_a_timing_worker_is_refused():
+    with LocalCluster(n_workers=1, processes=False, dashboard_address=":0") as plain:
+        with pytest.raises(ValueError, match=f"none with the resource '{TIMING}'"):
+            with connect(plain.scheduler_address):
+                pass
