@@ -1293,9 +1293,11 @@ def missed_pages(df: pd.DataFrame, platform: str | None = None):
     kindp = d["platform_kind"].iloc[0] if "platform_kind" in d and len(d) else ""
     fig.suptitle(f"{title}\nplatform {platform} [{kindp}]; conversions in 2 MiB MapGPA chunks",
                  fontsize=11)
-    _caption(fig, "trackers/kexec/race.py: a page between KVM's attribute update and its "
-                  "removal is still TDX-private; strategies that read KVM's attributes miss it. "
-                  "P is the share of simulated kexecs that miss at least one page"
+    _caption(fig, "trackers/kexec/race.py, attributes-first order (Isaku Yamahata's premise): "
+                  "a page between KVM's attribute update and its removal is still TDX-private; "
+                  "walks of KVM's attributes miss it, walks of the mirror S-EPT miss the page "
+                  "being zapped. Mainline zaps first (race_order.csv). P is the share of "
+                  "simulated kexecs that miss at least one page"
                   + ("; missed_mean in race.csv gives how many." if "missed_mean" in d else "."))
     fig.tight_layout(rect=(0, 0.04, 1 - 3.2 / fig.get_figwidth(), 1))
     return fig
