@@ -95,7 +95,7 @@ from .output import write_csv_atomic
 from .registry import ALL_TRACKERS, KERNEL_TRACKERS, KERNEL_UNAVAILABLE, TRACKERS
 from .sets import MAX_SET_RUNS, expected_runs, reference_set
 from .shard import (DEFAULT_SHARD_PFNS, MIN_SHARD_PFNS, ReferenceShards, check_shards,
-                    not_representable, sharded_build)
+                    close_tracker, drain, not_representable, sharded_build)
 from .xa import XaTree, xa_node_counts
 
 HELP = ("time every tracker on the 1 TiB reference set (measured) beside its modeled bytes, "
@@ -185,18 +185,6 @@ def _spread(name: str, samples: list[float]) -> dict:
             f"{name}_max": max(samples)}
 
 
-def _drain(it):
-    n = 0
-    for chunk in it:
-        n += len(chunk[0]) if isinstance(chunk, tuple) else len(chunk)
-    return n
-
-
-def _close(t) -> None:
-    """Free a kernel-code tracker's structures now (an emulation: nothing to do)."""
-    close = getattr(t, "close", None)
-    if close is not None:
-        close()
 
 
 # --------------------------------------------------------------------------
@@ -289,20 +277,20 @@ def measure_tracker(name: str, max_pfn: int, starts, ends, repeat: int) -> dict:
     holder = {}
 
     def populate():
-        _close(holder.pop("t", None))            # one tracker alive at a time
+        close_tracker(holder.pop("t", None))            # one tracker alive at a time
         t = cls(max_pfn)
         t.mark_ranges(starts, ends)
         holder["t"] = t
     warm = cls(max_pfn)                          # warm-up: numba compile, small set
     warm.mark_ranges(starts[:1000], ends[:1000])
-    _drain(warm.extents()), _drain(warm.pfns())
-    _close(warm)
+    drain(warm.extents()), drain(warm.pfns())
+    close_tracker(warm)
     del warm
     populate_s = _spread("populate_s", _timed(populate, repeat))
     t = holder["t"]
-    extents_s = _spread("scan_extents_s", _timed(lambda: _drain(t.extents()), repeat))
-    pfns_s = _spread("scan_pfns_s", _timed(lambda: _drain(t.pfns()), repeat))
-    n_ext = _drain(t.extents())
+    extents_s = _spread("scan_extents_s", _timed(lambda: drain(t.extents()), repeat))
+    pfns_s = _spread("scan_pfns_s", _timed(lambda: drain(t.pfns()), repeat))
+    n_ext = drain(t.extents())
     assert len(t) == pages and n_ext == starts.size, f"{name}: scan disagrees with the set"
     m = t.memory()
     row = {
@@ -317,7 +305,7 @@ def measure_tracker(name: str, max_pfn: int, starts, ends, repeat: int) -> dict:
         "host_bytes": m.host_bytes,
         "peak_rss_bytes": peak_rss_bytes(),   # VmHWM since the task's reset (cluster.py)
     }
-    _close(t)
+    close_tracker(t)
     return row
 
 
@@ -580,7 +568,7 @@ def measure_conversions(name: str, max_pfn: int, held, targets, repeat: int,
                          "held_pages": held_pages, "pfns": max_pfn, "calls": calls.calls})
     got = sum(int((b - a).sum()) for a, b in t.extents())
     assert got == held_pages, f"{name}: {got:,} pages after the conversions, {held_pages:,} before"
-    _close(t)
+    close_tracker(t)
     return rows
 
 

@@ -169,14 +169,16 @@ class Extents:
 # --------------------------------------------------------------------------
 # one shard, in a worker
 
-def _drain(it) -> int:
+def drain(it) -> int:
+    """Consume a tracker's extents() or pfns() stream; the runs (or PFNs) it gave."""
     n = 0
     for chunk in it:
         n += len(chunk[0]) if isinstance(chunk, tuple) else len(chunk)
     return n
 
 
-def _close(t) -> None:
+def close_tracker(t) -> None:
+    """Free a kernel-code tracker's structures now (an emulation: nothing to do)."""
     close = getattr(t, "close", None)
     if close is not None:
         close()
@@ -216,8 +218,8 @@ def measure_shard(name: str, i: int, base: int, size: int, source, repeat: int,
     if name not in _warm:                          # numba compile, first touch: once a worker
         warm = cls(size)
         warm.mark_ranges(s[:100], e[:100])
-        _drain(warm.extents()), _drain(warm.pfns())
-        _close(warm)
+        drain(warm.extents()), drain(warm.pfns())
+        close_tracker(warm)
         del warm
         _warm.add(name)
     reset_peak_rss(collect=False)                  # the set is generated: the peak is the build's
@@ -226,7 +228,7 @@ def measure_shard(name: str, i: int, base: int, size: int, source, repeat: int,
     samples = {k: [] for k in TIMES}
     t = None
     for _ in range(repeat):
-        _close(t)
+        close_tracker(t)
         t = None
         t0 = time.perf_counter()
         t = cls(size)
@@ -236,7 +238,7 @@ def measure_shard(name: str, i: int, base: int, size: int, source, repeat: int,
     for k, fn in (("scan_extents_s", t.extents), ("scan_pfns_s", t.pfns)):
         for _ in range(repeat):
             t0 = time.perf_counter()
-            found[k] = _drain(fn())
+            found[k] = drain(fn())
             samples[k].append(time.perf_counter() - t0)
     runs = [(a.copy(), b.copy()) for a, b in t.extents()] if keep_runs else None
     n_ext = sum(a.size for a, _ in runs) if keep_runs else found["scan_extents_s"]
@@ -258,7 +260,7 @@ def measure_shard(name: str, i: int, base: int, size: int, source, repeat: int,
         cat = (np.concatenate([a for a, _ in runs]) if runs else np.zeros(0, np.int64),
                np.concatenate([b for _, b in runs]) if runs else np.zeros(0, np.int64))
         out["runs"] = (cat[0] + base, cat[1] + base)
-    _close(t)
+    close_tracker(t)
     del t, fn                               # fn: a bound method of t
     if m.host_bytes > GC_AFTER_BYTES:       # a tracker sits in reference cycles: free it now
         gc.collect()

@@ -83,7 +83,7 @@ from ..kexec.strategies import (ENGINE_PAGE_TABLES, ENGINE_STRUCT_PAGES, TRACKER
                                 engine_kind, strategy_for_tracker)
 from ..registry import ALL_TRACKERS, KERNEL_SUFFIX, TRACKERS
 from ..sets import fraction_set, host_label, host_set, reference_set
-from ..workloads import SCENARIOS, UserHost, bundled_memmaps, scenario
+from ..workloads import SCENARIOS, UserHost, scenario
 
 
 @dataclass
@@ -649,26 +649,16 @@ def _sensitivity_rows(cfg, name: str, get_host) -> list[dict]:
     return rows
 
 
-def _race_rows(cfg) -> list[dict]:
+def _race_rows(cfg, order: str | None = None) -> list[dict]:
+    """The race on every platform: at the low, central and high ASSUMED SEAMCALL
+    costs in the attributes-first order (``order`` None: race_band), or at the
+    central costs in ``order`` (race.ZAP_FIRST: kvm_vm_set_mem_attributes()
+    zaps before its xa_store loop -- which options' misses rest on the premise)."""
     rows = []
     for pname, plat in PLATFORMS.items():
-        df = race_band(rates_mib_s=cfg.conversion_rates, platform=plat, seed=cfg.seed,
-                       n_kexec=cfg.race_kexecs)
-        df["platform_name"] = pname
-        df["platform_kind"] = plat.kind
-        df["kind"] = "modeled"
-        rows.extend(df.to_dict("records"))
-    return rows
-
-
-def _race_order_rows(cfg) -> list[dict]:
-    """The race in mainline's order (race.ZAP_FIRST: kvm_vm_set_mem_attributes()
-    zaps before its xa_store loop) at the central SEAMCALL costs, beside the
-    race table's attributes-first premise: which options' misses depend on it."""
-    rows = []
-    for pname, plat in PLATFORMS.items():
-        df = race(rates_mib_s=cfg.conversion_rates, platform=plat, seed=cfg.seed,
-                  n_kexec=cfg.race_kexecs, order=ZAP_FIRST)
+        kw = dict(rates_mib_s=cfg.conversion_rates, platform=plat, seed=cfg.seed,
+                  n_kexec=cfg.race_kexecs)
+        df = race_band(**kw) if order is None else race(order=order, **kw)
         df["platform_name"] = pname
         df["platform_kind"] = plat.kind
         df["kind"] = "modeled"
@@ -731,7 +721,7 @@ def kexec_steps(cfg: ReportConfig) -> list[Step]:
                           lambda name=name: _sensitivity_rows(cfg, name, get_host),
                           chain=f"scenario {base}"))
     steps.append(Step("race", "race", lambda: _race_rows(cfg)))
-    steps.append(Step("race_order", "race (zap-first)", lambda: _race_order_rows(cfg)))
+    steps.append(Step("race_order", "race (zap-first)", lambda: _race_rows(cfg, ZAP_FIRST)))
     return steps
 
 

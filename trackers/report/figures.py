@@ -1009,7 +1009,7 @@ def downtime_vs_cpus(df: pd.DataFrame, kexec: pd.DataFrame | None = None,
             ax.set_ylabel("modeled downtime (s, log scale)")
             kind = d["kind"].iloc[0] if "kind" in d else "modeled"
             ax.set_title(f"{sc} on {plat} [{kind}]", fontsize=10)
-    handles, labels = {}, {}
+    handles = {}
     for ax in axes.flat:
         for h_, l_ in zip(*ax.get_legend_handles_labels()):
             handles.setdefault(l_, h_)
@@ -1264,7 +1264,7 @@ def missed_pages(df: pd.DataFrame, platform: str | None = None):
     if len(pvals):
         axes[0][0].set_ylim(max(pvals.min() / 2, 1e-9), min(1.0, pvals.max() * 1.6) * 1.15)
     axes[0][0].set_ylabel("P(≥ 1 private page not reset) per kexec (simulated, log scale)")
-    handles, labels = {}, {}
+    handles = {}
     for ax in axes[0]:
         for h_, l_ in zip(*ax.get_legend_handles_labels()):
             handles.setdefault(l_, h_)
