@@ -321,6 +321,12 @@ class ScanMeasurement:
         return 0 < self.measured_pfns < self.max_pfn
 
 
+def with_times(m: ScanMeasurement, times: list[float], **changes) -> ScanMeasurement:
+    """``m`` with the timed runs ``times``: their median, min-max and count."""
+    return replace(m, seconds=statistics.median(times), seconds_min=min(times),
+                   seconds_max=max(times), repeat=len(times), **changes)
+
+
 def _timed_scans(engine, repeat: int) -> tuple[list[float], tuple]:
     """``repeat`` whole scans of a tracker, each timed (perf_counter around
     the loop that consumes extents()); the runs the last one found."""
@@ -877,10 +883,8 @@ class KvmSept(Strategy):
                 "pages_missed, scan_s, clear_s, downtime_s")
         notes = ("" if leaves == w.leaf_sptes else
                  f"the TD views map {leaves:,} leaves, the host's guest set {w.leaf_sptes:,}")
-        return replace(m, engine=ENGINE_PAGE_TABLES, provenance=prov, notes=notes,
-                       seconds=statistics.median(times), seconds_min=min(times),
-                       seconds_max=max(times), repeat=repeat, measured_pfns=host.max_pfn,
-                       populate_s=populate_s)
+        return with_times(m, times, engine=ENGINE_PAGE_TABLES, provenance=prov, notes=notes,
+                          measured_pfns=host.max_pfn, populate_s=populate_s)
 
     def measured_pfns(self, max_pfn: int, kernel_code: bool = True,
                       budget_bytes: int | None = None) -> int:
@@ -998,12 +1002,11 @@ class GmemMaple(Strategy):
                 f"median of {repeat}, min-max beside it); modeled: the index -> PFN "
                 "translation (one page-cache lookup per folio), added_bytes, scan_s, "
                 "clear_s, downtime_s")
-        return replace(m, engine=engine, modeled_bytes=modeled, scanned_bytes=modeled,
-                       scan_loads=-(-modeled // kernel.MAPLE_NODE_BYTES),
-                       entries=scan_entries(modeled, modeled), provenance=prov,
-                       seconds=statistics.median(times), seconds_min=min(times),
-                       seconds_max=max(times), repeat=repeat, measured_pfns=host.max_pfn,
-                       populate_s=populate_s)
+        return with_times(m, times, engine=engine, modeled_bytes=modeled,
+                          scanned_bytes=modeled,
+                          scan_loads=-(-modeled // kernel.MAPLE_NODE_BYTES),
+                          entries=scan_entries(modeled, modeled), provenance=prov,
+                          measured_pfns=host.max_pfn, populate_s=populate_s)
 
     def measured_pfns(self, max_pfn: int, kernel_code: bool = True,
                       budget_bytes: int | None = None) -> int:
