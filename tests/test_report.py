@@ -709,3 +709,16 @@ def test_provenance_names_what_produced_the_report(report_dir):
     assert set(prov["platforms"]) == set(PLATFORMS)
     assert prov["platforms"]["spr-2s"]["sources"]["clear_bps_core"]
     assert "provenance.json" in (report_dir / "MANIFEST").read_text()
+
+
+def test_memory_at_64_tib_extrapolates_from_the_host_sweep_not_the_sparse_host():
+    """r7625-sparse's rows (host_kind "sparse", max_pfn 7.1 TiB) are no point
+    of the host sweep: 64 TiB is 16 TiB times the 4 -> 16 TiB growth."""
+    from trackers.report import recommend
+    sweep = pd.DataFrame({"tracker": "x", "host_pfns": [1 << 28, 1 << 30, 1 << 32],
+                          "added_bytes": [1.0, 4.0, 16.0], "host_kind": None})
+    sparse = pd.DataFrame({"tracker": ["x"], "host_pfns": [1906311168], "added_bytes": [2.0],
+                           "host_kind": ["sparse"]})
+    cells = recommend._memory_cells(pd.concat([sweep, sparse], ignore_index=True), "x")
+    assert cells["added_bytes_16tib"] == 16.0 and cells["added_bytes_64tib"] == 64.0
+    assert "extrapolated from 16 TiB and 4 TiB" in cells["memory_note"]

@@ -300,6 +300,8 @@ def _memory_cells(mem: pd.DataFrame | None, name: str) -> dict:
     out["memory_note"] = ""
     if mem is None or mem.empty:
         return out
+    if "host_kind" in mem:              # the host sweep only: a sparse host (r7625-sparse)
+        mem = mem[mem["host_kind"].fillna("") != "sparse"]     # is not a point of it
     m = mem[mem["tracker"] == name].set_index("host_pfns")["added_bytes"]
     if m.empty:
         # no structure of its own: options 4-7 add nothing (kexec table: added_bytes)
