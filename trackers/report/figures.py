@@ -96,7 +96,9 @@ def fmt_seconds(x: float) -> str:
         return f"{x:.1f} s"
     if x >= 1e-3:
         return f"{x * 1e3:.1f} ms"
-    return f"{x * 1e6:.0f} µs"
+    if x >= 1e-6 or x == 0:
+        return f"{x * 1e6:.0f} µs"
+    return f"{x * 1e9:.0f} ns"
 
 
 def _thin_byte_ticks(ax, which="y"):
