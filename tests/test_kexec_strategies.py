@@ -177,7 +177,9 @@ def test_pageflags_and_pte_softbit_are_timed_on_their_c_layouts():
     h = host()
     row = STRATEGIES["pageflags"].assess(h, "spr-2s")
     assert row.engine == st.ENGINE_STRUCT_PAGES and row.provenance.startswith("measured: C scan")
-    assert row.scan_entries == h.max_pfn and row.scan_extents == 3
+    # one struct page per PFN of the sections holding RAM: RAM [256, 262151) and
+    # [524288, 1048476) touch sections 0-8 and 16-31 of 32768 PFNs
+    assert row.scan_entries == st.present_pfns(h) == 25 * 32768 and row.scan_extents == 3
     assert row.pages_reset == h.private_pages and row.pages_missed == 0
     row = STRATEGIES["pte-softbit"].assess(h, "spr-2s")
     assert row.engine == st.ENGINE_PAGE_TABLES and row.provenance.startswith("measured: C walk")
@@ -379,3 +381,15 @@ def test_memory_rows_show_every_structure_of_its_own():
         starts, ends, n) == by["maple"]["modeled_bytes"]
     assert by["kvm"]["added_bytes"] == 0                     # kvm-attr adds nothing
     assert all(set(r) == set(by["bitmap"]) for r in rows)    # one set of columns
+
+
+def test_pageflags_scan_reads_the_struct_pages_of_present_sections_only():
+    """pfn_valid() skips the 128 MiB sections without RAM: on r7625-sparse
+    (770 GiB of RAM up to a 7.1 TiB max_pfn) the scan reads the vmemmap of
+    its present sections, not a struct page per PFN below max_pfn."""
+    from trackers.kexec.host import from_workload
+    from trackers.workloads import scenario
+    from trackers.workloads.scenarios import r7625_host
+    host = from_workload(scenario("r7625-sparse"))
+    row = STRATEGIES["pageflags"].assess(host, "spr-2s", emulate=False)
+    assert row.scanned_bytes == r7625_host().vmemmap_bytes < host.max_pfn * 64

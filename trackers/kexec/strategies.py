@@ -69,8 +69,8 @@ import numpy as np
 
 from .. import kernel, linux
 from ..base import MemoryBudgetError, NotRepresentable, memory_budget
-from ..extents import (count, from_tracker, intersect, normalize, overlap_pages, subtract,
-                       union)
+from ..extents import (count, count_blocks_touched, from_tracker, intersect, normalize,
+                       overlap_pages, subtract, union)
 from ..registry import TRACKERS, TWINS
 from . import dpamt, gmem
 from .directmap import LEVEL_2M, DirectMap
@@ -534,7 +534,14 @@ class StructPageStrategy(TrackerStrategy):
     allows and scaled linearly (provenance says "extrapolated"); elsewhere
     the emulation's.  The hooks mark every private page, so the scan finds
     exactly the host's private pages (tests/test_linux_pages.py holds the C
-    scan to that)."""
+    scan to that).
+
+    The kernel's walk reads the struct pages of present memory sections only
+    (SPARSEMEM_VMEMMAP: ``pfn_valid()`` is false, and no vmemmap is
+    populated, for a 128 MiB section without RAM; include/linux/mmzone.h), so
+    the modeled scan reads :func:`present_pfns` struct pages, not max_pfn:
+    the two differ on a host whose max_pfn far exceeds its RAM
+    (r7625-sparse).  The C scan timed here still covers [0, max_pfn)."""
 
     def measured_pfns(self, max_pfn: int, kernel_code: bool = True,
                       budget_bytes: int | None = None) -> int:
@@ -553,7 +560,7 @@ class StructPageStrategy(TrackerStrategy):
         st = linux.struct_page_scan_time(host.max_pfn, *host.private, repeat=repeat,
                                          budget_bytes=budget_bytes)
         elapsed = time.perf_counter() - t0
-        scanned = host.max_pfn * kernel.STRUCT_PAGE_BYTES
+        scanned = present_pfns(host) * kernel.STRUCT_PAGE_BYTES
         found = host.private
         return ScanMeasurement(
             ENGINE_STRUCT_PAGES, found, 0, scanned, 0, scan_entries(0, scanned),
@@ -563,6 +570,19 @@ class StructPageStrategy(TrackerStrategy):
             seconds=st.seconds, seconds_min=st.seconds_min, seconds_max=st.seconds_max,
             repeat=st.repeat, max_pfn=host.max_pfn, measured_pfns=st.measured_pfns,
             populate_s=elapsed - st.seconds / st.scale * repeat)
+
+
+    def _estimated(self, host: KexecHost, notes: str = "") -> ScanMeasurement:
+        m = super()._estimated(host, notes)
+        scanned = present_pfns(host) * kernel.STRUCT_PAGE_BYTES
+        return replace(m, scanned_bytes=scanned, entries=scan_entries(m.modeled_bytes, scanned))
+
+
+def present_pfns(host: KexecHost) -> int:
+    """PFNs of the memory sections that hold RAM (kernel.SECTION_SIZE_BITS):
+    the struct pages a pfn_valid() walk reads, capped at max_pfn."""
+    sections = count_blocks_touched(host.ram, kernel.SECTION_SIZE_BITS - kernel.PAGE_SHIFT)
+    return min(sections * kernel.PAGES_PER_SECTION, host.max_pfn)
 
 
 class KvmStrategy(TrackerStrategy):
