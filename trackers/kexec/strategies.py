@@ -242,6 +242,12 @@ class Strategy:
         [0, max_pfn) and whose private pages are the set (no host built)."""
         return 0
 
+    def measured_pfns(self, max_pfn: int, kernel_code: bool = True,
+                      budget_bytes: int | None = None) -> int:
+        """PFNs the scan of a ``max_pfn`` host is measured over: all of them,
+        unless the structure is measured smaller and scaled (StructPageStrategy)."""
+        return max_pfn
+
     def __repr__(self):
         return f"<{type(self).__name__} {self.name!r}>"
 
@@ -470,11 +476,6 @@ class TrackerStrategy(Strategy):
         return _outcome(self, platform, m, self.added_bytes(m.modeled_bytes, host),
                         pages_reset, missed)
 
-    def measured_pfns(self, max_pfn: int, kernel_code: bool = True,
-                      budget_bytes: int | None = None) -> int:
-        """PFNs the scan of a ``max_pfn`` host is measured over (all of them)."""
-        return max_pfn
-
     def fallback_found(self, host: KexecHost):
         return host.private
 
@@ -699,11 +700,6 @@ class PteSoftbit(Strategy):
             seconds=st.seconds, seconds_min=st.seconds_min, seconds_max=st.seconds_max,
             repeat=st.repeat, measured_pfns=host.max_pfn, populate_s=populate_s)
 
-    def measured_pfns(self, max_pfn: int, kernel_code: bool = True,
-                      budget_bytes: int | None = None) -> int:
-        """PFNs the walk of a ``max_pfn`` host is measured over (all of them)."""
-        return max_pfn
-
     def assess(self, host, platform=None, *, cache: dict | None = None, **kw) -> Outcome:
         platform = get_platform(platform or "this-machine")
         m = _cached_measure(self, host, cache, **kw)
@@ -906,10 +902,6 @@ class KvmSept(Strategy):
         return with_times(m, times, engine=ENGINE_PAGE_TABLES, provenance=prov, notes=notes,
                           measured_pfns=host.max_pfn, populate_s=populate_s)
 
-    def measured_pfns(self, max_pfn: int, kernel_code: bool = True,
-                      budget_bytes: int | None = None) -> int:
-        return max_pfn
-
     def assess(self, host: KexecHost, platform=None, *, cache: dict | None = None,
                **kw) -> Outcome:
         platform = get_platform(platform or "this-machine")
@@ -1027,10 +1019,6 @@ class GmemMaple(Strategy):
                           scan_loads=-(-modeled // kernel.MAPLE_NODE_BYTES),
                           entries=scan_entries(modeled, modeled), provenance=prov,
                           measured_pfns=host.max_pfn, populate_s=populate_s)
-
-    def measured_pfns(self, max_pfn: int, kernel_code: bool = True,
-                      budget_bytes: int | None = None) -> int:
-        return max_pfn
 
     def assess(self, host, platform=None, *, cache: dict | None = None, **kw) -> Outcome:
         platform = get_platform(platform or "this-machine")
