@@ -271,6 +271,15 @@ def _memory_rows(cfg, max_pfn, get_set) -> list[dict]:
     return rows
 
 
+def split_sparse_hosts(df: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(the dense sweep, the rows of hosts whose max_pfn far exceeds their RAM:
+    ``host_kind == "sparse"``, collect.sparse_host_rows)."""
+    if "host_kind" not in df:
+        return df, df.iloc[:0]
+    mask = df["host_kind"].astype(str) == "sparse"
+    return df[~mask], df[mask]
+
+
 def sparse_host_rows(cfg, name: str) -> list[dict]:
     """memory_vs_host rows for scenario ``name``'s host, whose max_pfn far
     exceeds its RAM (``host_kind="sparse"``).

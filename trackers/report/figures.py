@@ -35,6 +35,7 @@ from matplotlib.lines import Line2D
 from matplotlib.ticker import FuncFormatter, MaxNLocator, NullFormatter
 
 from ..kexec import PLATFORMS, STRATEGIES
+from .collect import split_sparse_hosts
 
 # The one order of tables and figures: the kexec strategies' (trackers in
 # registry order, then options 2-7), declared by trackers.kexec.STRATEGIES.
@@ -292,15 +293,6 @@ def memory_vs_host(df: pd.DataFrame, scan_time: pd.DataFrame | None = None):
                   "existing struct page. A line ending at a bar: the structure cannot hold "
                   "the set beyond that host (not representable). " + " ".join(notes))
     return fig
-
-
-def split_sparse_hosts(df: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(the dense sweep, the rows of hosts whose max_pfn far exceeds their RAM:
-    ``host_kind == "sparse"``, collect.sparse_host_rows)."""
-    if "host_kind" not in df:
-        return df, df.iloc[:0]
-    mask = df["host_kind"].astype(str) == "sparse"
-    return df[~mask], df[mask]
 
 
 def draw_sparse_hosts(ax, sparse: pd.DataFrame) -> None:

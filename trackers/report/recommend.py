@@ -35,6 +35,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from ..sets import host_label
+from .collect import split_sparse_hosts
 
 #: the host sizes of the memory columns (PFNs) and their labels
 MEMORY_HOSTS = {"1tib": 1 << 28, "4tib": 1 << 30, "16tib": 1 << 32, "64tib": 1 << 34}
@@ -300,8 +301,7 @@ def _memory_cells(mem: pd.DataFrame | None, name: str) -> dict:
     out["memory_note"] = ""
     if mem is None or mem.empty:
         return out
-    if "host_kind" in mem:              # the host sweep only: a sparse host (r7625-sparse)
-        mem = mem[mem["host_kind"].fillna("") != "sparse"]     # is not a point of it
+    mem, _ = split_sparse_hosts(mem)    # a sparse host (r7625-sparse) is no point of the sweep
     m = mem[mem["tracker"] == name].set_index("host_pfns")["added_bytes"]
     if m.empty:
         # no structure of its own: options 4-7 add nothing (kexec table: added_bytes)
