@@ -83,7 +83,8 @@ import pandas as pd
 
 from . import linux
 from .base import NotRepresentable, Tracker, memory_budget
-from .cluster import SCHEDULER_ENV, Unit, connect, peak_rss_bytes, reset_peak_rss, run_units
+from .cluster import (SCHEDULER_ENV, Unit, connect, peak_rss_bytes, reset_peak_rss, run_units,
+                      scheduler_address)
 from .extents import normalize_extents, subtract
 from .kernel import MAPLE_NODE_BYTES, MAX_PHYS_PFN, PAGES_PER_2M
 from .kernel_code import (TWINS, BitmapKernel, IdaKernel, KvmKernel, MapleKernel,
@@ -129,8 +130,10 @@ def add_arguments(p):
                       why="whole 2 MiB extents, up to 2^40 PFNs")
     p.add_argument("--pfns", type=pfns, default=1 << 28,
                    help="PFN space of the reference set (default 2^28 = 1 TiB)")
-    p.add_argument("--repeat", type=int_option(1), default=3,
-                   help="timed runs per figure; median and min-max reported (default 3)")
+    p.add_argument("--repeat", type=int_option(1), default=None,
+                   help="timed runs per figure; median and min-max reported (default 3; "
+                        "1 for a sharded --pfns, whose shards are the repeats: its rows "
+                        "also give the shards' spread, *_shard_min/_max)")
     p.add_argument("--estimate-pfns", type=pfns, default=1 << 32,
                    help="PFN space for the estimate() timing (default 2^32 = 16 TiB)")
     p.add_argument("--trackers", nargs="+", default=None, metavar="NAME",
@@ -154,6 +157,12 @@ def add_arguments(p):
     p.add_argument("--scheduler", default=None, metavar="ADDRESS",
                    help=f"run the tasks on the Dask scheduler at ADDRESS (default: "
                         f"${SCHEDULER_ENV}, else a local cluster of one worker per core)")
+    p.add_argument("--timed-workers", type=int_option(1), default=1, metavar="N",
+                   help="timed tasks at once on the local cluster (default 1: each alone "
+                        "on this machine). N > 1 runs a long sharded sweep N times faster "
+                        "on N cores, each task beside N - 1 others (their caches and "
+                        "memory bandwidth), and the output says so; with --scheduler the "
+                        "cluster's workers started with --resources timing=1 decide")
     p.add_argument("--csv", type=output_file, default=None,
                    help="also write the table here (atomically); X.csv also writes "
                         "X-maple-order.csv and X-conversion-cost.csv beside it")
@@ -776,13 +785,23 @@ def run(args) -> int:
             return 0
         raise ValueError(f"--engine {args.engine}: none of the trackers given runs on it")
     check_shards(args.pfns, args.shard_pfns)        # a power of two, before any work
+    if args.timed_workers > 1 and scheduler_address(args.scheduler) is not None:
+        raise ValueError(f"--timed-workers {args.timed_workers} sizes the local cluster; on "
+                         f"the cluster at {scheduler_address(args.scheduler)} start workers "
+                         f"with --resources timing=1 instead")
+    if args.repeat is None:
+        args.repeat = 1 if args.pfns > args.shard_pfns else 3
     shard_runs = expected_runs("reference", args.shard_pfns)
     if args.pfns > args.shard_pfns and shard_runs > MAX_SET_RUNS:
         raise ValueError(f"--shard-pfns {args.shard_pfns:,}: a shard's reference set would "
                          f"hold ~{shard_runs:,} extents, over "
                          f"the limit of {MAX_SET_RUNS:,} (use --shard-pfns <= 2^28)")
     t0 = time.perf_counter()
-    with connect(args.scheduler) as client:
+    if args.timed_workers > 1:
+        print(f"timed tasks: {args.timed_workers} at a time on this machine "
+              f"(--timed-workers): each timed beside {args.timed_workers - 1} other(s), "
+              f"sharing caches and memory bandwidth", flush=True)
+    with connect(args.scheduler, timed_workers=args.timed_workers) as client:
         if args.pfns > args.shard_pfns:
             status = run_sharded(client, args, rows_wanted)
         else:
@@ -818,7 +837,8 @@ def run_sharded(client, args, rows_wanted) -> int:
     df = add_ratios(sharded_table(client, rows_wanted, args))
     runs = f"median (min\u2013max) of {args.repeat} run{'s' if args.repeat > 1 else ''}"
     print(f"\n[measured] times in s, each the sum over the shards (one CPU), {runs}, and "
-          f"the largest peak RSS of a shard's task; [modeled] kernel bytes of the whole "
+          f"the largest peak RSS of a shard's task (*_shard: one shard's time, median "
+          f"(min\u2013max) over the {n} shards, each a sample of the same shape); [modeled] kernel bytes of the whole "
           f"structure combined from its shards (kernel-code rows: the kernel's own node "
           f"counts), beside estimate() of the same shards (modeled_over_estimate)")
     shown = df.drop(columns=[c for c in df if c.endswith(RATIO) or c in ("pfns", "shard_pfns")])

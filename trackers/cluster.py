@@ -13,10 +13,13 @@ which a forked child would not have.
 
 Timing policy.  A unit is *timed* (it times something on this machine:
 builds, scans, conversions) or *modeled* (estimate(), counting, models).
-Timed units ask for the resource :data:`TIMING`; on a local cluster exactly
-one worker declares ``{"timing": 1}``, so timed units run one at a time,
-each alone in its worker process (one thread), while modeled units run on the
-other workers meanwhile.  On a user's cluster start one worker per machine
+Timed units ask for the resource :data:`TIMING`; on a local cluster one
+worker declares ``{"timing": 1}``, so timed units run one at a time, each
+alone in its worker process (one thread), while modeled units run on the
+other workers meanwhile.  ``timed_workers=N`` (bench-core
+``--timed-workers``) lets N workers declare it: N timed units at once, each
+beside N - 1 others on this machine's cores and memory bandwidth, for a
+sweep too long to run one unit at a time (the output says so).  On a user's cluster start one worker per machine
 with ``--resources timing=1`` and the others without: timed units then run
 one at a time per machine.  :func:`connect` refuses a cluster with no such
 worker (timed units would wait for ever).
@@ -39,6 +42,7 @@ back in the order the units were given.
 
 from __future__ import annotations
 
+import copy
 import ctypes
 import gc
 import math
@@ -73,18 +77,23 @@ def scheduler_address(scheduler: str | None = None) -> str | None:
     return address or None
 
 
-def local_cluster(n_workers: int | None = None):
+def local_cluster(n_workers: int | None = None, timed_workers: int = 1):
     """A LocalCluster of ``n_workers`` worker processes (default: one per
-    core), one thread each, the first the one timing worker."""
+    core), one thread each, the first ``timed_workers`` (default 1) timing
+    workers: timed units run that many at a time, each beside the others
+    (module doc; more than one trades clean times for wall time)."""
     import dask
     from distributed import LocalCluster
-    n = max(1, n_workers or os.cpu_count() or 1)
+    n = max(1, n_workers or os.cpu_count() or 1, timed_workers)
     with dask.config.set({"distributed.worker.multiprocessing-method": "spawn",
                           "distributed.scheduler.allowed-failures": 0}):
         cluster = LocalCluster(n_workers=1, threads_per_worker=1, processes=True,
                                memory_limit=0, dashboard_address=None,
                                resources={TIMING: 1})
-        cluster.new_spec["options"].pop("resources")      # the others: modeled units only
+        cluster.scale(timed_workers)                     # each declares TIMING
+        # the others: modeled units only (a new spec: the started ones share the old)
+        cluster.new_spec = copy.deepcopy(cluster.new_spec)
+        cluster.new_spec["options"].pop("resources")
         cluster.scale(n)
     return cluster
 
@@ -100,10 +109,11 @@ def check_timing_worker(client) -> None:
 
 
 @contextmanager
-def connect(scheduler: str | None = None, n_workers: int | None = None) -> Iterator:
+def connect(scheduler: str | None = None, n_workers: int | None = None,
+            timed_workers: int = 1) -> Iterator:
     """A distributed.Client: on the scheduler at ``scheduler`` (or
-    $TRACKERS_SCHEDULER), else on a LocalCluster (:func:`local_cluster`)
-    torn down on exit."""
+    $TRACKERS_SCHEDULER), else on a LocalCluster (:func:`local_cluster`,
+    ``timed_workers`` of its workers timing) torn down on exit."""
     from distributed import Client
     address = scheduler_address(scheduler)
     if address is not None:
@@ -119,7 +129,7 @@ def connect(scheduler: str | None = None, n_workers: int | None = None) -> Itera
         finally:
             client.close()
         return
-    cluster = local_cluster(n_workers)
+    cluster = local_cluster(n_workers, timed_workers)
     try:
         client = Client(cluster)
         try:

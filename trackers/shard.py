@@ -433,9 +433,11 @@ class Sharded:
     def row(self) -> dict:
         """bench-core's columns, summed over shards, and the sharding's own."""
         pages = self.pages
-        spreads = {}
+        spreads, per_shard = {}, {}
         for k in TIMES:
             spreads.update(_spread(k, self.times(k)))
+            # each shard one more sample of the same shape: their spread
+            per_shard.update(_spread(f"{k}_shard", self.shard_medians(k)))
         modeled = self.modeled_bytes
         scanned = sum(sh["scanned_bytes"] - sh["modeled_bytes"] for sh in self.shards) + modeled
         est = self.estimate_bytes
@@ -454,6 +456,7 @@ class Sharded:
                                       for sh in self.shards),
             "pfns": self.max_pfn, "shards": len(self.shards), "shard_pfns": self.shard_pfns,
             "private_pages": pages, "extents": self.extents,
+            **per_shard,
             "scan_extents_max_shard_s": max(self.shard_medians("scan_extents_s")),
             "shard_tasks_s": sum(sh.get("task_s", 0.0) for sh in self.shards),
             "estimate_bytes": est,
