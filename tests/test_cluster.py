@@ -88,3 +88,36 @@ def test_a_cluster_without_a_timing_worker_is_refused():
         with pytest.raises(ValueError, match=f"none with the resource '{TIMING}'"):
             with connect(plain.scheduler_address):
                 pass
+
+
+def test_timed_workers_each_declare_timing():
+    c = local_cluster(2, timed_workers=2)
+    try:
+        with Client(c) as client:
+            client.wait_for_workers(2)
+            workers = client.scheduler_info()["workers"].values()
+            assert [w["resources"].get(TIMING) for w in workers] == [1, 1]
+    finally:
+        c.close()
+
+
+def test_timed_workers_size_only_the_local_cluster(cluster, capsys):
+    assert main(["bench-core", "--pfns", "65536", "--timed-workers", "2",
+                 "--scheduler", cluster.scheduler_address]) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"tdx-trackers bench-core: error: --timed-workers 2 sizes the local cluster; on the "
+        f"cluster at {cluster.scheduler_address} start workers with --resources timing=1 "
+        f"instead")
+
+
+def test_a_sharded_bench_core_runs_once_and_gives_the_shards_spread(cluster, tmp_path):
+    out = tmp_path / "sharded.csv"
+    assert main(["bench-core", "--pfns", str(1 << 18), "--shard-pfns", str(1 << 16),
+                 "--trackers", "bitmap", "--engine", "emulation",
+                 "--scheduler", cluster.scheduler_address, "--csv", str(out)]) == 0
+    row = pd.read_csv(out).iloc[0]
+    assert row["shards"] == 4
+    for t in ("populate_s", "scan_extents_s", "scan_pfns_s"):
+        assert row[f"{t}_min"] == row[f"{t}_median"] == row[f"{t}_max"]   # one run
+        assert row[f"{t}_shard_min"] <= row[f"{t}_shard_median"] <= row[f"{t}_shard_max"]
+        assert row[f"{t}_shard_max"] <= row[f"{t}_median"]                 # a shard of the sum

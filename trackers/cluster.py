@@ -5,7 +5,8 @@ By default :func:`connect` starts a :class:`distributed.LocalCluster` of
 worker *processes* on this machine, one per core, one thread each
 (``threads_per_worker=1``), no Dask memory limit (the trackers' own memory
 budget, :func:`trackers.base.memory_budget`, refuses what would not fit) and
-no dashboard.  ``--scheduler ADDRESS`` (or ``$TRACKERS_SCHEDULER``) runs the
+the scheduler's HTTP server on a free port (``:0``: a fixed 8787 is taken by
+any other run or cluster on the machine).  ``--scheduler ADDRESS`` (or ``$TRACKERS_SCHEDULER``) runs the
 same tasks on an existing cluster instead (README "Many machines").  Workers
 are started by multiprocessing's ``spawn`` (Dask's default), never ``fork``:
 a parent that has loaded the kernel-code library runs liburcu's threads,
@@ -88,7 +89,7 @@ def local_cluster(n_workers: int | None = None, timed_workers: int = 1):
     with dask.config.set({"distributed.worker.multiprocessing-method": "spawn",
                           "distributed.scheduler.allowed-failures": 0}):
         cluster = LocalCluster(n_workers=1, threads_per_worker=1, processes=True,
-                               memory_limit=0, dashboard_address=None,
+                               memory_limit=0, dashboard_address=":0",
                                resources={TIMING: 1})
         cluster.scale(timed_workers)                     # each declares TIMING
         # the others: modeled units only (a new spec: the started ones share the old)
