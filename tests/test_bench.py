@@ -326,7 +326,7 @@ def test_bench_core_builds_a_large_space_in_shards(tmp_path, capsys):
     out = tmp_path / "sharded.csv"
     assert main(["bench-core", "--pfns", str(1 << 19), "--shard-pfns", str(1 << 17),
                  "--repeat", "2", "--trackers", "xarray-multi", "roaring", "--engine",
-                 "emulation", "--csv", str(out)]) == 0
+                 "emulation", "--scan-pfns", "--csv", str(out)]) == 0
     df = pd.read_csv(out)
     assert df["tracker"].tolist() == ["xarray-multi", "roaring"]
     assert (df["shards"] == 4).all() and (df["shard_pfns"] == 1 << 17).all()

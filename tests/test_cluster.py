@@ -110,14 +110,20 @@ def test_timed_workers_size_only_the_local_cluster(cluster, capsys):
         f"instead")
 
 
-def test_a_sharded_bench_core_runs_once_and_gives_the_shards_spread(cluster, tmp_path):
+@pytest.mark.parametrize("scan_pfns", [False, True])
+def test_a_sharded_bench_core_runs_once_and_gives_the_shards_spread(cluster, tmp_path,
+                                                                   scan_pfns):
     out = tmp_path / "sharded.csv"
     assert main(["bench-core", "--pfns", str(1 << 18), "--shard-pfns", str(1 << 16),
                  "--trackers", "bitmap", "--engine", "emulation",
-                 "--scheduler", cluster.scheduler_address, "--csv", str(out)]) == 0
+                 "--scheduler", cluster.scheduler_address, "--csv", str(out)]
+                + ["--scan-pfns"] * scan_pfns) == 0
     row = pd.read_csv(out).iloc[0]
     assert row["shards"] == 4
-    for t in ("populate_s", "scan_extents_s", "scan_pfns_s"):
+    timed = ("populate_s", "scan_extents_s") + ("scan_pfns_s",) * scan_pfns
+    if not scan_pfns:                 # not timed by default in a sharded run
+        assert all(pd.isna(row[f"scan_pfns_s_{x}"]) for x in ("median", "shard_max"))
+    for t in timed:
         assert row[f"{t}_min"] == row[f"{t}_median"] == row[f"{t}_max"]   # one run
         assert row[f"{t}_shard_min"] <= row[f"{t}_shard_median"] <= row[f"{t}_shard_max"]
         assert row[f"{t}_shard_max"] <= row[f"{t}_median"]                 # a shard of the sum

@@ -157,6 +157,10 @@ def add_arguments(p):
     p.add_argument("--scheduler", default=None, metavar="ADDRESS",
                    help=f"run the tasks on the Dask scheduler at ADDRESS (default: "
                         f"${SCHEDULER_ENV}, else a local cluster of one worker per core)")
+    p.add_argument("--scan-pfns", action="store_true",
+                   help="also time the pfns() scan of a sharded --pfns (a whole build always "
+                        "does; a sharded one skips it by default: the kexec reset reads "
+                        "extents(), and the per-PFN stream is a fifth of a 64 TiB sweep)")
     p.add_argument("--timed-workers", type=int_option(1), default=1, metavar="N",
                    help="timed tasks at once on the local cluster (default 1: each alone "
                         "on this machine). N > 1 runs a long sharded sweep N times faster "
@@ -816,7 +820,7 @@ def sharded_table(client, names, args) -> pd.DataFrame:
     why = {n: not_representable(n, args.pfns) for n in names}
     built = iter(sharded_build(client, [n for n in names if not why[n]], args.pfns,
                                args.shard_pfns, ReferenceShards("reference", args.seed),
-                               args.repeat))
+                               args.repeat, scan_pfns=args.scan_pfns))
     rows = []
     for name in names:
         if why[name]:
@@ -847,6 +851,8 @@ def run_sharded(client, args, rows_wanted) -> int:
     if not ratios.empty:
         print("\nemulation / kernel code, per structure (ratio of the median times; of bytes)")
         print(ratios.to_string(index=False, float_format=lambda x: f"{x:.3g}"))
+    if not args.scan_pfns:
+        print("\nthe pfns() scan was not timed (scan_pfns_*: NaN); --scan-pfns times it")
     print(f"\nnot at {args.pfns:,} PFNs (one structure over the whole set): the maple "
           f"order table, the conversion cost, estimate() timing and the kvm store loop; "
           f"run bench-core at --pfns <= {args.shard_pfns:,} for them")

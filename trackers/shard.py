@@ -208,10 +208,10 @@ GC_AFTER_BYTES = 64 << 20
 
 
 def measure_shard(name: str, i: int, base: int, size: int, source, repeat: int,
-                  keep_runs: bool = False) -> dict:
+                  keep_runs: bool = False, scan_pfns: bool = True) -> dict:
     """Build shard ``i`` ([base, base + size), shard-local PFNs) of ``source``
-    in tracker ``name``; time populate and both scans ``repeat`` times;
-    count it; drop it.  A sharded-build task (one per shard and tracker)."""
+    in tracker ``name``; time populate and the extents() scan (and, with
+    ``scan_pfns``, the pfns() scan) ``repeat`` times; count it; drop it."""
     start = time.perf_counter()
     s, e = source.local(i, base, size)
     cls = ALL_TRACKERS[name]
@@ -225,7 +225,7 @@ def measure_shard(name: str, i: int, base: int, size: int, source, repeat: int,
     reset_peak_rss(collect=False)                  # the set is generated: the peak is the build's
     baseline = peak_rss_bytes()                    # what the worker held at the reset
     pages = int((e - s).sum())
-    samples = {k: [] for k in TIMES}
+    samples = {k: [] for k in TIMES if scan_pfns or k != "scan_pfns_s"}
     t = None
     for _ in range(repeat):
         close_tracker(t)
@@ -234,9 +234,9 @@ def measure_shard(name: str, i: int, base: int, size: int, source, repeat: int,
         t = cls(size)
         t.mark_ranges(s, e)
         samples["populate_s"].append(time.perf_counter() - t0)
-    found = {}
+    found = {"scan_pfns_s": pages}
     for k, fn in (("scan_extents_s", t.extents), ("scan_pfns_s", t.pfns)):
-        for _ in range(repeat):
+        for _ in range(repeat if k in samples else 0):
             t0 = time.perf_counter()
             found[k] = drain(fn())
             samples[k].append(time.perf_counter() - t0)
@@ -265,6 +265,15 @@ def measure_shard(name: str, i: int, base: int, size: int, source, repeat: int,
     if m.host_bytes > GC_AFTER_BYTES:       # a tracker sits in reference cycles: free it now
         gc.collect()
     return out
+
+
+def measure_shard_all(names, i: int, base: int, size: int, source, repeat: int,
+                      keep_runs: bool = False, scan_pfns: bool = True) -> list[dict]:
+    """Shard ``i`` in every tracker of ``names``, one after the other
+    (:func:`measure_shard`; each its own peak RSS): a sharded-build task, one
+    per shard, so the shard's set is generated once whatever the workers."""
+    return [measure_shard(n, i, base, size, source, repeat, keep_runs, scan_pfns)
+            for n in names]
 
 
 # --------------------------------------------------------------------------
@@ -419,10 +428,14 @@ class Sharded:
         return s[keep], np.r_[e[:-1][keep[1:]], e[-1]]
 
     def times(self, what: str) -> list[float]:
-        """Each repeat's total over the shards (one CPU)."""
+        """Each repeat's total over the shards (one CPU); [NaN] where not timed."""
+        if what not in self.shards[0]:
+            return [math.nan]
         return [sum(x) for x in zip(*(sh[what] for sh in self.shards))]
 
     def shard_medians(self, what: str) -> list[float]:
+        if what not in self.shards[0]:
+            return [math.nan]
         return [statistics.median(sh[what]) for sh in self.shards]
 
     def scan_s(self, cpus: int = 1, what: str = "scan_extents_s") -> float:
@@ -476,31 +489,34 @@ def not_representable(name: str, max_pfn: int) -> str:
 
 
 def shard_units(names, max_pfn: int, shard_pfns: int, source, repeat: int,
-                keep_runs: bool = False, timed: bool = True) -> list[Unit]:
-    """The units of a sharded build, shard-major (a worker reuses a shard's
-    generated set for each tracker); ``timed`` (default) unless only the
-    counts matter (tests)."""
+                keep_runs: bool = False, timed: bool = True,
+                scan_pfns: bool = True) -> list[Unit]:
+    """The units of a sharded build: one per shard, every tracker in it
+    (:func:`measure_shard_all`); ``timed`` (default) unless only the counts
+    matter (tests)."""
     n = check_shards(max_pfn, shard_pfns)
     units = []
     for i in range(n):
         base = i * shard_pfns
         size = min(shard_pfns, max_pfn - base)
         src = source.shard(base, size) if isinstance(source, Extents) else source
-        for name in names:
-            units.append(Unit(measure_shard, (name, i, base, size, src, repeat, keep_runs),
-                              timed=timed, label=f"{name} shard {i + 1}/{n}"))
+        units.append(Unit(measure_shard_all, (list(names), i, base, size, src, repeat,
+                                              keep_runs, scan_pfns),
+                          timed=timed, label=f"shard {i + 1}/{n}"))
     return units
 
 
 def sharded_build(client, names, max_pfn: int, shard_pfns: int = DEFAULT_SHARD_PFNS,
                   source=None, repeat: int = 1, keep_runs: bool = False,
-                  progress: bool = True, timed: bool = True) -> list[Sharded]:
+                  progress: bool = True, timed: bool = True,
+                  scan_pfns: bool = True) -> list[Sharded]:
     """Every tracker of ``names`` built over ``source`` (default: the
     reference set shard by shard, :class:`ReferenceShards`) in shards of
     ``shard_pfns``, each shard a task on ``client`` (None: in this process;
     ``timed``: on the timing worker, one at a time, so its times stand);
     one :class:`Sharded` per tracker, in order.  ``keep_runs``: each shard
-    also returns its extents (:meth:`Sharded.runs`; small sets only)."""
+    also returns its extents (:meth:`Sharded.runs`; small sets only);
+    ``scan_pfns=False``: the pfns() scan is not timed (its columns are NaN)."""
     for name in names:
         if name not in ALL_TRACKERS:
             raise ValueError(f"unknown tracker {name!r}; known: {', '.join(ALL_TRACKERS)}")
@@ -508,14 +524,15 @@ def sharded_build(client, names, max_pfn: int, shard_pfns: int = DEFAULT_SHARD_P
         if why:
             raise NotRepresentable(why)
     source = ReferenceShards() if source is None else source
-    units = shard_units(names, max_pfn, shard_pfns, source, repeat, keep_runs, timed)
+    units = shard_units(names, max_pfn, shard_pfns, source, repeat, keep_runs, timed,
+                        scan_pfns)
     if client is None:
         results = [u.fn(*u.args) for u in units]
     else:
         results = run_units(client, units, desc="shards", progress=progress)
     out = []
     for j, name in enumerate(names):
-        shards = results[j::len(names)]
+        shards = [per_shard[j] for per_shard in results]
         out.append(Sharded(name, max_pfn, shard_pfns, shards,
                            combine(name, shards, max_pfn, shard_pfns),
                            combine(name, shards, max_pfn, shard_pfns, estimate=True)))
