@@ -16,8 +16,10 @@ worker's peak RSS (VmHWM, via /proc/self/clear_refs) and reports its own
 peak; it frees its structures before it returns.
 
 A --pfns above --shard-pfns (default 2^28) is built shard by shard
-(trackers/shard.py): each shard of each tracker a timed task over its own
-reference-shaped set, the shards' node counts combined exactly into the
+(trackers/shard.py): each shard a timed task over its own reference-shaped
+set, every tracker built in it in turn (populate and the extents() scan
+timed, once: the shards are the repeats, ``*_shard_*`` their spread; the
+pfns() scan with --scan-pfns), the shards' node counts combined exactly into the
 whole structure's (the maple tree within its stated bound), times summed
 over the shards, the peak RSS the largest shard task's (with
 ``baseline_rss_bytes``, the largest resident size of the worker when a shard
