@@ -1373,7 +1373,10 @@ FIGURES: dict[str, FigureSpec] = {
         downtime_vs_cpus, "sensitivity",
         "Modeled downtime against the CPUs at reset, per platform: one line per option, "
         "its band every ASSUMED parameter at the low and high end of its range; crosses "
-        "where two options change order, circles where the fastest changes.", ("kexec",)),
+        "where two options change order, circles where the fastest changes.  Where the "
+        "trackers are built on this machine, their scan part: measured in PFN shards "
+        "dealt longest-first to the CPUs (diamonds, a lower bound) beside the modeled "
+        "scan (dotted).", ("kexec",)),
     "tornado": FigureSpec(
         tornado, "tornado",
         "Per option, how far the modeled downtime moves with each ASSUMED parameter at "
