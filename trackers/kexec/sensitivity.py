@@ -48,12 +48,15 @@ medians dealt longest-first to the CPUs) on the rows of the platform whose
 kind is "measured" (this-machine), NaN elsewhere, with
 ``scan_measured_note`` (:data:`MEASURED_NOTE`: a lower bound; the model's
 all-core cap is the other side).  The engine is the verdict's own (the
-``@kernel`` twin where it runs, else the emulation).  Cost: each shard is
-built once (shard.measure_shard would build it ``repeat`` times: 34.5 s on
-iomem-64g against 10.2 s built once); the hooked trackers only (4.6 s on
-iomem-64g): kvm-attr's build and scans alone took 5.6 s there (and the
-option misses pages), and pageflags' measured scan is the C struct-page
-layout, which shards do not split (:data:`MEASURED_SKIPPED`).
+``@kernel`` twin where it runs, else the emulation).  Cost, on iomem-64g
+(the default report's one built scenario; 9 shards of 2^21 PFNs, 5 scans
+each): each shard is built once (shard.measure_shard builds it ``repeat``
+times and times pfns() too: 34.5 s for the seven tracker strategies, one
+run, against 10.2 s built once); of those 10.2 s kvm-attr took 5.6 s (and
+the option misses pages), so only the hooked trackers are sharded, and
+pageflags' measured scan is the C struct-page layout, which shards do not
+split (:data:`MEASURED_SKIPPED`): measured_scans() then adds 3.58 s
+(3.27-4.39, median of 5) to the report's iomem-64g chain.
 """
 
 from __future__ import annotations
@@ -89,7 +92,7 @@ MEASURED_NOTE = ("each shard's scan measured alone on one CPU, dealt longest-fir
 #: strategies with a tracker that measured_scans() leaves out, and why (module doc)
 MEASURED_SKIPPED = {
     "kvm-attr": "not sharded: its build and scans cost 5.6 s on iomem-64g, more than the "
-                "hooked trackers' 4.6 s together, and the option misses pages",
+                "hooked trackers together, and the option misses pages",
     "pageflags": "not sharded: its measured scan is the C struct-page layout "
                  "(trackers/linux/pages.c), not a tracker the shards split",
 }
