@@ -261,7 +261,7 @@ def race(strategies=None, *, rates_mib_s=DEFAULT_RATES_MIB_S, chunk_pages=(512,)
         step_overrides = {**{k: level for k in SEAMCALL_STEPS}, **step_overrides}
     chosen = get_strategies(strategies)
     steps = step_times(platform, **step_overrides)
-    sizes = np.asarray(_chunk_sizes(workload) if workload is not None else chunk_pages, np.int64)
+    sizes = np.asarray(chunk_sizes(workload) if workload is not None else chunk_pages, np.int64)
     if sizes.size == 0 or (sizes <= 0).any():
         raise ValueError(f"chunk sizes must be positive page counts, got {sizes[:5]}")
     durations = chunk_duration(sizes, steps)
@@ -402,8 +402,10 @@ _RUNNING_TD = _HostView(1)     # conversions in flight: a TD runs
 _IDLE = _HostView(0)           # after the TD that leaked the page is gone
 
 
-def _chunk_sizes(workload) -> np.ndarray:
-    """GFN counts of a workload's private->shared conversions."""
+def chunk_sizes(workload) -> np.ndarray:
+    """GFN counts of a workload's private->shared conversions: what
+    ``race(workload=w)`` samples, so ``race(chunk_pages=chunk_sizes(w))`` is
+    the same table (a race task gets these, not the workload)."""
     sizes = [b["gfn_end"][b["op"] == KVM_SET_ATTR_SHARED] - b["gfn_start"][b["op"] == KVM_SET_ATTR_SHARED]
              for b in event_batches(workload)]
     sizes = np.concatenate(sizes) if sizes else np.zeros(0, np.int64)

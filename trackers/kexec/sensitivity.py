@@ -35,26 +35,67 @@ own) is assessed at every point.
 
 :func:`crossovers` finds the CPU counts where the order of the leading
 strategies changes; the report's summary states them.
+
+Measured beside the model (issue 12 item 2): where the host's trackers are
+built on this machine, :func:`measured_scans` builds each tracker strategy's
+structure over the pages its scan finds in aligned PFN shards
+(:mod:`trackers.shard`, an :class:`~trackers.shard.Extents` source; at least
+SHARDS_PER_CPU shards per CPU of the largest count swept on this machine,
+each >= shard.MIN_SHARD_PFNS) and times each shard's whole extents() scan
+``repeat`` times; :func:`sweep` puts ``scan_measured_s`` =
+:meth:`Sharded.scan_s(cpus) <trackers.shard.Sharded.scan_s>` (the shards'
+medians dealt longest-first to the CPUs) on the rows of the platform whose
+kind is "measured" (this-machine), NaN elsewhere, with
+``scan_measured_note`` (:data:`MEASURED_NOTE`: a lower bound; the model's
+all-core cap is the other side).  The engine is the verdict's own (the
+``@kernel`` twin where it runs, else the emulation).  Cost, on iomem-64g
+(the default report's one built scenario; 9 shards of 2^21 PFNs, 5 scans
+each): each shard is built once (shard.measure_shard builds it ``repeat``
+times and times pfns() too: 34.5 s for the seven tracker strategies, one
+run, against 10.2 s built once); of those 10.2 s kvm-attr took 5.6 s (and
+the option misses pages), so only the hooked trackers are sharded, and
+pageflags' measured scan is the C struct-page layout, which shards do not
+split (:data:`MEASURED_SKIPPED`): measured_scans() then adds 3.58 s
+(3.27-4.39, median of 5) to the report's iomem-64g chain.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
+import time
 
 import pandas as pd
 
 from .. import kernel
+from ..registry import ALL_TRACKERS
+from ..shard import MIN_SHARD_PFNS, Extents, Sharded, check_shards, close_tracker, drain
 from . import platform as platform_mod
 from .host import KexecHost
 from .platform import Platform
+from .strategies import kernel_twin, reads_struct_pages
 
 #: CPU counts of the sweep besides the platform's total (capped at it)
 CPU_COUNTS = (1, 2, 4, 8, 16, 32, 64)
-#: the sensitivity table's columns (a contract with the figures)
+#: the sensitivity table's columns (a contract with the figures); scan_measured_s
+#: and its note only on the measured platform's rows of a host built here
 SENSITIVITY_COLUMNS = ["strategy", "scenario", "platform", "cpus_at_reset", "downtime_s",
                        "downtime_low_s", "downtime_high_s", "scan_s", "clear_s", "rank",
-                       "kind"]
+                       "kind", "scan_measured_s", "scan_measured_note"]
+#: shards per CPU of the largest count measured: dealt longest first, the
+#: busiest CPU's load is within one shard of the mean (LPT)
+SHARDS_PER_CPU = 4
+#: what scan_measured_s is, and which side of the truth it lies on
+MEASURED_NOTE = ("each shard's scan measured alone on one CPU, dealt longest-first to N "
+                 "CPUs: no memory-bandwidth contention, so a lower bound; the model's "
+                 "all-core cap is the other side")
+#: strategies with a tracker that measured_scans() leaves out, and why (module doc)
+MEASURED_SKIPPED = {
+    "kvm-attr": "not sharded: its build and scans cost 5.6 s on iomem-64g, more than the "
+                "hooked trackers together, and the option misses pages",
+    "pageflags": "not sharded: its measured scan is the C struct-page layout "
+                 "(trackers/linux/pages.c), not a tracker the shards split",
+}
 #: the tornado table's columns (a contract with the figures)
 TORNADO_COLUMNS = ["strategy", "scenario", "platform", "cpus_at_reset", "param", "source",
                    "value_low", "value_base", "value_high", "downtime_base_s",
@@ -167,33 +208,111 @@ def _ends(costing: _Costing, p: Platform, ranges) -> tuple[dict, dict, dict]:
     return at, lower, upper
 
 
+def measured_shard_pfns(max_pfn: int, cpus: int) -> int:
+    """The shard size of :func:`measured_scans`: the largest power of two
+    >= MIN_SHARD_PFNS cutting [0, max_pfn) into >= SHARDS_PER_CPU * ``cpus``
+    shards (MIN_SHARD_PFNS where even that many would be fewer)."""
+    want = SHARDS_PER_CPU * max(int(cpus), 1)
+    size = 1 << max(int(max_pfn - 1).bit_length(), MIN_SHARD_PFNS.bit_length() - 1)
+    while size > MIN_SHARD_PFNS and -(-max_pfn // size) < want:
+        size >>= 1
+    return size
+
+
+def sharded_scan(tracker: str, max_pfn: int, found, shard_pfns: int,
+                 repeat: int = 5) -> Sharded:
+    """Tracker ``tracker`` (a name of ALL_TRACKERS) over the extent set ``found``
+    in [0, max_pfn), built one aligned shard of ``shard_pfns`` at a time
+    (shard-local PFNs, shard.Extents), each shard's whole extents() scan
+    timed ``repeat`` times, the structure dropped before the next shard."""
+    cls = ALL_TRACKERS[tracker]
+    source = Extents(*found)
+    warm = cls(MIN_SHARD_PFNS)                  # numba compile, first touch
+    warm.mark_ranges([1, 64], [3, 200])
+    drain(warm.extents())
+    close_tracker(warm)
+    shards = []
+    for i in range(check_shards(max_pfn, shard_pfns)):         # one step per shard
+        base = i * shard_pfns
+        size = min(shard_pfns, max_pfn - base)
+        s, e = source.shard(base, size).local(i, base, size)
+        t = cls(size)
+        try:
+            t.mark_ranges(s, e)
+            times = []
+            for _ in range(repeat):
+                t0 = time.perf_counter()
+                runs = drain(t.extents())
+                times.append(time.perf_counter() - t0)
+            if runs != s.size:
+                raise AssertionError(f"{tracker} shard {i}: the scan gave {runs} runs, "
+                                     f"the shard holds {s.size}")
+        finally:
+            close_tracker(t)
+        shards.append({"shard": i, "base": base, "size": size, "pages": int((e - s).sum()),
+                       "extents": int(s.size), "first_start": int(s[0]) if s.size else -1,
+                       "last_end": int(e[-1]) if s.size else -1, "scan_extents_s": times})
+    return Sharded(tracker, max_pfn, shard_pfns, shards)
+
+
+def measured_scans(host: KexecHost, strategies, cpus, *, kernel_code: bool = True,
+                   repeat: int = 5) -> dict[str, tuple[dict[int, float], str]]:
+    """strategy name -> ({CPU count: scan_measured_s}, note) for each hooked
+    tracker strategy of ``strategies`` (module doc; the others:
+    MEASURED_SKIPPED), its structure built over ``host`` in shards
+    (:func:`measured_shard_pfns` of the largest of ``cpus``) on the engine
+    the verdict timed: the ``@kernel`` twin where ``kernel_code`` and it
+    runs, else the emulation."""
+    cpus = sorted({int(c) for c in cpus})
+    shard_pfns = measured_shard_pfns(host.max_pfn, cpus[-1])
+    out = {}
+    for s in strategies:
+        cls = s.tracker_cls
+        if cls is None or s.name in MEASURED_SKIPPED or reads_struct_pages(cls):
+            continue
+        twin = kernel_twin(cls.name) if kernel_code else None
+        name = (twin or cls).name
+        sh = sharded_scan(name, host.max_pfn, s.fallback_found(host), shard_pfns, repeat)
+        # the engine last, in parentheses: a caption common to every option drops it
+        note = (f"{MEASURED_NOTE}; {len(sh.shards)} shards of {shard_pfns:,} PFNs, median of "
+                f"{repeat} scans each ({name})")
+        out[s.name] = ({c: sh.scan_s(c) for c in cpus}, note)
+    return out
+
+
 def sweep(host: KexecHost, platform: Platform, strategies, *, scenario: str,
           platform_name: str | None = None, assess_kw: dict | None = None,
-          counts=CPU_COUNTS, tornado_cpus=None, ranges=None, checked: dict | None = None
-          ) -> tuple[list[dict], list[dict]]:
+          counts=CPU_COUNTS, tornado_cpus=None, ranges=None, checked: dict | None = None,
+          measured: dict | None = None) -> tuple[list[dict], list[dict]]:
     """(sensitivity rows, tornado rows) of ``strategies`` on ``host`` (module doc).
 
     ``assess_kw``: what the verdict table passed to ``assess()`` (emulate,
     kernel_code, cache), so each structure's measurement is the one the
     verdict used.  ``tornado_cpus``: CPU counts of the tornado rows (default:
     1 and all of the platform).  ``checked``: a dict kept across the platforms
-    of one host (re-costing is then verified once per strategy)."""
+    of one host (re-costing is then verified once per strategy).
+    ``measured``: :func:`measured_scans` of this host, put on the rows of a
+    platform whose kind is "measured" (scan_measured_s NaN elsewhere)."""
     ranges = assumed_ranges(platform=platform) if ranges is None else ranges
     kw = dict(assess_kw or {})
     pname = platform_name or platform.name
     base_plat = platform.with_cpus(1)
     cpus = cpu_counts(platform, counts)
     tornado_at = set(tornado_cpus if tornado_cpus is not None else (1, platform.cpus_total))
+    here = (measured or {}) if platform.kind == "measured" else {}
     sens, torn = [], []
     for s in strategies:
         c = _Costing(s, host, base_plat, ranges, kw, checked)
+        by_cpus, note = here.get(s.name, ({}, ""))
         for k in cpus:
             p = platform.with_cpus(k)
             scan, clear, down = c.times(p)
             row = {"strategy": s.name, "scenario": scenario, "platform": pname,
                    "cpus_at_reset": k, "downtime_s": down, "downtime_low_s": math.nan,
                    "downtime_high_s": math.nan, "scan_s": scan, "clear_s": clear,
-                   "rank": math.nan, "kind": "modeled"}
+                   "rank": math.nan, "kind": "modeled",
+                   "scan_measured_s": by_cpus.get(k, math.nan),
+                   "scan_measured_note": note if k in by_cpus else ""}
             if c.usable:
                 at, lower, upper = _ends(c, p, ranges)
                 row["downtime_low_s"] = c.downtime(_vary(p, **lower))

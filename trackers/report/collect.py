@@ -644,15 +644,22 @@ def _kexec_rows(cfg, name: str, get_host) -> list[dict]:
 def _sensitivity_rows(cfg, name: str, get_host) -> list[dict]:
     """The CPU sweep and the tornado of every option on one scenario, each
     platform; rows of both tables, told apart by ``_table`` (split by
-    :func:`split_tables`)."""
+    :func:`split_tables`).  Where the scenario's trackers are built here
+    (``emulate``), the measured platform's rows get the sharded scan
+    measured at each CPU count (sensitivity.measured_scans)."""
+    from ..kexec.sensitivity import cpu_counts, measured_scans
     host, _, emulate, measured = get_host(cfg, name)
     rows = []
     checked: dict = {}                         # re-costing verified once per strategy
+    here = [c for p in PLATFORMS.values() if p.kind == "measured"
+            for c in cpu_counts(p, cfg.sensitivity_cpus)]
+    sharded = (measured_scans(host, _chosen(cfg), here, kernel_code=cfg.kernel_code,
+                              repeat=cfg.scan_repeat) if emulate and here else None)
     for pname, plat in PLATFORMS.items():
         sens, torn = sweep(host, plat, _chosen(cfg), scenario=name, platform_name=pname,
                            assess_kw={"emulate": emulate, "kernel_code": cfg.kernel_code,
                                       "cache": measured},
-                           counts=cfg.sensitivity_cpus, checked=checked)
+                           counts=cfg.sensitivity_cpus, checked=checked, measured=sharded)
         rows.extend({**r, "_table": "sensitivity"} for r in sens)
         rows.extend({**r, "_table": "tornado"} for r in torn)
     return rows

@@ -903,8 +903,12 @@ def downtime_vs_cpus(df: pd.DataFrame, kexec: pd.DataFrame | None = None,
     """Modeled downtime against the CPUs at reset, one line per option with
     its band (every ASSUMED parameter at its low and high end), crossings
     marked and the changes of the fastest option named; rows scenarios
-    (default: the first two), columns platforms (the reference first).
-    ``kexec``, when given, marks the options that miss pages."""
+    (default: the first two, and the first with a measured scan), columns
+    platforms (the reference first).  ``kexec``, when given, marks the
+    options that miss pages.  Where the table has ``scan_measured_s`` (the
+    sharded scan measured on this machine, sensitivity.measured_scans) the
+    scan part is drawn for those options: measured as hollow diamonds, the
+    modeled scan_s as a dotted line."""
     title = ("kexec downtime against the CPUs at reset (modeled; band: ASSUMED parameter "
              "ranges) — lower is better")
     df = _platform_column(df)
@@ -913,7 +917,12 @@ def downtime_vs_cpus(df: pd.DataFrame, kexec: pd.DataFrame | None = None,
     if why:
         return why
     platforms = platforms or _platforms(df["platform"])
-    scenarios = scenarios or list(dict.fromkeys(df["scenario"]))[:2]
+    has_measured = "scan_measured_s" in df and df["scan_measured_s"].notna().any()
+    if not scenarios:
+        scenarios = list(dict.fromkeys(df["scenario"]))[:2]
+        if has_measured:
+            first = df.loc[df["scan_measured_s"].notna(), "scenario"].iloc[0]
+            scenarios += [first] if first not in scenarios else []
     unsafe, refused = set(), set()
     if kexec is not None and not _missing(kexec, ["strategy", "pages_missed", "scenario"]):
         here = kexec[kexec["scenario"].isin(scenarios)]
@@ -922,7 +931,7 @@ def downtime_vs_cpus(df: pd.DataFrame, kexec: pd.DataFrame | None = None,
             refused = set(here.loc[~here["kexec_allowed"].map(_true), "strategy"])
     fig, axes = plt.subplots(len(scenarios), len(platforms), squeeze=False,
                              figsize=(7.2 * len(platforms) + 3.6, 5.4 * len(scenarios) + 1.2))
-    leaders_text, nodown = [], set()
+    leaders_text, nodown, scan_notes = [], set(), {}
     for r, sc in enumerate(scenarios):
         for c, plat in enumerate(platforms):
             ax = axes[r][c]
@@ -986,6 +995,20 @@ def downtime_vs_cpus(df: pd.DataFrame, kexec: pd.DataFrame | None = None,
                                 arrowprops=dict(arrowstyle="-", color="0.3", lw=0.8),
                                 bbox=dict(boxstyle="round", fc="white", ec="0.6", alpha=0.9))
                     leaders_text.append(f"{sc} on {plat}: {short[a]} → {short[b]} {where}")
+            scans = []                       # the scan part, measured beside modeled
+            if has_measured and "scan_measured_s" in d:
+                for name in ordered(d.loc[d["scan_measured_s"].notna(), "strategy"]):
+                    s = d[d["strategy"] == name].drop_duplicates("cpus").sort_values("cpus")
+                    s = s[s["scan_measured_s"].notna()]
+                    col = color_for(name)
+                    ax.plot(s["cpus"], s["scan_s"], ls=":", lw=1.1, color=col, alpha=0.9)
+                    ax.plot(s["cpus"], s["scan_measured_s"], ls="none", marker="D", ms=6,
+                            mfc="none", mec=col, mew=1.4,
+                            label=f"{name}: scan measured (◇) / modeled (···)")
+                    scans += [s["scan_s"], s["scan_measured_s"]]
+                    note = (str(s["scan_measured_note"].iloc[0]).rsplit(" (", 1)[0]
+                            if "scan_measured_note" in s else "sharded")
+                    scan_notes.setdefault(f"{sc} on {plat}", note)
             ticks = sorted(d["cpus"].unique())
             alls = set(d.loc[d["is_all"], "cpus"])
             ax.set_xscale("log", base=2)
@@ -996,12 +1019,15 @@ def downtime_vs_cpus(df: pd.DataFrame, kexec: pd.DataFrame | None = None,
             ax.set_xlim(min(ticks) / 1.2, max(ticks) * 1.2)
             vals = pd.concat([d["downtime_s"]] + ([d["downtime_low_s"], d["downtime_high_s"]]
                                                  if _has(d, "downtime_low_s", "downtime_high_s")
-                                                 else []))
+                                                 else []) + scans)
             _seconds_axis(ax, vals, which="y", room=1.5)
             ax.grid(True, which="major", alpha=0.3)
             ax.set_xlabel("CPUs at reset (log scale; 1 = machine_kexec() today)")
-            ax.set_ylabel("modeled downtime (s, log scale)")
+            ax.set_ylabel("modeled downtime (s, log scale)" if not scans else
+                          "s, log scale: modeled downtime (lines);\nthe scan part: measured ◇, "
+                          "modeled ···")
             kind = d["kind"].iloc[0] if "kind" in d else "modeled"
+            kind += "; scan part measured" if scans else ""
             ax.set_title(f"{sc} on {plat} [{kind}]", fontsize=10)
     handles = {}
     for ax in axes.flat:
@@ -1029,7 +1055,9 @@ def downtime_vs_cpus(df: pd.DataFrame, kexec: pd.DataFrame | None = None,
                   "clear dominates them). The fastest is taken among the options that miss "
                   "no page. "
                   + ("Changes of the fastest: " + "; ".join(leaders_text) + "."
-                     if leaders_text else "The fastest option is the same at every CPU count."))
+                     if leaders_text else "The fastest option is the same at every CPU count.")
+                  + "".join(f" Scan part on {where} (◇ measured, ··· modeled): {note}."
+                            for where, note in scan_notes.items()))
     fig.tight_layout(rect=(0, 0.045, 1 - 3.4 / fig.get_figwidth(), 0.96))
     return fig
 
@@ -1345,7 +1373,10 @@ FIGURES: dict[str, FigureSpec] = {
         downtime_vs_cpus, "sensitivity",
         "Modeled downtime against the CPUs at reset, per platform: one line per option, "
         "its band every ASSUMED parameter at the low and high end of its range; crosses "
-        "where two options change order, circles where the fastest changes.", ("kexec",)),
+        "where two options change order, circles where the fastest changes.  Where the "
+        "trackers are built on this machine, their scan part: measured in PFN shards "
+        "dealt longest-first to the CPUs (diamonds, a lower bound) beside the modeled "
+        "scan (dotted).", ("kexec",)),
     "tornado": FigureSpec(
         tornado, "tornado",
         "Per option, how far the modeled downtime moves with each ASSUMED parameter at "
