@@ -208,10 +208,12 @@ GC_AFTER_BYTES = 64 << 20
 
 
 def measure_shard(name: str, i: int, base: int, size: int, source, repeat: int,
-                  keep_runs: bool = False, scan_pfns: bool = True) -> dict:
+                  keep_runs: bool = False, scan_pfns: bool = True,
+                  builds: int | None = None) -> dict:
     """Build shard ``i`` ([base, base + size), shard-local PFNs) of ``source``
-    in tracker ``name``; time populate and the extents() scan (and, with
-    ``scan_pfns``, the pfns() scan) ``repeat`` times; count it; drop it."""
+    in tracker ``name``; time populate ``builds`` times (default ``repeat``)
+    and the extents() scan (and, with ``scan_pfns``, the pfns() scan)
+    ``repeat`` times; count it; drop it."""
     start = time.perf_counter()
     s, e = source.local(i, base, size)
     cls = ALL_TRACKERS[name]
@@ -227,7 +229,7 @@ def measure_shard(name: str, i: int, base: int, size: int, source, repeat: int,
     pages = int((e - s).sum())
     samples = {k: [] for k in TIMES if scan_pfns or k != "scan_pfns_s"}
     t = None
-    for _ in range(repeat):
+    for _ in range(repeat if builds is None else max(1, builds)):
         close_tracker(t)
         t = None
         t0 = time.perf_counter()
@@ -268,11 +270,12 @@ def measure_shard(name: str, i: int, base: int, size: int, source, repeat: int,
 
 
 def measure_shard_all(names, i: int, base: int, size: int, source, repeat: int,
-                      keep_runs: bool = False, scan_pfns: bool = True) -> list[dict]:
+                      keep_runs: bool = False, scan_pfns: bool = True,
+                      builds: int | None = None) -> list[dict]:
     """Shard ``i`` in every tracker of ``names``, one after the other
     (:func:`measure_shard`; each its own peak RSS): a sharded-build task, one
     per shard, so the shard's set is generated once whatever the workers."""
-    return [measure_shard(n, i, base, size, source, repeat, keep_runs, scan_pfns)
+    return [measure_shard(n, i, base, size, source, repeat, keep_runs, scan_pfns, builds)
             for n in names]
 
 
@@ -490,7 +493,7 @@ def not_representable(name: str, max_pfn: int) -> str:
 
 def shard_units(names, max_pfn: int, shard_pfns: int, source, repeat: int,
                 keep_runs: bool = False, timed: bool = True,
-                scan_pfns: bool = True) -> list[Unit]:
+                scan_pfns: bool = True, builds: int | None = None) -> list[Unit]:
     """The units of a sharded build: one per shard, every tracker in it
     (:func:`measure_shard_all`); ``timed`` (default) unless only the counts
     matter (tests)."""
@@ -501,7 +504,7 @@ def shard_units(names, max_pfn: int, shard_pfns: int, source, repeat: int,
         size = min(shard_pfns, max_pfn - base)
         src = source.shard(base, size) if isinstance(source, Extents) else source
         units.append(Unit(measure_shard_all, (list(names), i, base, size, src, repeat,
-                                              keep_runs, scan_pfns),
+                                              keep_runs, scan_pfns, builds),
                           timed=timed, label=f"shard {i + 1}/{n}"))
     return units
 
@@ -509,14 +512,16 @@ def shard_units(names, max_pfn: int, shard_pfns: int, source, repeat: int,
 def sharded_build(client, names, max_pfn: int, shard_pfns: int = DEFAULT_SHARD_PFNS,
                   source=None, repeat: int = 1, keep_runs: bool = False,
                   progress: bool = True, timed: bool = True,
-                  scan_pfns: bool = True) -> list[Sharded]:
+                  scan_pfns: bool = True, builds: int | None = None) -> list[Sharded]:
     """Every tracker of ``names`` built over ``source`` (default: the
     reference set shard by shard, :class:`ReferenceShards`) in shards of
     ``shard_pfns``, each shard a task on ``client`` (None: in this process;
     ``timed``: on the timing worker, one at a time, so its times stand);
     one :class:`Sharded` per tracker, in order.  ``keep_runs``: each shard
     also returns its extents (:meth:`Sharded.runs`; small sets only);
-    ``scan_pfns=False``: the pfns() scan is not timed (its columns are NaN)."""
+    ``scan_pfns=False``: the pfns() scan is not timed (its columns are NaN);
+    ``builds``: populates timed per shard (default ``repeat``; the scans of
+    the last build are timed ``repeat`` times)."""
     for name in names:
         if name not in ALL_TRACKERS:
             raise ValueError(f"unknown tracker {name!r}; known: {', '.join(ALL_TRACKERS)}")
@@ -525,7 +530,7 @@ def sharded_build(client, names, max_pfn: int, shard_pfns: int = DEFAULT_SHARD_P
             raise NotRepresentable(why)
     source = ReferenceShards() if source is None else source
     units = shard_units(names, max_pfn, shard_pfns, source, repeat, keep_runs, timed,
-                        scan_pfns)
+                        scan_pfns, builds)
     if client is None:
         results = [u.fn(*u.args) for u in units]
     else:

@@ -50,9 +50,10 @@ kind is "measured" (this-machine), NaN elsewhere, with
 all-core cap is the other side).  The engine is the verdict's own (the
 ``@kernel`` twin where it runs, else the emulation).  Cost, on iomem-64g
 (the default report's one built scenario; 9 shards of 2^21 PFNs, 5 scans
-each): each shard is built once (shard.measure_shard builds it ``repeat``
-times and times pfns() too: 34.5 s for the seven tracker strategies, one
-run, against 10.2 s built once); of those 10.2 s kvm-attr took 5.6 s (and
+each): each shard is built once and its pfns() stream is not timed
+(shard.sharded_build with builds=1, scan_pfns=False: 10.2 s for the seven
+tracker strategies, one run, against 34.5 s building it ``repeat`` times
+and timing pfns() too); of those 10.2 s kvm-attr took 5.6 s (and
 the option misses pages), so only the hooked trackers are sharded, and
 pageflags' measured scan is the C struct-page layout, which shards do not
 split (:data:`MEASURED_SKIPPED`): measured_scans() then adds 3.58 s
@@ -63,13 +64,11 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import time
 
 import pandas as pd
 
 from .. import kernel
-from ..registry import ALL_TRACKERS
-from ..shard import MIN_SHARD_PFNS, Extents, Sharded, check_shards, close_tracker, drain
+from ..shard import MIN_SHARD_PFNS, Extents, Sharded, sharded_build
 from . import platform as platform_mod
 from .host import KexecHost
 from .platform import Platform
@@ -222,37 +221,13 @@ def measured_shard_pfns(max_pfn: int, cpus: int) -> int:
 def sharded_scan(tracker: str, max_pfn: int, found, shard_pfns: int,
                  repeat: int = 5) -> Sharded:
     """Tracker ``tracker`` (a name of ALL_TRACKERS) over the extent set ``found``
-    in [0, max_pfn), built one aligned shard of ``shard_pfns`` at a time
-    (shard-local PFNs, shard.Extents), each shard's whole extents() scan
-    timed ``repeat`` times, the structure dropped before the next shard."""
-    cls = ALL_TRACKERS[tracker]
-    source = Extents(*found)
-    warm = cls(MIN_SHARD_PFNS)                  # numba compile, first touch
-    warm.mark_ranges([1, 64], [3, 200])
-    drain(warm.extents())
-    close_tracker(warm)
-    shards = []
-    for i in range(check_shards(max_pfn, shard_pfns)):         # one step per shard
-        base = i * shard_pfns
-        size = min(shard_pfns, max_pfn - base)
-        s, e = source.shard(base, size).local(i, base, size)
-        t = cls(size)
-        try:
-            t.mark_ranges(s, e)
-            times = []
-            for _ in range(repeat):
-                t0 = time.perf_counter()
-                runs = drain(t.extents())
-                times.append(time.perf_counter() - t0)
-            if runs != s.size:
-                raise AssertionError(f"{tracker} shard {i}: the scan gave {runs} runs, "
-                                     f"the shard holds {s.size}")
-        finally:
-            close_tracker(t)
-        shards.append({"shard": i, "base": base, "size": size, "pages": int((e - s).sum()),
-                       "extents": int(s.size), "first_start": int(s[0]) if s.size else -1,
-                       "last_end": int(e[-1]) if s.size else -1, "scan_extents_s": times})
-    return Sharded(tracker, max_pfn, shard_pfns, shards)
+    in [0, max_pfn), built once per aligned shard of ``shard_pfns`` here
+    (shard.sharded_build in this process, an Extents source), each shard's
+    whole extents() scan timed ``repeat`` times, the structure dropped
+    before the next shard."""
+    [sh] = sharded_build(None, [tracker], max_pfn, shard_pfns, Extents(*found), repeat,
+                         scan_pfns=False, builds=1)
+    return sh
 
 
 def measured_scans(host: KexecHost, strategies, cpus, *, kernel_code: bool = True,
