@@ -289,12 +289,17 @@ def memory_vs_host(df: pd.DataFrame, scan_time: pd.DataFrame | None = None,
     if zero:
         handles.append(Line2D([], [], ls="none"))
         labels.append("add 0 B (not on a log axis):\n  " + ", ".join(zero))
-    ax.legend(handles, labels, loc="upper left", fontsize=8, ncol=3, frameon=True,
+    # sharded hexagons stand at 4-64 TiB, under the upper left: the legend goes
+    # below the axes, above the caption (its lines at 8 pt, ~0.14 in each)
+    where = (dict(loc="upper left") if pts.empty else
+             dict(loc="upper center", bbox_to_anchor=(0.5, -0.1)))
+    ax.legend(handles, labels, **where, fontsize=8, ncol=3, frameon=True,
               framealpha=0.9, title="line = modeled (estimate() of each structure)",
               title_fontsize=8)
-    # the caption's lines at 8 pt (~0.14 in each): room for the sharded sentence
-    bottom = 0.06 if pts.empty else min((0.35 + 0.14 * (1 + sum(map(len, notes)) // 150
-                                                       + 3)) / fig.get_figheight(), 0.3)
+    bottom = 0.06
+    if not pts.empty:
+        fig.set_figheight(fig.get_figheight() + 2.2)
+        bottom = (0.25 + 0.14 * (1 + len(" ".join(notes)) // 170 + 3)) / fig.get_figheight()
     ax.figure.tight_layout(rect=(0, bottom, 0.83, 1))
     same = _coincident(curves)
     _label_ends(ax, [(n + (f" (= {same[n]})" if n in same else ""), *rest)
@@ -349,11 +354,11 @@ def draw_sharded_memory(ax, pts: pd.DataFrame, line_set: str = "") -> str:
     for r, k in zip(pts.itertuples(), kernel):
         c = color_for(r.option)
         ax.plot([r.host_bytes], [r.added_bytes], ls="none", color=c, mec=c,
-                mfc=c if k else "white", zorder=6, **SHARDED_MARKER)
+                mfc=c if k else "white", zorder=4.5, **SHARDED_MARKER)
         if pd.notna(getattr(r, "estimate_bytes", math.nan)) and r.modeled_bytes > 0:
             est = r.added_bytes * r.estimate_bytes / r.modeled_bytes
             ax.plot([r.host_bytes], [est], ls="none", marker="_", ms=14, mew=1.5,
-                    color="black", zorder=7)
+                    color="black", zorder=4.6)
     for x, g in pts.groupby("host_bytes"):
         n = "/".join(str(int(v)) for v in sorted(set(g["shards"].dropna())))
         ax.annotate(f"built in {n} shards", (x, g["added_bytes"].min()), xytext=(0, -16),
