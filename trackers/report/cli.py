@@ -57,6 +57,15 @@ adds your own host to the kexec table as one more scenario, named after the
 file, its trackers built and timed up to the build limit; a map, trace or TD
 layout that cannot be used is refused before any work.
 
+--sharded SIZES (e.g. 4T,16T,64T) builds every tracker, and its @kernel twin,
+over the reference set in 1 TiB shards at those host sizes (trackers/shard.py;
+each shard a timed step, hours at 64 TiB); --sharded-csv FILE... reads the
+same rows from bench-core CSVs of sharded runs instead.  Either writes
+sharded.csv and draws its rows in memory_vs_host and scan_time
+(trackers/report/sharded.py); a size of one shard or less, or a CSV that is
+missing, unreadable, lacks a column or holds a whole build, is refused before
+any work.
+
 --quick shrinks every sweep to seconds (for tests and a first look): 1-16 GiB
 hosts for memory and scans, the ``tiny`` scenario only (and it without its
 TDs), 2 000 simulated kexecs per race point, CPU counts 1, 2, 8, 32 and all,
