@@ -158,7 +158,8 @@ def test_a_bench_core_csv_reads_back_as_the_same_rows(bench_csv, report_rows):
     pd.testing.assert_frame_equal(built.loc[mine.index, same], mine[same], check_dtype=False)
     assert built["runs"].isna().all()          # bench-core's CSV does not say
     assert (built["scan_extents_measured_s"] > 0).all()
-    assert df[df["tracker"] == "ida"]["not_representable"].iloc[0].startswith("IDA: not")
+    ida = df[df["tracker"] == "ida"].iloc[0]
+    assert ida["not_representable"].startswith("IDA: not") and ida["pfns"] == N
 
 
 def _bad(tmp_path, bench_csv, kind):

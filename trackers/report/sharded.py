@@ -232,7 +232,12 @@ def sharded_table(rows: pd.DataFrame, source: str) -> pd.DataFrame:
     for old, new in MEASURED.items():
         out[new] = rows[old] if old in rows else math.nan
     out["runs"] = rows["runs"] if "runs" in rows else math.nan    # bench-core's CSV: unknown
-    out["option"] = [structure(n) if n in ALL_TRACKERS else n for n in out["tracker"]]
+    sizes = out["pfns"].dropna().unique()
+    if len(sizes) == 1:             # bench-core's not-representable row names no size: its run's
+        out["pfns"] = out["pfns"].fillna(sizes[0]).astype(np.int64)
+    # a twin this machine has not built (a CSV from another) still names its emulation
+    out["option"] = [structure(n) if n in ALL_TRACKERS else str(n).removesuffix(KERNEL_SUFFIX)
+                     for n in out["tracker"]]
     out["set"] = SHAPE
     out["host_bytes"] = out["pfns"] * PAGE_SIZE
     out["TiB"] = out["host_bytes"] / 2 ** 40
