@@ -57,6 +57,15 @@ adds your own host to the kexec table as one more scenario, named after the
 file, its trackers built and timed up to the build limit; a map, trace or TD
 layout that cannot be used is refused before any work.
 
+--sharded SIZES (e.g. 4T,16T,64T) builds every tracker, and its @kernel twin,
+over the reference set in 1 TiB shards at those host sizes (trackers/shard.py;
+each shard a timed step, hours at 64 TiB); --sharded-csv FILE... reads the
+same rows from bench-core CSVs of sharded runs instead.  Either writes
+sharded.csv and draws its rows in memory_vs_host and scan_time
+(trackers/report/sharded.py); a size of one shard or less, or a CSV that is
+missing, unreadable, lacks a column or holds a whole build, is refused before
+any work.
+
 --quick shrinks every sweep to seconds (for tests and a first look): 1-16 GiB
 hosts for memory and scans, the ``tiny`` scenario only (and it without its
 TDs), 2 000 simulated kexecs per race point, CPU counts 1, 2, 8, 32 and all,
@@ -99,7 +108,7 @@ from ..kexec.evaluate import add_host_arguments, user_host
 from ..kexec.platform import calibration_path
 from ..options import int_option, output_dir, output_file
 from ..registry import TRACKERS
-from . import collect
+from . import collect, sharded
 
 HELP = "the design-review report: verdict table, figures (PNG+SVG), CSV and summary.md"
 
@@ -127,6 +136,15 @@ def add_arguments(p):
                    help="do not build or time the kernel's own code (the @kernel twins, "
                         "trackers/linux): measure the Python/numba emulations only")
     add_host_arguments(p)         # --memmap, --trace, --tds: your own host, one more scenario
+    p.add_argument("--sharded", type=sharded.sizes_option, default=None,
+                   metavar="SIZE[,SIZE...]",
+                   help="also build every tracker (and its @kernel twin) over the reference "
+                        "set in 1 TiB shards at these host sizes, PFNs or binary units "
+                        "(4T,16T,64T): measured points beside estimate() in sharded.csv, "
+                        "memory_vs_host and scan_time (hours at 64 TiB; trackers/shard.py)")
+    p.add_argument("--sharded-csv", nargs="+", default=None, metavar="FILE",
+                   help="bench-core CSVs of sharded runs (bench-core --pfns $((1<<34)) --csv "
+                        "FILE) read as the same rows, without building anything")
 
 
 def _progress(total: int, disable: bool):
@@ -229,6 +247,7 @@ def provenance(meta: dict) -> dict:
         "platforms": plats,
         "config": meta.get("config", {}),
         "left_out": meta.get("left_out", {}),
+        "sharded": meta.get("sharded", {}),
         "calibration": _calibration_summary(),
     }
 
@@ -412,6 +431,10 @@ def command_line(args) -> str:
     for opt in ("memmap", "trace", "tds"):
         if getattr(args, opt, None) is not None:
             cmd += [f"--{opt}", str(getattr(args, opt))]
+    if getattr(args, "sharded", None):
+        cmd += ["--sharded", ",".join(map(str, args.sharded))]
+    if getattr(args, "sharded_csv", None):
+        cmd += ["--sharded-csv", *map(str, args.sharded_csv)]
     return " ".join(cmd)
 
 
@@ -426,6 +449,10 @@ def run(args) -> int:
             if n not in TRACKERS:
                 raise ValueError(f"unknown tracker {n!r}; known: {', '.join(TRACKERS)}")
         cfg.trackers = list(args.trackers)
+    # sharded points: sizes and bench-core CSVs refused before any work
+    cfg.sharded_pfns = list(getattr(args, "sharded", None) or [])
+    sharded.check_sizes(cfg.sharded_pfns, cfg.shard_pfns)
+    sharded_csvs = {p: sharded.load_csv(p) for p in getattr(args, "sharded_csv", None) or []}
     cfg.user_host = user_host(args)
     if cfg.user_host is not None:             # a bad map, trace or --tds: refused before any work
         cfg.user_host.build(args.seed)
@@ -446,12 +473,15 @@ def run(args) -> int:
     finally:
         if bar is not None:
             bar.close()
+    tables = collect.add_sharded(cfg, tables, sharded_csvs)
     elapsed = time.perf_counter() - t0
     meta = {"command": command_line(args),
             "elapsed_s": elapsed, "mode": "quick" if args.quick else "default",
             "seed": args.seed, "trackers": cfg.trackers, "kernel_code": kernel_code,
             "config": dataclasses.asdict(cfg), "left_out": collect.left_out(cfg),
-            "quick_covers": collect.quick_covers()}
+            "quick_covers": collect.quick_covers(),
+            "sharded": sharded.provenance(cfg.sharded_pfns, cfg.shard_pfns, sharded_csvs,
+                                          cfg.sharded_repeat)}
     written = write_report(tables, out, meta)
     verdict = summary.verdict_table(collect.split_tables(tables))
     buf = io.StringIO()

@@ -54,6 +54,12 @@ Tables (file stem -> content):
   timings (trackers.bench.conversion_cost), for the tracker each hooked
   option would use: its ``@kernel`` twin where the kernel's code is built.
 
+* ``sharded``         tracker x host size, only with --sharded or --sharded-csv:
+  each tracker built in aligned PFN shards (trackers/shard.py) at 4-64 TiB,
+  its measured populate and scan (sums over the shards: one CPU) and peak
+  RSS beside its built bytes and estimate() of the same shards (modeled);
+  from the report's own shard steps or bench-core's CSVs (trackers/report/sharded.py).
+
 ``plan(config)`` lists the steps so a progress bar knows the total work.
 """
 
@@ -83,7 +89,9 @@ from ..kexec.strategies import (ENGINE_PAGE_TABLES, ENGINE_STRUCT_PAGES, TRACKER
                                 engine_kind, strategy_for_tracker)
 from ..registry import ALL_TRACKERS, KERNEL_SUFFIX, TRACKERS
 from ..sets import fraction_set, host_label, host_set, reference_set
+from ..shard import DEFAULT_SHARD_PFNS
 from ..workloads import SCENARIOS, UserHost, scenario
+from . import sharded
 
 
 @dataclass
@@ -134,6 +142,11 @@ class ReportConfig:
     #: the user's own host (--memmap/--trace/--tds): one more kexec scenario,
     #: built and timed up to the strategies' build limit
     user_host: UserHost | None = None
+    #: sharded points (--sharded, trackers/report/sharded.py): hosts (PFNs) whose
+    #: trackers are built in shards of shard_pfns, sharded_repeat timed runs each
+    sharded_pfns: list[int] = field(default_factory=list)
+    shard_pfns: int = DEFAULT_SHARD_PFNS
+    sharded_repeat: int = 1
 
 
 def default_config(seed: int = 0) -> ReportConfig:
@@ -552,7 +565,44 @@ def plan(cfg: ReportConfig) -> list[Step]:
     steps.extend(kexec_steps(cfg))
     steps.append(Step("conversion_cost", "conversion cost", lambda: _conversion_rows(cfg),
                       timed=True))
+    steps.extend(sharded_steps(cfg))
     return steps
+
+
+# --------------------------------------------------------------------------
+# sharded points (--sharded, --sharded-csv): trackers/report/sharded.py
+
+#: the shard steps' rows, combined into the ``sharded`` table by add_sharded
+SHARD_STEPS = "_shards"
+
+
+def sharded_steps(cfg: ReportConfig) -> list[Step]:
+    """One timed step per shard of each tracker (and @kernel twin) at each
+    of ``cfg.sharded_pfns``, after every other step (none by default)."""
+    names = sharded.sharded_names(cfg.trackers, cfg.kernel_code)
+    return [Step(SHARD_STEPS, label, run, timed=True) for pfns in cfg.sharded_pfns
+            for label, run in sharded.shard_runs(names, pfns, cfg.shard_pfns, cfg.seed,
+                                                 cfg.sharded_repeat)]
+
+
+def add_sharded(cfg: ReportConfig, tables: dict[str, pd.DataFrame],
+                csvs: dict[str, pd.DataFrame] | None = None) -> dict[str, pd.DataFrame]:
+    """``tables`` with the ``sharded`` table: the shard steps' results
+    combined per tracker and size (trackers.shard.combine), then the rows of
+    each bench-core CSV of ``csvs`` (path -> its rows, sharded.load_csv)."""
+    out = dict(tables)
+    raw = out.pop(SHARD_STEPS, None)
+    parts = []
+    if cfg.sharded_pfns:
+        results = [] if raw is None else raw.to_dict("records")
+        names = sharded.sharded_names(cfg.trackers, cfg.kernel_code)
+        rows = sharded.combine_steps(names, cfg.sharded_pfns, results, cfg.sharded_repeat)
+        parts.append(sharded.sharded_table(rows, sharded.SOURCE_REPORT))
+    for path, df in (csvs or {}).items():
+        parts.append(sharded.sharded_table(df, str(path)))
+    if parts:
+        out[sharded.TABLE] = pd.concat(parts, ignore_index=True)
+    return out
 
 
 # --------------------------------------------------------------------------

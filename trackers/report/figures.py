@@ -36,6 +36,7 @@ from matplotlib.ticker import FuncFormatter, MaxNLocator, NullFormatter
 
 from ..kexec import PLATFORMS, STRATEGIES
 from .collect import split_sparse_hosts
+from .sharded import SCAN_LABEL
 
 # The one order of tables and figures: the kexec strategies' (trackers in
 # registry order, then options 2-7), declared by trackers.kexec.STRATEGIES.
@@ -225,9 +226,12 @@ def _coincident(curves: dict[str, pd.Series], within: float = 0.03) -> dict[str,
     return out
 
 
-def memory_vs_host(df: pd.DataFrame, scan_time: pd.DataFrame | None = None):
+def memory_vs_host(df: pd.DataFrame, scan_time: pd.DataFrame | None = None,
+                   sharded: pd.DataFrame | None = None):
     """Bytes each option adds to a running kernel vs host RAM, log-log (modeled);
-    ``scan_time``, when given, names the scan figure's private set in the title."""
+    ``scan_time``, when given, names the scan figure's private set in the title;
+    ``sharded`` (sharded.csv), when it has rows, draws each sharded build as a
+    marker at its host size (:func:`draw_sharded_memory`)."""
     title = "Memory each option adds to a running kernel (modeled) — lower is better"
     why = _absent(title, "memory_vs_host", df, ["tracker", "host_bytes", "added_bytes"])
     if why:
@@ -255,12 +259,18 @@ def memory_vs_host(df: pd.DataFrame, scan_time: pd.DataFrame | None = None):
     notes = ([] if extra.empty else
              [MEMORY_OVERLAYS.get(kind, _overlay_points)(ax, g)
               for kind, g in extra.groupby(_text(extra["overlay"]), sort=False)])
+    pts = sharded_points(sharded, "added_bytes")
+    if not pts.empty:
+        notes.append(draw_sharded_memory(ax, pts, str(sweep["set"].iloc[0])
+                                         if "set" in sweep and len(sweep) else ""))
     ax.set_xscale("log", base=2)
     ax.set_yscale("log", base=2)
-    shown = df["added_bytes"][df["added_bytes"] > 0]
-    ax.set_xlim(df["host_bytes"].min() / 1.25, df["host_bytes"].max() * 1.25)
+    shown = pd.to_numeric(pd.concat([df["added_bytes"], pts["added_bytes"]]), errors="coerce")
+    shown = shown[shown > 0]
+    x_hi = max(df["host_bytes"].max(), pts["host_bytes"].max() if not pts.empty else 0)
+    ax.set_xlim(df["host_bytes"].min() / 1.25, x_hi * 1.25)
     ax.set_ylim(min(shown.min(), hb.min() / 256) / 1.6, max(shown.max(), hb.max() / 256) * 1.6)
-    ax.set_xticks(hb)
+    ax.set_xticks(sorted(set(hb) | set(pts["host_bytes"].astype(float))))
     ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _: fmt_bytes(x)))
     ax.xaxis.set_minor_formatter(NullFormatter())
     _thin_byte_ticks(ax, "y")
@@ -279,10 +289,18 @@ def memory_vs_host(df: pd.DataFrame, scan_time: pd.DataFrame | None = None):
     if zero:
         handles.append(Line2D([], [], ls="none"))
         labels.append("add 0 B (not on a log axis):\n  " + ", ".join(zero))
-    ax.legend(handles, labels, loc="upper left", fontsize=8, ncol=3, frameon=True,
+    # sharded hexagons stand at 4-64 TiB, under the upper left: the legend goes
+    # below the axes, above the caption (its lines at 8 pt, ~0.14 in each)
+    where = (dict(loc="upper left") if pts.empty else
+             dict(loc="upper center", bbox_to_anchor=(0.5, -0.1)))
+    ax.legend(handles, labels, **where, fontsize=8, ncol=3, frameon=True,
               framealpha=0.9, title="line = modeled (estimate() of each structure)",
               title_fontsize=8)
-    ax.figure.tight_layout(rect=(0, 0.06, 0.83, 1))
+    bottom = 0.06
+    if not pts.empty:
+        fig.set_figheight(fig.get_figheight() + 2.2)
+        bottom = (0.25 + 0.14 * (1 + len(" ".join(notes)) // 170 + 3)) / fig.get_figheight()
+    ax.figure.tight_layout(rect=(0, bottom, 0.83, 1))
     same = _coincident(curves)
     _label_ends(ax, [(n + (f" (= {same[n]})" if n in same else ""), *rest)
                      for n, *rest in ends])
@@ -293,6 +311,71 @@ def memory_vs_host(df: pd.DataFrame, scan_time: pd.DataFrame | None = None):
                   "existing struct page. A line ending at a bar: the structure cannot hold "
                   "the set beyond that host (not representable). " + " ".join(notes))
     return fig
+
+
+#: how a sharded build is drawn (memory_vs_host, scan_time): a hexagon in its
+#: option's colour, filled for the kernel's own code, hollow for the emulation
+SHARDED_MARKER = dict(marker="h", ms=10, mew=1.6)
+
+
+def sharded_points(sharded: pd.DataFrame | None, column: str) -> pd.DataFrame:
+    """The rows of sharded.csv with a positive ``column`` (none without the
+    table or the column: the figure is drawn as without --sharded)."""
+    if sharded is None or sharded.empty or not _has(sharded, "option", "host_bytes", column):
+        return pd.DataFrame(columns=["option", "host_bytes", column])
+    return sharded[pd.to_numeric(sharded[column], errors="coerce") > 0]
+
+
+def _sharded_kernel(pts: pd.DataFrame) -> pd.Series:
+    kind = _text(pts["engine"]) if "engine" in pts else pd.Series("", index=pts.index)
+    return kind.str.startswith("kernel code")
+
+
+def sharded_caption(pts: pd.DataFrame) -> str:
+    """Which sharded builds a figure draws: sizes, shards, engines, sources."""
+    sizes = ", ".join(fmt_bytes(x) for x in sorted(set(pts["host_bytes"])))
+    shards = "/".join(str(int(x)) for x in sorted(set(pts["shards"].dropna()))) \
+        if "shards" in pts else "?"
+    engines = "; ".join(dict.fromkeys(_text(pts["engine"]))) if "engine" in pts else "?"
+    sources = ", ".join(dict.fromkeys(_text(pts["source"]))) if "source" in pts else "?"
+    shape = str(pts["set"].iloc[0]) if "set" in pts else "reference"
+    return (f"at {sizes}, built in {shards} shards over the '{shape}' set "
+            f"({SET_CAPTIONS.get(shape, shape)}), engines: {engines}; from {sources} "
+            f"(sharded.csv)")
+
+
+def draw_sharded_memory(ax, pts: pd.DataFrame, line_set: str = "") -> str:
+    """Each sharded build at its host size: its built bytes (modeled from the
+    node counts of the structure it built, measured shard by shard) as a
+    hexagon, estimate() of the same shards as a black tick; returns the
+    caption's sentence (``line_set``: the lines' set shape, named where the
+    builds' differs)."""
+    kernel = _sharded_kernel(pts)
+    for r, k in zip(pts.itertuples(), kernel):
+        c = color_for(r.option)
+        ax.plot([r.host_bytes], [r.added_bytes], ls="none", color=c, mec=c,
+                mfc=c if k else "white", zorder=4.5, **SHARDED_MARKER)
+        if pd.notna(getattr(r, "estimate_bytes", math.nan)) and r.modeled_bytes > 0:
+            est = r.added_bytes * r.estimate_bytes / r.modeled_bytes
+            ax.plot([r.host_bytes], [est], ls="none", marker="_", ms=14, mew=1.5,
+                    color="black", zorder=4.6)
+    for x, g in pts.groupby("host_bytes"):
+        n = "/".join(str(int(v)) for v in sorted(set(g["shards"].dropna())))
+        ax.annotate(f"built in {n} shards", (x, g["added_bytes"].min()), xytext=(0, -16),
+                    textcoords="offset points", fontsize=7.5, color="0.3", ha="center")
+    ax.plot([], [], ls="none", color="0.3", mfc="0.3", label="sharded build (measured build;\n"
+            "bytes modeled from its nodes):\nfilled kernel code, hollow emulation",
+            **SHARDED_MARKER)
+    ax.plot([], [], ls="none", marker="_", ms=14, mew=1.5, color="black",
+            label="estimate() of the same shards")
+    shape = str(pts["set"].iloc[0]) if "set" in pts else ""
+    other = (f" Their set is not the lines' ('{line_set}'): a structure whose bytes grow "
+             f"with scattered pages sits off its line; the tick is estimate() of the "
+             f"hexagon's own set." if line_set and shape and line_set != shape else "")
+    return ("Hexagons: sharded builds " + sharded_caption(pts) + "; each structure was built "
+            "and measured shard by shard, its bytes modeled from the node counts it built "
+            "(combined, trackers/shard.py), the black tick estimate() of the same shards."
+            + other)
 
 
 def draw_sparse_hosts(ax, sparse: pd.DataFrame) -> None:
@@ -457,8 +540,11 @@ def _engine_kind(t: pd.DataFrame) -> pd.Series:
     return pd.Series("emulation", index=t.index)       # reports before the engine column
 
 
-def scan_time(df: pd.DataFrame, platform: str | None = None):
-    """Measured kexec-time scans (markers, min-max bars) against the model (lines)."""
+def scan_time(df: pd.DataFrame, platform: str | None = None,
+              sharded: pd.DataFrame | None = None):
+    """Measured kexec-time scans (markers, min-max bars) against the model
+    (lines); ``sharded`` (sharded.csv), when it has rows, adds each sharded
+    build's measured scan, the sum over its shards (one CPU), as a hexagon."""
     title = "kexec-time scan vs host size: measured (markers) and modeled (lines) — lower is better"
     if df is None or df.empty or "scan_modeled_s" not in df:
         return _empty(title, "no scan_time data")
@@ -526,9 +612,19 @@ def scan_time(df: pd.DataFrame, platform: str | None = None):
                                 for w in why)
                 notes.append(f"[{n_note}] {name} at {fmt_bytes(r.host_bytes)}: {head}"
                              + (f" {marks}" if marks else "") + ".")
+    pts = sharded_points(sharded, "scan_extents_measured_s")
+    for r, k in zip(pts.itertuples(), _sharded_kernel(pts)):
+        c = color_for(r.option)
+        err = None
+        if _has(pts, "scan_extents_measured_min_s", "scan_extents_measured_max_s"):
+            err = [[r.scan_extents_measured_s - r.scan_extents_measured_min_s],
+                   [r.scan_extents_measured_max_s - r.scan_extents_measured_s]]
+        ax.errorbar([r.host_bytes], [r.scan_extents_measured_s], yerr=err, fmt="h", color=c,
+                    mec=c, mfc=c if k else "white", capsize=3, elinewidth=1.2,
+                    ms=SHARDED_MARKER["ms"], mew=SHARDED_MARKER["mew"], zorder=6)
     ax.set_xscale("log", base=2)
     ax.set_yscale("log")
-    hb = sorted(p["host_bytes"].unique())
+    hb = sorted(set(p["host_bytes"].unique()) | set(pts["host_bytes"].astype(float)))
     ax.set_xticks(hb)
     ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _: fmt_bytes(x)))
     ax.xaxis.set_minor_formatter(NullFormatter())
@@ -564,6 +660,9 @@ def scan_time(df: pd.DataFrame, platform: str | None = None):
     if "scan_extrapolated" in p and p["scan_extrapolated"].eq(True).any():
         handles.append(Line2D([], [], marker="o", ls="none", color="0.3", mfc="white"))
         labels.append("hollow: extrapolated past\nthe memory budget")
+    if not pts.empty:
+        handles.append(Line2D([], [], ls="none", color="0.3", mfc="0.3", **SHARDED_MARKER))
+        labels.append(f"{SCAN_LABEL}:\nfilled kernel code, hollow emulation")
     handles.append(Line2D([], [], ls="-", color="0.3"))
     labels.append(f"modeled on {platform} [{kind}],\n{cpus} CPU" + ("s" if cpus > 1 else "")
                   + "; band: ASSUMED cost range")
@@ -584,6 +683,12 @@ def scan_time(df: pd.DataFrame, platform: str | None = None):
         if not sk.empty:
             text += (" Not built (model only; see scan_time.csv): " + ", ".join(
                 f"{r.tracker} at {fmt_bytes(r.host_bytes)}" for r in sk.itertuples()) + ".")
+    if not pts.empty:
+        runs = pts["runs"].dropna() if "runs" in pts else pd.Series(dtype=float)
+        text += (f" Hexagons: {SCAN_LABEL}, the extents scan of sharded builds "
+                 + sharded_caption(pts) + "; bars min-max over "
+                 + (f"{int(runs.max())} run(s)" if not runs.empty else "the runs bench-core made")
+                 + "; no model line there (the lines model whole builds).")
     _caption(fig, text)
     lines = 1 + len(text) // 180               # caption lines at 8 pt, ~0.14 in each
     fig.tight_layout(rect=(0, min((0.25 + 0.14 * lines) / fig.get_figheight(), 0.45), 1, 1))
@@ -1349,7 +1454,9 @@ FIGURES: dict[str, FigureSpec] = {
         memory_vs_host, "memory_vs_host",
         "Memory each option adds to a running kernel as the host grows "
         "(modeled, log-log; lower is better); each line is named at its end, and the "
-        "title names the private set and the scan figure's.", ("scan_time",)),
+        "title names the private set and the scan figure's; with --sharded or "
+        "--sharded-csv, hexagons are sharded builds (measured builds, modeled bytes) "
+        "beside estimate() of the same shards.", ("scan_time", "sharded")),
     "bits_per_page": FigureSpec(
         bits_per_page, "bits_per_page",
         "Bits per private page as the private fraction grows, against the "
@@ -1362,7 +1469,9 @@ FIGURES: dict[str, FigureSpec] = {
         "struct pages and page tables for pageflags and pte-softbit, the emulation "
         "only where neither exists) against the model (lines, band: the ASSUMED "
         "per-entry, per-run and per-lookup cost range); the caption names every point "
-        "where the model lies outside 2x and why."),
+        "where the model lies outside 2x and why; with --sharded or --sharded-csv, "
+        "hexagons are sharded builds' measured scans, the sum over shards (1 CPU).",
+        ("sharded",)),
     "kexec_downtime": FigureSpec(
         kexec_downtime, "kexec",
         "Modeled kexec downtime per strategy on the reference platform: the scan (left, "

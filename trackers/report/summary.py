@@ -22,7 +22,7 @@ import pandas as pd
 from ..kexec.sensitivity import crossovers, largest_swings
 from ..kexec.strategies import engine_kind
 from ..linux.build import INSTALL_HINT
-from . import recommend
+from . import recommend, sharded
 from .figures import FIGURES, fmt_bytes, fmt_seconds, ordered
 
 #: the answer's lines at most (issue 11: "opens with the answer in <= 10 lines")
@@ -159,6 +159,9 @@ def findings(tables) -> list[str]:
                            f"`{x.tracker}` {x.host} ({x.model_ratio:.2g}x)"
                            for x in r[~inside].itertuples()) if (~inside).any() else "")
                        + ".")
+    line = sharded.summary_line(tables.get(sharded.TABLE))
+    if line:
+        out.append(line)
     mem = tables.get("memory_vs_host")
     if mem is not None and not mem.empty:
         top = mem[mem["host_bytes"] == mem["host_bytes"].max()]
