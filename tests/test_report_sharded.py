@@ -136,7 +136,7 @@ def bench_csv(tmp_path_factory):
     """The CSV `bench-core --pfns 2^18 --shard-pfns 2^16 --repeat 1 --csv`
     writes (bench.run_sharded's table, built here in this process), and one
     row the IDA cannot hold."""
-    args = argparse.Namespace(pfns=N, shard_pfns=S, seed=0, repeat=1)
+    args = argparse.Namespace(pfns=N, shard_pfns=S, seed=0, repeat=1, scan_pfns=True)
     names = [*NAMES, *(f"{n}@kernel" for n in NAMES if f"{n}@kernel" in trackers.ALL_TRACKERS)]
     df = bench.add_ratios(bench.sharded_table(None, names, args))
     ida = pd.DataFrame([{"tracker": "ida", "engine": "emulation", "not_representable":

@@ -5,8 +5,9 @@ Two sources, one table (``sharded.csv``, :func:`sharded_table`):
 
 * ``report --sharded SIZES``: the report's trackers (and their ``@kernel``
   twins where the kernel code is built) built over the reference shape in
-  shards of ``ReportConfig.shard_pfns`` (2^28, 1 TiB), each shard of each
-  tracker a timed step of the report (collect.sharded_steps), combined by
+  shards of ``ReportConfig.shard_pfns`` (2^28, 1 TiB), each shard a timed
+  step of the report building every tracker in turn (collect.sharded_steps;
+  populate and the extents() scan timed), combined by
   trackers.shard.combine as ``bench-core`` combines them;
 * ``report --sharded-csv FILE...``: the CSV ``bench-core --pfns N --csv
   FILE`` wrote for an N above its ``--shard-pfns`` (hours at 64 TiB), read
@@ -54,6 +55,10 @@ SCAN_LABEL = "measured, sharded, sum over shards (1 CPU)"
 #: bench-core's measured columns -> sharded.csv's (the word "measured" in each)
 MEASURED = {
     **{f"{t}_{stat}": f"{t[:-2]}_measured{'' if stat == 'median' else '_' + stat}_s"
+       for t in ("populate_s", "scan_extents_s", "scan_pfns_s")
+       for stat in ("median", "min", "max")},
+    # one shard's time, over the shards (each a sample of the same shape)
+    **{f"{t}_shard_{stat}": f"{t[:-2]}_shard_measured_{stat}_s"
        for t in ("populate_s", "scan_extents_s", "scan_pfns_s")
        for stat in ("median", "min", "max")},
     "scan_extents_max_shard_s": "scan_extents_max_shard_measured_s",
@@ -138,22 +143,26 @@ def sharded_names(names, kernel_code: bool) -> list[str]:
 
 
 # --------------------------------------------------------------------------
-# the report's own sharded builds: one step per shard and tracker
+# the report's own sharded builds: one step per shard, every tracker in it
 
-def _shard_step(name: str, pfns: int, shard_pfns: int, fn, args) -> list[dict]:
-    """One shard of one tracker's build (trackers.shard.measure_shard), tagged
-    with its build: a report step's rows."""
-    return [{"tracker": name, "pfns": pfns, "shard_pfns": shard_pfns, "shard": fn(*args)}]
+def _shard_step(names, pfns: int, shard_pfns: int, fn, args) -> list[dict]:
+    """One shard of every tracker's build (trackers.shard.measure_shard_all),
+    each tagged with its build: a report step's rows."""
+    return [{"tracker": name, "pfns": pfns, "shard_pfns": shard_pfns, "shard": shard}
+            for name, shard in zip(names, fn(*args))]
 
 
 def shard_runs(names, pfns: int, shard_pfns: int, seed: int, repeat: int):
-    """(label, run) per shard of each tracker of ``names`` representable at
-    ``pfns``, shard-major (trackers.shard.shard_units): the steps of one
-    sharded size."""
+    """(label, run) per shard, every tracker of ``names`` representable at
+    ``pfns`` in it (trackers.shard.shard_units; the extents() scan, the one
+    the figures draw, not pfns()): the steps of one sharded size."""
     built = [n for n in names if not not_representable(n, pfns)]
-    units = shard_units(built, pfns, shard_pfns, ReferenceShards(SHAPE, seed), repeat)
+    if not built:
+        return []
+    units = shard_units(built, pfns, shard_pfns, ReferenceShards(SHAPE, seed), repeat,
+                        scan_pfns=False)
     return [(f"{host_label(pfns)}: {u.label}",
-             functools.partial(_shard_step, u.args[0], pfns, shard_pfns, u.fn, u.args))
+             functools.partial(_shard_step, built, pfns, shard_pfns, u.fn, u.args))
             for u in units]
 
 
