@@ -1,5 +1,6 @@
 import os
 
+import pytest
 from hypothesis import HealthCheck, settings
 
 import trackers.linux
@@ -23,6 +24,27 @@ try:
 except trackers.linux.KernelCodeUnavailable as exc:
     KERNEL_CODE = f"kernel code: unavailable: {exc}"
     print(KERNEL_CODE)
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    """A two-worker local cluster (trackers.cluster.local_cluster: one timing
+    worker) for one test module."""
+    from trackers.cluster import local_cluster
+    c = local_cluster(2)
+    try:
+        yield c
+    finally:
+        c.close()
+
+
+@pytest.fixture(scope="module")
+def client(cluster):
+    """A Client of the module's ``cluster``, both workers up."""
+    from distributed import Client
+    with Client(cluster) as c:
+        c.wait_for_workers(2)
+        yield c
 
 
 def pytest_report_header(config):

@@ -14,22 +14,6 @@ from trackers.cluster import (TIMING, Unit, connect, local_cluster, run_units, w
 from trackers.report.collect import Step, run_steps
 
 
-@pytest.fixture(scope="module")
-def cluster():
-    c = local_cluster(2)
-    try:
-        yield c
-    finally:
-        c.close()
-
-
-@pytest.fixture(scope="module")
-def client(cluster):
-    with Client(cluster) as c:
-        c.wait_for_workers(2)
-        yield c
-
-
 def _where(i):
     return i, get_worker().address
 

@@ -9,10 +9,8 @@ the figure.  Facts only, never a timing."""
 import numpy as np
 import pandas as pd
 import pytest
-from distributed import Client
 
 from trackers.__main__ import main
-from trackers.cluster import local_cluster
 from trackers.kexec import PLATFORMS, STRATEGIES, evaluate, from_workload, get_platform, race
 from trackers.kexec.evaluate import builds, evaluate_tasks, strategy_units
 from trackers.kexec.race import chunk_sizes
@@ -28,22 +26,6 @@ from trackers.workloads import scenario
 #: the struct-page scan's provenance quotes its min and max)
 TIMED_COLUMNS = ["scan_measured_s", "scan_measured_min_s", "scan_measured_max_s",
                  "scan_model_error", "provenance"]
-
-
-@pytest.fixture(scope="module")
-def cluster():
-    c = local_cluster(2)
-    try:
-        yield c
-    finally:
-        c.close()
-
-
-@pytest.fixture(scope="module")
-def client(cluster):
-    with Client(cluster) as c:
-        c.wait_for_workers(2)
-        yield c
 
 
 @pytest.fixture(scope="module")
