@@ -85,7 +85,7 @@ import pandas as pd
 
 from . import linux
 from .base import NotRepresentable, Tracker, memory_budget
-from .cluster import (SCHEDULER_ENV, Unit, connect, peak_rss_bytes, reset_peak_rss, run_units,
+from .cluster import (Unit, add_scheduler_argument, connect, peak_rss_bytes, reset_peak_rss, run_units,
                       scheduler_address)
 from .extents import normalize_extents, subtract
 from .kernel import MAPLE_NODE_BYTES, MAX_PHYS_PFN, PAGES_PER_2M
@@ -156,9 +156,7 @@ def add_arguments(p):
                    default=DEFAULT_SHARD_PFNS,
                    help="a --pfns above this is built shard by shard, each shard a task "
                         "(trackers/shard.py; power of two, default 2^28 = 1 TiB)")
-    p.add_argument("--scheduler", default=None, metavar="ADDRESS",
-                   help=f"run the tasks on the Dask scheduler at ADDRESS (default: "
-                        f"${SCHEDULER_ENV}, else a local cluster of one worker per core)")
+    add_scheduler_argument(p)
     p.add_argument("--scan-pfns", action="store_true",
                    help="also time the pfns() scan of a sharded --pfns (a whole build always "
                         "does; a sharded one skips it by default: the kexec reset reads "

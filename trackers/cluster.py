@@ -78,6 +78,15 @@ def scheduler_address(scheduler: str | None = None) -> str | None:
     return address or None
 
 
+def add_scheduler_argument(parser, what: str = "tasks") -> None:
+    """The ``--scheduler ADDRESS`` option of every command that runs tasks
+    (bench-core, report, kexec): an existing cluster instead of a local one."""
+    parser.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                        help=f"run the {what} on the Dask scheduler at ADDRESS (default: "
+                             f"${SCHEDULER_ENV}, else a local cluster of one worker per "
+                             f"core)")
+
+
 def local_cluster(n_workers: int | None = None, timed_workers: int = 1):
     """A LocalCluster of ``n_workers`` worker processes (default: one per
     core), one thread each, the first ``timed_workers`` (default 1) timing

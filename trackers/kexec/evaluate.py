@@ -53,7 +53,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..cluster import SCHEDULER_ENV, Unit, connect, run_units
+from ..cluster import Unit, add_scheduler_argument, connect, run_units
 from ..kernel import MAX_PHYS_PFN
 from ..options import int_option, output_file
 from ..output import write_csv_atomic
@@ -259,9 +259,7 @@ def add_arguments(p):
                         "with --out X.csv its table goes to X-race.csv beside it")
     p.add_argument("--out", type=output_file, default=None, metavar="CSV",
                    help="write the verdict table here as CSV (default: print only)")
-    p.add_argument("--scheduler", default=None, metavar="ADDRESS",
-                   help=f"run the tasks on the Dask scheduler at ADDRESS (default: "
-                        f"${SCHEDULER_ENV}, else a local cluster of one worker per core)")
+    add_scheduler_argument(p)
 
 
 def run(args) -> int:

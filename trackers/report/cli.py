@@ -102,7 +102,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from .. import linux
-from ..cluster import SCHEDULER_ENV
+from ..cluster import add_scheduler_argument
 from ..kexec.calibrate import calibrate, print_warnings
 from ..kexec.evaluate import add_host_arguments, user_host
 from ..kexec.platform import calibration_path
@@ -129,9 +129,7 @@ def add_arguments(p):
     p.add_argument("--no-calibrate", action="store_true",
                    help="do not measure this machine when it has no calibration yet "
                         "(the this-machine preset then uses PERF-NOTES fallback rates)")
-    p.add_argument("--scheduler", default=None, metavar="ADDRESS",
-                   help=f"run the steps on the Dask scheduler at ADDRESS (default: "
-                        f"${SCHEDULER_ENV}, else a local cluster of one worker per core)")
+    add_scheduler_argument(p, "steps")
     p.add_argument("--no-kernel-code", action="store_true",
                    help="do not build or time the kernel's own code (the @kernel twins, "
                         "trackers/linux): measure the Python/numba emulations only")

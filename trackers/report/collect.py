@@ -84,7 +84,7 @@ from ..extents import union
 from ..kernel import PAGE_SIZE, STRUCT_PAGE_BYTES
 from ..kexec import PLATFORMS, STRATEGIES, KexecHost, evaluate, from_workload
 from ..kexec.race import ZAP_FIRST, race, race_band
-from ..kexec.sensitivity import CPU_COUNTS, sweep
+from ..kexec.sensitivity import CPU_COUNTS, cpu_counts, measured_scans, sweep
 from ..kexec.strategies import (ENGINE_PAGE_TABLES, ENGINE_STRUCT_PAGES, TRACKER_STRATEGIES,
                                 engine_kind, strategy_for_tracker)
 from ..registry import ALL_TRACKERS, KERNEL_SUFFIX, TRACKERS
@@ -577,8 +577,9 @@ SHARD_STEPS = "_shards"
 
 
 def sharded_steps(cfg: ReportConfig) -> list[Step]:
-    """One timed step per shard of each tracker (and @kernel twin) at each
-    of ``cfg.sharded_pfns``, after every other step (none by default)."""
+    """One timed step per shard at each of ``cfg.sharded_pfns``, every
+    tracker (and @kernel twin) built in it in turn, after every other step
+    (none by default)."""
     names = sharded.sharded_names(cfg.trackers, cfg.kernel_code)
     return [Step(SHARD_STEPS, label, run, timed=True) for pfns in cfg.sharded_pfns
             for label, run in sharded.shard_runs(names, pfns, cfg.shard_pfns, cfg.seed,
@@ -697,19 +698,18 @@ def _sensitivity_rows(cfg, name: str, get_host) -> list[dict]:
     :func:`split_tables`).  Where the scenario's trackers are built here
     (``emulate``), the measured platform's rows get the sharded scan
     measured at each CPU count (sensitivity.measured_scans)."""
-    from ..kexec.sensitivity import cpu_counts, measured_scans
     host, _, emulate, measured = get_host(cfg, name)
     rows = []
     checked: dict = {}                         # re-costing verified once per strategy
     here = [c for p in PLATFORMS.values() if p.kind == "measured"
             for c in cpu_counts(p, cfg.sensitivity_cpus)]
-    sharded = (measured_scans(host, _chosen(cfg), here, kernel_code=cfg.kernel_code,
-                              repeat=cfg.scan_repeat) if emulate and here else None)
+    scans = (measured_scans(host, _chosen(cfg), here, kernel_code=cfg.kernel_code,
+                            repeat=cfg.scan_repeat) if emulate and here else None)
     for pname, plat in PLATFORMS.items():
         sens, torn = sweep(host, plat, _chosen(cfg), scenario=name, platform_name=pname,
                            assess_kw={"emulate": emulate, "kernel_code": cfg.kernel_code,
                                       "cache": measured},
-                           counts=cfg.sensitivity_cpus, checked=checked, measured=sharded)
+                           counts=cfg.sensitivity_cpus, checked=checked, measured=scans)
         rows.extend({**r, "_table": "sensitivity"} for r in sens)
         rows.extend({**r, "_table": "tornado"} for r in torn)
     return rows
