@@ -96,7 +96,7 @@ from .maple import Maple
 from .options import int_option, output_file
 from .output import write_csv_atomic
 from .registry import ALL_TRACKERS, KERNEL_TRACKERS, KERNEL_UNAVAILABLE, TRACKERS
-from .sets import MAX_SET_RUNS, expected_runs, reference_set
+from .sets import reference_set
 from .shard import (DEFAULT_SHARD_PFNS, MIN_SHARD_PFNS, ReferenceShards, check_shards,
                     close_tracker, drain, not_representable, sharded_build)
 from .xa import XaTree, xa_node_counts
@@ -795,11 +795,8 @@ def run(args) -> int:
                          f"with --resources timing=1 instead")
     if args.repeat is None:
         args.repeat = 1 if args.pfns > args.shard_pfns else 3
-    shard_runs = expected_runs("reference", args.shard_pfns)
-    if args.pfns > args.shard_pfns and shard_runs > MAX_SET_RUNS:
-        raise ValueError(f"--shard-pfns {args.shard_pfns:,}: a shard's reference set would "
-                         f"hold ~{shard_runs:,} extents, over "
-                         f"the limit of {MAX_SET_RUNS:,} (use --shard-pfns <= 2^28)")
+    if args.pfns > args.shard_pfns:
+        ReferenceShards("reference", args.seed).check(args.shard_pfns)
     t0 = time.perf_counter()
     if args.timed_workers > 1:
         print(f"timed tasks: {args.timed_workers} at a time on this machine "

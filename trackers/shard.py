@@ -78,7 +78,7 @@ from .base import NotRepresentable
 from .cluster import Unit, peak_rss_bytes, reset_peak_rss, run_units
 from .maple import internal_count, level_name, level_node_counts
 from .registry import ALL_TRACKERS
-from .sets import host_set
+from .sets import MAX_SET_RUNS, expected_runs, host_set
 from .xa import XA_LEVELS, estimate_levels, level_breakdown, multi_max, top_shift
 
 #: default shard: 2^28 PFNs (1 TiB), one reference-set build per worker at a time
@@ -130,6 +130,15 @@ class ReferenceShards:
 
     def local(self, i: int, base: int, size: int):
         return _reference_shard(self.shape, self.seed, i, size)
+
+    def check(self, shard_pfns: int) -> None:
+        """ValueError, before any work, where a shard's set would hold more
+        extents than sets.MAX_SET_RUNS (the worker's host_set would refuse it)."""
+        runs = expected_runs(self.shape, shard_pfns)
+        if runs > MAX_SET_RUNS:
+            raise ValueError(f"shard size {shard_pfns:,} PFNs: a shard's {self.shape!r} set "
+                             f"would hold ~{runs:,} extents, over the limit of "
+                             f"{MAX_SET_RUNS:,} (shards of <= 2^28 PFNs fit)")
 
 
 @functools.lru_cache(maxsize=1)

@@ -38,7 +38,7 @@ from ..bench import engine_of
 from ..kernel import MAPLE_NODE_BYTES, MAX_PHYS_PFN, PAGE_SIZE, PAGES_PER_2M
 from ..kexec.strategies import TRACKER_STRATEGIES, strategy_for_tracker
 from ..registry import ALL_TRACKERS, KERNEL_SUFFIX
-from ..sets import MAX_SET_RUNS, expected_runs, host_label
+from ..sets import host_label
 from ..shard import (MAPLE, MAPLE_NODES_PER_BOUNDARY, ReferenceShards, Sharded, combine,
                      not_representable, shard_units, structure)
 from ..workloads.tdx import parse_size
@@ -124,10 +124,8 @@ def check_sizes(sizes, shard_pfns: int) -> None:
             raise ValueError(f"--sharded {host_label(pfns)} ({pfns:,} PFNs) is not above "
                              f"the shard size {shard_pfns:,} PFNs ({host_label(shard_pfns)}): "
                              f"a whole build; the scan figure has it")
-    runs = expected_runs(SHAPE, shard_pfns)
-    if sizes and runs > MAX_SET_RUNS:
-        raise ValueError(f"shard size {shard_pfns:,} PFNs: a shard's reference set would hold "
-                         f"~{runs:,} extents, over the limit of {MAX_SET_RUNS:,}")
+    if sizes:
+        ReferenceShards(SHAPE).check(shard_pfns)
 
 
 def sharded_names(names, kernel_code: bool) -> list[str]:
