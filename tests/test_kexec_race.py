@@ -7,7 +7,8 @@ import trackers
 from trackers.kexec.race import (ORDERS, STATE_INDEX, STATES, ZAP_FIRST, chunk_duration,
                                  failed_reclaim, page_time_by_state, race, replay_cuts,
                                  state_counts, step_times)
-from trackers.kexec.strategies import CONVERSION_STATES, STRATEGIES
+from trackers.kexec.states import CONVERSION_STATES
+from trackers.kexec.strategies import STRATEGIES
 
 STEPS = dict(attr=1.0, blocked=1.0, tracked=1.0, removed=1.0, written_back=1.0, released=1.0)
 S = {s: i for i, s in enumerate(CONVERSION_STATES)}

@@ -9,7 +9,9 @@ from trackers.kexec.evaluate import COLUMNS, evaluate
 from trackers.kexec.host import KexecHost
 from trackers.extents import (normalize, count, intersect, overlap_pages,
                                    subtract, union)
-from trackers.kexec.strategies import STRATEGIES, TrackerStrategy, strategy_for_tracker
+from trackers.kexec import strategy as st
+from trackers.kexec.strategies import STRATEGIES, strategy_for_tracker
+from trackers.kexec.tracked import TrackerStrategy, present_pfns
 
 G, M = 1 << 18, 512
 
@@ -151,7 +153,6 @@ def test_a_twin_is_timed_through_the_kernel_code():
 
 
 def test_the_emulation_is_timed_only_where_no_twin_runs(monkeypatch):
-    import trackers.kexec.strategies as st
     h = host()
     row = STRATEGIES["roaring"].assess(h, "spr-2s")              # no @kernel twin
     assert row.engine == st.ENGINE_EMULATION and "emulated" in row.provenance
@@ -159,7 +160,7 @@ def test_the_emulation_is_timed_only_where_no_twin_runs(monkeypatch):
         row = STRATEGIES[name].assess(h, "spr-2s", kernel_code=False)
         assert row.engine == st.ENGINE_EMULATION and "emulated" in row.provenance
         assert "kernel code (v" not in row.provenance
-    monkeypatch.setattr(st.linux, "available", lambda: (False, "no library (test)"))
+    monkeypatch.setattr(trackers.linux, "available", lambda: (False, "no library (test)"))
     row = STRATEGIES["xarray"].assess(h, "spr-2s")
     assert row.engine == st.ENGINE_EMULATION
     assert STRATEGIES["pte-softbit"].assess(h, "spr-2s").engine == st.ENGINE_NONE
@@ -170,7 +171,6 @@ def test_the_emulation_is_timed_only_where_no_twin_runs(monkeypatch):
 
 
 def test_pageflags_and_pte_softbit_are_timed_on_their_c_layouts():
-    import trackers.kexec.strategies as st
     from trackers.registry import KERNEL_TRACKERS
     if not KERNEL_TRACKERS:
         pytest.skip("kernel code unavailable here")
@@ -179,7 +179,7 @@ def test_pageflags_and_pte_softbit_are_timed_on_their_c_layouts():
     assert row.engine == st.ENGINE_STRUCT_PAGES and row.provenance.startswith("measured: C scan")
     # one struct page per PFN of the sections holding RAM: RAM [256, 262151) and
     # [524288, 1048476) touch sections 0-8 and 16-31 of 32768 PFNs
-    assert row.scan_entries == st.present_pfns(h) == 25 * 32768 and row.scan_extents == 3
+    assert row.scan_entries == present_pfns(h) == 25 * 32768 and row.scan_extents == 3
     assert row.pages_reset == h.private_pages and row.pages_missed == 0
     row = STRATEGIES["pte-softbit"].assess(h, "spr-2s")
     assert row.engine == st.ENGINE_PAGE_TABLES and row.provenance.startswith("measured: C walk")
@@ -188,16 +188,15 @@ def test_pageflags_and_pte_softbit_are_timed_on_their_c_layouts():
 
 
 def test_evaluate_builds_each_structure_once_across_platforms(monkeypatch):
-    import trackers.kexec.strategies as st
     h = host()
     calls = []
-    real = st.TrackerStrategy.measure
+    real = TrackerStrategy.measure
 
     def counted(self, *args, **kwargs):
         calls.append(self.name)
         return real(self, *args, **kwargs)
 
-    monkeypatch.setattr(st.TrackerStrategy, "measure", counted)
+    monkeypatch.setattr(TrackerStrategy, "measure", counted)
     cache = {}
     a = evaluate(h, "spr-2s", strategies=["bitmap", "kvm"], cache=cache)
     b = evaluate(h, "this-machine", strategies=["bitmap", "kvm"], cache=cache)
@@ -215,7 +214,7 @@ from trackers.kexec import gmem                                     # noqa: E402
 from trackers.kexec.host import TdView, from_workload               # noqa: E402
 from trackers.kexec.kvm_walk import mirror_walk                     # noqa: E402
 from trackers.kexec.platform import ASSUMED_RANGES, get_platform   # noqa: E402
-from trackers.kexec.strategies import NEEDS_RESET                   # noqa: E402
+from trackers.kexec.states import NEEDS_RESET                       # noqa: E402
 
 
 @pytest.fixture(scope="module")

@@ -17,7 +17,7 @@ from trackers.kexec.race import chunk_sizes
 from trackers.kexec.sensitivity import (MEASURED_NOTE, MEASURED_SKIPPED, SENSITIVITY_COLUMNS,
                                         SHARDS_PER_CPU, measured_scans, measured_shard_pfns,
                                         sharded_scan, sweep)
-from trackers.kexec.strategies import kernel_twin
+from trackers.kexec.strategy import kernel_twin
 from trackers.report import figures
 from trackers.shard import MIN_SHARD_PFNS, makespan
 from trackers.workloads import scenario

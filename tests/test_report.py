@@ -462,7 +462,7 @@ def _kernel_code_here() -> bool:
 
 
 def test_scan_time_names_its_engine_and_the_model_ratio(report_dir):
-    from trackers.kexec.strategies import ENGINE_PAGE_TABLES, ENGINE_STRUCT_PAGES
+    from trackers.kexec.strategy import ENGINE_PAGE_TABLES, ENGINE_STRUCT_PAGES
     df = pd.read_csv(report_dir / "scan_time.csv", keep_default_na=False,
                      na_values=[""])
     timed = df[df["scan_runs"] > 0]

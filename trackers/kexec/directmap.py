@@ -27,16 +27,28 @@ flushes"), and that SOFTW1-4 are all taken (the bit does not exist today).
 
 Invariant: every figure is a count over extents and slot runs; no per-page
 Python step, so a 16 TiB map costs milliseconds.
+
+The strategy (:class:`PteSoftbit`): the splits modeled here, and where the C
+layout of the direct map's page tables loads (trackers/linux/pages.c), the
+walk of those tables timed.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, replace
 
 import numpy as np
 
-from .. import kernel
-from ..extents import EMPTY, Extents, normalize, count, overlap_pages, slot_extents
+from .. import kernel, linux
+from ..base import MemoryBudgetError
+from ..extents import (EMPTY, Extents, normalize, count, intersect, overlap_pages, slot_extents,
+                       subtract)
+from .host import KexecHost
+from .platform import get_platform
+from .strategy import (BUILD_LIMIT_PFNS, ENGINE_NONE, ENGINE_PAGE_TABLES, PROV_MODELED,
+                       SCAN_REPEAT, Outcome, ScanMeasurement, Strategy, cached_measure,
+                       scan_outcome)
 
 SHIFT_2M = 9                        # log2(kernel.PAGES_PER_2M)
 SHIFT_1G = 18                       # log2(kernel.PAGES_PER_1G)
@@ -199,3 +211,83 @@ class DirectMap:
         return SoftbitSplit(before=before, after=after, pmd_pages_added=pmd_added,
                             pte_pages_added=pte_added,
                             pages_found=overlap_pages(private, self.ram))
+
+
+class PteSoftbit(Strategy):
+    """Option 2: a software bit in each direct-map PTE (the module doc)."""
+
+    name = "pte-softbit"
+    option = "2: software bit in the direct-map PTE (splits large mappings)"
+    seamcall_hooked = True
+    sized_structure = True
+    #: the page tables are built and walked as the trackers are (up to 2 TiB)
+    build_limit_pfns = BUILD_LIMIT_PFNS
+    scan_repeat = SCAN_REPEAT
+
+    def __init__(self, *, gbpages: bool = True, collapse: bool = True):
+        self.gbpages = gbpages
+        self.collapse = collapse
+
+    def added_bytes_for_set(self, max_pfn, starts, ends) -> int:
+        """Page-table pages the splits add over RAM [0, max_pfn)."""
+        ram = (np.array([0], np.int64), np.array([max_pfn], np.int64))
+        return int(DirectMap(*ram, gbpages=self.gbpages).split_for((starts, ends)).added_bytes)
+
+    def measure(self, host: KexecHost, *, emulate: bool = True,
+                build_limit_pfns: int | None = None, kernel_code: bool = True,
+                repeat: int | None = None,
+                budget_bytes: int | None = None) -> ScanMeasurement:
+        """The splits for ``host`` (modeled) and, where the library that lays
+        the direct map's page tables out in C loads here
+        (:class:`trackers.linux.KernelDirectMap`), ``emulate`` is set, the host
+        fits ``build_limit_pfns`` and its tables ``budget_bytes`` (default the
+        memory budget), the walk of those tables timed ``repeat`` times
+        (default ``scan_repeat``)."""
+        dm = DirectMap(*host.ram, gbpages=self.gbpages)
+        split = dm.split_for(host.private if self.collapse else host.ever_private)
+        found = intersect(host.private, host.ram)
+        # the walk tests every PTE of every table page and emits the runs whose
+        # soft bit is set: the pages private now (a one-way split keeps its
+        # table page, not the bit)
+        entries = split.scanned_bytes // kernel.SCAN_ENTRY_BYTES
+        mi = split.after.meminfo_kb()
+        notes = (f"splits: {split.pmd_pages_added} 1G->2M, {split.pte_pages_added} 2M->4K; "
+                 f"after: DirectMap4k {mi['DirectMap4k']} kB, DirectMap2M "
+                 f"{mi['DirectMap2M']} kB, DirectMap1G {mi['DirectMap1G']} kB; "
+                 f"{'collapsing' if self.collapse else 'one-way'} splits; SOFTW1-4 all taken")
+        m = ScanMeasurement(ENGINE_NONE, found, split.added_bytes, split.scanned_bytes,
+                            split.scan_loads, entries, int(found[0].size), 0,
+                            PROV_MODELED, notes, max_pfn=host.max_pfn)
+        limit = self.build_limit_pfns if build_limit_pfns is None else build_limit_pfns
+        if not (emulate and kernel_code and host.max_pfn <= limit and linux.available()[0]):
+            return m
+        repeat = repeat or self.scan_repeat
+        t0 = time.perf_counter()
+        try:
+            tables = linux.KernelDirectMap(dm.starts, dm.ends, dm.levels,
+                                           budget_bytes=budget_bytes)
+        except MemoryBudgetError as exc:
+            return replace(m, notes=f"{notes}; walk not built: {exc}")
+        try:
+            tables.mark_ranges(*(host.private if self.collapse else host.ever_private))
+            if not self.collapse:
+                tables.unmark_ranges(*subtract(host.ever_private, host.private))
+            populate_s = time.perf_counter() - t0
+            st = linux.direct_map_scan_time(tables, repeat=repeat)
+        except MemoryBudgetError as exc:
+            return replace(m, notes=f"{notes}; walk not built: {exc}")
+        finally:
+            tables.close()
+        return replace(
+            m, engine=ENGINE_PAGE_TABLES,
+            provenance=(f"{st.provenance}; modeled: added_bytes, scanned_bytes, scan_loads, "
+                        "pages_reset, pages_missed, scan_s, clear_s, downtime_s"),
+            seconds=st.seconds, seconds_min=st.seconds_min, seconds_max=st.seconds_max,
+            repeat=st.repeat, measured_pfns=host.max_pfn, populate_s=populate_s)
+
+    def assess(self, host, platform=None, *, cache: dict | None = None, **kw) -> Outcome:
+        platform = get_platform(platform or "this-machine")
+        m = cached_measure(self, host, cache, **kw)
+        pages_reset = count(m.found)
+        missed = host.private_pages - pages_reset
+        return scan_outcome(self, platform, m, m.modeled_bytes, pages_reset, missed)

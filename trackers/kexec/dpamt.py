@@ -26,6 +26,7 @@ owner after a normal kexec, but it zeroes their contents, which a kdump
 vmcore then lacks.
 
 All figures are modeled (numpy over 2 MiB block indices, no per-page loop).
+The strategy is :class:`DpamtRefcount`.
 """
 
 from __future__ import annotations
@@ -38,6 +39,11 @@ from .. import kernel
 from ..extents import (EMPTY, Extents, blocks_touched, count, intersect, normalize, subtract,
                        union)
 from .host import KexecHost
+from .platform import get_platform
+from .states import NEEDS_RESET, PAMT_REF, STATE_FACTS
+from .strategy import PROV_MODELED, Outcome, Strategy, bracket
+
+PAGE = kernel.PAGE_SIZE
 
 SHIFT = kernel.DPAMT_REFCOUNT_SHIFT
 BLOCK = 1 << SHIFT
@@ -120,3 +126,62 @@ def refcount_scan(host: KexecHost, guest_2m_fraction: float = kernel.GUEST_2M_FR
         overcleared=count(reset) - found,
         missed_2m=count(subtract(g2m, reset)),
         missed_dpamt=count(subtract(host.dynamic_pamt, reset)))
+
+
+class DpamtRefcount(Strategy):
+    """Dynamic PAMT (v6, May 2026) as a tracking option: scan the per-2 MiB
+    refcount array over [0, max_pfn) and reset every RAM page of each range
+    with a non-zero count, plus the PAMT the TDMR list names (the module doc).
+    Free once Dynamic PAMT merges (the kernel keeps the array for it);
+    ``added_bytes`` is the array.  Misses guest memory mapped at 2 MiB
+    (``guest_2m_fraction``, 0 in mainline; ASSUMED range
+    kernel.GUEST_2M_FRACTION_RANGE) and Dynamic PAMT page pairs alone in their
+    range; over-clears the non-private pages of every counted range."""
+
+    name = "dpamt-refcount"
+    option = ("8: Dynamic PAMT refcounts: reset every 2 MiB range with a non-zero count "
+              "(v6 2026)")
+    sized_structure = True
+
+    def __init__(self, guest_2m_fraction: float = kernel.GUEST_2M_FRACTION):
+        lo, hi = kernel.GUEST_2M_FRACTION_RANGE
+        if not lo <= guest_2m_fraction <= hi:
+            raise ValueError(f"guest_2m_fraction {guest_2m_fraction!r} must lie in "
+                             f"[{lo}, {hi}]")
+        self.guest_2m_fraction = float(guest_2m_fraction)
+
+    def finds(self, state: str) -> bool:
+        return state in NEEDS_RESET and STATE_FACTS[state][PAMT_REF]
+
+    def added_bytes_for_set(self, max_pfn, starts, ends) -> int:
+        return refcount_array_bytes(max_pfn)
+
+    def assess(self, host: KexecHost, platform=None, **kw) -> Outcome:
+        platform = get_platform(platform or "this-machine")
+        r = refcount_scan(host, self.guest_2m_fraction)
+        r.check(host)
+        hi = refcount_scan(host, kernel.GUEST_2M_FRACTION_RANGE[1])
+        scanned = r.array_bytes
+        entries = scanned // kernel.SCAN_ENTRY_BYTES
+        pages_reset = count(r.reset)
+
+        def scan(p):
+            return p.scan_s(scanned, 1, entries, r.runs, 0)
+
+        scan_s, clear_s = scan(platform), platform.clear_s(pages_reset * PAGE)
+        static = "" if count(host.dynamic_pamt) else (
+            "; this host's PAMT is static: refcounts as Dynamic PAMT would keep them")
+        out = Outcome(
+            self.name, self.option, True, r.array_bytes, scanned, 1, pages_reset, r.missed,
+            scan_s, clear_s, scan_s + clear_s, scan_entries=entries, scan_extents=r.runs,
+            pages_overcleared=r.overcleared,
+            provenance=(PROV_MODELED + ", pages_overcleared; refcounts from the pages that "
+                        "call tdx_pamt_get() (Dynamic PAMT v6 patches 03, 07, 09)"),
+            notes=(f"{r.counted_blocks.size:,} counted 2 MiB ranges; over-clears "
+                   f"{r.overcleared:,} pages (their contents lost: a kdump vmcore lacks "
+                   f"them); misses {r.missed_2m:,} 2 MiB-mapped guest + {r.missed_dpamt:,} "
+                   f"PAMT-pair pages at guest_2m_fraction {self.guest_2m_fraction:g}; "
+                   f"ASSUMED range {kernel.GUEST_2M_FRACTION_RANGE[0]:g}-"
+                   f"{kernel.GUEST_2M_FRACTION_RANGE[1]:g}: at "
+                   f"{kernel.GUEST_2M_FRACTION_RANGE[1]:g} misses {hi.missed:,}{static}"))
+        return bracket(out, platform, lambda p: scan(p) + p.clear_s(pages_reset * PAGE))

@@ -32,7 +32,7 @@ with --race, one for the race.  A strategy's task is *timed* (it runs alone
 on the timing worker) where its assess() builds and times a structure
 (:func:`builds`); the others are modeled and run beside it.  No two
 strategies share a built structure (each measurement is cached under its
-strategy's name, strategies._cached_measure), so the groups that share a
+strategy's name, strategy.cached_measure), so the groups that share a
 build are single strategies.  The host goes to the workers by
 ``client.scatter`` (16tib-dense: 82 MiB pickled; built once here and
 scattered 1.36 s (1.34-2.25), median of 5, against 4.27 s (2.92-6.93)
@@ -62,7 +62,9 @@ from . import gmem
 from .host import KexecHost, from_workload
 from .platform import PLATFORMS, Platform, get_platform
 from .race import chunk_sizes, failed_reclaim, race
-from .strategies import GmemMaple, Outcome, Strategy, get_strategies
+from .gmem import GmemMaple
+from .strategies import get_strategies
+from .strategy import Outcome, Strategy
 
 HELP = "the kexec verdict table: every strategy on one scenario (modeled + measured)"
 

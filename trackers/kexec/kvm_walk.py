@@ -33,15 +33,30 @@ track, page remove, wbinvd, clear); a page being added while its SPTE is
 FROZEN_SPTE (set_external_spte_present() freezes it around tdh_mem_page_aug());
 and, with Dynamic PAMT, the PAMT page pairs (arch/x86 learns them only from
 tdh_phymem_pamt_remove(), a SEAMCALL kexec can no longer make).
+
+The strategy (``kvm-sept``, :class:`KvmSept`): this walk, and where
+trackers/linux/pages.c loads here, the timed walk of page tables shaped as
+each TD's mirror S-EPT.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+import time
+from dataclasses import dataclass, replace
 
-from .. import kernel
-from ..extents import count
+import numpy as np
+
+from .. import kernel, linux
+from ..base import MemoryBudgetError
+from ..extents import count, normalize, overlap_pages, subtract, union
+from .directmap import LEVEL_2M
 from .host import KexecHost
+from .platform import get_platform
+from .states import NEEDS_RESET, SPTE_PRESENT, STATE_FACTS
+from .strategy import (BUILD_LIMIT_PFNS, ENGINE_NONE, ENGINE_PAGE_TABLES, PROV_MODELED,
+                       SCAN_REPEAT, Outcome, ScanMeasurement, Strategy, cached_measure,
+                       scan_outcome, with_times)
 
 PAGE = kernel.PAGE_SIZE
 SPTES_PER_TABLE = 1 << kernel.SEPT_ENTRIES_SHIFT
@@ -108,3 +123,105 @@ def mirror_walk(host: KexecHost) -> MirrorWalk:
                    leaf_sptes=count(host.guest), sept_pages=sept,
                    control_pages=count(host.control), tds=tds, vcpus=host.vcpus)
     return w
+
+
+class KvmSept(Strategy):
+    """Option 4 as Kai Huang proposed it (v4 5/5): each in-kernel TDX user
+    resets the private pages it manages.  KVM walks each TD's mirror S-EPT --
+    guest pages from the 4 KiB leaf SPTEs, S-EPT pages from each table's
+    ``external_spt`` -- and its control-page pointers (TDR, TDCS, TDVPR,
+    TDCX); arch/x86 resets the PAMT its TDMR list names (the module doc).
+    Adds nothing; bytes, loads and entries are modeled from the structures
+    walked.  Where pages.c loads here and the host fits ``build_limit_pfns``,
+    the walk of page tables shaped as each TD's mirror S-EPT is timed
+    (:class:`trackers.linux.KernelDirectMap`: the TD's GFNs mapped at 2 MiB,
+    every 2 MiB split to a scattered 4 KiB table as the fault path allocates
+    them, the soft bit standing for a present leaf); the ``external_spt`` and
+    control-pointer loads are in the model only.  Misses what KVM cannot
+    know: leaked pages, pages whose mirror SPTE is already cleared while
+    their S-EPT removal runs (:data:`.states.STATE_FACTS`), Dynamic PAMT page pairs."""
+
+    name = "kvm-sept"
+    option = ("4: KVM resets what it manages: mirror S-EPT walk + control pages + PAMT "
+              "(Kai Huang v4 5/5)")
+    build_limit_pfns = BUILD_LIMIT_PFNS
+    scan_repeat = SCAN_REPEAT
+
+    def finds(self, state: str) -> bool:
+        return state in NEEDS_RESET and STATE_FACTS[state][SPTE_PRESENT]
+
+    def measure(self, host: KexecHost, *, emulate: bool = True,
+                build_limit_pfns: int | None = None, kernel_code: bool = True,
+                repeat: int | None = None,
+                budget_bytes: int | None = None) -> ScanMeasurement:
+        """The modeled walk of ``host`` and, where it can run, the timed C walk
+        of page tables of the same shape (one per TD)."""
+        w = mirror_walk(host)
+        w.check()
+        found = union(host.guest, host.sept, host.control, host.pamt_listed)
+        m = ScanMeasurement(
+            ENGINE_NONE, found, 0, w.scanned_bytes, w.loads, w.entries, int(found[0].size), 0,
+            PROV_MODELED + "; the walk follows arch/x86/kvm/mmu/tdp_mmu.c (mirror root, "
+            "for_each_tdp_pte, sp->external_spt) and arch/x86/kvm/vmx/tdx.c (kvm_tdx->td, "
+            "vcpu_tdx->vp); not built", max_pfn=host.max_pfn)
+        limit = self.build_limit_pfns if build_limit_pfns is None else build_limit_pfns
+        if not (emulate and kernel_code and host.tds and host.max_pfn <= limit
+                and linux.available()[0]):
+            return m
+        repeat = repeat or self.scan_repeat
+        tables = []
+        try:
+            t0 = time.perf_counter()
+            for i, t in enumerate(host.tds):                   # one step per TD
+                gs, ge = t.gfns
+                gs = gs // kernel.PAGES_PER_2M * kernel.PAGES_PER_2M
+                ge = -(-ge // kernel.PAGES_PER_2M) * kernel.PAGES_PER_2M
+                gs, ge = normalize(gs, ge)
+                dm = linux.KernelDirectMap(gs, ge, np.full(gs.size, LEVEL_2M, np.int8),
+                                           seed=i, budget_bytes=budget_bytes)
+                tables.append(dm)
+                dm.mark_ranges(gs, ge)                     # every 2 MiB -> a 4 KiB table
+                dm.unmark_ranges(*subtract((gs, ge), t.private_gfns))
+            populate_s = time.perf_counter() - t0
+            times = []
+            for _ in range(repeat):
+                t0 = time.perf_counter()
+                leaves = sum(sum(int((e - s).sum()) for s, e in dm.scan()) for dm in tables)
+                times.append(time.perf_counter() - t0)
+            table_bytes = sum(dm.table_bytes for dm in tables)
+        except MemoryBudgetError as exc:
+            return replace(m, notes=f"walk not built: {exc}")
+        finally:
+            for dm in tables:
+                dm.close()
+        prov = (f"measured: C walk of {table_bytes / 2**20:,.1f} MiB of page tables shaped as "
+                f"the TDs' mirror S-EPT (trackers/linux/pages.c, 4 KiB tables scattered), "
+                f"median of {repeat}, min-max beside it; modeled: the external_spt and "
+                "control-pointer loads, scanned_bytes, scan_loads, pages_reset, "
+                "pages_missed, scan_s, clear_s, downtime_s")
+        notes = ("" if leaves == w.leaf_sptes else
+                 f"the TD views map {leaves:,} leaves, the host's guest set {w.leaf_sptes:,}")
+        return with_times(m, times, engine=ENGINE_PAGE_TABLES, provenance=prov, notes=notes,
+                          measured_pfns=host.max_pfn, populate_s=populate_s)
+
+    def assess(self, host: KexecHost, platform=None, *, cache: dict | None = None,
+               **kw) -> Outcome:
+        platform = get_platform(platform or "this-machine")
+        m = cached_measure(self, host, cache, **kw)
+        w = mirror_walk(host)
+        pages_reset = count(m.found)
+        missed = host.private_pages - overlap_pages(host.private, m.found)
+        out = scan_outcome(self, platform, m, 0, pages_reset, missed, (
+            f"walks {w.tables:,} mirror tables ({w.sept_pages:,} S-EPT + {w.roots} roots), "
+            f"{w.leaf_sptes:,} 4 KiB leaf SPTEs, {w.control_pages:,} control pages of "
+            f"{w.tds} TDs / {w.vcpus} vCPUs; adds 0 B; misses {count(host.leaked):,} leaked "
+            f"(failed reclaim: KVM drops the pointer) and {count(host.dynamic_pamt):,} "
+            f"Dynamic PAMT pair pages; in the race: pages from tdh_mem_range_block to the "
+            f"clear (SPTE already cleared); the walk follows arch/x86/kvm/mmu/tdp_mmu.c "
+            f"(mirror root, for_each_tdp_pte, sp->external_spt) and arch/x86/kvm/vmx/tdx.c "
+            f"(kvm_tdx->td, vcpu_tdx->vp, tdx_sept_set_private_spte: 4 KiB leaves only)"))
+        if m.repeat:
+            # the C walk reads the tables only; scan_s adds the modeled
+            # external_spt and control-pointer loads: no like-for-like error
+            out.scan_model_error = math.nan
+        return out

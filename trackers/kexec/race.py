@@ -3,7 +3,7 @@
 Isaku Yamahata (31 May 2024): walking KVM's structures "can miss pages in a
 transitional private<->shared state".  This module measures that claim on a
 model of KVM's private->shared conversion (docs/kernel-facts.md; states in
-:data:`.strategies.CONVERSION_STATES`).  One conversion of n pages (a MapGPA
+:data:`.states.CONVERSION_STATES`).  One conversion of n pages (a MapGPA
 chunk: 512 for 2 MiB, or 1) runs, on one CPU:
 
 1. kvm_vm_set_mem_attributes(): one xa_store per GFN, ``attr_s`` each --
@@ -42,8 +42,9 @@ from ..events import KIND_PAMT, KVM_SET_ATTR_SHARED, SEAMCALL_PRIVATE, SEAMCALL_
 from ..extents import count, from_tracker, normalize, overlap_pages, subtract, union
 from .host import event_batches
 from .platform import get_platform
-from .strategies import (CONVERSION_STATES, NEEDS_RESET, ZAP_FIRST_STATES, Strategy,
-                         get_strategies)
+from .states import CONVERSION_STATES, NEEDS_RESET, ZAP_FIRST_STATES
+from .strategies import get_strategies
+from .strategy import Strategy
 
 #: every state a page of a conversion can be in, under either order: the
 #: columns of state_counts() and page_time_by_state()

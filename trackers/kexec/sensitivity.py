@@ -72,7 +72,8 @@ from ..shard import MIN_SHARD_PFNS, Extents, Sharded, sharded_build
 from . import platform as platform_mod
 from .host import KexecHost
 from .platform import Platform
-from .strategies import kernel_twin, reads_struct_pages
+from .strategy import kernel_twin
+from .tracked import reads_struct_pages
 
 #: CPU counts of the sweep besides the platform's total (capped at it)
 CPU_COUNTS = (1, 2, 4, 8, 16, 32, 64)

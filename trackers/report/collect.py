@@ -85,8 +85,8 @@ from ..kernel import PAGE_SIZE, STRUCT_PAGE_BYTES
 from ..kexec import PLATFORMS, STRATEGIES, KexecHost, evaluate, from_workload
 from ..kexec.race import ZAP_FIRST, race, race_band
 from ..kexec.sensitivity import CPU_COUNTS, cpu_counts, measured_scans, sweep
-from ..kexec.strategies import (ENGINE_PAGE_TABLES, ENGINE_STRUCT_PAGES, TRACKER_STRATEGIES,
-                                engine_kind, strategy_for_tracker)
+from ..kexec.strategies import TRACKER_STRATEGIES, strategy_for_tracker
+from ..kexec.strategy import ENGINE_PAGE_TABLES, ENGINE_STRUCT_PAGES, engine_kind
 from ..registry import ALL_TRACKERS, KERNEL_SUFFIX, TRACKERS
 from ..sets import fraction_set, host_label, host_set, reference_set
 from ..shard import DEFAULT_SHARD_PFNS
@@ -469,7 +469,7 @@ def _scan_budget(cfg) -> int:
 
 def _scan_rows(cfg, max_pfn, get_set, cost: dict) -> list[dict]:
     """Build and time every option's kexec-time scan at ``max_pfn`` (the
-    measurement of :meth:`trackers.kexec.strategies.TrackerStrategy.measure`
+    measurement of :meth:`trackers.kexec.tracked.TrackerStrategy.measure`
     and ``PteSoftbit.measure``: the @kernel twin, the pages.c layout or the
     emulation); ``cost`` carries, per option, the (seconds, PFNs measured) of its last
     size, so one predicted (linearly in the PFNs it measures) to take over

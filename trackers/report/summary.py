@@ -20,7 +20,7 @@ import textwrap
 import pandas as pd
 
 from ..kexec.sensitivity import crossovers, largest_swings
-from ..kexec.strategies import engine_kind
+from ..kexec.strategy import engine_kind
 from ..linux.build import INSTALL_HINT
 from . import recommend, sharded
 from .figures import FIGURES, fmt_bytes, fmt_seconds, ordered
