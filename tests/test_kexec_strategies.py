@@ -52,6 +52,20 @@ def test_refusals():
     assert r.pages_missed == idle.private_pages - 64
 
 
+def test_rows_are_built_by_keyword_with_zero_counts_and_nan_times():
+    with pytest.raises(TypeError):
+        st.Outcome("upstream-refuse", "5", False)
+    with pytest.raises(TypeError):
+        st.ScanMeasurement(st.ENGINE_NONE, ((), ()), provenance="modeled", max_pfn=1)
+    # a refusal states only that: no pages, no bytes, no kexec to time
+    row = STRATEGIES["upstream-refuse"].assess(host(), "spr-2s")
+    assert (row.added_bytes, row.scanned_bytes, row.scan_loads, row.pages_reset,
+            row.pages_missed, row.scan_runs, row.pages_overcleared) == (0,) * 7
+    assert all(math.isnan(x) for x in (row.scan_s, row.clear_s, row.downtime_s,
+                                       row.downtime_low_s, row.downtime_high_s))
+    assert row.engine == st.ENGINE_NONE
+
+
 def test_hooked_trackers_find_every_private_page():
     h = host()
     for name in trackers.TRACKERS:

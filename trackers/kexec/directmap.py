@@ -46,9 +46,8 @@ from ..extents import (EMPTY, Extents, normalize, count, intersect, overlap_page
                        subtract)
 from .host import KexecHost
 from .platform import get_platform
-from .strategy import (BUILD_LIMIT_PFNS, ENGINE_NONE, ENGINE_PAGE_TABLES, PROV_MODELED,
-                       SCAN_REPEAT, Outcome, ScanMeasurement, Strategy, cached_measure,
-                       scan_outcome)
+from .strategy import (BUILD_LIMIT_PFNS, ENGINE_PAGE_TABLES, PROV_MODELED, SCAN_REPEAT,
+                       Outcome, ScanMeasurement, Strategy, cached_measure, scan_outcome)
 
 SHIFT_2M = 9                        # log2(kernel.PAGES_PER_2M)
 SHIFT_1G = 18                       # log2(kernel.PAGES_PER_1G)
@@ -255,9 +254,10 @@ class PteSoftbit(Strategy):
                  f"after: DirectMap4k {mi['DirectMap4k']} kB, DirectMap2M "
                  f"{mi['DirectMap2M']} kB, DirectMap1G {mi['DirectMap1G']} kB; "
                  f"{'collapsing' if self.collapse else 'one-way'} splits; SOFTW1-4 all taken")
-        m = ScanMeasurement(ENGINE_NONE, found, split.added_bytes, split.scanned_bytes,
-                            split.scan_loads, entries, int(found[0].size), 0,
-                            PROV_MODELED, notes, max_pfn=host.max_pfn)
+        m = ScanMeasurement(found=found, modeled_bytes=split.added_bytes,
+                            scanned_bytes=split.scanned_bytes, scan_loads=split.scan_loads,
+                            entries=entries, extents=int(found[0].size),
+                            provenance=PROV_MODELED, notes=notes, max_pfn=host.max_pfn)
         limit = self.build_limit_pfns if build_limit_pfns is None else build_limit_pfns
         if not (emulate and kernel_code and host.max_pfn <= limit and linux.available()[0]):
             return m

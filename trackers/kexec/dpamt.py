@@ -172,8 +172,10 @@ class DpamtRefcount(Strategy):
         static = "" if count(host.dynamic_pamt) else (
             "; this host's PAMT is static: refcounts as Dynamic PAMT would keep them")
         out = Outcome(
-            self.name, self.option, True, r.array_bytes, scanned, 1, pages_reset, r.missed,
-            scan_s, clear_s, scan_s + clear_s, scan_entries=entries, scan_extents=r.runs,
+            strategy=self.name, option=self.option, kexec_allowed=True,
+            added_bytes=r.array_bytes, scanned_bytes=scanned, scan_loads=1,
+            pages_reset=pages_reset, pages_missed=r.missed, scan_s=scan_s, clear_s=clear_s,
+            downtime_s=scan_s + clear_s, scan_entries=entries, scan_extents=r.runs,
             pages_overcleared=r.overcleared,
             provenance=(PROV_MODELED + ", pages_overcleared; refcounts from the pages that "
                         "call tdx_pamt_get() (Dynamic PAMT v6 patches 03, 07, 09)"),

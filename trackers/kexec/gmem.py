@@ -44,10 +44,9 @@ from ..registry import TRACKERS
 from .host import KexecHost
 from .platform import get_platform
 from .states import NEEDS_RESET
-from .strategy import (BUILD_LIMIT_PFNS, ENGINE_EMULATION, ENGINE_NONE, PROV_MODELED,
-                       SCAN_REPEAT, Outcome, ScanMeasurement, Strategy, cached_measure,
-                       kept_list, kernel_engine, kernel_twin, scan_entries, scan_outcome,
-                       with_times)
+from .strategy import (BUILD_LIMIT_PFNS, ENGINE_EMULATION, PROV_MODELED, SCAN_REPEAT, Outcome,
+                       ScanMeasurement, Strategy, cached_measure, kept_list, kernel_engine,
+                       kernel_twin, scan_entries, scan_outcome, with_times)
 
 MAPLE = TRACKERS["maple"]
 #: the per-GFN XArray the maple trees replace is shaped as the ``xarray``
@@ -139,11 +138,12 @@ class GmemMaple(Strategy):
         notes = (f"{len(nodes)} inodes, {extents:,} private ranges; the trees replace the "
                  f"attribute XArrays ({xa:,} B): net {modeled - xa:+,} B vs today; "
                  f"{cache_lookups:,} page-cache lookups ({self.folio_pages}-page folios)")
-        m = ScanMeasurement(ENGINE_NONE, found, modeled, modeled,
-                            -(-modeled // kernel.MAPLE_NODE_BYTES),
-                            scan_entries(modeled, modeled), extents, cache_lookups,
-                            PROV_MODELED + " (trees not built: estimate())", notes,
-                            max_pfn=host.max_pfn)
+        m = ScanMeasurement(found=found, modeled_bytes=modeled, scanned_bytes=modeled,
+                            scan_loads=-(-modeled // kernel.MAPLE_NODE_BYTES),
+                            entries=scan_entries(modeled, modeled), extents=extents,
+                            lookups=cache_lookups,
+                            provenance=PROV_MODELED + " (trees not built: estimate())",
+                            notes=notes, max_pfn=host.max_pfn)
         limit = self.build_limit_pfns if build_limit_pfns is None else build_limit_pfns
         pages = sum(i.pages for i in nodes)
         if not emulate or pages > limit:

@@ -10,8 +10,6 @@ Neither adds a byte; each misses the private pages outside its list.
 
 from __future__ import annotations
 
-import math
-
 from ..extents import count, overlap_pages
 from .platform import get_platform
 from .states import NEEDS_RESET
@@ -34,8 +32,8 @@ class RefuseWhileTd(Strategy):
     def assess(self, host, platform=None, **kw) -> Outcome:
         platform = get_platform(platform or "this-machine")
         if not self.allowed(host):
-            return Outcome(self.name, self.option, False, 0, 0, 0, 0, 0, math.nan, math.nan,
-                           math.nan, provenance="modeled: no kexec happens",
+            return Outcome(strategy=self.name, option=self.option, kexec_allowed=False,
+                           provenance="modeled: no kexec happens",
                            notes=f"{host.tds_running} TDs running: kexec refused")
         return _reset_listed(self, host, platform, host.pamt_listed,
                              "no TD running: PAMT reset from the TDMR list")
@@ -63,7 +61,8 @@ def _reset_listed(strategy, host, platform, listed, notes) -> Outcome:
     found = overlap_pages(host.private, listed)
     missed = host.private_pages - found
     scan_s, clear_s, down = modeled_times(platform, 0, 0, pages_reset)
-    out = Outcome(strategy.name, strategy.option, True, 0, 0, 0, pages_reset, missed, scan_s,
-                  clear_s, down, provenance=PROV_MODELED, notes=notes,
+    out = Outcome(strategy=strategy.name, option=strategy.option, kexec_allowed=True,
+                  pages_reset=pages_reset, pages_missed=missed, scan_s=scan_s,
+                  clear_s=clear_s, downtime_s=down, provenance=PROV_MODELED, notes=notes,
                   pages_overcleared=pages_reset - found)
     return bracket(out, platform, lambda p: modeled_times(p, 0, 0, pages_reset)[2])

@@ -54,9 +54,9 @@ from .directmap import LEVEL_2M
 from .host import KexecHost
 from .platform import get_platform
 from .states import NEEDS_RESET, SPTE_PRESENT, STATE_FACTS
-from .strategy import (BUILD_LIMIT_PFNS, ENGINE_NONE, ENGINE_PAGE_TABLES, PROV_MODELED,
-                       SCAN_REPEAT, Outcome, ScanMeasurement, Strategy, cached_measure,
-                       scan_outcome, with_times)
+from .strategy import (BUILD_LIMIT_PFNS, ENGINE_PAGE_TABLES, PROV_MODELED, SCAN_REPEAT,
+                       Outcome, ScanMeasurement, Strategy, cached_measure, scan_outcome,
+                       with_times)
 
 PAGE = kernel.PAGE_SIZE
 SPTES_PER_TABLE = 1 << kernel.SEPT_ENTRIES_SHIFT
@@ -160,10 +160,12 @@ class KvmSept(Strategy):
         w.check()
         found = union(host.guest, host.sept, host.control, host.pamt_listed)
         m = ScanMeasurement(
-            ENGINE_NONE, found, 0, w.scanned_bytes, w.loads, w.entries, int(found[0].size), 0,
-            PROV_MODELED + "; the walk follows arch/x86/kvm/mmu/tdp_mmu.c (mirror root, "
-            "for_each_tdp_pte, sp->external_spt) and arch/x86/kvm/vmx/tdx.c (kvm_tdx->td, "
-            "vcpu_tdx->vp); not built", max_pfn=host.max_pfn)
+            found=found, scanned_bytes=w.scanned_bytes, scan_loads=w.loads, entries=w.entries,
+            extents=int(found[0].size),
+            provenance=(PROV_MODELED + "; the walk follows arch/x86/kvm/mmu/tdp_mmu.c (mirror "
+                        "root, for_each_tdp_pte, sp->external_spt) and arch/x86/kvm/vmx/tdx.c "
+                        "(kvm_tdx->td, vcpu_tdx->vp); not built"),
+            max_pfn=host.max_pfn)
         limit = self.build_limit_pfns if build_limit_pfns is None else build_limit_pfns
         if not (emulate and kernel_code and host.tds and host.max_pfn <= limit
                 and linux.available()[0]):

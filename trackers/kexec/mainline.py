@@ -12,8 +12,6 @@ Neither scans nor adds anything.
 
 from __future__ import annotations
 
-import math
-
 from .. import kernel
 from .platform import get_platform
 from .states import NEEDS_RESET
@@ -42,9 +40,9 @@ class UpstreamRefuse(Strategy):
         return False
 
     def assess(self, host, platform=None, **kw) -> Outcome:
-        return Outcome(self.name, self.option, False, 0, 0, 0, 0, 0, math.nan, math.nan,
-                       math.nan, provenance="modeled: no kexec happens (downtime is a BIOS "
-                       "reboot, not modeled)",
+        return Outcome(strategy=self.name, option=self.option, kexec_allowed=False,
+                       provenance="modeled: no kexec happens (downtime is a BIOS reboot, "
+                       "not modeled)",
                        notes=(f"kexec refused on an X86_BUG_TDX_PW_MCE part even with TDX never "
                               f"initialised ({host.tds_running} TDs running here): nothing "
                               f"to miss"))
@@ -76,9 +74,10 @@ class SysDisable(Strategy):
 
         lo, hi = platform.assumed_ranges()["sys_disable_bps"][:2]
         clear_s = downtime(platform)
-        out = Outcome(self.name, self.option, True, 0, 0, 0, pages_reset, 0, 0.0, clear_s,
-                      clear_s, provenance=(PROV_MODELED + "; ASSUMED: the module's clear rate "
-                                           "sys_disable_bps"),
+        out = Outcome(strategy=self.name, option=self.option, kexec_allowed=True,
+                      pages_reset=pages_reset, scan_s=0.0, clear_s=clear_s, downtime_s=clear_s,
+                      provenance=(PROV_MODELED + "; ASSUMED: the module's clear rate "
+                                  "sys_disable_bps"),
                       notes=(f"module clears {host.td_pages:,} TD + "
                              f"{pages_reset - host.td_pages:,} PAMT/leaked pages at "
                              f"{platform.sys_disable_bps / 1e9:.1f} GB/s, ASSUMED range "

@@ -73,24 +73,27 @@ BUILD_LIMIT_PFNS = 1 << 29
 SCAN_REPEAT = 5
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Outcome:
     """One row of the verdict table; see the module doc for each field.
 
-    provenance says which figures are measured, emulated or modeled.
+    Built by keyword; the field order is the table's column order.  Counts
+    default to 0 and times to NaN (no kexec, nothing costed): a row states
+    what its option does.  provenance says which figures are measured,
+    emulated or modeled.
     """
 
     strategy: str
     option: str
     kexec_allowed: bool
-    added_bytes: int
-    scanned_bytes: int
-    scan_loads: int
-    pages_reset: int
-    pages_missed: int
-    scan_s: float
-    clear_s: float
-    downtime_s: float
+    added_bytes: int = 0
+    scanned_bytes: int = 0
+    scan_loads: int = 0
+    pages_reset: int = 0
+    pages_missed: int = 0
+    scan_s: float = math.nan
+    clear_s: float = math.nan
+    downtime_s: float = math.nan
     scan_measured_s: float = math.nan
     scan_measured_min_s: float = math.nan
     scan_measured_max_s: float = math.nan
@@ -220,7 +223,7 @@ def scan_entries(modeled_bytes: int, scanned_bytes: int) -> int:
             + extra // kernel.STRUCT_PAGE_BYTES)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class ScanMeasurement:
     """What building and scanning (or estimating) one option's structure for
     one host gave; platform-free, so one measurement serves every platform.
@@ -234,23 +237,25 @@ class ScanMeasurement:
     memory budget) ``measured_pfns`` says how many and ``provenance`` says
     "extrapolated".  ``entries``, ``extents`` and ``lookups`` are the scan's
     work as :meth:`Platform.scan_s` counts it; ``populate_s`` the build.
+    Built by keyword: ``found``, ``provenance`` and ``max_pfn`` always, the
+    rest where they are not 0, NaN or ENGINE_NONE.
     """
 
-    engine: str
+    engine: str = ENGINE_NONE
     found: tuple
-    modeled_bytes: int
-    scanned_bytes: int
-    scan_loads: int
-    entries: int
-    extents: int
-    lookups: int
+    modeled_bytes: int = 0
+    scanned_bytes: int = 0
+    scan_loads: int = 0
+    entries: int = 0
+    extents: int = 0
+    lookups: int = 0
     provenance: str
     notes: str = ""
     seconds: float = math.nan
     seconds_min: float = math.nan
     seconds_max: float = math.nan
     repeat: int = 0
-    max_pfn: int = 0
+    max_pfn: int
     measured_pfns: int = 0
     populate_s: float = math.nan
 
@@ -293,10 +298,14 @@ def scan_outcome(strategy, platform: Platform, m: ScanMeasurement, added: int,
     clear_s = platform.clear_s(pages_reset * PAGE)
     measured = m.seconds
     err = (scan_s / measured - 1) if (measured > 0 and platform.kind == "measured") else math.nan
-    out = Outcome(strategy.name, strategy.option, True, int(added), m.scanned_bytes,
-                  m.scan_loads, pages_reset, missed, scan_s, clear_s, scan_s + clear_s,
-                  measured, m.seconds_min, m.seconds_max, m.repeat, err, m.provenance,
-                  "; ".join(x for x in (m.notes, notes) if x), scan_entries=m.entries,
+    out = Outcome(strategy=strategy.name, option=strategy.option, kexec_allowed=True,
+                  added_bytes=int(added), scanned_bytes=m.scanned_bytes,
+                  scan_loads=m.scan_loads, pages_reset=pages_reset, pages_missed=missed,
+                  scan_s=scan_s, clear_s=clear_s, downtime_s=scan_s + clear_s,
+                  scan_measured_s=measured, scan_measured_min_s=m.seconds_min,
+                  scan_measured_max_s=m.seconds_max, scan_runs=m.repeat,
+                  scan_model_error=err, provenance=m.provenance,
+                  notes="; ".join(x for x in (m.notes, notes) if x), scan_entries=m.entries,
                   scan_extents=m.extents, scan_lookups=m.lookups, engine=m.engine)
     return bracket(out, platform, lambda p: (
         p.scan_s(m.scanned_bytes, m.scan_loads, m.entries, m.extents, m.lookups)

@@ -26,10 +26,9 @@ from ..extents import count, count_blocks_touched, from_tracker, overlap_pages, 
 from .host import KexecHost
 from .platform import get_platform
 from .states import ATTR_PRIVATE, NEEDS_RESET, STATE_FACTS
-from .strategy import (BUILD_LIMIT_PFNS, ENGINE_EMULATION, ENGINE_NONE, ENGINE_STRUCT_PAGES,
-                       PROV_MODELED, SCAN_REPEAT, Outcome, ScanMeasurement, Strategy,
-                       cached_measure, kept_list, kernel_engine, kernel_twin, scan_entries,
-                       scan_outcome)
+from .strategy import (BUILD_LIMIT_PFNS, ENGINE_EMULATION, ENGINE_STRUCT_PAGES, PROV_MODELED,
+                       SCAN_REPEAT, Outcome, ScanMeasurement, Strategy, cached_measure,
+                       kept_list, kernel_engine, kernel_twin, scan_entries, scan_outcome)
 
 
 def _timed_scans(engine, repeat: int) -> tuple[list[float], tuple]:
@@ -133,10 +132,11 @@ class TrackerStrategy(Strategy):
                     f"extents() scan, not kernel code; {what}); emulated: pages_reset, "
                     "pages_missed, scanned_bytes, scan_loads")
         return ScanMeasurement(
-            engine, found, int(mem.modeled_bytes), int(mem.scanned_bytes),
-            int(mem.scan_loads), scan_entries(mem.modeled_bytes, mem.scanned_bytes),
-            int(found[0].size), self.lookups_per_page * count(found), prov,
-            seconds=statistics.median(times), seconds_min=min(times),
+            engine=engine, found=found, modeled_bytes=int(mem.modeled_bytes),
+            scanned_bytes=int(mem.scanned_bytes), scan_loads=int(mem.scan_loads),
+            entries=scan_entries(mem.modeled_bytes, mem.scanned_bytes),
+            extents=int(found[0].size), lookups=self.lookups_per_page * count(found),
+            provenance=prov, seconds=statistics.median(times), seconds_min=min(times),
             seconds_max=max(times), repeat=repeat, max_pfn=host.max_pfn,
             measured_pfns=host.max_pfn, populate_s=populate_s)
 
@@ -147,10 +147,11 @@ class TrackerStrategy(Strategy):
         scanned = cls.estimate_scanned_bytes(modeled_bytes, host.max_pfn)
         loads = -(-modeled_bytes // cls.scan_node_bytes) if cls.scan_node_bytes else 0
         return ScanMeasurement(
-            ENGINE_NONE, found, modeled_bytes, int(scanned), int(loads),
-            scan_entries(modeled_bytes, scanned), int(found[0].size),
-            self.lookups_per_page * count(found),
-            PROV_MODELED + " (structure not built: estimate())", notes, max_pfn=host.max_pfn)
+            found=found, modeled_bytes=modeled_bytes, scanned_bytes=int(scanned),
+            scan_loads=int(loads), entries=scan_entries(modeled_bytes, scanned),
+            extents=int(found[0].size), lookups=self.lookups_per_page * count(found),
+            provenance=PROV_MODELED + " (structure not built: estimate())", notes=notes,
+            max_pfn=host.max_pfn)
 
     def assess(self, host: KexecHost, platform=None, *, emulate: bool = True,
                build_limit_pfns: int | None = None, kernel_code: bool = True,
@@ -178,7 +179,9 @@ class TrackerStrategy(Strategy):
         """The row of an option that does not exist on this host: its
         structure cannot hold the host's PFNs (numbers NaN, notes say why)."""
         nan = math.nan
-        return Outcome(self.name, self.option, True, nan, nan, nan, nan, nan, nan, nan, nan,
+        return Outcome(strategy=self.name, option=self.option, kexec_allowed=True,
+                       added_bytes=nan, scanned_bytes=nan, scan_loads=nan, pages_reset=nan,
+                       pages_missed=nan,
                        provenance="none: the structure cannot hold this host's PFNs",
                        notes=f"not representable: {exc}", representable=False)
 
@@ -221,10 +224,10 @@ class StructPageStrategy(TrackerStrategy):
         scanned = present_pfns(host) * kernel.STRUCT_PAGE_BYTES
         found = host.private
         return ScanMeasurement(
-            ENGINE_STRUCT_PAGES, found, 0, scanned, 0, scan_entries(0, scanned),
-            int(found[0].size), 0,
-            f"{st.provenance}; modeled: added_bytes, scan_s, clear_s, downtime_s; "
-            "pages_reset, pages_missed: the private pages the hooks flag",
+            engine=ENGINE_STRUCT_PAGES, found=found, scanned_bytes=scanned,
+            entries=scan_entries(0, scanned), extents=int(found[0].size),
+            provenance=(f"{st.provenance}; modeled: added_bytes, scan_s, clear_s, downtime_s; "
+                        "pages_reset, pages_missed: the private pages the hooks flag"),
             seconds=st.seconds, seconds_min=st.seconds_min, seconds_max=st.seconds_max,
             repeat=st.repeat, max_pfn=host.max_pfn, measured_pfns=st.measured_pfns,
             populate_s=elapsed - st.seconds / st.scale * repeat)
