@@ -11,7 +11,7 @@ from distributed import Client, LocalCluster, get_worker
 
 from trackers.__main__ import main
 from trackers.cluster import (TIMING, Unit, connect, local_cluster, run_units, with_peak_rss)
-from trackers.report.collect import Step, run_steps
+from trackers.report.steps import Step, run_steps
 
 
 def _where(i):

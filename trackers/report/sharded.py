@@ -6,7 +6,7 @@ Two sources, one table (``sharded.csv``, :func:`sharded_table`):
 * ``report --sharded SIZES``: the report's trackers (and their ``@kernel``
   twins where the kernel code is built) built over the reference shape in
   shards of ``ReportConfig.shard_pfns`` (2^28, 1 TiB), each shard a timed
-  step of the report building every tracker in turn (collect.sharded_steps;
+  step of the report building every tracker in turn (steps.sharded_steps;
   populate and the extents() scan timed), combined by
   trackers.shard.combine as ``bench-core`` combines them;
 * ``report --sharded-csv FILE...``: the CSV ``bench-core --pfns N --csv
