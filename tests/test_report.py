@@ -586,7 +586,7 @@ def test_scan_rows_without_kernel_code_time_the_emulations():
     cfg = config.quick_config()
     cfg.kernel_code = False
     cfg.trackers = ["bitmap", "pageflags", "kvm"]
-    rows = pd.DataFrame(scan.scan_rows(cfg, 1 << 16, steps.set_cache(), {}))
+    rows = pd.DataFrame(scan.scan_rows(cfg, 1 << 16, scan.ScanCosts()))
     here = rows[rows["platform"] == "this-machine"].set_index("tracker")
     assert (here.loc[["bitmap", "pageflags", "kvm"], "engine"]
             == "emulation (Python/numba)").all()

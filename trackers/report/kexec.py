@@ -22,7 +22,7 @@ Tables (file stem -> content):
 
 from __future__ import annotations
 
-import time
+from dataclasses import dataclass, field
 
 from ..extents import union
 from ..kexec import PLATFORMS, STRATEGIES, KexecHost, evaluate, from_workload
@@ -49,37 +49,67 @@ def idle_host(host: KexecHost) -> KexecHost:
                      name=f"{host.name}{NO_TD}")
 
 
-def host_cache():
-    """scenario -> (host, build seconds, emulate, measurement cache), one at a time
-    (a 16 TiB host is large): the kexec step builds and measures, the
-    sensitivity step after it re-costs the same measurements.  A step run in
-    another process builds its own (the counts it costs are deterministic)."""
-    held: dict = {}
+@dataclass
+class HeldHost:
+    """A scenario's host as its chain holds it: ``emulate``: its structures
+    are built and timed (else estimate()); ``measured``: trackers.kexec.evaluate's
+    measurement cache of this host, filled by the kexec step, re-costed by
+    the sensitivity step."""
 
-    def get(cfg, name):
-        if name not in held:
-            base = name[:-len(NO_TD)] if name.endswith(NO_TD) else name
-            kept = held.get(base)
-            held.clear()
-            t0 = time.perf_counter()
-            own = (cfg.user_host if cfg.user_host is not None and base == cfg.user_host.name
-                   else None)
-            wl = None if kept else (own.build(cfg.seed) if own is not None
-                                    else scenario(base, cfg.seed))
-            host = kept[0] if kept else from_workload(wl)
-            if base != name:
-                host = idle_host(host)
-            # the user's host is built and timed up to the strategies' build limit,
-            # not cfg.emulate_max_pfn: its measured scan and model error are the point
-            emulate = own is not None or host.max_pfn <= cfg.emulate_max_pfn and (
-                cfg.emulate_scenarios is None or base in cfg.emulate_scenarios)
-            held[name] = (host, time.perf_counter() - t0, emulate, {})
-        return held[name]
-    return get
+    host: KexecHost
+    emulate: bool
+    measured: dict = field(default_factory=dict)
 
 
-def kexec_rows(cfg, name: str, get_host) -> list[dict]:
-    host, _, emulate, measured = get_host(cfg, name)
+class ScenarioHosts:
+    """The host of one scenario's chain of steps, built once: the chain's
+    kexec step builds it and measures its structures; its sensitivity step
+    re-costs the same host and measurements; the sensitivity step of its
+    variant without TDs (NAME + NO_TD) derives that host from it.
+
+    One host held at a time (a 16 TiB host is large): asking for another
+    drops the one held.  kexec_steps (steps.py) makes one per chain and
+    passes it to each of the chain's steps; the chain runs in order in one
+    task (steps.run_steps), which unpickles the steps together, so they
+    share it.  A step run alone builds its own host (the counts it costs
+    are deterministic)."""
+
+    def __init__(self, cfg):
+        self.cfg = cfg
+        self.held: dict[str, HeldHost] = {}
+
+    def get(self, name: str) -> HeldHost:
+        """Scenario ``name``'s host (or ``cfg.user_host``'s, by its name; or,
+        for NAME + NO_TD, NAME's after its TDs are destroyed)."""
+        if name in self.held:
+            return self.held[name]
+        cfg = self.cfg
+        base = name[:-len(NO_TD)] if name.endswith(NO_TD) else name
+        kept = self.held.get(base)
+        self.held.clear()
+        own = (cfg.user_host if cfg.user_host is not None and base == cfg.user_host.name
+               else None)
+        if kept is not None:
+            host = kept.host
+        else:
+            host = from_workload(own.build(cfg.seed) if own is not None
+                                 else scenario(base, cfg.seed))
+        if base != name:
+            host = idle_host(host)
+        # the user's host is built and timed up to the strategies' build limit,
+        # not cfg.emulate_max_pfn: its measured scan and model error are the point
+        emulate = own is not None or host.max_pfn <= cfg.emulate_max_pfn and (
+            cfg.emulate_scenarios is None or base in cfg.emulate_scenarios)
+        self.held[name] = HeldHost(host, emulate)
+        return self.held[name]
+
+
+def kexec_rows(cfg, name: str, hosts: ScenarioHosts) -> list[dict]:
+    """A step of kexec: every chosen strategy on scenario ``name``'s host, on
+    each platform preset; its structures are built and timed once, in
+    ``hosts``'s measurement cache."""
+    held = hosts.get(name)
+    host, emulate, measured = held.host, held.emulate, held.measured
     chosen = _chosen(cfg)
     rows = []
     for pname, plat in PLATFORMS.items():       # each structure built and timed once
@@ -95,13 +125,14 @@ def kexec_rows(cfg, name: str, get_host) -> list[dict]:
     return rows
 
 
-def sensitivity_rows(cfg, name: str, get_host) -> list[dict]:
+def sensitivity_rows(cfg, name: str, hosts: ScenarioHosts) -> list[dict]:
     """The CPU sweep and the tornado of every option on one scenario, each
     platform; rows of both tables, told apart by ``_table`` (split by
     steps.split_tables).  Where the scenario's trackers are built here
     (``emulate``), the measured platform's rows get the sharded scan
     measured at each CPU count (sensitivity.measured_scans)."""
-    host, _, emulate, measured = get_host(cfg, name)
+    held = hosts.get(name)
+    host, emulate, measured = held.host, held.emulate, held.measured
     rows = []
     checked: dict = {}                         # re-costing verified once per strategy
     here = [c for p in PLATFORMS.values() if p.kind == "measured"
@@ -119,10 +150,11 @@ def sensitivity_rows(cfg, name: str, get_host) -> list[dict]:
 
 
 def race_rows(cfg, order: str | None = None) -> list[dict]:
-    """The race on every platform: at the low, central and high ASSUMED SEAMCALL
-    costs in the attributes-first order (``order`` None: race_band), or at the
-    central costs in ``order`` (race.ZAP_FIRST: kvm_vm_set_mem_attributes()
-    zaps before its xa_store loop -- which options' misses rest on the premise)."""
+    """A step of race (or race_order): the race on every platform, at the
+    low, central and high ASSUMED SEAMCALL costs in the attributes-first order
+    (``order`` None: race_band), or at the central costs in ``order``
+    (race.ZAP_FIRST: kvm_vm_set_mem_attributes() zaps before its xa_store
+    loop -- which options' misses rest on the premise)."""
     rows = []
     for pname, plat in PLATFORMS.items():
         kw = dict(rates_mib_s=cfg.conversion_rates, platform=plat, seed=cfg.seed,

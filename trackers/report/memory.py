@@ -32,7 +32,7 @@ from ..kernel import PAGE_SIZE, STRUCT_PAGE_BYTES
 from ..kexec import STRATEGIES
 from ..kexec.strategies import strategy_for_tracker
 from ..registry import TRACKERS
-from ..sets import host_label, host_set
+from ..sets import fraction_set, host_label, host_set
 from ..workloads import SCENARIOS
 
 
@@ -63,8 +63,19 @@ def run_bound_bits_per_page(max_pfn: int, pages: int, runs: int) -> float:
 REPRESENTABLE = {"not_representable": "", "representable_max_pfns": math.nan}
 
 
-def memory_rows(cfg, max_pfn, get_set) -> list[dict]:
-    starts, ends = get_set("shape", max_pfn, cfg.sweep_shape, cfg.seed)
+def memory_rows(cfg, max_pfn: int) -> list[dict]:
+    """A step of memory_vs_host: every row of the sweep's set (``cfg.sweep_shape``)
+    at ``max_pfn``.  The set is generated here and dropped when the step
+    returns, so a step holds one set (16 TiB sets are large); no two steps of
+    a plan use the same set, so none is kept for another."""
+    starts, ends = host_set(cfg.sweep_shape, max_pfn, cfg.seed)
+    return memory_rows_for_set(cfg, max_pfn, starts, ends)
+
+
+def memory_rows_for_set(cfg, max_pfn: int, starts, ends) -> list[dict]:
+    """memory_vs_host's rows of the private set ``starts``/``ends`` (named
+    ``cfg.sweep_shape``) over RAM [0, max_pfn): each tracker's estimate(),
+    then each option with a structure of its own."""
     pages = int((ends - starts).sum())
     rows = []
     for name in cfg.trackers:
@@ -112,9 +123,9 @@ def sparse_host_rows(cfg, name: str) -> list[dict]:
     n = X.count(host.ram_blocks_2m())
     dense = host_set(cfg.sweep_shape, n, cfg.seed)
     sparse = host.lay_over_ram(dense)
-    at = {r["tracker"]: r for r in memory_rows(cfg, n, lambda *_: dense)}
+    at = {r["tracker"]: r for r in memory_rows_for_set(cfg, n, *dense)}
     rows = []
-    for r in memory_rows(cfg, host.max_pfn, lambda *_: sparse):
+    for r in memory_rows_for_set(cfg, host.max_pfn, *sparse):
         d = at[r["tracker"]]
         ratio = (r["modeled_bytes"] / d["modeled_bytes"] if d["modeled_bytes"] > 0
                  else math.nan)
@@ -165,9 +176,19 @@ def _strategy_rows(cfg, max_pfn, starts, ends, pages) -> list[dict]:
     return rows
 
 
-def fraction_rows(cfg, fraction, get_set) -> list[dict]:
+def fraction_rows(cfg, fraction: float) -> list[dict]:
+    """A step of bits_per_page: every row of the set of ``fraction`` private
+    pages at ``cfg.fraction_host``, generated here and dropped when the step
+    returns (as :func:`memory_rows`)."""
+    starts, ends = fraction_set(fraction, cfg.fraction_host, cfg.seed)
+    return fraction_rows_for_set(cfg, fraction, starts, ends)
+
+
+def fraction_rows_for_set(cfg, fraction: float, starts, ends) -> list[dict]:
+    """bits_per_page's rows of the private set ``starts``/``ends`` (the
+    target ``fraction``) over RAM [0, cfg.fraction_host), with the information
+    bounds."""
     max_pfn = cfg.fraction_host
-    starts, ends = get_set("fraction", max_pfn, fraction, cfg.seed)
     pages = int((ends - starts).sum())
     runs = int(starts.size)
     bound = bound_bits_per_page(max_pfn, pages)

@@ -25,6 +25,7 @@ import math
 import os
 import platform as platform_mod
 import re
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..base import NotRepresentable, memory_budget
@@ -32,7 +33,7 @@ from ..kernel import PAGE_SIZE
 from ..kexec import PLATFORMS, STRATEGIES, KexecHost
 from ..kexec.strategies import (ENGINE_PAGE_TABLES, ENGINE_STRUCT_PAGES, TRACKER_STRATEGIES,
                                 engine_kind, strategy_for_tracker)
-from ..sets import host_label
+from ..sets import host_label, host_set
 
 
 def last_level_cache_bytes() -> int:
@@ -116,14 +117,41 @@ def _scan_budget(cfg) -> int:
             else min(cfg.scan_budget_bytes, memory_budget()))
 
 
-def scan_rows(cfg, max_pfn, get_set, cost: dict) -> list[dict]:
-    """Build and time every option's kexec-time scan at ``max_pfn`` (the
-    measurement of :meth:`trackers.kexec.strategies.TrackerStrategy.measure`
-    and ``PteSoftbit.measure``: the @kernel twin, the pages.c layout or the
-    emulation); ``cost`` carries, per option, the (seconds, PFNs measured) of its last
-    size, so one predicted (linearly in the PFNs it measures) to take over
-    ``scan_time_budget_s`` here is not built -- its model still is (estimate())."""
-    starts, ends = get_set("shape", max_pfn, cfg.scan_shape, cfg.seed)
+@dataclass
+class ScanCosts:
+    """What each scan of the figure (a tracker's, or pte-softbit's) cost at the
+    last size it was built: name -> (seconds of its build and timed scans,
+    PFNs measured).
+
+    :func:`scan_rows` predicts its cost at the next size from it, linearly in
+    the PFNs measured, and does not build one predicted over
+    ``cfg.scan_time_budget_s`` (its model still stands).  steps.plan makes one
+    for the scan chain, whose steps run in order of size in one task
+    (steps.run_steps); a scan step run alone predicts nothing."""
+
+    last: dict[str, tuple[float, int]] = field(default_factory=dict)
+
+    def predicted_s(self, name: str, measured_pfns: int) -> float | None:
+        """Seconds ``name`` would take measuring ``measured_pfns`` PFNs; None
+        before its first size."""
+        if name not in self.last:
+            return None
+        spent, measured = self.last[name]
+        return spent * measured_pfns / measured
+
+    def record(self, name: str, seconds: float, measured_pfns: int) -> None:
+        self.last[name] = (seconds, measured_pfns)
+
+
+def scan_rows(cfg, max_pfn: int, costs: ScanCosts) -> list[dict]:
+    """A step of scan_time: build and time every option's kexec-time scan at
+    ``max_pfn`` (the measurement of
+    :meth:`trackers.kexec.strategies.TrackerStrategy.measure` and
+    ``PteSoftbit.measure``: the @kernel twin, the pages.c layout or the
+    emulation) over ``cfg.scan_shape``'s set, generated here and dropped when
+    the step returns; an option ``costs`` predicts over
+    ``cfg.scan_time_budget_s`` is not built -- its model still is (estimate())."""
+    starts, ends = host_set(cfg.scan_shape, max_pfn, cfg.seed)
     pages = int((ends - starts).sum())
     # every option scans the same set: the hooks mark it, and KVM's walk finds it
     # (one default TD, GFN = PFN, as the kvm tracker's contract has it)
@@ -140,13 +168,11 @@ def scan_rows(cfg, max_pfn, get_set, cost: dict) -> list[dict]:
                 "set": cfg.scan_shape, "private_pages": pages, "extents": int(starts.size),
                 "machine": where}
         skipped = ""
-        if name in cost:
-            spent, measured = cost[name]
-            predicted = spent * strategy.measured_pfns(
-                max_pfn, cfg.kernel_code, _scan_budget(cfg)) / measured
-            if predicted > cfg.scan_time_budget_s:
-                skipped = (f"not built: predicted {predicted:.0f} s, over the "
-                           f"{cfg.scan_time_budget_s:g} s budget of one size")
+        predicted = costs.predicted_s(name, strategy.measured_pfns(
+            max_pfn, cfg.kernel_code, _scan_budget(cfg)))
+        if predicted is not None and predicted > cfg.scan_time_budget_s:
+            skipped = (f"not built: predicted {predicted:.0f} s, over the "
+                       f"{cfg.scan_time_budget_s:g} s budget of one size")
         try:
             m = strategy.measure(host, emulate=not skipped, build_limit_pfns=max_pfn,
                                  kernel_code=cfg.kernel_code, repeat=cfg.scan_repeat,
@@ -157,8 +183,8 @@ def scan_rows(cfg, max_pfn, get_set, cost: dict) -> list[dict]:
         if m.repeat:
             assert m.extents == starts.size, \
                 f"{name}: scan returned {m.extents} extents, set has {starts.size}"
-            cost[name] = (m.populate_s + m.seconds / m.max_pfn * m.measured_pfns * m.repeat,
-                          m.measured_pfns)
+            costs.record(name, m.populate_s + m.seconds / m.max_pfn * m.measured_pfns
+                         * m.repeat, m.measured_pfns)
         else:
             skipped = skipped or m.notes or "not built"
         load = os.getloadavg()[0]                # how busy the machine was meanwhile

@@ -18,6 +18,13 @@ Tables (file stem -> the module whose docstring says what it holds):
   :func:`add_sharded`) or bench-core's CSVs.
 
 ``plan(config)`` lists the steps so a progress bar knows the total work.
+Each step is a module-level function of the table's module and its
+arguments (:class:`Step`); what steps share is an argument too, made here
+and owned by one chain: the scan chain's :class:`~trackers.report.scan.ScanCosts`
+(each size predicts the next from the last) and each scenario chain's
+:class:`~trackers.report.kexec.ScenarioHosts` (its kexec step builds and
+measures the host, its sensitivity steps re-cost it).  Each memory, bits
+per page and scan step generates its own set and drops it on return.
 """
 
 from __future__ import annotations
@@ -29,65 +36,58 @@ import pandas as pd
 
 from ..cluster import Unit, connect, run_units
 from ..kexec.race import ZAP_FIRST
-from ..sets import fraction_set, host_label, host_set
+from ..sets import host_label
 from . import sharded
 from .config import ReportConfig
 from .conversion import conversion_rows
-from .kexec import NO_TD, host_cache, kexec_rows, race_rows, sensitivity_rows
+from .kexec import NO_TD, ScenarioHosts, kexec_rows, race_rows, sensitivity_rows
 from .memory import fraction_rows, memory_rows, sparse_host_rows
-from .scan import scan_rows
+from .scan import ScanCosts, scan_rows
 
 
 @dataclass
 class Step:
-    """One unit of the report: ``run()`` returns rows of ``table``.  ``timed``:
-    it times something on this machine, so it runs alone on the timing worker
-    (trackers/cluster.py); ``chain``: steps of one chain share state (the scan
-    figure's cost of the previous size) and run in order in one task."""
+    """One unit of the report: ``run()`` returns rows of ``table``, as
+    ``fn(*args)``.  ``fn`` is a module-level function, so a Step pickles by
+    name with its arguments (a task, trackers/cluster.py) and a reader finds
+    what it runs.  ``timed``: it times something on this machine, so it runs
+    alone on the timing worker; ``chain``: steps of one chain run in order in
+    one task, so an object in the args of several of them is one object there
+    (scan.ScanCosts, kexec.ScenarioHosts)."""
 
     table: str
     label: str
-    run: Callable[[], list[dict]]
+    fn: Callable[..., list[dict]]
+    args: tuple = ()
     timed: bool = False
     chain: str = ""
 
+    def __post_init__(self):
+        where = getattr(self.fn, "__qualname__", "")
+        if not where or "<" in where:
+            raise TypeError(f"step {self.label!r}: {self.fn!r} is not a module-level "
+                            f"function (a lambda or closure hides what it runs)")
 
-def set_cache():
-    cache = {}
-
-    def get(kind, max_pfn, arg, seed):
-        key = (kind, max_pfn, arg, seed)
-        if key not in cache:
-            cache.clear()               # hold one set at a time: 16 TiB sets are large
-            if kind == "shape":
-                cache[key] = host_set(arg, max_pfn, seed)
-            else:
-                cache[key] = fraction_set(arg, max_pfn, seed)
-        return cache[key]
-    return get
+    def run(self) -> list[dict]:
+        return self.fn(*self.args)
 
 
 def plan(cfg: ReportConfig) -> list[Step]:
     """Every step of a run, in order (tables: memory_vs_host, bits_per_page, scan_time,
     kexec, sensitivity and tornado, race, conversion_cost)."""
-    get_set = set_cache()
-    cost: dict[str, tuple[float, int]] = {}
     steps = []
     for n in cfg.sweep_hosts:
-        steps.append(Step("memory_vs_host", f"memory {host_label(n)}",
-                          lambda n=n: memory_rows(cfg, n, get_set)))
+        steps.append(Step("memory_vs_host", f"memory {host_label(n)}", memory_rows, (cfg, n)))
     for name in cfg.sparse_hosts:
-        steps.append(Step("memory_vs_host", f"memory {name}",
-                          lambda name=name: sparse_host_rows(cfg, name)))
+        steps.append(Step("memory_vs_host", f"memory {name}", sparse_host_rows, (cfg, name)))
     for f in cfg.fractions:
-        steps.append(Step("bits_per_page", f"bits/page at {f:g}",
-                          lambda f=f: fraction_rows(cfg, f, get_set)))
+        steps.append(Step("bits_per_page", f"bits/page at {f:g}", fraction_rows, (cfg, f)))
+    costs = ScanCosts()                        # the scan chain's: each size predicts the next
     for n in cfg.scan_hosts:
-        steps.append(Step("scan_time", f"scan {host_label(n)}",
-                          lambda n=n: scan_rows(cfg, n, get_set, cost), timed=True,
-                          chain="scan_time"))
+        steps.append(Step("scan_time", f"scan {host_label(n)}", scan_rows, (cfg, n, costs),
+                          timed=True, chain="scan_time"))
     steps.extend(kexec_steps(cfg))
-    steps.append(Step("conversion_cost", "conversion cost", lambda: conversion_rows(cfg),
+    steps.append(Step("conversion_cost", "conversion cost", conversion_rows, (cfg,),
                       timed=True))
     steps.extend(sharded_steps(cfg))
     return steps
@@ -105,9 +105,9 @@ def sharded_steps(cfg: ReportConfig) -> list[Step]:
     tracker (and @kernel twin) built in it in turn, after every other step
     (none by default)."""
     names = sharded.sharded_names(cfg.trackers, cfg.kernel_code)
-    return [Step(SHARD_STEPS, label, run, timed=True) for pfns in cfg.sharded_pfns
-            for label, run in sharded.shard_runs(names, pfns, cfg.shard_pfns, cfg.seed,
-                                                 cfg.sharded_repeat)]
+    return [Step(SHARD_STEPS, label, fn, args, timed=True) for pfns in cfg.sharded_pfns
+            for label, fn, args in sharded.shard_runs(names, pfns, cfg.shard_pfns, cfg.seed,
+                                                      cfg.sharded_repeat)]
 
 
 def add_sharded(cfg: ReportConfig, tables: dict[str, pd.DataFrame],
@@ -133,29 +133,28 @@ def add_sharded(cfg: ReportConfig, tables: dict[str, pd.DataFrame],
 def kexec_steps(cfg: ReportConfig) -> list[Step]:
     """Every strategy on each scenario and platform preset, then its sensitivity;
     the conversion race."""
-    get_host = host_cache()
     steps = []
     idle = [f"{n}{NO_TD}" for n in cfg.idle_scenarios if n in cfg.scenarios]
     own = [] if cfg.user_host is None else [cfg.user_host.name]
-    # one chain (one task) per scenario: the sensitivity re-costs the kexec's
-    # host and measurements, and the variant without TDs reuses its host; a
-    # chain is timed where its kexec step builds and times structures
+    # one chain (one task) per scenario, sharing one ScenarioHosts: the
+    # sensitivity re-costs the kexec's host and measurements, and the variant
+    # without TDs reuses its host; a chain is timed where its kexec step builds
+    # and times structures
+    hosts: dict[str, ScenarioHosts] = {}
     for name in [*cfg.scenarios, *own]:
+        hosts[name] = ScenarioHosts(cfg)
         timed = name in own or cfg.emulate_scenarios is None or name in cfg.emulate_scenarios
-        steps.append(Step("kexec", f"kexec {name}",
-                          lambda name=name: kexec_rows(cfg, name, get_host),
+        steps.append(Step("kexec", f"kexec {name}", kexec_rows, (cfg, name, hosts[name]),
                           timed=timed, chain=f"scenario {name}"))
-        steps.append(Step("sensitivity", f"sensitivity {name}",
-                          lambda name=name: sensitivity_rows(cfg, name, get_host),
-                          chain=f"scenario {name}"))
+        steps.append(Step("sensitivity", f"sensitivity {name}", sensitivity_rows,
+                          (cfg, name, hosts[name]), chain=f"scenario {name}"))
     # the variants without TDs are not named scenarios: sensitivity rows only
     for name in idle:
         base = name[:-len(NO_TD)]
-        steps.append(Step("sensitivity", f"sensitivity {name}",
-                          lambda name=name: sensitivity_rows(cfg, name, get_host),
-                          chain=f"scenario {base}"))
-    steps.append(Step("race", "race", lambda: race_rows(cfg)))
-    steps.append(Step("race_order", "race (zap-first)", lambda: race_rows(cfg, ZAP_FIRST)))
+        steps.append(Step("sensitivity", f"sensitivity {name}", sensitivity_rows,
+                          (cfg, name, hosts[base]), chain=f"scenario {base}"))
+    steps.append(Step("race", "race", race_rows, (cfg,)))
+    steps.append(Step("race_order", "race (zap-first)", race_rows, (cfg, ZAP_FIRST)))
     return steps
 
 
@@ -176,9 +175,9 @@ def split_tables(tables: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
     return out
 
 
-def _run_chain(runs: list[Callable[[], list[dict]]]) -> list[list[dict]]:
+def _run_chain(chain: list[Step]) -> list[list[dict]]:
     """The rows of each step of a chain, run in order in this process (a task)."""
-    return [run() for run in runs]
+    return [step.run() for step in chain]
 
 
 def run_steps(steps: list[Step], progress=None, scheduler: str | None = None
@@ -201,7 +200,7 @@ def run_steps(steps: list[Step], progress=None, scheduler: str | None = None
     # the timed groups first: they queue on the one timing worker (the critical
     # path), the modeled ones fill the other workers meanwhile
     groups.sort(key=lambda g: not any(s.timed for s in g))
-    units = [Unit(_run_chain, ([s.run for s in g],), timed=any(s.timed for s in g),
+    units = [Unit(_run_chain, (g,), timed=any(s.timed for s in g),
                   label=g[0].label) for g in groups]
     done: dict[int, list[dict]] = {}
     if units:
