@@ -11,7 +11,7 @@ from distributed import Client, LocalCluster, get_worker
 
 from trackers.__main__ import main
 from trackers.cluster import (TIMING, Unit, connect, local_cluster, run_units, with_peak_rss)
-from trackers.report.collect import Step, run_steps
+from trackers.report.steps import Step, run_steps
 
 
 def _where(i):
@@ -50,6 +50,10 @@ def test_bench_core_runs_on_a_scheduler_by_address(cluster, tmp_path):
     assert list(df["tracker"]) == ["bitmap"] and df["peak_rss_bytes"].iloc[0] > 0
 
 
+def _rows(x):
+    return [{"x": x}]
+
+
 def _record(seen, x):
     seen.append(x)
     return [{"x": x, "seen": len(seen)}]
@@ -58,13 +62,29 @@ def _record(seen, x):
 def test_report_steps_run_as_tasks_in_order_chains_sharing_state(cluster, monkeypatch):
     monkeypatch.setenv("TRACKERS_SCHEDULER", cluster.scheduler_address)
     chained = []
-    steps = [Step("a", "one", lambda: [{"x": 1}]),
-             Step("b", "c1", lambda: _record(chained, 10), timed=True, chain="c"),
-             Step("a", "two", lambda: [{"x": 2}]),
-             Step("b", "c2", lambda: _record(chained, 20), timed=True, chain="c")]
+    steps = [Step("a", "one", _rows, (1,)),
+             Step("b", "c1", _record, (chained, 10), timed=True, chain="c"),
+             Step("a", "two", _rows, (2,)),
+             Step("b", "c2", _record, (chained, 20), timed=True, chain="c")]
     tables = run_steps(steps)
     assert tables["a"]["x"].tolist() == [1, 2]
     assert tables["b"].to_dict("records") == [{"x": 10, "seen": 1}, {"x": 20, "seen": 2}]
+
+
+def test_the_scan_chain_shares_its_costs_within_its_task(cluster, monkeypatch):
+    """The scan figure's second size is predicted from the first's cost, kept
+    in the chain's one ScanCosts: over a budget nothing meets, it is not built."""
+    from trackers.report import config, steps
+    monkeypatch.setenv("TRACKERS_SCHEDULER", cluster.scheduler_address)
+    cfg = config.quick_config()
+    cfg.trackers, cfg.kernel_code = ["bitmap"], False
+    cfg.scan_hosts, cfg.scan_time_budget_s = [1 << 16, 1 << 18], 1e-9
+    chain = [s for s in steps.plan(cfg) if s.chain == "scan_time"]
+    df = run_steps(chain)["scan_time"]
+    here = df[(df["tracker"] == "bitmap") & (df["platform"] == "this-machine")]
+    assert here["host_pfns"].tolist() == [1 << 16, 1 << 18]
+    assert here["scan_runs"].tolist()[0] > 0 and here["scan_runs"].tolist()[1] == 0
+    assert here["skipped"].iloc[1].startswith("not built: predicted ")
 
 
 def test_a_cluster_without_a_timing_worker_is_refused():

@@ -1,6 +1,6 @@
 """The design-review figures (trackers.report.figures) drawn from hand-made tables.
 
-The tables have exactly the columns the report writes (collect.py and the
+The tables have exactly the columns the report writes (trackers/report/steps.py and the
 issue-11 contract: sensitivity, tornado, race with P(miss) and its interval,
 kexec with a downtime range), with the strategy names of issue 10, so the
 figures are tested without running a report.  Facts asserted: what each

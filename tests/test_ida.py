@@ -136,14 +136,14 @@ def test_not_representable_shows_in_the_kexec_table():
 
 
 def test_not_representable_shows_in_the_report_tables():
-    from trackers.report import collect
-    cfg = collect.quick_config()
+    from trackers.report import config, memory
+    cfg = config.quick_config()
     cfg.trackers = ["bitmap", "ida"]
 
-    def small_set(kind, max_pfn, arg, seed):
+    def small_set(max_pfn):
         return np.array([0, max_pfn - 512]), np.array([512, max_pfn])
-    rows = {(r["tracker"], r["host_pfns"]): r
-            for h in (1 << 31, 1 << 32) for r in collect._memory_rows(cfg, h, small_set)}
+    rows = {(r["tracker"], r["host_pfns"]): r for h in (1 << 31, 1 << 32)
+            for r in memory.memory_rows_for_set(cfg, h, *small_set(h))}
     assert rows["ida", 1 << 31]["not_representable"] == ""
     assert rows["ida", 1 << 31]["modeled_bytes"] > 0
     nr = rows["ida", 1 << 32]
@@ -153,7 +153,7 @@ def test_not_representable_shows_in_the_report_tables():
     assert nr["representable_max_pfns"] == 1 << 31
     assert rows["bitmap", 1 << 32]["not_representable"] == ""
     cfg.fraction_host = 1 << 32
-    frac = {r["tracker"]: r for r in collect._fraction_rows(cfg, 0.5, small_set)}
+    frac = {r["tracker"]: r for r in memory.fraction_rows_for_set(cfg, 0.5, *small_set(1 << 32))}
     assert np.isnan(frac["ida"]["modeled_bytes"]) and frac["ida"]["not_representable"]
     assert frac["bitmap"]["modeled_bytes"] == 1 << 29
     import pandas as pd

@@ -382,14 +382,15 @@ def test_tracker_names_map_to_their_strategies():
 
 
 def test_memory_rows_show_every_structure_of_its_own():
-    from trackers.report import collect
-    cfg = collect.quick_config()
+    from trackers.report import config, memory
+    from trackers.sets import host_set
+    cfg = config.quick_config()
     n = 1 << 18                                                    # 1 GiB
-    rows = collect._memory_rows(cfg, n, collect._set_cache())
+    rows = memory.memory_rows(cfg, n)
     by = {r["tracker"]: r for r in rows}
     assert {"pte-softbit", "dpamt-refcount", "gmem-maple"} <= set(by)
     assert by["dpamt-refcount"]["added_bytes"] == (n // 512) * 4 == 2048
-    starts, ends = collect._set_cache()("shape", n, cfg.sweep_shape, cfg.seed)
+    starts, ends = host_set(cfg.sweep_shape, n, cfg.seed)
     assert by["gmem-maple"]["modeled_bytes"] == trackers.TRACKERS["maple"].estimate(
         starts, ends, n) == by["maple"]["modeled_bytes"]
     assert by["kvm"]["added_bytes"] == 0                     # kvm-attr adds nothing

@@ -12,7 +12,7 @@ import pytest
 
 from trackers.__main__ import main
 from trackers.kexec import PLATFORMS
-from trackers.report import collect, figures, summary
+from trackers.report import config, figures, memory, scan, steps, summary
 from trackers.report.cli import write_report
 from trackers.sets import SetTooLarge, host_set
 
@@ -126,14 +126,14 @@ def test_atomic_write_replaces_files_and_leaves_no_temp(tmp_path, report_dir):
 
 
 def test_information_bounds():
-    assert collect.log2_binomial(10, 3) == pytest.approx(math.log2(120))
-    assert collect.log2_binomial(5, 0) == 0
-    assert math.isnan(collect.log2_binomial(5, 6))
+    assert memory.log2_binomial(10, 3) == pytest.approx(math.log2(120))
+    assert memory.log2_binomial(5, 0) == 0
+    assert math.isnan(memory.log2_binomial(5, 6))
     # every page private: nothing to say
-    assert collect.bound_bits_per_page(1 << 20, 1 << 20) == pytest.approx(0, abs=1e-6)
+    assert memory.bound_bits_per_page(1 << 20, 1 << 20) == pytest.approx(0, abs=1e-6)
     # one run of n pages among N: 2 boundaries, log2 C(N+1, 2) bits
     n, big = 4096, 1 << 20
-    assert collect.run_bound_bits_per_page(big, n, 1) * n == pytest.approx(
+    assert memory.run_bound_bits_per_page(big, n, 1) * n == pytest.approx(
         math.log2((big + 1) * big / 2))
 
 
@@ -294,7 +294,6 @@ def test_stale_temp_dirs_of_killed_runs_are_removed_by_the_next_run(tmp_path, re
     """What killed runs left -- OUT.new-<pid>, OUT.old-<pid> of dead processes, the
     .report-* directories of the per-file writer -- goes before any work; the
     directories of a live run (pid 1 here) stay."""
-    from trackers.report import collect
     out = tmp_path / "report"
     old = _old_report(out)
     dead = _dead_pid()
@@ -307,7 +306,7 @@ def test_stale_temp_dirs_of_killed_runs_are_removed_by_the_next_run(tmp_path, re
 
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
-    monkeypatch.setattr(collect, "run_steps", interrupted)   # no work: only the start
+    monkeypatch.setattr(steps, "run_steps", interrupted)   # no work: only the start
     assert main(["report", "--quick", "--no-progress", "--out", str(out)]) == 130
     assert sorted(p.name for p in tmp_path.iterdir()) == ["report", "report.new-1"]
     assert _contents(out) == old
@@ -501,7 +500,7 @@ def test_every_twin_is_timed_through_the_kernel_code(report_dir):
         pytest.skip("kernel code unavailable here")
     df = pd.read_csv(report_dir / "scan_time.csv")
     here = df[df["platform"] == "this-machine"]
-    sizes = set(collect.quick_config().scan_hosts)
+    sizes = set(config.quick_config().scan_hosts)
     engine = f"kernel code v{linux.version()} (userspace)"
     assert len(TWINS) == len(KERNEL_TRACKERS) > 0
     for twin in TWINS:
@@ -564,8 +563,8 @@ def test_report_falls_back_to_the_emulations_and_says_why(tmp_path, report_dir,
         seen["kernel_code"] = cfg.kernel_code
         return []
 
-    monkeypatch.setattr(collect, "plan", steps_of)
-    monkeypatch.setattr(collect, "run_steps", lambda steps, bar=None, **kw: _tables(
+    monkeypatch.setattr(steps, "plan", steps_of)
+    monkeypatch.setattr(steps, "run_steps", lambda planned, bar=None, **kw: _tables(
         report_dir, ("memory_vs_host", "kexec")))
     out = tmp_path / "report"
     assert main(["report", "--quick", "--no-progress", "--out", str(out)]) == 0
@@ -584,10 +583,10 @@ def test_report_falls_back_to_the_emulations_and_says_why(tmp_path, report_dir,
 def test_scan_rows_without_kernel_code_time_the_emulations():
     """cfg.kernel_code False: every tracker's emulation is timed; pte-softbit,
     which has no emulation, is modeled only."""
-    cfg = collect.quick_config()
+    cfg = config.quick_config()
     cfg.kernel_code = False
     cfg.trackers = ["bitmap", "pageflags", "kvm"]
-    rows = pd.DataFrame(collect._scan_rows(cfg, 1 << 16, collect._set_cache(), {}))
+    rows = pd.DataFrame(scan.scan_rows(cfg, 1 << 16, scan.ScanCosts()))
     here = rows[rows["platform"] == "this-machine"].set_index("tracker")
     assert (here.loc[["bitmap", "pageflags", "kvm"], "engine"]
             == "emulation (Python/numba)").all()

@@ -23,7 +23,7 @@ from trackers.__main__ import main  # noqa: E402
 from trackers.extents import normalize_extents  # noqa: E402
 from trackers.kernel import MAPLE_NODE_BYTES  # noqa: E402
 from trackers.output import write_csv_atomic  # noqa: E402
-from trackers.report import cli, collect, figures, sharded, summary  # noqa: E402
+from trackers.report import cli, config, figures, sharded, steps, summary  # noqa: E402
 from trackers.sets import host_set  # noqa: E402
 
 N, S = 1 << 18, 1 << 16              # a 1 GiB host in 4 shards of 256 MiB
@@ -48,21 +48,21 @@ def whole_set(pfns: int, shard: int, seed: int = 0):
 @pytest.fixture(scope="module")
 def report_rows() -> pd.DataFrame:
     """sharded.csv's rows as `report --sharded` makes them: the steps
-    collect.plan adds, run here, combined by collect.add_sharded."""
-    cfg = collect.quick_config()
+    steps.plan adds, run here, combined by steps.add_sharded."""
+    cfg = config.quick_config()
     cfg.trackers, cfg.sharded_pfns, cfg.shard_pfns = NAMES, [N], S
     cfg.kernel_code = bool(trackers.KERNEL_TRACKERS)
-    steps = collect.sharded_steps(cfg)
-    assert [s for s in collect.plan(cfg) if s.table == collect.SHARD_STEPS] and \
-        all(s.timed for s in steps)
-    rows = [r for s in steps for r in s.run()]
-    return collect.add_sharded(cfg, {collect.SHARD_STEPS: pd.DataFrame(rows)})["sharded"]
+    shard_steps = steps.sharded_steps(cfg)
+    assert [s for s in steps.plan(cfg) if s.table == steps.SHARD_STEPS] and \
+        all(s.timed for s in shard_steps)
+    rows = [r for s in shard_steps for r in s.run()]
+    return steps.add_sharded(cfg, {steps.SHARD_STEPS: pd.DataFrame(rows)})["sharded"]
 
 
 def test_no_sharded_option_adds_no_step_and_no_table():
-    cfg = collect.quick_config()
-    assert collect.sharded_steps(cfg) == []
-    assert collect.add_sharded(cfg, {"kexec": pd.DataFrame({"a": [1]})}).keys() == {"kexec"}
+    cfg = config.quick_config()
+    assert steps.sharded_steps(cfg) == []
+    assert steps.add_sharded(cfg, {"kexec": pd.DataFrame({"a": [1]})}).keys() == {"kexec"}
 
 
 def test_sharded_rows_equal_estimate_of_the_whole_set(report_rows):
@@ -90,11 +90,11 @@ def test_a_tracker_that_cannot_hold_the_set_is_a_row_that_says_so():
     assert rows["not_representable"].iloc[0] == \
         "IDA: not representable above 8 TiB (ids <= INT_MAX)"
     assert math.isnan(rows["modeled_bytes"].iloc[0])
-    steps = collect.sharded_steps(collect.ReportConfig(
+    shard_steps = steps.sharded_steps(config.ReportConfig(
         sweep_hosts=[], sweep_shape="reference", fraction_host=0, fractions=[], scan_hosts=[],
         scan_shape="reference", scenarios=[], emulate_max_pfn=0, conversion_rates=[],
         trackers=["ida"], kernel_code=False, sharded_pfns=[1 << 32]))
-    assert steps == []                     # nothing built for it
+    assert shard_steps == []               # nothing built for it
 
 
 def test_sizes_parse_as_pfns_or_binary_units_and_bad_ones_are_refused():

@@ -202,10 +202,10 @@ def test_r7625_scenario_places_its_tds_on_both_nodes():
 
 
 def test_sparse_host_rows_separate_max_pfn_from_set():
-    from trackers.report import collect
-    cfg = collect.quick_config()
+    from trackers.report import config, memory
+    cfg = config.quick_config()
     cfg.sweep_shape = "extents-2m"
-    df = pd.DataFrame(collect.sparse_host_rows(cfg, "r7625-sparse"))
+    df = pd.DataFrame(memory.sparse_host_rows(cfg, "r7625-sparse"))
     m = r7625_host()
     assert (df["host_kind"] == "sparse").all() and (df["host_pfns"] == m.max_pfn).all()
     assert (df["ram_pages"] == m.ram_pages).all()
@@ -228,11 +228,10 @@ def test_sparse_host_rows_separate_max_pfn_from_set():
 
 
 def test_memory_figure_draws_the_sparse_host_as_stars():
-    from trackers.report import collect, figures
-    cfg = collect.quick_config()
+    from trackers.report import config, figures, memory
+    cfg = config.quick_config()
     cfg.sweep_shape = "extents-2m"
-    get = collect._set_cache()
-    rows = collect._memory_rows(cfg, 1 << 20, get) + collect.sparse_host_rows(cfg, "r7625-sparse")
+    rows = memory.memory_rows(cfg, 1 << 20) + memory.sparse_host_rows(cfg, "r7625-sparse")
     fig = figures.memory_vs_host(pd.DataFrame(rows))
     ax = fig.axes[0]
     stars = [ln for ln in ax.get_lines() if ln.get_marker() == "*" and len(ln.get_xdata())]
@@ -247,10 +246,10 @@ def test_memory_figure_draws_the_sparse_host_as_stars():
 
 
 def test_memory_figure_without_sparse_rows():
-    from trackers.report import collect, figures
-    cfg = collect.quick_config()
+    from trackers.report import config, figures, memory
+    cfg = config.quick_config()
     cfg.sweep_shape = "extents-2m"
-    df = pd.DataFrame(collect._memory_rows(cfg, 1 << 20, collect._set_cache()))
+    df = pd.DataFrame(memory.memory_rows(cfg, 1 << 20))
     dense, sparse = figures.split_sparse_hosts(df)
     assert len(dense) == len(df) and sparse.empty
     ax = figures.memory_vs_host(df).axes[0]
@@ -277,10 +276,11 @@ def test_kexec_on_own_map_fills_the_model_error(tmp_path, capsys):
 
 
 def test_report_adds_the_user_host_as_one_more_kexec_scenario(tmp_path):
-    from trackers.report import collect
-    cfg = collect.quick_config()
+    from trackers.report import config
+    from trackers.report.steps import kexec_steps
+    cfg = config.quick_config()
     cfg.user_host = UserHost(_write(tmp_path, SMALL_E820, "small.dmesg"), tds="512M")
-    steps = collect.kexec_steps(cfg)
+    steps = kexec_steps(cfg)
     labels = [s.label for s in steps]
     assert [x for x in labels if x.startswith("kexec")] == ["kexec tiny", "kexec small.dmesg"]
     assert "sensitivity small.dmesg" in labels
@@ -292,6 +292,6 @@ def test_report_adds_the_user_host_as_one_more_kexec_scenario(tmp_path):
 
 
 def test_r7625_is_a_default_kexec_scenario():
-    from trackers.report import collect
-    assert "r7625-sparse" in collect.default_config().scenarios
-    assert collect.default_config().sparse_hosts == ["r7625-sparse"]
+    from trackers.report import config
+    assert "r7625-sparse" in config.default_config().scenarios
+    assert config.default_config().sparse_hosts == ["r7625-sparse"]

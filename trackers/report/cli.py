@@ -71,7 +71,7 @@ hosts for memory and scans, the ``tiny`` scenario only (and it without its
 TDs), 2 000 simulated kexecs per race point, CPU counts 1, 2, 8, 32 and all,
 conversions on a 1 GiB set; its answer is the same computation on those
 tables.  The default run covers every named scenario but the ``tiny`` test
-fixture and fits 3 minutes on 2 cores (collect.default_config says what it
+fixture and fits 3 minutes on 2 cores (config.default_config says what it
 trims).
 
 The steps run as Dask tasks (trackers/cluster.py: a local cluster of one
@@ -108,7 +108,7 @@ from ..kexec.evaluate import add_host_arguments, user_host
 from ..kexec.platform import calibration_path
 from ..options import int_option, output_dir, output_file
 from ..registry import TRACKERS
-from . import collect, sharded
+from . import config, scan, sharded, steps
 
 HELP = "the design-review report: verdict table, figures (PNG+SVG), CSV and summary.md"
 
@@ -162,7 +162,7 @@ def write_report(tables, out: Path, meta: dict) -> list[Path]:
     tmp = staging_path(out, "new")
     os.mkdir(tmp)                              # 0777 & ~umask, as OUT will be
     from . import recommend
-    tables = collect.split_tables(tables)
+    tables = steps.split_tables(tables)
     try:
         for name, df in tables.items():
             df.to_csv(tmp / f"{name}.csv", index=False)
@@ -236,9 +236,9 @@ def provenance(meta: dict) -> dict:
         "generated_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "python": pyplatform.python_version(),
         "packages": versions,
-        "cpu_model": collect.cpu_model(),
+        "cpu_model": scan.cpu_model(),
         "cpu_count": os.cpu_count(),
-        "machine": collect.machine(),
+        "machine": scan.machine(),
         "os_kernel": pyplatform.release(),
         "kernel_code": {k: kc.get(k) for k in ("available", "version", "reason")
                         if k in kc},
@@ -441,7 +441,7 @@ def run(args) -> int:
     matplotlib.use("Agg")                      # the command writes files: no display
 
     from . import summary                      # imports pyplot
-    cfg = (collect.quick_config if args.quick else collect.default_config)(args.seed)
+    cfg = (config.quick_config if args.quick else config.default_config)(args.seed)
     if args.trackers:
         for n in args.trackers:
             if n not in TRACKERS:
@@ -464,24 +464,24 @@ def run(args) -> int:
     cfg.kernel_code = kernel_code["available"]
     if calibrate:
         _calibrate_once()
-    steps = collect.plan(cfg)
-    bar = _progress(len(steps), args.no_progress)
+    planned = steps.plan(cfg)
+    bar = _progress(len(planned), args.no_progress)
     try:
-        tables = collect.run_steps(steps, bar, scheduler=args.scheduler)
+        tables = steps.run_steps(planned, bar, scheduler=args.scheduler)
     finally:
         if bar is not None:
             bar.close()
-    tables = collect.add_sharded(cfg, tables, sharded_csvs)
+    tables = steps.add_sharded(cfg, tables, sharded_csvs)
     elapsed = time.perf_counter() - t0
     meta = {"command": command_line(args),
             "elapsed_s": elapsed, "mode": "quick" if args.quick else "default",
             "seed": args.seed, "trackers": cfg.trackers, "kernel_code": kernel_code,
-            "config": dataclasses.asdict(cfg), "left_out": collect.left_out(cfg),
-            "quick_covers": collect.quick_covers(),
+            "config": dataclasses.asdict(cfg), "left_out": config.left_out(cfg),
+            "quick_covers": config.quick_covers(),
             "sharded": sharded.provenance(cfg.sharded_pfns, cfg.shard_pfns, sharded_csvs,
                                           cfg.sharded_repeat)}
     written = write_report(tables, out, meta)
-    verdict = summary.verdict_table(collect.split_tables(tables))
+    verdict = summary.verdict_table(steps.split_tables(tables))
     buf = io.StringIO()
     plat = verdict.attrs["platform"]
     print(f"\nverdict (downtime on {plat}; "

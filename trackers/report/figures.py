@@ -35,7 +35,7 @@ from matplotlib.lines import Line2D
 from matplotlib.ticker import FuncFormatter, MaxNLocator, NullFormatter
 
 from ..kexec import PLATFORMS, STRATEGIES
-from .collect import split_sparse_hosts
+from .memory import split_sparse_hosts
 from .sharded import SCAN_LABEL
 
 # The one order of tables and figures: the kexec strategies' (trackers in

@@ -35,7 +35,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from ..sets import host_label
-from .collect import split_sparse_hosts
+from .memory import split_sparse_hosts
 
 #: the host sizes of the memory columns (PFNs) and their labels
 MEMORY_HOSTS = {"1tib": 1 << 28, "4tib": 1 << 30, "16tib": 1 << 32, "64tib": 1 << 34}

@@ -6,7 +6,7 @@ Two sources, one table (``sharded.csv``, :func:`sharded_table`):
 * ``report --sharded SIZES``: the report's trackers (and their ``@kernel``
   twins where the kernel code is built) built over the reference shape in
   shards of ``ReportConfig.shard_pfns`` (2^28, 1 TiB), each shard a timed
-  step of the report building every tracker in turn (collect.sharded_steps;
+  step of the report building every tracker in turn (steps.sharded_steps;
   populate and the extents() scan timed), combined by
   trackers.shard.combine as ``bench-core`` combines them;
 * ``report --sharded-csv FILE...``: the CSV ``bench-core --pfns N --csv
@@ -27,7 +27,6 @@ memory_vs_host) are modeled.  A tracker that cannot hold the whole set
 from __future__ import annotations
 
 import argparse
-import functools
 import math
 from pathlib import Path
 
@@ -143,7 +142,7 @@ def sharded_names(names, kernel_code: bool) -> list[str]:
 # --------------------------------------------------------------------------
 # the report's own sharded builds: one step per shard, every tracker in it
 
-def _shard_step(names, pfns: int, shard_pfns: int, fn, args) -> list[dict]:
+def shard_step(names, pfns: int, shard_pfns: int, fn, args) -> list[dict]:
     """One shard of every tracker's build (trackers.shard.measure_shard_all),
     each tagged with its build: a report step's rows."""
     return [{"tracker": name, "pfns": pfns, "shard_pfns": shard_pfns, "shard": shard}
@@ -151,17 +150,17 @@ def _shard_step(names, pfns: int, shard_pfns: int, fn, args) -> list[dict]:
 
 
 def shard_runs(names, pfns: int, shard_pfns: int, seed: int, repeat: int):
-    """(label, run) per shard, every tracker of ``names`` representable at
-    ``pfns`` in it (trackers.shard.shard_units; the extents() scan, the one
-    the figures draw, not pfns()): the steps of one sharded size."""
+    """(label, fn, args) per shard, every tracker of ``names`` representable
+    at ``pfns`` in it (trackers.shard.shard_units; the extents() scan, the one
+    the figures draw, not pfns()): the steps of one sharded size, each
+    :func:`shard_step` of one shard's unit."""
     built = [n for n in names if not not_representable(n, pfns)]
     if not built:
         return []
     units = shard_units(built, pfns, shard_pfns, ReferenceShards(SHAPE, seed), repeat,
                         scan_pfns=False)
-    return [(f"{host_label(pfns)}: {u.label}",
-             functools.partial(_shard_step, built, pfns, shard_pfns, u.fn, u.args))
-            for u in units]
+    return [(f"{host_label(pfns)}: {u.label}", shard_step,
+             (built, pfns, shard_pfns, u.fn, u.args)) for u in units]
 
 
 def combine_steps(names, sizes, results: list[dict], repeat: int) -> pd.DataFrame:

@@ -1,0 +1,218 @@
+"""The report's scan figure: every option's kexec-time scan built and timed
+at each host size, beside the platform model of the same scan; and the
+machine it ran on (:func:`machine`).
+
+Table (file stem -> content):
+
+* ``scan_time``       option x host size x platform: the measured kexec-time
+  scan (median and min-max over the repeats) beside the modeled one, and
+  ``model_ratio`` = modeled / measured on this machine.  ``engine`` says what
+  was timed: a tracker's ``@kernel`` twin through the kernel's own iterators
+  wherever one exists and the kernel's code is available; for ``pageflags``
+  and ``pte-softbit`` the C layouts of struct pages and of the direct map's
+  page tables (trackers/linux/pages.c; the struct-page array is measured up
+  to the memory budget and scaled past it, ``scan_extrapolated``); the
+  Python/numba emulation where no twin exists (``roaring``) or the kernel's
+  code is unavailable.  The model's counts (``scan_entries``,
+  ``scan_extents``, ``scan_lookups``, ``scanned_bytes``, ``scan_loads``)
+  come from the structure built, ``model_note`` says where and why the model
+  lies outside 2x of the measurement.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import platform as platform_mod
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..base import NotRepresentable, memory_budget
+from ..kernel import PAGE_SIZE
+from ..kexec import PLATFORMS, STRATEGIES, KexecHost
+from ..kexec.strategies import TRACKER_STRATEGIES, strategy_for_tracker
+from ..kexec.strategy import ENGINE_PAGE_TABLES, ENGINE_STRUCT_PAGES, engine_kind
+from ..sets import host_label, host_set
+
+
+def last_level_cache_bytes() -> int:
+    """This machine's largest CPU cache (sysfs), 0 where it cannot be read."""
+    sizes = []
+    for f in Path("/sys/devices/system/cpu/cpu0/cache").glob("index*/size"):
+        m = re.fullmatch(r"(\d+)([KMG]?)", f.read_text().strip())
+        if m:
+            sizes.append(int(m.group(1)) << {"": 0, "K": 10, "M": 20, "G": 30}[m.group(2)])
+    return max(sizes, default=0)
+
+
+def cpu_model() -> str:
+    """This machine's CPU model name (/proc/cpuinfo), else what Python knows."""
+    cpu = platform_mod.processor() or platform_mod.machine() or "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return cpu
+
+
+def machine() -> str:
+    """One line naming this machine: CPU model, CPUs, last-level cache."""
+    cpu = cpu_model()
+    llc = last_level_cache_bytes()
+    return (f"{cpu}, {os.cpu_count()} CPUs" + (f", {llc >> 20} MiB last-level cache"
+                                                if llc else ""))
+
+
+#: the option whose kexec scan walks the direct map (no tracker: a strategy)
+PTE_SOFTBIT = STRATEGIES["pte-softbit"].name
+#: the model lies within this factor of a measurement, or model_note says why not
+MODEL_WITHIN = 2.0
+
+
+def model_note(m, plat, ratio: float, llc: int, load: float = 0.0) -> str:
+    """Why a modeled scan lies outside MODEL_WITHIN of its measurement on this
+    machine ("" within): the model's largest term, and what the measured scan
+    did differently where its spread, the engine or the cache says so
+    (``load``: the 1-min load average while it ran)."""
+    if not (ratio > MODEL_WITHIN or ratio < 1 / MODEL_WITHIN):
+        return ""
+    terms = {"dependent loads": (plat.chase_s(m.scan_loads),
+                                 f"{m.scan_loads:,} x {plat.load_latency_s * 1e9:.0f} ns"),
+             "streaming read": (plat.read_s(m.scanned_bytes),
+                                f"{m.scanned_bytes / 2**20:,.0f} MiB at "
+                                f"{plat.read_bps() / 1e9:.1f} GB/s"),
+             "runs": (plat.work_s(runs=m.extents), f"{m.extents:,} x {plat.run_s * 1e9:.0f} ns"),
+             "entries": (plat.work_s(entries=m.entries),
+                         f"{m.entries:,} x {plat.entry_s * 1e9:.1f} ns"),
+             "lookups": (plat.work_s(lookups=m.lookups),
+                         f"{m.lookups:,} x {plat.lookup_s * 1e9:.0f} ns")}
+    top, (_, how) = max(terms.items(), key=lambda kv: kv[1][0])
+    why = [f"model {ratio:.2g}x the measurement, largest term {top} ({how})"]
+    if ratio > MODEL_WITHIN:
+        if llc and m.scanned_bytes <= llc:
+            why.append(f"what it reads fits this machine's {llc >> 20} MiB cache: the "
+                       f"repeated scans read cache, not DRAM")
+        if m.engine in (ENGINE_PAGE_TABLES, ENGINE_STRUCT_PAGES):
+            why.append("pages.c tests 64 entries a word, one branch a run: cheaper than "
+                       "the kernel iterators the per-entry and per-run costs assume")
+    else:
+        fastest = ratio * m.seconds / m.seconds_min
+        if 1 / MODEL_WITHIN <= fastest <= MODEL_WITHIN:
+            why.append(f"its fastest scan is within {MODEL_WITHIN:g}x (model/min "
+                       f"{fastest:.2g}): other tasks slowed the median (1-min load "
+                       f"{load:.1f} on {os.cpu_count()} CPUs)")
+        if m.engine == ENGINE_PAGE_TABLES:
+            why.append("scattered split table pages cost several DRAM and TLB misses "
+                       "each, not the one load the model charges (trackers/linux/pages.py)")
+    return "; ".join(why)
+
+
+def _scan_budget(cfg) -> int:
+    """The memory budget of the scan figure's structures: the report's cap, never
+    above $TRACKERS_MEMORY_BUDGET."""
+    return (memory_budget() if cfg.scan_budget_bytes is None
+            else min(cfg.scan_budget_bytes, memory_budget()))
+
+
+@dataclass
+class ScanCosts:
+    """What each scan of the figure (a tracker's, or pte-softbit's) cost at the
+    last size it was built: name -> (seconds of its build and timed scans,
+    PFNs measured).
+
+    :func:`scan_rows` predicts its cost at the next size from it, linearly in
+    the PFNs measured, and does not build one predicted over
+    ``cfg.scan_time_budget_s`` (its model still stands).  steps.plan makes one
+    for the scan chain, whose steps run in order of size in one task
+    (steps.run_steps); a scan step run alone predicts nothing."""
+
+    last: dict[str, tuple[float, int]] = field(default_factory=dict)
+
+    def predicted_s(self, name: str, measured_pfns: int) -> float | None:
+        """Seconds ``name`` would take measuring ``measured_pfns`` PFNs; None
+        before its first size."""
+        if name not in self.last:
+            return None
+        spent, measured = self.last[name]
+        return spent * measured_pfns / measured
+
+    def record(self, name: str, seconds: float, measured_pfns: int) -> None:
+        self.last[name] = (seconds, measured_pfns)
+
+
+def scan_rows(cfg, max_pfn: int, costs: ScanCosts) -> list[dict]:
+    """A step of scan_time: build and time every option's kexec-time scan at
+    ``max_pfn`` (the measurement of
+    :meth:`trackers.kexec.tracked.TrackerStrategy.measure` and
+    ``PteSoftbit.measure``: the @kernel twin, the pages.c layout or the
+    emulation) over ``cfg.scan_shape``'s set, generated here and dropped when
+    the step returns; an option ``costs`` predicts over
+    ``cfg.scan_time_budget_s`` is not built -- its model still is (estimate())."""
+    starts, ends = host_set(cfg.scan_shape, max_pfn, cfg.seed)
+    pages = int((ends - starts).sum())
+    # every option scans the same set: the hooks mark it, and KVM's walk finds it
+    # (one default TD, GFN = PFN, as the kvm tracker's contract has it)
+    host = KexecHost(max_pfn=max_pfn, ram=([0], [max_pfn]), private=(starts, ends),
+                     kvm_visible=(starts, ends), name=f"{cfg.scan_shape} {host_label(max_pfn)}")
+    llc = last_level_cache_bytes()
+    where = machine()
+    rows = []
+    for name in [*cfg.trackers, PTE_SOFTBIT]:
+        strategy = (strategy_for_tracker(name) if name in TRACKER_STRATEGIES
+                    else STRATEGIES[name])
+        base = {"tracker": name, "option": strategy.option, "host_pfns": max_pfn,
+                "host_bytes": max_pfn * PAGE_SIZE, "host": host_label(max_pfn),
+                "set": cfg.scan_shape, "private_pages": pages, "extents": int(starts.size),
+                "machine": where}
+        skipped = ""
+        predicted = costs.predicted_s(name, strategy.measured_pfns(
+            max_pfn, cfg.kernel_code, _scan_budget(cfg)))
+        if predicted is not None and predicted > cfg.scan_time_budget_s:
+            skipped = (f"not built: predicted {predicted:.0f} s, over the "
+                       f"{cfg.scan_time_budget_s:g} s budget of one size")
+        try:
+            m = strategy.measure(host, emulate=not skipped, build_limit_pfns=max_pfn,
+                                 kernel_code=cfg.kernel_code, repeat=cfg.scan_repeat,
+                                 budget_bytes=_scan_budget(cfg))
+        except NotRepresentable as exc:
+            rows.append({**base, "skipped": f"not representable: {exc}"})
+            continue
+        if m.repeat:
+            assert m.extents == starts.size, \
+                f"{name}: scan returned {m.extents} extents, set has {starts.size}"
+            costs.record(name, m.populate_s + m.seconds / m.max_pfn * m.measured_pfns
+                         * m.repeat, m.measured_pfns)
+        else:
+            skipped = skipped or m.notes or "not built"
+        load = os.getloadavg()[0]                # how busy the machine was meanwhile
+        for pname, plat in PLATFORMS.items():
+            modeled = plat.scan_s(m.scanned_bytes, m.scan_loads, m.entries, m.extents,
+                                  m.lookups)
+            low, high = plat.scan_s_range(m.scanned_bytes, m.scan_loads, m.entries,
+                                          m.extents, m.lookups)
+            here = pname == "this-machine" and m.repeat > 0
+            ratio = modeled / m.seconds if here else math.nan
+            rows.append({**base,
+                         "engine": m.engine, "engine_kind": engine_kind(m.engine),
+                         "scan_measured_s": m.seconds,
+                         "scan_measured_min_s": m.seconds_min,
+                         "scan_measured_max_s": m.seconds_max,
+                         "scan_runs": m.repeat,
+                         "scan_measured_pfns": m.measured_pfns,
+                         "scan_extrapolated": m.extrapolated,
+                         "scan_provenance": m.provenance,
+                         "modeled_bytes": m.modeled_bytes,
+                         "scanned_bytes": m.scanned_bytes, "scan_loads": m.scan_loads,
+                         "scan_entries": m.entries, "scan_extents": m.extents,
+                         "scan_lookups": m.lookups,
+                         "platform": pname, "platform_kind": plat.kind,
+                         "platform_cpus": plat.cpus_at_reset,
+                         "scan_modeled_s": modeled, "scan_modeled_low_s": low,
+                         "scan_modeled_high_s": high, "model_ratio": ratio,
+                         "model_note": model_note(m, plat, ratio, llc, load) if here else "",
+                         "load_1min": load if m.repeat else math.nan,
+                         "skipped": skipped})
+    return rows
