@@ -12,12 +12,14 @@ import pandas as pd
 import pytest
 
 import trackers
-import trackers.bench as bench
+import trackers.bench.rows as bench_rows
 import trackers.linux as linux
 from trackers.__main__ import main
-from trackers.bench import (_spread, add_ratios, conversion_cost, conversion_targets, engine_of,
-                            maple_order, ratio_table, select_rows, time_estimates,
-                            time_kvm_store_loop)
+from trackers.bench.conversion import conversion_cost, conversion_targets
+from trackers.bench.maple_order import maple_order
+from trackers.bench.measure import time_estimates, time_kvm_store_loop
+from trackers.bench.rows import add_ratios, engine_of, ratio_table, select_rows
+from trackers.bench.timing import spread
 from trackers.kernel import MAPLE_NODE_BYTES, PAGES_PER_2M
 from trackers.kernel_code import TWINS
 from trackers.sets import reference_set
@@ -56,12 +58,12 @@ def _label():
 @pytest.fixture
 def no_kernel(monkeypatch):
     """bench-core as it runs where the kernel code is not built."""
-    monkeypatch.setattr(bench, "KERNEL_TRACKERS", {})
-    monkeypatch.setattr(bench, "KERNEL_UNAVAILABLE", "no kernel library here (test)")
+    monkeypatch.setattr(bench_rows, "KERNEL_TRACKERS", {})
+    monkeypatch.setattr(bench_rows, "KERNEL_UNAVAILABLE", "no kernel library here (test)")
 
 
 def test_spread_is_median_min_max():
-    assert _spread("populate_s", [3.0, 1.0, 2.0, 10.0]) == {
+    assert spread("populate_s", [3.0, 1.0, 2.0, 10.0]) == {
         "populate_s_median": 2.5, "populate_s_min": 1.0, "populate_s_max": 10.0}
 
 
@@ -150,7 +152,7 @@ def test_engine_label_is_emulation_or_the_kernel_version():
 def test_ratios_are_emulation_over_kernel(monkeypatch):
     """Each kernel-code row: its twin's figure over its own; emulation rows
     and rows without a measured twin: NaN."""
-    monkeypatch.setattr(bench, "KERNEL_TRACKERS",
+    monkeypatch.setattr(bench_rows, "KERNEL_TRACKERS",
                         {TWINS[n].name: TWINS[n] for n in ("xarray", "maple")})
     cols = {f"{t}_{s}": [] for t in TIMES for s in STATS}
     df = pd.DataFrame({"tracker": ["xarray", "xarray@kernel", "maple@kernel"],

@@ -51,7 +51,7 @@ Tables (file stem -> content):
   the zap before the attribute store (race.ZAP_FIRST);
 * ``conversion_cost`` tracker x size (4 KiB, 2 MiB) x op (mark, unmark): the
   measured ns of one conversion, median and min-max of ``conversion_repeat``
-  timings (trackers.bench.conversion_cost), for the tracker each hooked
+  timings (trackers.bench.conversion.conversion_cost), for the tracker each hooked
   option would use: its ``@kernel`` twin where the kernel's code is built.
 
 * ``sharded``         tracker x host size, only with --sharded or --sharded-csv:
@@ -76,7 +76,7 @@ from typing import Callable
 
 import pandas as pd
 
-from .. import bench
+from ..bench import conversion
 from ..base import NotRepresentable, memory_budget
 from .. import extents as X
 from ..cluster import Unit, connect, run_units
@@ -741,20 +741,21 @@ def conversion_trackers(cfg) -> list[str]:
 
 
 def _conversion_rows(cfg) -> list[dict]:
-    """bench-core's conversion cost (trackers.bench.measure_conversions: mark and
+    """bench-core's conversion cost (trackers.bench.conversion.measure_conversions: mark and
     unmark of each 4 KiB and 2 MiB conversion into a tracker holding the
     reference set, median and min-max of ``conversion_repeat`` timings), in
     this process: a forked child of a process whose kernel library runs RCU
     threads can deadlock, so nothing here forks."""
     starts, ends = reference_set(cfg.conversion_pfns, cfg.seed)
-    held, targets = bench.conversion_targets(starts, ends, cfg.conversion_pfns,
-                                             cfg.conversions, cfg.seed)
+    held, targets = conversion.conversion_targets(starts, ends, cfg.conversion_pfns,
+                                                  cfg.conversions, cfg.seed)
     rows = []
     for name in conversion_trackers(cfg):
         base = {"option": name.split(KERNEL_SUFFIX)[0], "kind": "measured"}
         try:
-            got = bench.measure_conversions(name, cfg.conversion_pfns, held, targets,
-                                            cfg.conversion_repeat, cfg.conversion_seconds)
+            got = conversion.measure_conversions(name, cfg.conversion_pfns, held, targets,
+                                                 cfg.conversion_repeat,
+                                                 cfg.conversion_seconds)
         except NotRepresentable as exc:
             rows.append({"tracker": name, **base, "not_representable": exc.summary})
             continue

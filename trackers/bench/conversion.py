@@ -1,0 +1,274 @@
+"""The cost of one conversion: ns to mark and to unmark one 4 KiB and one
+2 MiB conversion in a tracker that holds the reference set.
+
+:func:`conversion_targets` picks the conversions (free 2 MiB slots and free
+pages of the set, which the held set leaves out); :func:`conversion_calls`
+says what one conversion calls in a tracker's structure;
+:func:`measure_conversions` times them in one tracker, in this process;
+:func:`conversion_cost` runs one timed task per tracker and adds the
+emulation/kernel-code ratio; :func:`conversion_table` prints the rows.
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+
+from ..base import Tracker
+from ..cluster import Unit
+from ..extents import normalize_extents, subtract
+from ..kernel import PAGES_PER_2M
+from ..kernel_code import (BitmapKernel, IdaKernel, KvmKernel, MapleKernel, XArrayKernel,
+                           XArrayMultiKernel)
+from ..kvm import DIRECT_TD
+from ..registry import ALL_TRACKERS
+from ..shard import close_tracker
+from .rows import RATIO, engine_of, twin_of
+from .timing import reference, run_outcomes, spread
+
+#: conversions per timing of the conversion-cost table
+CONVERSIONS = 2000
+#: an emulation's per-call conversion loop stops after this long (its maple
+#: rebuilds the tree per call: seconds each at 1 TiB); the row says how many ran
+CONVERSION_SECONDS = 5.0
+#: conversion sizes: label -> pages (a 2 MiB conversion is 2 MiB aligned)
+CONVERSION_SIZES = {"4KiB": 1, "2MiB": PAGES_PER_2M}
+CONVERSION_OPS = ("mark", "unmark")
+
+
+def _pages_below(starts, ends, x) -> np.ndarray:
+    """Pages of the sorted, disjoint extents below each PFN of ``x``."""
+    cum = np.concatenate(([0], np.cumsum(ends - starts)))
+    i = np.searchsorted(starts, x, side="left")          # extents starting below x
+    beyond = np.where(i > 0, np.maximum(ends[np.maximum(i - 1, 0)] - x, 0), 0)
+    return cum[i] - beyond
+
+
+def conversion_targets(starts, ends, max_pfn: int, n: int = CONVERSIONS, seed: int = 0):
+    """The set a conversion-cost tracker holds, and the conversions into it.
+
+    Returns ``(held, targets)``: ``held`` the (starts, ends) of the set with
+    the target 2 MiB slots emptied; ``targets`` maps each CONVERSION_SIZES
+    label to (starts, ends) of up to ``n`` distinct conversions in random
+    order, each into free PFNs of ``held``: 2 MiB-aligned slots not wholly in
+    the set (in the reference set every such slot holds a few scattered
+    pages, which ``held`` leaves out, about 128 per slot), and 4 KiB pages
+    outside the set and those slots.  Fewer than ``n`` where the set has
+    fewer such slots or pages (tiny sets: at most half the slots not wholly
+    in the set become 2 MiB targets, the 4 KiB ones lie in the rest)."""
+    rng = np.random.default_rng(seed + 7)
+    starts = np.asarray(starts, np.int64)
+    ends = np.asarray(ends, np.int64)
+    n_slots = max_pfn // PAGES_PER_2M
+    cand = rng.choice(n_slots, min(n_slots, 8 * n + 64), replace=False)
+    cs = np.sort(cand) * PAGES_PER_2M
+    covered = _pages_below(starts, ends, cs + PAGES_PER_2M) - _pages_below(starts, ends, cs)
+    free = cs[covered < PAGES_PER_2M]
+    # at most half of them: the 4 KiB conversions' free pages lie in the others
+    slots = free[rng.permutation(free.size)[:min(n, free.size // 2)]]    # random order
+    held = subtract((starts, ends), normalize_extents(np.sort(slots), np.sort(slots)
+                                                       + PAGES_PER_2M))
+    draw = np.sort(rng.integers(0, max_pfn, size=16 * n + 4096, dtype=np.int64))
+    draw = draw[np.r_[True, draw[1:] != draw[:-1]]]             # distinct (sort and mask)
+    k = np.searchsorted(held[0], draw, side="right") - 1
+    in_held = (k >= 0) & (draw < held[1][np.maximum(k, 0)])
+    in_slot = np.isin(draw // PAGES_PER_2M, slots // PAGES_PER_2M)
+    pages = draw[~in_held & ~in_slot]
+    pages = pages[rng.permutation(pages.size)[:n]]
+    targets = {"4KiB": (pages, pages + 1), "2MiB": (slots, slots + PAGES_PER_2M)}
+    return held, targets
+
+
+@dataclass(frozen=True)
+class ConversionCalls:
+    """How one conversion is made in a tracker's structure: ``mark`` and
+    ``unmark`` of (starts, ends) arrays, and what they call.  ``batched``:
+    one call over every conversion (each range its own kernel calls, the
+    loop in C); otherwise one call per conversion."""
+
+    mark: Callable
+    unmark: Callable
+    calls: str
+    batched: bool
+
+
+def conversion_calls(t: Tracker) -> ConversionCalls:
+    """The calls one conversion makes in ``t``.
+
+    A kernel-code twin's conversion is the kernel's own calls on the
+    structure it holds, one engine call over all conversions (the per-range
+    loop runs in C), without the twin's bookkeeping (its budget check,
+    live-object count with rcu_barrier, and the canonical-state rebuilds of
+    maple@kernel and xarray-multi@kernel, each O(set) per update).  kvm@kernel:
+    the TD's mem_attr_array as kvm_vm_set_mem_attributes() updates it on
+    KVM_SET_MEMORY_ATTRIBUTES (guest_memfd fills its page cache on fault,
+    not at conversion); the shared direction stores NULL, which is
+    xa_erase (KVM's xa_reserve pass over present entries, a walk each that
+    changes nothing, is left out).  bitmap@kernel has no kernel store code
+    (the library builds find_bit, not bitmap_set): its rows time the
+    bitmap's own store, one call per conversion, as the emulation's.
+    An emulation: its contract, one mark_ranges/unmark_ranges per conversion."""
+    if isinstance(t, XArrayMultiKernel):
+        return ConversionCalls(t.xa.store_range_multi, t.xa.erase_range_multi,
+                               "xa_store_range / xa_erase of the entry", True)
+    if isinstance(t, XArrayKernel):
+        return ConversionCalls(t.xa.store_range, t.xa.erase_range,
+                               "xa_store / xa_erase per page", True)
+    if isinstance(t, IdaKernel):
+        return ConversionCalls(t.ida.mark_range, t.ida.free_range,
+                               "ida_alloc_range(id, id) / ida_free per page", True)
+    if isinstance(t, MapleKernel):
+        return ConversionCalls(t.mt.store_range, t.mt.erase_range,
+                               "mtree_store_range / mtree_store_range(NULL)", True)
+    if isinstance(t, KvmKernel):
+        attrs = t.tds[DIRECT_TD].attrs
+        return ConversionCalls(attrs.reserve_then_store, attrs.erase_range,
+                               "mem_attr_array: xa_reserve + xa_store / xa_erase per GFN",
+                               True)
+    if isinstance(t, BitmapKernel):
+        return ConversionCalls(lambda s, e: t.twin_cls.mark_ranges(t, s, e),
+                               lambda s, e: t.twin_cls.unmark_ranges(t, s, e),
+                               "the bitmap's own store per call (no kernel store code)", False)
+    return ConversionCalls(t.mark_ranges, t.unmark_ranges,
+                           "mark_ranges / unmark_ranges per call (the contract)", False)
+
+
+def _per_call(fn, starts, ends, count: int | None, seconds: float) -> tuple[float, int]:
+    """Seconds per call of fn over single conversions: ``count`` of them, or
+    (None) as many as run within ``seconds`` (at least one)."""
+    n = starts.size if count is None else count
+    done = 0
+    t0 = time.perf_counter()
+    for i in range(n):
+        fn(starts[i:i + 1], ends[i:i + 1])
+        done += 1
+        if count is None and time.perf_counter() - t0 > seconds:
+            break
+    return (time.perf_counter() - t0) / done, done
+
+
+def measure_conversions(name: str, max_pfn: int, held, targets, repeat: int,
+                        seconds: float = CONVERSION_SECONDS) -> list[dict]:
+    """One tracker's conversion-cost rows (size x op), in this process: the
+    tracker holds ``held``; each repeat marks every target of a size, then
+    unmarks them (the tracker ends as it began), timing each op."""
+    t = ALL_TRACKERS[name](max_pfn)
+    t.mark_ranges(*held)
+    held_pages = int((held[1] - held[0]).sum())
+    calls = conversion_calls(t)
+    rows = []
+    for size, (s, e) in targets.items():
+        if s.size == 0:
+            continue
+        calls.mark(s[:1], e[:1])                     # warm-up: compile, first touch
+        calls.unmark(s[:1], e[:1])
+        samples = {op: [] for op in CONVERSION_OPS}
+        counts = []
+        for _ in range(repeat):
+            if calls.batched:
+                t0 = time.perf_counter()
+                calls.mark(s, e)
+                samples["mark"].append((time.perf_counter() - t0) / s.size)
+                t0 = time.perf_counter()
+                calls.unmark(s, e)
+                samples["unmark"].append((time.perf_counter() - t0) / s.size)
+                counts.append(s.size)
+            else:
+                per, k = _per_call(calls.mark, s, e, None, seconds)
+                samples["mark"].append(per)
+                samples["unmark"].append(_per_call(calls.unmark, s, e, k, seconds)[0])
+                counts.append(k)
+        for op in CONVERSION_OPS:
+            ns = [x * 1e9 for x in samples[op]]
+            ns_spread = spread("ns_per_conversion", ns)
+            rows.append({"tracker": name, "engine": engine_of(name), "size": size,
+                         "pages": CONVERSION_SIZES[size], "op": op,
+                         "conversions": min(counts), **ns_spread,
+                         "ns_per_page": ns_spread["ns_per_conversion_median"]
+                         / CONVERSION_SIZES[size],
+                         "held_pages": held_pages, "pfns": max_pfn, "calls": calls.calls})
+    got = sum(int((b - a).sum()) for a, b in t.extents())
+    assert got == held_pages, f"{name}: {got:,} pages after the conversions, {held_pages:,} before"
+    close_tracker(t)
+    return rows
+
+
+@functools.lru_cache(maxsize=1)
+def _conversion_set(max_pfn: int, seed: int, conversions: int):
+    starts, ends = reference(max_pfn, seed)
+    return conversion_targets(starts, ends, max_pfn, conversions, seed)
+
+
+def measure_conversions_reference(name: str, max_pfn: int, seed: int, conversions: int,
+                                  repeat: int, seconds: float) -> list[dict]:
+    """measure_conversions on the reference set's conversion targets, computed
+    (once per worker) where it runs: a bench-core task."""
+    held, targets = _conversion_set(max_pfn, seed, conversions)
+    return measure_conversions(name, max_pfn, held, targets, repeat, seconds)
+
+
+def conversion_cost(names, max_pfn: int, repeat: int = 3, *, conversions: int = CONVERSIONS,
+                    seed: int = 0, seconds: float = CONVERSION_SECONDS,
+                    progress: bool = False, client=None) -> pd.DataFrame:
+    """ns to mark and to unmark one 4 KiB and one 2 MiB (2 MiB-aligned)
+    conversion in each tracker of ``names`` (emulations and @kernel twins)
+    holding the reference set over ``max_pfn`` PFNs (:func:`conversion_targets`:
+    the target slots emptied), so each conversion walks a tree of realistic
+    depth.  ``conversions`` distinct random conversions per timing, into
+    free slots; median and min-max of ``repeat`` timings per call
+    (:func:`conversion_calls` says what a call is: kernel code is timed in
+    one engine call over all conversions, an emulation one contract call
+    per conversion, within ``seconds`` per timing).  Each tracker in its own
+    process.  One row per tracker x size x op; a kernel-code row also has
+    the emulation/kernel-code ratio of the median (``ns_per_conversion``
+    + RATIO) where its twin was measured."""
+    for n in names:
+        if n not in ALL_TRACKERS:
+            raise ValueError(f"unknown tracker {n!r}; known: {', '.join(ALL_TRACKERS)}")
+    units = [Unit(measure_conversions_reference, (n, max_pfn, seed, conversions, repeat,
+                                                  seconds), timed=True, label=n)
+             for n in names]
+    rows = []
+    for name, (status, value) in zip(names, run_outcomes(client, units, "conversions",
+                                                          progress)):
+        if status == "ok":
+            rows.extend(value)
+        else:
+            rows.append({"tracker": name, "engine": engine_of(name), status: value})
+    df = pd.DataFrame(rows)
+    if "ns_per_conversion_median" in df:
+        key = df.set_index(["tracker", "size", "op"])["ns_per_conversion_median"]
+        ratio = []
+        for name, size, op, ns in zip(df["tracker"], df.get("size"), df.get("op"),
+                                      df["ns_per_conversion_median"]):
+            twin = twin_of(name)
+            ratio.append(key.get((twin, size, op), np.nan) / ns
+                         if twin is not None and ns > 0 else np.nan)
+        df["ns_per_conversion" + RATIO] = ratio
+    return df
+
+
+def conversion_table(df: pd.DataFrame) -> pd.DataFrame:
+    """The conversion-cost rows as one line per tracker: "median (min-max)"
+    ns per conversion under each size and op."""
+    if "ns_per_conversion_median" not in df:
+        return df
+    ok = df.dropna(subset=["ns_per_conversion_median"])
+    out = ok[["tracker", "engine"]].drop_duplicates().set_index("tracker")
+    for size in CONVERSION_SIZES:
+        for op in CONVERSION_OPS:
+            sel = ok[(ok["size"] == size) & (ok["op"] == op)].set_index("tracker")
+            out[f"{size} {op}"] = [
+                f"{sel.at[n, 'ns_per_conversion_median']:,.0f} "
+                f"({sel.at[n, 'ns_per_conversion_min']:,.0f}\u2013"
+                f"{sel.at[n, 'ns_per_conversion_max']:,.0f})" if n in sel.index else "-"
+                for n in out.index]
+    for size in CONVERSION_SIZES:
+        n = ok[ok["size"] == size].groupby("tracker")["conversions"].min()
+        out[f"n {size}"] = [int(n[t]) if t in n.index else 0 for t in out.index]
+    return out.reset_index()
