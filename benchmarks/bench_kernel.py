@@ -14,9 +14,9 @@ Parameterized @kernel tracker x host (64 GiB, 1 TiB) on the reference set:
 * ``KernelMark.time_mark`` / ``KernelUnmark.time_unmark`` (64 GiB only: each
   process builds its own tree; bench-core has the 1 TiB figure): one engine
   call of CONVERSIONS_PER_CALL distinct random 4 KiB or 2 MiB conversions
-  into free slots of a twin holding the set
-  (trackers.bench.conversion.conversion_calls says what a conversion
-  calls), so the time in ms is the cost of one conversion in us;
+  into free slots of a twin holding the set (the twin's conversion_calls()
+  says what a conversion calls), so the time in ms is the cost of one
+  conversion in us;
 * ``KernelBytes.track_kernel_counted_bytes``: memory().modeled_bytes, the
   kernel's own nodes walked in its tree times the struct sizes (built once,
   in setup_cache).
@@ -30,7 +30,7 @@ suite's time limit are skipped as in bench_trackers.py (common.check_build_time)
 from .common import HOST_SIZES, SEED, check_build_time, drain, load_set, warm_sets
 
 import trackers
-from trackers.bench.conversion import CONVERSION_SIZES, conversion_calls, conversion_targets
+from trackers.bench.conversion import CONVERSION_SIZES, conversion_targets
 from trackers.registry import KERNEL_TRACKERS, KERNEL_UNAVAILABLE
 
 #: the parameter that stands for every @kernel tracker where none can run
@@ -137,7 +137,7 @@ class KernelScan:
 
 class _Conversion:
     """CONVERSIONS_PER_CALL conversions of one size into a twin holding the
-    reference set: the kernel's own calls (trackers.bench.conversion.conversion_calls).
+    reference set: the kernel's own calls (the twin's conversion_calls()).
     Each sample's setup puts the twin in the state its timed op starts from."""
 
     params = (KERNEL_NAMES, CONVERSION_HOSTS, list(CONVERSION_SIZES))
@@ -151,7 +151,7 @@ class _Conversion:
     def setup(self, _cache, tracker, host, size):
         _runnable(tracker)
         t, targets = _held(tracker, host)
-        self.calls = conversion_calls(t)
+        self.calls = t.conversion_calls()
         self.starts, self.ends = targets[size]
 
 

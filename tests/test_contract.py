@@ -351,3 +351,34 @@ def test_scan_loads_count_one_load_per_node(name):
     mem = t.memory()
     assert mem.scan_loads == _loads_from_breakdown(name, mem)
     assert (mem.scan_loads > 0) == (twin(name) not in ("bitmap", "pageflags"))
+
+
+#: conversions into free PFNs of built()'s set: 4 KiB pages and free 2 MiB-aligned slots
+CONVERSIONS = {"4KiB": ([30, 2000, 4500], [31, 2001, 4501]),
+               "2MiB": ([2048, 3584], [2560, 4096])}
+
+
+def run_list(batches):
+    return [(s.tolist(), e.tolist()) for s, e in batches]
+
+
+@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("size", list(CONVERSIONS))
+def test_conversion_calls_change_the_set_as_the_contract_does(name, size):
+    """conversion_calls(), what bench-core times, mark and unmark exactly the
+    pages mark_ranges/unmark_ranges would in the structure they change (its
+    extents()), one call over every conversion or one per conversion."""
+    s, e = (np.array(x, np.int64) for x in CONVERSIONS[size])
+    t, ref = built(name), built(name)
+    held = run_list(t.extents())
+    calls = t.conversion_calls()
+    assert isinstance(calls.calls, str) and calls.calls
+    ref.mark_ranges(s, e)
+    if calls.batched:
+        calls.mark(s, e)
+    else:
+        for i in range(s.size):
+            calls.mark(s[i:i + 1], e[i:i + 1])
+    assert run_list(calls.extents()) == run_list(ref.extents()) != held
+    calls.unmark(s, e)
+    assert run_list(calls.extents()) == held

@@ -2,8 +2,8 @@
 2 MiB conversion in a tracker that holds the reference set.
 
 :func:`conversion_targets` picks the conversions (free 2 MiB slots and free
-pages of the set, which the held set leaves out); :func:`conversion_calls`
-says what one conversion calls in a tracker's structure;
+pages of the set, which the held set leaves out); each tracker says what one
+conversion calls in its structure (``Tracker.conversion_calls()``);
 :func:`measure_conversions` times them in one tracker, in this process;
 :func:`conversion_cost` runs one timed task per tracker and adds the
 emulation/kernel-code ratio; :func:`conversion_table` prints the rows.
@@ -13,19 +13,13 @@ from __future__ import annotations
 
 import functools
 import time
-from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 import pandas as pd
 
-from ..base import Tracker
 from ..cluster import Unit
 from ..extents import normalize_extents, subtract
 from ..kernel import PAGES_PER_2M
-from ..kernel_code import (BitmapKernel, IdaKernel, KvmKernel, MapleKernel, XArrayKernel,
-                           XArrayMultiKernel)
-from ..kvm import DIRECT_TD
 from ..registry import ALL_TRACKERS
 from ..shard import close_tracker
 from .rows import RATIO, engine_of, twin_of
@@ -84,60 +78,6 @@ def conversion_targets(starts, ends, max_pfn: int, n: int = CONVERSIONS, seed: i
     return held, targets
 
 
-@dataclass(frozen=True)
-class ConversionCalls:
-    """How one conversion is made in a tracker's structure: ``mark`` and
-    ``unmark`` of (starts, ends) arrays, and what they call.  ``batched``:
-    one call over every conversion (each range its own kernel calls, the
-    loop in C); otherwise one call per conversion."""
-
-    mark: Callable
-    unmark: Callable
-    calls: str
-    batched: bool
-
-
-def conversion_calls(t: Tracker) -> ConversionCalls:
-    """The calls one conversion makes in ``t``.
-
-    A kernel-code twin's conversion is the kernel's own calls on the
-    structure it holds, one engine call over all conversions (the per-range
-    loop runs in C), without the twin's bookkeeping (its budget check,
-    live-object count with rcu_barrier, and the canonical-state rebuilds of
-    maple@kernel and xarray-multi@kernel, each O(set) per update).  kvm@kernel:
-    the TD's mem_attr_array as kvm_vm_set_mem_attributes() updates it on
-    KVM_SET_MEMORY_ATTRIBUTES (guest_memfd fills its page cache on fault,
-    not at conversion); the shared direction stores NULL, which is
-    xa_erase (KVM's xa_reserve pass over present entries, a walk each that
-    changes nothing, is left out).  bitmap@kernel has no kernel store code
-    (the library builds find_bit, not bitmap_set): its rows time the
-    bitmap's own store, one call per conversion, as the emulation's.
-    An emulation: its contract, one mark_ranges/unmark_ranges per conversion."""
-    if isinstance(t, XArrayMultiKernel):
-        return ConversionCalls(t.xa.store_range_multi, t.xa.erase_range_multi,
-                               "xa_store_range / xa_erase of the entry", True)
-    if isinstance(t, XArrayKernel):
-        return ConversionCalls(t.xa.store_range, t.xa.erase_range,
-                               "xa_store / xa_erase per page", True)
-    if isinstance(t, IdaKernel):
-        return ConversionCalls(t.ida.mark_range, t.ida.free_range,
-                               "ida_alloc_range(id, id) / ida_free per page", True)
-    if isinstance(t, MapleKernel):
-        return ConversionCalls(t.mt.store_range, t.mt.erase_range,
-                               "mtree_store_range / mtree_store_range(NULL)", True)
-    if isinstance(t, KvmKernel):
-        attrs = t.tds[DIRECT_TD].attrs
-        return ConversionCalls(attrs.reserve_then_store, attrs.erase_range,
-                               "mem_attr_array: xa_reserve + xa_store / xa_erase per GFN",
-                               True)
-    if isinstance(t, BitmapKernel):
-        return ConversionCalls(lambda s, e: t.twin_cls.mark_ranges(t, s, e),
-                               lambda s, e: t.twin_cls.unmark_ranges(t, s, e),
-                               "the bitmap's own store per call (no kernel store code)", False)
-    return ConversionCalls(t.mark_ranges, t.unmark_ranges,
-                           "mark_ranges / unmark_ranges per call (the contract)", False)
-
-
 def _per_call(fn, starts, ends, count: int | None, seconds: float) -> tuple[float, int]:
     """Seconds per call of fn over single conversions: ``count`` of them, or
     (None) as many as run within ``seconds`` (at least one)."""
@@ -160,7 +100,7 @@ def measure_conversions(name: str, max_pfn: int, held, targets, repeat: int,
     t = ALL_TRACKERS[name](max_pfn)
     t.mark_ranges(*held)
     held_pages = int((held[1] - held[0]).sum())
-    calls = conversion_calls(t)
+    calls = t.conversion_calls()
     rows = []
     for size, (s, e) in targets.items():
         if s.size == 0:
@@ -192,7 +132,7 @@ def measure_conversions(name: str, max_pfn: int, held, targets, repeat: int,
                          "ns_per_page": ns_spread["ns_per_conversion_median"]
                          / CONVERSION_SIZES[size],
                          "held_pages": held_pages, "pfns": max_pfn, "calls": calls.calls})
-    got = sum(int((b - a).sum()) for a, b in t.extents())
+    got = sum(int((b - a).sum()) for a, b in calls.extents())
     assert got == held_pages, f"{name}: {got:,} pages after the conversions, {held_pages:,} before"
     close_tracker(t)
     return rows
@@ -221,9 +161,9 @@ def conversion_cost(names, max_pfn: int, repeat: int = 3, *, conversions: int = 
     the target slots emptied), so each conversion walks a tree of realistic
     depth.  ``conversions`` distinct random conversions per timing, into
     free slots; median and min-max of ``repeat`` timings per call
-    (:func:`conversion_calls` says what a call is: kernel code is timed in
-    one engine call over all conversions, an emulation one contract call
-    per conversion, within ``seconds`` per timing).  Each tracker in its own
+    (the tracker's ``conversion_calls()`` says what a call is: kernel code is
+    timed in one engine call over all conversions, an emulation one contract
+    call per conversion, within ``seconds`` per timing).  Each tracker in its own
     process.  One row per tracker x size x op; a kernel-code row also has
     the emulation/kernel-code ratio of the median (``ns_per_conversion``
     + RATIO) where its twin was measured."""

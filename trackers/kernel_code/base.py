@@ -69,6 +69,13 @@ class KernelCode:
     ``twin_cls`` is the emulation; ``twin`` its registry name.  Subclasses
     create their engines after ``KernelCode.__init__`` and list them in
     :meth:`engines` for :meth:`close`.
+
+    Each twin's ``conversion_calls()`` (the contract's, trackers/base.py) are
+    the kernel's own calls on the structure it holds, one engine call over
+    every conversion (the per-range loop runs in C), without the twin's
+    bookkeeping: its budget check, its live-object count (rcu_barrier), and
+    the canonical-state rebuilds of maple@kernel and xarray-multi@kernel,
+    each O(set) per update.
     """
 
     twin_cls: ClassVar[type[Tracker]]

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from .. import linux
-from ..base import EXTENT_CHUNK
+from ..base import EXTENT_CHUNK, ConversionCalls
 from ..bitmap import Bitmap
 from .base import KernelCode, check_runs
 
@@ -19,6 +19,14 @@ class BitmapKernel(KernelCode, Bitmap):
     twin = twin_cls.name
     name = "bitmap@kernel"
     option = twin_cls.option + " (kernel code)"
+
+    def conversion_calls(self) -> ConversionCalls:
+        """The library builds find_bit, not bitmap_set: the bitmap's own
+        store, one call per conversion, as the emulation's."""
+        return ConversionCalls(lambda s, e: self.twin_cls.mark_ranges(self, s, e),
+                               lambda s, e: self.twin_cls.unmark_ranges(self, s, e),
+                               "the bitmap's own store per call (no kernel store code)", False,
+                               self.extents)
 
     def _scan(self):
         return linux.kernel_bitmap_runs(self.words, nbits=self.max_pfn, cap=EXTENT_CHUNK)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import kernel, linux
-from ..base import EXTENT_CHUNK, MemoryReport, Tracker, validate_max_pfn
+from ..base import EXTENT_CHUNK, ConversionCalls, MemoryReport, Tracker, validate_max_pfn
 from ..extents import intersect, normalize_extents
 from ..ida import Ida, check_representable
 from ..xa import level_breakdown, level_formula
@@ -32,6 +32,11 @@ class IdaKernel(KernelCode, Tracker):
 
     def engines(self):
         return [self.ida]
+
+    def conversion_calls(self) -> ConversionCalls:
+        return ConversionCalls(self.ida.mark_range, self.ida.free_range,
+                               "ida_alloc_range(id, id) / ida_free per page", True,
+                               self.extents)
 
     def _bytes(self) -> int:
         return (int(self.ida.levels().sum()) * kernel.XA_NODE_BYTES

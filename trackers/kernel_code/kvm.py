@@ -9,7 +9,7 @@ from dataclasses import replace
 import numpy as np
 
 from .. import kernel, linux
-from ..base import EXTENT_CHUNK, check_budget
+from ..base import EXTENT_CHUNK, ConversionCalls, check_budget, coalesce_batches
 from ..events import op_runs
 from ..extents import normalize_extents
 from ..kvm import DIRECT_TD, KvmAttributes
@@ -152,6 +152,19 @@ class KvmKernel(KernelCode, KvmAttributes):
 
     def engines(self):
         return [e for td in self.tds.values() for e in (td.attrs, td.gmem)]
+
+    def conversion_calls(self) -> ConversionCalls:
+        """The default TD's mem_attr_array as kvm_vm_set_mem_attributes()
+        updates it on KVM_SET_MEMORY_ATTRIBUTES (guest_memfd fills its page
+        cache on fault, not at conversion); the shared direction stores NULL,
+        which is xa_erase (KVM's xa_reserve pass over present entries, a walk
+        each that changes nothing, is left out).  The tracked set (private
+        and bound) changes at fault, so the calls' set is the
+        mem_attr_array's: the private GFNs, which are the PFNs marked."""
+        td = self.tds[DIRECT_TD]
+        return ConversionCalls(td.attrs.reserve_then_store, td.attrs.erase_range,
+                               "mem_attr_array: xa_reserve + xa_store / xa_erase per GFN",
+                               True, lambda: coalesce_batches(td.attr_runs()))
 
     def new_td(self, td: int):
         self._open()

@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import kernel, linux
-from ..base import EXTENT_CHUNK, MemoryReport, Tracker, check_budget
+from ..base import EXTENT_CHUNK, ConversionCalls, MemoryReport, Tracker, check_budget
 from ..extents import normalize_extents, subtract
 from ..maple import Maple, is_lone_zero, level_name, level_node_counts
 from .base import KernelCode, check_runs, overlapping
@@ -38,6 +38,11 @@ class MapleKernel(KernelCode, Tracker):
 
     def engines(self):
         return [self.mt]
+
+    def conversion_calls(self) -> ConversionCalls:
+        return ConversionCalls(self.mt.store_range, self.mt.erase_range,
+                               "mtree_store_range / mtree_store_range(NULL)", True,
+                               self.extents)
 
     def _mark_ranges(self, starts, ends):
         ns, ne = normalize_extents(starts, ends)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import kernel, linux
-from ..base import EXTENT_CHUNK, MemoryReport, Tracker
+from ..base import EXTENT_CHUNK, ConversionCalls, MemoryReport, Tracker
 from ..extents import normalize_extents, subtract
 from ..xa import level_breakdown, level_formula
 from ..xarray import XArrayMultiTracker, XArrayTracker
@@ -31,6 +31,10 @@ class XArrayKernel(KernelCode, Tracker):
 
     def engines(self):
         return [self.xa]
+
+    def conversion_calls(self) -> ConversionCalls:
+        return ConversionCalls(self.xa.store_range, self.xa.erase_range,
+                               "xa_store / xa_erase per page", True, self.extents)
 
     def _levels(self) -> np.ndarray:
         return self.xa.levels()
@@ -111,6 +115,11 @@ class XArrayMultiKernel(XArrayKernel):
         self._refuse_over_budget("xa_store_range of what is left",
                                  lambda: subtract(cur, cut))
         self._restore(cur[0][hit], cur[1][hit], left)
+
+    def conversion_calls(self) -> ConversionCalls:
+        return ConversionCalls(self.xa.store_range_multi, self.xa.erase_range_multi,
+                               "xa_store_range / xa_erase of the entry", True,
+                               self.extents)
 
     def _restore(self, old_s, old_e, new) -> None:
         """xa_erase every entry of the old maximal extents, then
