@@ -50,8 +50,7 @@ def maple_order(max_pfn: int, seed: int = 0, seeds: int = MAPLE_SEEDS) -> pd.Dat
         return int(levels.sum()), int(levels[0]) if levels.size else 0, int(levels.size), seconds
 
     nodes, leaves, height, seconds = store(None)
-    version = linux.version()
-    common = {"engine": f"kernel code v{version} (userspace)", "pfns": max_pfn,
+    common = {"engine": linux.engine_label(), "pfns": max_pfn,
               "extents": int(starts.size)}
     rows = [{**common, "order": "in order", "seeds": "-", "runs": 1,
              **spread("nodes", [nodes]), **spread("leaves", [leaves]),

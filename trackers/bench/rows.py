@@ -42,7 +42,7 @@ def engine_of(name: str) -> str:
     """The ``engine`` column of a row: "emulation", or "kernel code vX.Y.Z
     (userspace)" with the version of the kernel source the library was built from."""
     if is_kernel(name):
-        return f"kernel code v{linux.version()} (userspace)"
+        return linux.engine_label()
     return EMULATION
 
 
