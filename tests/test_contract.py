@@ -8,8 +8,10 @@ import numpy as np
 import pytest
 
 import trackers
+import trackers.linux as linux
 from trackers import kernel
-from trackers.base import MemoryBudgetError, coalesce_batches, expand_extents
+from trackers.base import EMULATION, MemoryBudgetError, coalesce_batches, expand_extents
+from trackers.pageflags import STRUCT_PAGES_ENGINE
 from trackers.extents import normalize_extents
 
 NAMES = list(trackers.ALL_TRACKERS)
@@ -382,3 +384,25 @@ def test_conversion_calls_change_the_set_as_the_contract_does(name, size):
     assert run_list(calls.extents()) == run_list(ref.extents()) != held
     calls.unmark(s, e)
     assert run_list(calls.extents()) == held
+    calls.close()
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_conversion_calls_name_their_engine_and_whether_they_bound(name):
+    """The @kernel twins and pageflags convert in C, one call of every
+    conversion (the kernel's code; struct pages laid out in C); the other
+    emulations one Python call per conversion, an upper bound, roaring
+    saying why it cannot batch."""
+    calls = built(name).conversion_calls()
+    try:
+        if name in trackers.KERNEL_TRACKERS:
+            assert calls.batched and calls.engine == linux.engine_label()
+        elif name == "pageflags" and linux.available()[0]:
+            assert calls.batched and calls.engine == STRUCT_PAGES_ENGINE
+        else:
+            assert calls.upper_bound and calls.engine == EMULATION == "emulation"
+        if name == "roaring":
+            assert calls.calls == ("mark_ranges / unmark_ranges per call (the contract): "
+                                   "pyroaring has no batch call of add_range / remove_range")
+    finally:
+        calls.close()

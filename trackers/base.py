@@ -295,23 +295,43 @@ def expand_extents(batches, chunk: int = PFN_CHUNK) -> Iterator[np.ndarray]:
 # --------------------------------------------------------------------------
 # the contract
 
+#: the engine label of a Python/numba emulation's measurement
+EMULATION = "emulation"
+
+
+def _nothing_to_free() -> None:
+    """The calls act on the tracker's own structure: nothing of their own to free."""
+
+
 @dataclass(frozen=True)
 class ConversionCalls:
     """How one conversion is made in a tracker's structure, which bench-core
     times: ``mark`` and ``unmark`` of (starts, ends) arrays, and ``calls``,
     what they call.  ``batched``: one call over every conversion (each range
-    its own calls, the loop in C); otherwise one call per conversion.
+    its own calls, the loop in C); otherwise one call per conversion, through
+    Python, which bounds the structure's cost from above (``upper_bound``).
     ``extents()``: the set of the structure the calls change, as maximal runs
     (the tracker's own extents() unless its conversion changes one part of
-    it: kvm@kernel's, the mem_attr_array).  The calls skip the tracker's
-    bookkeeping (budget checks, a twin's live-object count and cached runs):
-    they are for timing, not for keeping a tracker up to date."""
+    it, kvm@kernel's mem_attr_array, or another layout of it, pageflags'
+    struct pages in C).  ``engine``: what runs the calls, the label of the
+    row that times them; ``close()`` frees what the calls hold of their own.
+    The calls skip the tracker's bookkeeping (budget checks, a twin's
+    live-object count and cached runs): they are for timing, not for keeping
+    a tracker up to date."""
 
     mark: Callable
     unmark: Callable
     calls: str
     batched: bool
     extents: Callable[[], Iterator[Extents]]
+    engine: str = EMULATION
+    close: Callable[[], None] = _nothing_to_free
+
+    @property
+    def upper_bound(self) -> bool:
+        """Is a timing of these calls an upper bound of the structure's cost
+        (one Python call per conversion, the interpreter's overhead in it)?"""
+        return not self.batched
 
 
 class Tracker(ABC):

@@ -52,8 +52,11 @@ kernel's maple tree holding the reference set's extents stored in order
 against stored in --maple-seeds random orders, :func:`maple_order`); and, for
 every tracker, the cost of one conversion (:func:`conversion_cost`): ns to
 mark and to unmark one 4 KiB and one 2 MiB conversion in a tracker that
-holds the reference set.  With ``--csv X.csv`` they go to
-``X-maple-order.csv`` and ``X-conversion-cost.csv`` beside it.
+holds the reference set, each row timed by the engine it names: a C engine
+(the kernel's code; pageflags' struct pages laid out in C) over one call of
+every conversion, less the call's fixed cost, or one Python call per
+conversion (emulations, roaring), an upper bound.  With ``--csv X.csv``
+they go to ``X-maple-order.csv`` and ``X-conversion-cost.csv`` beside it.
 
 For the emulations only: estimate() at --estimate-pfns (default 2^32,
 16 TiB) for every tracker (a tracker whose structure cannot hold that many
@@ -251,8 +254,9 @@ def run_whole(client, args, rows_wanted) -> int:
     conv = conversion_cost(rows_wanted, args.pfns, args.repeat, conversions=args.conversions,
                            seed=args.seed, progress=True, client=client)
     print(f"\nconversion cost [measured] in ns per conversion, {runs}, into a tracker "
-          f"holding the reference set: kernel code timed over one engine call of all "
-          f"conversions, emulations (and bitmap@kernel) one call per conversion")
+          f"holding the reference set, timed by the engine named: C engines over one call "
+          f"of all conversions less the call's fixed cost, the rest one Python call per "
+          f"conversion, an upper bound (timed)")
     print(conversion_table(conv).to_string(index=False))
     if side["conversion-cost"] is not None:
         write_csv_atomic(conv, side["conversion-cost"])

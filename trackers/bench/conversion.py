@@ -7,11 +7,25 @@ conversion calls in its structure (``Tracker.conversion_calls()``);
 :func:`measure_conversions` times them in one tracker, in this process;
 :func:`conversion_cost` runs one timed task per tracker and adds the
 emulation/kernel-code ratio; :func:`conversion_table` prints the rows.
+
+Two kinds of timing, and each row says which (``engine``, ``calls``,
+``upper_bound``):
+
+* batched: a C engine (the kernel's code, or struct pages laid out in C)
+  makes every conversion in one call; the time per conversion is that
+  call's less its fixed cost (Python, ctypes, the engine's entry: the least
+  of :data:`EMPTY_CALLS` calls over no conversion, ``fixed_call_ns``), over
+  the conversions.  What is left is the C loop's, a few ns per conversion
+  of numpy input checks included;
+* one Python call per conversion (an emulation's contract, roaring): the
+  interpreter's call overhead is in every conversion, so the time is an
+  upper bound of the structure's cost (``upper_bound``).
 """
 
 from __future__ import annotations
 
 import functools
+import statistics
 import time
 
 import numpy as np
@@ -33,6 +47,10 @@ CONVERSION_SECONDS = 5.0
 #: conversion sizes: label -> pages (a 2 MiB conversion is 2 MiB aligned)
 CONVERSION_SIZES = {"4KiB": 1, "2MiB": PAGES_PER_2M}
 CONVERSION_OPS = ("mark", "unmark")
+#: calls over no conversion before each batched timing; the least is its fixed cost
+EMPTY_CALLS = 5
+#: the ``timed`` column of the printed table: batched (C) or one Python call each
+TIMED = {False: "C, one call of all", True: "Python call each (upper bound)"}
 
 
 def _pages_below(starts, ends, x) -> np.ndarray:
@@ -92,49 +110,71 @@ def _per_call(fn, starts, ends, count: int | None, seconds: float) -> tuple[floa
     return (time.perf_counter() - t0) / done, done
 
 
+def _batched(fn, starts, ends) -> tuple[float, float]:
+    """Seconds per conversion of one call of fn over every conversion, less
+    the call's fixed cost; and that fixed cost: the least of EMPTY_CALLS
+    calls over no conversion (the Python, ctypes and entry cost of a call,
+    which a larger batch would spread thinner)."""
+    empty = []
+    for _ in range(EMPTY_CALLS):
+        t0 = time.perf_counter()
+        fn(starts[:0], ends[:0])
+        empty.append(time.perf_counter() - t0)
+    t0 = time.perf_counter()
+    fn(starts, ends)
+    total = time.perf_counter() - t0
+    return (total - min(empty)) / starts.size, min(empty)
+
+
 def measure_conversions(name: str, max_pfn: int, held, targets, repeat: int,
                         seconds: float = CONVERSION_SECONDS) -> list[dict]:
     """One tracker's conversion-cost rows (size x op), in this process: the
     tracker holds ``held``; each repeat marks every target of a size, then
-    unmarks them (the tracker ends as it began), timing each op."""
+    unmarks them (the structure ends as it began), timing each op (module
+    doc: batched or one call per conversion)."""
     t = ALL_TRACKERS[name](max_pfn)
     t.mark_ranges(*held)
     held_pages = int((held[1] - held[0]).sum())
     calls = t.conversion_calls()
     rows = []
-    for size, (s, e) in targets.items():
-        if s.size == 0:
-            continue
-        calls.mark(s[:1], e[:1])                     # warm-up: compile, first touch
-        calls.unmark(s[:1], e[:1])
-        samples = {op: [] for op in CONVERSION_OPS}
-        counts = []
-        for _ in range(repeat):
-            if calls.batched:
-                t0 = time.perf_counter()
-                calls.mark(s, e)
-                samples["mark"].append((time.perf_counter() - t0) / s.size)
-                t0 = time.perf_counter()
-                calls.unmark(s, e)
-                samples["unmark"].append((time.perf_counter() - t0) / s.size)
-                counts.append(s.size)
-            else:
-                per, k = _per_call(calls.mark, s, e, None, seconds)
-                samples["mark"].append(per)
-                samples["unmark"].append(_per_call(calls.unmark, s, e, k, seconds)[0])
-                counts.append(k)
-        for op in CONVERSION_OPS:
-            ns = [x * 1e9 for x in samples[op]]
-            ns_spread = spread("ns_per_conversion", ns)
-            rows.append({"tracker": name, "engine": engine_of(name), "size": size,
-                         "pages": CONVERSION_SIZES[size], "op": op,
-                         "conversions": min(counts), **ns_spread,
-                         "ns_per_page": ns_spread["ns_per_conversion_median"]
-                         / CONVERSION_SIZES[size],
-                         "held_pages": held_pages, "pfns": max_pfn, "calls": calls.calls})
-    got = sum(int((b - a).sum()) for a, b in calls.extents())
-    assert got == held_pages, f"{name}: {got:,} pages after the conversions, {held_pages:,} before"
-    close_tracker(t)
+    try:
+        for size, (s, e) in targets.items():
+            if s.size == 0:
+                continue
+            calls.mark(s[:1], e[:1])                 # warm-up: compile, first touch
+            calls.unmark(s[:1], e[:1])
+            samples = {op: [] for op in CONVERSION_OPS}
+            fixed = {op: [] for op in CONVERSION_OPS}
+            counts = []
+            for _ in range(repeat):
+                if calls.batched:
+                    for op, fn in (("mark", calls.mark), ("unmark", calls.unmark)):
+                        per, call_s = _batched(fn, s, e)
+                        samples[op].append(per)
+                        fixed[op].append(call_s)
+                    counts.append(s.size)
+                else:
+                    per, k = _per_call(calls.mark, s, e, None, seconds)
+                    samples["mark"].append(per)
+                    samples["unmark"].append(_per_call(calls.unmark, s, e, k, seconds)[0])
+                    counts.append(k)
+            for op in CONVERSION_OPS:
+                ns_spread = spread("ns_per_conversion", [x * 1e9 for x in samples[op]])
+                rows.append({"tracker": name, "engine": calls.engine, "size": size,
+                             "pages": CONVERSION_SIZES[size], "op": op,
+                             "conversions": min(counts), **ns_spread,
+                             "ns_per_page": ns_spread["ns_per_conversion_median"]
+                             / CONVERSION_SIZES[size],
+                             "held_pages": held_pages, "pfns": max_pfn, "calls": calls.calls,
+                             "upper_bound": calls.upper_bound,
+                             "fixed_call_ns": (statistics.median(fixed[op]) * 1e9
+                                               if fixed[op] else np.nan)})
+        got = sum(int((b - a).sum()) for a, b in calls.extents())
+        assert got == held_pages, \
+            f"{name}: {got:,} pages after the conversions, {held_pages:,} before"
+    finally:
+        calls.close()
+        close_tracker(t)
     return rows
 
 
@@ -161,10 +201,10 @@ def conversion_cost(names, max_pfn: int, repeat: int = 3, *, conversions: int = 
     the target slots emptied), so each conversion walks a tree of realistic
     depth.  ``conversions`` distinct random conversions per timing, into
     free slots; median and min-max of ``repeat`` timings per call
-    (the tracker's ``conversion_calls()`` says what a call is: kernel code is
-    timed in one engine call over all conversions, an emulation one contract
-    call per conversion, within ``seconds`` per timing).  Each tracker in its own
-    process.  One row per tracker x size x op; a kernel-code row also has
+    (the tracker's ``conversion_calls()`` says what a call is: a C engine is
+    timed in one call over all conversions less its fixed cost, an emulation
+    one contract call per conversion, an upper bound, within ``seconds`` per
+    timing: module doc).  Each tracker in its own process.  One row per tracker x size x op; a kernel-code row also has
     the emulation/kernel-code ratio of the median (``ns_per_conversion``
     + RATIO) where its twin was measured."""
     for n in names:
@@ -194,12 +234,16 @@ def conversion_cost(names, max_pfn: int, repeat: int = 3, *, conversions: int = 
 
 
 def conversion_table(df: pd.DataFrame) -> pd.DataFrame:
-    """The conversion-cost rows as one line per tracker: "median (min-max)"
-    ns per conversion under each size and op."""
+    """The conversion-cost rows as one line per tracker: the engine that
+    timed it and how (``timed``: C, one call of all conversions, or one
+    Python call each, an upper bound), then "median (min-max)" ns per
+    conversion under each size and op."""
     if "ns_per_conversion_median" not in df:
         return df
     ok = df.dropna(subset=["ns_per_conversion_median"])
-    out = ok[["tracker", "engine"]].drop_duplicates().set_index("tracker")
+    out = ok[["tracker", "engine"]].drop_duplicates("tracker").set_index("tracker")
+    bound = ok.groupby("tracker")["upper_bound"].first()
+    out["timed"] = [TIMED[bool(bound[n])] for n in out.index]
     for size in CONVERSION_SIZES:
         for op in CONVERSION_OPS:
             sel = ok[(ok["size"] == size) & (ok["op"] == op)].set_index("tracker")

@@ -14,11 +14,10 @@ import numpy as np
 import pandas as pd
 
 from .. import linux
+from ..base import EMULATION
 from ..kernel_code import TWINS
 from ..registry import KERNEL_TRACKERS, KERNEL_UNAVAILABLE, TRACKERS
 
-#: the engine label of an emulation row
-EMULATION = "emulation"
 #: the measured times of a bench-core row
 TIMES = ("populate_s", "scan_extents_s", "scan_pfns_s")
 #: suffix of the emulation/kernel-code ratio columns of a kernel-code row

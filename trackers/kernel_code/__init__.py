@@ -1,7 +1,8 @@
 """The kernel's own code behind the tracker contract: one ``@kernel`` twin per emulation.
 
 Each class here keeps its set in a structure of the kernel's own
-lib/xarray.c, lib/idr.c or lib/maple_tree.c (or scans with its find_bit),
+lib/xarray.c, lib/idr.c or lib/maple_tree.c (or in a bitmap stored with its
+bitmap_set/bitmap_clear and scanned with its find_bit),
 built in userspace by :mod:`trackers.linux`, and answers the same contract
 (docs/CONTRACT.md) as the emulation it is named after:
 
@@ -10,8 +11,9 @@ built in userspace by :mod:`trackers.linux`, and answers the same contract
 ``xarray-multi@kernel``  xa_store_range() per maximal extent
 ``ida@kernel``           ida_alloc_range(ida, pfn, pfn) per PFN; ids <= INT_MAX
 ``maple@kernel``         mtree_store_range() per maximal extent
-``bitmap@kernel``        the ``bitmap`` tracker's uint64 bitmap, scanned with
-                         the kernel's find_next_bit/find_next_zero_bit
+``bitmap@kernel``        the ``bitmap`` tracker's uint64 bitmap, stored with
+                         bitmap_set/bitmap_clear per range, scanned with the
+                         kernel's find_next_bit/find_next_zero_bit
 ``kvm@kernel``           per TD, KVM's mem_attr_array as
                          kvm_vm_set_mem_attributes() fills it (xa_reserve on
                          every GFN, then xa_store) and the guest_memfd page

@@ -9,7 +9,7 @@ from typing import ClassVar, Iterator
 import numpy as np
 
 from .. import kernel, linux
-from ..base import Tracker, check_budget
+from ..base import ConversionCalls, Tracker, check_budget
 
 #: bytes of one live object of each harness allocator (trackers.linux.LIVE_OBJECTS):
 #: the ida_bitmaps are the only kmalloc'd objects of these engines
@@ -154,6 +154,13 @@ class KernelCode:
         """Bytes the harness's allocators hold for this tracker: its live
         objects times their sizes."""
         return sum(n * LIVE_OBJECT_BYTES[k] for k, n in self._live.items())
+
+    def kernel_calls(self, mark, unmark, calls: str, extents=None) -> ConversionCalls:
+        """The twin's conversion_calls(): the kernel's own ``mark`` and
+        ``unmark``, each one engine call over every conversion, changing
+        ``extents`` (default the twin's own set)."""
+        return ConversionCalls(mark, unmark, calls, True, extents or self.extents,
+                               engine=linux.engine_label())
 
     def _notes(self, what: str) -> str:
         return (f"kernel code v{self.kernel_version} (userspace): {what}; host bytes are "

@@ -1,5 +1,7 @@
-"""``bitmap@kernel``: the ``bitmap`` tracker's uint64 bitmap, scanned with the
-kernel's find_next_bit/find_next_zero_bit (tools/lib/find_bit.c)."""
+"""``bitmap@kernel``: the ``bitmap`` tracker's uint64 bitmap, stored with the
+kernel's bitmap_set()/bitmap_clear() (lib/bitmap.c's __bitmap_set,
+tools/lib/bitmap.c's __bitmap_clear) and scanned with its
+find_next_bit/find_next_zero_bit (tools/lib/find_bit.c)."""
 
 from __future__ import annotations
 
@@ -12,7 +14,8 @@ from .base import KernelCode, check_runs
 
 
 class BitmapKernel(KernelCode, Bitmap):
-    """``bitmap``'s uint64 bitmap, scanned with the kernel's
+    """``bitmap``'s uint64 bitmap of max_pfn bits, stored with the kernel's
+    bitmap_set/bitmap_clear per range and scanned with
     find_next_bit/find_next_zero_bit (for_each_set_bitrange)."""
 
     twin_cls = Bitmap
@@ -20,13 +23,25 @@ class BitmapKernel(KernelCode, Bitmap):
     name = "bitmap@kernel"
     option = twin_cls.option + " (kernel code)"
 
+    def _mark_ranges(self, starts, ends):
+        linux.kernel_bitmap_set(self.words, starts, ends, self.max_pfn)
+
+    def _unmark_ranges(self, starts, ends):
+        linux.kernel_bitmap_clear(self.words, starts, ends, self.max_pfn)
+
+    def _mark_pfns(self, pfns):
+        self._mark_ranges(pfns, pfns + 1)
+
+    def _unmark_pfns(self, pfns):
+        self._unmark_ranges(pfns, pfns + 1)
+
     def conversion_calls(self) -> ConversionCalls:
-        """The library builds find_bit, not bitmap_set: the bitmap's own
-        store, one call per conversion, as the emulation's."""
-        return ConversionCalls(lambda s, e: self.twin_cls.mark_ranges(self, s, e),
-                               lambda s, e: self.twin_cls.unmark_ranges(self, s, e),
-                               "the bitmap's own store per call (no kernel store code)", False,
-                               self.extents)
+        """bitmap_set()/bitmap_clear() of each conversion on the bitmap of the
+        host's size, one C call over every conversion."""
+        return self.kernel_calls(
+            lambda s, e: linux.kernel_bitmap_set(self.words, s, e, self.max_pfn),
+            lambda s, e: linux.kernel_bitmap_clear(self.words, s, e, self.max_pfn),
+            "bitmap_set / bitmap_clear (__bitmap_set, __bitmap_clear) per range")
 
     def _scan(self):
         return linux.kernel_bitmap_runs(self.words, nbits=self.max_pfn, cap=EXTENT_CHUNK)
@@ -39,7 +54,8 @@ class BitmapKernel(KernelCode, Bitmap):
 
     def memory(self):
         m = Bitmap.memory(self)
-        return replace(m, notes=self._notes("the bitmap is the kernel's; its scan is "
+        return replace(m, notes=self._notes("the bitmap is the kernel's, stored with "
+                                            "bitmap_set/bitmap_clear; its scan is "
                                             "find_next_bit/find_next_zero_bit"),
                        host_bytes=self.words.nbytes)
 

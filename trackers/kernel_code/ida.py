@@ -34,9 +34,8 @@ class IdaKernel(KernelCode, Tracker):
         return [self.ida]
 
     def conversion_calls(self) -> ConversionCalls:
-        return ConversionCalls(self.ida.mark_range, self.ida.free_range,
-                               "ida_alloc_range(id, id) / ida_free per page", True,
-                               self.extents)
+        return self.kernel_calls(self.ida.mark_range, self.ida.free_range,
+                                 "ida_alloc_range(id, id) / ida_free per page")
 
     def _bytes(self) -> int:
         return (int(self.ida.levels().sum()) * kernel.XA_NODE_BYTES

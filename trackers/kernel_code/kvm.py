@@ -162,9 +162,9 @@ class KvmKernel(KernelCode, KvmAttributes):
         and bound) changes at fault, so the calls' set is the
         mem_attr_array's: the private GFNs, which are the PFNs marked."""
         td = self.tds[DIRECT_TD]
-        return ConversionCalls(td.attrs.reserve_then_store, td.attrs.erase_range,
-                               "mem_attr_array: xa_reserve + xa_store / xa_erase per GFN",
-                               True, lambda: coalesce_batches(td.attr_runs()))
+        return self.kernel_calls(td.attrs.reserve_then_store, td.attrs.erase_range,
+                                 "mem_attr_array: xa_reserve + xa_store / xa_erase per GFN",
+                                 lambda: coalesce_batches(td.attr_runs()))
 
     def new_td(self, td: int):
         self._open()

@@ -40,9 +40,8 @@ class MapleKernel(KernelCode, Tracker):
         return [self.mt]
 
     def conversion_calls(self) -> ConversionCalls:
-        return ConversionCalls(self.mt.store_range, self.mt.erase_range,
-                               "mtree_store_range / mtree_store_range(NULL)", True,
-                               self.extents)
+        return self.kernel_calls(self.mt.store_range, self.mt.erase_range,
+                                 "mtree_store_range / mtree_store_range(NULL)")
 
     def _mark_ranges(self, starts, ends):
         ns, ne = normalize_extents(starts, ends)

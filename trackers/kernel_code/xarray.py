@@ -33,8 +33,8 @@ class XArrayKernel(KernelCode, Tracker):
         return [self.xa]
 
     def conversion_calls(self) -> ConversionCalls:
-        return ConversionCalls(self.xa.store_range, self.xa.erase_range,
-                               "xa_store / xa_erase per page", True, self.extents)
+        return self.kernel_calls(self.xa.store_range, self.xa.erase_range,
+                                 "xa_store / xa_erase per page")
 
     def _levels(self) -> np.ndarray:
         return self.xa.levels()
@@ -117,9 +117,8 @@ class XArrayMultiKernel(XArrayKernel):
         self._restore(cur[0][hit], cur[1][hit], left)
 
     def conversion_calls(self) -> ConversionCalls:
-        return ConversionCalls(self.xa.store_range_multi, self.xa.erase_range_multi,
-                               "xa_store_range / xa_erase of the entry", True,
-                               self.extents)
+        return self.kernel_calls(self.xa.store_range_multi, self.xa.erase_range_multi,
+                                 "xa_store_range / xa_erase of the entry")
 
     def _restore(self, old_s, old_e, new) -> None:
         """xa_erase every entry of the old maximal extents, then

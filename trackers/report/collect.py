@@ -51,8 +51,12 @@ Tables (file stem -> content):
   the zap before the attribute store (race.ZAP_FIRST);
 * ``conversion_cost`` tracker x size (4 KiB, 2 MiB) x op (mark, unmark): the
   measured ns of one conversion, median and min-max of ``conversion_repeat``
-  timings (trackers.bench.conversion.conversion_cost), for the tracker each hooked
-  option would use: its ``@kernel`` twin where the kernel's code is built.
+  timings (trackers.bench.conversion.measure_conversions), for the tracker
+  each hooked option would use: its ``@kernel`` twin where the kernel's code
+  is built.  ``engine`` names what timed the row: the kernel's code, or
+  pageflags' struct pages laid out in C, over one call of every conversion
+  less the call's fixed cost; or one Python call per conversion
+  (``upper_bound``: roaring, and an emulation where no C engine runs).
 
 * ``sharded``         tracker x host size, only with --sharded or --sharded-csv:
   each tracker built in aligned PFN shards (trackers/shard.py) at 4-64 TiB,
