@@ -20,6 +20,10 @@ Two kinds of timing, and each row says which (``engine``, ``calls``,
 * one Python call per conversion (an emulation's contract, roaring): the
   interpreter's call overhead is in every conversion, so the time is an
   upper bound of the structure's cost (``upper_bound``).
+
+Every repeat converts the same targets, so from the second on what they
+touch (nodes, bitmap words, struct pages) may be in cache: the median is
+a warm conversion, the first, cold pass is usually the max.
 """
 
 from __future__ import annotations
