@@ -1,6 +1,6 @@
 """Measured: the kernel's own code, through the ``@kernel`` twins.
 
-The twins (trackers/kernel_code.py) keep their set in the kernel's own
+The twins (trackers/kernel_code/) keep their set in the kernel's own
 lib/xarray.c, lib/idr.c and lib/maple_tree.c, built in userspace on this
 machine (``tdx-trackers kernel-build``), and scan with its iterators.
 Parameterized @kernel tracker x host (64 GiB, 1 TiB) on the reference set:
@@ -14,7 +14,7 @@ Parameterized @kernel tracker x host (64 GiB, 1 TiB) on the reference set:
 * ``KernelMark.time_mark`` / ``KernelUnmark.time_unmark`` (64 GiB only: each
   process builds its own tree; bench-core has the 1 TiB figure): one engine
   call of CONVERSIONS_PER_CALL distinct random 4 KiB or 2 MiB conversions
-  into free slots of a twin holding the set (trackers.bench.conversion_calls
+  into free slots of a twin holding the set (the twin's conversion_calls()
   says what a conversion calls), so the time in ms is the cost of one
   conversion in us;
 * ``KernelBytes.track_kernel_counted_bytes``: memory().modeled_bytes, the
@@ -30,7 +30,7 @@ suite's time limit are skipped as in bench_trackers.py (common.check_build_time)
 from .common import HOST_SIZES, SEED, check_build_time, drain, load_set, warm_sets
 
 import trackers
-from trackers.bench import CONVERSION_SIZES, conversion_calls, conversion_targets
+from trackers.bench.conversion import CONVERSION_SIZES, conversion_targets
 from trackers.registry import KERNEL_TRACKERS, KERNEL_UNAVAILABLE
 
 #: the parameter that stands for every @kernel tracker where none can run
@@ -68,7 +68,7 @@ _BUILT: dict = {}
 
 def _held(tracker: str, host: str):
     """A twin holding the reference set less the conversion slots, and the
-    conversions (trackers.bench.conversion_targets); built once per process."""
+    conversions (trackers.bench.conversion.conversion_targets); built once per process."""
     key = (tracker, host)
     if key not in _BUILT:
         starts, ends = load_set(SHAPE, host)
@@ -137,7 +137,7 @@ class KernelScan:
 
 class _Conversion:
     """CONVERSIONS_PER_CALL conversions of one size into a twin holding the
-    reference set: the kernel's own calls (trackers.bench.conversion_calls).
+    reference set: the kernel's own calls (the twin's conversion_calls()).
     Each sample's setup puts the twin in the state its timed op starts from."""
 
     params = (KERNEL_NAMES, CONVERSION_HOSTS, list(CONVERSION_SIZES))
@@ -151,7 +151,7 @@ class _Conversion:
     def setup(self, _cache, tracker, host, size):
         _runnable(tracker)
         t, targets = _held(tracker, host)
-        self.calls = conversion_calls(t)
+        self.calls = t.conversion_calls()
         self.starts, self.ends = targets[size]
 
 

@@ -12,14 +12,17 @@ import pandas as pd
 import pytest
 
 import trackers
-import trackers.bench as bench
+import trackers.bench.rows as bench_rows
 import trackers.linux as linux
 from trackers.__main__ import main
-from trackers.bench import (_spread, add_ratios, conversion_cost, conversion_targets, engine_of,
-                            maple_order, ratio_table, select_rows, time_estimates,
-                            time_kvm_store_loop)
+from trackers.bench.conversion import conversion_cost, conversion_table, conversion_targets
+from trackers.bench.maple_order import maple_order
+from trackers.bench.measure import time_estimates, time_kvm_store_loop
+from trackers.bench.rows import add_ratios, engine_of, ratio_table, select_rows
+from trackers.bench.timing import spread
 from trackers.kernel import MAPLE_NODE_BYTES, PAGES_PER_2M
 from trackers.kernel_code import TWINS
+from trackers.pageflags import STRUCT_PAGES_ENGINE
 from trackers.sets import reference_set
 
 TIMES = ["populate_s", "scan_extents_s", "scan_pfns_s"]
@@ -56,12 +59,12 @@ def _label():
 @pytest.fixture
 def no_kernel(monkeypatch):
     """bench-core as it runs where the kernel code is not built."""
-    monkeypatch.setattr(bench, "KERNEL_TRACKERS", {})
-    monkeypatch.setattr(bench, "KERNEL_UNAVAILABLE", "no kernel library here (test)")
+    monkeypatch.setattr(bench_rows, "KERNEL_TRACKERS", {})
+    monkeypatch.setattr(bench_rows, "KERNEL_UNAVAILABLE", "no kernel library here (test)")
 
 
 def test_spread_is_median_min_max():
-    assert _spread("populate_s", [3.0, 1.0, 2.0, 10.0]) == {
+    assert spread("populate_s", [3.0, 1.0, 2.0, 10.0]) == {
         "populate_s_median": 2.5, "populate_s_min": 1.0, "populate_s_max": 10.0}
 
 
@@ -150,7 +153,7 @@ def test_engine_label_is_emulation_or_the_kernel_version():
 def test_ratios_are_emulation_over_kernel(monkeypatch):
     """Each kernel-code row: its twin's figure over its own; emulation rows
     and rows without a measured twin: NaN."""
-    monkeypatch.setattr(bench, "KERNEL_TRACKERS",
+    monkeypatch.setattr(bench_rows, "KERNEL_TRACKERS",
                         {TWINS[n].name: TWINS[n] for n in ("xarray", "maple")})
     cols = {f"{t}_{s}": [] for t in TIMES for s in STATS}
     df = pd.DataFrame({"tracker": ["xarray", "xarray@kernel", "maple@kernel"],
@@ -286,6 +289,8 @@ def test_conversion_cost_has_a_row_per_structure_size_and_op():
     names = ["xarray", "maple", *(n for n in ("xarray@kernel", "maple@kernel")
                                   if n in trackers.KERNEL_TRACKERS)]
     df = conversion_cost(names, TINY, repeat=2, conversions=15)
+    assert list(df.columns[-4:]) == ["calls", "upper_bound", "fixed_call_ns",
+                                     "ns_per_conversion_emulation_over_kernel"]
     assert len(df) == len(names) * 2 * 2
     assert list(zip(df["tracker"], df["size"], df["op"])) == [
         (n, size, op) for n in names for size in ("4KiB", "2MiB") for op in ("mark", "unmark")]
@@ -296,6 +301,9 @@ def test_conversion_cost_has_a_row_per_structure_size_and_op():
     assert df.groupby("tracker")["engine"].first().to_dict() == {n: engine_of(n) for n in names}
     kernel = df["tracker"].isin(list(trackers.KERNEL_TRACKERS))
     assert (df.loc[kernel, "conversions"] == 15).all()     # one engine call of all of them
+    assert df["upper_bound"].tolist() == (~kernel).tolist()
+    assert df.loc[kernel, "fixed_call_ns"].notna().all()       # subtracted, and said
+    assert df.loc[~kernel, "fixed_call_ns"].isna().all()
     assert df.loc[~kernel, "ns_per_conversion_emulation_over_kernel"].isna().all()
     by = df.set_index(["tracker", "size", "op"])["ns_per_conversion_median"]
     for i in np.flatnonzero(kernel):
@@ -305,6 +313,28 @@ def test_conversion_cost_has_a_row_per_structure_size_and_op():
             by[twin, row["size"], row["op"]] / row["ns_per_conversion_median"]
     with pytest.raises(ValueError, match="unknown tracker 'btree'"):
         conversion_cost(["btree"], TINY)
+
+
+@needs_kernel
+def test_the_conversion_table_says_which_engine_timed_each_row():
+    """bitmap@kernel in the kernel's bitmap_set/bitmap_clear and pageflags
+    in struct pages laid out in C, one call of all conversions; roaring one
+    Python call each, an upper bound; each printed row names its engine."""
+    names = ["bitmap@kernel", "roaring", "pageflags"]
+    df = conversion_cost(names, TINY, repeat=1, conversions=10)
+    by = df.groupby("tracker")[["engine", "calls", "upper_bound"]].first()
+    assert by.loc["bitmap@kernel"].tolist() == [
+        _label(), "bitmap_set / bitmap_clear (__bitmap_set, __bitmap_clear) per range", False]
+    assert by.loc["pageflags"].tolist() == [
+        STRUCT_PAGES_ENGINE, "set_bit / clear_bit of PG_tdx_private in page->flags per page",
+        False]
+    assert by.loc["roaring", "upper_bound"] and by.loc["roaring", "engine"] == "emulation"
+    table = conversion_table(df).set_index("tracker")
+    assert list(table.columns[:2]) == ["engine", "timed"]
+    assert table["timed"].to_dict() == {"bitmap@kernel": "C, one call of all",
+                                        "roaring": "Python call each (upper bound)",
+                                        "pageflags": "C, one call of all"}
+    assert table["engine"].to_dict() == by["engine"].to_dict()
 
 
 def test_asv_populate_skips_when_the_budget_refuses():

@@ -8,8 +8,10 @@ import numpy as np
 import pytest
 
 import trackers
+import trackers.linux as linux
 from trackers import kernel
-from trackers.base import MemoryBudgetError, coalesce_batches, expand_extents
+from trackers.base import EMULATION, MemoryBudgetError, coalesce_batches, expand_extents
+from trackers.pageflags import STRUCT_PAGES_ENGINE
 from trackers.extents import normalize_extents
 
 NAMES = list(trackers.ALL_TRACKERS)
@@ -351,3 +353,56 @@ def test_scan_loads_count_one_load_per_node(name):
     mem = t.memory()
     assert mem.scan_loads == _loads_from_breakdown(name, mem)
     assert (mem.scan_loads > 0) == (twin(name) not in ("bitmap", "pageflags"))
+
+
+#: conversions into free PFNs of built()'s set: 4 KiB pages and free 2 MiB-aligned slots
+CONVERSIONS = {"4KiB": ([30, 2000, 4500], [31, 2001, 4501]),
+               "2MiB": ([2048, 3584], [2560, 4096])}
+
+
+def run_list(batches):
+    return [(s.tolist(), e.tolist()) for s, e in batches]
+
+
+@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("size", list(CONVERSIONS))
+def test_conversion_calls_change_the_set_as_the_contract_does(name, size):
+    """conversion_calls(), what bench-core times, mark and unmark exactly the
+    pages mark_ranges/unmark_ranges would in the structure they change (its
+    extents()), one call over every conversion or one per conversion."""
+    s, e = (np.array(x, np.int64) for x in CONVERSIONS[size])
+    t, ref = built(name), built(name)
+    held = run_list(t.extents())
+    calls = t.conversion_calls()
+    assert isinstance(calls.calls, str) and calls.calls
+    ref.mark_ranges(s, e)
+    if calls.batched:
+        calls.mark(s, e)
+    else:
+        for i in range(s.size):
+            calls.mark(s[i:i + 1], e[i:i + 1])
+    assert run_list(calls.extents()) == run_list(ref.extents()) != held
+    calls.unmark(s, e)
+    assert run_list(calls.extents()) == held
+    calls.close()
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_conversion_calls_name_their_engine_and_whether_they_bound(name):
+    """The @kernel twins and pageflags convert in C, one call of every
+    conversion (the kernel's code; struct pages laid out in C); the other
+    emulations one Python call per conversion, an upper bound, roaring
+    saying why it cannot batch."""
+    calls = built(name).conversion_calls()
+    try:
+        if name in trackers.KERNEL_TRACKERS:
+            assert calls.batched and calls.engine == linux.engine_label()
+        elif name == "pageflags" and linux.available()[0]:
+            assert calls.batched and calls.engine == STRUCT_PAGES_ENGINE
+        else:
+            assert calls.upper_bound and calls.engine == EMULATION == "emulation"
+        if name == "roaring":
+            assert calls.calls == ("mark_ranges / unmark_ranges per call (the contract): "
+                                   "pyroaring has no batch call of add_range / remove_range")
+    finally:
+        calls.close()

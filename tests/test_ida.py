@@ -165,12 +165,12 @@ def test_not_representable_shows_in_the_report_tables():
 
 
 def test_not_representable_shows_in_bench_core(monkeypatch):
-    from trackers import bench
-    monkeypatch.setattr(bench, "reference_set", lambda m, seed, scatter_fraction=0.1:
+    from trackers.bench import measure, tables
+    monkeypatch.setattr(measure, "reference_set", lambda m, seed, scatter_fraction=0.1:
                         (np.array([0, 1 << 31]), np.array([512, (1 << 31) + 512])))
-    est = bench.time_estimates(["bitmap", "ida"], 1 << 32, seed=0, repeat=1)
+    est = measure.time_estimates(["bitmap", "ida"], 1 << 32, seed=0, repeat=1)
     ida = est[est["tracker"] == "ida"].iloc[0]
     assert np.isnan(ida["modeled_bytes"]) and np.isnan(ida["estimate_s_median"])
     assert ida["not_representable"] == "IDA: not representable above 8 TiB (ids <= INT_MAX)"
-    table = bench.format_table(est)
+    table = tables.format_table(est)
     assert "IDA: not representable above 8 TiB (ids <= INT_MAX)" in table

@@ -386,6 +386,78 @@ def test_bitmap_runs_equal_numpys(lib):
             [(a, min(b, n)) for a, b in want if a < n]
 
 
+def test_bitmap_set_and_clear_equal_numpys(lib):
+    """bitmap_set/bitmap_clear per range (lib/bitmap.c's __bitmap_set,
+    __bitmap_clear): exactly the bits of the ranges, whatever their start
+    and length within words, nothing past them."""
+    rng = np.random.default_rng(9)
+    nbits = 64 * 500 + 13
+    words = np.zeros(-(-nbits // 64), np.uint64)
+    want = np.zeros(words.size * 64, bool)
+    for _ in range(4):
+        s = np.sort(rng.integers(0, nbits, 60))
+        e = np.minimum(s + rng.integers(0, 300, 60), nbits)
+        lib.kernel_bitmap_set(words, s, e, nbits)
+        for a, b in zip(s, e):
+            want[a:b] = True
+        s = rng.integers(0, nbits, 30)
+        e = np.minimum(s + rng.integers(0, 200, 30), nbits)
+        lib.kernel_bitmap_clear(words, s, e, nbits)
+        for a, b in zip(s, e):
+            want[a:b] = False
+        got = np.unpackbits(words.view(np.uint8), bitorder="little").astype(bool)
+        assert np.array_equal(got, want)
+    lib.kernel_bitmap_set(words, [0], [nbits], nbits)        # every bit, none past nbits
+    got = np.unpackbits(words.view(np.uint8), bitorder="little").astype(bool)
+    assert got[:nbits].all() and not got[nbits:].any()
+
+
+def test_bitmap_stores_reach_past_2_32_bits(lib):
+    """__bitmap_set takes an unsigned int start: ranges go from their own
+    word, so a bitmap of 2^33 bits (1 GiB of zero pages, never touched but
+    here) is set and cleared where the ranges say."""
+    words = np.zeros(1 << 27, np.uint64)
+    s, e = np.array([(1 << 32) + 5, (1 << 33) - 70]), np.array([(1 << 32) + 700, 1 << 33])
+    lib.kernel_bitmap_set(words, s, e)
+    assert runs_of(lib.kernel_bitmap_runs(words)) == list(zip(s.tolist(), e.tolist()))
+    lib.kernel_bitmap_clear(words, s[:1] + 1, s[:1] + 2)
+    assert runs_of(lib.kernel_bitmap_runs(words)) == [
+        (int(s[0]), int(s[0]) + 1), (int(s[0]) + 2, int(e[0])), (int(s[1]), int(e[1]))]
+
+
+def test_bitmap_stores_refuse_before_any_change(lib):
+    words = np.zeros(4, np.uint64)
+    with pytest.raises(ValueError, match="end 257 is past the bitmap's 256 bits"):
+        lib.kernel_bitmap_set(words, [0, 200], [8, 257])
+    with pytest.raises(ValueError, match="end 101 is past the bitmap's 100 bits"):
+        lib.kernel_bitmap_clear(words, [0], [101], nbits=100)
+    with pytest.raises(ValueError, match="start 9 > end 8"):
+        lib.kernel_bitmap_set(words, [9], [8])
+    with pytest.raises(TypeError, match="writeable, contiguous 1-D uint64"):
+        lib.kernel_bitmap_set(np.zeros(4, np.int64), [0], [1])
+    with pytest.raises(TypeError, match="writeable, contiguous 1-D uint64"):
+        lib.kernel_bitmap_set(np.zeros(8, np.uint64)[::2], [0], [1])
+    assert not words.any()
+
+
+def test_the_build_records_the_verbatim_bitmap_code(lib):
+    """__bitmap_set is copied from lib/bitmap.c; tools/lib/bitmap.c's
+    __bitmap_clear, its partner, equals lib/bitmap.c's in this tree."""
+    verbatim = lib.build_info()["verbatim"]
+    assert set(verbatim) == {"lib/bitmap.c:__bitmap_set",
+                             "tools/lib/bitmap.c:__bitmap_clear equals lib/bitmap.c's"}
+    assert verbatim["tools/lib/bitmap.c:__bitmap_clear equals lib/bitmap.c's"] is True
+
+
+def test_function_text_is_the_definition_verbatim():
+    src = ("void f(int x);\n/* f */\nvoid f(int x)\n{\n\tif (x) {\n\t\tx++;\n\t}\n}\n"
+           "EXPORT_SYMBOL(f);\n")
+    assert linux_build.function_text(src, "f", "x.c") == \
+        "void f(int x)\n{\n\tif (x) {\n\t\tx++;\n\t}\n}\n"
+    with pytest.raises(linux.KernelCodeUnavailable, match="no definition of g in x.c"):
+        linux_build.function_text(src, "g", "x.c")
+
+
 def test_engines_check_their_input(lib):
     with lib.KernelXArray() as xa:
         with pytest.raises(TypeError, match="integer"):

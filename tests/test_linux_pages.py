@@ -113,6 +113,29 @@ def test_struct_page_scan_is_exactly_the_marked_set(lib, seed):
     sp.check()
 
 
+def test_set_bit_and_clear_bit_give_the_set_the_plain_stores_give(lib):
+    """set_bit_ranges/clear_bit_ranges (SetPageTdxPrivate(): an atomic RMW
+    per page) flag exactly the pages mark_ranges/unmark_ranges flag, and
+    leave every other bit of page->flags as it was."""
+    rng = np.random.default_rng(11)
+    max_pfn = 1 << 14
+    atomic, plain = linux.KernelStructPages(max_pfn), linux.KernelStructPages(max_pfn)
+    for _ in range(3):
+        marked = random_set(rng, 50, max_pfn, 600)
+        cleared = random_set(rng, 30, max_pfn, 300)
+        atomic.set_bit_ranges(*marked)
+        plain.mark_ranges(*marked)
+        atomic.clear_bit_ranges(*cleared)
+        plain.unmark_ranges(*cleared)
+        assert runs_of(atomic.scan()) == runs_of(plain.scan()) != []
+    atomic.check()
+    with pytest.raises(ValueError, match="out of range"):
+        atomic.set_bit_ranges([0, 10], [5, max_pfn + 1])
+    assert runs_of(atomic.scan()) == runs_of(plain.scan())
+    atomic.close()
+    plain.close()
+
+
 def test_struct_page_first_and_last_pfn_and_whole_range(lib):
     sp = linux.KernelStructPages(1 << 10)
     sp.mark_ranges([0], [1 << 10])

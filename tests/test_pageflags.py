@@ -70,3 +70,16 @@ def test_bad_input_changes_nothing():
     with pytest.raises(TypeError):
         t.mark(np.array([1.0]))
     assert len(t) == 3 and not t.contains([10])[0]
+
+
+def test_conversions_over_the_budget_go_through_the_contract_and_say_why():
+    """Where the struct page array in C would not fit the budget, a
+    conversion is the contract's own call, an upper bound, saying why."""
+    t = PageFlags(1 << 16, budget_bytes=1 << 18)
+    calls = t.conversion_calls()
+    assert calls.upper_bound and calls.engine == "emulation"
+    assert calls.calls.startswith("mark_ranges / unmark_ranges per call (the contract); "
+                                  "no struct page array in C here: 65,536 struct pages of "
+                                  "64 B needs 4,194,304 host bytes")
+    calls.mark([5], [6])
+    assert t.contains([5])[0]

@@ -137,6 +137,37 @@ def test_information_bounds():
         math.log2((big + 1) * big / 2))
 
 
+def test_the_decision_rule_never_ranks_on_an_upper_bound():
+    """Of options equal on everything but the hot path, a measured one beats
+    one known only as an upper bound (one Python call per conversion), even
+    a smaller bound: the bound is unknown, as an unmeasured hot path is."""
+    from trackers.report import recommend
+    names = ["bound", "measured", "unmeasured"]
+    sens = pd.DataFrame({"strategy": names, "scenario": "s", "platform": "p",
+                         "cpus_at_reset": 1, "downtime_s": 1.0})
+    rec = pd.DataFrame({"strategy": names, "safe": True, "crash_context": "yes",
+                        "allocation": "none", "added_bytes_64tib": 0.0,
+                        "hot_ns_4k": [100.0, 500.0, math.nan],
+                        "hot_upper_bound": [True, False, False]})
+    pick, order = recommend.choose(sens, rec, scenario="s", platform="p", cpus=1)
+    assert (pick, order) == ("measured", ["measured", "bound", "unmeasured"])
+    row = {"hot_ns_4k": 100.0, "hot_upper_bound": True}
+    assert recommend.hot_4k(row) == "100 ns (Python call, an upper bound)"
+    conv = pd.DataFrame({"option": "bound", "tracker": "bound", "size": ["4KiB", "4KiB"],
+                         "op": ["mark", "unmark"], "ns_per_conversion_median": 50.0,
+                         "ns_per_conversion_min": 40.0, "ns_per_conversion_max": 60.0,
+                         "engine": "emulation", "upper_bound": True,
+                         "calls": "mark_ranges / unmark_ranges per call (the contract): "
+                                  "pyroaring has no batch call of add_range / remove_range"})
+    cells = recommend.conversion_cells(conv, "bound", hooked=True)
+    assert cells["hot_upper_bound"] and cells["hot_ns_4k"] == 100.0
+    assert cells["hot_kind"] == ("measured: one Python call per conversion, an upper bound "
+                                 "(mark_ranges / unmark_ranges per call (the contract): "
+                                 "pyroaring has no batch call of add_range / remove_range)")
+    cells = recommend.conversion_cells(conv.assign(upper_bound=False), "bound", hooked=True)
+    assert not cells["hot_upper_bound"] and cells["hot_kind"] == "measured"
+
+
 def test_verdict_rules():
     rows = []
     for name, allowed, missed, down, added in [("a", True, 0, 2.0, 100), ("b", True, 5, 1.0, 0),
@@ -655,6 +686,13 @@ def test_recommendation_table_facts(report_dir):
     assert rec.loc["xarray", "hot_ns_4k_min"] <= rec.loc["xarray", "hot_ns_4k"] \
         <= rec.loc["xarray", "hot_ns_4k_max"]
     assert rec.loc["sys-disable", "hot_ns_4k"] == 0
+    # roaring is timed one Python call per conversion: an upper bound, said so
+    assert rec.loc["roaring", "hot_upper_bound"]
+    assert rec.loc["roaring", "hot_kind"].startswith(
+        "measured: one Python call per conversion, an upper bound (")
+    assert "pyroaring has no batch call" in rec.loc["roaring", "hot_kind"]
+    if _kernel_code_here():                  # bitmap@kernel and struct pages in C
+        assert not rec.loc[["bitmap", "pageflags"], "hot_upper_bound"].any()
     # every qualitative cell has a source; every option is described
     assert set(rec.index) <= set(QUALITIES)
     for col in ("allocation", "crash_context", "touch_points", "costs_not_in_bytes"):
@@ -666,6 +704,8 @@ def test_recommendation_table_facts(report_dir):
     assert (ok["downtime_all_cpus_s"] <= ok["downtime_max_s"]).all()
     md = (report_dir / "recommendation.md").read_text()
     assert md.count("\n") == len(rec) + 2 and f"`{kvm}`" in md    # header, rule, rows
+    roaring = next(line for line in md.split("\n") if line.startswith("| `roaring`"))
+    assert ", an upper bound (one Python call per conversion)" in roaring
 
 
 def test_summary_opens_with_the_answer(report_dir):

@@ -18,7 +18,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 import trackers  # noqa: E402
-from trackers import bench  # noqa: E402
+from trackers.bench import rows as bench_rows, sharded as bench_sharded  # noqa: E402
 from trackers.__main__ import main  # noqa: E402
 from trackers.extents import normalize_extents  # noqa: E402
 from trackers.kernel import MAPLE_NODE_BYTES  # noqa: E402
@@ -134,11 +134,11 @@ def test_bad_sizes_exit_2_before_any_work(tmp_path, capsys):
 @pytest.fixture(scope="module")
 def bench_csv(tmp_path_factory):
     """The CSV `bench-core --pfns 2^18 --shard-pfns 2^16 --repeat 1 --csv`
-    writes (bench.run_sharded's table, built here in this process), and one
+    writes (trackers.bench.sharded.run_sharded's table, built here in this process), and one
     row the IDA cannot hold."""
     args = argparse.Namespace(pfns=N, shard_pfns=S, seed=0, repeat=1, scan_pfns=True)
     names = [*NAMES, *(f"{n}@kernel" for n in NAMES if f"{n}@kernel" in trackers.ALL_TRACKERS)]
-    df = bench.add_ratios(bench.sharded_table(None, names, args))
+    df = bench_rows.add_ratios(bench_sharded.sharded_table(None, names, args))
     ida = pd.DataFrame([{"tracker": "ida", "engine": "emulation", "not_representable":
                          "IDA: not representable above 8 TiB (ids <= INT_MAX)"}])
     path = tmp_path_factory.mktemp("bench") / "64t.csv"

@@ -21,7 +21,7 @@ import trackers
 
 # command name -> module implementing it, in the order --help lists them
 COMMANDS = {
-    "bench-core": "trackers.bench",
+    "bench-core": "trackers.bench.cli",
     "scenarios": "trackers.workloads.cli",
     "kexec": "trackers.kexec.evaluate",
     "calibrate": "trackers.kexec.calibrate",

@@ -18,7 +18,9 @@ subclass's ``_estimate``, which hands its ranges to :func:`as_index_array`
 
 Subclasses implement ``_mark_ranges``, ``_unmark_ranges``, ``_contains``,
 ``_count``, ``_extent_batches``, ``memory``, ``_estimate`` and ``check``; they
-may override ``_mark_pfns``/``_unmark_pfns`` (default: one-page ranges).
+may override ``_mark_pfns``/``_unmark_pfns`` (default: one-page ranges) and
+``conversion_calls`` (default: the contract's own mark/unmark, one call per
+conversion).
 
 Scans stream: ``_extent_batches`` yields ascending, non-overlapping runs of at
 most :data:`EXTENT_CHUNK` per batch (runs may touch); :meth:`Tracker.extents`
@@ -32,7 +34,7 @@ import os
 import re
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import ClassVar, Iterator
+from typing import Callable, ClassVar, Iterator
 
 import numpy as np
 
@@ -293,6 +295,45 @@ def expand_extents(batches, chunk: int = PFN_CHUNK) -> Iterator[np.ndarray]:
 # --------------------------------------------------------------------------
 # the contract
 
+#: the engine label of a Python/numba emulation's measurement
+EMULATION = "emulation"
+
+
+def _nothing_to_free() -> None:
+    """The calls act on the tracker's own structure: nothing of their own to free."""
+
+
+@dataclass(frozen=True)
+class ConversionCalls:
+    """How one conversion is made in a tracker's structure, which bench-core
+    times: ``mark`` and ``unmark`` of (starts, ends) arrays, and ``calls``,
+    what they call.  ``batched``: one call over every conversion (each range
+    its own calls, the loop in C); otherwise one call per conversion, through
+    Python, which bounds the structure's cost from above (``upper_bound``).
+    ``extents()``: the set of the structure the calls change, as maximal runs
+    (the tracker's own extents() unless its conversion changes one part of
+    it, kvm@kernel's mem_attr_array, or another layout of it, pageflags'
+    struct pages in C).  ``engine``: what runs the calls, the label of the
+    row that times them; ``close()`` frees what the calls hold of their own.
+    The calls skip the tracker's bookkeeping (budget checks, a twin's
+    live-object count and cached runs): they are for timing, not for keeping
+    a tracker up to date."""
+
+    mark: Callable
+    unmark: Callable
+    calls: str
+    batched: bool
+    extents: Callable[[], Iterator[Extents]]
+    engine: str = EMULATION
+    close: Callable[[], None] = _nothing_to_free
+
+    @property
+    def upper_bound(self) -> bool:
+        """Is a timing of these calls an upper bound of the structure's cost
+        (one Python call per conversion, the interpreter's overhead in it)?"""
+        return not self.batched
+
+
 class Tracker(ABC):
     """A set of PFNs in [0, max_pfn) that a kexec-time scan can enumerate.
 
@@ -382,6 +423,15 @@ class Tracker(ABC):
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name!r} max_pfn={self.max_pfn}>"
+
+    def conversion_calls(self) -> ConversionCalls:
+        """The calls one conversion makes in this tracker's structure: by
+        default the contract's own mark_ranges/unmark_ranges, one call per
+        conversion.  A tracker whose structure has a kernel form with its own
+        calls (the @kernel twins) overrides this with them."""
+        return ConversionCalls(self.mark_ranges, self.unmark_ranges,
+                               "mark_ranges / unmark_ranges per call (the contract)", False,
+                               self.extents)
 
     # --- primitives --------------------------------------------------------
     @abstractmethod

@@ -15,20 +15,29 @@ for ``page->flags`` (bit :data:`PG_TDX_PRIVATE`), not a 64-B struct page.  The
 ``max_pfn`` bytes.  The scan is a compiled walk that visits every page's flag
 in order, as the kernel's pfn walk (pfn_to_page for every PFN) would.
 
+A conversion, as bench-core times it (``conversion_calls``), is the kernel
+form's: set_bit()/clear_bit() in page->flags of the host's struct page
+array laid out in C (trackers/linux/pages.c), holding this tracker's set.
+
 Invariant: every byte of ``page_flags`` is 0 or PG_TDX_PRIVATE_MASK.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 from numba import njit
 
 from . import kernel
-from .base import (EXTENT_CHUNK, MemoryReport, Tracker, check_budget, estimate_input,
-                   validate_max_pfn)
+from .base import (EXTENT_CHUNK, ConversionCalls, MemoryBudgetError, MemoryReport, Tracker,
+                   check_budget, coalesce_batches, estimate_input, validate_max_pfn)
+from .linux import KernelCodeUnavailable, KernelStructPages
 
 PG_TDX_PRIVATE = 0                       # the emulated flag's bit number
 PG_TDX_PRIVATE_MASK = 1 << PG_TDX_PRIVATE
+#: the engine of pageflags' conversions: struct pages laid out in C
+STRUCT_PAGES_ENGINE = "C struct pages (trackers/linux/pages.c)"
 
 
 @njit(cache=True)
@@ -122,6 +131,32 @@ class PageFlags(Tracker):
             formula={"struct page flag bit": "0",
                      "scanned_bytes": f"{kernel.STRUCT_PAGE_BYTES} * max_pfn"},
         )
+
+    def conversion_calls(self) -> ConversionCalls:
+        """SetPageTdxPrivate()/ClearPageTdxPrivate() of each conversion:
+        set_bit()/clear_bit() of PG_tdx_private in page->flags, an atomic
+        read-modify-write per page, on this host's struct page array laid out
+        in C (:class:`trackers.linux.KernelStructPages`, 64 B per page)
+        holding this tracker's set; one C call over every conversion.  Where
+        that array cannot be laid out here (over the memory budget, out of
+        memory, the library not built), the contract's own calls, one per
+        conversion, saying why."""
+        try:
+            sp = KernelStructPages(self.max_pfn, budget_bytes=self.budget_bytes)
+        except (MemoryBudgetError, MemoryError, KernelCodeUnavailable) as exc:
+            contract = super().conversion_calls()
+            return replace(contract, calls=f"{contract.calls}; no struct page array in C "
+                                           f"here: {exc}")
+        try:
+            for s, e in self.extents():
+                sp.mark_ranges(s, e)
+        except BaseException:
+            sp.close()
+            raise
+        return ConversionCalls(sp.set_bit_ranges, sp.clear_bit_ranges,
+                               "set_bit / clear_bit of PG_tdx_private in page->flags per page",
+                               True, lambda: coalesce_batches(sp.scan(cap=EXTENT_CHUNK)),
+                               engine=STRUCT_PAGES_ENGINE, close=sp.close)
 
     @classmethod
     def estimate_scanned_bytes(cls, modeled_bytes, max_pfn):

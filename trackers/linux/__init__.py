@@ -1,5 +1,6 @@
 """The kernel's own code, in userspace: lib/xarray.c, lib/idr.c,
-lib/maple_tree.c and find_bit, built from the kernel source on this machine.
+lib/maple_tree.c, find_bit and the bitmap stores, built from the kernel
+source on this machine.
 
 Two steps, never mixed:
 
@@ -7,8 +8,9 @@ Two steps, never mixed:
   kernel's files through tools/testing/radix-tree's shims into a cached
   shared library (:mod:`trackers.linux.build`);
 * :func:`library` loads that library and never builds; the engines
-  :class:`KernelXArray`, :class:`KernelIda`, :class:`KernelMaple` and
-  :func:`kernel_bitmap_runs` call it over whole numpy arrays
+  :class:`KernelXArray`, :class:`KernelIda`, :class:`KernelMaple`,
+  :func:`kernel_bitmap_runs`, :func:`kernel_bitmap_set` and
+  :func:`kernel_bitmap_clear` call it over whole numpy arrays
   (:mod:`trackers.linux.binding`).
 
 :mod:`trackers.linux.pages` adds, from the same library (its ``pages.c``
@@ -34,8 +36,11 @@ from .binding import (
     KernelXArray,
     available,
     build_info,
+    engine_label,
     facts,
+    kernel_bitmap_clear,
     kernel_bitmap_runs,
+    kernel_bitmap_set,
     kernel_int_max,
     library,
     live_objects,
@@ -58,8 +63,9 @@ from .pages import (
 __all__ = [
     "INDEX_LIMIT", "LIVE_OBJECTS", "SCAN_CHUNK", "XA_LEVELS",
     "KernelCodeUnavailable", "KernelIda", "KernelMaple", "KernelXArray",
-    "available", "build", "build_info", "cache_root", "facts", "kernel_bitmap_runs",
-    "kernel_int_max", "library", "live_objects", "set_gfp_nowait_fails", "version",
+    "available", "build", "build_info", "cache_root", "engine_label", "facts",
+    "kernel_bitmap_clear", "kernel_bitmap_runs", "kernel_bitmap_set", "kernel_int_max",
+    "library", "live_objects", "set_gfp_nowait_fails", "version",
     # trackers.linux.pages: options 2 and 3 laid out in C
     "PG_TDX_PRIVATE", "PTE_BIT_TDX_PRIVATE", "DirectMapTables", "KernelDirectMap",
     "KernelStructPages", "ScanTime", "direct_map_scan_time", "struct_page_scan_time",

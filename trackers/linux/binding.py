@@ -1,4 +1,4 @@
-"""ctypes binding to the kernel's own XArray, IDA, maple tree and find_bit.
+"""ctypes binding to the kernel's own XArray, IDA, maple tree, find_bit and bitmap stores.
 
 The library is the one :func:`trackers.linux.build` made (the
 command ``tdx-trackers kernel-build``); :func:`library` loads it and never
@@ -81,6 +81,8 @@ _SIGNATURES = {
     "tdx_mt_scan": (_I64, [_VP, _P_U64, _P_I64, _P_I64, _I64]),
     "tdx_mt_levels": (ctypes.c_int, [_VP, _P_I64, ctypes.c_int]),
     "tdx_bitmap_runs": (_I64, [_P_U64, ctypes.c_uint64, _P_U64, _P_I64, _P_I64, _I64]),
+    "tdx_bitmap_set_ranges": (ctypes.c_int, [_P_U64, ctypes.c_uint64, _P_U64, _P_U64, _I64]),
+    "tdx_bitmap_clear_ranges": (ctypes.c_int, [_P_U64, ctypes.c_uint64, _P_U64, _P_U64, _I64]),
 }
 
 #: sizes the models take from trackers.kernel, checked against the library
@@ -144,6 +146,12 @@ def available() -> tuple[bool, str]:
 def version() -> str:
     """The kernel version the library was built from (its top Makefile)."""
     return library().tdx_linux_version().decode()
+
+
+def engine_label() -> str:
+    """The ``engine`` a measurement of this library's code is labelled with:
+    "kernel code vX.Y.Z (userspace)", X.Y.Z the kernel source it was built from."""
+    return f"kernel code v{version()} (userspace)"
 
 
 def build_info() -> dict:
@@ -486,6 +494,36 @@ class KernelMaple(_Engine):
 
     def nodes(self) -> int:
         return int(self.levels().sum())
+
+
+def _bitmap_store(fn: str, words, starts, ends, nbits: int | None) -> None:
+    lib = library()
+    if not (isinstance(words, np.ndarray) and words.dtype == np.uint64 and words.ndim == 1
+            and words.flags.c_contiguous and words.flags.writeable):
+        raise TypeError("words must be a writeable, contiguous 1-D uint64 array (the bitmap "
+                        "is changed in place)")
+    total = words.size * 64
+    nbits = total if nbits is None else int(nbits)
+    if not 0 <= nbits <= total:
+        raise ValueError(f"nbits {nbits} is outside [0, {total}] ({words.size} words)")
+    s, e = _extents(starts, ends)
+    if e.size and int(e.max()) > nbits:
+        raise ValueError(f"end {int(e.max())} is past the bitmap's {nbits} bits")
+    _check(getattr(lib, fn)(_p64(words), nbits, _p64(s), _p64(e), s.size), fn)
+
+
+def kernel_bitmap_set(words, starts, ends, nbits: int | None = None) -> None:
+    """bitmap_set(map, start, end - start) of every range: lib/bitmap.c's
+    __bitmap_set, one C call over every range, into ``words`` in place (bit
+    i is bit i % 64 of word i // 64).  ``nbits`` (default every bit of the
+    words) bounds the ranges; a range past it is refused before any change."""
+    _bitmap_store("tdx_bitmap_set_ranges", words, starts, ends, nbits)
+
+
+def kernel_bitmap_clear(words, starts, ends, nbits: int | None = None) -> None:
+    """bitmap_clear(map, start, end - start) of every range (__bitmap_clear),
+    as :func:`kernel_bitmap_set`."""
+    _bitmap_store("tdx_bitmap_clear_ranges", words, starts, ends, nbits)
 
 
 def kernel_bitmap_runs(words, nbits: int | None = None, cap: int = SCAN_CHUNK

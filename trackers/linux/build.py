@@ -1,4 +1,4 @@
-"""Build the kernel's own XArray, IDA and maple tree into a shared library.
+"""Build the kernel's own XArray, IDA, maple tree and bitmap code into a shared library.
 
 The kernel's ``lib/xarray.c``, ``lib/radix-tree.c``, ``lib/idr.c`` and
 ``lib/maple_tree.c`` compile unchanged in userspace against the shims of
@@ -10,7 +10,17 @@ the harness's allocator and bit helpers (``tools/testing/shared/linux.c``,
 ``glue.c`` and our ``pages.c`` (MIT: models of struct page and the direct
 map's page tables, no kernel code, compiled without the kernel's include
 paths) into one library, ``-O2 -fPIC -shared``, linked with liburcu as
-the harness links it.  Nothing is shipped prebuilt: the library is built
+the harness links it.
+
+One kernel function comes from a file that does not build in userspace:
+``__bitmap_set`` (what ``bitmap_set()`` calls for a length known at run
+time) is in ``lib/bitmap.c`` only, whose other functions need
+``linux/device.h`` and clash with ``tools/include/linux/bitmap.h``'s
+declarations (``__bitmap_weight``, ``bitmap_zalloc``, ...).  The build copies
+that one function, byte for byte, from the tree's ``lib/bitmap.c`` into a
+generated unit compiled like ``tools/lib/bitmap.c`` (:data:`VERBATIM`); its
+``__bitmap_clear`` partner is ``tools/lib/bitmap.c``'s, and the build record
+says whether that copy equals ``lib/bitmap.c``'s (``verbatim``).  Nothing is shipped prebuilt: the library is built
 here, from the kernel source on this machine, and cached per kernel version
 in ``$TRACKERS_LINUX_CACHE`` (default ``$XDG_CACHE_HOME/tdx-page-trackers``
 or ``~/.cache/tdx-page-trackers``)::
@@ -81,8 +91,14 @@ LIB_STEM = "libtdxkernel"
 KERNEL_SOURCES = ("lib/xarray.c", "lib/radix-tree.c", "lib/idr.c")
 TOOLS_SOURCES = ("tools/testing/shared/linux.c", "tools/lib/slab.c", "tools/lib/find_bit.c",
                  "tools/lib/bitmap.c", "tools/lib/hweight.c", "tools/lib/vsprintf.c")
+#: kernel functions compiled verbatim from a file that does not build as a
+#: whole (module docstring): generated unit -> (file in the tree, function)
+VERBATIM = {"lib_bitmap_set": ("lib/bitmap.c", "__bitmap_set")}
+#: the tools/ copy of a function, checked against the kernel file's own
+#: (recorded in the build record): (tools file, kernel file, function)
+TOOLS_COPIES = (("tools/lib/bitmap.c", "lib/bitmap.c", "__bitmap_clear"),)
 REQUIRED = KERNEL_SOURCES + TOOLS_SOURCES + (
-    "lib/maple_tree.c", "lib/radix-tree.h", "include/linux/xarray.h",
+    "lib/maple_tree.c", "lib/bitmap.c", "lib/radix-tree.h", "include/linux/xarray.h",
     "include/linux/maple_tree.h", "include/linux/idr.h", "include/linux/radix-tree.h",
     "tools/testing/shared/shared.h", "tools/testing/shared/autoconf.h", "Makefile")
 
@@ -98,7 +114,7 @@ XA_CHUNK_SHIFT = 6
 WRAPPED = ("kmalloc", "kmem_cache_alloc_lru", "kmem_cache_alloc_bulk")
 LDLIBS = ("-lurcu", "-lpthread")
 #: bump when _recipe() changes in a way the constants above do not show
-RECIPE_REVISION = 1
+RECIPE_REVISION = 2
 
 
 class KernelCodeUnavailable(OSError):
@@ -285,6 +301,8 @@ def _recipe(tree: Path, gen: Path, version: str) -> dict:
         if rel == "lib/xarray.c":                   # tools/testing/shared/xarray-shared.c,
             extra = ["-include", str(shared / "shared.h")]   # without XA_DEBUG
         units[Path(rel).stem] = [*CFLAGS, *includes, *extra, str(tree / rel)]
+    for unit in VERBATIM:
+        units[unit] = [*CFLAGS, *includes, str(gen / f"{unit}.c")]
     units["glue"] = [*CFLAGS, *includes,
                      f'-DTDX_LINUX_VERSION="{version}"', str(GLUE)]
     units["pages"] = [*CFLAGS, str(PAGES)]          # no kernel headers: it links none
@@ -300,7 +318,7 @@ def fingerprint() -> str:
     h = hashlib.sha256(GLUE.read_bytes())
     h.update(PAGES.read_bytes())
     h.update(json.dumps([RECIPE_REVISION, CFLAGS, XA_CHUNK_SHIFT, WRAPPED, LDLIBS,
-                         KERNEL_SOURCES, TOOLS_SOURCES]).encode())
+                         KERNEL_SOURCES, TOOLS_SOURCES, VERBATIM]).encode())
     return h.hexdigest()[:12]
 
 
@@ -313,9 +331,41 @@ def _generate(gen: Path) -> None:
     (d / "bit-length.h").write_text("#define CONFIG_64BIT 1\n")
 
 
+def function_text(source: str, name: str, where: str) -> str:
+    """The definition of the C function ``name`` in ``source``, verbatim:
+    from the line that starts its definition (``type name(`` at column 0,
+    its parameters, then ``{``: no prototype) to the first line that is a
+    lone ``}``."""
+    m = re.search(rf"^[A-Za-z_][^\n;]*\b{re.escape(name)}\([^;{{}}]*\)\s*\{{.*?^}}$",
+                  source, re.M | re.S)
+    if not m:
+        raise _unavailable(f"no definition of {name} in {where}")
+    return m.group(0) + "\n"
+
+
+def _verbatim(tree: Path, gen: Path) -> dict:
+    """Write each :data:`VERBATIM` unit; return what the build record keeps:
+    each copied function's file and sha256, and whether each tools/ copy of
+    :data:`TOOLS_COPIES` equals the kernel file's function."""
+    record = {}
+    for unit, (rel, name) in VERBATIM.items():
+        text = function_text((tree / rel).read_text(errors="replace"), name, rel)
+        (gen / f"{unit}.c").write_text(
+            f"/* {name}, copied verbatim from the kernel tree's {rel} by\n"
+            f" * trackers/linux/build.py: that file does not build in userspace. */\n"
+            f"#include <linux/bitmap.h>\n\n{text}")
+        record[f"{rel}:{name}"] = hashlib.sha256(text.encode()).hexdigest()[:12]
+    for tools_rel, rel, name in TOOLS_COPIES:
+        same = [" ".join(function_text((tree / r).read_text(errors="replace"), name, r).split())
+                for r in (tools_rel, rel)]
+        record[f"{tools_rel}:{name} equals {rel}'s"] = same[0] == same[1]
+    return record
+
+
 def _compile(cc: str, tree: Path, version: str, work: Path) -> tuple[Path, dict]:
     gen = work / "gen"
     _generate(gen)
+    verbatim = _verbatim(tree, gen)
     shutil.copyfile(tree / "tools/testing/shared/autoconf.h", gen / "generated/autoconf.h")
     recipe = _recipe(tree, gen, version)
     objs = work / "obj"
@@ -337,6 +387,7 @@ def _compile(cc: str, tree: Path, version: str, work: Path) -> tuple[Path, dict]
         if proc.stderr.strip():
             warnings[name] = proc.stderr.strip().replace(str(tree), "<tree>")
     recipe["warnings"] = warnings
+    recipe["verbatim"] = verbatim
     lib_tmp = work / f"{LIB_STEM}.so"
     cmd = [cc, "-o", str(lib_tmp), *sorted(str(p) for p in objs.glob("*.o")), *recipe["link"]]
     proc = subprocess.run(cmd, capture_output=True, text=True)
@@ -463,6 +514,7 @@ def build(linux_src: str | os.PathLike | None = None, *, force: bool = False) ->
             "units": {k: [a.replace(str(tree), "<tree>").replace(str(work), "<work>")
                           for a in v] for k, v in recipe["units"].items()},
             "link": recipe["link"], "warnings": recipe["warnings"],
+            "verbatim": recipe["verbatim"],
             "extract_seconds": round(extract_s, 3), "compile_seconds": round(compile_s, 3),
             "total_seconds": round(time.perf_counter() - t_start, 3),
             "built": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "built_unix": time.time(),

@@ -1,14 +1,16 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * glue.c - the kernel's own XArray, IDA, maple tree and find_bit behind a
- * flat C API of plain arrays, for trackers/linux/binding.py (ctypes).
+ * glue.c - the kernel's own XArray, IDA, maple tree, find_bit and bitmap
+ * stores behind a flat C API of plain arrays, for trackers/linux/binding.py
+ * (ctypes).
  *
  * This file links GPL-2.0 kernel code: lib/xarray.c, lib/radix-tree.c,
  * lib/idr.c and lib/maple_tree.c, compiled unchanged against the userspace
  * shims of tools/testing/shared and tools/include, with tools/lib's
- * find_bit.c, bitmap.c and slab.c.  It is built on the user's machine from
- * the user's kernel source by trackers/linux/build.py and is never shipped
- * as a binary.
+ * find_bit.c, bitmap.c and slab.c, and lib/bitmap.c's __bitmap_set, which
+ * build.py copies verbatim (lib/bitmap.c does not build in userspace).  It
+ * is built on the user's machine from the user's kernel source by
+ * trackers/linux/build.py and is never shipped as a binary.
  *
  * lib/maple_tree.c is included in this translation unit, as
  * tools/testing/radix-tree/maple.c includes it, so that the node walk below
@@ -856,4 +858,58 @@ int64_t tdx_bitmap_runs(const uint64_t *words, uint64_t nbits, uint64_t *cursor,
 	else
 		*cursor = stop;
 	return runs_finish(&runs);
+}
+
+/* ------------------------------------------------------------------------
+ * Bitmap stores: bitmap_set() / bitmap_clear() of every [starts[r], ends[r])
+ * of a caller's bitmap of nbits bits.  For a length known only at run time,
+ * include/linux/bitmap.h's bitmap_set() and bitmap_clear() are
+ * __bitmap_set() and __bitmap_clear(): the first is lib/bitmap.c's, copied
+ * verbatim by build.py; the second tools/lib/bitmap.c's, the harness's copy
+ * of lib/bitmap.c's (build.py records whether the two are equal).  Their
+ * start is an unsigned int and their length an int, so each range is passed
+ * from its own word, (map + BIT_WORD(start), start % BITS_PER_LONG), which
+ * is what __bitmap_set() computes first, in pieces of at most
+ * TDX_BITMAP_PIECE bits: a kernel user of a bitmap past 2^32 bits must do
+ * the same.  Not atomic: the kernel form serializes the stores (a lock whose
+ * cost is not counted here).  Returns 0, or -EINVAL before anything changes
+ * if a range is reversed or ends past nbits.
+ */
+#define TDX_BITMAP_PIECE (1U << 30)	/* bits per call: an int, a multiple of 64 */
+
+void __bitmap_set(unsigned long *map, unsigned int start, int len);
+
+static int bitmap_store(uint64_t *words, uint64_t nbits, const uint64_t *starts,
+			const uint64_t *ends, int64_t n, bool set)
+{
+	for (int64_t r = 0; r < n; r++)
+		if (starts[r] > ends[r] || ends[r] > nbits)
+			return -EINVAL;
+	for (int64_t r = 0; r < n; r++) {
+		for (uint64_t s = starts[r]; s < ends[r]; ) {
+			uint64_t len = ends[r] - s;
+			unsigned long *map = (unsigned long *)words + BIT_WORD(s);
+
+			if (len > TDX_BITMAP_PIECE)
+				len = TDX_BITMAP_PIECE;
+			if (set)
+				__bitmap_set(map, s % BITS_PER_LONG, len);
+			else
+				__bitmap_clear(map, s % BITS_PER_LONG, len);
+			s += len;
+		}
+	}
+	return 0;
+}
+
+int tdx_bitmap_set_ranges(uint64_t *words, uint64_t nbits, const uint64_t *starts,
+			  const uint64_t *ends, int64_t n)
+{
+	return bitmap_store(words, nbits, starts, ends, n, true);
+}
+
+int tdx_bitmap_clear_ranges(uint64_t *words, uint64_t nbits, const uint64_t *starts,
+			    const uint64_t *ends, int64_t n)
+{
+	return bitmap_store(words, nbits, starts, ends, n, false);
 }

@@ -287,6 +287,35 @@ int tdx_sp_set_ranges(void *h, const uint64_t *s, const uint64_t *e, int64_t n, 
 	return 0;
 }
 
+/*
+ * SetPageTdxPrivate() (value != 0) or ClearPageTdxPrivate() on every page of
+ * every [s, e): include/linux/page-flags.h's PAGEFLAG() makes them set_bit()
+ * and clear_bit() of the flag in page->flags, atomic read-modify-writes of
+ * the word (x86 arch_set_bit()/arch_clear_bit(): a LOCK-prefixed or/and,
+ * arch/x86/include/asm/bitops.h), as here.  tdx_sp_set_ranges() is the plain
+ * store a build uses.  Each e <= max_pfn, checked: -EINVAL before anything
+ * changes.
+ */
+int tdx_sp_set_bit_ranges(void *h, const uint64_t *s, const uint64_t *e, int64_t n, int value)
+{
+	struct tdx_struct_pages *sp = h;
+
+	for (int64_t r = 0; r < n; r++)
+		if (s[r] > e[r] || e[r] > sp->max_pfn)
+			return -EINVAL;
+	for (int64_t r = 0; r < n; r++) {
+		for (uint64_t pfn = s[r]; pfn < e[r]; pfn++) {
+			uint64_t *f = sp_flags(sp, pfn);
+
+			if (value)
+				__atomic_fetch_or(f, sp->mask, __ATOMIC_SEQ_CST);
+			else
+				__atomic_fetch_and(f, ~sp->mask, __ATOMIC_SEQ_CST);
+		}
+	}
+	return 0;
+}
+
 /* out[i] = the flag of pfns[i] (each < max_pfn, checked). */
 int tdx_sp_test(void *h, const uint64_t *pfns, int64_t n, uint8_t *out)
 {

@@ -94,6 +94,7 @@ _SIGNATURES = {
     "tdx_sp_create": (_VP, [ctypes.c_uint64, ctypes.c_uint64, ctypes.c_int, _P_INT]),
     "tdx_sp_destroy": (None, [_VP]),
     "tdx_sp_set_ranges": (ctypes.c_int, [_VP, _P_U64, _P_U64, _I64, ctypes.c_int]),
+    "tdx_sp_set_bit_ranges": (ctypes.c_int, [_VP, _P_U64, _P_U64, _I64, ctypes.c_int]),
     "tdx_sp_test": (ctypes.c_int, [_VP, _P_U64, _I64, _P_U8]),
     "tdx_sp_count": (_I64, [_VP]),
     "tdx_sp_check": (_I64, [_VP]),
@@ -219,21 +220,33 @@ class KernelStructPages(Handle):
         """Bytes of the struct page array (max_pfn x STRUCT_PAGE_BYTES)."""
         return int(self._lib.tdx_sp_bytes(self._handle()))
 
-    def _set(self, starts, ends, value: int) -> None:
+    def _set(self, fn: str, starts, ends, value: int) -> None:
         s, e = validate_ranges(starts, ends, self.max_pfn)
         s, e = _u64(s), _u64(e)
-        ret = self._lib.tdx_sp_set_ranges(self._handle(), _ptr(s, _P_U64), _ptr(e, _P_U64),
-                                          s.size, value)
+        ret = getattr(self._lib, fn)(self._handle(), _ptr(s, _P_U64), _ptr(e, _P_U64),
+                                     s.size, value)
         if ret:
-            raise OSError(-ret, "tdx_sp_set_ranges failed")
+            raise OSError(-ret, f"{fn} failed")
 
     def mark_ranges(self, starts, ends) -> None:
-        """SetPageTdxPrivate() on every page of every ``[start, end)``."""
-        self._set(starts, ends, 1)
+        """The flag set on every page of every ``[start, end)``, a plain store
+        per flags word (building the array; :meth:`set_bit_ranges` is the
+        kernel's atomic SetPageTdxPrivate())."""
+        self._set("tdx_sp_set_ranges", starts, ends, 1)
 
     def unmark_ranges(self, starts, ends) -> None:
-        """ClearPageTdxPrivate() on every page of every ``[start, end)``."""
-        self._set(starts, ends, 0)
+        """The flag cleared on every page of every ``[start, end)``, a plain store."""
+        self._set("tdx_sp_set_ranges", starts, ends, 0)
+
+    def set_bit_ranges(self, starts, ends) -> None:
+        """SetPageTdxPrivate() on every page of every ``[start, end)``:
+        set_bit() of the flag in page->flags, an atomic read-modify-write (x86:
+        LOCK OR), one C call over every range."""
+        self._set("tdx_sp_set_bit_ranges", starts, ends, 1)
+
+    def clear_bit_ranges(self, starts, ends) -> None:
+        """ClearPageTdxPrivate(): clear_bit() (x86: LOCK AND), as :meth:`set_bit_ranges`."""
+        self._set("tdx_sp_set_bit_ranges", starts, ends, 0)
 
     def contains(self, pfns) -> np.ndarray:
         """PageTdxPrivate() per PFN, as a bool array."""

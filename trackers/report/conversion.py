@@ -5,13 +5,17 @@ Table (file stem -> content):
 
 * ``conversion_cost`` tracker x size (4 KiB, 2 MiB) x op (mark, unmark): the
   measured ns of one conversion, median and min-max of ``conversion_repeat``
-  timings (trackers.bench.conversion_cost), for the tracker each hooked
-  option would use: its ``@kernel`` twin where the kernel's code is built.
+  timings (trackers.bench.conversion.measure_conversions), for the tracker
+  each hooked option would use: its ``@kernel`` twin where the kernel's code
+  is built.  ``engine`` names what timed the row: the kernel's code, or
+  pageflags' struct pages laid out in C, over one call of every conversion
+  less the call's fixed cost; or one Python call per conversion
+  (``upper_bound``: roaring, and an emulation where no C engine runs).
 """
 
 from __future__ import annotations
 
-from .. import bench
+from ..bench import conversion
 from ..base import NotRepresentable
 from ..registry import ALL_TRACKERS, KERNEL_SUFFIX
 from ..sets import reference_set
@@ -26,20 +30,21 @@ def conversion_trackers(cfg) -> list[str]:
 
 
 def conversion_rows(cfg) -> list[dict]:
-    """bench-core's conversion cost (trackers.bench.measure_conversions: mark and
+    """bench-core's conversion cost (trackers.bench.conversion.measure_conversions: mark and
     unmark of each 4 KiB and 2 MiB conversion into a tracker holding the
     reference set, median and min-max of ``conversion_repeat`` timings), in
     this process: a forked child of a process whose kernel library runs RCU
     threads can deadlock, so nothing here forks."""
     starts, ends = reference_set(cfg.conversion_pfns, cfg.seed)
-    held, targets = bench.conversion_targets(starts, ends, cfg.conversion_pfns,
-                                             cfg.conversions, cfg.seed)
+    held, targets = conversion.conversion_targets(starts, ends, cfg.conversion_pfns,
+                                                  cfg.conversions, cfg.seed)
     rows = []
     for name in conversion_trackers(cfg):
         base = {"option": name.split(KERNEL_SUFFIX)[0], "kind": "measured"}
         try:
-            got = bench.measure_conversions(name, cfg.conversion_pfns, held, targets,
-                                            cfg.conversion_repeat, cfg.conversion_seconds)
+            got = conversion.measure_conversions(name, cfg.conversion_pfns, held, targets,
+                                                 cfg.conversion_repeat,
+                                                 cfg.conversion_seconds)
         except NotRepresentable as exc:
             rows.append({"tracker": name, **base, "not_representable": exc.summary})
             continue

@@ -23,7 +23,10 @@ columns, for a plain-text mail).
 structure that holds every host), those within ``DOWNTIME_TIE`` of the least
 downtime are equal on downtime; of them, in order, one that runs in crash
 kexec, one with no allocation that can fail on the conversion path, the one
-adding the least memory at the largest host, the cheapest hot path wins.
+adding the least memory at the largest host, the cheapest hot path wins.  A
+hot path known only as an upper bound (timed one Python call per
+conversion: ``hot_upper_bound``) is unknown to the rule, ranked as if not
+measured, and every rendering says "upper bound" beside it.
 """
 
 from __future__ import annotations
@@ -327,10 +330,15 @@ def _memory_cells(mem: pd.DataFrame | None, name: str) -> dict:
     return out
 
 
-def _conversion_cells(conv: pd.DataFrame | None, name: str, hooked: bool) -> dict:
+def conversion_cells(conv: pd.DataFrame | None, name: str, hooked: bool) -> dict:
+    """The hot-path cells of option ``name`` from the conversion_cost table:
+    mark + unmark ns of one 4 KiB and one 2 MiB conversion (median, min,
+    max), the engine and calls that timed them, whether they are only an
+    upper bound (``hot_upper_bound``) and ``hot_kind``, which says so."""
     nan = math.nan
     out = {f"hot_ns_{s}{x}": nan for s in ("4k", "2m") for x in ("", "_min", "_max")}
     out["hot_engine"] = out["hot_calls"] = ""
+    out["hot_upper_bound"] = False
     if not hooked:
         out["hot_kind"] = "none: no hook on the conversion path"
         for s in ("4k", "2m"):
@@ -352,10 +360,12 @@ def _conversion_cells(conv: pd.DataFrame | None, name: str, hooked: bool) -> dic
             out[f"hot_ns_{key}_max"] = float(sc["ns_per_conversion_max"].sum())
     out["hot_engine"] = str(c["engine"].iloc[0])
     out["hot_calls"] = str(c["calls"].iloc[0]) if "calls" in c else ""
-    # one call per conversion through Python (an emulation's contract, or a store
-    # with no kernel code): the interpreter's overhead, not the kernel's cost
-    out["hot_kind"] = ("measured" if " per call" not in out["hot_calls"] else
-                       "measured: one Python call per conversion, an upper bound")
+    # one call per conversion through Python (an emulation's contract, or a
+    # structure whose calls cannot be batched in C): the interpreter's overhead
+    # is in it, so it bounds the cost from above; the calls say why
+    out["hot_upper_bound"] = bool(c["upper_bound"].iloc[0]) if "upper_bound" in c else True
+    out["hot_kind"] = ("measured: one Python call per conversion, an upper bound ("
+                       + out["hot_calls"] + ")" if out["hot_upper_bound"] else "measured")
     return out
 
 
@@ -404,7 +414,7 @@ def recommendation_table(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
                "pages_missed_kind": "modeled",
                **_race_cells(race, name, REFERENCE_PLATFORM),
                **_memory_cells(tables.get("memory_vs_host"), name),
-               **_conversion_cells(tables.get("conversion_cost"), name, hooked),
+               **conversion_cells(tables.get("conversion_cost"), name, hooked),
                "allocation": q.allocation, "allocation_source": q.allocation_source,
                "crash_context": q.crash, "crash_context_source": q.crash_source,
                **_downtime_cells(sens, name, scenario, REFERENCE_PLATFORM),
@@ -441,13 +451,18 @@ def choose(sens: pd.DataFrame, rec: pd.DataFrame, *, scenario: str, platform: st
     key = r[big[0]] if big else pd.Series(0.0, index=r.index)
     order = sorted(tied, key=lambda n: (not str(r.at[n, "crash_context"]).startswith("yes"),
                                         str(r.at[n, "allocation"]).startswith("can fail"),
-                                        key[n], _nan_last(r.at[n, "hot_ns_4k"]),
+                                        key[n], _hot_key(r, n),
                                         list(rec["strategy"]).index(n)))
     return order[0], order
 
 
-def _nan_last(x) -> float:
-    return math.inf if x is None or (isinstance(x, float) and math.isnan(x)) else float(x)
+def _hot_key(r: pd.DataFrame, name: str) -> float:
+    """The 4 KiB hot path :func:`choose` ranks on: unknown (last) where it
+    was not measured or is only an upper bound."""
+    x = r.at[name, "hot_ns_4k"]
+    if bool(r.at[name, "hot_upper_bound"]) or x is None or math.isnan(x):
+        return math.inf
+    return float(x)
 
 
 def choices_by_cpus(sens: pd.DataFrame, rec: pd.DataFrame, *, scenario: str,
@@ -539,6 +554,8 @@ def recommendation_markdown(rec: pd.DataFrame) -> str:
         hot = (f"{fmt_ns(r['hot_ns_4k'])} / {fmt_ns(r['hot_ns_2m'])}"
                if math.isfinite(r["hot_ns_4k"]) else r["hot_kind"])
         if str(r["hot_kind"]).startswith("measured"):
+            if r["hot_upper_bound"]:
+                hot += ", an upper bound (one Python call per conversion)"
             hot += (f" (4 KiB {fmt_ns(r['hot_ns_4k_min'])}-{fmt_ns(r['hot_ns_4k_max'])}; "
                     f"{r['hot_engine']}: {r['hot_calls']})")
         srcs = "; ".join(dict.fromkeys([r["allocation_source"], r["crash_context_source"],
@@ -577,7 +594,7 @@ def recommendation_text(rec: pd.DataFrame, width: int = TEXT_WIDTH) -> str:
                  f"{r['p_miss']:.2g}<{r['p_miss_high']:.1g}",
                  fmt_bytes(r["added_bytes_16tib"]), fmt_bytes(r["added_bytes_64tib"]),
                  "n/a" if not math.isfinite(r["hot_ns_4k"]) else fmt_ns(r["hot_ns_4k"])
-                 + ("*" if "upper bound" in str(r["hot_kind"]) else ""),
+                 + ("*" if r["hot_upper_bound"] else ""),
                  fmt_seconds(r["downtime_1cpu_s"]), fmt_seconds(r["downtime_all_cpus_s"])]
         line = " ".join(f"{c:<{w}}" if i == 0 else f"{c:>{w}}"
                         for i, (c, (_, w)) in enumerate(zip(cells, cols)))
@@ -589,7 +606,7 @@ def recommendation_text(rec: pd.DataFrame, width: int = TEXT_WIDTH) -> str:
         f"P(>= 1 page missed per kexec) at {rate_s} MiB/s of "
         f"conversions, '<' its 95 % upper bound [modeled]; +16/64 TiB: memory added "
         f"[modeled]; hot 4K: mark + unmark of one 4 KiB conversion [measured; *: one "
-        f"Python call per conversion, an upper bound]; 1 CPU / all "
+        f"Python call per conversion, an upper bound, unknown to the choice]; 1 CPU / all "
         f"CPUs: downtime at reset on {rec['downtime_scenario'].iloc[0]}, "
         f"{rec['downtime_platform'].iloc[0]} [modeled].", width))
     for _, r in rec.iterrows():
@@ -608,7 +625,7 @@ def hot_4k(r) -> str:
     if not math.isfinite(r["hot_ns_4k"]):
         return "n/a"
     return fmt_ns(r["hot_ns_4k"]) + (" (Python call, an upper bound)"
-                                      if "upper bound" in str(r["hot_kind"]) else "")
+                                      if r["hot_upper_bound"] else "")
 
 
 def _short(x) -> str:

@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..bench import engine_of
+from ..bench.rows import engine_of
 from ..kernel import MAPLE_NODE_BYTES, MAX_PHYS_PFN, PAGE_SIZE, PAGES_PER_2M
 from ..kexec.strategies import TRACKER_STRATEGIES, strategy_for_tracker
 from ..registry import ALL_TRACKERS, KERNEL_SUFFIX

@@ -502,7 +502,8 @@ def summary_markdown(tables, verdict: pd.DataFrame, figures: list[str], meta: di
                    f"modeled downtime are equal; of them, in order, one that runs in crash "
                    f"kexec, one whose conversion path allocates nothing that can fail, the "
                    f"one adding the least memory at the largest host, the cheapest measured "
-                   f"hot path. `recommendation.csv` holds the numbers, `summary.txt` the same "
+                   f"hot path (one known only as an upper bound, timed one Python call per "
+                   f"conversion, counts as unknown). `recommendation.csv` holds the numbers, `summary.txt` the same "
                    f"in 80 columns.")
         out.append("")
         out.append(recommend.recommendation_markdown(rec))
