@@ -25,8 +25,10 @@ labels; ``scan_loads`` is one per node walked (ida: and one per ida_bitmap);
 ``host_bytes`` is what the harness's allocators hold for this tracker (its
 live objects, :func:`trackers.linux.live_objects`, counted across each of
 its updates, times their sizes); ``notes`` name the kernel version.
-``estimate()`` is the twin's: the analytic model, which the differential
-tests hold equal to these counts.
+``estimate()`` is the twin's: the analytic model of a fresh build, which
+the differential tests hold equal to these counts for a set built at once
+(after a history the counts are the structure's as it stands:
+``history_shaped``, docs/CONTRACT.md).
 
 Canonical states.  Where the emulation defines its state as a function of
 the set (its docstring says so), the twin reaches the same state with the
@@ -150,6 +152,11 @@ class KernelCode:
 
     twin_cls: ClassVar[type[Tracker]]
     twin: ClassVar[str]
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if "twin_cls" in cls.__dict__:            # the emulation declares it
+            cls.history_shaped = cls.twin_cls.history_shaped
 
     def __init__(self, max_pfn: int, *, budget_bytes: int | None = None):
         super().__init__(max_pfn, budget_bytes=budget_bytes)
