@@ -336,8 +336,8 @@ class XArrayKernel(KernelCode, Tracker):
             host_bytes=self.live_bytes() + self._cache_bytes(), scanned_bytes=total,
             scan_loads=int(levels.sum()),
             notes=self._notes("xa_nodes per level walked in lib/xarray.c's own tree"
-                              + ("; erase-and-restore keeps the canonical xa_store_range "
-                                 "state" if self.multi else "")),
+                              + ("; touched maximal extents erased and stored again "
+                                 "with xa_store_range" if self.multi else "")),
             formula=level_formula(self.multi))
 
     def check(self):
@@ -355,7 +355,7 @@ class XArrayKernel(KernelCode, Tracker):
 class XArrayMultiKernel(XArrayKernel):
     """``xarray-multi`` in lib/xarray.c: xa_store_range() per maximal extent;
     an update erases the maximal extents it touches and stores the new ones
-    whole (the canonical state, module docstring)."""
+    whole (module docstring)."""
 
     twin_cls = XArrayMultiTracker
     twin = twin_cls.name

@@ -13,18 +13,26 @@ never indexing the arrays themselves.
 The tree (kernel terms throughout)
     xa_node: 576 B (kernel.XA_NODE_BYTES): shift, offset, count, nr_values,
     parent, array, private_list, slots[64], marks[3].  A node with shift s
-    covers 2^(s+6) indices.  Height comes from the largest index: the top
-    node has the least shift s with ``max >> s < 64``; a lone entry at index
-    0 lives in xa_head and needs no node (xas_expand).  Empty nodes are freed
-    (xas_delete_node) and the top is popped while it holds one child in slot
-    0 (xas_shrink).  The node counts are those of :mod:`trackers.xa.model`,
-    which :meth:`XaTree.check` asserts level by level.
+    covers 2^(s+6) indices.  A store grows the tree until the top can hold
+    its index (xas_expand: the top node has the least shift s with ``max >>
+    s < 64``; a lone entry at index 0 lives in xa_head and needs no node)
+    and creates the nodes on its path (xas_create).  An erase frees the
+    nodes it empties (xas_delete_node) and, when that reaches the top, pops
+    the top while it holds one child node in slot 0 (xas_shrink).  The
+    nodes are those lib/xarray.c holds after the same calls, in the same
+    order: shaped by the tree's history, not only by its set.
 
 Single-index trees (``multi=False``): one entry per index
-(:mod:`trackers.xa.single`).  Multi-index trees (``multi=True``): each
-maximal extent stored with xa_store_range() (:mod:`trackers.xa.multi`).
-Both are built from the xa_state operations of :mod:`trackers.xa.xas`;
-:mod:`trackers.xa.bound` bounds an update's nodes before it sorts.
+(:mod:`trackers.xa.single`).  Per-index stores and erases leave a tree that
+depends only on its set (every erase that empties a child of the top
+shrinks it), so its node counts are those of :mod:`trackers.xa.model`,
+which :meth:`XaTree.check` asserts level by level.  Multi-index trees
+(``multi=True``): each maximal extent stored with xa_store_range(), an
+update erasing the extents it touches and storing them anew
+(:mod:`trackers.xa.multi`); their height follows their history, and
+:meth:`XaTree.check` asserts the entries instead.  Both are built from the
+xa_state operations of :mod:`trackers.xa.xas`; :mod:`trackers.xa.bound`
+bounds an update's nodes before it sorts.
 
 Not modeled: marks (XA_FREE_MARK lives in the 576 B anyway), xa_lock, RCU
 freeing, slab packing (7 nodes per 4 KiB page), GFP flags and xas_nomem's
@@ -65,11 +73,11 @@ from ..base import EXTENT_CHUNK
 from ..extents import normalize_extents
 from ..pool import HostBudget, NodePool
 from .bound import xa_nodes_lower_bound
-from .model import XA_LEVELS, multi_max, top_shift, xa_node_counts
-from .multi import xa_extent_regions, xa_replace_extents
+from .model import XA_LEVELS, xa_node_counts
+from .multi import xa_check_pieces, xa_extent_regions, xa_replace_extents
 from .single import xa_erase_ranges, xa_nodes_missing, xa_store_mapped, xa_store_ranges
 from .xas import (M_FREE, M_HEAD, M_HEAD_ENTRY, M_HIGH, M_NR, M_USED, META_LEN, XA_SIBLING,
-                  XA_VALUE, xa_last_index, xas_find, xas_load, xas_start)
+                  XA_VALUE, xas_find, xas_load, xas_start)
 
 #: an update with this many ranges, or one range this long, is first checked
 #: against xa_nodes_lower_bound (below that the exact count is cheap)
@@ -165,7 +173,8 @@ class XaTree:
     ``multi=False``: one entry per index; ``store_range`` stores ``payload``
     (nonzero int64, not in the sibling range -65..-2) at every index, as
     xa_store per index does.  ``multi=True``: the set of present indices is
-    kept as the canonical xa_store_range() state (module docstring).
+    stored as maximal extents with xa_store_range(), an update erasing the
+    extents it touches and storing them anew (:mod:`trackers.xa.multi`).
 
     ``budget``: the tracker's :class:`~trackers.pool.HostBudget`, shared with
     its other pools; or ``budget_bytes`` for a tree with a budget of its own.
@@ -279,7 +288,7 @@ class XaTree:
     # --- updates ----------------------------------------------------------
     def store_range(self, starts: np.ndarray, ends: np.ndarray, payload: int = XA_VALUE) -> None:
         """Store every index of every [start, end) (ranges in any order, may
-        overlap); a multi-index tree stays canonical."""
+        overlap)."""
         s, e = np.ascontiguousarray(starts, np.int64), np.ascontiguousarray(ends, np.int64)
         if s.size == 0:
             return
@@ -328,11 +337,12 @@ class XaTree:
         self.erase_range(idx, idx + 1)
 
     def _update_multi(self, s: np.ndarray, e: np.ndarray, mark: bool) -> None:
-        """Re-store the maximal extents the ranges touch, canonically."""
+        """Erase the entries of the maximal extents the ranges touch and
+        xa_store_range() the extents that result (trackers.xa.multi)."""
         s, e = normalize_extents(s, e)
         reg_s = np.empty_like(s)
         reg_e = np.empty_like(e)
-        xa_extent_regions(self.slots, self.hdr, self.meta, s, e, reg_s, reg_e)
+        xa_extent_regions(self.slots, self.hdr, self.meta, s, e, mark, reg_s, reg_e)
         reg_s, reg_e = normalize_extents(reg_s, reg_e)
         walk = self.arrays[:4]
         nold = _walk_regions(*walk, reg_s, reg_e, reg_s[:0], reg_e[:0], False)
@@ -342,16 +352,24 @@ class XaTree:
         old_s, old_e = normalize_extents(old_s, old_e)
         if mark:
             new_s, new_e = normalize_extents(np.concatenate((old_s, s)), np.concatenate((old_e, e)))
+            if np.array_equal(new_s, old_s) and np.array_equal(new_e, old_e):
+                return                                 # every index stored already
         else:
+            if old_s.size == 0:
+                return                                 # nothing stored there
             new_s, new_e = extents.subtract((old_s, old_e), (s, e))
-        self.reserve(int(xa_node_counts(new_s, new_e, True).sum()) + XA_LEVELS + 1)
+        # erasing frees nodes; each store adds at most the nodes of blocks
+        # holding a stored and an unstored index below the new extents' top
+        # (the model's count), one per level above it, and xas_expand's chain
+        self.reserve(int(xa_node_counts(new_s, new_e, True).sum()) + 2 * XA_LEVELS)
         xa_replace_extents(*self.arrays, old_s, old_e, new_s, new_e)
 
     # --- invariants -------------------------------------------------------
     def check(self) -> None:
-        """Raise AssertionError unless every xa_node invariant holds and the
-        node counts equal the analytic count (trackers.xa.model) for the
-        stored set."""
+        """Raise AssertionError unless every xa_node invariant holds, and
+        (single-index) the node counts equal the analytic count
+        (trackers.xa.model) of the stored set or (multi-index) the entries
+        are the xas_set_range() pieces of its maximal extents."""
         code, node = _check_tree(*self.arrays, self.multi)
         assert code == 0, f"{self.what}: {_CHECK_MESSAGES[code]} (xa_node {node})"
         runs = list(self.walk())
@@ -359,9 +377,15 @@ class XaTree:
         e = np.concatenate([r[1] for r in runs]) if runs else np.empty(0, np.int64)
         assert int((e - s).sum()) == len(self), \
             f"{self.what}: {int((e - s).sum())} indices walked, {len(self)} counted"
-        want = xa_node_counts(s, e, self.multi)
-        assert np.array_equal(want, self.levels), \
-            f"{self.what}: xa_nodes per level {self.levels.tolist()} != analytic {want.tolist()}"
+        if self.multi:
+            s, e = normalize_extents(s, e)
+            bad = int(xa_check_pieces(self.slots, self.hdr, self.meta, s, e))
+            assert bad < 0, (f"{self.what}: the entries of [{int(s[bad])}, {int(e[bad])}) are "
+                             f"not its xa_store_range() pieces")
+        else:
+            want = xa_node_counts(s, e)
+            assert np.array_equal(want, self.levels), \
+                f"{self.what}: xa_nodes per level {self.levels.tolist()} != analytic {want.tolist()}"
         assert self.pool.capacity >= int(self.meta[M_HIGH]), \
             f"{self.what}: high mark {int(self.meta[M_HIGH])} past the pool's {self.capacity} rows"
 
@@ -386,7 +410,6 @@ _CHECK_MESSAGES = {
     8: "live + free xa_nodes differ from the pool's high mark",
     9: "multi-index entry in a single-index tree",
     10: "sibling entry does not follow its canonical slot",
-    11: "top shift differs from the canonical xa_store_range height",
 }
 
 
@@ -455,10 +478,6 @@ def _check_tree(slots, hdr, parent, meta, levels, multi):
             if hdr[head, 0] == 0 or slots[head, 0] > 0:
                 if not multi:
                     return 5, head
-        if multi:
-            m = multi_max(xa_last_index(slots, hdr, meta))
-            if m == 0 or top_shift(m) != np.int64(hdr[head, 0]):
-                return 11, head
     for k in range(XA_LEVELS):
         if seen[k] != levels[k]:
             return 7, k

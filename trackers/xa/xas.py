@@ -174,11 +174,11 @@ def xas_shrink(slots, hdr, parent, meta, levels):
             break
         if v < 0:
             break                      # multi-index entry in slot 0: stays
-        n = xas_pop_top(slots, hdr, parent, meta, levels, n)
+        n = _pop_top(slots, hdr, parent, meta, levels, n)
 
 
 @njit(cache=True)
-def xas_pop_top(slots, hdr, parent, meta, levels, n):
+def _pop_top(slots, hdr, parent, meta, levels, n):
     """Free top node n whose slot 0 holds its only child node; the child
     becomes the top.  Returns the child."""
     child = slots[n, 0] - 1
@@ -239,26 +239,6 @@ def xa_node_exists(slots, hdr, meta, index, shift):
             return False
         n = v - 1
     return True
-
-
-@njit(cache=True)
-def xa_last_index(slots, hdr, meta):
-    """Largest stored index, -1 if the array is empty."""
-    n = meta[M_HEAD]
-    if n < 0:
-        return 0 if meta[M_HEAD_ENTRY] != 0 else -1
-    base = np.int64(0)
-    while True:
-        sh = np.int64(hdr[n, 0])
-        k = 63
-        while slots[n, k] == 0:
-            k -= 1
-        v = slots[n, k]
-        if v > 0 and sh > 0:
-            base += np.int64(k) << sh
-            n = v - 1
-            continue
-        return base + ((np.int64(k) + 1) << sh) - 1
 
 
 # --------------------------------------------------------------------------
