@@ -30,26 +30,24 @@ the differential tests hold equal to these counts for a set built at once
 (after a history the counts are the structure's as it stands:
 ``history_shaped``, docs/CONTRACT.md).
 
-Canonical states.  Where the emulation defines its state as a function of
-the set (its docstring says so), the twin reaches the same state with the
-kernel's own calls, erasing and re-storing what an update touches, so that
-the kernel's counts can be compared with the model's exactly:
+Histories.  The XArray-family twins make the kernel calls a kernel user
+would, and keep whatever shape those calls leave (the emulations follow the
+same calls: tests/test_xa_history.py):
 
 * ``xarray-multi@kernel``: the maximal extents an update touches are erased
-  (xa_erase of every entry) and stored again whole (xa_store_range), as the
-  emulation's canonical xa_store_range state is defined;
-* ``ida@kernel``: ida_free() never turns an ida_bitmap back into a value
-  entry; after a free, a touched chunk left with ids below 63 only is freed
-  and allocated again, so it is a value entry as the twin models it;
-* ``maple@kernel``: the tree in-order stores grow.  Extents stored above the
-  last one are appended (mtree_store_range: exactly the in-order growth);
-  any other update rebuilds the tree in order.  The kernel's tree after
-  random-order stores holds 20-25 % more nodes (:mod:`trackers.maple`),
-  which is where the twin's model differs from a tree grown by arbitrary
-  conversions;
-* ``kvm@kernel``: the default TD of direct marks keeps GFN 0 alone in its
-  reserved xa_node, as if its set had been made private at once (the
-  emulation's canonical rule, :mod:`trackers.kvm`).
+  (xa_erase of every entry) and stored again whole (xa_store_range): a
+  multi-index entry cannot be cut in place without xas_split;
+* ``ida@kernel``: ida_alloc_range/ida_free per id, so a chunk that once held
+  an id >= 63 keeps its ida_bitmap until it empties (ida_free never turns
+  it back into a value entry);
+* ``kvm@kernel``: KVM's own calls per row, so GFN 0 alone keeps the xa_node
+  xa_reserve() made for it until an erase runs xas_shrink();
+* ``maple@kernel`` is the exception: the tree in-order stores grow.  Extents
+  stored above the last one are appended (mtree_store_range: exactly the
+  in-order growth); any other update rebuilds the tree in order.  The
+  kernel's tree after random-order stores holds 20-25 % more nodes
+  (:mod:`trackers.maple`), which is where the twin's model differs from a
+  tree grown by arbitrary conversions.
 
 Budget: the structures are real mallocs.  Before an update that could grow
 them, the twin's estimate of the resulting set is checked against
@@ -82,7 +80,7 @@ from .bitmap import Bitmap
 from .events import op_runs
 from .extents import normalize_extents, subtract
 from .ida import Ida, check_representable
-from .kvm import DIRECT_TD, KvmAttributes
+from .kvm import KvmAttributes
 from .maple import Maple, is_lone_zero, level_name, level_node_counts
 from .xa import level_breakdown, level_formula, xa_node_counts
 from .xarray import XArrayMultiTracker, XArrayTracker
@@ -615,11 +613,10 @@ class KernelTd:
     #: bias of the PFN - GFN offset stored in a guest_memfd entry
     OFFSET_BIAS = 1 << 62
 
-    def __init__(self, td: int, *, canonical: bool = False):
+    def __init__(self, td: int):
         self.td = td
         self.attrs = linux.KernelXArray()
         self.gmem = linux.KernelXArray()
-        self.canonical = canonical
 
     def close(self) -> None:
         self.attrs.close()
@@ -677,11 +674,6 @@ class KernelTd:
                 s, e = s[at_zero[0]:], e[at_zero[0]:]
             self.attrs.reserve_then_store(s, e, value=value)
             self.attrs.erase_range(s, e)
-        if self.canonical and not self._zero_alone_in_node():
-            ext = next(iter(self.attrs.scan(cap=2)), _EMPTY)
-            if ext[0].tolist() == [0] and ext[1].tolist() == [1]:
-                self.attrs.erase_range([0], [1])     # GFN 0 alone: as made private at once
-                self.attrs.reserve_then_store([0], [1], value=value)
 
     def bind(self, gfn_s, gfn_e, pfn_s):
         offset = pfn_s - gfn_s + self.OFFSET_BIAS
@@ -733,7 +725,7 @@ class KvmKernel(KernelCode, KvmAttributes):
 
     def new_td(self, td: int):
         self._open()
-        return KernelTd(td, canonical=td == DIRECT_TD)
+        return KernelTd(td)
 
     def reserve(self, requests) -> None:
         """Refuse (MemoryBudgetError) when the TDs' XArrays after the update,
