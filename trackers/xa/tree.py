@@ -351,7 +351,8 @@ class XaTree:
         _walk_regions(*walk, reg_s, reg_e, old_s, old_e, True)
         old_s, old_e = normalize_extents(old_s, old_e)
         if mark:
-            new_s, new_e = normalize_extents(np.concatenate((old_s, s)), np.concatenate((old_e, e)))
+            new_s, new_e = normalize_extents(np.concatenate((old_s, s)),
+                                             np.concatenate((old_e, e)))
             if np.array_equal(new_s, old_s) and np.array_equal(new_e, old_e):
                 return                                 # every index stored already
         else:
@@ -385,7 +386,8 @@ class XaTree:
         else:
             want = xa_node_counts(s, e)
             assert np.array_equal(want, self.levels), \
-                f"{self.what}: xa_nodes per level {self.levels.tolist()} != analytic {want.tolist()}"
+                f"{self.what}: xa_nodes per level {self.levels.tolist()} != analytic " \
+                f"{want.tolist()}"
         assert self.pool.capacity >= int(self.meta[M_HIGH]), \
             f"{self.what}: high mark {int(self.meta[M_HIGH])} past the pool's {self.capacity} rows"
 
