@@ -26,9 +26,14 @@ def test_low_bits_are_a_value_entry():
 def test_bit_63_needs_an_ida_bitmap():
     t = build([0], [64])
     assert t.memory().breakdown == {"xa_node L0": 0, "ida_bitmap": BITMAP}
-    t.unmark([63])                 # back to bits < 63: modeled as a value entry
+    t.unmark([63])                 # back to bits < 63: ida_free keeps the ida_bitmap
     t.check()
-    assert t.memory().breakdown["ida_bitmap"] == 0 and len(t) == 63
+    assert t.memory().breakdown["ida_bitmap"] == BITMAP and len(t) == 63
+    assert Ida.estimate([0], [63], 1 << 28) == 0           # a fresh build: a value entry
+    t.unmark_ranges([0], [63])     # the chunk empties: kfree, xas_store NULL
+    t.mark([5])                    # a new chunk of low ids: a value entry again
+    assert t.memory().modeled_bytes == 0
+    t.check()
 
 
 def test_chunks_index_the_xarray():

@@ -407,3 +407,24 @@ def test_pageflags_scan_reads_the_struct_pages_of_present_sections_only():
     host = from_workload(scenario("r7625-sparse"))
     row = STRATEGIES["pageflags"].assess(host, "spr-2s", emulate=False)
     assert row.scanned_bytes == r7625_host().vmemmap_bytes < host.max_pfn * 64
+
+
+@pytest.mark.parametrize("kernel_code", [False, True])
+def test_a_built_structure_reports_what_its_history_left(kernel_code):
+    # the hooks mark 100 and 4095, then unmark 4095: xarray-multi keeps the
+    # L2 that 4095's xa_store_range grew (xas_max asks for 4096), 3 xa_nodes,
+    # where a fresh build of {100} holds 2; the row counts the built tree
+    if kernel_code and not trackers.KERNEL_TRACKERS:
+        pytest.skip(f"kernel code unavailable: {trackers.KERNEL_UNAVAILABLE}")
+
+    def feed(t):
+        t.mark([100])
+        t.mark([4095])
+        t.unmark([4095])
+    h = KexecHost(max_pfn=4096, ram=([0], [4096]), private=([100], [101]), feed=feed)
+    cls = trackers.TRACKERS["xarray-multi"]
+    m = TrackerStrategy(cls).measure(h, kernel_code=kernel_code, repeat=1)
+    assert m.modeled_bytes == 3 * trackers.kernel.XA_NODE_BYTES == m.scanned_bytes
+    assert cls.estimate([100], [101], 4096) == 2 * trackers.kernel.XA_NODE_BYTES
+    assert m.provenance.endswith("memory() of the structure as the host's replayed events "
+                                 "left it")

@@ -93,7 +93,9 @@ def test_multi_quirks_at_index_zero():
     assert build("xarray-multi", [0], [1]).memory().modeled_bytes == 0
 
 
-def test_multi_state_is_history_independent():
+def test_multi_keeps_the_entries_of_a_fresh_build():
+    # an update erases the maximal extents it touches and stores them anew:
+    # the entries are a fresh build's, whatever the history
     a = get_tracker("xarray-multi", max_pfn=1 << 20)
     a.mark_ranges([0], [1 << 18])
     a.unmark_ranges([1000, 70000], [1001, 70002])
@@ -110,6 +112,29 @@ def test_multi_state_is_history_independent():
                                     "xa_node L3": NODE}
 
 
+def test_multi_height_follows_the_history():
+    # [62, 63] grows an L1 (xas_max asks for index 64); erasing 63 below
+    # the top does not run xas_shrink, so the L1 stays: 2 nodes where a
+    # fresh build of {5, 62} holds 1
+    t = build("xarray-multi", [5, 62], [6, 64], 64)
+    t.unmark([63])
+    t.check()
+    assert t.memory().breakdown == {"xa_node L0": NODE, "xa_node L1": NODE}
+    assert XArrayMultiTracker.estimate([5, 62], [6, 63], 64) == NODE
+    # and lower: [1, 63] under an L1 that 100 needed; erasing 100 empties
+    # the L1's other child, so xas_shrink pops it, where a fresh build of
+    # [1, 63] has the L1 (xas_max: 64)
+    t = build("xarray-multi", [1, 100], [64, 101], 4096)
+    t.unmark([100])
+    t.check()
+    assert t.memory().breakdown == {"xa_node L0": NODE}
+    assert XArrayMultiTracker.estimate([1], [64], 4096) == 2 * NODE
+    # the single-index tree has no such history: per-index erases shrink
+    x = build("xarray", [5, 62], [6, 64], 64)
+    x.unmark([63])
+    assert x.memory().modeled_bytes == XArrayTracker.estimate([5, 62], [6, 63], 64) == NODE
+
+
 def test_estimate_matches_random_sets():
     rng = np.random.default_rng(7)
     for name, cls in (("xarray", XArrayTracker), ("xarray-multi", XArrayMultiTracker)):
@@ -122,8 +147,11 @@ def test_estimate_matches_random_sets():
         runs = list(t.extents())
         s = np.concatenate([r[0] for r in runs])
         e = np.concatenate([r[1] for r in runs])
-        assert cls.estimate(s, e, 1 << 23) == t.memory().modeled_bytes
-        assert cls.estimate(s[::-1], e[::-1], 1 << 23) == t.memory().modeled_bytes
+        fresh = build(name, s[::-1], e[::-1], 1 << 23)     # the set built at once
+        assert cls.estimate(s, e, 1 << 23) == fresh.memory().modeled_bytes
+        assert cls.estimate(s[::-1], e[::-1], 1 << 23) == fresh.memory().modeled_bytes
+        if not cls.history_shaped:
+            assert t.memory().modeled_bytes == fresh.memory().modeled_bytes
 
 
 def test_budget_refusal_leaves_tracker_unchanged():

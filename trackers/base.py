@@ -352,6 +352,13 @@ class Tracker(ABC):
     #: sets that are estimated, not built: a built tracker counts its loads
     #: exactly in ``memory().scan_loads``.
     scan_node_bytes: ClassVar[int] = 0
+    #: ``memory()`` depends on the history of marks and unmarks, not only on
+    #: the set: the kernel structure keeps what its history left (a grown
+    #: XArray top, an ida_bitmap of low ids).  ``estimate()`` is always a
+    #: fresh build of the set, which equals ``memory()`` of a tracker built
+    #: by one ``mark_ranges`` into an empty one; without history shape the
+    #: two agree after any history.
+    history_shaped: ClassVar[bool] = False
 
     def __init__(self, max_pfn: int, *, budget_bytes: int | None = None):
         max_pfn = validate_max_pfn(max_pfn)

@@ -11,13 +11,17 @@ chunk is either
 Sizes: xa_node 576 B (kernel.XA_NODE_BYTES, include/linux/xarray.h), struct
 ida_bitmap 128 B (kernel.IDA_BITMAP_BYTES, include/linux/idr.h).
 
-History independence (deviation from the kernel): this model keeps a chunk
-as a value entry exactly when all its set bits are below 63, whatever the
-order of operations.  lib/idr.c converts a value entry to an ida_bitmap when
-a bit >= 63 is allocated but ida_free() never converts back, so after frees
-the kernel may hold an ida_bitmap where this model holds a value entry.
-Other deviations: the kernel IDA allocates the lowest free id; here any PFN
-is an id, set directly as ``ida_alloc_range(ida, pfn, pfn)`` would.  The
+History (lib/idr.c, followed): ida_alloc_range() stores a new chunk as a
+value entry while its ids are below 63, and turns the value entry into an
+ida_bitmap when an id >= 63 is allocated in it; ida_free() clears bits and
+never turns an ida_bitmap back into a value entry -- only a chunk left
+empty is freed (kfree, xas_store NULL).  So a chunk holds an ida_bitmap iff
+an id >= 63 was allocated in it since it last held no id, and after frees
+the IDA can hold more ida_bitmaps than a fresh build of its set
+(``estimate()``: an ida_bitmap for every chunk holding an id >= 63).  The
+XArray of chunks is single-index, whose nodes depend on its set alone.
+Deviations: the kernel IDA allocates the lowest free id; here any PFN is an
+id, set directly as ``ida_alloc_range(ida, pfn, pfn)`` would.  The
 XA_FREE_MARK bits live in the 576-B xa_node already.
 
 Ids stop at INT_MAX (2^31 - 1): ida_alloc_range() refuses a larger max with
@@ -122,8 +126,9 @@ def _ida_update(slots, hdr, parent, meta, levels, bitmaps, bm_link, bm_meta,
             if after == before:
                 continue
             bm_meta[B_NR] += after - before
-            as_value = high == 0 and (words[0] >> np.uint64(VALUE_BITS)) == 0
-            if entry < 0 and (after == 0 or as_value):     # kfree(bitmap)
+            # ida_free never turns an ida_bitmap back into a value entry
+            as_value = entry >= 0 and high == 0 and (words[0] >> np.uint64(VALUE_BITS)) == 0
+            if entry < 0 and after == 0:                    # kfree(bitmap)
                 row = BITMAP_REF - entry
                 bm_link[row] = bm_meta[B_FREE]
                 bm_meta[B_FREE] = row
@@ -257,6 +262,7 @@ class Ida(Tracker):
     name = "ida"
     option = "1: IDA, 1024-bit ida_bitmap leaves in an XArray"
     scan_node_bytes = kernel.IDA_BITMAP_BYTES  # estimated: the leaves dominate
+    history_shaped = True                      # an ida_bitmap stays until its chunk empties
 
     def __init__(self, max_pfn: int, *, budget_bytes: int | None = None):
         check_representable(validate_max_pfn(max_pfn))
@@ -332,7 +338,8 @@ class Ida(Tracker):
         formula = level_formula(False)
         formula["xa_node Lk"] += " (indices are chunks, pfn >> 10)"
         formula["ida_bitmap"] = (f"{kernel.IDA_BITMAP_BYTES} B (include/linux/idr.h) x chunks "
-                                 f"holding a PFN with pfn % 1024 >= {VALUE_BITS}; other "
+                                 f"that held a PFN with pfn % 1024 >= {VALUE_BITS} since they "
+                                 f"last emptied (a fresh build: chunks holding one); other "
                                  f"chunks are value entries in their slot")
         return MemoryReport(
             modeled_bytes=total,
@@ -341,8 +348,8 @@ class Ida(Tracker):
             scanned_bytes=total,
             # every xa_node, then every ida_bitmap behind a slot
             scan_loads=self.tree.nodes() + int(self.bm_meta[B_USED]),
-            notes=("value entry iff every set bit < 63, whatever the history (lib/idr.c "
-                   "never converts an ida_bitmap back); ids <= INT_MAX"),
+            notes=("a chunk keeps its ida_bitmap until it empties (lib/idr.c never turns "
+                   "one back into a value entry); ids <= INT_MAX"),
             formula=formula,
         )
 
@@ -362,7 +369,6 @@ class Ida(Tracker):
 
 _CHECK_MESSAGES = {
     1: "a value entry holds a bit >= BITS_PER_XA_VALUE",
-    2: "an ida_bitmap holds only bits below BITS_PER_XA_VALUE (should be a value entry)",
     3: "an empty chunk is stored",
     4: "ida_bitmaps in use differ from the chunks that reference them",
     5: "pages counted differ from the bits set",
@@ -395,8 +401,6 @@ def _check_chunks(slots, hdr, parent, meta, bitmaps, bm_link, bm_meta):
             return 1
         if entry < 0:
             refs += 1
-            if low_only:
-                return 2
         bits += cnt
     if refs != bm_meta[B_USED]:
         return 4

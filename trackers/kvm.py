@@ -38,10 +38,10 @@ the set.  The emulation follows it per TD (:class:`TdXArrays`
 an empty array leaves the node; a shared row over GFN 0 or any other
 private row ends that state; a shared row above GFN 0 is a no-op in KVM
 (kvm_range_has_memory_attributes: nothing to change) and keeps it.  The
-default TD of direct marks is canonical -- its state is that of its set
-made private at once, so GFN 0 alone has the node -- and ``estimate()``
-counts it (1 xa_node for the set {0}).  The guest_memfd page cache stores
-folio pointers with xa_store, which xa_head holds: no such node.
+default TD of direct marks follows the same rows, so ``memory()`` holds
+what its history left, while ``estimate()`` is a fresh build, the set made
+private at once: 1 xa_node for the set {0}.  The guest_memfd page cache
+stores folio pointers with xa_store, which xa_head holds: no such node.
 
 Budget: one per tracker.  Every XArray of every TD draws on the tracker's one
 :class:`trackers.pool.HostBudget`; an update (an event batch, a direct mark)
@@ -165,15 +165,11 @@ class TdXArrays:
     ``zero_node`` models the one state of mem_attr_array that is not a
     function of its set (module docstring): GFN 0 alone, in an xa_node that
     kvm_vm_set_mem_attributes' xa_reserve created, rather than in xa_head.
-    ``canonical`` (the default TD of direct marks): that node is there
-    whenever GFN 0 is the only private GFN, as if the set had been made
-    private at once.
     """
 
-    def __init__(self, td: int, budget: HostBudget, *, canonical: bool = False):
+    def __init__(self, td: int, budget: HostBudget):
         self.attrs = XaTree(budget=budget, what=f"TD {td} mem_attr_array")
         self.gmem = XaTree(budget=budget, what=f"TD {td} guest_memfd i_pages")
-        self.canonical = canonical
         self.zero_node = False
 
     def release(self, budget: HostBudget) -> None:
@@ -239,7 +235,7 @@ class TdXArrays:
         """mem_attr_array holds GFN 0 alone, in an xa_node (not xa_head)."""
         if len(self.attrs) != 1 or self.attrs.load(np.zeros(1, np.int64))[0] == 0:
             return False
-        return self.canonical or self.zero_node
+        return self.zero_node
 
     def levels(self):
         """(mem_attr_array, guest_memfd) xa_nodes per level."""
@@ -254,7 +250,7 @@ class TdXArrays:
     def check(self) -> None:
         self.attrs.check()
         self.gmem.check()
-        assert not self.zero_node or self.canonical or self.zero_alone_in_node(), \
+        assert not self.zero_node or self.zero_alone_in_node(), \
             "mem_attr_array: GFN 0's reserved node kept, but GFN 0 is not alone"
 
 
@@ -313,6 +309,7 @@ class KvmAttributes(Tracker):
     sees_events_only = True
     option = "4: walk KVM's per-TD attribute XArrays (Kai Huang)"
     scan_node_bytes = kernel.XA_NODE_BYTES     # an estimated scan: one load per xa_node
+    history_shaped = True                      # GFN 0's reserved xa_node (module docstring)
 
     def __init__(self, max_pfn: int, *, budget_bytes: int | None = None):
         super().__init__(max_pfn, budget_bytes=budget_bytes)
@@ -321,9 +318,8 @@ class KvmAttributes(Tracker):
         self._runs = None                      # cached PFN-sorted runs
 
     def new_td(self, td: int):
-        """The structures of a TD first seen (the default TD of direct marks
-        is canonical: see :class:`TdXArrays`)."""
-        return TdXArrays(td, self.host_budget, canonical=td == DIRECT_TD)
+        """The structures of a TD first seen."""
+        return TdXArrays(td, self.host_budget)
 
     def reserve(self, requests) -> None:
         """Reserve every request of an update at once (the TDs' attr_rows and
@@ -486,7 +482,7 @@ class KvmAttributes(Tracker):
         levels = xa_node_counts(s, e)
         attr = levels.copy()
         if s.size == 1 and s[0] == 0 and e[0] == 1:
-            attr[0] += 1                # xa_reserve's node for GFN 0 alone (module docstring)
+            attr[0] += 1                # xa_reserve's node for GFN 0 made private alone
         return sum(_breakdown(attr, levels).values())
 
     def check(self):

@@ -13,21 +13,27 @@ layout are described in :mod:`trackers.xa.tree`):
     aligned pieces of ``(sibs + 1) << shift`` indices, shift a multiple of 6;
     a piece is a value entry in slot ``offset`` of the node with that shift,
     followed by ``sibs`` sibling entries.  A 2^(shift+6)-aligned block wholly
-    inside one extent is therefore a slot of its parent, not a node.
+    inside one extent is therefore a slot of its parent, not a node.  An
+    update xa_erase()s the entries of the maximal extents it touches and
+    stores the resulting extents anew (a multi-index entry cannot be cut in
+    place without xas_split), as ``xarray-multi@kernel`` does.
 
 Faithful: 576-B xa_nodes (kernel.XA_NODE_BYTES), counted per level as
-lib/xarray.c holds them: height from the largest index (xas_expand), a lone
-entry at index 0 in xa_head, empty nodes freed (xas_delete_node), the top
-popped while it holds one child in slot 0 (xas_shrink).  ``estimate()`` is
-the analytic count of :mod:`trackers.xa.model`, equal to the built tree's.
+lib/xarray.c holds them after the same calls in the same order: xas_expand,
+xas_create, xas_store over multi-index entries, xas_delete_node and
+xas_shrink, as :mod:`trackers.xa.multi` follows them.  ``memory()`` is the
+tree as its history left it: ``xarray``'s per-page xa_store/xa_erase leave
+a tree that depends only on its set, but ``xarray-multi``'s top can stay
+higher than its set needs (the xa_store_range of an extent ending at
+2^k - 1 asks for index 2^k, and an erase below the top does not shrink it)
+or sit lower (an erase that reaches the top pops it below what a fresh
+xa_store_range grows).  ``estimate()`` is a fresh build: the analytic count
+of :mod:`trackers.xa.model`, which a tracker built by one ``mark_ranges``
+holds exactly.  tests/test_xa_history.py holds both emulations to their
+``@kernel`` twins after random histories.
 
-Not faithful: ``xarray-multi``'s state is the *canonical* one (what
-xa_store_range() of each maximal extent into an empty array leaves), whatever
-the history: after a partial erase of a multi-index entry the kernel's state
-depends on history (xas_split).  ``xarray`` needs no such rule: per-page
-xa_store/xa_erase with xas_shrink already leave a state that depends only on
-the set.  Marks, xa_lock and slab overhead (7 nodes per 4 KiB page) are not
-modeled.  Host bytes: 519 per xa_node against 576 modeled.
+Not faithful: marks, xa_lock and slab overhead (7 nodes per 4 KiB page) are
+not modeled.  Host bytes: 519 per xa_node against 576 modeled.
 
 Budget: the tree's nodes are reserved within the tracker's budget before
 each update; an update that surely cannot fit is refused before it sorts its
@@ -80,10 +86,10 @@ class XArrayTracker(Tracker):
             host_bytes=self.tree.host_bytes(),
             scanned_bytes=total,
             scan_loads=self.tree.nodes(),       # xas_find visits every node once
-            notes=("xa_node counts as lib/xarray.c holds them; marks, xa_lock and slab "
-                   "overhead (7 nodes per 4 KiB page) not modeled"
-                   + ("; canonical xa_store_range state of the maximal extents"
-                      if self.multi else "")),
+            notes=("xa_node counts as lib/xarray.c holds them after this tracker's history; "
+                   "marks, xa_lock and slab overhead (7 nodes per 4 KiB page) not modeled"
+                   + ("; touched maximal extents erased and stored again with "
+                      "xa_store_range" if self.multi else "")),
             formula=level_formula(self.multi),
         )
 
@@ -103,3 +109,4 @@ class XArrayMultiTracker(XArrayTracker):
     name = "xarray-multi"
     option = "1: XArray, xa_store_range per extent"
     multi = True
+    history_shaped = True

@@ -27,29 +27,29 @@ labels; ``scan_loads`` is one per node walked (ida: and one per ida_bitmap);
 ``host_bytes`` is what the harness's allocators hold for this tracker (its
 live objects, :func:`trackers.linux.live_objects`, counted across each of
 its updates, times their sizes); ``notes`` name the kernel version.
-``estimate()`` is the twin's: the analytic model, which the differential
-tests hold equal to these counts.
+``estimate()`` is the twin's: the analytic model of a fresh build, which
+the differential tests hold equal to these counts for a set built at once
+(after a history the counts are the structure's as it stands:
+``history_shaped``, docs/CONTRACT.md).
 
-Canonical states.  Where the emulation defines its state as a function of
-the set (its docstring says so), the twin reaches the same state with the
-kernel's own calls, erasing and re-storing what an update touches, so that
-the kernel's counts can be compared with the model's exactly:
+Histories.  The XArray-family twins make the kernel calls a kernel user
+would, and keep whatever shape those calls leave (the emulations follow the
+same calls: tests/test_xa_history.py):
 
 * ``xarray-multi@kernel``: the maximal extents an update touches are erased
-  (xa_erase of every entry) and stored again whole (xa_store_range), as the
-  emulation's canonical xa_store_range state is defined;
-* ``ida@kernel``: ida_free() never turns an ida_bitmap back into a value
-  entry; after a free, a touched chunk left with ids below 63 only is freed
-  and allocated again, so it is a value entry as the twin models it;
-* ``maple@kernel``: the tree in-order stores grow.  Extents stored above the
-  last one are appended (mtree_store_range: exactly the in-order growth);
-  any other update rebuilds the tree in order.  The kernel's tree after
-  random-order stores holds 20-25 % more nodes (:mod:`trackers.maple`),
-  which is where the twin's model differs from a tree grown by arbitrary
-  conversions;
-* ``kvm@kernel``: the default TD of direct marks keeps GFN 0 alone in its
-  reserved xa_node, as if its set had been made private at once (the
-  emulation's canonical rule, :mod:`trackers.kvm`).
+  (xa_erase of every entry) and stored again whole (xa_store_range): a
+  multi-index entry cannot be cut in place without xas_split;
+* ``ida@kernel``: ida_alloc_range/ida_free per id, so a chunk that once held
+  an id >= 63 keeps its ida_bitmap until it empties (ida_free never turns
+  it back into a value entry);
+* ``kvm@kernel``: KVM's own calls per row, so GFN 0 alone keeps the xa_node
+  xa_reserve() made for it until an erase runs xas_shrink();
+* ``maple@kernel`` is the exception: the tree in-order stores grow.  Extents
+  stored above the last one are appended (mtree_store_range: exactly the
+  in-order growth); any other update rebuilds the tree in order.  The
+  kernel's tree after random-order stores holds 20-25 % more nodes
+  (:mod:`trackers.maple`), which is where the twin's model differs from a
+  tree grown by arbitrary conversions.
 
 Budget: the structures are real mallocs.  Before an update that could grow
 them, the twin's estimate of the resulting set is checked against

@@ -74,12 +74,17 @@ class KernelCode:
     the kernel's own calls on the structure it holds, one engine call over
     every conversion (the per-range loop runs in C), without the twin's
     bookkeeping: its budget check, its live-object count (rcu_barrier), and
-    the canonical-state rebuilds of maple@kernel and xarray-multi@kernel,
-    each O(set) per update.
+    the rebuilds of maple@kernel (in-order) and the erase-and-restore of
+    xarray-multi@kernel's touched extents, each O(set) per update.
     """
 
     twin_cls: ClassVar[type[Tracker]]
     twin: ClassVar[str]
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if "twin_cls" in cls.__dict__:            # the emulation declares it
+            cls.history_shaped = cls.twin_cls.history_shaped
 
     def __init__(self, max_pfn: int, *, budget_bytes: int | None = None):
         super().__init__(max_pfn, budget_bytes=budget_bytes)

@@ -8,7 +8,7 @@ import numpy as np
 
 from .. import kernel, linux
 from ..base import EXTENT_CHUNK, ConversionCalls, MemoryReport, Tracker, validate_max_pfn
-from ..extents import intersect, normalize_extents
+from ..extents import normalize_extents
 from ..ida import Ida, check_representable
 from ..xa import level_breakdown, level_formula
 from .base import KernelCode, check_one_top_node, check_runs
@@ -50,31 +50,6 @@ class IdaKernel(KernelCode, Tracker):
     def _unmark_ranges(self, starts, ends):
         self.ida.free_range(starts, ends)
         self._runs = None
-        self._low_chunks_as_values(starts, ends)
-
-    def _low_chunks_as_values(self, starts, ends) -> None:
-        """Free and allocate again the ids of every chunk the ranges touched
-        that now holds ids below BITS_PER_XA_VALUE only: ida_free() left it an
-        ida_bitmap where the canonical state is a value entry."""
-        shift = kernel.IDA_CHUNK_SHIFT
-        touched = normalize_extents(starts >> shift, ((ends - 1) >> shift) + 1)
-        s, e = intersect(self._all_runs(), (touched[0] << shift, touched[1] << shift))
-        if s.size == 0:
-            return
-        # runs cut at chunk boundaries, within the touched chunks
-        first, last = s >> shift, (e - 1) >> shift
-        n = last - first + 1
-        chunk = np.repeat(first, n) + (np.arange(int(n.sum())) - np.repeat(np.cumsum(n) - n, n))
-        ps = np.maximum(np.repeat(s, n), chunk << shift)
-        pe = np.minimum(np.repeat(e, n), (chunk + 1) << shift)
-        # a chunk's highest id is the end of its last piece
-        last_piece = np.r_[chunk[1:] != chunk[:-1], True]
-        low = ((pe[last_piece] - 1) & ((1 << shift) - 1)) < kernel.BITS_PER_XA_VALUE
-        low_chunks = chunk[last_piece][low]
-        sel = np.isin(chunk, low_chunks)
-        if sel.any():
-            self.ida.free_range(ps[sel], pe[sel])
-            self.ida.mark_range(ps[sel], pe[sel])
 
     def _scan(self):
         return self.ida.scan(cap=EXTENT_CHUNK)
@@ -94,8 +69,7 @@ class IdaKernel(KernelCode, Tracker):
             modeled_bytes=total, breakdown=breakdown,
             host_bytes=self.live_bytes() + self._cache_bytes(), scanned_bytes=total,
             scan_loads=int(levels.sum()) + bitmaps,
-            notes=self._notes("xa_nodes and ida_bitmaps walked in lib/idr.c's own IDA; "
-                              "touched chunks of low ids re-allocated as value entries"),
+            notes=self._notes("xa_nodes and ida_bitmaps walked in lib/idr.c's own IDA"),
             formula=formula)
 
     def check(self):

@@ -37,11 +37,10 @@ class KernelTd:
     #: bias of the PFN - GFN offset stored in a guest_memfd entry
     OFFSET_BIAS = 1 << 62
 
-    def __init__(self, td: int, *, canonical: bool = False):
+    def __init__(self, td: int):
         self.td = td
         self.attrs = linux.KernelXArray()
         self.gmem = linux.KernelXArray()
-        self.canonical = canonical
 
     def close(self) -> None:
         self.attrs.close()
@@ -99,11 +98,6 @@ class KernelTd:
                 s, e = s[at_zero[0]:], e[at_zero[0]:]
             self.attrs.reserve_then_store(s, e, value=value)
             self.attrs.erase_range(s, e)
-        if self.canonical and not self._zero_alone_in_node():
-            ext = next(iter(self.attrs.scan(cap=2)), EMPTY_RUNS)
-            if ext[0].tolist() == [0] and ext[1].tolist() == [1]:
-                self.attrs.erase_range([0], [1])     # GFN 0 alone: as made private at once
-                self.attrs.reserve_then_store([0], [1], value=value)
 
     def bind(self, gfn_s, gfn_e, pfn_s):
         offset = pfn_s - gfn_s + self.OFFSET_BIAS
@@ -168,7 +162,7 @@ class KvmKernel(KernelCode, KvmAttributes):
 
     def new_td(self, td: int):
         self._open()
-        return KernelTd(td, canonical=td == DIRECT_TD)
+        return KernelTd(td)
 
     def reserve(self, requests) -> None:
         """Refuse (MemoryBudgetError) when the TDs' XArrays after the update,

@@ -1,6 +1,6 @@
 """``xarray@kernel`` and ``xarray-multi@kernel``: the set in lib/xarray.c's own
-XArray (xa_store per PFN; xa_store_range per maximal extent, kept canonical:
-package docstring)."""
+XArray (xa_store per PFN; xa_store_range per maximal extent, its touched
+extents erased and stored again: package docstring)."""
 
 from __future__ import annotations
 
@@ -66,8 +66,8 @@ class XArrayKernel(KernelCode, Tracker):
             host_bytes=self.live_bytes() + self._cache_bytes(), scanned_bytes=total,
             scan_loads=int(levels.sum()),
             notes=self._notes("xa_nodes per level walked in lib/xarray.c's own tree"
-                              + ("; erase-and-restore keeps the canonical xa_store_range "
-                                 "state" if self.multi else "")),
+                              + ("; touched maximal extents erased and stored again "
+                                 "with xa_store_range" if self.multi else "")),
             formula=level_formula(self.multi))
 
     def check(self):
@@ -85,7 +85,7 @@ class XArrayKernel(KernelCode, Tracker):
 class XArrayMultiKernel(XArrayKernel):
     """``xarray-multi`` in lib/xarray.c: xa_store_range() per maximal extent;
     an update erases the maximal extents it touches and stores the new ones
-    whole (the canonical state, module docstring)."""
+    whole (package docstring)."""
 
     twin_cls = XArrayMultiTracker
     twin = twin_cls.name

@@ -136,6 +136,8 @@ class TrackerStrategy(Strategy):
             prov = (f"measured, emulated: scan_measured_s (the Python/numba emulation's "
                     f"extents() scan, not kernel code; {what}); emulated: pages_reset, "
                     "pages_missed, scanned_bytes, scan_loads")
+        prov += ("; bytes: memory() of the structure as the host's replayed events left it"
+                 if host.feed is not None else "; bytes: memory() of the set built at once")
         return ScanMeasurement(
             engine=engine, found=found, modeled_bytes=int(mem.modeled_bytes),
             scanned_bytes=int(mem.scanned_bytes), scan_loads=int(mem.scan_loads),

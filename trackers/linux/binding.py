@@ -312,7 +312,7 @@ class KernelXArray(_Engine):
     stores one entry per index (xa_store per index); ``store_range_multi``
     one xa_store_range() per given extent (CONFIG_XARRAY_MULTI: aligned
     multi-index entries; adjacent extents stay separate entries, so pass
-    maximal extents for the canonical tree); ``reserve_then_store`` is KVM's
+    maximal extents for the tree trackers.xa.model counts); ``reserve_then_store`` is KVM's
     kvm_vm_set_mem_attributes() per extent (xa_reserve every index, then
     xa_store every index)."""
 

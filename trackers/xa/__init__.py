@@ -9,9 +9,12 @@ trackers may use:
     :class:`XaTree` (store_range, store_mapped, erase_range, store, erase,
     load, walk, reserve, nodes_missing, refuse_early, check, arrays, pool)
     and the compiled functions that take ``*tree.arrays``: xas_load,
-    xas_start, xas_find, xa_store, xa_erase, xa_store_ranges,
-    xa_store_mapped, xa_erase_ranges, xa_nodes_missing,
-    xa_nodes_lower_bound, xas_set_range; entries XA_VALUE, XA_SIBLING.
+    xas_start, xas_find, xas_set_range (:mod:`trackers.xa.xas`, with the
+    xa_state operations inside), xa_store, xa_erase, xa_store_ranges,
+    xa_store_mapped, xa_erase_ranges, xa_nodes_missing
+    (:mod:`trackers.xa.single`), xa_nodes_lower_bound
+    (:mod:`trackers.xa.bound`); entries XA_VALUE, XA_SIBLING.  Multi-index
+    entries live in :mod:`trackers.xa.multi`, used through XaTree.
 
 :mod:`trackers.xa.model` -- node counts without a tree
     xa_node_counts, estimate_extents, estimate_levels, level_breakdown,
@@ -22,9 +25,12 @@ Node pools and the memory budget are :mod:`trackers.pool`'s.
 
 from .model import (XA_LEVELS, estimate_extents, estimate_levels, level_breakdown,
                     level_formula, max_index, multi_max, top_shift, xa_node_counts)
-from .tree import (NODE_HOST_BYTES, XA_SIBLING, XA_VALUE, XaTree, xa_erase, xa_erase_ranges,
-                   xa_nodes_lower_bound, xa_nodes_missing, xa_store, xa_store_mapped,
-                   xa_store_ranges, xas_find, xas_load, xas_set_range, xas_start)
+from .bound import xa_nodes_lower_bound
+from .single import (xa_erase, xa_erase_ranges, xa_nodes_missing, xa_store, xa_store_mapped,
+                     xa_store_ranges)
+from .tree import XaTree
+from .xas import (NODE_HOST_BYTES, XA_SIBLING, XA_VALUE, xas_find, xas_load, xas_set_range,
+                  xas_start)
 
 __all__ = [
     "XA_LEVELS", "XA_VALUE", "XA_SIBLING", "NODE_HOST_BYTES", "XaTree",

@@ -18,13 +18,15 @@ The count, level by level (index k: shift 6k), for a set of extents:
   top, and ``M`` is :func:`multi_max` of the last index (xas_max() asks for
   room for ``last + 1`` when that is a power of two).
 
-This is the model the engine (:mod:`trackers.xa.tree`) is checked against:
-``XaTree.check()`` asserts that the nodes it holds per level equal
-:func:`xa_node_counts` of the set it holds.  It is exact for the canonical
-states the engine defines (history independence, see trackers.xa.tree);
-what it leaves out is the same as there: marks, xa_lock, slab overhead.
-Every count runs in one compiled pass over the extents, never over indices,
-so ``estimate()`` works at 2^40 PFNs in seconds.
+This is the count of a *fresh build*: the set stored into an empty array
+at once, in index order -- what ``estimate()`` reports.  A single-index tree
+holds it after any history (per-index erases shrink the tree back; the
+engine's ``XaTree.check()`` asserts it level by level); a multi-index tree
+holds it after one store into an empty array, and after a history whatever
+its xas_expand/xas_shrink calls left (:mod:`trackers.xa.multi`).  What it
+leaves out is the engine's: marks, xa_lock, slab overhead.  Every count
+runs in one compiled pass over the extents, never over indices, so
+``estimate()`` works at 2^40 PFNs in seconds.
 """
 
 from __future__ import annotations

@@ -13,38 +13,26 @@ never indexing the arrays themselves.
 The tree (kernel terms throughout)
     xa_node: 576 B (kernel.XA_NODE_BYTES): shift, offset, count, nr_values,
     parent, array, private_list, slots[64], marks[3].  A node with shift s
-    covers 2^(s+6) indices.  Height comes from the largest index: the top
-    node has the least shift s with ``max >> s < 64``; a lone entry at index
-    0 lives in xa_head and needs no node (xas_expand).  Empty nodes are freed
-    (xas_delete_node) and the top is popped while it holds one child in slot
-    0 (xas_shrink).  The node counts are those of :mod:`trackers.xa.model`,
-    which :meth:`XaTree.check` asserts level by level.
+    covers 2^(s+6) indices.  A store grows the tree until the top can hold
+    its index (xas_expand: the top node has the least shift s with ``max >>
+    s < 64``; a lone entry at index 0 lives in xa_head and needs no node)
+    and creates the nodes on its path (xas_create).  An erase frees the
+    nodes it empties (xas_delete_node) and, when that reaches the top, pops
+    the top while it holds one child node in slot 0 (xas_shrink).  The
+    nodes are those lib/xarray.c holds after the same calls, in the same
+    order: shaped by the tree's history, not only by its set.
 
-Single-index trees (``multi=False``)
-    one entry per index, what ``xa_store(xa, index, entry)`` per index gives
-    (KVM's mem_attr_array holds xa_mk_value(attributes) per GFN).  Per-index
-    xa_store/xa_erase with xas_shrink leave a state that depends only on the
-    set: history independence is the kernel's own.
-
-Multi-index trees (``multi=True``, CONFIG_XARRAY_MULTI)
-    each *maximal* extent of the set stored as ``xa_store_range()`` stores
-    it: ``xas_set_range()`` cuts [first, last] into aligned pieces of
-    ``(sibs + 1) << shift`` indices, shift a multiple of 6; a piece is a
-    value entry in slot ``offset`` of the node with that shift, followed by
-    ``sibs`` sibling entries.  A 2^(shift+6)-aligned block wholly inside one
-    extent is therefore a slot of its parent, not a node.
-
-    History independence (a deviation): the kernel's state after a partial
-    erase of a multi-index entry depends on history (it needs xas_split), so
-    this model defines the *canonical* state as what the kernel holds after
-    ``xa_store_range()`` of each maximal extent into an empty array, in any
-    order.  Every store/erase re-stores the maximal extents it touches so
-    that the tree is always canonical.  Two kernel quirks are kept: xas_max()
-    asks for room for index ``last + 1`` when ``last + 1`` is a power of two
-    (an order-aligned entry at index 0 cannot sit in xa_head), and
-    xas_shrink() never pops a top node whose only entry is a multi-index
-    value in slot 0.  So the top shift is that of ``M = last + 1`` if
-    ``last + 1`` is a power of two >= 2, else ``M = last``.
+Single-index trees (``multi=False``): one entry per index
+(:mod:`trackers.xa.single`).  Per-index stores and erases leave a tree that
+depends only on its set (every erase that empties a child of the top
+shrinks it), so its node counts are those of :mod:`trackers.xa.model`,
+which :meth:`XaTree.check` asserts level by level.  Multi-index trees
+(``multi=True``): each maximal extent stored with xa_store_range(), an
+update erasing the extents it touches and storing them anew
+(:mod:`trackers.xa.multi`); their height follows their history, and
+:meth:`XaTree.check` asserts the entries instead.  Both are built from the
+xa_state operations of :mod:`trackers.xa.xas`; :mod:`trackers.xa.bound`
+bounds an update's nodes before it sorts.
 
 Not modeled: marks (XA_FREE_MARK lives in the 576 B anyway), xa_lock, RCU
 freeing, slab packing (7 nodes per 4 KiB page), GFP flags and xas_nomem's
@@ -84,16 +72,12 @@ from .. import extents
 from ..base import EXTENT_CHUNK
 from ..extents import normalize_extents
 from ..pool import HostBudget, NodePool
-from .model import XA_LEVELS, max_index, multi_max, top_shift, xa_node_counts
-
-XA_VALUE = -1                  # xa_mk_value(): the entry every index maps to
-XA_SIBLING = -2                # XA_SIBLING - c: xa_mk_sibling(c)
-NODE_HOST_BYTES = 64 * 8 + 3 + 4
-
-# meta[] fields: xa_head (node id or -1), xa_head's entry when no node,
-# free-list head, high mark, nodes in use, entries (indices) stored
-M_HEAD, M_HEAD_ENTRY, M_FREE, M_HIGH, M_USED, M_NR = range(6)
-META_LEN = 6
+from .bound import xa_nodes_lower_bound
+from .model import XA_LEVELS, xa_node_counts
+from .multi import xa_check_pieces, xa_extent_regions, xa_replace_extents
+from .single import xa_erase_ranges, xa_nodes_missing, xa_store_mapped, xa_store_ranges
+from .xas import (M_FREE, M_HEAD, M_HEAD_ENTRY, M_HIGH, M_NR, M_USED, META_LEN, XA_SIBLING,
+                  XA_VALUE, xas_find, xas_load, xas_start)
 
 #: an update with this many ranges, or one range this long, is first checked
 #: against xa_nodes_lower_bound (below that the exact count is cheap)
@@ -103,715 +87,10 @@ BOUND_MIN_INDICES = 1 << 22
 BOUND_BLOCKS = 1 << 20
 
 _I64_MAX = np.iinfo(np.int64).max
-_I32_MAX = np.iinfo(np.int32).max
-
-
-# --------------------------------------------------------------------------
-# index arithmetic
-
-@njit(cache=True)
-def xas_set_range(first, last):
-    """(shift, sibs) of the first piece xa_store_range() stores for [first, last].
-
-    The piece covers ``(sibs + 1) << shift`` indices from ``first``: a value
-    entry in slot ``(first >> shift) & 63`` of the node with that shift and
-    ``sibs`` siblings after it.
-
-    Same decision as lib/xarray.c xas_set_range(): the largest shift (a
-    multiple of 6) with ``first`` aligned to 2^(shift+6)... and a whole
-    2^(shift+6) block still inside the range, then as many 2^shift slots as
-    fit in the range and in the node.
-    """
-    shift = 0
-    sibs = last - first
-    full = True                     # every lower 6-bit digit of last-first is 63
-    f = first
-    while (f & 63) == 0:
-        if sibs < 63:
-            break
-        if sibs == 63 and not full:
-            break
-        if full and (sibs & 63) != 63:
-            full = False
-        shift += 6
-        sibs >>= 6
-        f >>= 6
-    off = f & 63
-    if off + sibs > 63:
-        sibs = 63 - off
-    if ((f + sibs + 1) << shift) - 1 > last:
-        sibs -= 1
-    return shift, sibs
-
-
-# --------------------------------------------------------------------------
-# xa_node pool
-
-@njit(cache=True)
-def _node_alloc(slots, hdr, parent, meta, levels, shift, par, off):
-    """xas_alloc(): a zeroed xa_node linked into slot ``off`` of ``par``."""
-    n = meta[M_FREE]
-    if n >= 0:
-        meta[M_FREE] = parent[n]
-    else:
-        n = meta[M_HIGH]
-        meta[M_HIGH] = n + 1
-    for k in range(64):
-        slots[n, k] = 0
-    hdr[n, 0] = shift
-    hdr[n, 1] = off
-    hdr[n, 2] = 0
-    parent[n] = par
-    if par >= 0:
-        slots[par, off] = n + 1
-        hdr[par, 2] += 1
-    levels[shift // 6] += 1
-    meta[M_USED] += 1
-    return n
-
-
-@njit(cache=True)
-def _node_free(slots, hdr, parent, meta, levels, n):
-    levels[np.int64(hdr[n, 0]) // 6] -= 1
-    meta[M_USED] -= 1
-    hdr[n, 2] = 0
-    parent[n] = meta[M_FREE]
-    meta[M_FREE] = n
-
-
-@njit(cache=True)
-def _free_subtree(slots, hdr, parent, meta, levels, top):
-    """xas_free_nodes(): free ``top`` and every xa_node below it."""
-    stack = np.empty(XA_LEVELS * 64, np.int64)
-    sp = 0
-    stack[sp] = top
-    sp += 1
-    while sp:
-        sp -= 1
-        n = stack[sp]
-        if hdr[n, 0] > 0:
-            for k in range(64):
-                if slots[n, k] > 0:
-                    stack[sp] = slots[n, k] - 1
-                    sp += 1
-        _node_free(slots, hdr, parent, meta, levels, n)
-
-
-@njit(cache=True)
-def _xas_expand(slots, hdr, parent, meta, levels, want):
-    """Add xa_nodes above the head until the tree can hold index ``want``
-    (xas_expand); a lone entry at index 0 stays in xa_head."""
-    head = meta[M_HEAD]
-    if head < 0:
-        if want == 0:
-            return
-        if meta[M_HEAD_ENTRY] == 0:
-            meta[M_HEAD] = _node_alloc(slots, hdr, parent, meta, levels,
-                                       top_shift(want), -1, 0)
-            return
-        head = _node_alloc(slots, hdr, parent, meta, levels, 0, -1, 0)
-        slots[head, 0] = meta[M_HEAD_ENTRY]
-        hdr[head, 2] = 1
-        meta[M_HEAD_ENTRY] = 0
-        meta[M_HEAD] = head
-    while want > max_index(np.int64(hdr[head, 0])):
-        n = _node_alloc(slots, hdr, parent, meta, levels, np.int64(hdr[head, 0]) + 6, -1, 0)
-        slots[n, 0] = head + 1
-        hdr[n, 2] = 1
-        parent[head] = n
-        hdr[head, 1] = 0
-        meta[M_HEAD] = n
-        head = n
-
-
-@njit(cache=True)
-def _xas_create(slots, hdr, parent, meta, levels, index, shift):
-    """The xa_node of this shift on index's path, created as needed.
-
-    The caller has expanded the tree; a slot on the path holds NULL or a node.
-    """
-    n = meta[M_HEAD]
-    while np.int64(hdr[n, 0]) > shift:
-        sh = np.int64(hdr[n, 0])
-        off = (index >> sh) & 63
-        v = slots[n, off]
-        if v > 0:
-            n = v - 1
-        else:
-            n = _node_alloc(slots, hdr, parent, meta, levels, sh - 6, n, off)
-    return n
-
-
-@njit(cache=True)
-def _xas_shrink(slots, hdr, parent, meta, levels):
-    """Pop the top while it holds one entry in slot 0 that is a node, or a
-    value in a shift-0 node (which moves to xa_head)."""
-    n = meta[M_HEAD]
-    while n >= 0 and hdr[n, 2] == 1:
-        v = slots[n, 0]
-        if v == 0:
-            break
-        if hdr[n, 0] == 0:
-            meta[M_HEAD_ENTRY] = v
-            meta[M_HEAD] = -1
-            _node_free(slots, hdr, parent, meta, levels, n)
-            break
-        if v < 0:
-            break                      # multi-index entry in slot 0: stays
-        n = _pop_top(slots, hdr, parent, meta, levels, n)
-
-
-@njit(cache=True)
-def _pop_top(slots, hdr, parent, meta, levels, n):
-    """Free top node n whose slot 0 holds its only child node; the child
-    becomes the top.  Returns the child."""
-    child = slots[n, 0] - 1
-    _node_free(slots, hdr, parent, meta, levels, n)
-    parent[child] = -1
-    hdr[child, 1] = 0
-    meta[M_HEAD] = child
-    return child
-
-
-@njit(cache=True)
-def _xas_delete_node(slots, hdr, parent, meta, levels, n, shrink):
-    """Free n and its ancestors while empty; shrink if that stops at the top."""
-    while hdr[n, 2] == 0:
-        par = parent[n]
-        off = hdr[n, 1]
-        _node_free(slots, hdr, parent, meta, levels, n)
-        if par < 0:
-            meta[M_HEAD] = -1
-            return
-        slots[par, off] = 0
-        hdr[par, 2] -= 1
-        n = par
-    if shrink and parent[n] < 0:
-        _xas_shrink(slots, hdr, parent, meta, levels)
-
-
-@njit(cache=True)
-def xas_load(slots, hdr, parent, meta, index):
-    """xa_load(): the entry covering ``index`` -- 0 (NULL) if none, else a
-    payload, XA_VALUE, or in a multi-index tree a sibling (XA_SIBLING - c).
-
-    One descent from xa_head, reading only (lib/xarray.c xas_load).
-    """
-    n = meta[M_HEAD]
-    if n < 0:
-        return meta[M_HEAD_ENTRY] if index == 0 else 0
-    if index > max_index(np.int64(hdr[n, 0])):
-        return 0
-    while True:
-        sh = np.int64(hdr[n, 0])
-        v = slots[n, (index >> sh) & 63]
-        if sh == 0 or v <= 0:
-            return v
-        n = v - 1
-
-
-# --------------------------------------------------------------------------
-# single-index entries (xa_store / xa_erase per index)
-
-@njit(cache=True)
-def xa_store(slots, hdr, parent, meta, levels, index, payload):
-    """xa_store() of a nonzero ``payload`` at ``index`` in a single-index
-    tree: xas_expand to the index's height, xas_create the path, set the
-    slot (lib/xarray.c xa_store/__xa_store).  The caller has reserved the
-    nodes (XaTree.reserve); a lone entry at index 0 stays in xa_head."""
-    _xas_expand(slots, hdr, parent, meta, levels, index)
-    if meta[M_HEAD] < 0:
-        if meta[M_HEAD_ENTRY] == 0:
-            meta[M_NR] += 1
-        meta[M_HEAD_ENTRY] = payload
-        return
-    leaf = _xas_create(slots, hdr, parent, meta, levels, index, 0)
-    off = index & 63
-    if slots[leaf, off] == 0:
-        hdr[leaf, 2] += 1
-        meta[M_NR] += 1
-    slots[leaf, off] = payload
-
-
-@njit(cache=True)
-def xa_erase(slots, hdr, parent, meta, levels, index):
-    """xa_erase() of ``index`` in a single-index tree: NULL the slot, free
-    the nodes left empty (xas_delete_node) and shrink the top (xas_shrink),
-    so the state depends only on the set.  Erasing an absent index is a no-op."""
-    n = meta[M_HEAD]
-    if n < 0:
-        if index == 0 and meta[M_HEAD_ENTRY] != 0:
-            meta[M_HEAD_ENTRY] = 0
-            meta[M_NR] -= 1
-        return
-    if index > max_index(np.int64(hdr[n, 0])):
-        return
-    while hdr[n, 0] > 0:
-        v = slots[n, (index >> np.int64(hdr[n, 0])) & 63]
-        if v <= 0:
-            return
-        n = v - 1
-    off = index & 63
-    if slots[n, off] == 0:
-        return
-    slots[n, off] = 0
-    hdr[n, 2] -= 1
-    meta[M_NR] -= 1
-    _xas_delete_node(slots, hdr, parent, meta, levels, n, True)
-
-
-@njit(cache=True)
-def xa_store_ranges(slots, hdr, parent, meta, levels, starts, ends, payload):
-    """xa_store() of ``payload`` at every index of every [start, end) of a
-    single-index tree, a leaf at a time; nodes reserved by the caller
-    (:func:`xa_nodes_missing` counts them)."""
-    base = np.full(starts.size, payload, np.int64)
-    xa_store_mapped(slots, hdr, parent, meta, levels, starts, ends, base, 0)
-
-
-@njit(cache=True)
-def xa_store_mapped(slots, hdr, parent, meta, levels, starts, ends, base, step):
-    """xa_store() of ``base[r] + step * index`` at every index of range r,
-    one descent per leaf (step 1 maps an index to a PFN, as a page cache
-    maps pgoff to a folio).  The result equals xa_store per index; nodes
-    reserved by the caller."""
-    for r in range(starts.size):
-        s, e = starts[r], ends[r]
-        if s >= e:
-            continue
-        _xas_expand(slots, hdr, parent, meta, levels, e - 1)
-        i = s
-        while i < e:
-            if meta[M_HEAD] < 0:                   # [0, 1) into an empty array
-                xa_store(slots, hdr, parent, meta, levels, i, base[r] + step * i)
-                i += 1
-                continue
-            leaf = _xas_create(slots, hdr, parent, meta, levels, i, 0)
-            stop = min(e, (i | 63) + 1)
-            added = 0
-            for j in range(i & 63, ((stop - 1) & 63) + 1):
-                if slots[leaf, j] == 0:
-                    added += 1
-                slots[leaf, j] = base[r] + step * ((i & ~63) | j)
-            hdr[leaf, 2] += added
-            meta[M_NR] += added
-            i = stop
-
-
-@njit(cache=True)
-def xa_erase_ranges(slots, hdr, parent, meta, levels, starts, ends):
-    """xa_erase() of every index of every [start, end) of a single-index
-    tree; skips absent subtrees, so the cost is per stored leaf touched."""
-    for r in range(starts.size):
-        i, e = starts[r], ends[r]
-        while i < e:
-            n = meta[M_HEAD]
-            if n < 0:
-                if i == 0:
-                    xa_erase(slots, hdr, parent, meta, levels, 0)
-                break
-            if i > max_index(np.int64(hdr[n, 0])):
-                break
-            while hdr[n, 0] > 0:
-                sh = np.int64(hdr[n, 0])
-                v = slots[n, (i >> sh) & 63]
-                if v <= 0:
-                    break
-                n = v - 1
-            sh = np.int64(hdr[n, 0])
-            if sh > 0:                             # no xa_node below: skip its span
-                i = ((i >> sh) + 1) << sh
-                continue
-            stop = min(e, (i | 63) + 1)
-            removed = 0
-            for j in range(i & 63, ((stop - 1) & 63) + 1):
-                if slots[n, j] != 0:
-                    slots[n, j] = 0
-                    removed += 1
-            if removed:
-                hdr[n, 2] -= removed
-                meta[M_NR] -= removed
-                _xas_delete_node(slots, hdr, parent, meta, levels, n, True)
-            i = stop
-
-
-@njit(cache=True)
-def _node_exists(slots, hdr, meta, index, shift):
-    """True if an xa_node with ``shift`` lies on ``index``'s path."""
-    n = meta[M_HEAD]
-    if n < 0 or shift > np.int64(hdr[n, 0]) or index > max_index(np.int64(hdr[n, 0])):
-        return False
-    while np.int64(hdr[n, 0]) > shift:
-        sh = np.int64(hdr[n, 0])
-        v = slots[n, (index >> sh) & 63]
-        if v <= 0:
-            return False
-        n = v - 1
-    return True
-
-
-@njit(cache=True)
-def xa_nodes_missing(slots, hdr, parent, meta, starts, ends):
-    """xa_nodes that storing every index of the ranges would add to a
-    single-index tree (ranges sorted by start, may overlap).  Exact: the dry
-    run of :func:`xa_store_ranges`, counting the xas_expand chain over the
-    old head and every xas_create of a missing node.  Cost: one lookup per
-    2^(6k+6) block per level the ranges touch."""
-    if starts.size == 0:
-        return 0
-    head = meta[M_HEAD]
-    old_nonempty = head >= 0 or meta[M_HEAD_ENTRY] != 0
-    old_top = np.int64(hdr[head, 0]) if head >= 0 else np.int64(-6)
-    hi_index = np.int64(0)
-    for r in range(ends.size):
-        hi_index = max(hi_index, ends[r] - 1)
-    new_top = top_shift(hi_index) if hi_index > 0 else np.int64(-6)
-    new_top = max(new_top, old_top)
-    if new_top < 0:
-        return 0
-    missing = 0
-    for sh in range(0, new_top + 1, 6):
-        b = sh + 6
-        prev = np.int64(-1)
-        if sh > old_top and old_nonempty:
-            missing += 1                           # xas_expand's chain over the old head
-            prev = 0
-        for r in range(starts.size):
-            lo = starts[r] >> b if b < 63 else 0
-            hi = (ends[r] - 1) >> b if b < 63 else 0
-            lo = max(lo, prev + 1)
-            for blk in range(lo, hi + 1):
-                if sh > old_top or not _node_exists(slots, hdr, meta, blk << b if b < 63 else 0, sh):
-                    missing += 1
-            prev = max(prev, hi)
-    return missing
-
-
-@njit(cache=True)
-def _sampled_blocks(nb, cap_blocks):
-    """(stride, sampled): every stride-th of nb blocks, at most cap_blocks."""
-    stride = np.int64(1)
-    while (nb + stride - 1) // stride > cap_blocks:
-        stride *= 2
-    return stride, (nb + stride - 1) // stride
-
-
-@njit(cache=True)
-def xa_nodes_lower_bound(slots, hdr, parent, meta, starts, ends, multi, store, limit,
-                         cap_blocks):
-    """A lower bound on the xa_nodes the tree holds after storing (``store``)
-    or erasing every index of the ranges, without sorting them.
-
-    Ranges in any order, may overlap.  One pass over the ranges per level k
-    (shift 6k), finest first, counting per 2^(6k+6)-aligned block B the
-    indices the ranges cover (saturating); blocks are sampled one in
-    ``stride`` so that at most ``cap_blocks`` counters exist per level.  A
-    block with id >= 1 is a node of the tree *after* the update if
-
-    * single-index store: B holds a stored index (B is touched) -- counted
-      when B has no node now, on top of the nodes in use (a store frees none);
-    * multi-index store: B has no node now and is empty, and the ranges do
-      not cover it -- B will hold a stored and an unstored index;
-    * multi-index erase: B has no node now and lies inside one entry, and
-      the ranges do not cover it -- B will hold both as well.
-
-    (id >= 1 puts a stored index at or above 2^(6k+6), so the top is above
-    level k and B is below it: trackers.xa.model.)  Every counted node is
-    distinct, so the sum is a lower bound; single-index erases add nothing
-    (returns 0).  Stops once the bound exceeds ``limit``, and makes no pass
-    at all when even every sampled block could not take it past ``limit``
-    (it then returns the nodes in use of a single-index store, else 0).
-    ``limit < 0``: every level, no early stop.  A level whose
-    interior blocks would cost more than a few passes over the counters
-    (heavily overlapping long ranges) is skipped, which keeps the bound sound.
-    """
-    if not store and not multi:
-        return np.int64(0)
-    hi_idx = np.int64(0)
-    for r in range(starts.size):
-        if ends[r] > starts[r]:
-            hi_idx = max(hi_idx, ends[r] - 1)
-    bound = meta[M_USED] if (store and not multi) else np.int64(0)
-    most = bound                            # what the bound could reach at all
-    for k in range(XA_LEVELS):
-        b = 6 * k + 6
-        if b >= 63 or (hi_idx >> b) == 0:
-            break
-        most += (_sampled_blocks((hi_idx >> b) + 1, cap_blocks)[1]) - 1
-    if 0 <= limit and most <= limit:
-        return bound                        # cannot exceed limit: skip the passes
-    for k in range(XA_LEVELS):
-        b = 6 * k + 6
-        if b >= 63:
-            break
-        nb = (hi_idx >> b) + 1
-        if nb <= 1:
-            break
-        stride, ns = _sampled_blocks(nb, cap_blocks)
-        size = np.int64(1) << b
-        sat = min(size, np.int64(_I32_MAX))
-        cnt = np.zeros(ns, np.int32)
-        last_block = (np.int64(1) << (63 - b)) - 1     # (j + 1) << b would overflow past it
-        work = np.int64(0)
-        max_work = 4 * (ns + starts.size)
-        for r in range(starts.size):
-            s, e = starts[r], ends[r]
-            if s >= e:
-                continue
-            lo = s >> b
-            hi = (e - 1) >> b
-            j = ((lo + stride - 1) // stride) * stride
-            while j <= hi:
-                a = max(s, j << b)
-                z = e if j >= last_block else min(e, (j + 1) << b)
-                c = np.int64(cnt[j // stride]) + (z - a)
-                cnt[j // stride] = min(c, sat)
-                j += stride
-                work += 1
-            if work > max_work:
-                break
-        if work > max_work:
-            continue                        # level skipped: the bound stays sound
-        for jj in range(1, ns):
-            c = np.int64(cnt[jj])
-            if c == 0:
-                continue
-            base = (jj * stride) << b
-            if _node_exists(slots, hdr, meta, base, b - 6):
-                continue
-            if not multi:
-                bound += 1
-            elif c < sat and (xas_load(slots, hdr, parent, meta, base) == 0) == store:
-                bound += 1
-        if 0 <= limit < bound:
-            return bound
-    return bound
-
-
-# --------------------------------------------------------------------------
-# multi-index entries (xa_store_range of maximal extents)
-
-@njit(cache=True)
-def _store_extent_multi(slots, hdr, parent, meta, levels, first, last):
-    """xa_store_range(first, last, XA_VALUE) into slots that are all NULL."""
-    _xas_expand(slots, hdr, parent, meta, levels, multi_max(last))
-    i = first
-    while i <= last:
-        shift, sibs = xas_set_range(i, last)
-        if meta[M_HEAD] < 0:                       # [0, 0]: the entry is xa_head
-            meta[M_HEAD_ENTRY] = XA_VALUE
-        else:
-            n = _xas_create(slots, hdr, parent, meta, levels, i, shift)
-            off = (i >> shift) & 63
-            for k in range(off, off + sibs + 1):
-                v = slots[n, k]
-                if v > 0 and shift > 0:
-                    _free_subtree(slots, hdr, parent, meta, levels, v - 1)
-                elif v == 0:
-                    hdr[n, 2] += 1
-                slots[n, k] = XA_VALUE if k == off else XA_SIBLING - off
-        i += (sibs + 1) << shift
-    meta[M_NR] += last - first + 1
-
-
-@njit(cache=True)
-def _erase_extent_multi(slots, hdr, parent, meta, levels, first, last):
-    """Store NULL over every piece xa_store_range(first, last) stored; no shrink."""
-    i = first
-    while i <= last:
-        shift, sibs = xas_set_range(i, last)
-        n = meta[M_HEAD]
-        if n < 0:
-            meta[M_HEAD_ENTRY] = 0
-        else:
-            while np.int64(hdr[n, 0]) > shift:
-                n = slots[n, (i >> np.int64(hdr[n, 0])) & 63] - 1
-            off = (i >> shift) & 63
-            for k in range(off, off + sibs + 1):
-                slots[n, k] = 0
-            hdr[n, 2] -= sibs + 1
-            _xas_delete_node(slots, hdr, parent, meta, levels, n, False)
-        i += (sibs + 1) << shift
-    meta[M_NR] -= last - first + 1
-
-
-@njit(cache=True)
-def _last_index(slots, hdr, meta):
-    """Largest stored index, -1 if the array is empty."""
-    n = meta[M_HEAD]
-    if n < 0:
-        return 0 if meta[M_HEAD_ENTRY] != 0 else -1
-    base = np.int64(0)
-    while True:
-        sh = np.int64(hdr[n, 0])
-        k = 63
-        while slots[n, k] == 0:
-            k -= 1
-        v = slots[n, k]
-        if v > 0 and sh > 0:
-            base += np.int64(k) << sh
-            n = v - 1
-            continue
-        return base + ((np.int64(k) + 1) << sh) - 1
-
-
-@njit(cache=True)
-def _canonical_height(slots, hdr, parent, meta, levels):
-    """Make the top the one xa_store_range into an empty array gives."""
-    last = _last_index(slots, hdr, meta)
-    if last < 0:
-        return
-    m = multi_max(last)
-    if m == 0:                                     # only index 0: xa_head holds it
-        while meta[M_HEAD] >= 0:
-            n = meta[M_HEAD]
-            v = slots[n, 0]
-            _node_free(slots, hdr, parent, meta, levels, n)
-            if hdr[n, 0] == 0:
-                meta[M_HEAD] = -1
-                meta[M_HEAD_ENTRY] = v
-            else:
-                meta[M_HEAD] = v - 1
-                parent[v - 1] = -1
-        return
-    target = top_shift(m)
-    _xas_expand(slots, hdr, parent, meta, levels, m)
-    n = meta[M_HEAD]
-    while np.int64(hdr[n, 0]) > target:            # all entries lie under slot 0
-        n = _pop_top(slots, hdr, parent, meta, levels, n)
-
-
-@njit(cache=True)
-def _replace_multi(slots, hdr, parent, meta, levels, old_s, old_e, new_s, new_e):
-    """Erase maximal extents old_*, store maximal extents new_*, fix the top."""
-    for r in range(old_s.size):
-        _erase_extent_multi(slots, hdr, parent, meta, levels, old_s[r], old_e[r] - 1)
-    for r in range(new_s.size):
-        _store_extent_multi(slots, hdr, parent, meta, levels, new_s[r], new_e[r] - 1)
-    _canonical_height(slots, hdr, parent, meta, levels)
-
-
-@njit(cache=True)
-def _entry_span(slots, hdr, meta, index):
-    """[start, end) of the (multi-index) entry covering index; (0, 0) if none."""
-    n = meta[M_HEAD]
-    if n < 0:
-        if index == 0 and meta[M_HEAD_ENTRY] != 0:
-            return np.int64(0), np.int64(1)
-        return np.int64(0), np.int64(0)
-    if index > max_index(np.int64(hdr[n, 0])):
-        return np.int64(0), np.int64(0)
-    base = np.int64(0)
-    while True:
-        sh = np.int64(hdr[n, 0])
-        off = (index >> sh) & 63
-        v = slots[n, off]
-        if v == 0:
-            return np.int64(0), np.int64(0)
-        if v > 0 and sh > 0:
-            base += off << sh
-            n = v - 1
-            continue
-        c = off if v >= XA_VALUE else XA_SIBLING - v
-        k = c + 1
-        while k < 64 and slots[n, k] == XA_SIBLING - c:
-            k += 1
-        return base + (c << sh), base + (np.int64(k) << sh)
-
-
-@njit(cache=True)
-def _regions_multi(slots, hdr, meta, starts, ends, out_s, out_e):
-    """Each op range widened to the maximal extents that touch or overlap it."""
-    for r in range(starts.size):
-        j = starts[r] - 1
-        while j >= 0:
-            a, b = _entry_span(slots, hdr, meta, j)
-            if a == b:
-                break
-            j = a - 1
-        out_s[r] = j + 1
-        j = ends[r]
-        while True:
-            a, b = _entry_span(slots, hdr, meta, j)
-            if a == b:
-                break
-            j = b
-        out_e[r] = j
 
 
 # --------------------------------------------------------------------------
 # walks (xa_for_each order)
-
-@njit(cache=True)
-def xas_start(slots, hdr, meta, index, cur):
-    """xas_set() + the first descent of xas_find(): point the cursor
-    ``cur`` = [node, offset, node base index] at the slot of ``index``
-    (node -1: xa_head; -2: past the end).  Reads only."""
-    n = meta[M_HEAD]
-    if n < 0:
-        cur[0] = -1
-        cur[1] = 0 if index == 0 else 1
-        cur[2] = 0
-        return
-    if index > max_index(np.int64(hdr[n, 0])):
-        cur[0] = -2
-        return
-    base = np.int64(0)
-    while True:
-        sh = np.int64(hdr[n, 0])
-        off = (index >> sh) & 63
-        v = slots[n, off]
-        if v > 0 and sh > 0:
-            base += off << sh
-            n = v - 1
-            continue
-        cur[0] = n
-        cur[1] = off
-        cur[2] = base
-        return
-
-
-@njit(cache=True)
-def xas_find(slots, hdr, parent, meta, cur):
-    """xas_find(): the next non-NULL slot at or after the cursor, in index
-    order (xa_for_each), as (found, first index, shift, entry); a
-    multi-index entry's siblings come as their own slots.  Advances the
-    cursor past it; reads only."""
-    n = cur[0]
-    if n == -2:
-        return False, np.int64(0), np.int64(0), np.int64(0)
-    if n == -1:
-        cur[0] = -2
-        if cur[1] == 0 and meta[M_HEAD_ENTRY] != 0:
-            return True, np.int64(0), np.int64(0), meta[M_HEAD_ENTRY]
-        return False, np.int64(0), np.int64(0), np.int64(0)
-    off = cur[1]
-    base = cur[2]
-    while True:
-        if off == 64:
-            p = parent[n]
-            if p < 0:
-                cur[0] = -2
-                return False, np.int64(0), np.int64(0), np.int64(0)
-            off = np.int64(hdr[n, 1]) + 1
-            base -= np.int64(hdr[n, 1]) << np.int64(hdr[p, 0])
-            n = p
-            continue
-        v = slots[n, off]
-        sh = np.int64(hdr[n, 0])
-        if v == 0:
-            off += 1
-            continue
-        if v > 0 and sh > 0:
-            base += off << sh
-            n = v - 1
-            off = 0
-            continue
-        cur[0] = n
-        cur[1] = off + 1
-        cur[2] = base
-        return True, base + (off << sh), sh, v
-
 
 @njit(cache=True)
 def _walk_runs(slots, hdr, parent, meta, start, stop, out_s, out_e):
@@ -894,7 +173,8 @@ class XaTree:
     ``multi=False``: one entry per index; ``store_range`` stores ``payload``
     (nonzero int64, not in the sibling range -65..-2) at every index, as
     xa_store per index does.  ``multi=True``: the set of present indices is
-    kept as the canonical xa_store_range() state (module docstring).
+    stored as maximal extents with xa_store_range(), an update erasing the
+    extents it touches and storing them anew (:mod:`trackers.xa.multi`).
 
     ``budget``: the tracker's :class:`~trackers.pool.HostBudget`, shared with
     its other pools; or ``budget_bytes`` for a tree with a budget of its own.
@@ -1008,7 +288,7 @@ class XaTree:
     # --- updates ----------------------------------------------------------
     def store_range(self, starts: np.ndarray, ends: np.ndarray, payload: int = XA_VALUE) -> None:
         """Store every index of every [start, end) (ranges in any order, may
-        overlap); a multi-index tree stays canonical."""
+        overlap)."""
         s, e = np.ascontiguousarray(starts, np.int64), np.ascontiguousarray(ends, np.int64)
         if s.size == 0:
             return
@@ -1057,11 +337,12 @@ class XaTree:
         self.erase_range(idx, idx + 1)
 
     def _update_multi(self, s: np.ndarray, e: np.ndarray, mark: bool) -> None:
-        """Re-store the maximal extents the ranges touch, canonically."""
+        """Erase the entries of the maximal extents the ranges touch and
+        xa_store_range() the extents that result (trackers.xa.multi)."""
         s, e = normalize_extents(s, e)
         reg_s = np.empty_like(s)
         reg_e = np.empty_like(e)
-        _regions_multi(self.slots, self.hdr, self.meta, s, e, reg_s, reg_e)
+        xa_extent_regions(self.slots, self.hdr, self.meta, s, e, mark, reg_s, reg_e)
         reg_s, reg_e = normalize_extents(reg_s, reg_e)
         walk = self.arrays[:4]
         nold = _walk_regions(*walk, reg_s, reg_e, reg_s[:0], reg_e[:0], False)
@@ -1070,17 +351,26 @@ class XaTree:
         _walk_regions(*walk, reg_s, reg_e, old_s, old_e, True)
         old_s, old_e = normalize_extents(old_s, old_e)
         if mark:
-            new_s, new_e = normalize_extents(np.concatenate((old_s, s)), np.concatenate((old_e, e)))
+            new_s, new_e = normalize_extents(np.concatenate((old_s, s)),
+                                             np.concatenate((old_e, e)))
+            if np.array_equal(new_s, old_s) and np.array_equal(new_e, old_e):
+                return                                 # every index stored already
         else:
+            if old_s.size == 0:
+                return                                 # nothing stored there
             new_s, new_e = extents.subtract((old_s, old_e), (s, e))
-        self.reserve(int(xa_node_counts(new_s, new_e, True).sum()) + XA_LEVELS + 1)
-        _replace_multi(*self.arrays, old_s, old_e, new_s, new_e)
+        # erasing frees nodes; each store adds at most the nodes of blocks
+        # holding a stored and an unstored index below the new extents' top
+        # (the model's count), one per level above it, and xas_expand's chain
+        self.reserve(int(xa_node_counts(new_s, new_e, True).sum()) + 2 * XA_LEVELS)
+        xa_replace_extents(*self.arrays, old_s, old_e, new_s, new_e)
 
     # --- invariants -------------------------------------------------------
     def check(self) -> None:
-        """Raise AssertionError unless every xa_node invariant holds and the
-        node counts equal the analytic count (trackers.xa.model) for the
-        stored set."""
+        """Raise AssertionError unless every xa_node invariant holds, and
+        (single-index) the node counts equal the analytic count
+        (trackers.xa.model) of the stored set or (multi-index) the entries
+        are the xas_set_range() pieces of its maximal extents."""
         code, node = _check_tree(*self.arrays, self.multi)
         assert code == 0, f"{self.what}: {_CHECK_MESSAGES[code]} (xa_node {node})"
         runs = list(self.walk())
@@ -1088,9 +378,16 @@ class XaTree:
         e = np.concatenate([r[1] for r in runs]) if runs else np.empty(0, np.int64)
         assert int((e - s).sum()) == len(self), \
             f"{self.what}: {int((e - s).sum())} indices walked, {len(self)} counted"
-        want = xa_node_counts(s, e, self.multi)
-        assert np.array_equal(want, self.levels), \
-            f"{self.what}: xa_nodes per level {self.levels.tolist()} != analytic {want.tolist()}"
+        if self.multi:
+            s, e = normalize_extents(s, e)
+            bad = int(xa_check_pieces(self.slots, self.hdr, self.meta, s, e))
+            assert bad < 0, (f"{self.what}: the entries of [{int(s[bad])}, {int(e[bad])}) are "
+                             f"not its xa_store_range() pieces")
+        else:
+            want = xa_node_counts(s, e)
+            assert np.array_equal(want, self.levels), \
+                f"{self.what}: xa_nodes per level {self.levels.tolist()} != analytic " \
+                f"{want.tolist()}"
         assert self.pool.capacity >= int(self.meta[M_HIGH]), \
             f"{self.what}: high mark {int(self.meta[M_HIGH])} past the pool's {self.capacity} rows"
 
@@ -1115,7 +412,6 @@ _CHECK_MESSAGES = {
     8: "live + free xa_nodes differ from the pool's high mark",
     9: "multi-index entry in a single-index tree",
     10: "sibling entry does not follow its canonical slot",
-    11: "top shift differs from the canonical xa_store_range height",
 }
 
 
@@ -1184,10 +480,6 @@ def _check_tree(slots, hdr, parent, meta, levels, multi):
             if hdr[head, 0] == 0 or slots[head, 0] > 0:
                 if not multi:
                     return 5, head
-        if multi:
-            m = multi_max(_last_index(slots, hdr, meta))
-            if m == 0 or top_shift(m) != np.int64(hdr[head, 0]):
-                return 11, head
     for k in range(XA_LEVELS):
         if seen[k] != levels[k]:
             return 7, k
@@ -1199,3 +491,4 @@ def _check_tree(slots, hdr, parent, meta, levels, multi):
     if free + meta[M_USED] != meta[M_HIGH]:
         return 8, -1
     return 0, -1
+
