@@ -1,9 +1,10 @@
 """The design-review figures (trackers.report.figures) drawn from hand-made tables.
 
 The tables have exactly the columns the report writes (collect.py and the
-issue-11 contract: sensitivity, tornado, race with P(miss) and its interval,
-kexec with a downtime range), with the strategy names of issue 10, so the
-figures are tested without running a report.  Facts asserted: what each
+column contracts of trackers/kexec/sensitivity.py: sensitivity, tornado, race
+with P(miss) and its interval, kexec with a downtime range), with the
+strategy names of trackers.kexec.STRATEGIES, so the figures are tested
+without running a report.  Facts asserted: what each
 figure draws (lines, bars, bands, labels, panels), never pixels or timings.
 """
 
@@ -21,6 +22,8 @@ from matplotlib.collections import PolyCollection  # noqa: E402
 from matplotlib.container import BarContainer, ErrorbarContainer  # noqa: E402
 
 from trackers.report import figures  # noqa: E402
+from trackers.report.figures import (bits_per_page, downtime_vs_cpus, kexec_downtime,  # noqa: E402
+                                     memory_vs_host, missed_pages, select, style, tornado)
 
 STRATEGIES = ["bitmap", "xarray", "xarray-multi", "ida", "roaring", "maple", "pageflags",
               "kvm-attr", "kvm-sept", "pte-softbit", "upstream-refuse", "refuse-while-td",
@@ -307,10 +310,10 @@ def test_a_missing_table_or_column_is_a_note_not_a_crash(name):
 # styles
 
 def test_every_registered_option_has_its_own_style():
-    styles = [(figures.style_for(n)["ls"], figures.style_for(n)["marker"], figures.color_for(n))
-              for n in figures.ORDER]
+    styles = [(style.style_for(n)["ls"], style.style_for(n)["marker"], style.color_for(n))
+              for n in style.ORDER]
     assert len(set(styles)) == len(styles)
-    assert figures.style_for("a-name-not-registered") == figures.style_for("a-name-not-registered")
+    assert style.style_for("a-name-not-registered") == style.style_for("a-name-not-registered")
 
 
 # ---------------------------------------------------------------------------
@@ -318,7 +321,7 @@ def test_every_registered_option_has_its_own_style():
 
 def test_memory_lines_are_named_at_their_end_with_distinct_styles():
     df = memory_table()
-    fig = figures.memory_vs_host(df, scan_time=pd.DataFrame({"set": ["reference"]}))
+    fig = memory_vs_host.figure(df, scan_time=pd.DataFrame({"set": ["reference"]}))
     ax = fig.axes[0]
     drawn = {ln.get_label(): ln for ln in ax.lines if not ln.get_label().startswith("_")}
     assert {"xarray", "pte-softbit", "bitmap", "ida"} <= set(drawn)
@@ -341,7 +344,7 @@ def test_memory_lines_are_named_at_their_end_with_distinct_styles():
 
 def test_memory_axes_end_near_the_data():
     df = memory_table()
-    ax = figures.memory_vs_host(df).axes[0]
+    ax = memory_vs_host.figure(df).axes[0]
     lo, hi = ax.get_xlim()
     assert hi == pytest.approx(df["host_bytes"].max() * 1.25)
     assert lo == pytest.approx(df["host_bytes"].min() / 1.25)
@@ -356,14 +359,14 @@ def test_memory_overlay_rows_go_to_their_hook_not_the_lines(monkeypatch):
     def sparse(ax, rows):
         seen.append(sorted(rows["tracker"]))
         return "Sparse host: marked."
-    monkeypatch.setitem(figures.MEMORY_OVERLAYS, "sparse-host", sparse)
-    fig = figures.memory_vs_host(pd.concat([df.assign(overlay=""), extra]))
+    monkeypatch.setitem(memory_vs_host.MEMORY_OVERLAYS, "sparse-host", sparse)
+    fig = memory_vs_host.figure(pd.concat([df.assign(overlay=""), extra]))
     assert seen == [sorted(extra["tracker"])]
     bitmap = next(ln for ln in fig.axes[0].lines if ln.get_label() == "bitmap")
     assert 7.1e12 not in list(bitmap.get_xdata())
     assert any("Sparse host: marked." in t.get_text() for t in fig.texts)
-    monkeypatch.delitem(figures.MEMORY_OVERLAYS, "sparse-host")
-    fig = figures.memory_vs_host(pd.concat([df.assign(overlay=""), extra]))
+    monkeypatch.delitem(memory_vs_host.MEMORY_OVERLAYS, "sparse-host")
+    fig = memory_vs_host.figure(pd.concat([df.assign(overlay=""), extra]))
     assert any("sparse-host host(s) (R7625)" in t.get_text() for t in fig.texts)
 
 
@@ -372,10 +375,10 @@ def test_memory_overlay_rows_go_to_their_hook_not_the_lines(monkeypatch):
 
 def test_bits_per_page_draws_or_names_every_registered_option():
     df = bits_table()
-    fig = figures.bits_per_page(df)
+    fig = bits_per_page.figure(df)
     lines = {ln.get_label() for ln in fig.axes[0].lines}
     note = next(t.get_text() for t in fig.texts if t.get_text().startswith("Not drawn"))
-    for name in figures.ordered(list(figures.ORDER) + list(df["tracker"])):
+    for name in style.ordered(list(style.ORDER) + list(df["tracker"])):
         assert name in lines or f"\n  {name}: " in note, name
     assert "pageflags: 0 bits" in note
     assert "sys-disable: no per-page structure: not in this table (7: TDH.SYS.DISABLE" in note
@@ -385,7 +388,7 @@ def test_bits_per_page_names_a_structure_that_cannot_hold_the_set():
     df = bits_table()
     df.loc[df["tracker"] == "ida", ["modeled_bytes", "bits_per_private_page"]] = math.nan
     df.loc[df["tracker"] == "ida", "not_representable"] = "IDA: not representable above 8 TiB"
-    fig = figures.bits_per_page(df)
+    fig = bits_per_page.figure(df)
     note = next(t.get_text() for t in fig.texts if t.get_text().startswith("Not drawn"))
     assert "ida: IDA: not representable above 8 TiB" in note
 
@@ -421,7 +424,7 @@ def test_kexec_downtime_shows_the_scans_on_a_log_axis_and_the_cpu_sweep():
 
 def test_kexec_downtime_on_this_machine_draws_the_measured_scans_with_bars():
     tables = synthetic_tables()
-    fig = figures.kexec_downtime(tables["kexec"], tables["sensitivity"], platform="this-machine",
+    fig = kexec_downtime.figure(tables["kexec"], tables["sensitivity"], platform="this-machine",
                                  scenarios=["1tib-4td"])
     scan_ax = fig.axes[0]
     measured = [c for c in scan_ax.containers if isinstance(c, ErrorbarContainer)
@@ -435,7 +438,7 @@ def test_kexec_downtime_on_this_machine_draws_the_measured_scans_with_bars():
 
 
 def test_kexec_downtime_without_the_sensitivity_table_says_so():
-    fig = figures.kexec_downtime(small(kexec_table()))
+    fig = kexec_downtime.figure(small(kexec_table()))
     assert any("needs the sensitivity table" in t for t in _texts(fig))
 
 
@@ -445,11 +448,11 @@ def test_kexec_downtime_without_the_sensitivity_table_says_so():
 def test_crossings_are_interpolated_on_log_axes():
     a = pd.DataFrame({"y": [1.0, 4.0]}, index=[1.0, 4.0])
     b = pd.DataFrame({"y": [4.0, 1.0]}, index=[1.0, 4.0])
-    ((x, y, na, nb),) = figures._crossings({"a": a, "b": b})
+    ((x, y, na, nb),) = downtime_vs_cpus.crossings({"a": a, "b": b})
     assert (na, nb) == ("a", "b")
     assert x == pytest.approx(2.0) and y == pytest.approx(2.0)
     tie = pd.DataFrame({"y": [1.0, 1.005]}, index=[1.0, 4.0])
-    assert figures._crossings({"a": pd.DataFrame({"y": [1.004, 1.0]}, index=[1.0, 4.0]),
+    assert downtime_vs_cpus.crossings({"a": pd.DataFrame({"y": [1.004, 1.0]}, index=[1.0, 4.0]),
                                "t": tie}) == []
 
 
@@ -482,12 +485,12 @@ def test_downtime_vs_cpus_marks_where_the_fastest_changes():
 def test_downtime_vs_cpus_reads_all_as_the_platform_cpus():
     s = sensitivity_table()
     s["platform_cpus_total"] = s["platform"].map({p: v[0] for p, v in PLATFORMS.items()})
-    cpus, total = figures._cpu_numbers(s[s["platform"] == "spr-2s"])
+    cpus, total = select.cpu_numbers(s[s["platform"] == "spr-2s"])
     assert total == 224 and cpus.max() == 224
     numeric = s.copy()
     numeric["cpus_at_reset"] = pd.to_numeric(numeric["cpus_at_reset"], errors="coerce").fillna(
         numeric["platform_cpus_total"]).astype(int)
-    fig = figures.downtime_vs_cpus(small(numeric), platforms=["spr-2s"])
+    fig = downtime_vs_cpus.figure(small(numeric), platforms=["spr-2s"])
     assert [t.get_text() for t in fig.axes[0].get_xticklabels()][-1] == "all\n224"
 
 
@@ -496,7 +499,7 @@ def test_downtime_vs_cpus_reads_all_as_the_platform_cpus():
 
 def test_tornado_draws_one_panel_per_option_with_a_bar_per_parameter():
     t = tornado_table()
-    fig = figures.tornado(t)
+    fig = tornado.figure(t)
     panels = [a for a in fig.axes if a.axison]
     heads = [a.get_title().split(",")[0].split(" (")[0].split("\n")[0] for a in panels]
     # options whose bars agree within 3 % share a panel, named in its title
@@ -518,7 +521,7 @@ def test_tornado_draws_one_panel_per_option_with_a_bar_per_parameter():
 
 def test_missed_pages_plots_p_miss_with_intervals_and_the_seamcall_band():
     race = race_table()
-    fig = figures.missed_pages(race)
+    fig = missed_pages.figure(race)
     panels = [a for a in fig.axes if a.lines]
     assert len(panels) == 1                         # normal and crash agree
     ax = panels[0]
@@ -535,7 +538,7 @@ def test_missed_pages_plots_p_miss_with_intervals_and_the_seamcall_band():
 
 
 def test_missed_pages_splits_normal_and_crash_when_they_differ():
-    fig = figures.missed_pages(race_table(crash_differs=True))
+    fig = missed_pages.figure(race_table(crash_differs=True))
     titles = [a.get_title() for a in fig.axes if a.lines]
     assert titles == ["normal kexec (running steps finish first)",
                       "crash kexec (kdump: NMIs freeze every step)"]
@@ -546,7 +549,7 @@ def test_missed_pages_reads_a_race_table_of_the_previous_version():
     old = old[old["seamcall_cost"] == "base"].drop(
         columns=["seamcall_cost", "p_miss_low", "p_miss_high", "missed_mean_low",
                  "missed_mean_high"]).rename(columns={"p_miss": "p_missed"})
-    fig = figures.missed_pages(old)
+    fig = missed_pages.figure(old)
     ax = next(a for a in fig.axes if a.lines)
     assert not [c for c in ax.collections if isinstance(c, PolyCollection)]
     assert ax.get_ylabel().startswith("P(≥ 1")
@@ -554,7 +557,7 @@ def test_missed_pages_reads_a_race_table_of_the_previous_version():
 
 def test_tornado_and_sweep_read_platform_name_as_the_kexec_table_spells_it():
     t = tornado_table().rename(columns={"platform": "platform_name"})
-    fig = figures.tornado(t)
+    fig = tornado.figure(t)
     assert "1tib-4td on spr-2s, 1 CPU at reset" in fig._suptitle.get_text()
 
 
@@ -562,7 +565,7 @@ def test_kexec_downtime_says_not_representable_instead_of_zero():
     k = small(kexec_table())
     ida = k[k["strategy"] == "bitmap"].assign(strategy="ida", scan_s=math.nan, clear_s=math.nan,
                                               downtime_s=math.nan, representable=False)
-    fig = figures.kexec_downtime(pd.concat([k.assign(representable=True), ida]))
+    fig = kexec_downtime.figure(pd.concat([k.assign(representable=True), ida]))
     notes = [t.get_text() for t in fig.axes[0].texts]
     assert "not representable on this host" in notes and "no scan (0 s)" in notes
     assert notes.count("no scan (0 s)") == 1                  # sys-disable only

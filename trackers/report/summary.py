@@ -23,7 +23,8 @@ from ..kexec.sensitivity import crossovers, largest_swings
 from ..kexec.strategies import engine_kind
 from ..linux.build import INSTALL_HINT
 from . import recommend, sharded
-from .figures import FIGURES, fmt_bytes, fmt_seconds, ordered
+from .figures import FIGURES
+from .figures.style import fmt_bytes, fmt_seconds, ordered
 
 #: the answer's lines at most (issue 11: "opens with the answer in <= 10 lines")
 ANSWER_LINES = 10
