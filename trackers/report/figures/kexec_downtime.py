@@ -12,9 +12,9 @@ import numpy as np
 import pandas as pd
 from matplotlib.lines import Line2D
 
+from ..format import fmt_bytes, fmt_seconds
 from .select import cpu_sweep, cpus_label, has_columns, is_true, platform_order
-from .style import (absent, caption, color_for, empty_figure, fmt_bytes, fmt_seconds, ordered,
-                    seconds_axis)
+from .style import absent, caption, color_for, empty_figure, ordered, seconds_axis
 
 
 #: the CPU counts at reset drawn beside the kexec table's own (one: today's

@@ -18,10 +18,11 @@ from matplotlib.lines import Line2D
 from matplotlib.ticker import FuncFormatter, NullFormatter
 
 from ..collect import split_sparse_hosts
+from ..format import fmt_bytes
 from .select import SET_CAPTIONS, text_cells
 from .sharded_points import SHARDED_MARKER, is_kernel_code, sharded_caption, sharded_points
-from .style import (absent, byte_ticks, caption, coincident, color_for, fmt_bytes, label_ends,
-                    ordered, style_for)
+from .style import (absent, byte_ticks, caption, coincident, color_for, label_ends, ordered,
+                    style_for)
 
 
 #: rows of memory_vs_host outside the host sweep (a named host, e.g. one whose

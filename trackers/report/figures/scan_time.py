@@ -10,10 +10,11 @@ import pandas as pd
 from matplotlib.lines import Line2D
 from matplotlib.ticker import FuncFormatter, NullFormatter
 
+from ..format import fmt_bytes, fmt_seconds
 from ..sharded import SCAN_LABEL
 from .select import SET_CAPTIONS, has_columns, text_cells
 from .sharded_points import SHARDED_MARKER, is_kernel_code, sharded_caption, sharded_points
-from .style import caption, color_for, empty_figure, fmt_bytes, fmt_seconds, ordered, style_for
+from .style import caption, color_for, empty_figure, ordered, style_for
 
 
 #: how each kind of engine's measurements are drawn (scan_time.csv engine_kind):

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import pandas as pd
 
+from ..format import fmt_bytes
 from .select import SET_CAPTIONS, has_columns, text_cells
-from .style import fmt_bytes
 
 
 #: how a sharded build is drawn (memory_vs_host, scan_time): a hexagon in its

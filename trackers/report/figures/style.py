@@ -21,6 +21,7 @@ from matplotlib.lines import Line2D
 from matplotlib.ticker import FuncFormatter, NullFormatter
 
 from ...kexec import STRATEGIES
+from ..format import fmt_bytes, fmt_seconds
 from .select import missing_columns
 
 
@@ -57,30 +58,6 @@ def ordered(names) -> list[str]:
     names = list(dict.fromkeys(names))
     return sorted(names, key=lambda n: (ORDER.index(n) if n in ORDER
                                         else len(ORDER), n))
-
-
-def fmt_bytes(x: float) -> str:
-    if not x or not math.isfinite(x):
-        return "0 B"
-    for unit, shift in (("TiB", 40), ("GiB", 30), ("MiB", 20), ("KiB", 10)):
-        if abs(x) >= 1 << shift:
-            v = x / (1 << shift)
-            return f"{v:.0f} {unit}" if v >= 10 or v == int(v) else f"{v:.1f} {unit}"
-    return f"{x:.0f} B"
-
-
-def fmt_seconds(x: float) -> str:
-    if not math.isfinite(x):
-        return "n/a"
-    if x >= 60:
-        return f"{x / 60:.1f} min"
-    if x >= 1:
-        return f"{x:.1f} s"
-    if x >= 1e-3:
-        return f"{x * 1e3:.1f} ms"
-    if x >= 1e-6 or x == 0:
-        return f"{x * 1e6:.0f} µs"
-    return f"{x * 1e9:.0f} ns"
 
 
 def byte_ticks(ax, which="y"):
@@ -223,6 +200,5 @@ def seconds_axis(ax, values, which="x", room: float = 1.6) -> None:
         if len(ticks) >= 2:
             axis.set_ticks(ticks)
             (ax.set_xlim if which == "x" else ax.set_ylim)(lo, hi)
-    axis.set_major_formatter(FuncFormatter(
-        lambda x, _: f"{x / 3600:g} h" if x >= 3600 else fmt_seconds(x)))
+    axis.set_major_formatter(FuncFormatter(lambda x, _: fmt_seconds(x)))
     axis.set_minor_formatter(NullFormatter())

@@ -12,9 +12,10 @@ import pandas as pd
 from matplotlib.lines import Line2D
 from matplotlib.ticker import FuncFormatter, MaxNLocator
 
+from ..format import fmt_seconds
 from .select import cpu_numbers, cpus_label, platform_order, text_cells, with_platform_column
 from .style import (SAME_WITHIN, absent, caption, coinciding_groups, color_for, empty_figure,
-                    fmt_seconds, ordered, wrap_names)
+                    ordered, wrap_names)
 
 
 def _fmt_param(param: str, v: float) -> str:
@@ -24,7 +25,7 @@ def _fmt_param(param: str, v: float) -> str:
     if param.endswith("_bps") or "bps" in param:
         return f"{v / 1e9:.3g} GB/s"
     if param.endswith("_s"):
-        return f"{v * 1e9:.3g} ns" if 0 < v < 1e-6 else fmt_seconds(v)
+        return fmt_seconds(v)
     return f"{v:.3g}"
 
 
