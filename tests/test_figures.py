@@ -307,6 +307,81 @@ def test_a_missing_table_or_column_is_a_note_not_a_crash(name):
 
 
 # ---------------------------------------------------------------------------
+# each figure's data, selected apart from its drawing
+
+def test_memory_frame_names_lines_zero_options_and_where_a_line_stops():
+    f = memory_vs_host.frame(memory_table())
+    assert set(f["layer"]) == {"line", "limit", "zero", "pamt"}
+    assert list(dict.fromkeys(f.loc[f["layer"] == "zero", "tracker"])) == [
+        "pageflags", "kvm-attr", "kvm-sept"]
+    labels = dict(zip(f.loc[f["layer"] == "line", "tracker"], f.loc[f["layer"] == "line", "label"]))
+    assert labels["ida"] == "ida (= bitmap)" and labels["pte-softbit"] == "pte-softbit (= xarray)"
+    ((tracker, host_bytes),) = f.loc[f["layer"] == "limit", ["tracker", "host_bytes"]].to_numpy()
+    assert (tracker, host_bytes) == ("ida", (1 << 31) * 4096)         # ids <= INT_MAX
+
+
+def test_bits_frame_draws_or_says_why_for_every_option():
+    f = bits_per_page.frame(bits_table())
+    drawn = list(dict.fromkeys(f.loc[f["why"] == "", "line"]))
+    assert drawn == ["bitmap", "xarray", "ida", "maple", "kvm-attr",
+                     "bound_bits_per_page", "run_bound_bits_per_page"]
+    why = dict(zip(f["line"], f["why"]))
+    assert set(why) == set(style.ORDER) | set(bits_per_page.BOUNDS)
+    assert why["pageflags"] == "0 bits: no structure of its own (a bit in one the kernel keeps)"
+
+
+def test_kexec_downtime_frame_holds_each_cpu_count_and_why_not():
+    t = synthetic_tables()
+    f = kexec_downtime.frame(t["kexec"], t["sensitivity"])
+    assert list(f.columns) == kexec_downtime.COLUMNS
+    bitmap = f[(f["scenario"] == "1tib-4td") & (f["strategy"] == "bitmap")
+               & (f["part"] == "downtime_s")]
+    assert list(bitmap["sweep"]) == ["base", "8", "32", "all"]
+    assert list(bitmap["cpus"]) == [1, 8, 32, 224]
+    refused = f[f["status"] != "drawn"]
+    assert set(refused["strategy"]) == REFUSED
+    assert set(refused["status"]) == {"kexec refused: no downtime"}
+
+
+def test_downtime_vs_cpus_frame_groups_options_and_finds_the_fastest():
+    t = synthetic_tables()
+    f = downtime_vs_cpus.frame(t["sensitivity"], t["kexec"])
+    assert list(f.columns) == downtime_vs_cpus.COLUMNS
+    p = f[(f["scenario"] == "1tib-4td") & (f["platform"] == "spr-2s")]
+    lines = p[p["mark"] == "line"].drop_duplicates("name")
+    assert list(lines["name"]) == ["bitmap", "kvm-attr", "clear-all", "sys-disable"]
+    assert lines["members"].iloc[0] == ("bitmap, xarray, xarray-multi, ida, roaring, maple, "
+                                        "pageflags, kvm-sept, gmem-maple, pte-softbit, "
+                                        "dpamt-refcount")
+    assert list(lines["unsafe"]) == [False, True, False, False]
+    fastest = p[p["mark"] == "fastest"]
+    assert fastest[["previous", "name", "lo_cpus", "hi_cpus"]].values.tolist() == [
+        ["sys-disable", "bitmap", 1, 2]]
+    assert f.attrs["refused"] == ["upstream-refuse", "refuse-while-td"]
+
+
+def test_tornado_frame_sorts_each_panel_by_swing():
+    t = tornado_table()
+    t.loc[t["strategy"] == "maple", "downtime_base_s"] = 0.0      # as if it refused kexec
+    f = tornado.frame(t)
+    assert list(f.columns) == tornado.COLUMNS
+    assert list(dict.fromkeys(f["name"])) == ["bitmap", "pageflags", "clear-all", "sys-disable"]
+    assert list(f.loc[f["name"] == "sys-disable", "param"]) == [
+        "sys_disable_bps", "clear_bps_core", "load_latency_s"]
+    assert f.attrs["without"] == ["maple"]
+
+
+def test_missed_pages_frame_says_who_misses_who_never_does_who_refuses():
+    f = missed_pages.frame(race_table())
+    assert list(f.columns) == missed_pages.COLUMNS
+    status = f.groupby("status")["strategy"].unique()
+    assert set(status["drawn"]) == set(MISSING_PAGES)
+    assert set(status["refused"]) == REFUSED
+    assert set(status["never"]) == set(STRATEGIES) - set(MISSING_PAGES) - REFUSED
+    assert set(f["kexec"]) == {"crash"}             # normal kexec: the same within intervals
+
+
+# ---------------------------------------------------------------------------
 # styles
 
 def test_every_registered_option_has_its_own_style():

@@ -314,6 +314,18 @@ def test_scan_time_draws_the_one_cpu_sharded_scans():
     assert "from 64t.csv (sharded.csv); bars min-max over the runs bench-core made" in caption
 
 
+def test_scan_time_frame_holds_the_sharded_points_as_their_own_layer():
+    df, scan = _table(), scan_table()
+    f = scan_time.frame(scan, sharded=df)
+    assert list(f.columns) == scan_time.COLUMNS
+    assert set(f["layer"]) == {"model", "measured", "sharded"}          # no model_note
+    built = df[df["not_representable"] == ""]
+    pts = f[f["layer"] == "sharded"]
+    assert sorted(zip(pts["tracker"], pts["host_bytes"], pts["seconds"])) == \
+        sorted(zip(built["option"], built["host_bytes"], built["scan_extents_measured_s"]))
+    assert f.attrs["sharded"].startswith("at 4 TiB, 64 TiB, built in 4/64 shards")
+
+
 def test_figure_specs_pass_the_sharded_table():
     tables = {"memory_vs_host": memory_table(), "scan_time": scan_table(), "sharded": _table()}
     for name in ("memory_vs_host", "scan_time"):

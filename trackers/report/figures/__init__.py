@@ -5,11 +5,15 @@ them: each :class:`FigureSpec` names the function that draws it, the table it
 reads (and, where it says so, further tables passed by keyword) and the
 sentence under it.  The CLI saves each as PNG and SVG
 (``FigureSpec.render(tables)``) and the notebook calls the same functions on
-the CSVs it loads.  One module per figure (``memory_vs_host.py`` ...
-``missed_pages.py``, each with its ``figure()``); ``style.py`` holds the
-palette, the number formats and the axes, captions and labels they share,
-``select.py`` how they read a report's tables, ``sharded_points.py`` the
-sharded builds two figures draw.  Conventions:
+the CSVs it loads.
+
+One module per figure (``memory_vs_host.py`` ... ``missed_pages.py``), each
+with ``frame()``, which selects a tidy DataFrame from the report's tables,
+``draw()``, which draws only that frame, and ``figure()``, the two together
+(or a figure saying what the tables lack).  ``style.py`` holds the palette
+and the axes, captions and labels they share, ``select.py`` how they read a
+report's tables, ``sharded_points.py`` the sharded builds two figures draw;
+numbers are written by :mod:`trackers.report.format`.  Conventions:
 
 * modeled numbers are drawn as lines (bands: the ASSUMED parameter ranges),
   measured numbers as markers with min-max bars (the engine that produced

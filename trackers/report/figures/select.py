@@ -108,3 +108,13 @@ def cpu_sweep(sensitivity, platform: str) -> pd.DataFrame:
 def cpus_label(n: float, is_all: bool = False) -> str:
     n = int(n)
     return f"all {n} CPUs" if is_all else f"{n} CPU" + ("s" if n > 1 else "")
+
+
+def typed(frame: pd.DataFrame, numbers=(), flags=()) -> pd.DataFrame:
+    """``frame`` with the columns ``numbers`` as floats and ``flags`` as
+    booleans (empty: False): a frame concatenated from parts that lack a
+    column, or from no rows, holds it as objects, which matplotlib refuses."""
+    out = frame.astype({c: float for c in numbers})
+    for c in flags:
+        out[c] = out[c].eq(True)
+    return out

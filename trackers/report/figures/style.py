@@ -1,6 +1,6 @@
-"""How every figure looks: one colour, line style and marker per option,
-numbers written for people, and the axes, captions and end-of-line labels
-several figures share.
+"""How every figure looks: one colour, line style and marker per option, and
+the axes (bytes, seconds), notes, captions and line labels several figures
+share; numbers are written by :mod:`trackers.report.format`.
 
 The one order of options is the kexec strategies' (:data:`ORDER`, from
 :data:`trackers.kexec.STRATEGIES`); :func:`color_for` and :func:`style_for`
@@ -55,6 +55,7 @@ def style_for(name: str) -> dict:
 
 
 def ordered(names) -> list[str]:
+    """``names`` once each, in the one order (:data:`ORDER`); others after, by name."""
     names = list(dict.fromkeys(names))
     return sorted(names, key=lambda n: (ORDER.index(n) if n in ORDER
                                         else len(ORDER), n))
@@ -73,8 +74,45 @@ def byte_ticks(ax, which="y"):
     ax.set_ylim(lo, hi) if which == "y" else ax.set_xlim(lo, hi)
 
 
+#: log-axis ticks for times: decades of seconds below one, then minutes and hours
+_TIME_TICKS = [10.0 ** k for k in range(-9, 2)] + [60.0, 600.0, 3600.0, 36000.0, 360000.0]
+_TIME_TICKS_125 = ({m * 10.0 ** k for k in range(-9, 2) for m in (2, 5)}
+                   | {20.0, 30.0, 120.0, 300.0, 1200.0, 1800.0, 7200.0, 18000.0})
+
+
+def seconds_axis(ax, values, which="x", room: float = 1.6) -> None:
+    """A log time axis ending near the data, ticks at 1 ns ... 1 s, 10 s, 1 min,
+    10 min, 1 h, 10 h, labelled as format.fmt_seconds writes times."""
+    v = np.asarray([x for x in values if np.isfinite(x) and x > 0], float)
+    axis = ax.xaxis if which == "x" else ax.yaxis
+    (ax.set_xscale if which == "x" else ax.set_yscale)("log")
+    if v.size:
+        lo, hi = v.min() / 1.5, v.max() * room
+        (ax.set_xlim if which == "x" else ax.set_ylim)(lo, hi)
+        ticks = [t for t in _TIME_TICKS if lo <= t <= hi]
+        if len(ticks) < 3:                     # a narrow range: 1-2-5 steps
+            ticks = [t for t in sorted(set(_TIME_TICKS) | _TIME_TICKS_125) if lo <= t <= hi]
+        if len(ticks) > 7:
+            ticks = ticks[::2]
+        if len(ticks) >= 2:
+            axis.set_ticks(ticks)
+            (ax.set_xlim if which == "x" else ax.set_ylim)(lo, hi)
+    axis.set_major_formatter(FuncFormatter(lambda x, _: fmt_seconds(x)))
+    axis.set_minor_formatter(NullFormatter())
+
+
 def caption(fig, text: str):
+    """The figure's caption, small and grey along its bottom (leave room for it)."""
     fig.text(0.01, 0.01, text, fontsize=8, color="0.35", ha="left", va="bottom", wrap=True)
+
+
+def empty_figure(title: str, why: str):
+    """A figure with ``title`` that says ``why`` it has nothing to draw."""
+    fig, ax = plt.subplots(figsize=(9, 3))
+    ax.set_axis_off()
+    ax.set_title(title)
+    ax.text(0.5, 0.5, why, ha="center", va="center", fontsize=11, wrap=True)
+    return fig
 
 
 def absent(title: str, table: str, df, columns):
@@ -85,7 +123,7 @@ def absent(title: str, table: str, df, columns):
     lacks = missing_columns(df, columns)
     if lacks:
         return empty_figure(title, f"{table} lacks the column(s) {', '.join(lacks)}: "
-                             f"a report of an earlier version? run `tdx-trackers report`")
+                                   f"a report of an earlier version? run `tdx-trackers report`")
     return None
 
 
@@ -121,14 +159,6 @@ def label_ends(ax, ends, fontsize: float = 8.5) -> None:
                  color=color, va="center", ha="left")
 
 
-def empty_figure(title: str, why: str):
-    fig, ax = plt.subplots(figsize=(9, 3))
-    ax.set_axis_off()
-    ax.set_title(title)
-    ax.text(0.5, 0.5, why, ha="center", va="center", fontsize=11, wrap=True)
-    return fig
-
-
 def coincident(curves: dict[str, pd.Series], within: float = 0.03) -> dict[str, str]:
     """Lines that lie on an earlier one (within ``within``, relative, at every
     shared point): name -> the earlier line's name, for their labels."""
@@ -142,8 +172,9 @@ def coincident(curves: dict[str, pd.Series], within: float = 0.03) -> dict[str, 
     return out
 
 
-#: lines of downtime_vs_cpus closer than this (relative, at every CPU count)
-#: are drawn as one: the clear dominates, and a dozen coinciding lines hide each other
+#: options closer than this (relative, at every point) are drawn as one line
+#: (downtime_vs_cpus) or one panel (tornado): the clear dominates their
+#: downtimes, and a dozen coinciding lines hide each other
 SAME_WITHIN = 0.03
 
 
@@ -160,7 +191,7 @@ def wrap_names(text: str, width: int) -> str:
 
 
 def coinciding_groups(curves: dict[str, pd.Series], unsafe=frozenset(),
-            within: float = SAME_WITHIN) -> list[list[str]]:
+                      within: float = SAME_WITHIN) -> list[list[str]]:
     """Options whose curves lie within ``within`` of a group's first one at
     every shared point, in order; an option that misses pages joins only
     others that do."""
@@ -175,30 +206,3 @@ def coinciding_groups(curves: dict[str, pd.Series], unsafe=frozenset(),
         else:
             groups.append([name])
     return groups
-
-
-#: log-axis ticks for times: decades of seconds below one, then minutes and hours
-_TIME_TICKS = [10.0 ** k for k in range(-9, 2)] + [60.0, 600.0, 3600.0, 36000.0, 360000.0]
-_TIME_TICKS_125 = ({m * 10.0 ** k for k in range(-9, 2) for m in (2, 5)}
-                   | {20.0, 30.0, 120.0, 300.0, 1200.0, 1800.0, 7200.0, 18000.0})
-
-
-def seconds_axis(ax, values, which="x", room: float = 1.6) -> None:
-    """A log time axis ending near the data, ticks at 1 µs ... 1 s, 10 s, 1 min,
-    10 min, 1 h (labelled in µs, ms, s, min)."""
-    v = np.asarray([x for x in values if np.isfinite(x) and x > 0], float)
-    axis = ax.xaxis if which == "x" else ax.yaxis
-    (ax.set_xscale if which == "x" else ax.set_yscale)("log")
-    if v.size:
-        lo, hi = v.min() / 1.5, v.max() * room
-        (ax.set_xlim if which == "x" else ax.set_ylim)(lo, hi)
-        ticks = [t for t in _TIME_TICKS if lo <= t <= hi]
-        if len(ticks) < 3:                     # a narrow range: 1-2-5 steps
-            ticks = [t for t in sorted(set(_TIME_TICKS) | _TIME_TICKS_125) if lo <= t <= hi]
-        if len(ticks) > 7:
-            ticks = ticks[::2]
-        if len(ticks) >= 2:
-            axis.set_ticks(ticks)
-            (ax.set_xlim if which == "x" else ax.set_ylim)(lo, hi)
-    axis.set_major_formatter(FuncFormatter(lambda x, _: fmt_seconds(x)))
-    axis.set_minor_formatter(NullFormatter())
