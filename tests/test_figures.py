@@ -357,7 +357,7 @@ def test_downtime_vs_cpus_frame_groups_options_and_finds_the_fastest():
     fastest = p[p["mark"] == "fastest"]
     assert fastest[["previous", "name", "lo_cpus", "hi_cpus"]].values.tolist() == [
         ["sys-disable", "bitmap", 1, 2]]
-    assert f.attrs["refused"] == ["upstream-refuse", "refuse-while-td"]
+    assert f.attrs["refused"] == {"upstream-refuse": [], "refuse-while-td": []}
 
 
 def test_tornado_frame_sorts_each_panel_by_swing():
@@ -523,11 +523,11 @@ def test_kexec_downtime_without_the_sensitivity_table_says_so():
 def test_crossings_are_interpolated_on_log_axes():
     a = pd.DataFrame({"y": [1.0, 4.0]}, index=[1.0, 4.0])
     b = pd.DataFrame({"y": [4.0, 1.0]}, index=[1.0, 4.0])
-    ((x, y, na, nb),) = downtime_vs_cpus.crossings({"a": a, "b": b})
+    ((x, y, na, nb),) = style.crossings({"a": a, "b": b})
     assert (na, nb) == ("a", "b")
     assert x == pytest.approx(2.0) and y == pytest.approx(2.0)
     tie = pd.DataFrame({"y": [1.0, 1.005]}, index=[1.0, 4.0])
-    assert downtime_vs_cpus.crossings({"a": pd.DataFrame({"y": [1.004, 1.0]}, index=[1.0, 4.0]),
+    assert style.crossings({"a": pd.DataFrame({"y": [1.004, 1.0]}, index=[1.0, 4.0]),
                                "t": tie}) == []
 
 
@@ -535,9 +535,10 @@ def test_downtime_vs_cpus_marks_where_the_fastest_changes():
     tables = synthetic_tables()
     fig = figures.FIGURES["downtime_vs_cpus"].render(tables)
     panels = [a for a in fig.axes if a.get_visible() and a.lines]
-    assert len(panels) == 4                        # 2 scenarios x (spr-2s, this-machine)
+    # 2 scenarios on spr-2s; this machine's panels only where they draw a measured scan
+    assert [a.get_title() for a in panels] == ["1tib-4td on spr-2s [modeled]",
+                                               "16tib-dense on spr-2s [modeled]"]
     ax = panels[0]
-    assert ax.get_title() == "1tib-4td on spr-2s [modeled]"
     assert ax.get_xscale() == "log" and ax.get_yscale() == "log"
     assert [t.get_text() for t in ax.get_xticklabels()][-1] == "all\n224"
     notes = [t.get_text() for t in ax.texts]
@@ -545,16 +546,73 @@ def test_downtime_vs_cpus_marks_where_the_fastest_changes():
     # trackers do (one line: within 3 % of each other, the clear dominates)
     assert notes == ["fastest: sys-disable →\nbitmap (+10 within 3%), between 1 and 2 CPUs"]
     drawn = [ln.get_label() for ln in ax.lines if not ln.get_label().startswith("_")]
-    assert len(drawn) == 4                        # the trackers, clear-all, sys-disable, kvm-attr
-    assert drawn[0].startswith("bitmap, xarray, xarray-multi") and "(within 3%)" in drawn[0]
-    assert "kvm-attr (misses pages)" in drawn     # not merged with the safe ones
+    assert drawn == ["bitmap", "kvm-attr", "clear-all", "sys-disable"]
     bands = [c for c in ax.collections if isinstance(c, PolyCollection)]
     assert len(bands) == 4
-    legend = " ".join(t.get_text() for t in fig.legends[0].get_texts())
-    assert "upstream-refuse" in legend and "refuse-while-td" in legend
+    legend = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert legend[0].startswith("bitmap, xarray, xarray-multi") and "(within 3%)" in legend[0]
+    assert "kvm-attr (misses pages)" in legend    # not merged with the safe ones
+    assert legend[-1] == "refuse kexec (no downtime):\n  upstream-refuse\n  refuse-while-td"
     caption = " ".join(t.get_text() for t in fig.texts)
     assert ("1tib-4td on spr-2s: sys-disable → bitmap (+10 within 3%) between 1 and 2 CPUs"
             in caption)
+
+
+def _legend_entries(fig) -> list[str]:
+    """Every legend entry of the figure: its own legends and its axes'."""
+    legends = list(fig.legends) + [a.get_legend() for a in fig.axes if a.get_legend()]
+    return [t.get_text() for leg in legends for t in leg.get_texts()]
+
+
+@pytest.mark.parametrize("name", list(figures.FIGURES))
+def test_no_legend_entry_repeats_within_a_figure(name):
+    tables = synthetic_tables()
+    s = tables["sensitivity"]
+    here = (s["platform"] == "this-machine") & (s["scenario"] == "1tib-4td")
+    tables["sensitivity"] = s.assign(scan_measured_s=s["scan_s"].where(here) * 1.3,
+                                     scan_measured_note="measured: sharded scan (bitmap)")
+    entries = _legend_entries(figures.FIGURES[name].render(tables))
+    assert len(entries) == len(set(entries)), entries
+
+
+def test_downtime_vs_cpus_names_each_group_of_options_once():
+    """Groups that differ between panels (an option joins a line on one scenario
+    only) are named once in the figure's legend; a panel names only what its
+    line holds beyond it."""
+    s = sensitivity_table()
+    # on 16tib-dense, maple is 10 % slower: it leaves the trackers' line there
+    s.loc[(s["strategy"] == "maple") & (s["scenario"] == "16tib-dense"),
+          ["downtime_s", "downtime_low_s", "downtime_high_s"]] *= 1.1
+    fig = downtime_vs_cpus.figure(s, kexec_table())
+    entries = _legend_entries(fig)
+    lines = [e for e in entries if "within" in e or e in STRATEGIES or "misses" in e]
+    named = [n for e in lines for n in e.replace("\n", " ").replace(",", " ").split()
+             if n in STRATEGIES]
+    assert len(named) == len(set(named)), lines             # each option in one entry
+    assert "maple" in entries                               # its own line, named once
+    titles = [a.get_title() for a in fig.axes if a.get_visible() and a.lines]
+    assert titles == ["1tib-4td on spr-2s [modeled]\nhere bitmap's line also holds: maple",
+                      "16tib-dense on spr-2s [modeled]"]
+
+
+def test_this_machine_panels_appear_only_with_measured_scans():
+    tables = synthetic_tables()
+    s = tables["sensitivity"]
+
+    def titles(sens):
+        fig = downtime_vs_cpus.figure(sens, tables["kexec"])
+        return [a.get_title().split("\n")[0] for a in fig.axes if a.get_visible()]
+    assert not [t for t in titles(s) if "this-machine" in t]
+    here = (s["platform"] == "this-machine") & (s["scenario"] == "16tib-dense")
+    measured = s.assign(scan_measured_s=s["scan_s"].where(here & (s["strategy"] == "bitmap")),
+                        scan_measured_note="measured: sharded scan (bitmap)")
+    assert titles(measured) == ["1tib-4td on spr-2s [modeled]",
+                                "16tib-dense on spr-2s [modeled]",
+                                "16tib-dense on this-machine [modeled; scan part measured]"]
+    # asked for by name, this machine's panels are drawn without a measured scan
+    fig = downtime_vs_cpus.figure(s, tables["kexec"], platforms=["this-machine"])
+    assert [a.get_title() for a in fig.axes if a.get_visible()] == [
+        "1tib-4td on this-machine [modeled]", "16tib-dense on this-machine [modeled]"]
 
 
 def test_downtime_vs_cpus_reads_all_as_the_platform_cpus():

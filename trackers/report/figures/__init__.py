@@ -91,12 +91,13 @@ FIGURES: dict[str, FigureSpec] = {
         "ASSUMED-rate range.", ("sensitivity",)),
     "downtime_vs_cpus": FigureSpec(
         downtime_vs_cpus.figure, "sensitivity",
-        "Modeled downtime against the CPUs at reset, per platform: one line per option, "
-        "its band every ASSUMED parameter at the low and high end of its range; crosses "
-        "where two options change order, circles where the fastest changes.  Where the "
-        "trackers are built on this machine, their scan part: measured in PFN shards "
-        "dealt longest-first to the CPUs (diamonds, a lower bound) beside the modeled "
-        "scan (dotted).", ("kexec",)),
+        "Modeled downtime against the CPUs at reset, per scenario on the reference "
+        "platform: one line per option (options within 3 % share one, named once in the "
+        "legend), its band every ASSUMED parameter at the low and high end of its range; "
+        "crosses where two options change order, circles where the fastest changes.  "
+        "Where the trackers are built on this machine, a panel of this machine adds their "
+        "scan part: measured in PFN shards dealt longest-first to the CPUs (diamonds, a "
+        "lower bound) beside the modeled scan (dotted).", ("kexec",)),
     "tornado": FigureSpec(
         tornado.figure, "tornado",
         "Per option, how far the modeled downtime moves with each ASSUMED parameter at "

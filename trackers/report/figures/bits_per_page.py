@@ -6,6 +6,7 @@ drawn or named with why not.
 from __future__ import annotations
 
 import math
+import textwrap
 
 import matplotlib.pyplot as plt
 import pandas as pd
@@ -24,6 +25,10 @@ BOUNDS = {
     "run_bound_bits_per_page": (dict(ls="--", lw=2), "bound: log2 C(N+1, 2r) / n\n"
                                 "(any set of r runs, as these are)"),
 }
+
+#: characters a line of the "Not drawn" note holds (7.5 pt, ~0.057 in each):
+#: the left half of the figure, beside the legend
+NOT_DRAWN_WIDTH = 105
 
 #: the columns of :func:`frame`: one row per point of a line (``line`` an
 #: option, or a column of BOUNDS), or per option not drawn (``why`` not
@@ -109,8 +114,11 @@ def draw(f: pd.DataFrame):
     fig.legend(handles, labels, loc="lower right", bbox_to_anchor=(0.995, 0.05), fontsize=8,
                ncol=2, frameon=False, title="line = modeled (estimate() of each structure)",
                title_fontsize=8)
-    missing = [f"{r.line}: {r.why}" for r in f[f["why"] != ""].itertuples()]
-    rows = max(len(missing) + 1, math.ceil(len(labels) / 2) * 1.4 + 1)
+    # each reason wrapped to the half of the figure left of the legend
+    missing = ["\n    ".join(textwrap.wrap(f"{r.line}: {r.why}", NOT_DRAWN_WIDTH))
+               for r in f[f["why"] != ""].itertuples()]
+    rows = max(sum(m.count("\n") + 1 for m in missing) + 1,
+               math.ceil(len(labels) / 2) * 1.4 + 1)
     fig.tight_layout(rect=(0, (0.45 + 0.15 * rows) / fig.get_figheight(), 0.85, 1))
     label_ends(ax, ends)
     if missing:

@@ -8,41 +8,14 @@ from __future__ import annotations
 import math
 
 import matplotlib.pyplot as plt
-import numpy as np
 import pandas as pd
 from matplotlib.lines import Line2D
 from matplotlib.ticker import FuncFormatter, NullFormatter
 
-from .select import (cpu_sweep, has_columns, is_true, missing_columns, platform_order,
-                     typed, with_platform_column)
-from .style import (SAME_WITHIN, absent, caption, coinciding_groups, color_for, ordered,
-                    seconds_axis, style_for, wrap_names)
-
-
-def crossings(lines: dict[str, pd.DataFrame], tie: float = 0.01):
-    """Where two lines (cpus -> downtime, on the same CPU counts) change order:
-    [(cpus, downtime, a, b)] with the point interpolated on log axes; lines
-    within ``tie`` (relative) of each other on both sides are not a crossing."""
-    out = []
-    names = list(lines)
-    for i, a in enumerate(names):
-        for b in names[i + 1:]:
-            j = pd.concat([lines[a]["y"].rename("y_a"), lines[b]["y"].rename("y_b")], axis=1,
-                          join="inner").dropna()
-            j = j[(j["y_a"] > 0) & (j["y_b"] > 0)].sort_index()
-            if len(j) < 2:
-                continue
-            la, lb = np.log(j["y_a"].to_numpy()), np.log(j["y_b"].to_numpy())
-            diff = la - lb
-            lx = np.log2(j.index.to_numpy(float))
-            for k in range(len(diff) - 1):
-                d0, d1 = diff[k], diff[k + 1]
-                if d0 * d1 >= 0 or (abs(d0) < tie and abs(d1) < tie):
-                    continue
-                t = d0 / (d0 - d1)
-                out.append((2 ** (lx[k] + t * (lx[k + 1] - lx[k])),
-                            math.exp(la[k] + t * (la[k + 1] - la[k])), a, b))
-    return out
+from .select import (THIS_MACHINE, cpu_sweep, has_columns, is_true, missing_columns,
+                     platform_order, typed, with_platform_column)
+from .style import (SAME_WITHIN, absent, caption, coinciding_groups, color_for, crossings,
+                    empty_figure, ordered, seconds_axis, style_for, wrap_names)
 
 
 TITLE = ("kexec downtime against the CPUs at reset (modeled; band: ASSUMED parameter "
@@ -67,9 +40,8 @@ COLUMNS = ["scenario", "platform", "mark", "name", "members", "unsafe", "cpus", 
 
 def _measured(d: pd.DataFrame) -> pd.Series:
     """The rows with a measured scan (sensitivity.measured_scans)."""
-    if "scan_measured_s" not in d:
-        return pd.Series(False, index=d.index)
-    return d["scan_measured_s"].notna()
+    return (d["scan_measured_s"].notna() if "scan_measured_s" in d
+            else pd.Series(False, index=d.index))
 
 
 def _default_scenarios(df: pd.DataFrame) -> list[str]:
@@ -127,12 +99,6 @@ def _line_rows(curves, groups, unsafe) -> list[dict]:
     return rows
 
 
-def _lines(curves, groups) -> dict[str, pd.DataFrame]:
-    """Each group's line as :func:`crossings` reads it: cpus -> ``y``."""
-    return {g[0]: curves[g[0]][["downtime_s"]].rename(columns={"downtime_s": "y"})
-            for g in groups}
-
-
 def _fastest_by_cpus(d: pd.DataFrame, groups, unsafe) -> dict[float, str]:
     """CPU count -> the line of the fastest option there, among those that miss
     no page (all of them where every option misses); ``rank`` where the table
@@ -184,7 +150,8 @@ def _panel_rows(d: pd.DataFrame, unsafe) -> tuple[list[dict], list[str]]:
     curves, without = _curves(d)
     # options within SAME_WITHIN of each other at every CPU count are one line
     groups = coinciding_groups({n: c["downtime_s"] for n, c in curves.items()}, unsafe)
-    lines = _lines(curves, groups)
+    lines = {g[0]: curves[g[0]][["downtime_s"]].rename(columns={"downtime_s": "y"})
+             for g in groups}                  # as crossings() reads them: cpus -> y
     rows = _line_rows(curves, groups, unsafe)
     rows += [{"mark": "crossing", "cpus": x, "seconds": y, "name": b, "previous": a}
              for x, y, a, b in crossings(lines)]
@@ -193,33 +160,47 @@ def _panel_rows(d: pd.DataFrame, unsafe) -> tuple[list[dict], list[str]]:
     return rows, without
 
 
+def _panel_shown(d: pd.DataFrame, platform: str, asked: bool) -> bool:
+    """Whether a panel is drawn: this machine's only where it draws the
+    measured scan (its modeled lines alone repeat the reference platform's
+    shape at two CPUs), unless its platform was asked for by name."""
+    return asked or platform != THIS_MACHINE or bool(_measured(d).any())
+
+
 def frame(df: pd.DataFrame, kexec: pd.DataFrame | None = None,
           scenarios: list[str] | None = None, platforms: list[str] | None = None):
     """What :func:`draw` draws (:data:`COLUMNS`), from the sensitivity table
-    (``df``) and the kexec table (which options miss pages or refuse kexec).
+    (``df``) and the kexec table (which options miss pages or refuse kexec);
+    a panel per scenario and platform (this machine's: :func:`_panel_shown`).
     ``attrs``: ``panels`` [{scenario, platform, kind}] in order, ``refused``
-    and ``no_downtime`` (options without a line, and why)."""
+    (option -> the scenarios of the panels where it has no line), and
+    ``no_downtime`` (options without a line, not refused)."""
     df = with_platform_column(df)
+    asked = platforms is not None
     platforms = platforms or platform_order(df["platform"])
     scenarios = scenarios or _default_scenarios(df)
     unsafe, refused = _kexec_status(kexec, scenarios)
-    rows, panels, without = [], [], set()
+    rows, panels, without = [], [], {}
     for sc in scenarios:
         for plat in platforms:
             d = cpu_sweep(df, plat)
             d = d[d["scenario"] == sc]
+            if not _panel_shown(d, plat, asked):
+                continue
             kind = d["kind"].iloc[0] if "kind" in d and len(d) else "modeled"
             panels.append({"scenario": sc, "platform": plat, "kind": kind})
             drawn, none = _panel_rows(d, unsafe)
             rows += [{"scenario": sc, "platform": plat, **r} for r in drawn]
-            without |= set(none)
+            for name in none:
+                without.setdefault(name, {})[sc] = None       # the scenarios, in order
     out = typed(pd.DataFrame(rows, columns=COLUMNS),
                 ["cpus", "seconds", "low_s", "high_s", "modeled_s", "lo_cpus", "hi_cpus"],
                 ["unsafe", "is_all"])
     # without the kexec table, an option without a downtime is taken to refuse
+    refused |= set(without) if kexec is None else set()
     out.attrs = {"panels": panels,
-                 "refused": ordered(refused | (without if kexec is None else set())),
-                 "no_downtime": ordered(without - refused if kexec is not None else ())}
+                 "refused": {n: list(without.get(n, ())) for n in ordered(refused)},
+                 "no_downtime": ordered(set(without) - refused)}
     return out
 
 
@@ -232,23 +213,36 @@ def _short(name: str, members: str) -> str:
     return name if n == 0 else f"{name} (+{n} within {SAME_WITHIN:.0%})"
 
 
-def _draw_lines(ax, lines: pd.DataFrame) -> None:
+def line_names(f: pd.DataFrame) -> dict[str, list[str]]:
+    """Each line (its first option) -> the options it stands for on every
+    panel that draws it: the legend names those once for the figure, a panel
+    names only the options its line holds beyond them."""
+    lines = f[f["mark"] == "line"].drop_duplicates(["scenario", "platform", "name"])
+    out = {}
+    for name, g in lines.groupby("name", sort=False):
+        held = [m.split(", ") for m in g["members"]]
+        out[name] = [m for m in held[0] if all(m in h for h in held)]
+    return out
+
+
+def _line_label(name: str, common: list[str], unsafe: bool) -> str:
+    label = (wrap_names(", ".join(common), 44) + f"\n  (within {SAME_WITHIN:.0%})"
+             if len(common) > 1 else name)
+    return label + (" (misses pages)" if unsafe else "")
+
+
+def _line_style(name: str, several: bool, unsafe: bool) -> dict:
+    return dict(color=color_for(name), lw=2.2 if several else 1.8, ms=4.5,
+                alpha=0.55 if unsafe else 1.0, **style_for(name))
+
+
+def _draw_lines(ax, lines: pd.DataFrame, common: dict[str, list[str]]) -> None:
     for name, s in lines.groupby("name", sort=False):
-        members = s["members"].iloc[0]
-        several = ", " in members
-        unsafe = bool(s["unsafe"].iloc[0])
-        label = (wrap_names(members, 44) + f"\n  (within {SAME_WITHIN:.0%})" if several
-                 else name) + (" (misses pages)" if unsafe else "")
-        col = color_for(name)
-        ax.plot(s["cpus"], s["seconds"], color=col, lw=2.2 if several else 1.8, ms=4.5,
-                label=label, alpha=0.55 if unsafe else 1.0, **style_for(name))
+        ax.plot(s["cpus"], s["seconds"], label=name,
+                **_line_style(name, len(common[name]) > 1, bool(s["unsafe"].iloc[0])))
         if s["low_s"].notna().any():
-            ax.fill_between(s["cpus"], s["low_s"], s["high_s"], color=col, alpha=0.08, lw=0)
-
-
-def _draw_crossings(ax, rows: pd.DataFrame) -> None:
-    for r in rows.itertuples():
-        ax.plot([r.cpus], [r.seconds], "x", color="black", ms=6, mew=1.4, zorder=5)
+            ax.fill_between(s["cpus"], s["low_s"], s["high_s"], color=color_for(name),
+                            alpha=0.08, lw=0)
 
 
 def _draw_fastest(ax, rows: pd.DataFrame, short: dict[str, str]) -> None:
@@ -273,7 +267,7 @@ def _cpu_axis(ax, p: pd.DataFrame) -> None:
     """CPUs at reset on a log2 axis, a tick at each count ("all" under the
     platform's every CPU)."""
     ticks = sorted(p["cpus"].unique())
-    alls = set(p.loc[p["is_all"].eq(True), "cpus"])
+    alls = set(p.loc[p["is_all"], "cpus"])
     ax.set_xscale("log", base=2)
     ax.set_xticks(ticks)
     ax.xaxis.set_major_formatter(FuncFormatter(
@@ -282,7 +276,17 @@ def _cpu_axis(ax, p: pd.DataFrame) -> None:
     ax.set_xlim(min(ticks) / 1.2, max(ticks) * 1.2)
 
 
-def _draw_panel(ax, p: pd.DataFrame, panel: dict) -> None:
+def _also(lines: pd.DataFrame, common: dict[str, list[str]]) -> list[str]:
+    """What this panel's lines hold beyond the legend's names, one line each."""
+    out = []
+    for name, members in zip(lines["name"], lines["members"]):
+        extra = [m for m in members.split(", ") if m not in common[name]]
+        if extra:
+            out.append(wrap_names(f"here {name}'s line also holds: " + ", ".join(extra), 70))
+    return out
+
+
+def _draw_panel(ax, p: pd.DataFrame, panel: dict, common: dict[str, list[str]]) -> None:
     where = f"{panel['scenario']} on {panel['platform']}"
     if p.empty:
         ax.set_axis_off()
@@ -290,8 +294,9 @@ def _draw_panel(ax, p: pd.DataFrame, panel: dict) -> None:
         return
     lines, scans = p[p["mark"] == "line"], p[p["mark"] == "scan"]
     short = {n: _short(n, m) for n, m in zip(lines["name"], lines["members"])}
-    _draw_lines(ax, lines)
-    _draw_crossings(ax, p[p["mark"] == "crossing"])
+    _draw_lines(ax, lines, common)
+    for r in p[p["mark"] == "crossing"].itertuples():
+        ax.plot([r.cpus], [r.seconds], "x", color="black", ms=6, mew=1.4, zorder=5)
     _draw_fastest(ax, p[p["mark"] == "fastest"], short)
     _draw_scans(ax, scans)
     _cpu_axis(ax, p[p["mark"].isin(["line", "scan"])])
@@ -303,21 +308,30 @@ def _draw_panel(ax, p: pd.DataFrame, panel: dict) -> None:
                   "s, log scale: modeled downtime (lines);\nthe scan part: measured ◇, "
                   "modeled ···")
     kind = panel["kind"] + ("" if scans.empty else "; scan part measured")
-    ax.set_title(f"{where} [{kind}]", fontsize=10)
+    also = _also(lines.drop_duplicates("name"), common)
+    ax.set_title("\n".join([f"{where} [{kind}]", *also]), fontsize=10)
 
 
-def _legend(fig, f: pd.DataFrame) -> None:
-    handles = {}
-    for ax in fig.axes:
-        for h_, l_ in zip(*ax.get_legend_handles_labels()):
-            handles.setdefault(l_, h_)
-    hs, ls = list(handles.values()), list(handles)
+def _legend(fig, f: pd.DataFrame, common: dict[str, list[str]]) -> None:
+    """One legend for the figure: each line (group of options) named once,
+    each measured scan, the marks, and the options without a line."""
+    lines = f[f["mark"] == "line"].drop_duplicates("name")
+    hs = [Line2D([], [], **_line_style(r.name, len(common[r.name]) > 1, r.unsafe))
+          for r in lines.itertuples()]
+    ls = [_line_label(r.name, common[r.name], r.unsafe) for r in lines.itertuples()]
+    for name in dict.fromkeys(f.loc[f["mark"] == "scan", "name"]):
+        hs.append(Line2D([], [], ls="none", marker="D", ms=6, mfc="none", mec=color_for(name),
+                         mew=1.4))
+        ls.append(f"{name}: scan measured (◇) / modeled (···)")
     hs += [Line2D([], [], marker="x", ls="none", color="black", mew=1.4),
            Line2D([], [], marker="o", ls="none", ms=11, mfc="none", mec="black", mew=1.6)]
     ls += ["two lines change order", "the fastest line changes"]
-    if f.attrs["refused"]:
+    scenarios = set(p["scenario"] for p in f.attrs["panels"])
+    refused = [n + (f" (on {', '.join(on)})" if on and set(on) != scenarios else "")
+               for n, on in f.attrs["refused"].items()]
+    if refused:
         hs.append(Line2D([], [], ls="none"))
-        ls.append("refuse kexec (no downtime):\n  " + "\n  ".join(f.attrs["refused"]))
+        ls.append("refuse kexec (no downtime):\n  " + "\n  ".join(refused))
     if f.attrs["no_downtime"]:
         hs.append(Line2D([], [], ls="none"))
         ls.append("no downtime in the table\n(not representable, or not run):\n  "
@@ -326,7 +340,8 @@ def _legend(fig, f: pd.DataFrame) -> None:
                title="line = modeled, band = ASSUMED range", title_fontsize=8.5)
 
 
-def _caption(fig, f: pd.DataFrame) -> None:
+def _caption(fig, f: pd.DataFrame) -> str:
+    """Draws the caption and returns it."""
     lines = f[f["mark"] == "line"]
     short = {(r.scenario, r.platform, r.name): _short(r.name, r.members)
              for r in lines.itertuples()}
@@ -334,33 +349,41 @@ def _caption(fig, f: pd.DataFrame) -> None:
                f"{short[r.scenario, r.platform, r.name]} between {r.lo_cpus:g} and "
                f"{r.hi_cpus:g} CPUs" for r in f[f["mark"] == "fastest"].itertuples()]
     scans = f[f["mark"] == "scan"].drop_duplicates(["scenario", "platform"])
-    caption(fig, "Modeled (trackers/kexec) at each CPU count at reset; the band spans every "
-                 "ASSUMED parameter (clear rate, SEAMCALL costs, load latency, scan costs, "
-                 "TDH.SYS.DISABLE rate) at its low and high end (tornado figure). More CPUs "
-                 "than 1 model a reset moved before stop_other_cpus(). Options within "
-                 f"{SAME_WITHIN:.0%} of each other at every CPU count share a line (the "
-                 "clear dominates them). The fastest is taken among the options that miss "
-                 "no page. "
-                 + ("Changes of the fastest: " + "; ".join(changes) + "."
-                    if changes else "The fastest option is the same at every CPU count.")
-                 + "".join(f" Scan part on {r.scenario} on {r.platform} (◇ measured, ··· "
-                           f"modeled): {r.note}." for r in scans.itertuples()))
+    text = ("Modeled (trackers/kexec) at each CPU count at reset; the band spans every "
+            "ASSUMED parameter (clear rate, SEAMCALL costs, load latency, scan costs, "
+            "TDH.SYS.DISABLE rate) at its low and high end (tornado figure). More CPUs "
+            "than 1 model a reset moved before stop_other_cpus(). Options within "
+            f"{SAME_WITHIN:.0%} of each other at every CPU count share a line (the "
+            "clear dominates them). The fastest is taken among the options that miss "
+            "no page. This machine's panels are drawn where they show its measured "
+            "scan. "
+            + ("Changes of the fastest: " + "; ".join(changes) + "."
+               if changes else "The fastest option is the same at every CPU count.")
+            + "".join(f" Scan part on {r.scenario} on {r.platform} (◇ measured, ··· "
+                      f"modeled): {r.note}." for r in scans.itertuples()))
+    caption(fig, text)
+    return text
 
 
 def draw(f: pd.DataFrame):
-    """The figure of :func:`frame`'s rows: a panel per (scenario, platform)."""
+    """The figure of :func:`frame`'s rows: its panels two across, one legend."""
     panels = f.attrs["panels"]
-    nrow, ncol = len(dict.fromkeys(p["scenario"] for p in panels)), \
-        len(dict.fromkeys(p["platform"] for p in panels))
+    ncol = 1 if len(panels) == 1 else 2
+    nrow = math.ceil(len(panels) / ncol)
     fig, axes = plt.subplots(nrow, ncol, squeeze=False,
                              figsize=(7.2 * ncol + 3.6, 5.4 * nrow + 1.2))
+    common = line_names(f)
     for ax, panel in zip(axes.flat, panels):
         _draw_panel(ax, f[(f["scenario"] == panel["scenario"])
-                          & (f["platform"] == panel["platform"])], panel)
-    _legend(fig, f)
+                          & (f["platform"] == panel["platform"])], panel, common)
+    for ax in list(axes.flat)[len(panels):]:
+        ax.remove()
+    _legend(fig, f, common)
     fig.suptitle(TITLE, fontsize=11.5)
-    _caption(fig, f)
-    fig.tight_layout(rect=(0, 0.045, 1 - 3.4 / fig.get_figwidth(), 0.96))
+    text = _caption(fig, f)
+    lines = 1 + len(text) // int(16 * fig.get_figwidth())   # at 8 pt, ~16 characters an inch
+    fig.tight_layout(rect=(0, (0.2 + 0.14 * lines) / fig.get_figheight(),
+                           1 - 3.4 / fig.get_figwidth(), 0.96))
     return fig
 
 
@@ -368,13 +391,20 @@ def figure(df: pd.DataFrame, kexec: pd.DataFrame | None = None,
            scenarios: list[str] | None = None, platforms: list[str] | None = None):
     """Modeled downtime against the CPUs at reset, one line per option with
     its band (every ASSUMED parameter at its low and high end), crossings
-    marked and the changes of the fastest option named; rows scenarios
-    (default: the first two, and the first with a measured scan), columns
-    platforms (the reference first).  ``kexec``, when given, marks the
-    options that miss pages.  Where the table has ``scan_measured_s`` (the
-    sharded scan measured on this machine, sensitivity.measured_scans) the
-    scan part is drawn for those options: measured as hollow diamonds, the
-    modeled scan_s as a dotted line."""
+    marked and the changes of the fastest option named; a panel per
+    scenario (default: the first two, and the first with a measured scan)
+    and platform (the reference first; this machine's only where it draws
+    the measured scan, unless ``platforms`` names it).  ``kexec``, when
+    given, marks the options that miss pages.  Where the table has
+    ``scan_measured_s`` (the sharded scan measured on this machine,
+    sensitivity.measured_scans) the scan part is drawn for those options:
+    measured as hollow diamonds, the modeled scan_s as a dotted line."""
     why = absent(TITLE, "sensitivity", with_platform_column(df),
                  ["strategy", "scenario", "platform", "cpus_at_reset", "downtime_s"])
-    return why or draw(frame(df, kexec, scenarios, platforms))
+    if why:
+        return why
+    f = frame(df, kexec, scenarios, platforms)
+    if not f.attrs["panels"]:
+        return empty_figure(TITLE, "no panel to draw: only this machine's rows, without a "
+                                   "measured scan (name it in platforms= to draw it)")
+    return draw(f)

@@ -14,7 +14,7 @@ from matplotlib.ticker import FuncFormatter, NullFormatter
 
 from ..format import fmt_bytes, fmt_seconds
 from ..sharded import SCAN_LABEL
-from .select import SET_CAPTIONS, has_columns, text_cells, typed
+from .select import SET_CAPTIONS, THIS_MACHINE, has_columns, text_cells, typed
 from .sharded_points import SHARDED_MARKER, is_kernel_code, sharded_caption, sharded_points
 from .style import caption, color_for, empty_figure, ordered, style_for
 
@@ -121,7 +121,7 @@ def frame(df: pd.DataFrame, platform: str | None = None,
     ``sharded`` (the caption's sentence on the sharded builds, "" without)."""
     d = df.dropna(subset=["scan_modeled_s"])
     plats = list(dict.fromkeys(d["platform"]))
-    platform = platform or ("this-machine" if "this-machine" in plats else plats[0])
+    platform = platform or (THIS_MACHINE if THIS_MACHINE in plats else plats[0])
     p = d[d["platform"] == platform]
     parts = []
     for name in ordered(p["tracker"]):

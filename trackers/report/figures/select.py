@@ -48,12 +48,15 @@ def text_cells(col: pd.Series) -> pd.Series:
 #: the platform whose downtimes the figures show first (a preset, an estimate
 #: of a two-socket Sapphire Rapids; summary.py's verdict platform)
 REFERENCE_PLATFORM = "spr-2s"
+#: the platform of the machine that ran the report (trackers.kexec.PLATFORMS):
+#: the only one with measured scans
+THIS_MACHINE = "this-machine"
 
 
 def platform_order(names) -> list[str]:
     """Platform names, the reference platform first, then this machine."""
     names = list(dict.fromkeys(names))
-    first = [n for n in (REFERENCE_PLATFORM, "this-machine") if n in names]
+    first = [n for n in (REFERENCE_PLATFORM, THIS_MACHINE) if n in names]
     return first + [n for n in names if n not in first]
 
 

@@ -7,7 +7,8 @@ The one order of options is the kexec strategies' (:data:`ORDER`, from
 give each option the same look in every figure and run.  Lines that
 coincide are named together, never hidden: :func:`coincident` (one line on
 another, named at its end as "ida (= bitmap)") and :func:`coinciding_groups`
-(options within :data:`SAME_WITHIN` of each other, drawn as one line or panel).
+(options within :data:`SAME_WITHIN` of each other, drawn as one line or panel);
+:func:`crossings` finds where two lines change order.
 """
 
 from __future__ import annotations
@@ -206,3 +207,29 @@ def coinciding_groups(curves: dict[str, pd.Series], unsafe=frozenset(),
         else:
             groups.append([name])
     return groups
+
+
+def crossings(lines: dict[str, pd.DataFrame], tie: float = 0.01):
+    """Where two lines (cpus -> downtime, on the same CPU counts) change order:
+    [(cpus, downtime, a, b)] with the point interpolated on log axes; lines
+    within ``tie`` (relative) of each other on both sides are not a crossing."""
+    out = []
+    names = list(lines)
+    for i, a in enumerate(names):
+        for b in names[i + 1:]:
+            j = pd.concat([lines[a]["y"].rename("y_a"), lines[b]["y"].rename("y_b")], axis=1,
+                          join="inner").dropna()
+            j = j[(j["y_a"] > 0) & (j["y_b"] > 0)].sort_index()
+            if len(j) < 2:
+                continue
+            la, lb = np.log(j["y_a"].to_numpy()), np.log(j["y_b"].to_numpy())
+            diff = la - lb
+            lx = np.log2(j.index.to_numpy(float))
+            for k in range(len(diff) - 1):
+                d0, d1 = diff[k], diff[k + 1]
+                if d0 * d1 >= 0 or (abs(d0) < tie and abs(d1) < tie):
+                    continue
+                t = d0 / (d0 - d1)
+                out.append((2 ** (lx[k] + t * (lx[k + 1] - lx[k])),
+                            math.exp(la[k] + t * (la[k + 1] - la[k])), a, b))
+    return out
