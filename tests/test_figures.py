@@ -1,9 +1,10 @@
 """The design-review figures (trackers.report.figures) drawn from hand-made tables.
 
-The tables have exactly the columns the report writes (trackers/report/steps.py and the
-issue-11 contract: sensitivity, tornado, race with P(miss) and its interval,
-kexec with a downtime range), with the strategy names of issue 10, so the
-figures are tested without running a report.  Facts asserted: what each
+The tables have exactly the columns the report writes (trackers/report/steps.py
+and the column contracts of trackers/kexec/sensitivity.py: sensitivity,
+tornado, race with P(miss) and its interval, kexec with a downtime range), with
+the strategy names of trackers.kexec.STRATEGIES, so the figures are tested
+without running a report.  Facts asserted: what each
 figure draws (lines, bars, bands, labels, panels), never pixels or timings.
 """
 
@@ -21,6 +22,8 @@ from matplotlib.collections import PolyCollection  # noqa: E402
 from matplotlib.container import BarContainer, ErrorbarContainer  # noqa: E402
 
 from trackers.report import figures  # noqa: E402
+from trackers.report.figures import (bits_per_page, downtime_vs_cpus, kexec_downtime,  # noqa: E402
+                                     memory_vs_host, missed_pages, select, style, tornado)
 
 STRATEGIES = ["bitmap", "xarray", "xarray-multi", "ida", "roaring", "maple", "pageflags",
               "kvm-attr", "kvm-sept", "pte-softbit", "upstream-refuse", "refuse-while-td",
@@ -304,13 +307,88 @@ def test_a_missing_table_or_column_is_a_note_not_a_crash(name):
 
 
 # ---------------------------------------------------------------------------
+# each figure's data, selected apart from its drawing
+
+def test_memory_frame_names_lines_zero_options_and_where_a_line_stops():
+    f = memory_vs_host.frame(memory_table())
+    assert set(f["layer"]) == {"line", "limit", "zero", "pamt"}
+    assert list(dict.fromkeys(f.loc[f["layer"] == "zero", "tracker"])) == [
+        "pageflags", "kvm-attr", "kvm-sept"]
+    labels = dict(zip(f.loc[f["layer"] == "line", "tracker"], f.loc[f["layer"] == "line", "label"]))
+    assert labels["ida"] == "ida (= bitmap)" and labels["pte-softbit"] == "pte-softbit (= xarray)"
+    ((tracker, host_bytes),) = f.loc[f["layer"] == "limit", ["tracker", "host_bytes"]].to_numpy()
+    assert (tracker, host_bytes) == ("ida", (1 << 31) * 4096)         # ids <= INT_MAX
+
+
+def test_bits_frame_draws_or_says_why_for_every_option():
+    f = bits_per_page.frame(bits_table())
+    drawn = list(dict.fromkeys(f.loc[f["why"] == "", "line"]))
+    assert drawn == ["bitmap", "xarray", "ida", "maple", "kvm-attr",
+                     "bound_bits_per_page", "run_bound_bits_per_page"]
+    why = dict(zip(f["line"], f["why"]))
+    assert set(why) == set(style.ORDER) | set(bits_per_page.BOUNDS)
+    assert why["pageflags"] == "0 bits: no structure of its own (a bit in one the kernel keeps)"
+
+
+def test_kexec_downtime_frame_holds_each_cpu_count_and_why_not():
+    t = synthetic_tables()
+    f = kexec_downtime.frame(t["kexec"], t["sensitivity"])
+    assert list(f.columns) == kexec_downtime.COLUMNS
+    bitmap = f[(f["scenario"] == "1tib-4td") & (f["strategy"] == "bitmap")
+               & (f["part"] == "downtime_s")]
+    assert list(bitmap["sweep"]) == ["base", "8", "32", "all"]
+    assert list(bitmap["cpus"]) == [1, 8, 32, 224]
+    refused = f[f["status"] != "drawn"]
+    assert set(refused["strategy"]) == REFUSED
+    assert set(refused["status"]) == {"kexec refused: no downtime"}
+
+
+def test_downtime_vs_cpus_frame_groups_options_and_finds_the_fastest():
+    t = synthetic_tables()
+    f = downtime_vs_cpus.frame(t["sensitivity"], t["kexec"])
+    assert list(f.columns) == downtime_vs_cpus.COLUMNS
+    p = f[(f["scenario"] == "1tib-4td") & (f["platform"] == "spr-2s")]
+    lines = p[p["mark"] == "line"].drop_duplicates("name")
+    assert list(lines["name"]) == ["bitmap", "kvm-attr", "clear-all", "sys-disable"]
+    assert lines["members"].iloc[0] == ("bitmap, xarray, xarray-multi, ida, roaring, maple, "
+                                        "pageflags, kvm-sept, gmem-maple, pte-softbit, "
+                                        "dpamt-refcount")
+    assert list(lines["unsafe"]) == [False, True, False, False]
+    fastest = p[p["mark"] == "fastest"]
+    assert fastest[["previous", "name", "lo_cpus", "hi_cpus"]].values.tolist() == [
+        ["sys-disable", "bitmap", 1, 2]]
+    assert f.attrs["refused"] == {"upstream-refuse": [], "refuse-while-td": []}
+
+
+def test_tornado_frame_sorts_each_panel_by_swing():
+    t = tornado_table()
+    t.loc[t["strategy"] == "maple", "downtime_base_s"] = 0.0      # as if it refused kexec
+    f = tornado.frame(t)
+    assert list(f.columns) == tornado.COLUMNS
+    assert list(dict.fromkeys(f["name"])) == ["bitmap", "pageflags", "clear-all", "sys-disable"]
+    assert list(f.loc[f["name"] == "sys-disable", "param"]) == [
+        "sys_disable_bps", "clear_bps_core", "load_latency_s"]
+    assert f.attrs["without"] == ["maple"]
+
+
+def test_missed_pages_frame_says_who_misses_who_never_does_who_refuses():
+    f = missed_pages.frame(race_table())
+    assert list(f.columns) == missed_pages.COLUMNS
+    status = f.groupby("status")["strategy"].unique()
+    assert set(status["drawn"]) == set(MISSING_PAGES)
+    assert set(status["refused"]) == REFUSED
+    assert set(status["never"]) == set(STRATEGIES) - set(MISSING_PAGES) - REFUSED
+    assert set(f["kexec"]) == {"crash"}             # normal kexec: the same within intervals
+
+
+# ---------------------------------------------------------------------------
 # styles
 
 def test_every_registered_option_has_its_own_style():
-    styles = [(figures.style_for(n)["ls"], figures.style_for(n)["marker"], figures.color_for(n))
-              for n in figures.ORDER]
+    styles = [(style.style_for(n)["ls"], style.style_for(n)["marker"], style.color_for(n))
+              for n in style.ORDER]
     assert len(set(styles)) == len(styles)
-    assert figures.style_for("a-name-not-registered") == figures.style_for("a-name-not-registered")
+    assert style.style_for("a-name-not-registered") == style.style_for("a-name-not-registered")
 
 
 # ---------------------------------------------------------------------------
@@ -318,7 +396,7 @@ def test_every_registered_option_has_its_own_style():
 
 def test_memory_lines_are_named_at_their_end_with_distinct_styles():
     df = memory_table()
-    fig = figures.memory_vs_host(df, scan_time=pd.DataFrame({"set": ["reference"]}))
+    fig = memory_vs_host.figure(df, scan_time=pd.DataFrame({"set": ["reference"]}))
     ax = fig.axes[0]
     drawn = {ln.get_label(): ln for ln in ax.lines if not ln.get_label().startswith("_")}
     assert {"xarray", "pte-softbit", "bitmap", "ida"} <= set(drawn)
@@ -341,7 +419,7 @@ def test_memory_lines_are_named_at_their_end_with_distinct_styles():
 
 def test_memory_axes_end_near_the_data():
     df = memory_table()
-    ax = figures.memory_vs_host(df).axes[0]
+    ax = memory_vs_host.figure(df).axes[0]
     lo, hi = ax.get_xlim()
     assert hi == pytest.approx(df["host_bytes"].max() * 1.25)
     assert lo == pytest.approx(df["host_bytes"].min() / 1.25)
@@ -356,14 +434,14 @@ def test_memory_overlay_rows_go_to_their_hook_not_the_lines(monkeypatch):
     def sparse(ax, rows):
         seen.append(sorted(rows["tracker"]))
         return "Sparse host: marked."
-    monkeypatch.setitem(figures.MEMORY_OVERLAYS, "sparse-host", sparse)
-    fig = figures.memory_vs_host(pd.concat([df.assign(overlay=""), extra]))
+    monkeypatch.setitem(memory_vs_host.MEMORY_OVERLAYS, "sparse-host", sparse)
+    fig = memory_vs_host.figure(pd.concat([df.assign(overlay=""), extra]))
     assert seen == [sorted(extra["tracker"])]
     bitmap = next(ln for ln in fig.axes[0].lines if ln.get_label() == "bitmap")
     assert 7.1e12 not in list(bitmap.get_xdata())
     assert any("Sparse host: marked." in t.get_text() for t in fig.texts)
-    monkeypatch.delitem(figures.MEMORY_OVERLAYS, "sparse-host")
-    fig = figures.memory_vs_host(pd.concat([df.assign(overlay=""), extra]))
+    monkeypatch.delitem(memory_vs_host.MEMORY_OVERLAYS, "sparse-host")
+    fig = memory_vs_host.figure(pd.concat([df.assign(overlay=""), extra]))
     assert any("sparse-host host(s) (R7625)" in t.get_text() for t in fig.texts)
 
 
@@ -372,10 +450,10 @@ def test_memory_overlay_rows_go_to_their_hook_not_the_lines(monkeypatch):
 
 def test_bits_per_page_draws_or_names_every_registered_option():
     df = bits_table()
-    fig = figures.bits_per_page(df)
+    fig = bits_per_page.figure(df)
     lines = {ln.get_label() for ln in fig.axes[0].lines}
     note = next(t.get_text() for t in fig.texts if t.get_text().startswith("Not drawn"))
-    for name in figures.ordered(list(figures.ORDER) + list(df["tracker"])):
+    for name in style.ordered(list(style.ORDER) + list(df["tracker"])):
         assert name in lines or f"\n  {name}: " in note, name
     assert "pageflags: 0 bits" in note
     assert "sys-disable: no per-page structure: not in this table (7: TDH.SYS.DISABLE" in note
@@ -385,7 +463,7 @@ def test_bits_per_page_names_a_structure_that_cannot_hold_the_set():
     df = bits_table()
     df.loc[df["tracker"] == "ida", ["modeled_bytes", "bits_per_private_page"]] = math.nan
     df.loc[df["tracker"] == "ida", "not_representable"] = "IDA: not representable above 8 TiB"
-    fig = figures.bits_per_page(df)
+    fig = bits_per_page.figure(df)
     note = next(t.get_text() for t in fig.texts if t.get_text().startswith("Not drawn"))
     assert "ida: IDA: not representable above 8 TiB" in note
 
@@ -412,8 +490,8 @@ def test_kexec_downtime_shows_the_scans_on_a_log_axis_and_the_cpu_sweep():
     assert notes.count("no scan (0 s)") == 2             # clear-all, sys-disable
     assert notes.count("kexec refused: no downtime") == 2
     rows = [t.get_text() for t in down_ax.texts]
-    assert "1.1 min → 1.1 min (all 224)" in rows           # sys-disable: the module's rate
-    assert "1.1 min → 2.0 s (all 224)" in rows             # bitmap: the clear spreads
+    assert "67.4 s → 67.4 s (all 224)" in rows             # sys-disable: the module's rate
+    assert "67.4 s → 2.01 s (all 224)" in rows             # bitmap: the clear spreads
     assert any("MISSES 1,337 pages" in t for t in rows)
     bars = [c for c in down_ax.containers if isinstance(c, ErrorbarContainer) and c.has_xerr]
     assert len(bars) == len(STRATEGIES) - len(REFUSED)   # the ASSUMED-rate range
@@ -421,7 +499,7 @@ def test_kexec_downtime_shows_the_scans_on_a_log_axis_and_the_cpu_sweep():
 
 def test_kexec_downtime_on_this_machine_draws_the_measured_scans_with_bars():
     tables = synthetic_tables()
-    fig = figures.kexec_downtime(tables["kexec"], tables["sensitivity"], platform="this-machine",
+    fig = kexec_downtime.figure(tables["kexec"], tables["sensitivity"], platform="this-machine",
                                  scenarios=["1tib-4td"])
     scan_ax = fig.axes[0]
     measured = [c for c in scan_ax.containers if isinstance(c, ErrorbarContainer)
@@ -435,7 +513,7 @@ def test_kexec_downtime_on_this_machine_draws_the_measured_scans_with_bars():
 
 
 def test_kexec_downtime_without_the_sensitivity_table_says_so():
-    fig = figures.kexec_downtime(small(kexec_table()))
+    fig = kexec_downtime.figure(small(kexec_table()))
     assert any("needs the sensitivity table" in t for t in _texts(fig))
 
 
@@ -445,11 +523,11 @@ def test_kexec_downtime_without_the_sensitivity_table_says_so():
 def test_crossings_are_interpolated_on_log_axes():
     a = pd.DataFrame({"y": [1.0, 4.0]}, index=[1.0, 4.0])
     b = pd.DataFrame({"y": [4.0, 1.0]}, index=[1.0, 4.0])
-    ((x, y, na, nb),) = figures._crossings({"a": a, "b": b})
+    ((x, y, na, nb),) = style.crossings({"a": a, "b": b})
     assert (na, nb) == ("a", "b")
     assert x == pytest.approx(2.0) and y == pytest.approx(2.0)
     tie = pd.DataFrame({"y": [1.0, 1.005]}, index=[1.0, 4.0])
-    assert figures._crossings({"a": pd.DataFrame({"y": [1.004, 1.0]}, index=[1.0, 4.0]),
+    assert style.crossings({"a": pd.DataFrame({"y": [1.004, 1.0]}, index=[1.0, 4.0]),
                                "t": tie}) == []
 
 
@@ -457,9 +535,10 @@ def test_downtime_vs_cpus_marks_where_the_fastest_changes():
     tables = synthetic_tables()
     fig = figures.FIGURES["downtime_vs_cpus"].render(tables)
     panels = [a for a in fig.axes if a.get_visible() and a.lines]
-    assert len(panels) == 4                        # 2 scenarios x (spr-2s, this-machine)
+    # 2 scenarios on spr-2s; this machine's panels only where they draw a measured scan
+    assert [a.get_title() for a in panels] == ["1tib-4td on spr-2s [modeled]",
+                                               "16tib-dense on spr-2s [modeled]"]
     ax = panels[0]
-    assert ax.get_title() == "1tib-4td on spr-2s [modeled]"
     assert ax.get_xscale() == "log" and ax.get_yscale() == "log"
     assert [t.get_text() for t in ax.get_xticklabels()][-1] == "all\n224"
     notes = [t.get_text() for t in ax.texts]
@@ -467,27 +546,84 @@ def test_downtime_vs_cpus_marks_where_the_fastest_changes():
     # trackers do (one line: within 3 % of each other, the clear dominates)
     assert notes == ["fastest: sys-disable →\nbitmap (+10 within 3%), between 1 and 2 CPUs"]
     drawn = [ln.get_label() for ln in ax.lines if not ln.get_label().startswith("_")]
-    assert len(drawn) == 4                        # the trackers, clear-all, sys-disable, kvm-attr
-    assert drawn[0].startswith("bitmap, xarray, xarray-multi") and "(within 3%)" in drawn[0]
-    assert "kvm-attr (misses pages)" in drawn     # not merged with the safe ones
+    assert drawn == ["bitmap", "kvm-attr", "clear-all", "sys-disable"]
     bands = [c for c in ax.collections if isinstance(c, PolyCollection)]
     assert len(bands) == 4
-    legend = " ".join(t.get_text() for t in fig.legends[0].get_texts())
-    assert "upstream-refuse" in legend and "refuse-while-td" in legend
+    legend = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert legend[0].startswith("bitmap, xarray, xarray-multi") and "(within 3%)" in legend[0]
+    assert "kvm-attr (misses pages)" in legend    # not merged with the safe ones
+    assert legend[-1] == "refuse kexec (no downtime):\n  upstream-refuse\n  refuse-while-td"
     caption = " ".join(t.get_text() for t in fig.texts)
     assert ("1tib-4td on spr-2s: sys-disable → bitmap (+10 within 3%) between 1 and 2 CPUs"
             in caption)
 
 
+def _legend_entries(fig) -> list[str]:
+    """Every legend entry of the figure: its own legends and its axes'."""
+    legends = list(fig.legends) + [a.get_legend() for a in fig.axes if a.get_legend()]
+    return [t.get_text() for leg in legends for t in leg.get_texts()]
+
+
+@pytest.mark.parametrize("name", list(figures.FIGURES))
+def test_no_legend_entry_repeats_within_a_figure(name):
+    tables = synthetic_tables()
+    s = tables["sensitivity"]
+    here = (s["platform"] == "this-machine") & (s["scenario"] == "1tib-4td")
+    tables["sensitivity"] = s.assign(scan_measured_s=s["scan_s"].where(here) * 1.3,
+                                     scan_measured_note="measured: sharded scan (bitmap)")
+    entries = _legend_entries(figures.FIGURES[name].render(tables))
+    assert len(entries) == len(set(entries)), entries
+
+
+def test_downtime_vs_cpus_names_each_group_of_options_once():
+    """Groups that differ between panels (an option joins a line on one scenario
+    only) are named once in the figure's legend; a panel names only what its
+    line holds beyond it."""
+    s = sensitivity_table()
+    # on 16tib-dense, maple is 10 % slower: it leaves the trackers' line there
+    s.loc[(s["strategy"] == "maple") & (s["scenario"] == "16tib-dense"),
+          ["downtime_s", "downtime_low_s", "downtime_high_s"]] *= 1.1
+    fig = downtime_vs_cpus.figure(s, kexec_table())
+    entries = _legend_entries(fig)
+    lines = [e for e in entries if "within" in e or e in STRATEGIES or "misses" in e]
+    named = [n for e in lines for n in e.replace("\n", " ").replace(",", " ").split()
+             if n in STRATEGIES]
+    assert len(named) == len(set(named)), lines             # each option in one entry
+    assert "maple" in entries                               # its own line, named once
+    titles = [a.get_title() for a in fig.axes if a.get_visible() and a.lines]
+    assert titles == ["1tib-4td on spr-2s [modeled]\nhere bitmap's line also holds: maple",
+                      "16tib-dense on spr-2s [modeled]"]
+
+
+def test_this_machine_panels_appear_only_with_measured_scans():
+    tables = synthetic_tables()
+    s = tables["sensitivity"]
+
+    def titles(sens):
+        fig = downtime_vs_cpus.figure(sens, tables["kexec"])
+        return [a.get_title().split("\n")[0] for a in fig.axes if a.get_visible()]
+    assert not [t for t in titles(s) if "this-machine" in t]
+    here = (s["platform"] == "this-machine") & (s["scenario"] == "16tib-dense")
+    measured = s.assign(scan_measured_s=s["scan_s"].where(here & (s["strategy"] == "bitmap")),
+                        scan_measured_note="measured: sharded scan (bitmap)")
+    assert titles(measured) == ["1tib-4td on spr-2s [modeled]",
+                                "16tib-dense on spr-2s [modeled]",
+                                "16tib-dense on this-machine [modeled; scan part measured]"]
+    # asked for by name, this machine's panels are drawn without a measured scan
+    fig = downtime_vs_cpus.figure(s, tables["kexec"], platforms=["this-machine"])
+    assert [a.get_title() for a in fig.axes if a.get_visible()] == [
+        "1tib-4td on this-machine [modeled]", "16tib-dense on this-machine [modeled]"]
+
+
 def test_downtime_vs_cpus_reads_all_as_the_platform_cpus():
     s = sensitivity_table()
     s["platform_cpus_total"] = s["platform"].map({p: v[0] for p, v in PLATFORMS.items()})
-    cpus, total = figures._cpu_numbers(s[s["platform"] == "spr-2s"])
+    cpus, total = select.cpu_numbers(s[s["platform"] == "spr-2s"])
     assert total == 224 and cpus.max() == 224
     numeric = s.copy()
     numeric["cpus_at_reset"] = pd.to_numeric(numeric["cpus_at_reset"], errors="coerce").fillna(
         numeric["platform_cpus_total"]).astype(int)
-    fig = figures.downtime_vs_cpus(small(numeric), platforms=["spr-2s"])
+    fig = downtime_vs_cpus.figure(small(numeric), platforms=["spr-2s"])
     assert [t.get_text() for t in fig.axes[0].get_xticklabels()][-1] == "all\n224"
 
 
@@ -496,7 +632,7 @@ def test_downtime_vs_cpus_reads_all_as_the_platform_cpus():
 
 def test_tornado_draws_one_panel_per_option_with_a_bar_per_parameter():
     t = tornado_table()
-    fig = figures.tornado(t)
+    fig = tornado.figure(t)
     panels = [a for a in fig.axes if a.axison]
     heads = [a.get_title().split(",")[0].split(" (")[0].split("\n")[0] for a in panels]
     # options whose bars agree within 3 % share a panel, named in its title
@@ -518,7 +654,7 @@ def test_tornado_draws_one_panel_per_option_with_a_bar_per_parameter():
 
 def test_missed_pages_plots_p_miss_with_intervals_and_the_seamcall_band():
     race = race_table()
-    fig = figures.missed_pages(race)
+    fig = missed_pages.figure(race)
     panels = [a for a in fig.axes if a.lines]
     assert len(panels) == 1                         # normal and crash agree
     ax = panels[0]
@@ -535,7 +671,7 @@ def test_missed_pages_plots_p_miss_with_intervals_and_the_seamcall_band():
 
 
 def test_missed_pages_splits_normal_and_crash_when_they_differ():
-    fig = figures.missed_pages(race_table(crash_differs=True))
+    fig = missed_pages.figure(race_table(crash_differs=True))
     titles = [a.get_title() for a in fig.axes if a.lines]
     assert titles == ["normal kexec (running steps finish first)",
                       "crash kexec (kdump: NMIs freeze every step)"]
@@ -546,7 +682,7 @@ def test_missed_pages_reads_a_race_table_of_the_previous_version():
     old = old[old["seamcall_cost"] == "base"].drop(
         columns=["seamcall_cost", "p_miss_low", "p_miss_high", "missed_mean_low",
                  "missed_mean_high"]).rename(columns={"p_miss": "p_missed"})
-    fig = figures.missed_pages(old)
+    fig = missed_pages.figure(old)
     ax = next(a for a in fig.axes if a.lines)
     assert not [c for c in ax.collections if isinstance(c, PolyCollection)]
     assert ax.get_ylabel().startswith("P(≥ 1")
@@ -554,7 +690,7 @@ def test_missed_pages_reads_a_race_table_of_the_previous_version():
 
 def test_tornado_and_sweep_read_platform_name_as_the_kexec_table_spells_it():
     t = tornado_table().rename(columns={"platform": "platform_name"})
-    fig = figures.tornado(t)
+    fig = tornado.figure(t)
     assert "1tib-4td on spr-2s, 1 CPU at reset" in fig._suptitle.get_text()
 
 
@@ -562,7 +698,7 @@ def test_kexec_downtime_says_not_representable_instead_of_zero():
     k = small(kexec_table())
     ida = k[k["strategy"] == "bitmap"].assign(strategy="ida", scan_s=math.nan, clear_s=math.nan,
                                               downtime_s=math.nan, representable=False)
-    fig = figures.kexec_downtime(pd.concat([k.assign(representable=True), ida]))
+    fig = kexec_downtime.figure(pd.concat([k.assign(representable=True), ida]))
     notes = [t.get_text() for t in fig.axes[0].texts]
     assert "not representable on this host" in notes and "no scan (0 s)" in notes
     assert notes.count("no scan (0 s)") == 1                  # sys-disable only

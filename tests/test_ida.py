@@ -162,8 +162,8 @@ def test_not_representable_shows_in_the_report_tables():
     assert np.isnan(frac["ida"]["modeled_bytes"]) and frac["ida"]["not_representable"]
     assert frac["bitmap"]["modeled_bytes"] == 1 << 29
     import pandas as pd
-    from trackers.report import figures
-    fig = figures.memory_vs_host(pd.DataFrame(list(rows.values())))
+    from trackers.report.figures import memory_vs_host
+    fig = memory_vs_host.figure(pd.DataFrame(list(rows.values())))
     marks = [t.get_text() for t in fig.axes[0].texts]
     assert marks == ["IDA: not representable above 8 TiB (ids <= INT_MAX)"]
     assert fig.axes[0].texts[0].xy[0] == 8 * 2**40           # the ida line stops at 8 TiB

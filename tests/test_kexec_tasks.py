@@ -18,7 +18,7 @@ from trackers.kexec.sensitivity import (MEASURED_NOTE, MEASURED_SKIPPED, SENSITI
                                         SHARDS_PER_CPU, measured_scans, measured_shard_pfns,
                                         sharded_scan, sweep)
 from trackers.kexec.strategy import kernel_twin
-from trackers.report import figures
+from trackers.report.figures import downtime_vs_cpus
 from trackers.shard import MIN_SHARD_PFNS, makespan
 from trackers.workloads import scenario
 
@@ -152,8 +152,9 @@ def test_measured_scans_fill_the_this_machine_rows_only(swept):
 
 def test_the_figure_draws_the_measured_scan_part(swept):
     _, measured, df = swept
-    fig = figures.downtime_vs_cpus(df)
-    axes = {a.get_title(): a for a in fig.axes if a.get_visible() and a.lines}
+    fig = downtime_vs_cpus.figure(df)
+    # the first line of each title (a second says what a line holds there beyond the legend)
+    axes = {a.get_title().split("\n")[0]: a for a in fig.axes if a.get_visible() and a.lines}
     assert set(axes) == {"tiny on spr-2s [modeled]",
                          "tiny on this-machine [modeled; scan part measured]"}
     ax = axes["tiny on this-machine [modeled; scan part measured]"]

@@ -13,6 +13,7 @@ import pytest
 from trackers.__main__ import main
 from trackers.kexec import PLATFORMS
 from trackers.report import config, figures, memory, scan, steps, summary
+from trackers.report.figures import scan_time
 from trackers.report.cli import write_report
 from trackers.sets import SetTooLarge, host_set
 
@@ -538,7 +539,7 @@ def test_every_twin_is_timed_through_the_kernel_code(report_dir):
         rows = here[(here["tracker"] == twin) & (here["engine"] == engine)]
         assert set(rows["host_pfns"]) == sizes, twin
         assert (rows["engine_kind"] == "kernel code").all() and (rows["scan_runs"] >= 5).all()
-    fig = figures.scan_time(df)
+    fig = scan_time.figure(df)
     bars = [c for c in fig.axes[0].containers if isinstance(c, ErrorbarContainer)]
     assert sum(c.has_yerr and len(c.lines[0].get_xdata()) for c in bars) >= \
         len(TWINS) * len(sizes)

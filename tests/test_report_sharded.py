@@ -24,6 +24,7 @@ from trackers.extents import normalize_extents  # noqa: E402
 from trackers.kernel import MAPLE_NODE_BYTES  # noqa: E402
 from trackers.output import write_csv_atomic  # noqa: E402
 from trackers.report import cli, config, figures, sharded, steps, summary  # noqa: E402
+from trackers.report.figures import memory_vs_host, scan_time, style  # noqa: E402
 from trackers.sets import host_set  # noqa: E402
 
 N, S = 1 << 18, 1 << 16              # a 1 GiB host in 4 shards of 256 MiB
@@ -251,20 +252,20 @@ def _hexagons(ax):
 
 def test_memory_vs_host_draws_each_sharded_build_on_its_estimate():
     df, mem = _table(), memory_table()
-    plain = figures.memory_vs_host(mem)
+    plain = memory_vs_host.figure(mem)
     xlim = plain.axes[0].get_xlim()
     lines = [(ln.get_label(), list(ln.get_xdata())) for ln in plain.axes[0].lines]
     for none in (None, df.iloc[:0]):                # no --sharded: the figure as before
-        fig = figures.memory_vs_host(mem, sharded=none)
+        fig = memory_vs_host.figure(mem, sharded=none)
         assert fig.axes[0].get_xlim() == xlim
         assert [(ln.get_label(), list(ln.get_xdata())) for ln in fig.axes[0].lines] == lines
-    fig = figures.memory_vs_host(mem, sharded=df)
+    fig = memory_vs_host.figure(mem, sharded=df)
     ax = fig.axes[0]
     drawn = _hexagons(ax)
     built = df[df["not_representable"] == ""]
     assert sorted((x, y) for _, x, y, _ in drawn) == sorted(zip(built["host_bytes"],
                                                                 built["added_bytes"]))
-    xarray = figures.color_for("xarray")
+    xarray = style.color_for("xarray")
     assert {(x, fc == xarray) for c, x, _, fc in drawn if c == xarray} == \
         {(x, k) for x in (1 << 42, 1 << 46) for k in (True, False)}   # filled: kernel code
     ticks = [(ln.get_xdata()[0], ln.get_ydata()[0]) for ln in ax.lines
@@ -296,9 +297,9 @@ def scan_table() -> pd.DataFrame:
 
 def test_scan_time_draws_the_one_cpu_sharded_scans():
     df, scan = _table(), scan_table()
-    plain = figures.scan_time(scan)
+    plain = scan_time.figure(scan)
     assert not _hexagons(plain.axes[0])
-    fig = figures.scan_time(scan, sharded=df)
+    fig = scan_time.figure(scan, sharded=df)
     ax = fig.axes[0]
     built = df[df["not_representable"] == ""]
     assert sorted((x, y) for _, x, y, _ in _hexagons(ax)) == \
@@ -311,6 +312,18 @@ def test_scan_time_draws_the_one_cpu_sharded_scans():
     assert ("Hexagons: measured, sharded, sum over shards (1 CPU), the extents scan of "
             "sharded builds at 4 TiB, 64 TiB, built in 4/64 shards" in caption)
     assert "from 64t.csv (sharded.csv); bars min-max over the runs bench-core made" in caption
+
+
+def test_scan_time_frame_holds_the_sharded_points_as_their_own_layer():
+    df, scan = _table(), scan_table()
+    f = scan_time.frame(scan, sharded=df)
+    assert list(f.columns) == scan_time.COLUMNS
+    assert set(f["layer"]) == {"model", "measured", "sharded"}          # no model_note
+    built = df[df["not_representable"] == ""]
+    pts = f[f["layer"] == "sharded"]
+    assert sorted(zip(pts["tracker"], pts["host_bytes"], pts["seconds"])) == \
+        sorted(zip(built["option"], built["host_bytes"], built["scan_extents_measured_s"]))
+    assert f.attrs["sharded"].startswith("at 4 TiB, 64 TiB, built in 4/64 shards")
 
 
 def test_figure_specs_pass_the_sharded_table():

@@ -228,11 +228,12 @@ def test_sparse_host_rows_separate_max_pfn_from_set():
 
 
 def test_memory_figure_draws_the_sparse_host_as_stars():
-    from trackers.report import config, figures, memory
+    from trackers.report import config, memory
+    from trackers.report.figures import memory_vs_host
     cfg = config.quick_config()
     cfg.sweep_shape = "extents-2m"
     rows = memory.memory_rows(cfg, 1 << 20) + memory.sparse_host_rows(cfg, "r7625-sparse")
-    fig = figures.memory_vs_host(pd.DataFrame(rows))
+    fig = memory_vs_host.figure(pd.DataFrame(rows))
     ax = fig.axes[0]
     stars = [ln for ln in ax.get_lines() if ln.get_marker() == "*" and len(ln.get_xdata())]
     positive = sum(1 for r in rows if r.get("host_kind") == "sparse" and r["added_bytes"] > 0)
@@ -246,13 +247,14 @@ def test_memory_figure_draws_the_sparse_host_as_stars():
 
 
 def test_memory_figure_without_sparse_rows():
-    from trackers.report import config, figures, memory
+    from trackers.report import config, memory
+    from trackers.report.figures import memory_vs_host
     cfg = config.quick_config()
     cfg.sweep_shape = "extents-2m"
     df = pd.DataFrame(memory.memory_rows(cfg, 1 << 20))
-    dense, sparse = figures.split_sparse_hosts(df)
+    dense, sparse = memory.split_sparse_hosts(df)
     assert len(dense) == len(df) and sparse.empty
-    ax = figures.memory_vs_host(df).axes[0]
+    ax = memory_vs_host.figure(df).axes[0]
     assert not [ln for ln in ax.get_lines() if ln.get_marker() == "*"]
 
 

@@ -109,6 +109,7 @@ from ..kexec.platform import calibration_path
 from ..options import int_option, output_dir, output_file
 from ..registry import TRACKERS
 from . import config, scan, sharded, steps
+from .format import fmt_seconds
 
 HELP = "the design-review report: verdict table, figures (PNG+SVG), CSV and summary.md"
 
@@ -409,7 +410,7 @@ def prepare_kernel_code(skip: bool) -> dict:
     built_s = time.perf_counter() - t0
     if built_s > 1:
         print(f"kernel code: built Linux {linux.version()}'s lib/xarray.c, lib/idr.c, "
-              f"lib/maple_tree.c and find_bit in {built_s:.0f} s (cached for the next run)",
+              f"lib/maple_tree.c and find_bit in {fmt_seconds(built_s)} (cached for the next run)",
               file=sys.stderr)
     return {"available": True, "version": linux.version(), "library": why,
             "build_s": built_s}
@@ -488,7 +489,7 @@ def run(args) -> int:
           f"[modeled] = kernel model, [measured] = this machine):", file=buf)
     print(summary.format_verdict(verdict).to_string(index=False), file=buf)
     print(f"\n{summary.engine_line(tables, meta)}", file=buf)
-    print(f"\n{len(written)} files written to {out}/ in {elapsed:.0f} s "
+    print(f"\n{len(written)} files written to {out}/ in {fmt_seconds(elapsed)} "
           f"(figures: {', '.join(p.stem for p in written if p.suffix == '.png')})", file=buf)
     print(buf.getvalue())
     return 0

@@ -38,6 +38,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from ..sets import host_label
+from .format import fmt_bytes, fmt_ns, fmt_seconds
 from .memory import split_sparse_hosts
 
 #: the host sizes of the memory columns (PFNs) and their labels
@@ -479,38 +480,6 @@ def choices_by_cpus(sens: pd.DataFrame, rec: pd.DataFrame, *, scenario: str,
 
 # --------------------------------------------------------------------------
 # rendering
-
-def fmt_bytes(x) -> str:
-    if x is None or not math.isfinite(x):
-        return "n/a"
-    if x == 0:
-        return "0"
-    for unit, shift in (("TiB", 40), ("GiB", 30), ("MiB", 20), ("KiB", 10)):
-        if abs(x) >= 1 << shift:
-            v = x / (1 << shift)
-            return f"{v:.0f} {unit}" if v >= 10 else f"{v:.1f} {unit}"
-    return f"{x:.0f} B"
-
-
-def fmt_seconds(x) -> str:
-    if x is None or not math.isfinite(x):
-        return "n/a"
-    if x >= 600:
-        return f"{x / 60:.0f} min"
-    if x >= 1:
-        return f"{x:.3g} s"
-    if x >= 1e-3:
-        return f"{x * 1e3:.1f} ms"
-    return f"{x * 1e6:.0f} us"
-
-
-def fmt_ns(x) -> str:
-    if x is None or not math.isfinite(x):
-        return "n/a"
-    if x >= 1e6:
-        return f"{x / 1e6:.1f} ms"
-    return f"{x / 1e3:.0f} us" if x >= 1e4 else f"{x:.0f} ns"
-
 
 def fmt_p(p, lo, hi) -> str:
     if p is None or not math.isfinite(p):

@@ -34,6 +34,7 @@ from ..kexec import PLATFORMS, STRATEGIES, KexecHost
 from ..kexec.strategies import TRACKER_STRATEGIES, strategy_for_tracker
 from ..kexec.strategy import ENGINE_PAGE_TABLES, ENGINE_STRUCT_PAGES, engine_kind
 from ..sets import host_label, host_set
+from .format import fmt_seconds
 
 
 def last_level_cache_bytes() -> int:
@@ -80,15 +81,15 @@ def model_note(m, plat, ratio: float, llc: int, load: float = 0.0) -> str:
     if not (ratio > MODEL_WITHIN or ratio < 1 / MODEL_WITHIN):
         return ""
     terms = {"dependent loads": (plat.chase_s(m.scan_loads),
-                                 f"{m.scan_loads:,} x {plat.load_latency_s * 1e9:.0f} ns"),
+                                 f"{m.scan_loads:,} x {fmt_seconds(plat.load_latency_s)}"),
              "streaming read": (plat.read_s(m.scanned_bytes),
                                 f"{m.scanned_bytes / 2**20:,.0f} MiB at "
                                 f"{plat.read_bps() / 1e9:.1f} GB/s"),
-             "runs": (plat.work_s(runs=m.extents), f"{m.extents:,} x {plat.run_s * 1e9:.0f} ns"),
+             "runs": (plat.work_s(runs=m.extents), f"{m.extents:,} x {fmt_seconds(plat.run_s)}"),
              "entries": (plat.work_s(entries=m.entries),
-                         f"{m.entries:,} x {plat.entry_s * 1e9:.1f} ns"),
+                         f"{m.entries:,} x {fmt_seconds(plat.entry_s)}"),
              "lookups": (plat.work_s(lookups=m.lookups),
-                         f"{m.lookups:,} x {plat.lookup_s * 1e9:.0f} ns")}
+                         f"{m.lookups:,} x {fmt_seconds(plat.lookup_s)}")}
     top, (_, how) = max(terms.items(), key=lambda kv: kv[1][0])
     why = [f"model {ratio:.2g}x the measurement, largest term {top} ({how})"]
     if ratio > MODEL_WITHIN:
@@ -171,8 +172,8 @@ def scan_rows(cfg, max_pfn: int, costs: ScanCosts) -> list[dict]:
         predicted = costs.predicted_s(name, strategy.measured_pfns(
             max_pfn, cfg.kernel_code, _scan_budget(cfg)))
         if predicted is not None and predicted > cfg.scan_time_budget_s:
-            skipped = (f"not built: predicted {predicted:.0f} s, over the "
-                       f"{cfg.scan_time_budget_s:g} s budget of one size")
+            skipped = (f"not built: predicted {fmt_seconds(predicted)}, over the "
+                       f"{fmt_seconds(cfg.scan_time_budget_s)} budget of one size")
         try:
             m = strategy.measure(host, emulate=not skipped, build_limit_pfns=max_pfn,
                                  kernel_code=cfg.kernel_code, repeat=cfg.scan_repeat,

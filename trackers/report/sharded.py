@@ -41,6 +41,7 @@ from ..sets import host_label
 from ..shard import (MAPLE, MAPLE_NODES_PER_BOUNDARY, ReferenceShards, Sharded, combine,
                      not_representable, shard_units, structure)
 from ..workloads.tdx import parse_size
+from .format import fmt_seconds
 
 #: the table's name (sharded.csv)
 TABLE = "sharded"
@@ -320,8 +321,8 @@ def summary_line(df: pd.DataFrame | None) -> str:
             f"{host_label(int(top['pfns'].iloc[0]))} ({int(top['pfns'].iloc[0]):,} PFNs, "
             f"'{SHAPE}' set) in {'/'.join(map(str, shards))} shards, {len(top)} tracker rows "
             f"from {sources}; scan [measured, sum over shards, 1 CPU] "
-            f"{fast['scan_extents_measured_s']:.3g} s (`{fast['tracker']}`) to "
-            f"{slow['scan_extents_measured_s']:.3g} s (`{slow['tracker']}`); built bytes "
+            f"{fmt_seconds(fast['scan_extents_measured_s'])} (`{fast['tracker']}`) to "
+            f"{fmt_seconds(slow['scan_extents_measured_s'])} (`{slow['tracker']}`); built bytes "
             f"[modeled] against estimate() of the same shards, max |modeled/estimate - 1| "
             f"per structure over every sharded row: " + ", ".join(parts)
             + (f"; not representable: {why}" if why else "") + ".")
