@@ -153,5 +153,5 @@ def test_a_scan_over_budget_is_not_built(monkeypatch):
     rows = scan.scan_rows(cfg, 1 << 16, costs)
     here = [r for r in rows if r["tracker"] == "bitmap" and r["platform"] == "this-machine"]
     assert len(here) == 1 and here[0]["scan_runs"] == 0
-    assert here[0]["skipped"] == "not built: predicted 640 s, over the 5 s budget of one size"
+    assert here[0]["skipped"] == "not built: predicted 10.7 min, over the 5 s budget of one size"
     assert costs.last["bitmap"] == (10.0, 1 << 10)   # nothing built: nothing recorded
