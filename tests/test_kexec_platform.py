@@ -280,7 +280,7 @@ def test_assumed_ranges_name_every_assumed_field_and_bound_the_model():
     import dataclasses
 
     from trackers.kexec.platform import ASSUMED_RANGES, SCAN_COST_RANGES, get_platform
-    assert set(SCAN_COST_RANGES) | {"sys_disable_bps"} == set(ASSUMED_RANGES)
+    assert set(SCAN_COST_RANGES) | {"seamcall_s", "vcpu_kick_s"} == set(ASSUMED_RANGES)
     spr = get_platform("spr-2s")
     ranges = spr.assumed_ranges()
     assert {"clear_bps_core", "read_bps_core", "load_latency_s"} <= set(ranges)
@@ -289,7 +289,9 @@ def test_assumed_ranges_name_every_assumed_field_and_bound_the_model():
         assert lo <= base <= hi and src, f
         dataclasses.replace(spr, **{f: lo})                # every end is a valid platform
     fast, slow = spr.bounds()
-    assert fast.sys_disable_bps == ranges["sys_disable_bps"][1]
+    assert fast.seamcall_s == ranges["seamcall_s"][0]
+    assert fast.clear_bps_core == ranges["clear_bps_core"][1]
+    assert fast.sys_disable_bps > spr.sys_disable_bps > slow.sys_disable_bps
     assert slow.entry_s == ranges["entry_s"][1] and fast.entry_s == ranges["entry_s"][0]
     args = (1 << 30, 1000, 1 << 20, 500, 100)
     assert fast.scan_s(*args) < spr.scan_s(*args) < slow.scan_s(*args)
@@ -305,5 +307,5 @@ def test_bad_assumed_ranges_are_refused():
         dataclasses.replace(spr, assumed={"cpus_total": (1, 2, "x")})
     with pytest.raises(ValueError, match="0 < low <= high"):
         dataclasses.replace(spr, assumed={"entry_s": (2e-9, 1e-9, "x")})
-    with pytest.raises(ValueError, match="sys_disable_bps must be > 0"):
-        dataclasses.replace(spr, sys_disable_bps=0)
+    with pytest.raises(ValueError, match="seamcall_s must be > 0"):
+        dataclasses.replace(spr, seamcall_s=0)

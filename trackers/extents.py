@@ -9,7 +9,8 @@ GFN sequence, and :func:`zip_sequences` pairs two of equal length page by page.
 Workload generators, the kexec model and the tests all count pages with it.
 Every operation is vectorized: its cost is a few sorts over the extent
 boundaries, never a Python step per page or per extent.  ``np.unique`` is
-avoided (slow in numpy 2.4, see PERF-NOTES): sort and a neighbour mask instead.
+avoided (slow in numpy 2.4, docs/kernel-facts.md "Measured on these machines"): sort
+and a neighbour mask instead.
 """
 
 from __future__ import annotations

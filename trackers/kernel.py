@@ -190,45 +190,35 @@ PAGE_TABLE_PAGE_BYTES = PAGE_SIZE    # every level's table is one 4 KiB page;
 PAGES_PER_512G = PAGES_PER_1G * PTRS_PER_PUD   # one PGD (4-level) entry
 
 # --- kexec platform: two-socket Sapphire Rapids ESTIMATE (docs/kernel-facts.md)
-SPR_CLEAR_BPS_CORE = 13.7e9          # rep stosq, 4 KiB chunks, one core (Milan;
-                                     # no MOVDIR64B figure is published)
 SPR_CLEAR_BPS_ALL = 0.75 * 614e9     # 2S peak 614 GB/s x 75 % (sustained low end)
-SPR_READ_BPS_CORE = 10e9             # PERF-NOTES: ~10 GB/s one Xeon core (assumed)
+SPR_READ_BPS_CORE = 10e9             # ~10 GB/s one Xeon-class core (docs/kernel-facts.md)
 SPR_READ_BPS_ALL = 0.80 * 614e9      # 2S peak 614 GB/s x 80 % sustained
 SPR_LOAD_LATENCY_S = 110e-9          # ASSUMED ~110 ns DRAM load-to-use; no source
 SPR_2S_CPUS = 2 * 56 * 2             # 2 x Xeon Platinum 8480+ (56 cores, SMT2)
-# The ranges the estimates above may lie in (docs/kernel-facts.md "Clearing cost"):
-# one core's streaming clear from 4 GB/s (a 1 GiB hugetlb page zeroed in 250 ms on
-# Skylake) to 38 GB/s (rep stosq in 1 GiB chunks, one Milan core); a core's
-# streaming read +-40 % around PERF-NOTES' 10 GB/s; DRAM load-to-use 80 ns (local)
+# The ranges the estimates may lie in (docs/kernel-facts.md "Clearing cost"): one
+# core's clear from 4 GB/s (a 1 GiB hugetlb page zeroed in 250 ms on Skylake) to
+# 38 GB/s (rep stosq in 1 GiB chunks, one Milan core) -- widened below to the
+# MOVDIR64B rates the published TD teardowns imply (trackers/kexec/platform.py
+# spr_2s(): its central clear is the published-derived one); a core's
+# streaming read +-40 % around that 10 GB/s; DRAM load-to-use 80 ns (local)
 # to 150 ns (remote socket), ASSUMED.
 SPR_CLEAR_BPS_CORE_RANGE = (4e9, 38e9)
 SPR_READ_BPS_CORE_RANGE = (6e9, 14e9)
 SPR_LOAD_LATENCY_S_RANGE = (80e-9, 150e-9)
 
-# --- TDH.SYS.DISABLE (tip x86/tdx 5b25f249be32, Verma/Edgecombe v3 Apr 2026) ------
-# tdx_sys_disable() loops on one CPU (syscore tdx_shutdown(), or
-# native_machine_crash_shutdown()) until the module has reclaimed and cleared all
-# TDX memory; "depends on the amount of memory allocated to TDs".  No rate is
-# published: ASSUMED one CPU's streaming clear (the range above), central value
-# the 4 KiB-chunk rep stosq rate, as the module clears page by page.
-SYS_DISABLE_BPS = 13.7e9
-SYS_DISABLE_BPS_RANGE = (4e9, 38e9)
-
-# --- KVM private->shared conversion steps (race model) ------------------------
-# kvm_vm_set_mem_attributes(): ~100 ns per GFN xa_store (Liam Merwick, Jun 2025:
-# a 1 TB+ guest stuck >= 26 s in xa_store).  SEAMCALL costs are ASSUMED: no
-# published per-call figure; the race's missed pages scale linearly with them.
-KVM_ATTR_STORE_S = 100e-9            # per GFN
-TDH_MEM_RANGE_BLOCK_S = 2e-6         # ASSUMED, per 4K S-EPT entry
-TDH_MEM_TRACK_S = 2e-6               # ASSUMED (+ vCPU kick), per 4K entry
-TDH_MEM_PAGE_REMOVE_S = 2e-6         # ASSUMED
-TDH_PHYMEM_PAGE_WBINVD_S = 2e-6      # ASSUMED (tdh_phymem_page_wbinvd_hkid)
-# The range every SEAMCALL step of the race is varied over together (the band of
-# race.csv, column seamcall_cost low/base/high): ASSUMED, a quarter to five times
-# the central 2 us -- a SEAMCALL is a VMX-root -> SEAM transition and back plus
-# the module's own work, and no per-leaf figure is published for any part.
+# --- per-page SEAMCALL costs (TD teardown, the race, TDH.SYS.DISABLE) ---------
+# No per-leaf SEAMCALL figure is published for any part.  The central values are
+# derived from the published TD-teardown table (trackers/published.py derive(),
+# docs/validation.md): one per-page SEAMCALL ~2.9 us, a vCPU's exit per page of
+# Dynamic Page Removal ~0.47 us.  The ranges are ASSUMED and must contain the
+# derived values (tests/test_published.py): a SEAMCALL is a VMX-root -> SEAM
+# transition and back plus the module's own work, half a microsecond to ten; a
+# vCPU's exit and re-entry for tdh_mem_track, 0.1-2 us.
 TDH_SEAMCALL_S_RANGE = (0.5e-6, 10e-6)
+VCPU_KICK_S_RANGE = (0.1e-6, 2e-6)
+# kvm_vm_set_mem_attributes(): ~100 ns per GFN xa_store (Liam Merwick, Jun 2025:
+# a 1 TB+ guest stuck >= 26 s in xa_store); the race's attribute step.
+KVM_ATTR_STORE_S = 100e-9            # per GFN
 
 # --- kexec-time scan: CPU work per entry, run and lookup (ASSUMED ranges) -----
 # The platform model (trackers/kexec/platform.py Platform.scan_s) adds the work a

@@ -20,9 +20,17 @@ Time model (modeled, never measured here):
 
 The per-entry, per-run and per-lookup costs are ASSUMED (trackers/kernel.py
 SCAN_*_S, each with a (low, high) range :meth:`Platform.scan_s_range` gives);
-rates and latency are measured or estimated per platform.  So is the rate at
-which TDH.SYS.DISABLE has the TDX module reclaim and clear TD memory
-(``sys_disable_bps``: no figure is published, kernel.SYS_DISABLE_BPS).
+rates and latency are measured or estimated per platform.
+
+TDX's own per-page costs are ASSUMED on every platform (no TDX runs here),
+their central values derived from the published TD-teardown times
+(:func:`trackers.published.derive`, docs/validation.md): ``seamcall_s``, one
+per-page SEAMCALL (the reclaim, and each step of Dynamic Page Removal), and
+``vcpu_kick_s``, one vCPU's exit per page removed while the TD runs.
+TDH.SYS.DISABLE is the TDX module reclaiming and clearing every TD page on one
+CPU: per page one reclaim and one clear (:attr:`Platform.sys_disable_page_s`),
+the TD-teardown path the kernel's own reclaim takes
+(:mod:`trackers.kexec.teardown`).
 
 Assumed parameters, for sensitivity studies: :data:`ASSUMED_RANGES` maps
 every Platform field that is ASSUMED on every platform to ``(low, high,
@@ -58,9 +66,11 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .. import kernel
+from .. import kernel, published
 
 GB = 1e9
+#: the per-page costs the published TD teardowns imply (docs/validation.md)
+DERIVED = published.derive()
 
 #: the ASSUMED scan costs and their (low, high) ranges (trackers/kernel.py)
 SCAN_COST_RANGES = {"entry_s": kernel.SCAN_ENTRY_S_RANGE, "run_s": kernel.SCAN_RUN_S_RANGE,
@@ -78,16 +88,21 @@ ASSUMED_RANGES: dict[str, tuple[float, float, str]] = {
     "lookup_s": (*kernel.SCAN_LOOKUP_S_RANGE,
                  "ASSUMED: an xa_load() microbenchmark of a guest_memfd-sized XArray gave "
                  "30 ns (trackers/kernel.py SCAN_LOOKUP_S)"),
-    "sys_disable_bps": (*kernel.SYS_DISABLE_BPS_RANGE,
-                        "ASSUMED: no TDH.SYS.DISABLE figure is published; one CPU's "
-                        "streaming clear, 4 GB/s (zeroing a 1 GiB hugetlb page on "
-                        "Skylake) to 38 GB/s (rep stosq, 1 GiB chunks, one Milan core) "
-                        "(trackers/kernel.py SYS_DISABLE_BPS)"),
+    "seamcall_s": (*kernel.TDH_SEAMCALL_S_RANGE,
+                   f"ASSUMED 0.5-10 us per per-page SEAMCALL (trackers/kernel.py "
+                   f"TDH_SEAMCALL_S_RANGE); central {DERIVED.seamcall_s * 1e6:.2f} us derived "
+                   f"from the published TD-teardown times (docs/validation.md)"),
+    "vcpu_kick_s": (*kernel.VCPU_KICK_S_RANGE,
+                    f"ASSUMED 0.1-2 us per vCPU exit per page removed from a running TD "
+                    f"(trackers/kernel.py VCPU_KICK_S_RANGE); central "
+                    f"{DERIVED.vcpu_kick_s * 1e6:.2f} us derived from the published "
+                    f"TD-teardown times (docs/validation.md)"),
 }
 
 #: the Platform fields that are rates (bytes/s) or costs (seconds): all > 0
 RATE_AND_COST_FIELDS = ("clear_bps_core", "clear_bps_all", "read_bps_core", "read_bps_all",
-                        "load_latency_s", "entry_s", "run_s", "lookup_s", "sys_disable_bps")
+                        "load_latency_s", "entry_s", "run_s", "lookup_s", "seamcall_s",
+                        "vcpu_kick_s")
 
 #: where every platform's scan costs come from (the same ASSUMED figures)
 SCAN_COST_SOURCES = {
@@ -96,7 +111,8 @@ SCAN_COST_SOURCES = {
              "a single-page-run microbenchmark gave 11-28 ns here)",
     "lookup_s": "ASSUMED 15-60 ns per per-page lookup (trackers/kernel.py SCAN_LOOKUP_S; "
                 "an xa_load microbenchmark gave 30 ns here)",
-    "sys_disable_bps": ASSUMED_RANGES["sys_disable_bps"][2],
+    "seamcall_s": ASSUMED_RANGES["seamcall_s"][2],
+    "vcpu_kick_s": ASSUMED_RANGES["vcpu_kick_s"][2],
 }
 
 
@@ -113,8 +129,8 @@ class Platform:
     kind: "measured", "estimate" or "fallback"; sources: field -> source.
     entry_s / run_s / lookup_s: CPU seconds a scan spends per entry tested,
         per run emitted and per per-page lookup (ASSUMED: trackers/kernel.py).
-    sys_disable_bps: bytes per second TDH.SYS.DISABLE reclaims and clears TD
-        memory (ASSUMED on every platform: ASSUMED_RANGES).
+    seamcall_s / vcpu_kick_s: one per-page SEAMCALL, one vCPU's exit per page
+        removed from a running TD (ASSUMED on every platform: ASSUMED_RANGES).
     assumed: field -> (low, high, source) for the fields this platform
         assumes besides ASSUMED_RANGES (a preset's estimated rates).
     """
@@ -132,7 +148,8 @@ class Platform:
     entry_s: float = kernel.SCAN_ENTRY_S
     run_s: float = kernel.SCAN_RUN_S
     lookup_s: float = kernel.SCAN_LOOKUP_S
-    sys_disable_bps: float = kernel.SYS_DISABLE_BPS
+    seamcall_s: float = DERIVED.seamcall_s
+    vcpu_kick_s: float = DERIVED.vcpu_kick_s
     assumed: dict = field(default_factory=dict)
 
     def __post_init__(self):
@@ -159,6 +176,22 @@ class Platform:
     def clear_bps(self, cpus: int | None = None) -> float:
         k = self.cpus_at_reset if cpus is None else cpus
         return min(k * self.clear_bps_core, self.clear_bps_all)
+
+    @property
+    def sys_disable_page_s(self) -> float:
+        """Modeled seconds TDH.SYS.DISABLE spends per TDX page on its one CPU: the
+        module's reclaim (one per-page SEAMCALL's work) and one 4 KiB clear."""
+        return self.seamcall_s + kernel.PAGE_SIZE / self.clear_bps_core
+
+    @property
+    def sys_disable_bps(self) -> float:
+        """TDH.SYS.DISABLE's modeled rate, bytes of TDX memory per second."""
+        return kernel.PAGE_SIZE / self.sys_disable_page_s
+
+    def sys_disable_s(self, pages: float) -> float:
+        """Modeled seconds of TDH.SYS.DISABLE over ``pages`` TDX pages: one CPU,
+        whatever cpus_at_reset says (tdx_sys_disable() loops on its caller)."""
+        return float(pages) * self.sys_disable_page_s
 
     def read_s(self, nbytes: float, cpus: int | None = None) -> float:
         """Modeled seconds to stream-read ``nbytes``."""
@@ -224,8 +257,9 @@ class Platform:
                 f"{self.read_bps_core / GB:.1f} GB/s/core, {self.read_bps_all / GB:.1f} GB/s "
                 f"all-core; load latency {self.load_latency_s * 1e9:.0f} ns; scan work "
                 f"{self.entry_s * 1e9:.1f} ns/entry, {self.run_s * 1e9:.0f} ns/run, "
-                f"{self.lookup_s * 1e9:.0f} ns/lookup (assumed); TDH.SYS.DISABLE "
-                f"{self.sys_disable_bps / GB:.1f} GB/s (assumed); "
+                f"{self.lookup_s * 1e9:.0f} ns/lookup (assumed); SEAMCALL "
+                f"{self.seamcall_s * 1e6:.2f} us/page (assumed), TDH.SYS.DISABLE "
+                f"{self.sys_disable_bps / GB:.2f} GB/s; "
                 f"{self.cpus_at_reset} of {self.cpus_total} CPUs at reset")
 
 
@@ -233,13 +267,19 @@ class Platform:
 # presets
 
 #: the rates spr-2s estimates rather than measures: field -> (low, high, source)
+#: the one-core clear's range: the published-derived MOVDIR64B rates (every row,
+#: either reading of "GB") to rep stosq in 1 GiB chunks (kernel.SPR_CLEAR_BPS_CORE_RANGE)
+SPR_CLEAR_BPS_CORE_RANGE = (min(*published.clear_rates(), kernel.SPR_CLEAR_BPS_CORE_RANGE[0]),
+                            kernel.SPR_CLEAR_BPS_CORE_RANGE[1])
 SPR_ASSUMED = {
-    "clear_bps_core": (*kernel.SPR_CLEAR_BPS_CORE_RANGE,
-                       "ESTIMATE: one core's streaming clear, 4 GB/s (1 GiB hugetlb zeroing, "
-                       "Skylake) to 38 GB/s (rep stosq, 1 GiB chunks, Milan); no MOVDIR64B "
-                       "figure is published (docs/kernel-facts.md)"),
+    "clear_bps_core": (*SPR_CLEAR_BPS_CORE_RANGE,
+                       f"ESTIMATE: {SPR_CLEAR_BPS_CORE_RANGE[0] / GB:.2f} GB/s (the slowest "
+                       f"MOVDIR64B clear the published TD teardowns imply, docs/validation.md) "
+                       f"to 38 GB/s (rep stosq, 1 GiB chunks, one Milan core; "
+                       f"docs/kernel-facts.md)"),
     "read_bps_core": (*kernel.SPR_READ_BPS_CORE_RANGE,
-                      "ESTIMATE: ~10 GB/s one Xeon core (PERF-NOTES), +-40 %"),
+                      "ESTIMATE: ~10 GB/s one Xeon core (docs/kernel-facts.md, streaming "
+                      "read measured on Xeon-class VMs), +-40 %"),
     "load_latency_s": (*kernel.SPR_LOAD_LATENCY_S_RANGE,
                        "ESTIMATE: 2S server DRAM load-to-use, local 80 ns to remote 150 ns"),
 }
@@ -248,7 +288,7 @@ def spr_2s() -> Platform:
     """Two-socket Sapphire Rapids, an ESTIMATE from docs/kernel-facts.md."""
     return Platform(
         name="spr-2s",
-        clear_bps_core=kernel.SPR_CLEAR_BPS_CORE,
+        clear_bps_core=DERIVED.clear_bps,
         clear_bps_all=kernel.SPR_CLEAR_BPS_ALL,
         read_bps_core=kernel.SPR_READ_BPS_CORE,
         read_bps_all=kernel.SPR_READ_BPS_ALL,
@@ -256,12 +296,14 @@ def spr_2s() -> Platform:
         cpus_total=kernel.SPR_2S_CPUS,
         kind="estimate",
         sources={
-            "clear_bps_core": "kernel-facts: rep stosq ~13.7 GB/s on one core, 4 KiB chunks "
-                              "(the reset clears page by page); no MOVDIR64B figure published",
+            "clear_bps_core": (f"published-derived: {DERIVED.clear_bps / GB:.2f} GB/s, the "
+                               f"MOVDIR64B clear of the TD teardown's reclaim path (the 40 % "
+                               f"of KVM_TDX_TERMINATE_VM's per-page time; docs/validation.md); "
+                               f"no MOVDIR64B rate is published as such"),
             "clear_bps_all": "kernel-facts: 2S SPR peak 614 GB/s, sustained 75-85 %; low end "
                              "(75 %) for writes",
-            "read_bps_core": "PERF-NOTES: ~10 GB/s streaming read on one Xeon core; "
-                             "assumed the same per SPR core (estimate)",
+            "read_bps_core": "docs/kernel-facts.md: ~10 GB/s streaming read on one "
+                             "Xeon-class core; assumed the same per SPR core (estimate)",
             "read_bps_all": "kernel-facts: 614 GB/s peak x 80 % sustained",
             "load_latency_s": "assumption: ~110 ns local DRAM load-to-use on 2S server "
                               "Xeon; no figure in kernel-facts",
@@ -274,14 +316,16 @@ def spr_2s() -> Platform:
 
 
 def fallback_this_machine() -> Platform:
-    """This machine before calibration: PERF-NOTES figures (FALLBACK, not measured)."""
+    """This machine before calibration: figures seen on machines like it
+    (docs/kernel-facts.md, "Measured on these machines"; FALLBACK, not measured)."""
     cpus = os.cpu_count() or 1
     return Platform(
         name="this-machine",
         clear_bps_core=7.5 * GB, clear_bps_all=7.5 * GB * cpus,
         read_bps_core=10 * GB, read_bps_all=10 * GB * cpus,
         load_latency_s=100e-9, cpus_total=cpus, kind="fallback",
-        sources={"*": "PERF-NOTES.md (a.fill 6-9 GB/s, a.sum ~10 GB/s); latency assumed "
+        sources={"*": "docs/kernel-facts.md (a.fill 6-9 GB/s, a.sum ~10 GB/s on one core of "
+                      "a 2-core KVM guest); latency assumed "
                       "100 ns; run `tdx-trackers calibrate` to measure",
                  **SCAN_COST_SOURCES},
     )

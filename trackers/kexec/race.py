@@ -52,6 +52,8 @@ STATES = CONVERSION_STATES + ZAP_FIRST_STATES
 STATE_INDEX = {s: i for i, s in enumerate(STATES)}
 # per-page steps after the attribute loop: (state entered when it completes)
 PAGE_STEPS = ("blocked", "tracked", "removed", "written_back", "released")
+#: the race steps that are SEAMCALLs (their cost is ASSUMED: kernel.TDH_SEAMCALL_S_RANGE)
+SEAMCALL_STEPS = ("blocked", "tracked", "removed", "written_back")
 
 #: the two orders of a private->shared conversion.  ATTRIBUTES_FIRST: the
 #: xa_store loop, then the zap (Isaku Yamahata's premise, the model's default:
@@ -70,16 +72,15 @@ DEFAULT_RATES_MIB_S = (1, 16, 256, 4096)
 
 
 def step_times(platform="spr-2s", **overrides) -> dict[str, float]:
-    """Seconds per step (modeled; kernel.py cites each, SEAMCALLs ASSUMED)."""
+    """Seconds per step (modeled): the attribute store per GFN
+    (kernel.KVM_ATTR_STORE_S), each SEAMCALL at the platform's per-page
+    ``seamcall_s`` (ASSUMED; its central value derived from the published TD
+    teardowns, the same the teardown model and TDH.SYS.DISABLE use), the
+    clear at its one-core clear rate."""
     plat = get_platform(platform)
-    t = {
-        "attr": kernel.KVM_ATTR_STORE_S,
-        "blocked": kernel.TDH_MEM_RANGE_BLOCK_S,
-        "tracked": kernel.TDH_MEM_TRACK_S,
-        "removed": kernel.TDH_MEM_PAGE_REMOVE_S,
-        "written_back": kernel.TDH_PHYMEM_PAGE_WBINVD_S,
-        "released": kernel.PAGE_SIZE / plat.clear_bps_core,
-    }
+    t = {"attr": kernel.KVM_ATTR_STORE_S,
+         **{s: plat.seamcall_s for s in SEAMCALL_STEPS},
+         "released": kernel.PAGE_SIZE / plat.clear_bps_core}
     for k, v in overrides.items():
         if k not in t:
             raise ValueError(f"unknown step {k!r}; steps: {', '.join(t)}")
@@ -198,9 +199,7 @@ def _missed_mask(strategy: Strategy) -> np.ndarray:
 
 #: z of a two-sided 95 % interval
 Z95 = 1.959963984540054
-#: the race steps that are SEAMCALLs (their cost is ASSUMED: kernel.TDH_SEAMCALL_S_RANGE)
-SEAMCALL_STEPS = ("blocked", "tracked", "removed", "written_back")
-#: seamcall_cost level -> SEAMCALL step cost (None: each step's own central value)
+#: seamcall_cost level -> SEAMCALL step cost (None: the platform's seamcall_s)
 SEAMCALL_LEVELS = {"low": kernel.TDH_SEAMCALL_S_RANGE[0], "base": None,
                    "high": kernel.TDH_SEAMCALL_S_RANGE[1]}
 
@@ -240,8 +239,8 @@ def race(strategies=None, *, rates_mib_s=DEFAULT_RATES_MIB_S, chunk_pages=(512,)
 
     ``chunk_pages``: conversion sizes sampled uniformly (default: 2 MiB
     MapGPA chunks); with ``workload``, the sizes of its KVM_SET_ATTR_SHARED
-    rows.  ``seamcall_cost``: "base" (each SEAMCALL step at its central
-    ASSUMED cost), "low" or "high" (every SEAMCALL step at that end of
+    rows.  ``seamcall_cost``: "base" (each SEAMCALL step at the platform's
+    ``seamcall_s``), "low" or "high" (every SEAMCALL step at that end of
     kernel.TDH_SEAMCALL_S_RANGE; explicit ``step_overrides`` win).  ``order``:
     ATTRIBUTES_FIRST (Isaku Yamahata's premise) or ZAP_FIRST (mainline's; see
     ORDERS).  Columns: strategy, kexec ("normal"/"crash"), rate_mib_s,
