@@ -7,6 +7,7 @@ import pytest
 import trackers
 from trackers.kexec.evaluate import COLUMNS, evaluate
 from trackers.kexec.host import KexecHost
+from trackers.kexec.platform import PLATFORMS
 from trackers.extents import (normalize, count, intersect, overlap_pages,
                                    subtract, union)
 from trackers.kexec import strategy as st
@@ -39,7 +40,7 @@ def test_clear_all_resets_exactly_ram():
     row = STRATEGIES["clear-all"].assess(h, "spr-2s")
     assert row.pages_reset == (G + 7 - 256) + (4 * G - 100 - 2 * G) == h.ram_pages
     assert row.pages_missed == 0 and row.scanned_bytes == 0
-    assert math.isclose(row.clear_s, h.ram_pages * 4096 / 13.7e9)
+    assert math.isclose(row.clear_s, h.ram_pages * 4096 / PLATFORMS["spr-2s"].clear_bps_core)
 
 
 def test_refusals():
@@ -101,7 +102,9 @@ def test_sys_disable_time_follows_td_memory():
     row = STRATEGIES["sys-disable"].assess(h, "spr-2s")
     assert row.pages_missed == 0 and row.scanned_bytes == 0
     assert h.td_pages == h.private_pages - 64
-    assert math.isclose(row.downtime_s, h.private_pages * 4096 / 13.7e9)
+    spr = PLATFORMS["spr-2s"]
+    assert math.isclose(row.downtime_s,
+                        h.private_pages * (spr.seamcall_s + 4096 / spr.clear_bps_core))
 
 
 def test_private_outside_ram_rejected():

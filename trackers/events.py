@@ -11,6 +11,7 @@ page.  ``op`` says what happened, in the kernel's terms:
 
 =====================  =====================================================
 SEAMCALL_PRIVATE       a PFN range becomes TDX-private: TDH.SYS.CONFIG (PAMT),
+                       TDH.EXT.MEM.ADD (TDX module extension memory),
                        tdh_mng_create (TDR), tdh_mng_addcx (TDCS),
                        tdh_vp_create (TDVPR), tdh_vp_addcx (TDCX),
                        tdh_mem_sept_add (S-EPT), tdh_mem_page_add/_aug (guest)
@@ -63,10 +64,14 @@ KIND_TDVPR = 4
 KIND_TDCX = 5
 KIND_SEPT = 6
 KIND_GUEST = 7
+#: memory the kernel hands the TDX module for its extensions (TDH.EXT.MEM.ADD,
+#: leaf 61; TDX Module Extensions / TDX Connect, 2026): no TD owns it
+KIND_EXT = 8
 KIND_NAMES = {KIND_NONE: "none", KIND_PAMT: "pamt", KIND_TDR: "tdr", KIND_TDCS: "tdcs",
-              KIND_TDVPR: "tdvpr", KIND_TDCX: "tdcx", KIND_SEPT: "sept", KIND_GUEST: "guest"}
+              KIND_TDVPR: "tdvpr", KIND_TDCX: "tdcx", KIND_SEPT: "sept", KIND_GUEST: "guest",
+              KIND_EXT: "ext"}
 #: the kinds KVM's attributes and bindings never see
-NON_GUEST_KINDS = ("pamt", "tdr", "tdcs", "tdvpr", "tdcx", "sept")
+NON_GUEST_KINDS = ("pamt", "tdr", "tdcs", "tdvpr", "tdcx", "sept", "ext")
 
 EVENT_DTYPE = np.dtype([
     ("op", np.uint8), ("kind", np.uint8), ("td", np.int32),

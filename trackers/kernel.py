@@ -167,6 +167,11 @@ DPAMT_REFCOUNT_SHIFT = 9             # pages per refcount: 2 MiB
 GUEST_2M_FRACTION = 0.0
 GUEST_2M_FRACTION_RANGE = (0.0, 1.0)
 
+# --- TDX module extensions (TDX Module Extensions, May 2026; TDX Connect v2, Xu
+# Yilun, Apr 2026; not merged): "about 50 MB" of extra TDX-owned memory the
+# kernel gives the module with TDH.EXT.MEM.ADD (leaf 61) at TDX initialisation.
+TDX_EXT_MEM_BYTES = 50_000_000
+
 # --- guest_memfd in-place conversion (Tng/Christopherson RFC v2 .. v8, 2026) -----
 # kvm_gmem_init_inode() stores one attribute range over every index of the inode
 # (maple tree gi->attributes, mas_store_gfp(0 .. size-1)); kvm_gmem_convert()

@@ -1,9 +1,11 @@
 """Dynamic PAMT's refcount array, read as a tracking structure at kexec.
 
-Dynamic PAMT (Shutemov / Edgecombe, v6 25 May 2026, not merged) keeps one
-``atomic_t`` per 2 MiB range over ``[0, max_pfn)`` in one vmalloc
-(init_pamt_refcounts(): ``DIV_ROUND_UP(max_pfn, 512) * 4`` bytes, 2 MiB per
-TiB, up to 8 GiB for a 52-bit space; holes are not skipped).  A count is the
+Dynamic PAMT (Shutemov / Edgecombe, v6 25 May 2026; applied to tip x86/tdx
+on 4 Sep 2026, 01a43c55ae5f..e61c837817ac, in linux-next) keeps one
+``atomic_t`` per 2 MiB range over ``[0, max_pfn)`` in one vzalloc
+(init_dpamt_refcounts(): ``DIV_ROUND_UP(max_pfn, PTRS_PER_PTE) * 4`` bytes,
+"2MB for every 1TB of physical memory", up to 8 GiB for a 52-bit space; holes
+are not skipped).  A count is the
 number of 4 KiB pages of the range that hold PAMT_4K backing
 (tdx_pamt_get()/tdx_pamt_put()): every control page (TDR, TDCS, TDVPR, TDCX:
 tdx_alloc_control_page()), every S-EPT page (tdx_sept_map_nonleaf_spte()) and
@@ -18,7 +20,9 @@ names.  It cannot see what takes no reference:
   ``guest_2m_fraction``, ASSUMED range kernel.GUEST_2M_FRACTION_RANGE) -- a
   fully guest-owned 2 MiB block mapped at 2 MiB has count 0;
 * the Dynamic PAMT page pairs themselves (tdh_phymem_pamt_add() pages), unless
-  another referenced page shares their 2 MiB range.
+  another referenced page shares their 2 MiB range;
+* the TDX module extensions' memory (TDH.EXT.MEM.ADD): the module's own, no
+  tdx_pamt_get() names it.
 
 and it over-clears: every page of a counted range that is not private (host
 pages, shared guest pages, free pages) is reset too -- harmless for their
@@ -94,6 +98,7 @@ class RefcountScan:
     overcleared: int
     missed_2m: int
     missed_dpamt: int
+    missed_ext: int = 0
 
     @property
     def runs(self) -> int:
@@ -112,9 +117,10 @@ def refcount_scan(host: KexecHost, guest_2m_fraction: float = kernel.GUEST_2M_FR
                   ) -> RefcountScan:
     """The scan of ``host``'s refcount array with ``guest_2m_fraction`` of
     guest memory mapped at 2 MiB.  Referenced: every private page but the PAMT
-    (static levels and page pairs) and the 2 MiB-mapped guest pages."""
+    (static levels and page pairs), the extension memory and the 2 MiB-mapped
+    guest pages."""
     g2m = guest_2m_blocks(host.guest, guest_2m_fraction)
-    referenced = subtract(host.private, union(host.pamt, g2m))
+    referenced = subtract(host.private, union(host.pamt, host.ext, g2m))
     blocks = blocks_touched(referenced, SHIFT)
     counted = normalize(blocks * BLOCK, (blocks + 1) * BLOCK) if blocks.size else EMPTY
     reset = union(intersect(counted, host.ram), host.pamt_listed)
@@ -125,7 +131,8 @@ def refcount_scan(host: KexecHost, guest_2m_fraction: float = kernel.GUEST_2M_FR
         counted_blocks=blocks, reset=reset, found=found, missed=missed,
         overcleared=count(reset) - found,
         missed_2m=count(subtract(g2m, reset)),
-        missed_dpamt=count(subtract(host.dynamic_pamt, reset)))
+        missed_dpamt=count(subtract(host.dynamic_pamt, reset)),
+        missed_ext=count(subtract(host.ext, reset)))
 
 
 class DpamtRefcount(Strategy):
@@ -182,7 +189,7 @@ class DpamtRefcount(Strategy):
             notes=(f"{r.counted_blocks.size:,} counted 2 MiB ranges; over-clears "
                    f"{r.overcleared:,} pages (their contents lost: a kdump vmcore lacks "
                    f"them); misses {r.missed_2m:,} 2 MiB-mapped guest + {r.missed_dpamt:,} "
-                   f"PAMT-pair pages at guest_2m_fraction {self.guest_2m_fraction:g}; "
+                   f"PAMT-pair + {r.missed_ext:,} extension-memory pages at guest_2m_fraction {self.guest_2m_fraction:g}; "
                    f"ASSUMED range {kernel.GUEST_2M_FRACTION_RANGE[0]:g}-"
                    f"{kernel.GUEST_2M_FRACTION_RANGE[1]:g}: at "
                    f"{kernel.GUEST_2M_FRACTION_RANGE[1]:g} misses {hi.missed:,}{static}"))

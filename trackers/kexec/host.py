@@ -26,7 +26,9 @@ from a workload to the kexec model) or by hand in tests.  All sets are normalize
 * ``control``     -- TD control pages KVM holds pointers to: TDR, TDCS
                      (``kvm_tdx->td``), TDVPR and TDCX (``vcpu_tdx->vp``);
 * ``dynamic_pamt``-- Dynamic PAMT page pairs (tdh_phymem_pamt_add), a subset
-                     of ``pamt`` the TDMR list does not name.
+                     of ``pamt`` the TDMR list does not name;
+* ``ext``         -- TDX module extension memory (TDH.EXT.MEM.ADD): no TD's,
+                     outside KVM and the TDMR list.
 
 ``tds`` is one :class:`TdView` per TD (its GFN ranges, the GFNs mapped
 private, its vCPUs): what KVM's own walks (the mirror S-EPT, guest_memfd)
@@ -95,6 +97,7 @@ class KexecHost:
     sept: Extents = EMPTY
     control: Extents = EMPTY
     dynamic_pamt: Extents = EMPTY
+    ext: Extents = EMPTY
     tds: tuple = ()
     #: feed a tracker as the kernel's hooks would (e.g. ``t.apply(events)``);
     #: default: ``t.mark_ranges(*private)`` -- SEAMCALL hooks see every page
@@ -106,16 +109,19 @@ class KexecHost:
         self.kvm_visible = normalize(*self.kvm_visible)
         self.pamt = normalize(*self.pamt)
         self.leaked = normalize(*self.leaked)
-        kinds = ["sept", "control", "dynamic_pamt"] + (["guest"] if self.guest is not None else [])
+        kinds = (["sept", "control", "dynamic_pamt", "ext"]
+                 + (["guest"] if self.guest is not None else []))
         self.guest = normalize(*(self.kvm_visible if self.guest is None else self.guest))
         self.sept = normalize(*self.sept)
         self.control = normalize(*self.control)
         self.dynamic_pamt = normalize(*self.dynamic_pamt)
+        self.ext = normalize(*self.ext)
         self.tds = tuple(self.tds)
         self.ever_private = (self.private if self.ever_private is None
                              else union(normalize(*self.ever_private), self.private))
         if self.td_pages is None:
-            self.td_pages = count(subtract(self.private, union(self.pamt, self.leaked)))
+            self.td_pages = count(subtract(self.private,
+                                           union(self.pamt, self.leaked, self.ext)))
         outside = count(subtract(self.private, self.ram))
         if outside:
             raise ValueError(f"host {self.name!r}: {outside} private pages lie outside RAM; "
@@ -179,6 +185,7 @@ def from_workload(workload: Workload, *, name: str | None = None) -> KexecHost:
     * guest, sept  = final_private()["guest"], ["sept"];
     * control      = the union of the "tdr", "tdcs", "tdvpr", "tdcx" kinds;
     * dynamic_pamt = the workload's Dynamic PAMT page pairs (``dynamic_pamt``);
+    * ext          = final_private()["ext"]: TDX module extension memory;
     * tds          = per TD its GFN layout, final bound (private) GFNs, vCPUs;
     * ever_private = every PFN range a SEAMCALL_PRIVATE row ever made private;
     * feed         = replay every batch through ``Tracker.apply()`` (each
@@ -204,11 +211,12 @@ def from_workload(workload: Workload, *, name: str | None = None) -> KexecHost:
     return KexecHost(
         max_pfn=int(workload.max_pfn), ram=workload.memmap.ram_ranges, private=private,
         kvm_visible=workload.final_kvm(), pamt=pamt, leaked=leaked, ever_private=ever,
-        td_pages=count(subtract(private, union(pamt, leaked))),
+        td_pages=count(subtract(private, union(pamt, leaked, by_kind.get("ext", EMPTY)))),
         tds_running=len(workload.tds), name=name or workload.name,
         feed=feed if batches else None, guest=by_kind.get("guest", EMPTY),
         sept=by_kind.get("sept", EMPTY), control=control,
-        dynamic_pamt=getattr(workload, "dynamic_pamt", EMPTY), tds=tds,
+        dynamic_pamt=getattr(workload, "dynamic_pamt", EMPTY), ext=by_kind.get("ext", EMPTY),
+        tds=tds,
     )
 
 

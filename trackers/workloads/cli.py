@@ -40,7 +40,7 @@ def run(args) -> int:
         w = scenario(n, args.seed)
         s = w.summary()
         vals = [f"{w.memmap.ram_bytes / GIB:.1f}", f"{w.max_pfn:#x}", s["tdmrs"], s["tds"],
-                *[s[f"{k}_pages"] for k in KINDS], s["private_extents"], s["batches"],
+                *[s.get(f"{k}_pages", 0) for k in KINDS], s["private_extents"], s["batches"],
                 s["events"], f"{s['seconds']:.2f}"]
         print(f"{n:20s} " + " ".join(f"{v:>12}" if isinstance(v, str) else f"{v:>12,}"
                                      for v in vals))

@@ -31,12 +31,12 @@ from .. import extents as X
 from ..events import KIND_NAMES, KIND_PAMT, SEAMCALL_PRIVATE, concat, make_rows
 from .conversions import Churner
 from .memmap import FOUR_GIB, GIB, MemoryMap, bundled_memmaps, load_memory_map, synthetic_host
-from .tdx import (TD, HostAllocator, Policy, TdConfig, Tdmrs, control_pages_needed,
+from .tdx import (TD, HostAllocator, Policy, TdConfig, Tdmrs, control_pages_needed, ext_mem_rows,
                   create_td, guest_allocator, pamt_rows, gib, parse_tds, td_covering)
 from .traces import Trace, bundled_traces, load_trace
 
 PAGE = kernel.PAGE_SIZE
-KINDS = ("pamt", "tdr", "tdcs", "tdvpr", "tdcx", "sept", "guest")
+KINDS = ("pamt", "tdr", "tdcs", "tdvpr", "tdcx", "sept", "guest", "ext")
 
 
 @dataclass
@@ -112,8 +112,11 @@ class Churn:
 def build_workload(name: str, memmap: MemoryMap, tds: list[TdConfig], seed: int = 0, *,
                    churn_cfg: Churn | None = None, trace: Trace | None = None,
                    trace_after_boot: bool = True, host_reserve: float = 0.01,
-                   pamt: str = "static", description: str = "") -> Workload:
-    """Generate a workload; ValueError (nothing returned) if the TDs do not fit."""
+                   pamt: str = "static", ext_mem_bytes: int = 0,
+                   description: str = "") -> Workload:
+    """Generate a workload; ValueError (nothing returned) if the TDs do not fit.
+    ``ext_mem_bytes``: memory given to the TDX module's extensions at TDX
+    initialisation (kind "ext"; 0: a module without extensions)."""
     t0 = time.perf_counter()
     if pamt not in ("static", "dynamic"):
         raise ValueError(f"pamt {pamt!r} must be 'static' or 'dynamic'")
@@ -126,6 +129,10 @@ def build_workload(name: str, memmap: MemoryMap, tds: list[TdConfig], seed: int 
     alloc.reserve_host(host_reserve, below_pfn=FOUR_GIB)
     tdmrs = Tdmrs.build(memmap)
     init_rows, pamt_ext = pamt_rows(tdmrs, alloc, dynamic=(pamt == "dynamic"))
+    ext = X.empty()
+    if ext_mem_bytes:
+        ext_rows, ext = ext_mem_rows(alloc, ext_mem_bytes)
+        init_rows = concat([init_rows, ext_rows])
     need = sum(cfg.guest_pages + control_pages_needed(cfg) for cfg in tds)
     free = alloc.free_pages()
     if need > free:
@@ -166,6 +173,8 @@ def build_workload(name: str, memmap: MemoryMap, tds: list[TdConfig], seed: int 
             batches.append(concat([c.step() for c in churners]))
             labels.append(f"churn-{k}")
     final = {"pamt": X.union(pamt_ext, *dpamt_ext)}
+    if ext_mem_bytes:
+        final["ext"] = ext
     for kind in ("tdr", "tdcs", "tdvpr", "tdcx", "sept"):
         final[kind] = X.union(*[t.control[kind] for t in placed]) if placed else X.empty()
     final["guest"] = X.union(*[t.binding.pfn_extents() for t in placed]) if placed else X.empty()
@@ -276,10 +285,11 @@ def _1tib_churn(seed):
                           description=SCENARIOS["1tib-churn"].description)
 
 
-def _1tib_dpamt(seed):
+def _1tib_next(seed):
     host = synthetic_host(1 << 40)
-    return build_workload("1tib-dpamt", host, _same_tds(4, 200 * GIB, 32, [Policy()], 4), seed,
-                          pamt="dynamic", description=SCENARIOS["1tib-dpamt"].description)
+    return build_workload("1tib-next", host, _same_tds(4, 200 * GIB, 32, [Policy()], 4), seed,
+                          pamt="dynamic", ext_mem_bytes=kernel.TDX_EXT_MEM_BYTES,
+                          description=SCENARIOS["1tib-next"].description)
 
 
 def two_tds(host: MemoryMap) -> list[TdConfig]:
@@ -402,8 +412,9 @@ _register("1tib-fragmented", "1 TiB; 4 TDs x 200 GiB, half the 2 MiB pageblocks 
           "host pages", _1tib_fragmented)
 _register("1tib-churn", "1 TiB; 4 TDs x 200 GiB; 64 batches x 512 conversions per TD "
           "(half 2 MiB, half 4 KiB)", _1tib_churn)
-_register("1tib-dpamt", "1tib-4td with Dynamic PAMT (4K bitmap + 2 pages per used 2 MiB)",
-          _1tib_dpamt)
+_register("1tib-next", "1tib-4td as linux-next has it: Dynamic PAMT (tip x86/tdx, Sep 2026: "
+          "4K bitmap + 2 pages per used 2 MiB) and 50 MB of TDX module extension memory",
+          _1tib_next)
 for _key in ("e820-2socket-256g", "iomem-64g", "sysfs-memmap-512g"):
     _register(_key, f"real map {_key}; 2 TDs x 35 % of RAM (contiguous, fragmented 0.25)",
               _real_map(_key))

@@ -34,8 +34,8 @@ import numpy as np
 
 from .. import kernel
 from .. import extents as X
-from ..events import (KIND_GUEST, KIND_PAMT, KIND_SEPT, KIND_TDCS, KIND_TDCX, KIND_TDR,
-                      KIND_TDVPR, SEAMCALL_PRIVATE, make_rows)
+from ..events import (KIND_EXT, KIND_GUEST, KIND_PAMT, KIND_SEPT, KIND_TDCS, KIND_TDCX,
+                      KIND_TDR, KIND_TDVPR, SEAMCALL_PRIVATE, make_rows)
 from .conversions import Binding
 from .memmap import MemoryMap
 
@@ -518,7 +518,15 @@ def pamt_rows(tdmrs: Tdmrs, alloc: HostAllocator, dynamic: bool = False):
     return make_rows(SEAMCALL_PRIVATE, KIND_PAMT, -1, s, e, n=s.size), X.normalize(s, e)
 
 
+def ext_mem_rows(alloc: HostAllocator, nbytes: int = kernel.TDX_EXT_MEM_BYTES, node: int = 0):
+    """The TDX module extensions' memory: ``nbytes`` in whole pages, one block on
+    ``node``, given at TDX initialisation (TDH.EXT.MEM.ADD rows, no TD's)."""
+    pages = -(-int(nbytes) // PAGE)
+    s, e = alloc.alloc_block(pages, node, "TDX module extension memory")
+    return make_rows(SEAMCALL_PRIVATE, KIND_EXT, -1, s, e, n=s.size), X.normalize(s, e)
+
+
 __all__ = ["Tdmrs", "Policy", "HostAllocator", "TdConfig", "TD", "create_td",
            "td_gfn_layout", "swiotlb_pages", "swiotlb_gfns", "sept_pages", "pamt_rows",
-           "guest_allocator", "control_pages_needed", "KIND_GUEST", "parse_tds", "parse_size",
+           "guest_allocator", "control_pages_needed", "ext_mem_rows", "KIND_GUEST", "parse_tds", "parse_size",
            "td_covering", "TDS_SYNTAX"]
