@@ -23,7 +23,7 @@ def test_the_reference_host_holds_its_tds_sept_and_pamt():
     levels = [h.max_pfn, h.max_pfn // 512, h.max_pfn // (512 * 512)]    # 4K, 2M, 1G
     assert pamt == sum(math.ceil(n * 16 / 4096) for n in levels) == 1_498_112 + 2_926 + 6
     assert h.private_pages == td + td // 512 + pamt
-    assert count(h.kvm_visible) == td + td // 512
+    assert count(h.kvm_visible) == td and count(h.sept) == td // 512
 
 
 def test_mainline_waits_one_reclaim_and_clear_per_page_on_one_cpu():

@@ -68,6 +68,7 @@ def reference_host(td_bytes: int, td_share: float = TD_SHARE) -> KexecHost:
     return KexecHost(max_pfn=ram, ram=(np.array([0]), np.array([ram])), private=private,
                      kvm_visible=normalize(starts[2:] + (1 << 18), ends[2:] + (1 << 18)),
                      pamt=normalize(starts[:1] + (1 << 18), ends[:1] + (1 << 18)),
+                     sept=normalize(starts[1:2] + (1 << 18), ends[1:2] + (1 << 18)),
                      td_pages=td, tds_running=2, name=f"{td_bytes >> 30} GiB of TDs")
 
 
