@@ -72,13 +72,13 @@ def test_hooked_strategies_miss_nothing_kvm_misses_under_churn():
     np.testing.assert_allclose(crash["missed_mean"], crash["missed_expected"], rtol=0.15)
     # missed pages grow with the conversion rate
     assert crash["missed_expected"].is_monotonic_increasing
-    assert (df[df.strategy == "upstream-refuse"]["kexec_allowed"] == False).all()   # noqa: E712
+    assert (df[df.strategy == "refuse-6.18"]["kexec_allowed"] == False).all()   # noqa: E712
 
 
 def test_failed_reclaim():
     df = failed_reclaim().set_index("strategy")
     assert df.loc["bitmap", "finds_leaked"] and df.loc["pte-softbit", "finds_leaked"]
-    assert df.loc["clear-all", "finds_leaked"] and df.loc["sys-disable", "finds_leaked"]
+    assert df.loc["clear-all", "finds_leaked"] and df.loc["mainline-7.2", "finds_leaked"]
     assert not df.loc["kvm-attr", "finds_leaked"] and df.loc["kvm-attr", "leaked_missed"] == 1
 
 
@@ -129,7 +129,7 @@ def test_mean_interval():
 def test_race_intervals_and_seamcall_band():
     from trackers.kexec.race import race_band
     kvm_name = next(n for n in ("kvm-attr", "kvm") if n in STRATEGIES)
-    refuse = next(n for n in ("upstream-refuse", "refuse") if n in STRATEGIES)
+    refuse = next(n for n in ("refuse-6.18", "upstream-refuse", "refuse") if n in STRATEGIES)
     df = race_band(("bitmap", kvm_name, refuse), rates_mib_s=(64,), n_kexec=3000,
                    platform="spr-2s", seed=2)
     assert list(dict.fromkeys(df["seamcall_cost"])) == ["low", "base", "high"]

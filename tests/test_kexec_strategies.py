@@ -45,7 +45,7 @@ def test_clear_all_resets_exactly_ram():
 
 def test_refusals():
     h = host()
-    assert not STRATEGIES["upstream-refuse"].assess(h, "spr-2s").kexec_allowed
+    assert not STRATEGIES["refuse-6.18"].assess(h, "spr-2s").kexec_allowed
     assert not STRATEGIES["refuse-while-td"].assess(h, "spr-2s").kexec_allowed
     idle = host(tds_running=0)
     r = STRATEGIES["refuse-while-td"].assess(idle, "spr-2s")
@@ -55,11 +55,11 @@ def test_refusals():
 
 def test_rows_are_built_by_keyword_with_zero_counts_and_nan_times():
     with pytest.raises(TypeError):
-        st.Outcome("upstream-refuse", "5", False)
+        st.Outcome("refuse-6.18", "5", False)
     with pytest.raises(TypeError):
         st.ScanMeasurement(st.ENGINE_NONE, ((), ()), provenance="modeled", max_pfn=1)
     # a refusal states only that: no pages, no bytes, no kexec to time
-    row = STRATEGIES["upstream-refuse"].assess(host(), "spr-2s")
+    row = STRATEGIES["refuse-6.18"].assess(host(), "spr-2s")
     assert (row.added_bytes, row.scanned_bytes, row.scan_loads, row.pages_reset,
             row.pages_missed, row.scan_runs, row.pages_overcleared) == (0,) * 7
     assert all(math.isnan(x) for x in (row.scan_s, row.clear_s, row.downtime_s,
@@ -99,7 +99,7 @@ def test_pte_softbit_row():
 
 def test_sys_disable_time_follows_td_memory():
     h = host()
-    row = STRATEGIES["sys-disable"].assess(h, "spr-2s")
+    row = STRATEGIES["mainline-7.2"].assess(h, "spr-2s")
     assert row.pages_missed == 0 and row.scanned_bytes == 0
     assert h.td_pages == h.private_pages - 64
     spr = PLATFORMS["spr-2s"]
@@ -116,7 +116,7 @@ def test_evaluate_table_on_tiny():
     workloads = pytest.importorskip("trackers.workloads")
     wl = workloads.scenario("tiny", 0)
     df = evaluate(wl, "spr-2s", strategies=["bitmap", "pte-softbit", "kvm", "clear-all",
-                                            "upstream-refuse", "sys-disable"])
+                                            "refuse-6.18", "mainline-7.2"])
     assert list(df.columns[:len(COLUMNS)]) == COLUMNS
     r = df.set_index("strategy")
     private = sum(count(v) for v in wl.final_private().values())
@@ -127,7 +127,7 @@ def test_evaluate_table_on_tiny():
     fp = wl.final_private()
     non_td = sum(count(fp[k]) for k in fp if k not in ("guest", "pamt"))
     assert non_td > 0 and r.loc["kvm-attr", "pages_missed"] >= non_td
-    assert not r.loc["upstream-refuse", "kexec_allowed"]
+    assert not r.loc["refuse-6.18", "kexec_allowed"]
     assert all(("modeled" in p) for p in df["provenance"])
     assert df["downtime_s"].dropna().ge(0).all()
 
@@ -343,7 +343,7 @@ def test_dpamt_refcount_over_clear_and_misses_by_hand():
 
 
 def test_upstream_refuse_refuses_on_every_host(tiny_host):
-    s = STRATEGIES["upstream-refuse"]
+    s = STRATEGIES["refuse-6.18"]
     for h in (host(), host(tds_running=0), tiny_host):
         row = s.assess(h, "spr-2s")
         assert not row.kexec_allowed and row.pages_missed == 0
@@ -351,18 +351,76 @@ def test_upstream_refuse_refuses_on_every_host(tiny_host):
     assert not any(s.finds(st) for st in NEEDS_RESET)
 
 
-def test_sys_disable_downtime_range_brackets_its_base():
+def test_mainline_downtime_range_brackets_its_base():
     h = host()
     plat = get_platform("spr-2s")
-    row = STRATEGIES["sys-disable"].assess(h, plat)
-    lo, hi, _ = ASSUMED_RANGES["sys_disable_bps"]
+    row = STRATEGIES["mainline-7.2"].assess(h, plat)
+    fast, slow = plat.bounds()
     assert row.downtime_low_s < row.downtime_s < row.downtime_high_s
-    assert math.isclose(row.downtime_low_s, h.private_pages * 4096 / hi)
-    assert math.isclose(row.downtime_high_s, h.private_pages * 4096 / lo)
-    # the platform field is honoured: a replaced platform changes the row
-    slow = dataclasses.replace(plat, sys_disable_bps=1e9)
-    assert math.isclose(STRATEGIES["sys-disable"].assess(h, slow).downtime_s,
-                        h.private_pages * 4096 / 1e9)
+    assert math.isclose(row.downtime_low_s, h.private_pages * fast.sys_disable_page_s)
+    assert math.isclose(row.downtime_high_s, h.private_pages * slow.sys_disable_page_s)
+    # the platform's fields are honoured: a replaced platform changes the row
+    other = dataclasses.replace(plat, seamcall_s=1e-6, clear_bps_core=4096e6)
+    assert math.isclose(STRATEGIES["mainline-7.2"].assess(h, other).downtime_s,
+                        h.private_pages * 2e-6)
+    # one CPU, whatever the CPUs at reset
+    assert STRATEGIES["mainline-7.2"].assess(h, plat.with_cpus(64)).downtime_s == \
+        row.downtime_s
+
+
+# --- mainline since 7.2 in both module cases, and the fixes ------------------
+
+def test_a_module_without_leaf_69_misses_every_private_page():
+    h = host()
+    row = STRATEGIES["mainline-7.2-old-module"].assess(h, "spr-2s")
+    assert row.kexec_allowed and row.pages_reset == 0
+    assert row.pages_missed == h.private_pages > 0
+    assert not any(STRATEGIES["mainline-7.2-old-module"].finds(s) for s in NEEDS_RESET)
+    assert all(STRATEGIES["mainline-7.2"].finds(s) for s in NEEDS_RESET)
+
+
+def test_refusing_old_modules_refuses_and_the_fallback_is_the_bitmap_reset():
+    h = host()
+    assert not STRATEGIES["refuse-no-leaf69"].assess(h, "spr-2s").kexec_allowed
+    fb = STRATEGIES["fallback-bitmap"].assess(h, "spr-2s", emulate=False)
+    bm = STRATEGIES["bitmap"].assess(h, "spr-2s", emulate=False)
+    for f in ("pages_reset", "pages_missed", "added_bytes", "downtime_s"):
+        assert getattr(fb, f) == getattr(bm, f), f
+    assert fb.pages_missed == 0
+
+
+def test_the_parallel_reset_runs_on_every_cpu_of_the_platform():
+    h = host()
+    plat = get_platform("spr-2s")
+    par = STRATEGIES["parallel-reset"].assess(h, plat, emulate=False)
+    allc = STRATEGIES["bitmap"].assess(h, plat.with_cpus(plat.cpus_total), emulate=False)
+    assert par.downtime_s == allc.downtime_s < STRATEGIES["bitmap"].assess(
+        h, plat, emulate=False).downtime_s
+    assert "cold boot" in par.notes
+
+
+def test_the_fixes_share_the_bitmaps_build():
+    h = host()
+    cache = {}
+    for name in ("bitmap", "fallback-bitmap", "parallel-reset"):
+        STRATEGIES[name].assess(h, "spr-2s", emulate=False, cache=cache)
+    assert len(cache) == 1
+
+
+def test_every_tdx_page_kind_is_covered_by_mainline_and_the_hooks_only():
+    """1tib-next: Dynamic PAMT pairs and the module extensions' memory, beside
+    the guest, S-EPT and control pages: TDH.SYS.DISABLE and the SEAMCALL hooks
+    reset them; KVM's walks and the refcount scan do not."""
+    from trackers.workloads import scenario
+    h = from_workload(scenario("1tib-next"))
+    assert count(h.ext) == -(-50_000_000 // 4096) and count(h.dynamic_pamt) > 0
+    df = evaluate(h, "spr-2s", emulate=False).set_index("strategy")
+    for name in ("mainline-7.2", "fallback-bitmap", "parallel-reset", "bitmap", "clear-all"):
+        assert df.loc[name, "pages_missed"] == 0, name
+    kinds = count(h.ext) + count(h.dynamic_pamt)
+    assert df.loc["kvm-sept", "pages_missed"] == kinds
+    assert df.loc["mainline-7.2-old-module", "pages_missed"] == h.private_pages
+    assert df.loc["dpamt-refcount", "pages_missed"] > count(h.dynamic_pamt)
 
 
 def test_every_allowed_row_has_a_downtime_range(tiny_host):
@@ -371,8 +429,8 @@ def test_every_allowed_row_has_a_downtime_range(tiny_host):
     assert (ok["downtime_low_s"] <= ok["downtime_s"]).all()
     assert (ok["downtime_s"] <= ok["downtime_high_s"]).all()
     assert df[~df["kexec_allowed"]]["downtime_low_s"].isna().all()
-    assert {"kvm-attr", "kvm-sept", "gmem-maple", "dpamt-refcount", "upstream-refuse",
-            "sys-disable"} <= set(df["strategy"])
+    assert {"kvm-attr", "kvm-sept", "gmem-maple", "dpamt-refcount", "refuse-6.18",
+            "mainline-7.2"} <= set(df["strategy"])
 
 
 def test_tracker_names_map_to_their_strategies():

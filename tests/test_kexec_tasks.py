@@ -131,8 +131,10 @@ def test_the_sharded_scan_holds_the_set_and_its_makespan_is_lpt(tiny):
 
 def test_measured_scans_fill_the_this_machine_rows_only(swept):
     host, measured, df = swept
-    assert set(measured) == {"bitmap", "xarray", "xarray-multi", "ida", "roaring", "maple"}
-    assert set(MEASURED_SKIPPED) == {"kvm-attr", "pageflags"}
+    assert set(measured) == {"bitmap", "xarray", "xarray-multi", "ida", "roaring", "maple",
+                             "fallback-bitmap"}
+    assert measured["fallback-bitmap"] == measured["bitmap"]          # one build, shared
+    assert set(MEASURED_SKIPPED) == {"kvm-attr", "pageflags", "parallel-reset"}
     assert list(df.columns) == SENSITIVITY_COLUMNS
     mine = df[df["scan_measured_s"].notna()]
     assert set(mine["platform"]) == {"this-machine"} and set(mine["cpus_at_reset"]) == {1, 2}

@@ -14,7 +14,7 @@ from trackers.kexec.sensitivity import (SENSITIVITY_COLUMNS, TORNADO_COLUMNS, as
 
 #: today's names and issue 10's (kvm -> kvm-attr, refuse -> upstream-refuse)
 KVM = next(n for n in ("kvm-attr", "kvm") if n in STRATEGIES)
-REFUSE = next(n for n in ("upstream-refuse", "refuse") if n in STRATEGIES)
+REFUSE = next(n for n in ("refuse-6.18", "upstream-refuse", "refuse") if n in STRATEGIES)
 
 
 def _host():
@@ -49,7 +49,7 @@ def test_assumed_ranges_from_either_table():
 def test_sweep_matches_the_verdict_and_its_band():
     host, plat = _host(), get_platform("spr-2s")
     cache = {}
-    names = ["bitmap", "xarray", KVM, REFUSE, "clear-all", "sys-disable"]
+    names = ["bitmap", "xarray", KVM, REFUSE, "clear-all", "mainline-7.2"]
     chosen = [STRATEGIES[n] for n in names]
     kw = {"emulate": False, "kernel_code": False, "cache": cache}
     verdict = evaluate(host, plat, strategies=chosen, emulate=False, kernel_code=False,
@@ -74,7 +74,7 @@ def test_sweep_matches_the_verdict_and_its_band():
         assert g["rank"].min() == 1
     # sys-disable's module rate does not scale with CPUs: it falls behind the scans
     at = df[df.cpus_at_reset == 224].set_index("strategy")
-    assert at.loc["bitmap", "downtime_s"] < at.loc["sys-disable", "downtime_s"]
+    assert at.loc["bitmap", "downtime_s"] < at.loc["mainline-7.2", "downtime_s"]
     t = pd.DataFrame(torn)
     assert set(t["param"]) == set(assumed_ranges(platform=plat))
     assert set(t["cpus_at_reset"]) == {1, 224}
@@ -114,7 +114,7 @@ def test_recosting_checked_on_one_platform_is_rechecked_on_the_next():
     flat = Platform("flat", 1e10, 1e10, 1e10, 1e10, 1e-7, cpus_total=2)
     kw = {"emulate": False, "kernel_code": False, "cache": {}}
     checked = {}
-    s = STRATEGIES["sys-disable"]
+    s = STRATEGIES["mainline-7.2"]
     sweep(host, flat, [s], scenario="hand", assess_kw=kw, counts=(1,), checked=checked)
     sens, _ = sweep(host, spr, [s], scenario="hand", assess_kw=kw, counts=(1,),
                     checked=checked)

@@ -1,6 +1,10 @@
-"""The registry of kexec strategies: every option of the LKML thread, in
-table order (``STRATEGIES``):
+"""The registry of kexec strategies: every option, in table order (``STRATEGIES``):
 
+* what mainline does today and the fixes a reviewer asks for next, the
+  reference rows (:mod:`.mainline`): ``mainline-7.2`` (TDH.SYS.DISABLE on a
+  module with leaf 69) and ``mainline-7.2-old-module`` (without it: the call
+  fails, kexec goes on), ``refuse-no-leaf69``, ``fallback-bitmap``,
+  ``parallel-reset``; then ``refuse-6.18``, what mainline did from 6.18 to 7.1;
 * one per registered tracker (option 1 and its variants; option 3 is the
   ``pageflags`` tracker): the kernel's SEAMCALL hooks mark a page before it
   becomes private and unmark it after it is cleared; kexec scans the
@@ -17,15 +21,9 @@ table order (``STRATEGIES``):
   attribute maple tree, translated to PFNs through the page cache
   (:mod:`.gmem`);
 * ``pte-softbit`` (option 2): :mod:`.directmap`;
-* ``upstream-refuse`` (option 5 as merged, b18651f70ce0, 6.18: :mod:`.mainline`)
-  and ``refuse-while-td`` (5.1: :mod:`.kept_lists`);
-* ``clear-all`` (option 6): reset every RAM page of the memory map
-  (:mod:`.kept_lists`);
-* ``sys-disable`` (option 7, tip x86/tdx 5b25f249be32): TDH.SYS.DISABLE, the
-  TDX module reclaims and clears every TDX page itself, at the platform's
-  ASSUMED ``sys_disable_bps`` (:mod:`.mainline`);
-* ``dpamt-refcount`` (Dynamic PAMT v6, 2026): scan the per-2 MiB refcount
-  array and reset every counted range (:mod:`.dpamt`).
+* ``refuse-while-td`` (5.1) and ``clear-all`` (option 6): :mod:`.kept_lists`;
+* ``dpamt-refcount`` (Dynamic PAMT, tip x86/tdx Sep 2026): scan the per-2 MiB
+  refcount array and reset every counted range (:mod:`.dpamt`).
 
 The interface they share is :mod:`.strategy`; each strategy lives beside its
 model, and no model module imports this registry.
@@ -39,31 +37,37 @@ from .dpamt import DpamtRefcount
 from .gmem import GmemMaple
 from .kept_lists import ClearAll, RefuseWhileTd
 from .kvm_walk import KvmSept
-from .mainline import SysDisable, UpstreamRefuse
+from .mainline import (FallbackBitmap, Mainline72, Mainline72OldModule, ParallelReset,
+                       Refuse618, RefuseNoLeaf69)
 from .strategy import Strategy
 from .tracked import KvmStrategy, StructPageStrategy, TrackerStrategy, reads_struct_pages
 
 
+def _tracker_strategy(cls) -> Strategy:
+    """The strategy that scans tracker ``cls`` (``kvm``: ``kvm-attr``)."""
+    return (KvmStrategy if cls.sees_events_only else
+            StructPageStrategy if reads_struct_pages(cls) else TrackerStrategy)(cls)
+
+
 def build_strategies() -> dict[str, Strategy]:
-    """Strategies in table order: the trackers in registry order (each a
-    SEAMCALL-hooked scan; the ``kvm`` tracker's is ``kvm-attr``), then
-    ``kvm-sept`` and ``gmem-maple`` (option 4's other walks), then options 2,
-    5, 5.1, 6, 7 and Dynamic PAMT's refcounts."""
+    """Strategies in table order (module doc): mainline and its fixes, the
+    trackers in registry order, option 4's other walks, options 2, 5.1, 6 and
+    Dynamic PAMT's refcounts."""
     out: dict[str, Strategy] = {}
-    for cls in TRACKERS.values():
-        s = (KvmStrategy if cls.sees_events_only else
-             StructPageStrategy if reads_struct_pages(cls) else TrackerStrategy)(cls)
-        out[s.name] = s
-    for s in (KvmSept(), GmemMaple(), PteSoftbit(), UpstreamRefuse(), RefuseWhileTd(),
-              ClearAll(), SysDisable(), DpamtRefcount()):
+    for s in (Mainline72(), Mainline72OldModule(), RefuseNoLeaf69(), FallbackBitmap(),
+              ParallelReset(), Refuse618(),
+              *(_tracker_strategy(cls) for cls in TRACKERS.values()),
+              KvmSept(), GmemMaple(), PteSoftbit(), RefuseWhileTd(), ClearAll(),
+              DpamtRefcount()):
         out[s.name] = s
     return out
 
 
 STRATEGIES: dict[str, Strategy] = build_strategies()
-#: tracker name -> the strategy that scans it (``kvm`` -> ``kvm-attr``)
+#: tracker name -> the strategy that scans it (``kvm`` -> ``kvm-attr``); the
+#: fixes that reuse a tracker (fallback-bitmap, parallel-reset) are not it
 TRACKER_STRATEGIES: dict[str, Strategy] = {
-    s.tracker_cls.name: s for s in STRATEGIES.values() if s.tracker_cls is not None}
+    cls.name: STRATEGIES[_tracker_strategy(cls).name] for cls in TRACKERS.values()}
 
 
 def strategy_for_tracker(name: str) -> Strategy:

@@ -162,6 +162,13 @@ class Strategy:
     #: gmem-maple
     sized_structure: bool = False
 
+    @property
+    def measure_key(self) -> tuple:
+        """What this strategy's measurement depends on besides the host and the
+        arguments: strategies with one key read one structure, built and timed
+        once per host (:func:`cached_measure`)."""
+        return (self.name,)
+
     def allowed(self, host: KexecHost, *, crash: bool = False) -> bool:
         return True
 
@@ -279,7 +286,7 @@ def kept_list(host: KexecHost, name: str):
 def cached_measure(strategy, host: KexecHost, cache: dict | None, **kw):
     """``strategy.measure(host, **kw)`` once per host and arguments while
     ``cache`` is kept (a NotRepresentable is cached and returned, not raised)."""
-    key = (strategy.name, id(host), tuple(sorted(kw.items())))
+    key = (strategy.measure_key, id(host), tuple(sorted(kw.items())))
     m = None if cache is None else cache.get(key)
     if m is None:
         try:

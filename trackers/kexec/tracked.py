@@ -70,6 +70,12 @@ class TrackerStrategy(Strategy):
         self.name = tracker_cls.name
         self.option = tracker_cls.option or f"tracker {tracker_cls.name}"
 
+    @property
+    def measure_key(self) -> tuple:
+        """The tracker, what feeds it and how it is measured: ``bitmap``,
+        ``fallback-bitmap`` and ``parallel-reset`` share one build."""
+        return (type(self).measure.__qualname__, self.tracker_cls.name, self.view)
+
     def added_bytes(self, modeled_bytes: int, host: KexecHost | None = None) -> int:
         """Bytes the option adds given its structure's modeled bytes."""
         return int(modeled_bytes)
