@@ -85,11 +85,26 @@ _KVM_CRASH_SRC = ("virt/kvm/kvm_main.c kvm_lock, vm_list; kernel/kexec_core.c ke
 _REFUSE = Qualities(
     "none", "arch/x86/kernel/machine_kexec_64.c machine_kexec_prepare()",
     "n/a: kexec and kdump are refused at load (-EOPNOTSUPP)",
-    "tip b18651f70ce0 x86/kexec: Disable kexec/kdump on platforms with TDX partial "
+    "b18651f70ce0 x86/kexec: Disable kexec/kdump on platforms with TDX partial "
     "write erratum",
-    "none (upstream since the 6.18 cycle)", "tip b18651f70ce0",
+    "none (mainline 6.18 to 7.1; removed by 5b25f249be32 in 7.2)",
+    "b18651f70ce0; 5b25f249be32",
     "no kexec and no kdump on Sapphire/Emerald Rapids, even with TDX never initialised: "
-    "a crash dump needs a firmware reboot", "tip b18651f70ce0 (kernel-facts: After the thread)")
+    "a crash dump needs a firmware reboot", "b18651f70ce0 (docs/kernel-facts.md)")
+_SYS_DISABLE_SRC = ("b7d2173946ef, 5b25f249be32 (mainline 7.2); arch/x86/virt/vmx/tdx/tdx.c "
+                    "tdx_sys_disable(), tdx_shutdown(); arch/x86/kernel/crash.c")
+_MAINLINE = Qualities(
+    "none", _SYS_DISABLE_SRC,
+    "yes, and unbounded: native_machine_crash_shutdown() calls it after "
+    "crash_smp_send_stop(), interrupts off, looping while the module returns "
+    "TDX_INTERRUPTED_RESUMABLE or TDX_SYS_BUSY",
+    _SYS_DISABLE_SRC + "; " + _NMI,
+    "none added: mainline since 7.2 (tdx_shutdown() syscore, "
+    "native_machine_crash_shutdown())", _SYS_DISABLE_SRC,
+    "needs a TDX module with TDH.SYS.DISABLE (leaf 69; TDX_FEATURES0 bit 53 is not "
+    "checked); one CPU whatever the host's size; runs on every TDX host, erratum or not; "
+    "the next kernel can initialise TDX again",
+    _SYS_DISABLE_SRC + "; docs/kernel-facts.md Mainline today")
 _KVM_ATTR = Qualities(
     "none added: KVM's kvm_vm_set_mem_attributes() xa_reserve()s every GFN first and fails "
     "the ioctl with -ENOMEM before changing anything",
@@ -103,7 +118,7 @@ _KVM_ATTR = Qualities(
     "must follow KVM and TDX module changes (Isaku Yamahata, 31 May 2024)",
     "Isaku Yamahata, 31 May 2024, reply to [PATCH v4 5/5]")
 
-#: option -> its qualities (today's names and those of issue 10's strategies)
+#: option -> its qualities (today's names and the names of earlier reports' CSVs)
 QUALITIES: dict[str, Qualities] = {
     "bitmap": Qualities(
         "none: bitmap_set()/bitmap_clear() on a bitmap over [0, max_pfn) allocated once "
@@ -191,6 +206,7 @@ QUALITIES: dict[str, Qualities] = {
         "arch/x86/mm/pat/set_memory.c cpa_collapse_large_pages()"),
     "refuse": _REFUSE,
     "upstream-refuse": _REFUSE,
+    "refuse-6.18": _REFUSE,
     "refuse-while-td": Qualities(
         "none", "arch/x86/kernel/machine_kexec_64.c machine_kexec_prepare()",
         "n/a: refused while a TD runs; kdump cannot be refused at crash time, so it "
@@ -207,14 +223,45 @@ QUALITIES: dict[str, Qualities] = {
         "arch/x86/virt/vmx/tdx/tdx.c, arch/x86/kernel/machine_kexec_64.c",
         "Isaku Yamahata, 31 May 2024, option 6",
         "downtime grows with all of RAM, not with TD memory", "Isaku Yamahata, 31 May 2024"),
-    "sys-disable": Qualities(
-        "none", "Vishal Verma / Rick Edgecombe, v3 2 Apr 2026, TDH.SYS.DISABLE series",
-        "yes: called from native_machine_crash_shutdown() in the series",
-        "Verma / Edgecombe, v3 2 Apr 2026 (tip x86/tdx 27 Apr 2026); " + _NMI,
-        "arch/x86/virt/vmx/tdx/tdx.c tdx_shutdown() (syscore) and "
-        "native_machine_crash_shutdown()", "Verma / Edgecombe, v3 2 Apr 2026",
-        "needs a TDX module with TDH.SYS.DISABLE (leaf 69); one long SEAMCALL whose time "
-        "follows TD memory; no figure published", "Verma / Edgecombe, v3 2 Apr 2026"),
+    "mainline-7.2": _MAINLINE,
+    "mainline-7.2-old-module": Qualities(
+        "none", _SYS_DISABLE_SRC,
+        "yes, and useless: the SEAMCALL fails at once and kdump goes on",
+        _SYS_DISABLE_SRC,
+        "none added (mainline 7.2)", _SYS_DISABLE_SRC,
+        "every private page is left for the next kernel: partial-write poison on an "
+        "erratum part; pr_err(\"TDH.SYS.DISABLE failed: ...\") is the only trace",
+        _SYS_DISABLE_SRC + "; docs/kernel-facts.md Mainline today"),
+    "refuse-no-leaf69": Qualities(
+        "none", "arch/x86/kernel/machine_kexec_64.c machine_kexec_prepare()",
+        "n/a: kdump is refused at load on such a module",
+        "kernel/kexec_core.c __crash_kexec()",
+        "arch/x86/virt/vmx/tdx/tdx.c (read TDX_FEATURES0 bit 53 at init), "
+        "machine_kexec_prepare()", _SYS_DISABLE_SRC,
+        "no kexec and no kdump with an old TDX module on an erratum part (the 6.18 "
+        "refusal, narrowed); with the leaf, mainline-7.2", _SYS_DISABLE_SRC),
+    "fallback-bitmap": Qualities(
+        "none: bitmap_set()/bitmap_clear() on a bitmap over [0, max_pfn), allocated at TDX "
+        "init only where the module lacks leaf 69",
+        "include/linux/bitmap.h bitmap_set(); arch/x86/virt/vmx/tdx/tdx.c (TDX init)",
+        "yes: find_next_bit() reads a static array: no lock, no allocation, no RCU",
+        "lib/find_bit.c _find_next_bit(); " + _NMI,
+        _HOOKS + "; only on a module without leaf 69", _HOOKS_SRC,
+        "SEAMCALL hooks that matter only on old modules; 32 MiB per TiB of max_pfn there; "
+        "the next kernel cannot initialise TDX (the module stays initialised)",
+        "include/linux/bitmap.h; " + _SYS_DISABLE_SRC),
+    "parallel-reset": Qualities(
+        "none: bitmap_set()/bitmap_clear() on a bitmap over [0, max_pfn) allocated once "
+        "at TDX init", "include/linux/bitmap.h bitmap_set()",
+        "only if each CPU clears its share in the NMI callback that stops it "
+        "(crash_smp_send_stop() -> nmi_shootdown_cpus()): a new duty in NMI context, and "
+        "a CPU that never answers the NMI leaves its share uncleared",
+        "arch/x86/kernel/crash.c kdump_nmi_callback(), nmi_shootdown_cpus()",
+        _HOOKS + "; arch/x86/virt/vmx/tdx/tdx.c tdx_shutdown() (syscore: the other CPUs "
+        "still run) and arch/x86/kernel/crash.c (the NMI stop callback)", _HOOKS_SRC,
+        "replaces TDH.SYS.DISABLE's work: the next kernel cannot initialise TDX until a "
+        "cold boot; 32 MiB per TiB of max_pfn",
+        "arch/x86/virt/vmx/tdx/tdx.c; " + _SYS_DISABLE_SRC),
     "dpamt-refcount": Qualities(
         "none for the tracking (the refcount array is allocated at TDX init); the "
         "conversion path's PAMT pages per 2 MiB can fail (-ENOMEM) in Dynamic PAMT itself",
