@@ -69,6 +69,9 @@ class ReportConfig:
     sharded_pfns: list[int] = field(default_factory=list)
     shard_pfns: int = DEFAULT_SHARD_PFNS
     sharded_repeat: int = 1
+    #: validation: GFNs of the KVM attribute store timed here, and its runs
+    attr_store_gfns: int = 1 << 22
+    attr_store_repeat: int = 5
 
 
 def default_config(seed: int = 0) -> ReportConfig:
@@ -111,6 +114,7 @@ def quick_config(seed: int = 0) -> ReportConfig:
         idle_scenarios=["tiny"],
         conversion_pfns=1 << 18,
         conversions=50,
+        attr_store_gfns=1 << 18,
         seed=seed,
         quick=True,
     )

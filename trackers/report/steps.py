@@ -13,6 +13,7 @@ Tables (file stem -> the module whose docstring says what it holds):
 * ``scan_time``: scan.py;
 * ``kexec``, ``sensitivity``, ``tornado``, ``race``, ``race_order``: kexec.py;
 * ``conversion_cost``: conversion.py;
+* ``validation``, ``wait``: validation.py;
 * ``sharded`` (only with --sharded or --sharded-csv): sharded.py, from the
   report's own shard steps (:func:`sharded_steps`, combined by
   :func:`add_sharded`) or bench-core's CSVs.
@@ -43,6 +44,7 @@ from .conversion import conversion_rows
 from .kexec import NO_TD, ScenarioHosts, kexec_rows, race_rows, sensitivity_rows
 from .memory import fraction_rows, memory_rows, sparse_host_rows
 from .scan import ScanCosts, scan_rows
+from .validation import validation_rows, wait_rows
 
 
 @dataclass
@@ -74,7 +76,7 @@ class Step:
 
 def plan(cfg: ReportConfig) -> list[Step]:
     """Every step of a run, in order (tables: memory_vs_host, bits_per_page, scan_time,
-    kexec, sensitivity and tornado, race, conversion_cost)."""
+    kexec, sensitivity and tornado, race, conversion_cost, validation, wait)."""
     steps = []
     for n in cfg.sweep_hosts:
         steps.append(Step("memory_vs_host", f"memory {host_label(n)}", memory_rows, (cfg, n)))
@@ -89,6 +91,8 @@ def plan(cfg: ReportConfig) -> list[Step]:
     steps.extend(kexec_steps(cfg))
     steps.append(Step("conversion_cost", "conversion cost", conversion_rows, (cfg,),
                       timed=True))
+    steps.append(Step("validation", "validation", validation_rows, (cfg,), timed=True))
+    steps.append(Step("wait", "wait before the next kernel", wait_rows, (cfg,)))
     steps.extend(sharded_steps(cfg))
     return steps
 
