@@ -44,9 +44,10 @@ def test_validation_has_a_row_per_publication_and_says_its_role():
 def test_every_central_ratio_is_within_2x_or_names_what_is_missing():
     df = teardown.validation("spr-2s", attr_store_s=(70e-9, 60e-9, 90e-9))
     for r in df.itertuples():
-        assert r.within == (0.5 <= r.ratio <= 2.0)
+        assert r.within == teardown.reproduced(r.ratio, r.bound)
         assert r.within or r.lacks, r.key
         assert r.predicted_low <= r.predicted <= r.predicted_high, r.key
+    assert set(df["bound"]) == {"value", "lower bound", "upper bound"}
 
 
 def test_a_row_outside_names_its_missing_term():
@@ -60,3 +61,10 @@ def test_without_a_measured_store_the_attribute_rows_say_so():
     df = teardown.validation("spr-2s").set_index("key")
     assert math.isnan(df.loc["attributes-1tb", "predicted"])
     assert df.loc["attributes-1tb", "predicted_kind"] == "not measured in this run"
+
+
+def test_a_bound_is_contradicted_from_one_side_only():
+    assert teardown.reproduced(1.9) and not teardown.reproduced(2.1)
+    assert teardown.reproduced(2.25, "lower bound") and not teardown.reproduced(0.4, "lower bound")
+    assert teardown.reproduced(0.1, "upper bound") and not teardown.reproduced(2.1, "upper bound")
+    assert not teardown.reproduced(float("nan"))

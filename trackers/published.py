@@ -44,6 +44,10 @@ CLEAR_SKIP_SOURCE = ("Adrian Hunter, commit 01fb93a363e0 \"x86/tdx: Skip clearin
 ATTRIBUTES_SOURCE = ("Liam Merwick, commit 47bb584237cc \"KVM: Allow CPU to reschedule while "
                      "setting per-page memory attributes\", Jun 2025, and its cover letter")
 
+#: what a published number is: the value, or a bound the true value lies above
+#: ("more than 30 s") or below ("up to 40 %")
+VALUE, LOWER_BOUND, UPPER_BOUND = "value", "lower bound", "upper bound"
+
 #: the two paths of the teardown table: "before" = Dynamic Page Removal while
 #: the TD is RUNNABLE; "after" = TDH.PHYMEM.PAGE.RECLAIM in TD_TEARDOWN once
 #: the HKID is released (KVM_TDX_TERMINATE_VM)
@@ -79,14 +83,15 @@ TEARDOWN: tuple[Teardown, ...] = tuple(
     for path, s in ((BEFORE, before), (AFTER, after)))
 
 #: shutdown "up to 40 %" faster without the MOVDIR64B clear (CLEAR_SKIP_SOURCE):
-#: the clear's share of the per-page reclaim path
+#: the clear's share of the per-page reclaim path, an UPPER_BOUND
 CLEAR_SHARE = 0.40
 
 
 @dataclass(frozen=True)
 class AttributeSetting:
     """kvm_vm_set_mem_attributes() over a whole guest: one xa_reserve and one
-    xa_store per GFN (virt/kvm/kvm_main.c); ``seconds`` is a lower bound."""
+    xa_store per GFN (virt/kvm/kvm_main.c); ``seconds`` is a LOWER_BOUND (a
+    soft lockup's report, "more than")."""
 
     key: str
     guest_bytes: float
