@@ -19,6 +19,13 @@ is MIT and links no kernel code), the layouts options 2 and 3 would scan:
 :class:`KernelDirectMap` (the direct map's PUD/PMD/PTE pages, a soft PTE
 bit), with :func:`struct_page_scan_time` and :func:`direct_map_scan_time`.
 
+:mod:`trackers.linux.clear` times the kernel's clear of TDX memory for
+``tdx-trackers calibrate``: ``clear.c`` (MIT, no kernel code) issues
+MOVDIR64B as tdx_quirk_reset_paddr() does where the CPU has it, and
+non-temporal stores as its stand-in elsewhere.  It is a small library of its
+own, compiled on first use (:func:`trackers.linux.build.build_clear`: a C
+compiler is all it needs), not part of the kernel library.
+
 ``available()`` says whether the engines can be used here and, if not, why
 (the message names the missing package and ``--linux-src``).  The library
 links GPL-2.0 kernel code; it is built on the user's machine and never

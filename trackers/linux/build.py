@@ -86,6 +86,12 @@ GLUE = Path(__file__).with_name("glue.c")
 #: the struct page and direct-map models (MIT; no kernel code): trackers/linux/pages.py
 PAGES = Path(__file__).with_name("pages.c")
 LIB_STEM = "libtdxkernel"
+#: the clear of TDX memory, MOVDIR64B or its stand-in (MIT; no kernel code):
+#: trackers/linux/clear.py.  Its own small library, compiled from this one file
+#: with the kernel library's CFLAGS, so that `tdx-trackers calibrate` can time
+#: the clear on a machine without the kernel source: build_clear()
+CLEAR = Path(__file__).with_name("clear.c")
+CLEAR_STEM = "libtdxclear"
 
 #: kernel files the build compiles or includes (paths in the kernel tree)
 KERNEL_SOURCES = ("lib/xarray.c", "lib/radix-tree.c", "lib/idr.c")
@@ -115,6 +121,11 @@ WRAPPED = ("kmalloc", "kmem_cache_alloc_lru", "kmem_cache_alloc_bulk")
 LDLIBS = ("-lurcu", "-lpthread")
 #: bump when _recipe() changes in a way the constants above do not show
 RECIPE_REVISION = 2
+
+
+class ClearCodeUnavailable(OSError):
+    """clear.c cannot be compiled here (no C compiler, or it refused the
+    file); an OSError, as KernelCodeUnavailable."""
 
 
 class KernelCodeUnavailable(OSError):
@@ -546,8 +557,9 @@ def _pid_alive(pid: int) -> bool:
 
 
 def _sweep(vdir: Path) -> None:
-    """Remove what killed builds left: temporary directories whose process
-    is gone (or that are over an hour old), and replaced source trees."""
+    """Remove what killed builds left: temporary directories (and clear.c's
+    temporary libraries) whose process is gone (or that are over an hour
+    old), and replaced source trees."""
     now = time.time()
     for p in vdir.glob("*.tmp-*"):
         m = re.search(r"\.tmp-(\d+)-", p.name)
@@ -556,6 +568,8 @@ def _sweep(vdir: Path) -> None:
                      or now - p.stat().st_mtime > STALE_SECONDS)
             if stale and p.is_dir():
                 shutil.rmtree(p, ignore_errors=True)
+            elif stale:
+                p.unlink()
         except OSError:
             pass
     for p in vdir.glob("src.old-*"):
@@ -597,3 +611,48 @@ def current_library() -> tuple[Path, dict]:
         raise _unavailable(f"the kernel library {lib} was built from another glue.c, "
                            f"pages.c or recipe; rebuild with `tdx-trackers kernel-build`")
     return lib, info
+
+
+# --------------------------------------------------------------------------
+# clear.c: a library of its own
+
+def clear_fingerprint() -> str:
+    """Hash of clear.c and its flags: the clear library's key."""
+    h = hashlib.sha256(CLEAR.read_bytes())
+    h.update(json.dumps([CFLAGS]).encode())
+    return h.hexdigest()[:12]
+
+
+def build_clear(*, force: bool = False) -> Path:
+    """Compile clear.c alone (``CFLAGS -shared``, no kernel headers: it
+    includes none) into ``cache_root()/clear/libtdxclear-<key>.so``, once per
+    key; ``force`` recompiles.  The library appears whole (compiled to a
+    temporary name, renamed last).  Raises :class:`ClearCodeUnavailable`
+    naming the compiler's complaint, or that there is no compiler."""
+    if not CLEAR.is_file():
+        raise ClearCodeUnavailable(f"{CLEAR} is missing: install the package from its source "
+                                   f"tree (pip install -e .)")
+    d = cache_root() / "clear"
+    d.mkdir(parents=True, exist_ok=True)
+    lib = d / f"{CLEAR_STEM}-{clear_fingerprint()}.so"
+    if lib.is_file() and not force:
+        return lib
+    try:
+        cc = find_compiler()
+    except KernelCodeUnavailable as exc:
+        raise ClearCodeUnavailable(str(exc).split(";")[0]) from None
+    _sweep(d)
+    fd, tmp = tempfile.mkstemp(prefix=_tmp_prefix(CLEAR_STEM), suffix=".so", dir=d)
+    os.close(fd)
+    cmd = [cc, *CFLAGS, "-shared", str(CLEAR), "-o", tmp]
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        if proc.returncode != 0:
+            last = next((ln for ln in proc.stderr.splitlines() if "error" in ln), "").strip()
+            raise ClearCodeUnavailable(f"compiling {CLEAR.name} failed: {last[:300]} "
+                                       f"(command: {' '.join(cmd)})")
+        os.replace(tmp, lib)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return lib
