@@ -13,21 +13,6 @@ settings.register_profile(
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
-# The this-machine platform: measured once per session, small and quick, into
-# a file of the session's own.  The tests neither depend on nor overwrite a
-# calibration the user keeps in ~/.cache (a fresh machine has none, and the
-# measured rows -- model error, the measured CPU sweep -- need one).
-def _session_calibration() -> str:
-    from trackers.kexec import calibrate
-    path = os.path.join(tempfile.mkdtemp(prefix="trackers-tests-"), "calibration.json")
-    doc = calibrate.measure(mib=16, chase_mib=16, chase_steps=1 << 16, repeat=1)
-    with open(path, "w") as f:
-        json.dump(doc, f)
-    return path
-
-
-os.environ["TRACKERS_CALIBRATION"] = _session_calibration()
-
 # The kernel's own code: build it (or find it built) at session start, before
 # any test module imports trackers.registry, so that the registry's
 # KERNEL_TRACKERS (the @kernel twins) are there for the contract,
@@ -41,6 +26,23 @@ try:
 except trackers.linux.KernelCodeUnavailable as exc:
     KERNEL_CODE = f"kernel code: unavailable: {exc}"
     print(KERNEL_CODE)
+
+
+# The this-machine platform: measured once per session, small and quick, into
+# a file of the session's own.  The tests neither depend on nor overwrite a
+# calibration the user keeps in ~/.cache (a fresh machine has none, and the
+# measured rows -- model error, the measured CPU sweep -- need one).  After the
+# build: its scan costs are timed on the @kernel twins where they load.
+def _session_calibration() -> str:
+    from trackers.kexec import calibrate
+    path = os.path.join(tempfile.mkdtemp(prefix="trackers-tests-"), "calibration.json")
+    doc = calibrate.measure(mib=16, chase_mib=16, chase_steps=1 << 16, repeat=1)
+    with open(path, "w") as f:
+        json.dump(doc, f)
+    return path
+
+
+os.environ["TRACKERS_CALIBRATION"] = _session_calibration()
 
 
 @pytest.fixture(scope="module")

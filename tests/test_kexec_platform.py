@@ -7,9 +7,12 @@ import os
 
 import pytest
 
+from trackers import kernel, linux
 from trackers.kexec import PLATFORMS, Platform, get_platform
 from trackers.kexec import calibrate
-from trackers.kexec.platform import platform_from_calibration, this_machine
+from trackers.kexec.platform import SCAN_COST_FIGURES, platform_from_calibration, this_machine
+from trackers.kexec.strategies import ENGINE_EMULATION, kernel_engine
+from trackers.linux import clear as clear_c
 
 
 def test_presets():
@@ -57,18 +60,39 @@ def test_calibrate_writes_json(tmp_path, monkeypatch):
     doc = json.loads(out.read_text())
     assert doc["kind"] == "measured" and doc["cpus_total"] == 2 and doc["repeat"] == 1
     for key in ("read_bps_core", "read_bps_all", "write_bps_core", "write_bps_all",
-                "load_latency_s"):
+                "clear_4k_bps_core", "clear_4k_bps_all", "clear_2m_bps_core",
+                "clear_2m_bps_all", "load_latency_s"):
         assert doc["figures"][key] > 0
+    for key in calibrate.FIGURES:
         assert len(doc["samples"][key]) == 1
         assert doc["spread"][key] == {"min": doc["samples"][key][0],
                                       "max": doc["samples"][key][0]}
-    assert set(doc["spread"]) == set(doc["figures"]) == set(calibrate.FIGURES)
+    assert list(doc["spread"]) == list(doc["figures"]) == list(calibrate.FIGURES)
+    assert list(doc["engines"]) == list(calibrate.FIGURES)
     assert set(doc["load"]) == {"loadavg_before", "loadavg_after", "others_cpu_share",
                                 "steal_share", "busy"}
     assert isinstance(doc["warnings"], list)
+    # the clear: the engine detection chose, on this CPU
+    support = clear_c.detect()
+    engine = clear_c.engine_for(support)
+    assert doc["clear"]["engine"] == engine
+    assert doc["clear"]["stand_in"] is (engine == clear_c.ENGINE_NT)
+    assert doc["clear"]["movdir64b"] == {"cpuid": support.cpuid, "cpuinfo": support.cpuinfo,
+                                         "present": support.present}
+    assert {doc["engines"][k] for k in calibrate.CLEAR_FIGURES} == {engine}
+    # the scan costs: one engine each, the structures behind it
+    kernel = linux.available()[0]
+    scan_engine = kernel_engine() if kernel else ENGINE_EMULATION
+    suffix = "@kernel" if kernel else ""
+    assert {doc["engines"][k] for k in SCAN_COST_FIGURES.values()} == {scan_engine}
+    assert {k: list(v) for k, v in doc["scan_costs"].items()} == {
+        "scan_entry_s": ["bitmap" + suffix, "xarray" + suffix],
+        "scan_run_s": ["bitmap" + suffix, "xarray" + suffix, "maple" + suffix],
+        "scan_lookup_s": ["kvm" + suffix]}
     p = platform_from_calibration(doc)
     assert p.kind == "measured" and p.cpus_at_reset == 1 and p.cpus_total == 2
-    assert p.clear_bps_core == doc["figures"]["write_bps_core"]
+    assert p.clear_bps_core == doc["figures"]["clear_4k_bps_core"]
+    assert p.clear_bps_all == doc["figures"]["clear_4k_bps_all"]
     assert p.read_bps_all == doc["figures"]["read_bps_all"]      # as measured
     assert set(doc["best"]) == set(doc["figures"])
     assert this_machine(out) == p
@@ -81,7 +105,8 @@ def test_calibrate_rejects_small_buffers():
 
 
 def _fake_doc(**figures):
-    """A calibration document with the figures given (GB/s, ns) and one sample each."""
+    """A calibration document of the format before the clear and scan-cost
+    figures, with the figures given (GB/s, ns) and three samples each."""
     fig = {"read_bps_core": 29.9e9, "read_bps_all": 3.73e9, "write_bps_core": 25e9,
            "write_bps_all": 33e9, "load_latency_s": 170e-9, **figures}
     samples = {k: [v * 0.9, v, v * 1.1] for k, v in fig.items()}
@@ -94,28 +119,198 @@ def _fake_doc(**figures):
             "warnings": calibrate.warnings_for(fig, samples, load)}
 
 
+SCAN_ENGINE = "kernel code v6.12.118 (userspace)"
+
+
+def _full_doc(clear_engine=clear_c.ENGINE_NT, **figures):
+    """A calibration document of the current format: _fake_doc's figures, the
+    clear's and the scan costs', their engines and per-structure samples."""
+    doc = _fake_doc(**{"clear_4k_bps_core": 9e9, "clear_4k_bps_all": 14e9,
+                       "clear_2m_bps_core": 20e9, "clear_2m_bps_all": 30e9,
+                       "scan_entry_s": 3e-9, "scan_run_s": 40e-9, "scan_lookup_s": 35e-9,
+                       **figures})
+    stand_in = clear_engine == clear_c.ENGINE_NT
+    support = clear_c.Movdir64b(cpuid=not stand_in, cpuinfo=not stand_in)
+    doc["figures"] = {k: doc["figures"][k] for k in calibrate.FIGURES}
+    doc["engines"] = {**calibrate.ENGINES, **{k: clear_engine for k in calibrate.CLEAR_FIGURES},
+                      **{k: SCAN_ENGINE for k in SCAN_COST_FIGURES.values()}}
+    doc["clear"] = {"movdir64b": {"cpuid": support.cpuid, "cpuinfo": support.cpuinfo,
+                                  "present": support.present},
+                    "detection": support.describe(), "targets": dict(clear_c.TARGETS),
+                    "engine": clear_engine, "stand_in": stand_in, "reason": ""}
+    doc["scan_costs"] = {"scan_entry_s": {"bitmap@kernel": [1e-9, 1.1e-9, 1.2e-9],
+                                          "xarray@kernel": [5e-9, 5.5e-9, 6e-9]},
+                         "scan_run_s": {"bitmap@kernel": [50e-9, 55e-9, 60e-9],
+                                        "xarray@kernel": [20e-9, 25e-9, 30e-9],
+                                        "maple@kernel": [40e-9, 45e-9, 50e-9]},
+                         "scan_lookup_s": {"kvm@kernel": [30e-9, 35e-9, 40e-9]}}
+    return doc
+
+
 def test_calibrate_prints_the_measurement_not_a_substitute(tmp_path, monkeypatch, capsys):
     """All-core read 3.73 GB/s under one-core 29.9: printed as measured, with
-    its spread, and a warning -- never the one-core figure in its place."""
-    monkeypatch.setattr(calibrate, "measure", lambda **kw: _fake_doc())
+    its spread and engine, and a warning -- never the one-core figure in its
+    place.  The clear says it is a stand-in; each scan cost lists its structures."""
+    monkeypatch.setattr(calibrate, "measure", lambda **kw: _full_doc())
     args = argparse.Namespace(out=tmp_path / "cal.json", mib=16, chase_mib=16, repeat=3, cpus=2)
     assert calibrate.run(args) == 0
     out, err = capsys.readouterr()
     lines = out.splitlines()
-    assert lines[:7] == [
+    nt = clear_c.ENGINE_NT
+    assert lines[:22] == [
         "[measured] this machine (CPU X), median (min\u2013max) of 3 runs; all cores = 2 CPUs:",
-        "  read, one core      29.9 GB/s (26.9\u201332.9)",
-        "  read, all cores      3.7 GB/s (3.4\u20134.1)",
-        "  write, one core     25.0 GB/s (22.5\u201327.5)",
-        "  write, all cores    33.0 GB/s (29.7\u201336.3)",
-        "  load latency         170 ns   (153\u2013187)",
+        "  read, one core           29.9 GB/s (26.9\u201332.9)   numba: sum of uint64, one core",
+        "  read, all cores           3.7 GB/s (3.4\u20134.1)     numba: sum of uint64, one "
+        "slice per thread",
+        "  write, one core          25.0 GB/s (22.5\u201327.5)   memset (ndarray.fill)",
+        "  write, all cores         33.0 GB/s (29.7\u201336.3)   numba: slice assignment, one "
+        "slice per thread",
+        f"  clear 4 KiB, one core     9.0 GB/s (8.1\u20139.9)     {nt}",
+        f"  clear 4 KiB, all cores   14.0 GB/s (12.6\u201315.4)   {nt}",
+        f"  clear 2 MiB, one core    20.0 GB/s (18.0\u201322.0)   {nt}",
+        f"  clear 2 MiB, all cores   30.0 GB/s (27.0\u201333.0)   {nt}",
+        "  load latency              170 ns   (153\u2013187)     numba: pointer chase around "
+        "one Sattolo cycle",
+        f"  scan, per entry           3.0 ns   (2.7\u20133.3)     {SCAN_ENGINE}",
+        "    bitmap@kernel           1.1 ns   (1.0\u20131.2)",
+        "    xarray@kernel           5.5 ns   (5.0\u20136.0)",
+        f"  scan, per run              40 ns   (36\u201344)       {SCAN_ENGINE}",
+        "    bitmap@kernel            55 ns   (50\u201360)",
+        "    xarray@kernel            25 ns   (20\u201330)",
+        "    maple@kernel             45 ns   (40\u201350)",
+        f"  scan, per lookup           35 ns   (32\u201339)       {SCAN_ENGINE}",
+        "    kvm@kernel               35 ns   (30\u201340)",
+        "  clear: this CPU has no MOVDIR64B (CPUID.(EAX=7,ECX=0):ECX[28]: no; /proc/cpuinfo "
+        f"'movdir64b': no): timed with {nt}",
         "  machine load: 1-minute load average 0.10 -> 0.20; other tasks used 2% of the CPU "
-        "time during the run (steal 0%)"]
-    assert lines[7].startswith("[measured] written to ")        # nothing substituted
+        "time during the run (steal 0%)",
+        f"[measured] written to {tmp_path / 'cal.json'}"]
     assert "29.9 GB/s all-core" not in out
     assert err.splitlines() == [
         "tdx-trackers calibrate: warning: all-core read (3.7 GB/s) measured below one-core "
         "(29.9 GB/s): other tasks held CPUs during the run"]
+
+
+def test_an_old_calibration_file_loads_with_assumed_costs_and_the_memset_clear():
+    """A file from before the clear and scan-cost figures: the platform clears
+    at its streaming write and keeps the ASSUMED scan costs, and says so."""
+    p = platform_from_calibration(_fake_doc())
+    assert p.kind == "measured"
+    assert (p.clear_bps_core, p.clear_bps_all) == (25e9, 33e9)
+    assert "streaming write (memset), NOT MOVDIR64B (the calibration file has no clear " \
+           "figures (an older format)" in p.sources["clear_bps_core"]
+    assert (p.entry_s, p.run_s, p.lookup_s) == (
+        kernel.SCAN_ENTRY_S, kernel.SCAN_RUN_S, kernel.SCAN_LOOKUP_S)
+    for f in ("entry_s", "run_s", "lookup_s"):
+        assert p.sources[f].startswith("ASSUMED ")
+        assert p.sources[f].endswith("; the calibration file has no measured scan costs (an "
+                                     "older format): run `tdx-trackers calibrate` again to "
+                                     "measure them")
+    assert p.measured == {}
+    assert {"entry_s", "run_s", "lookup_s"} <= set(p.assumed_ranges())
+    assert p.scan_cost_ranges() == {"entry_s": kernel.SCAN_ENTRY_S_RANGE,
+                                    "run_s": kernel.SCAN_RUN_S_RANGE,
+                                    "lookup_s": kernel.SCAN_LOOKUP_S_RANGE}
+
+
+def test_this_machine_models_scans_from_measured_costs_only():
+    doc = _full_doc()
+    p = platform_from_calibration(doc)
+    assert (p.entry_s, p.run_s, p.lookup_s) == (3e-9, 40e-9, 35e-9)
+    for f, key in SCAN_COST_FIGURES.items():
+        lo, hi = doc["spread"][key]["min"], doc["spread"][key]["max"]
+        assert p.measured[f][:2] == (lo, hi)
+        assert p.scan_cost_ranges()[f] == (lo, hi)
+        assert p.sources[f].startswith("measured by `tdx-trackers calibrate` at now")
+        assert SCAN_ENGINE in p.sources[f] and "ASSUMED" not in p.sources[f]
+    assert p.sources["run_s"].split(": ", 1)[1] == (
+        f"40 ns per run (36-44 over the rounds), {SCAN_ENGINE} "
+        f"(trackers/kexec/scan_costs.py)")
+    # measured: no longer among the assumed fields (sensitivity, bounds)
+    assert not {"entry_s", "run_s", "lookup_s"} & set(p.assumed_ranges())
+    fast, slow = p.bounds()
+    assert fast.run_s == slow.run_s == p.run_s
+    lo, hi = p.scan_s_range(2e3, 0, 1000, 100, 10)
+    assert lo == pytest.approx(1000 * 2.7e-9 + 100 * 36e-9 + 10 * 31.5e-9)
+    assert hi == pytest.approx(1000 * 3.3e-9 + 100 * 44e-9 + 10 * 38.5e-9)
+    assert "ns/lookup (measured)" in p.describe()
+    # the presets keep the ASSUMED costs
+    spr = get_platform("spr-2s")
+    assert all(spr.sources[f].startswith("ASSUMED") for f in ("entry_s", "run_s", "lookup_s"))
+    assert {"entry_s", "run_s", "lookup_s"} <= set(spr.assumed_ranges())
+
+
+@pytest.mark.parametrize("engine, how", [
+    (clear_c.ENGINE_NT, f"{clear_c.ENGINE_NT}: NOT MOVDIR64B, which this CPU lacks"),
+    (clear_c.ENGINE_MOVDIR64B, "MOVDIR64B"),
+])
+def test_this_machine_clears_at_the_4k_clear_and_names_its_engine(engine, how):
+    p = platform_from_calibration(_full_doc(clear_engine=engine))
+    assert (p.clear_bps_core, p.clear_bps_all) == (9e9, 14e9)
+    assert p.sources["clear_bps_core"] == p.sources["clear_bps_all"] == (
+        "measured by `tdx-trackers calibrate` at now, median of 3 repeats; 4 KiB targets (a "
+        f"page, then MFENCE, as tdx_quirk_reset_page()), {how}")
+
+
+def test_a_disturbed_scan_cost_keeps_the_assumed_costs():
+    doc = _full_doc(scan_run_s=-2e-9)
+    p = platform_from_calibration(doc)
+    assert (p.entry_s, p.run_s, p.lookup_s) == (
+        kernel.SCAN_ENTRY_S, kernel.SCAN_RUN_S, kernel.SCAN_LOOKUP_S)
+    assert p.sources["run_s"].endswith("; the calibration measured scan_run_s -2.00 ns, not a "
+                                       "cost (other tasks disturbed it): calibrate again on "
+                                       "a quiet machine")
+    assert "scan, per run measured -2.00 ns, not a cost" in " ".join(doc["warnings"])
+
+
+def test_a_round_below_zero_is_no_lower_bound():
+    doc = _full_doc()
+    doc["spread"]["scan_entry_s"]["min"] = -1e-9
+    p = platform_from_calibration(doc)
+    assert p.measured["entry_s"][:2] == (3e-9, doc["spread"]["scan_entry_s"]["max"])
+
+
+def test_the_clear_never_runs_movdir64b_the_cpu_lacks():
+    """Detection injected both ways: absent -> the stand-in, recorded as one;
+    present on a CPU without it -> clear.c refuses (ENOSYS), nothing runs."""
+    import errno
+
+    import numpy as np
+    a = np.ones((8 << 20) // 8, np.uint64)
+    absent = clear_c.Movdir64b(cpuid=False, cpuinfo=False)
+    samples, record = calibrate.measure_clear(a, 2, 1, movdir64b=absent)
+    assert list(samples) == list(calibrate.CLEAR_FIGURES)
+    assert record["engine"] == clear_c.ENGINE_NT and record["stand_in"] is True
+    assert record["movdir64b"] == {"cpuid": False, "cpuinfo": False, "present": False}
+    if not clear_c.detect().present:
+        liar = clear_c.Movdir64b(cpuid=True, cpuinfo=True)
+        a.fill(1)
+        with pytest.raises(OSError) as exc:
+            calibrate.measure_clear(a, 1, 1, movdir64b=liar)
+        assert exc.value.errno == errno.ENOSYS
+        assert (a == 1).all()
+
+
+def test_without_the_clear_library_the_platform_clears_at_memset(monkeypatch):
+    from trackers.linux.build import ClearCodeUnavailable
+
+    def no_compiler():
+        raise ClearCodeUnavailable("no C compiler (gcc or cc) on PATH")
+
+    monkeypatch.setattr(clear_c, "clear_library", no_compiler)
+    doc = calibrate.measure(mib=16, chase_mib=16, chase_steps=1 << 12, repeat=1)
+    assert not set(calibrate.CLEAR_FIGURES) & set(doc["figures"])
+    assert doc["clear"]["engine"] is None
+    assert doc["clear"]["reason"] == "not timed: no C compiler (gcc or cc) on PATH"
+    assert doc["warnings"][0] == ("the clear was not timed: no C compiler (gcc or cc) on PATH: "
+                                  "the platform clears at the streaming-write rate")
+    assert "  clear: not timed: no C compiler (gcc or cc) on PATH" in \
+        calibrate.format_figures(doc).splitlines()
+    p = platform_from_calibration(doc)
+    assert p.clear_bps_core == doc["figures"]["write_bps_core"]
+    assert p.sources["clear_bps_core"].endswith(
+        "; streaming write (memset), NOT MOVDIR64B (not timed: no C compiler (gcc or cc) "
+        "on PATH)")
 
 
 def test_machine_load_counts_other_tasks_cpu_time():
@@ -246,7 +441,6 @@ def test_calibration_path_through_a_file_names_the_file(tmp_path):
 def test_scan_model_adds_entries_runs_and_lookups():
     """scan = max(streaming read, entries + runs + lookups work) + dependent loads;
     the ASSUMED per-entry, per-run and per-lookup costs come from trackers.kernel."""
-    from trackers import kernel
     p = Platform("t", clear_bps_core=1e9, clear_bps_all=3e9, read_bps_core=2e9,
                  read_bps_all=5e9, load_latency_s=100e-9, cpus_total=8,
                  entry_s=1e-9, run_s=10e-9, lookup_s=20e-9)
@@ -264,11 +458,10 @@ def test_scan_model_adds_entries_runs_and_lookups():
     assert hi == pytest.approx(1000 * kernel.SCAN_ENTRY_S_RANGE[1]
                                + 100 * kernel.SCAN_RUN_S_RANGE[1]
                                + 10 * kernel.SCAN_LOOKUP_S_RANGE[1] + 1e-6)
-    for name in ("spr-2s", "this-machine"):
-        plat = PLATFORMS[name]
-        assert (plat.entry_s, plat.run_s, plat.lookup_s) == (
-            kernel.SCAN_ENTRY_S, kernel.SCAN_RUN_S, kernel.SCAN_LOOKUP_S)
-        assert all("ASSUMED" in plat.sources[f] for f in ("entry_s", "run_s", "lookup_s"))
+    plat = PLATFORMS["spr-2s"]                  # a preset: ASSUMED (this-machine measures)
+    assert (plat.entry_s, plat.run_s, plat.lookup_s) == (
+        kernel.SCAN_ENTRY_S, kernel.SCAN_RUN_S, kernel.SCAN_LOOKUP_S)
+    assert all("ASSUMED" in plat.sources[f] for f in ("entry_s", "run_s", "lookup_s"))
     for cost in ("SCAN_ENTRY_S", "SCAN_RUN_S", "SCAN_LOOKUP_S"):
         low, high = getattr(kernel, cost + "_RANGE")
         assert low < getattr(kernel, cost) < high
@@ -307,5 +500,9 @@ def test_bad_assumed_ranges_are_refused():
         dataclasses.replace(spr, assumed={"cpus_total": (1, 2, "x")})
     with pytest.raises(ValueError, match="0 < low <= high"):
         dataclasses.replace(spr, assumed={"entry_s": (2e-9, 1e-9, "x")})
+    with pytest.raises(ValueError, match="measured range of run_s must satisfy 0 < low"):
+        dataclasses.replace(spr, measured={"run_s": (0.0, 1e-9, "x")})
+    with pytest.raises(ValueError, match="measured field 'cpus_total' is not a rate"):
+        dataclasses.replace(spr, measured={"cpus_total": (1, 2, "x")})
     with pytest.raises(ValueError, match="seamcall_s must be > 0"):
         dataclasses.replace(spr, seamcall_s=0)

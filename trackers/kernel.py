@@ -230,6 +230,8 @@ KVM_ATTR_STORE_S = 100e-9            # per GFN
 # scan does besides streaming its bytes and chasing its node pointers.  Each is
 # ASSUMED: a central value the model uses and a (low, high) range the report draws
 # as a band.  None is fitted to the scans the report compares the model with.
+# These hold on the presets; ``tdx-trackers calibrate`` measures all three on the
+# machine that runs it (trackers/kexec/scan_costs.py) for ``this-machine``.
 #
 # Per entry: the kernel's iterators test one 8-byte entry at a time -- xas_find()'s
 # slot loop, mas_next_slot()'s pivots, find_next_bit()'s words, a PTE's bits, a

@@ -1,18 +1,40 @@
-"""calibrate: measure this machine's streaming read, streaming write and
-dependent-load latency, and store them as the ``this-machine`` platform.
+"""calibrate: measure this machine for the ``this-machine`` platform -- its
+streaming read and write, its clear of TDX memory (MOVDIR64B, or the
+non-temporal-store stand-in where the CPU has none), its dependent-load
+latency, and the scan model's CPU cost per entry tested, per run emitted and
+per lookup.
 
 Method (all measured, each the median of --repeat runs after one warm-up):
 
 * streaming read   -- sum of a --mib buffer of uint64 (numba, one core), and
                       the same kernel on one contiguous slice per CPU (numba
                       prange over --cpus slices, on --cpus numba threads);
-* streaming write  -- memset of the buffer (ndarray.fill(0): glibc uses
-                      non-temporal stores at this size, the closest stand-in
-                      for the kernel's MOVDIR64B clear, which this CPU lacks),
-                      one core, and one slice per CPU (slice assignment);
+* streaming write  -- memset of the buffer (ndarray.fill(0)), one core, and
+                      one slice per CPU (slice assignment);
+* clear            -- the buffer cleared as tdx_quirk_reset_paddr() clears:
+                      64-byte stores, then one MFENCE per target -- a 4 KiB
+                      target is one page (tdx_quirk_reset_page(): 64 MOVDIR64B
+                      and mb()), a 2 MiB target one call over 2 MiB -- one core
+                      and one slice per CPU (threads).  The stores are
+                      MOVDIR64B where the CPU has it (CPUID.7.0:ECX[28] and
+                      /proc/cpuinfo's movdir64b), and 16-byte non-temporal
+                      stores (_mm_stream_si128) otherwise: a stand-in, and the
+                      JSON, this output and the platform's sources say so.
+                      trackers/linux/clear.c, compiled on first use; where it
+                      cannot be (no C compiler) the clear is not timed and the
+                      platform clears at the streaming-write rate;
 * load latency     -- a pointer chase around one random cycle (Sattolo) of
                       --chase-mib, one dependent load per step, so each step
-                      misses the caches (and mostly the TLB: 4 KiB pages).
+                      misses the caches (and mostly the TLB: 4 KiB pages);
+* scan work        -- per entry, per run and per lookup: pairs of structures
+                      differing in one term, their whole scans timed, the
+                      cost the difference per item (trackers/kexec/scan_costs.py
+                      says how): through the kernel's own iterators where the
+                      kernel code is built (bitmap@kernel's find_bit,
+                      xarray@kernel's xas_for_each, maple@kernel's
+                      mas_for_each; a lookup is xa_load() in kvm@kernel's
+                      guest_memfd XArray), else through the emulations, and
+                      the engine is recorded with each figure.
 
 The buffer is first written by the threads that later read and write it,
 slice by slice (first touch: on a NUMA machine each slice's pages then sit on
@@ -29,17 +51,19 @@ where one core reaches 28-30 GB/s.  tests/test_kexec_platform.py checks that
 the compiled per-thread read loads the buffer in vectors.
 
 Every figure is stored as measured -- its median, min and max over the
-repeats and every sample -- and printed with its spread; nothing is
-substituted.  Other tenants skew the figures (3x on a shared machine), so the
-run records the machine's load -- the 1-minute load average before and after,
-and the share of CPU time other tasks (and the hypervisor: steal) took during
-the run, from /proc/stat -- and warns on stderr when the machine was busy,
-when a figure's repeats spread by more than SPREAD_WARN, and when an all-core
-figure is below its one-core one.
+repeats, every sample and its engine -- and printed with its spread and
+engine; nothing is substituted.  Other tenants skew the figures (3x on a
+shared machine), so the run records the machine's load -- the 1-minute load
+average before and after, and the share of CPU time other tasks (and the
+hypervisor: steal) took during the run, from /proc/stat -- and warns on
+stderr when the machine was busy, when a figure's repeats spread by more than
+SPREAD_WARN, and when an all-core figure is below its one-core one.
 
 The figures are written as JSON atomically (tempfile + os.replace) to --out
 or $XDG_CACHE_HOME/tdx-trackers/calibration.json.  The file is reproducible
-within ~20 % run to run on a quiet machine.
+within ~20 % run to run on a quiet machine (the scan costs, differences of
+short scans, spread more).  The default run takes about 6-8 s on a 2-CPU
+machine.
 """
 
 from __future__ import annotations
@@ -58,11 +82,16 @@ import numba
 import numpy as np
 from numba import njit, prange
 
+from ..linux import clear as clear_c
+from ..linux.build import ClearCodeUnavailable
 from ..options import int_option, output_file
 from ..output import write_text_atomic
-from .platform import calibration_path
+from . import scan_costs
+from .platform import SCAN_COST_FIGURES, calibration_path
 
-HELP = "measure this machine's read/write bandwidth and load latency (the this-machine platform)"
+HELP = ("measure this machine's read/write bandwidth, clear rate (MOVDIR64B or its "
+        "stand-in), load latency and scan cost per entry, run and lookup "
+        "(the this-machine platform)")
 
 #: the figures, in the order they are measured and printed: key -> label, unit
 FIGURES = {
@@ -70,7 +99,25 @@ FIGURES = {
     "read_bps_all": ("read, all cores", "GB/s"),
     "write_bps_core": ("write, one core", "GB/s"),
     "write_bps_all": ("write, all cores", "GB/s"),
+    "clear_4k_bps_core": ("clear 4 KiB, one core", "GB/s"),
+    "clear_4k_bps_all": ("clear 4 KiB, all cores", "GB/s"),
+    "clear_2m_bps_core": ("clear 2 MiB, one core", "GB/s"),
+    "clear_2m_bps_all": ("clear 2 MiB, all cores", "GB/s"),
     "load_latency_s": ("load latency", "ns"),
+    **{key: (f"scan, per {cost.removesuffix('_s')}", "ns")
+       for cost, key in SCAN_COST_FIGURES.items()},
+}
+#: the clear figures: key -> (target, all cores?)
+CLEAR_FIGURES = {f"clear_{t}_bps_{w}": (t, w == "all") for t in clear_c.TARGETS
+                 for w in ("core", "all")}
+#: the engines of the bandwidth and latency figures (the clear's and the scan
+#: costs' are found at run time)
+ENGINES = {
+    "read_bps_core": "numba: sum of uint64, one core",
+    "read_bps_all": "numba: sum of uint64, one slice per thread",
+    "write_bps_core": "memset (ndarray.fill)",
+    "write_bps_all": "numba: slice assignment, one slice per thread",
+    "load_latency_s": "numba: pointer chase around one Sattolo cycle",
 }
 
 #: other tasks took at least this share of the machine's CPU time during the run
@@ -199,9 +246,14 @@ def max_cpus() -> int:
     return int(numba.config.NUMBA_NUM_THREADS)
 
 
-def measure(mib: int = 256, chase_mib: int = 128, chase_steps: int = 1 << 21,
-            repeat: int = 5, cpus: int | None = None, seed: int = 0) -> dict:
-    """Run the calibration; return the JSON document (see module doc)."""
+def measure(mib: int = 256, chase_mib: int = 128, chase_steps: int = 1 << 20,
+            repeat: int = 5, cpus: int | None = None, seed: int = 0,
+            kernel_code: bool = True, movdir64b: clear_c.Movdir64b | None = None) -> dict:
+    """Run the calibration; return the JSON document (see module doc).
+    ``kernel_code=False`` times the scan costs on the emulations even where
+    the kernel code is built; ``movdir64b`` replaces the detection (tests:
+    the clear then runs on the engine it implies, never an instruction the
+    CPU lacks, which clear.c refuses)."""
     if mib < 16 or chase_mib < 16:
         raise ValueError(f"buffers must be >= 16 MiB to leave the caches; got --mib {mib}, "
                          f"--chase-mib {chase_mib}")
@@ -225,14 +277,23 @@ def measure(mib: int = 256, chase_mib: int = 128, chase_steps: int = 1 << 21,
                    "write_bps_all": _samples(lambda: _write_parallel(a, cpus, 0), repeat, rate)}
     finally:
         numba.set_num_threads(threads)
+    clear_samples, clear = measure_clear(a, cpus, repeat, movdir64b)
+    samples.update(clear_samples)
     del a
     nxt = _sattolo_cycle((chase_mib << 20) // 8, seed)
     samples["load_latency_s"] = _samples(lambda: _chase(nxt, chase_steps), repeat,
                                          lambda sec: sec / chase_steps)
     del nxt
+    scan = scan_costs.measure_scan_costs(repeat, kernel_code)
+    for cost, key in SCAN_COST_FIGURES.items():
+        samples[key] = scan["samples"][cost]
     after = load_snapshot()
     load = machine_load(before, after, os.cpu_count() or 1)
-    figures = {k: statistics.median(samples[k]) for k in FIGURES}
+    samples = {k: samples[k] for k in FIGURES if k in samples}       # FIGURES order
+    figures = {k: statistics.median(v) for k, v in samples.items()}
+    engines = {**ENGINES, **{k: clear["engine"] for k in clear_samples},
+               **{key: scan["engines"][cost] for cost, key in SCAN_COST_FIGURES.items()}}
+    engines = {k: engines[k] for k in samples}
     return {
         "name": "this-machine",
         "kind": "measured",
@@ -244,22 +305,66 @@ def measure(mib: int = 256, chase_mib: int = 128, chase_steps: int = 1 << 21,
         "method": {"buffer_mib": mib, "chase_mib": chase_mib, "chase_steps": chase_steps,
                    "read": "numba sum of uint64, one slice per thread",
                    "write": "ndarray.fill(0) (memset) one core; slice assignment per thread",
-                   "latency": "pointer chase around one Sattolo cycle"},
+                   "clear": "64-byte stores then one MFENCE per target (4k: a page, 2m: "
+                            "2 MiB), one core; one slice per thread (trackers/linux/clear.c)",
+                   "latency": "pointer chase around one Sattolo cycle",
+                   "scan_costs": scan["method"]},
         # the median of the repeats
         "figures": figures,
         # the spread of the repeats: min and max of every figure
         "spread": {k: _spread(v) for k, v in samples.items()},
         # best of the repeats: the least disturbed by other tenants
-        "best": {k: (min if k == "load_latency_s" else max)(v) for k, v in samples.items()},
+        "best": {k: (min if _is_cost(k) else max)(v) for k, v in samples.items()},
+        # what produced each figure: the code that ran
+        "engines": engines,
+        # the clear: which engine and why (MOVDIR64B detection), or why not timed
+        "clear": clear,
+        # the scan costs per structure: each one's samples (figures: their median)
+        "scan_costs": {SCAN_COST_FIGURES[c]: v for c, v in scan["structures"].items()},
         "load": load,
-        "warnings": warnings_for(figures, samples, load),
+        "warnings": warnings_for(figures, samples, load, clear),
         "samples": samples,
     }
 
 
-def warnings_for(figures: dict, samples: dict, load: dict) -> list[str]:
+def _is_cost(key: str) -> bool:
+    """A figure in seconds (lower is better), not a rate."""
+    return key.endswith("_s")
+
+
+def measure_clear(a: np.ndarray, cpus: int, repeat: int,
+                  movdir64b: clear_c.Movdir64b | None = None) -> tuple[dict, dict]:
+    """The clear figures over buffer ``a`` (``CLEAR_FIGURES``: rates per
+    repeat) and the record of how: ``engine`` (MOVDIR64B, or the stand-in),
+    ``stand_in``, the MOVDIR64B detection, the bytes cleared; no figures and
+    ``engine`` None, with the ``reason``, where clear.c cannot be built."""
+    support = clear_c.detect() if movdir64b is None else movdir64b
+    record = {"movdir64b": {"cpuid": support.cpuid, "cpuinfo": support.cpuinfo,
+                            "present": support.present},
+              "detection": support.describe(), "targets": dict(clear_c.TARGETS)}
+    try:
+        clear_c.clear_library()
+    except ClearCodeUnavailable as exc:
+        return {}, {**record, "engine": None, "stand_in": None,
+                    "reason": f"not timed: {exc}"}
+    engine = clear_c.engine_for(support)
+    samples, cleared = {}, {}
+    for key, (target, all_cores) in CLEAR_FIGURES.items():
+        k = cpus if all_cores else 1
+        buf = clear_c.aligned_bytes(a, clear_c.TARGETS[target] * k)
+        samples[key] = clear_c.time_clear(buf, target, engine, support, cpus=k, repeat=repeat)
+        cleared[key] = int(buf.size)
+    return samples, {**record, "engine": engine, "stand_in": engine != clear_c.ENGINE_MOVDIR64B,
+                     "bytes": cleared, "reason": ""}
+
+
+def warnings_for(figures: dict, samples: dict, load: dict,
+                 clear: dict | None = None) -> list[str]:
     """What makes these figures doubtful, one sentence each (empty: none)."""
     out = []
+    if clear and clear.get("engine") is None and clear.get("reason"):
+        out.append(f"the clear was {clear['reason']}: the platform clears at the streaming-"
+                   f"write rate")
     if load.get("busy"):
         if load.get("others_cpu_share") is not None:
             what = (f"other tasks used {load['others_cpu_share']:.0%} of its CPU time during "
@@ -269,33 +374,67 @@ def warnings_for(figures: dict, samples: dict, load: dict) -> list[str]:
         out.append(f"the machine was busy ({what}): the figures may be off by several times; "
                    f"calibrate again on a quiet machine")
     for key, (label, _) in FIGURES.items():
+        if key not in figures:
+            continue
         lo, hi, med = min(samples[key]), max(samples[key]), figures[key]
-        if med > 0 and (hi - lo) / med > SPREAD_WARN:
+        if med <= 0:
+            out.append(f"{label} measured {med * 1e9:.2f} ns, not a cost: other tasks "
+                       f"disturbed the scans; the platform keeps the ASSUMED scan costs")
+        elif (hi - lo) / med > SPREAD_WARN:
             out.append(f"{label} varied by {(hi - lo) / med:.0%} of its median over "
                        f"{len(samples[key])} repeats (over {SPREAD_WARN:.0%}): the machine "
                        f"was not steady")
-    for what in ("read", "write"):
+    for what, label in (("read", "read"), ("write", "write"), ("clear_4k", "clear 4 KiB"),
+                        ("clear_2m", "clear 2 MiB")):
+        if f"{what}_bps_core" not in figures:
+            continue
         core, every = figures[f"{what}_bps_core"], figures[f"{what}_bps_all"]
         if every < core:
-            out.append(f"all-core {what} ({every / 1e9:.1f} GB/s) measured below one-core "
+            out.append(f"all-core {label} ({every / 1e9:.1f} GB/s) measured below one-core "
                        f"({core / 1e9:.1f} GB/s): other tasks held CPUs during the run")
     return out
 
 
+def _number(value: float, unit: str) -> str:
+    """A figure as printed: GB/s to 0.1, ns to 0.1 below 10 ns, else to 1."""
+    if unit == "GB/s":
+        return f"{value / 1e9:.1f}"
+    ns = value * 1e9
+    return f"{ns:.1f}" if abs(ns) < 10 else f"{ns:.0f}"
+
+
+def _figure_line(label: str, unit: str, med: float, lo: float, hi: float,
+                 engine: str = "") -> str:
+    spread = f"({_number(lo, unit)}–{_number(hi, unit)})"
+    return f"  {label:22s} {_number(med, unit):>6} {unit:4s} {spread:13s} {engine}".rstrip()
+
+
 def format_figures(doc: dict) -> str:
-    """The measurement as printed: every figure with its min-max, and the load."""
+    """The measurement as printed: every figure with its min-max and engine
+    (a scan cost's structures below it), the clear's engine, and the load.
+    A document of an older format prints the figures it has."""
     lines = [f"[measured] this machine ({doc['cpu']}), median (min\u2013max) of "
              f"{doc['repeat']} runs; all cores = {doc['cpus_total']} CPUs:"]
+    engines = doc.get("engines", {})
+    per_structure = doc.get("scan_costs", {})
     for key, (label, unit) in FIGURES.items():
-        scale = 1e9
-        med, lo, hi = (doc["figures"][key], doc["spread"][key]["min"],
-                       doc["spread"][key]["max"])
-        if unit == "GB/s":
-            med, lo, hi = med / scale, lo / scale, hi / scale
-            lines.append(f"  {label:17s} {med:6.1f} {unit} ({lo:.1f}\u2013{hi:.1f})")
+        if key not in doc["figures"]:
+            continue
+        spread = doc["spread"][key]
+        lines.append(_figure_line(label, unit, doc["figures"][key], spread["min"],
+                                  spread["max"], engines.get(key, "")))
+        for structure, samples in per_structure.get(key, {}).items():
+            lines.append(_figure_line(f"  {structure}", unit, statistics.median(samples),
+                                      min(samples), max(samples)))
+    clear = doc.get("clear")
+    if clear:
+        if clear["engine"] is None:
+            lines.append(f"  clear: {clear['reason']}")
+        elif clear["stand_in"]:
+            lines.append(f"  clear: {clear['detection']}: timed with {clear['engine']}")
         else:
-            med, lo, hi = med * scale, lo * scale, hi * scale
-            lines.append(f"  {label:17s} {med:6.0f} {unit}   ({lo:.0f}\u2013{hi:.0f})")
+            lines.append(f"  clear: {clear['detection']}: timed with MOVDIR64B, as the "
+                         f"kernel clears")
     load = doc["load"]
     text = "  machine load: 1-minute load average " + " -> ".join(
         f"{x[0]:.2f}" for x in (load["loadavg_before"], load["loadavg_after"]) if x)
@@ -346,6 +485,9 @@ def add_arguments(p):
                    help="timed runs; median and min-max kept (default 5)")
     p.add_argument("--cpus", type=int_option(1, max_cpus(), why="numba's threads"),
                    default=None, help=f"CPUs for all-core figures (default {max_cpus()})")
+    p.add_argument("--no-kernel-code", action="store_true",
+                   help="time the scan costs on the Python/numba emulations even where the "
+                        "kernel's own code is built (tdx-trackers kernel-build)")
 
 
 def calibrate(path=None, **measure_kw) -> tuple[dict, str]:
@@ -370,7 +512,8 @@ def run(args) -> int:
             raise ValueError(f"the calibration file (set --out or $TRACKERS_CALIBRATION): "
                              f"{exc}") from None
     doc, path = calibrate(args.out, mib=args.mib, chase_mib=args.chase_mib,
-                          repeat=args.repeat, cpus=args.cpus)
+                          repeat=args.repeat, cpus=args.cpus,
+                          kernel_code=not getattr(args, "no_kernel_code", False))
     print(format_figures(doc))
     print(f"[measured] written to {path}")
     print_warnings(doc)

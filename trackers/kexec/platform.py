@@ -18,9 +18,14 @@ Time model (modeled, never measured here):
   the prefetcher streams lines while the core tests entries, so the two
   overlap; a dependent load stalls the walk, so it adds.
 
-The per-entry, per-run and per-lookup costs are ASSUMED (trackers/kernel.py
-SCAN_*_S, each with a (low, high) range :meth:`Platform.scan_s_range` gives);
-rates and latency are measured or estimated per platform.
+The per-entry, per-run and per-lookup costs are ASSUMED on the presets
+(trackers/kernel.py SCAN_*_S, each with a (low, high) range
+:meth:`Platform.scan_s_range` gives); ``this-machine`` measures them
+(``tdx-trackers calibrate``, :mod:`trackers.kexec.scan_costs`), and its
+``measured`` ranges -- the min-max of the calibration's rounds -- replace the
+ASSUMED ones there.  A calibration file from before those figures keeps the
+ASSUMED costs, and its sources say so.  Rates and latency are measured or
+estimated per platform.
 
 TDX's own per-page costs are ASSUMED on every platform (no TDX runs here),
 their central values derived from the published TD-teardown times
@@ -52,10 +57,13 @@ moved earlier (e.g. a reboot notifier before the CPUs are stopped); make that
 choice explicit by building a Platform with a larger ``cpus_at_reset``.
 
 The clearing rate is a parameter.  The kernel clears with MOVDIR64B
-(tdx_quirk_reset_paddr(), 64 B per instruction); this machine has no
-MOVDIR64B and no published MOVDIR64B throughput exists (kernel-facts), so the
-default clearing rate is the *measured streaming-write* rate (memset), which
-is a stand-in, not a MOVDIR64B figure.
+(tdx_quirk_reset_paddr(), 64 B per instruction, one mb() per call) and no
+published MOVDIR64B throughput exists (kernel-facts).  ``this-machine`` clears
+at the rate calibrate measured over 4 KiB targets (one page, then the fence,
+as tdx_quirk_reset_page() resets a page): MOVDIR64B where the CPU has it,
+else non-temporal stores, a stand-in its sources name.  A calibration file
+without clear figures (an older format, or no C compiler) clears at the
+measured streaming-write rate (memset), also a stand-in.
 """
 
 from __future__ import annotations
@@ -67,6 +75,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .. import kernel, published
+from ..linux.clear import ENGINE_MOVDIR64B
 
 GB = 1e9
 #: the per-page costs the published TD teardowns imply (docs/validation.md)
@@ -75,6 +84,12 @@ DERIVED = published.derive()
 #: the ASSUMED scan costs and their (low, high) ranges (trackers/kernel.py)
 SCAN_COST_RANGES = {"entry_s": kernel.SCAN_ENTRY_S_RANGE, "run_s": kernel.SCAN_RUN_S_RANGE,
                     "lookup_s": kernel.SCAN_LOOKUP_S_RANGE}
+#: the calibration figure (calibrate.py FIGURES) each scan cost is read from
+SCAN_COST_FIGURES = {"entry_s": "scan_entry_s", "run_s": "scan_run_s",
+                     "lookup_s": "scan_lookup_s"}
+#: the calibration figures this-machine clears at (one core, all cores): 4 KiB
+#: targets, a page then the fence, as tdx_quirk_reset_page() resets a page
+CLEAR_RATE_FIGURES = ("clear_4k_bps_core", "clear_4k_bps_all")
 #: every Platform field ASSUMED on every platform: field -> (low, high, source).
 #: A field whose name holds "bps" is a rate (its high end makes times shorter);
 #: every other is a cost in seconds (its low end makes times shorter).
@@ -133,6 +148,9 @@ class Platform:
         removed from a running TD (ASSUMED on every platform: ASSUMED_RANGES).
     assumed: field -> (low, high, source) for the fields this platform
         assumes besides ASSUMED_RANGES (a preset's estimated rates).
+    measured: field -> (low, high, source) for fields ASSUMED_RANGES names
+        that this platform measured instead (this-machine's scan costs: the
+        min-max of the calibration's rounds); they are no longer assumed.
     """
 
     name: str
@@ -151,19 +169,21 @@ class Platform:
     seamcall_s: float = DERIVED.seamcall_s
     vcpu_kick_s: float = DERIVED.vcpu_kick_s
     assumed: dict = field(default_factory=dict)
+    measured: dict = field(default_factory=dict)
 
     def __post_init__(self):
         for f in RATE_AND_COST_FIELDS:
             v = getattr(self, f)
             if not v > 0:
                 raise ValueError(f"platform {self.name!r}: {f} must be > 0, got {v!r}")
-        for f, r in self.assumed.items():
-            if f not in RATE_AND_COST_FIELDS:
-                raise ValueError(f"platform {self.name!r}: assumed field {f!r} is not a rate "
-                                 f"or cost; known: {', '.join(RATE_AND_COST_FIELDS)}")
-            if not 0 < r[0] <= r[1]:
-                raise ValueError(f"platform {self.name!r}: assumed range of {f} must satisfy "
-                                 f"0 < low <= high, got ({r[0]!r}, {r[1]!r})")
+        for what, ranges in (("assumed", self.assumed), ("measured", self.measured)):
+            for f, r in ranges.items():
+                if f not in RATE_AND_COST_FIELDS:
+                    raise ValueError(f"platform {self.name!r}: {what} field {f!r} is not a "
+                                     f"rate or cost; known: {', '.join(RATE_AND_COST_FIELDS)}")
+                if not 0 < r[0] <= r[1]:
+                    raise ValueError(f"platform {self.name!r}: {what} range of {f} must "
+                                     f"satisfy 0 < low <= high, got ({r[0]!r}, {r[1]!r})")
         if not 1 <= self.cpus_at_reset <= self.cpus_total:
             raise ValueError(f"platform {self.name!r}: cpus_at_reset {self.cpus_at_reset} "
                              f"must lie in [1, cpus_total={self.cpus_total}]")
@@ -226,15 +246,24 @@ class Platform:
     def scan_s_range(self, scanned_bytes: float, loads: float, entries: float = 0,
                      runs: float = 0, lookups: float = 0,
                      cpus: int | None = None) -> tuple[float, float]:
-        """:meth:`scan_s` with every ASSUMED per-entry, per-run and per-lookup
-        cost at the low and at the high end of its range (trackers/kernel.py)."""
-        return tuple(dataclasses.replace(self, **{f: r[i] for f, r in SCAN_COST_RANGES.items()})
+        """:meth:`scan_s` with every per-entry, per-run and per-lookup cost at
+        the low and at the high end of its range (:meth:`scan_cost_ranges`)."""
+        ranges = self.scan_cost_ranges()
+        return tuple(dataclasses.replace(self, **{f: r[i] for f, r in ranges.items()})
                      .scan_s(scanned_bytes, loads, entries, runs, lookups, cpus)
                      for i in (0, 1))
 
+    def scan_cost_ranges(self) -> dict[str, tuple[float, float]]:
+        """(low, high) of each scan cost: the measured min-max where this
+        platform measured it, else the ASSUMED range (trackers/kernel.py)."""
+        return {f: tuple(self.measured[f][:2]) if f in self.measured else r
+                for f, r in SCAN_COST_RANGES.items()}
+
     def assumed_ranges(self) -> dict[str, tuple[float, float, str]]:
-        """Every ASSUMED field of this platform: ASSUMED_RANGES and ``assumed``."""
-        return {**ASSUMED_RANGES, **self.assumed}
+        """Every ASSUMED field of this platform: ASSUMED_RANGES and ``assumed``,
+        less what it ``measured``."""
+        return {f: r for f, r in {**ASSUMED_RANGES, **self.assumed}.items()
+                if f not in self.measured}
 
     def bounds(self) -> tuple["Platform", "Platform"]:
         """(fast, slow): this platform with every assumed field at the end of
@@ -257,7 +286,8 @@ class Platform:
                 f"{self.read_bps_core / GB:.1f} GB/s/core, {self.read_bps_all / GB:.1f} GB/s "
                 f"all-core; load latency {self.load_latency_s * 1e9:.0f} ns; scan work "
                 f"{self.entry_s * 1e9:.1f} ns/entry, {self.run_s * 1e9:.0f} ns/run, "
-                f"{self.lookup_s * 1e9:.0f} ns/lookup (assumed); SEAMCALL "
+                f"{self.lookup_s * 1e9:.0f} ns/lookup "
+                f"({'measured' if 'entry_s' in self.measured else 'assumed'}); SEAMCALL "
                 f"{self.seamcall_s * 1e6:.2f} us/page (assumed), TDH.SYS.DISABLE "
                 f"{self.sys_disable_bps / GB:.2f} GB/s; "
                 f"{self.cpus_at_reset} of {self.cpus_total} CPUs at reset")
@@ -342,25 +372,78 @@ def calibration_path() -> Path:
 
 
 def platform_from_calibration(doc: dict) -> Platform:
-    """A measured Platform from a calibration JSON document (see calibrate.py)."""
+    """A measured Platform from a calibration JSON document (see calibrate.py).
+    A document of an older format -- without the clear or the scan-cost
+    figures -- still loads: the clear at the streaming-write rate, the scan
+    costs ASSUMED, and the sources say which and why."""
     fig = doc["figures"]
     cpus = int(doc["cpus_total"])
     src = f"measured by `tdx-trackers calibrate` at {doc.get('measured_at', '?')}, " \
           f"median of {doc.get('repeat', '?')} repeats"
+    clear_core, clear_all, clear_src = _clear_from_calibration(doc, src)
+    costs, measured, cost_sources = _scan_costs_from_calibration(doc, src)
     # the measurements as they are: an all-core figure below the one-core one
     # caps every CPU count (read_bps(k) = min(k * core, all)); calibrate warns
     return Platform(
         name="this-machine",
-        clear_bps_core=fig["write_bps_core"],
-        clear_bps_all=fig["write_bps_all"],
+        clear_bps_core=clear_core,
+        clear_bps_all=clear_all,
         read_bps_core=fig["read_bps_core"],
         read_bps_all=fig["read_bps_all"],
         load_latency_s=fig["load_latency_s"], cpus_total=cpus, kind="measured",
         sources={"*": src,
-                 "clear_bps_core": src + "; streaming write (memset), NOT MOVDIR64B",
+                 "clear_bps_core": clear_src, "clear_bps_all": clear_src,
                  "cpus_at_reset": "machine_kexec runs after stop_other_cpus(): one CPU",
-                 **SCAN_COST_SOURCES},
+                 **SCAN_COST_SOURCES, **cost_sources},
+        measured=measured, **costs,
     )
+
+
+def _clear_from_calibration(doc: dict, src: str) -> tuple[float, float, str]:
+    """(one core, all cores, source) of the clear: the 4 KiB-target clear the
+    calibration timed -- MOVDIR64B, or the stand-in it names -- else its
+    streaming write (memset)."""
+    fig = doc["figures"]
+    engine = doc.get("engines", {}).get(CLEAR_RATE_FIGURES[0])
+    if all(k in fig for k in CLEAR_RATE_FIGURES) and engine:
+        how = ("MOVDIR64B" if engine == ENGINE_MOVDIR64B
+               else f"{engine}: NOT MOVDIR64B, which this CPU lacks")
+        return (fig[CLEAR_RATE_FIGURES[0]], fig[CLEAR_RATE_FIGURES[1]],
+                f"{src}; 4 KiB targets (a page, then MFENCE, as tdx_quirk_reset_page()), {how}")
+    why = ((doc.get("clear") or {}).get("reason")
+           or "the calibration file has no clear figures (an older format): run "
+              "`tdx-trackers calibrate` again to time the clear")
+    return (fig["write_bps_core"], fig["write_bps_all"],
+            f"{src}; streaming write (memset), NOT MOVDIR64B ({why})")
+
+
+def _scan_costs_from_calibration(doc: dict, src: str) -> tuple[dict, dict, dict]:
+    """(field -> cost, field -> measured (low, high, source), field -> source)
+    of the scan costs: the calibration's, where it measured all three as
+    costs (> 0), else nothing (the ASSUMED defaults) and sources saying why."""
+    fig, spread = doc["figures"], doc.get("spread", {})
+    engines = doc.get("engines", {})
+    keys = SCAN_COST_FIGURES
+    if not all(k in fig for k in keys.values()):
+        why = ("the calibration file has no measured scan costs (an older format): run "
+               "`tdx-trackers calibrate` again to measure them")
+        return {}, {}, {f: f"{SCAN_COST_SOURCES[f]}; {why}" for f in keys}
+    if not all(fig[k] > 0 for k in keys.values()):
+        bad = ", ".join(f"{k} {fig[k] * 1e9:.2f} ns" for k in keys.values() if not fig[k] > 0)
+        why = (f"the calibration measured {bad}, not a cost (other tasks disturbed it): "
+               f"calibrate again on a quiet machine")
+        return {}, {}, {f: f"{SCAN_COST_SOURCES[f]}; {why}" for f in keys}
+    costs, measured, sources = {}, {}, {}
+    for f, k in keys.items():
+        med = fig[k]
+        lo, hi = spread.get(k, {}).get("min", med), spread.get(k, {}).get("max", med)
+        lo = lo if 0 < lo <= med else med          # a disturbed round is no lower bound
+        hi = max(hi, med)
+        sources[f] = (f"{src}: {med * 1e9:.3g} ns per {f[:-2]} ({lo * 1e9:.3g}-"
+                      f"{hi * 1e9:.3g} over the rounds), {engines.get(k, 'engine unknown')} "
+                      f"(trackers/kexec/scan_costs.py)")
+        costs[f], measured[f] = med, (lo, hi, sources[f])
+    return costs, measured, sources
 
 
 def this_machine(path=None) -> Platform:
