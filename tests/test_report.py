@@ -748,7 +748,35 @@ def test_provenance_names_what_produced_the_report(report_dir):
     assert {"numpy", "pandas"} <= set(prov["packages"])
     assert set(prov["platforms"]) == set(PLATFORMS)
     assert prov["platforms"]["spr-2s"]["sources"]["clear_bps_core"]
+    assert set(prov["calibration"]["engines"]) == set(prov["calibration"]["figures"])
     assert "provenance.json" in (report_dir / "MANIFEST").read_text()
+
+
+def test_provenance_records_the_calibration_engines_and_scan_costs(tmp_path, monkeypatch):
+    """provenance.json's calibration: every figure with its spread and engine,
+    the clear's engine and detection, the scan costs per structure and their
+    method; what an older calibration file lacks is None."""
+    import json
+
+    from trackers.report.cli import provenance
+    figures = {"read_bps_core": 2e10, "read_bps_all": 3e10, "write_bps_core": 2e10,
+               "write_bps_all": 3e10, "load_latency_s": 1e-7, "scan_run_s": 4e-8}
+    new = {"measured_at": "now", "repeat": 3, "cpu": "CPU X", "cpus_total": 2,
+           "figures": figures, "spread": {k: {"min": v, "max": v} for k, v in figures.items()},
+           "engines": {k: "numba" for k in figures},
+           "clear": {"engine": "MOVDIR64B", "stand_in": False},
+           "scan_costs": {"scan_run_s": {"bitmap@kernel": [4e-8]}},
+           "method": {"scan_costs": {"figure": "median"}}, "load": {}, "warnings": [],
+           "samples": {"scan_run_s": [4e-8]}}
+    path = tmp_path / "calibration.json"
+    monkeypatch.setenv("TRACKERS_CALIBRATION", str(path))
+    path.write_text(json.dumps(new))
+    assert provenance({})["calibration"] == {k: v for k, v in new.items() if k != "samples"}
+    old = {k: v for k, v in new.items() if k not in ("engines", "clear", "scan_costs", "method")}
+    path.write_text(json.dumps(old))
+    got = provenance({})["calibration"]
+    assert got["engines"] is got["clear"] is got["scan_costs"] is got["method"] is None
+    assert got["figures"] == new["figures"]
 
 
 def test_memory_at_64_tib_extrapolates_from_the_host_sweep_not_the_sparse_host():

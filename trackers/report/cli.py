@@ -253,14 +253,17 @@ def provenance(meta: dict) -> dict:
 
 def _calibration_summary() -> dict:
     """The this-machine calibration behind the measured platform: when, how many
-    runs, every figure's median and min-max spread, the machine's load (empty
-    where this machine was never calibrated)."""
+    runs, every figure's median and min-max spread and engine, the clear's
+    engine (MOVDIR64B or its stand-in) and the scan costs per structure with
+    their method, the machine's load (empty where this machine was never
+    calibrated; None for what an older calibration file lacks)."""
     try:
         doc = json.loads(calibration_path().read_text())
     except (OSError, ValueError):
         return {}
     return {k: doc.get(k) for k in ("measured_at", "repeat", "cpu", "cpus_total", "figures",
-                                    "spread", "load", "warnings")}
+                                    "spread", "engines", "clear", "scan_costs", "method",
+                                    "load", "warnings")}
 
 
 def staging_path(out: Path, kind: str, pid: int | None = None) -> Path:
