@@ -62,8 +62,8 @@ SPREAD_WARN, and when an all-core figure is below its one-core one.
 The figures are written as JSON atomically (tempfile + os.replace) to --out
 or $XDG_CACHE_HOME/tdx-trackers/calibration.json.  The file is reproducible
 within ~20 % run to run on a quiet machine (the scan costs, differences of
-short scans, spread more).  The default run takes about 6-8 s on a 2-CPU
-machine.
+short scans, spread more).  The default run takes 5-8 s on a shared 2-CPU
+machine (4.9 s of CPU), the scan costs and the clear about 1.5 s of it.
 """
 
 from __future__ import annotations
