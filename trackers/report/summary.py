@@ -477,8 +477,9 @@ def summary_markdown(tables, verdict: pd.DataFrame, figures: list[str], meta: di
     out.append("Every number says whether it is **measured** (timed on this machine; the "
                "`engine` column names what was timed: the kernel's own code, a C layout of "
                "a structure the kernel keeps, or a Python/numba emulation) or **modeled** "
-               "(kernel struct sizes from `trackers/kernel.py`, platform rates and ASSUMED "
-               "per-entry, per-run and per-lookup scan costs from "
+               "(kernel struct sizes from `trackers/kernel.py`, platform rates and "
+               "per-entry, per-run and per-lookup scan costs -- measured by `tdx-trackers "
+               "calibrate` on `this-machine`, ASSUMED on the presets -- from "
                "`trackers/kexec/platform.py`).")
     out.append("")
     out.append("## Verdict")

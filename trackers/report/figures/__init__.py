@@ -78,8 +78,9 @@ FIGURES: dict[str, FigureSpec] = {
         "The kexec-time scan: measured scans (markers: median, bars min-max; the "
         "kernel's own code wherever a tracker has a @kernel twin, the C layouts of "
         "struct pages and page tables for pageflags and pte-softbit, the emulation "
-        "only where neither exists) against the model (lines, band: the ASSUMED "
-        "per-entry, per-run and per-lookup cost range); the caption names every point "
+        "only where neither exists) against the model (lines, band: the per-entry, "
+        "per-run and per-lookup cost range, measured min-max on this-machine, ASSUMED on "
+        "the presets); the caption names every point "
         "where the model lies outside 2x and why; with --sharded or --sharded-csv, "
         "hexagons are sharded builds' measured scans, the sum over shards (1 CPU).",
         ("sharded",)),

@@ -244,7 +244,8 @@ def _legend(ax, f: pd.DataFrame) -> None:
         labels.append(f"{SCAN_LABEL}:\nfilled kernel code, hollow emulation")
     handles.append(Line2D([], [], ls="-", color="0.3"))
     labels.append(f"modeled on {a['platform']} [{a['platform_kind']}],\n{a['cpus']} CPU"
-                  + ("s" if a["cpus"] > 1 else "") + "; band: ASSUMED cost range")
+                  + ("s" if a["cpus"] > 1 else "")
+                  + "; band: cost range\n(measured min-max or ASSUMED)")
     ax.legend(handles, labels, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8.5,
               frameon=False)
 
@@ -255,7 +256,8 @@ def _caption_text(f: pd.DataFrame) -> str:
     text = (f"Measured on {a['machine']}: median of the repeats, bars min-max; engines: "
             + "; ".join(a["engines"]) + ". Modeled = max(scanned bytes / read rate, entries × "
             "entry + runs × run + lookups × lookup) + node loads × load latency "
-            "(trackers/kexec/platform.py; per-entry, per-run and per-lookup costs ASSUMED, "
+            "(trackers/kexec/platform.py; per-entry, per-run and per-lookup costs measured by "
+            "`tdx-trackers calibrate` on this-machine, ASSUMED on the presets, "
             "trackers/kernel.py). Within 2× of the measurement except where noted: "
             + (" ".join(notes) if notes else "none.")
             + "".join(f" ({k}) {w}." for w, k in a["reasons"].items()))
