@@ -65,7 +65,7 @@ import numpy as np
 from .. import kernel
 from ..extents import from_tracker
 from ..registry import KERNEL_SUFFIX, TRACKERS
-from .strategies import ENGINE_EMULATION, kernel_engine, kernel_twin, scan_entries
+from .strategy import ENGINE_EMULATION, kernel_engine, kernel_twin, scan_entries
 
 #: the Platform fields measured here, in the order they are measured and printed
 COSTS = ("entry_s", "run_s", "lookup_s")
