@@ -11,7 +11,7 @@ from trackers import kernel, linux
 from trackers.kexec import PLATFORMS, Platform, get_platform
 from trackers.kexec import calibrate
 from trackers.kexec.platform import SCAN_COST_FIGURES, platform_from_calibration, this_machine
-from trackers.kexec.strategies import ENGINE_EMULATION, kernel_engine
+from trackers.kexec.strategy import ENGINE_EMULATION, kernel_engine
 from trackers.linux import clear as clear_c
 
 

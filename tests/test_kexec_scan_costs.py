@@ -5,7 +5,7 @@ import pytest
 
 from trackers import linux
 from trackers.kexec import scan_costs
-from trackers.kexec.strategies import ENGINE_EMULATION, kernel_engine
+from trackers.kexec.strategy import ENGINE_EMULATION, kernel_engine
 
 KERNEL = pytest.mark.skipif(not linux.available()[0], reason="kernel code not built here")
 
