@@ -1,6 +1,7 @@
 import json
 import os
 import tempfile
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, settings
@@ -43,6 +44,28 @@ def _session_calibration() -> str:
 
 
 os.environ["TRACKERS_CALIBRATION"] = _session_calibration()
+
+
+def pytest_addoption(parser):
+    parser.addoption("--report-dir", default=None, metavar="DIR",
+                     help="run the answer's tests (tests/test_report_answer.py) on this "
+                          "report directory, e.g. a default report's, instead of a quick one")
+
+
+@pytest.fixture(scope="session")
+def quick_report(tmp_path_factory):
+    """One `tdx-trackers report --quick` per session, for every test that reads
+    a report's files."""
+    from trackers.__main__ import main
+    out = tmp_path_factory.mktemp("report")
+    assert main(["report", "--quick", "--no-progress", "--out", str(out)]) == 0
+    return out
+
+
+@pytest.fixture(scope="session")
+def report_dir_for_answer(request, quick_report):
+    given = request.config.getoption("--report-dir")
+    return Path(given) if given else quick_report
 
 
 @pytest.fixture(scope="module")

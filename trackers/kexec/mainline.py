@@ -116,6 +116,7 @@ class Mainline72OldModule(Strategy):
     once and kexec goes on, resetting nothing (module doc)."""
 
     name = "mainline-7.2-old-module"
+    old_module = True
     option = ("7 on a module without leaf 69: TDH.SYS.DISABLE fails, kexec goes on "
               "(TDX_FEATURES0 bit 53 unchecked)")
 
@@ -141,6 +142,7 @@ class RefuseNoLeaf69(Strategy):
     the leaf it is ``mainline-7.2``)."""
 
     name = "refuse-no-leaf69"
+    old_module = True
     option = ("7 + refuse kexec/kdump at load where the module lacks leaf 69 (judged on "
               "such a module)")
 
@@ -165,6 +167,7 @@ class FallbackBitmap(TrackerStrategy):
     def __init__(self):
         super().__init__(TRACKERS[FALLBACK_TRACKER])
         self.name = f"fallback-{FALLBACK_TRACKER}"
+        self.old_module = True
         self.option = (f"7 + a {FALLBACK_TRACKER} reset where the module lacks leaf 69 "
                        f"(judged on such a module)")
 
@@ -178,6 +181,7 @@ class ParallelReset(TrackerStrategy):
     def __init__(self):
         super().__init__(TRACKERS[FALLBACK_TRACKER])
         self.name = "parallel-reset"
+        self.on_every_cpu = True
         self.option = (f"7's reset moved before the CPUs stop: a {FALLBACK_TRACKER} reset "
                        f"on every CPU (syscore at kexec, NMI stop callback at kdump)")
 

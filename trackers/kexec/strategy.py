@@ -169,6 +169,14 @@ class Strategy:
         once per host (:func:`cached_measure`)."""
         return (self.name,)
 
+    #: the option resets on every CPU of the platform whatever ``cpus_at_reset``
+    #: says (parallel-reset): a sweep over CPUs at reset already holds it as its
+    #: tracker's row at all CPUs
+    on_every_cpu: bool = False
+    #: the row is judged on a TDX module without TDH.SYS.DISABLE (leaf 69);
+    #: every other row assumes a module with it (mainline 7.2's case)
+    old_module: bool = False
+
     def allowed(self, host: KexecHost, *, crash: bool = False) -> bool:
         return True
 

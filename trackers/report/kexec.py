@@ -32,9 +32,11 @@ from ..workloads import scenario
 
 
 def _chosen(cfg):
-    """Every option; of the hooked trackers only those asked for."""
+    """Every option; of those that scan a hooked tracker only those whose
+    tracker was asked for (fallback-bitmap and parallel-reset with bitmap)."""
     return [s for s in STRATEGIES.values()
-            if not s.seamcall_hooked or s.tracker_cls is None or s.name in cfg.trackers]
+            if not s.seamcall_hooked or s.tracker_cls is None
+            or s.tracker_cls.name in cfg.trackers]
 
 
 #: the suffix of a scenario judged after its TDs are destroyed

@@ -299,14 +299,14 @@ def qualities(name: str) -> Qualities:
 # --------------------------------------------------------------------------
 # the table
 
-def _first(names, preferred):
+def first(names, preferred):
     names = list(dict.fromkeys(names))
     return preferred if preferred in names else (names[0] if names else None)
 
 
 def reference_scenario(kexec: pd.DataFrame) -> str | None:
     """The scenario of the downtime columns: the run's first."""
-    return _first(kexec["scenario"], None) if not kexec.empty else None
+    return first(kexec["scenario"], None) if not kexec.empty else None
 
 
 def _pages_missed(kexec: pd.DataFrame, name: str) -> tuple[float, str, bool, bool]:
@@ -327,7 +327,7 @@ def _race_cells(race: pd.DataFrame | None, name: str, platform: str) -> dict:
            "p_miss_high": nan, "p_miss_seamcall_high": nan, "p_miss_kind": "modeled"}
     if race is None or race.empty or "p_miss" not in race:
         return out
-    r = race[(race["strategy"] == name) & (race["platform_name"] == _first(
+    r = race[(race["strategy"] == name) & (race["platform_name"] == first(
         race["platform_name"], platform))]
     if r.empty:
         return out
@@ -424,7 +424,7 @@ def _downtime_cells(sens: pd.DataFrame | None, name: str, scenario, platform) ->
            "downtime_max_s": nan, "downtime_kind": "modeled"}
     if sens is None or sens.empty:
         return out
-    plat = _first(sens["platform"], platform)
+    plat = first(sens["platform"], platform)
     s = sens[(sens["strategy"] == name) & (sens["scenario"] == scenario)
              & (sens["platform"] == plat)]
     out["downtime_platform"] = plat
@@ -453,6 +453,9 @@ def recommendation_table(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
         s = kexec[kexec["strategy"] == name]
         missed, worst_sc, allowed, representable = _pages_missed(kexec, name)
         strat = STRATEGIES.get(name)
+        # the structure whose memory and hot path the option pays: its tracker's
+        # (fallback-bitmap and parallel-reset keep a bitmap), else its own rows
+        structure = strat.tracker_cls.name if getattr(strat, "tracker_cls", None) else name
         hooked = bool(getattr(strat, "seamcall_hooked", False))
         q = qualities(name)
         row = {"strategy": name, "option": s["option"].iloc[0],
@@ -461,8 +464,8 @@ def recommendation_table(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
                "pages_missed_worst": missed, "pages_missed_worst_scenario": worst_sc,
                "pages_missed_kind": "modeled",
                **_race_cells(race, name, REFERENCE_PLATFORM),
-               **_memory_cells(tables.get("memory_vs_host"), name),
-               **conversion_cells(tables.get("conversion_cost"), name, hooked),
+               **_memory_cells(tables.get("memory_vs_host"), structure),
+               **conversion_cells(tables.get("conversion_cost"), structure, hooked),
                "allocation": q.allocation, "allocation_source": q.allocation_source,
                "crash_context": q.crash, "crash_context_source": q.crash_source,
                **_downtime_cells(sens, name, scenario, REFERENCE_PLATFORM),

@@ -19,16 +19,13 @@ import textwrap
 
 import pandas as pd
 
-from ..kexec.sensitivity import crossovers, largest_swings
 from ..kexec.strategy import engine_kind
 from ..linux.build import INSTALL_HINT
-from . import recommend, sharded
+from . import answer, recommend, sharded
 from .figures import FIGURES
 from .figures.style import ordered
 from .format import fmt_bytes, fmt_seconds
 
-#: the answer's lines at most (issue 11: "opens with the answer in <= 10 lines")
-ANSWER_LINES = 10
 
 VERDICT_PLATFORM = "spr-2s"
 #: scenarios shown as columns (the report's first two: the 1 TiB and 16 TiB hosts);
@@ -259,154 +256,6 @@ def engine_line(tables, meta: dict) -> str:
             + ". The `engine` column of scan_time.csv and kexec.csv names it per number.")
 
 
-# --------------------------------------------------------------------------
-# the answer: computed from the recommendation, sensitivity, tornado and race tables
-
-def _names(xs) -> str:
-    return ", ".join(f"`{x}`" for x in xs)
-
-
-_s = fmt_seconds
-
-
-def _pct(x: float) -> str:
-    return f"{x:.0%}" if x >= 0.01 else f"{x * 100:.2g}%"
-
-
-def answer_lines(tables, rec: pd.DataFrame) -> list[str]:
-    """The answer in at most ANSWER_LINES - 2 sentences-with-numbers, each
-    computed from the tables (recommend.choose is the rule; it is stated)."""
-    sens, kexec = tables.get("sensitivity"), tables["kexec"]
-    if sens is None or sens.empty or rec.empty:
-        return ["- No sensitivity table in this run: no answer computed."]
-    sc = recommend.reference_scenario(kexec)
-    plat = recommend._first(sens["platform"], recommend.REFERENCE_PLATFORM)
-    r = rec.set_index("strategy")
-    top = int(sens[sens["platform"] == plat]["cpus_at_reset"].max())
-    n_sc = int(kexec["scenario"].nunique())
-    out = [f"- **Parts without the erratum**: nothing to reset ({recommend.NO_ERRATUM}); "
-           f"kexec needs none of these options."]
-    pick, tied = recommend.choose(sens, rec, scenario=sc, platform=plat, cpus=1)
-    if pick:
-        x = r.loc[pick]
-        others = [t for t in tied if t != pick]
-        out.append(
-            f"- **Erratum parts, TDs running, reset on 1 CPU** (machine_kexec() today; "
-            f"`{sc}` on {plat}): `{pick}`, safe in all {n_sc} scenarios; downtime "
-            f"{_s(x['downtime_1cpu_s'])} (range "
-            f"{_s(x['downtime_min_s'])}-{_s(x['downtime_max_s'])} over 1-"
-            f"{top} CPUs and the assumed ranges), adds "
-            f"{fmt_bytes(x['added_bytes_16tib'])} at 16 TiB, {recommend.hot_4k(x)} per 4 KiB conversion"
-            + (f"; {_names(others)} are within {recommend.DOWNTIME_TIE:.0%} of its downtime "
-               f"but rank lower by the rule below" if others else "") + ".")
-    changes = recommend.choices_by_cpus(sens, rec, scenario=sc, platform=plat)
-    if len(changes) > 1:
-        k, new = changes[1]
-        y = r.loc[new]
-        first = r.loc[changes[0][1]]
-        down_k = sens[(sens["scenario"] == sc) & (sens["platform"] == plat)
-                      & (sens["cpus_at_reset"] == top)].set_index("strategy")["downtime_s"]
-        out.append(
-            f"- **Reset with more CPUs** (moved before stop_other_cpus()): from {k} CPUs the "
-            f"choice is `{new}` ({_s(down_k.get(new, math.nan))} at all {top} CPUs "
-            f"against {_s(down_k.get(changes[0][1], math.nan))} for "
-            f"`{changes[0][1]}`; adds {fmt_bytes(y['added_bytes_16tib'])} at 16 TiB, "
-            f"{recommend.hot_4k(y)} per 4 KiB conversion)"
-            + ("; later changes: " + ", ".join(f"`{n}` from {c}" for c, n in changes[2:])
-               if len(changes) > 2 else "") + f". `{first.name}` stays the 1-CPU choice.")
-    idle = f"{sc}/no-td"
-    if idle in set(sens["scenario"]):
-        p2, _ = recommend.choose(sens, rec, scenario=idle, platform=plat, cpus=1)
-        d = sens[(sens["scenario"] == idle) & (sens["platform"] == plat)
-                 & (sens["cpus_at_reset"] == 1)].set_index("strategy")["downtime_s"]
-        if p2:
-            out.append(f"- **Erratum parts, no TD running** (`{idle}`: PAMT and leaked pages "
-                       f"left): `{p2}`, {_s(d.get(p2, math.nan))} on 1 CPU.")
-    crash_ok = [n for n in rec.loc[rec["safe"], "strategy"]
-                if str(r.loc[n, "crash_context"]).startswith("yes")]
-    if crash_ok:
-        sub = rec[rec["strategy"].isin(crash_ok)]
-        p3, _ = recommend.choose(sens, sub, scenario=sc, platform=plat, cpus=1)
-        out.append(f"- **Crash kexec (kdump)**: after the NMI stop only {_names(crash_ok)} "
-                   f"run without locks, allocation or RCU grace periods; of them `{p3}`.")
-    unsafe = rec[rec["kexec_allowed"] & (rec["pages_missed_worst"] > 0)]
-    refused = rec[~rec["kexec_allowed"]]["strategy"].tolist()
-    bits = []
-    for _, u in unsafe.iterrows():
-        p = (f", P(miss) {u['p_miss']:.2g} [{u['p_miss_low']:.2g}, {u['p_miss_high']:.2g}] "
-             f"per kexec at {u['p_miss_rate_mib_s']:g} MiB/s" if math.isfinite(u["p_miss"])
-             and u["p_miss"] > 0 else "")
-        bits.append(f"`{u['strategy']}` misses up to {int(u['pages_missed_worst']):,} pages "
-                    f"(`{u['pages_missed_worst_scenario']}`){p}")
-    if bits or refused:
-        out.append("- **Not options**: " + "; ".join(bits)
-                   + (("; " if bits else "") + f"{_names(refused)} refuse kexec" if refused
-                      else "") + ".")
-    torn = tables.get("tornado")
-    changes_raw = crossovers(sens[sens["platform"] == plat],
-                             among=rec.loc[rec["safe"], "strategy"])
-    what = []
-    if not changes_raw.empty:
-        lead = changes_raw[changes_raw["leader_changed"]]
-        if lead.empty:
-            what.append(f"the order of the two fastest safe options changes "
-                        f"{len(changes_raw)} times over the CPU sweep (sensitivity.csv)")
-        else:
-            ex = lead.iloc[0]
-            what.append(f"the fastest safe option changes with the CPUs at reset in "
-                        f"{lead['scenario'].nunique()} of {sens['scenario'].nunique()} "
-                        f"scenarios, e.g. `{ex['scenario']}`: `{ex['leader_before']}` to "
-                        f"`{ex['leader_after']}` from {ex['cpus_at']} CPUs (sensitivity.csv)")
-    if torn is not None and not torn.empty and pick:
-        what = [f for f in param_flips(torn, rec, scenario=sc, platform=plat, pick=pick)] + what
-        picks = {pick} | {n for _, n in changes}
-        at1 = torn[(torn["scenario"] == sc) & (torn["platform"] == plat)
-                   & (torn["cpus_at_reset"] == 1)]
-        sw = largest_swings(at1[at1["strategy"].isin(picks)], 1)
-        if sw.empty or not sw["swing"].iloc[0] > 0:        # the picks do not move
-            sw = largest_swings(at1[at1["strategy"].isin(rec.loc[rec["safe"], "strategy"])], 1)
-        if not sw.empty and sw["swing"].iloc[0] > 0:
-            w = sw.iloc[0]
-            what.append(f"the assumed `{w['param']}` ({w['value_low']:.3g}-{w['value_high']:.3g})"
-                        f" moves `{w['strategy']}`'s downtime by {_pct(w['swing'])}, the largest "
-                        f"swing (tornado.csv)")
-    if what:
-        out.append("- **What would change it**: " + "; ".join(what) + ".")
-    assumed = sorted(set(torn["param"])) if torn is not None and not torn.empty else []
-    out.append("- **Assumed, not measured**: " + (_names(assumed) + " (ranges in tornado.csv), "
-               if assumed else "") + "the SEAMCALL step costs (race.csv `seamcall_cost`), and "
-               f"the `{plat}` rates ({_platform_kind(kexec, plat)}); measured: scan and "
-               f"conversion times on this machine.")
-    return out[:ANSWER_LINES - 2]
-
-
-def param_flips(torn: pd.DataFrame, rec: pd.DataFrame, *, scenario: str, platform: str,
-                pick: str, cpus: int = 1) -> list[str]:
-    """The ASSUMED parameters whose low or high end alone changes the choice at
-    ``cpus`` CPUs (recommend.choose on the tornado's downtimes at that end)."""
-    t = torn[(torn["scenario"] == scenario) & (torn["platform"] == platform)
-             & (torn["cpus_at_reset"] == cpus)]
-    out = []
-    for param, g in t.groupby("param", sort=True):
-        for end in ("low", "high"):
-            alt = pd.DataFrame({"strategy": g["strategy"], "scenario": scenario,
-                                "platform": platform, "cpus_at_reset": cpus,
-                                "downtime_s": g[f"downtime_at_{end}_s"]})
-            other, _ = recommend.choose(alt, rec, scenario=scenario, platform=platform,
-                                        cpus=cpus)
-            if other is not None and other != pick:
-                value = g[f"value_{end}"].iloc[0]
-                out.append(f"at its {end} end `{param}` = {value:.3g} the {cpus}-CPU choice "
-                           f"becomes `{other}` (tornado.csv)")
-    return out
-
-
-def _platform_kind(kexec: pd.DataFrame, plat: str) -> str:
-    k = kexec[kexec["platform_name"] == plat]["platform_kind"] if "platform_kind" in kexec \
-        else pd.Series(dtype=str)
-    return str(k.iloc[0]) if not k.empty else "unknown"
-
-
 def scenario_lines(tables, meta: dict) -> list[str]:
     """Which scenarios the verdict covers, and each one left out with why."""
     kexec = tables["kexec"]
@@ -446,7 +295,7 @@ def summary_text(tables, rec: pd.DataFrame, meta: dict, width: int = 80) -> str:
     """summary.txt: the answer and the recommendation table in plain text, no
     line over ``width`` columns (a plain-text mail to the kernel list)."""
     out = ["TDX private pages at kexec: the answer", ""]
-    for line in answer_lines(tables, rec):
+    for line in answer.answer_lines(tables, rec):
         plain = line.replace("**", "").replace("`", "")
         out.extend(textwrap.wrap(plain, width, subsequent_indent="  ",
                                  break_on_hyphens=False))
@@ -467,7 +316,7 @@ def summary_markdown(tables, verdict: pd.DataFrame, figures: list[str], meta: di
     out = [engine_line(tables, meta)]
     if rec is not None and not rec.empty:
         out.append("## The answer")
-        out.extend(answer_lines(tables, rec))
+        out.extend(answer.answer_lines(tables, rec))
     out += ["", "# TDX private-page tracking at kexec: design-review report", ""]
     out.append(f"Generated by `{meta['command']}` in "
                f"{fmt_seconds(meta.get('elapsed_s', 0))} ({meta.get('mode', 'default')} run, seed "

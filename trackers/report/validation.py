@@ -27,7 +27,8 @@ import time
 
 import numpy as np
 
-from .. import bench, linux
+from .. import linux
+from ..bench.measure import time_kvm_store_loop
 from ..kexec import teardown, wait
 from ..kexec.strategies import TRACKER_STRATEGIES
 from ..kexec.strategy import ENGINE_EMULATION, kernel_engine
@@ -45,7 +46,7 @@ def attr_store_cost(gfns: int, repeat: int, kernel_code: bool = True
     the kernel's own lib/xarray.c where it is built and ``kernel_code``, else
     the emulation's per-GFN store (its reserve is a node pre-allocation)."""
     if not (kernel_code and linux.available()[0]):
-        r = bench.time_kvm_store_loop(gfns, repeat)          # the emulation's store loop
+        r = time_kvm_store_loop(gfns, repeat)                # the emulation's store loop
         return (tuple(r[f"seconds_{k}"] / gfns for k in ("median", "min", "max")),
                 ENGINE_EMULATION)
     s, e = np.array([0], np.int64), np.array([gfns], np.int64)
