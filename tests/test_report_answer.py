@@ -32,10 +32,12 @@ def test_one_rule_one_choice_per_situation_and_cpu_count(report):
     assert set(ch["situation"]) <= set(answer.SITUATIONS)
     assert not ch.duplicated(["situation", "scenario", "cpus"]).any()
     for r in ch.dropna(subset=["choice"]).itertuples():
-        among = rec if r.situation != "kdump" else rec[
-            rec["crash_context"].astype(str).str.startswith("yes")]
-        among = among[~among["strategy"].isin(["parallel-reset", "fallback-bitmap",
-                                               "mainline-7.2-old-module", "refuse-no-leaf69"])]
+        among = rec[~rec["strategy"].isin(["parallel-reset", "fallback-bitmap",
+                                           "mainline-7.2-old-module", "refuse-no-leaf69"])]
+        if r.situation == "kdump":
+            among = among[among["crash_context"].astype(str).str.startswith("yes")]
+        assert list(among["strategy"]) == list(answer.judged(rec)["strategy"]) or \
+            r.situation == "kdump"
         pick, _ = recommend.choose(tables["sensitivity"], among, scenario=r.scenario,
                                    platform=r.platform, cpus=r.cpus)
         assert pick == r.choice
@@ -77,3 +79,23 @@ def test_the_first_line_says_what_mainline_does_and_its_16_tib_wait(report):
     assert (f"{recommend.fmt_seconds(top['wait_low_s'])} to "
             f"{recommend.fmt_seconds(top['wait_high_s'])} at 16 TiB") in first
     assert len(_answer(text)) <= answer.ANSWER_LINES
+
+
+def test_the_command_ends_with_the_answer_in_80_columns(report):
+    """`tdx-trackers report` ends with the answer and where the files went, no
+    line over 80 columns; the wide verdict table only with --verdict."""
+    from pathlib import Path
+
+    from trackers.report.cli import ending
+    tables, _, _ = report
+    written = [Path("/r/summary.md"), Path("/r/memory_vs_host.png")]
+    text = ending(tables, {"kernel_code": {"available": False, "reason": "not built"}},
+                  written, Path("/r"), 12.0)
+    lines = text.split("\n")
+    assert max(len(x) for x in lines) <= 80
+    assert lines[0] == "TDX private pages at kexec: the answer"
+    assert any(x.startswith("Mainline today (Linux 7.2) calls TDH.SYS.DISABLE") for x in lines)
+    assert "2 files written to /r/ in 12 s" in text and "verdict (downtime" not in text
+    meta = {"kernel_code": {"available": False, "reason": "not built"}}
+    wide = ending(tables, meta, written, Path("/r"), 12.0, verdict=True)
+    assert wide.startswith("verdict (downtime on ") and wide.endswith(text)

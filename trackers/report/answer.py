@@ -49,6 +49,16 @@ def _names(xs) -> str:
     return ", ".join(f"`{x}`" for x in xs)
 
 
+def judged(rec: pd.DataFrame) -> pd.DataFrame:
+    """The options the situations choose among: on a module with TDH.SYS.DISABLE
+    (the old module's rows answer :func:`failure_line`), placed on the CPUs the
+    sweep gives them (an option that resets on every CPU whatever the count is
+    its tracker's row at all CPUs, which the sweep judges)."""
+    return rec[[not (getattr(STRATEGIES.get(n), "on_every_cpu", False)
+                     or getattr(STRATEGIES.get(n), "old_module", False))
+                for n in rec["strategy"]]]
+
+
 def choices(tables, rec: pd.DataFrame) -> pd.DataFrame:
     """situation x CPU count -> the rule's choice (``choice``, NaN where no
     option is safe) and the options it judged equal on downtime (``tied``)."""
@@ -58,12 +68,7 @@ def choices(tables, rec: pd.DataFrame) -> pd.DataFrame:
         return pd.DataFrame(columns=cols)
     sc = recommend.reference_scenario(kexec)
     plat = recommend.first(sens["platform"], recommend.REFERENCE_PLATFORM)
-    # the situations assume a module with TDH.SYS.DISABLE (the old module's
-    # rows answer failure_line); an option that resets on every CPU whatever the
-    # sweep's count is its tracker's row at all CPUs, which the sweep judges
-    rec = rec[[not (getattr(STRATEGIES.get(n), "on_every_cpu", False)
-                    or getattr(STRATEGIES.get(n), "old_module", False))
-               for n in rec["strategy"]]]
+    rec = judged(rec)
     crash = rec[rec["crash_context"].astype(str).str.startswith("yes")]
     here = sens[(sens["scenario"] == sc) & (sens["platform"] == plat)]
     todo = [("kexec", sc, rec, int(k)) for k in sorted(set(here["cpus_at_reset"]))]
@@ -208,7 +213,7 @@ def change_line(tables, rec: pd.DataFrame, ch: pd.DataFrame) -> str:
     if torn is None or torn.empty or kx.empty:
         return ""
     r = kx.iloc[0]
-    flips = param_flips(torn, rec, scenario=r["scenario"], platform=r["platform"],
+    flips = param_flips(torn, judged(rec), scenario=r["scenario"], platform=r["platform"],
                         pick=r["choice"])
     return ("- **What would change it**: " + ("; ".join(flips) if flips else
             f"no assumed parameter alone, at either end of its range, changes the 1-CPU "

@@ -95,6 +95,7 @@ import re
 import shutil
 import subprocess
 import sys
+import textwrap
 import time
 from importlib import metadata
 from pathlib import Path
@@ -127,6 +128,9 @@ def add_arguments(p):
     p.add_argument("--trackers", nargs="+", default=None, metavar="NAME",
                    help="subset of tracker names (default: every registered tracker)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--verdict", action="store_true",
+                   help="also print the verdict table (one row per option, about 250 "
+                        "columns wide; verdict.csv holds it as numbers)")
     p.add_argument("--no-calibrate", action="store_true",
                    help="do not measure this machine when it has no calibration yet "
                         "(the this-machine preset then uses PERF-NOTES fallback rates)")
@@ -485,14 +489,33 @@ def run(args) -> int:
             "sharded": sharded.provenance(cfg.sharded_pfns, cfg.shard_pfns, sharded_csvs,
                                           cfg.sharded_repeat)}
     written = write_report(tables, out, meta)
-    verdict = summary.verdict_table(steps.split_tables(tables))
-    buf = io.StringIO()
-    plat = verdict.attrs["platform"]
-    print(f"\nverdict (downtime on {plat}; "
-          f"[modeled] = kernel model, [measured] = this machine):", file=buf)
-    print(summary.format_verdict(verdict).to_string(index=False), file=buf)
-    print(f"\n{summary.engine_line(tables, meta)}", file=buf)
-    print(f"\n{len(written)} files written to {out}/ in {fmt_seconds(elapsed)} "
-          f"(figures: {', '.join(p.stem for p in written if p.suffix == '.png')})", file=buf)
-    print(buf.getvalue())
+    print(ending(steps.split_tables(tables), meta, written, out, elapsed,
+                 verdict=getattr(args, "verdict", False)))
     return 0
+
+
+def ending(tables, meta: dict, written: list[Path], out: Path, elapsed: float, *,
+           verdict: bool = False, width: int = 80) -> str:
+    """What ``tdx-trackers report`` prints last: (with ``verdict``) the verdict
+    table, then the answer and where the files went, in ``width`` columns."""
+    from . import recommend, summary           # summary imports pyplot
+    buf = io.StringIO()
+    if verdict:
+        v = summary.verdict_table(tables)
+        print(f"verdict (downtime on {v.attrs['platform']}; [modeled] = kernel model, "
+              f"[measured] = this machine):", file=buf)
+        print(summary.format_verdict(v).to_string(index=False), file=buf)
+        print(file=buf)
+    rec = recommend.recommendation_table(tables)
+    for line in summary.answer_text(tables, rec, width):
+        print(line, file=buf)
+    print(file=buf)
+    figures = [p.stem for p in written if p.suffix == ".png"]
+    tail = (f"{len(written)} files written to {out}/ in {fmt_seconds(elapsed)}: summary.md (the "
+            f"report), summary.txt (this answer and the options in {width} columns), "
+            f"{len(figures)} figures, the CSVs; --verdict prints the verdict table.")
+    print("\n".join(textwrap.wrap(tail, width, break_on_hyphens=False)), file=buf)
+    for line in textwrap.wrap(summary.engine_line(tables, meta).replace("**", ""), width,
+                              break_on_hyphens=False):
+        print(line, file=buf)
+    return buf.getvalue().rstrip("\n")

@@ -291,14 +291,21 @@ def provenance_lines(prov: dict) -> list[str]:
     return out
 
 
-def summary_text(tables, rec: pd.DataFrame, meta: dict, width: int = 80) -> str:
-    """summary.txt: the answer and the recommendation table in plain text, no
-    line over ``width`` columns (a plain-text mail to the kernel list)."""
+def answer_text(tables, rec: pd.DataFrame, width: int = 80) -> list[str]:
+    """The answer in plain text, no line over ``width`` columns: summary.txt's
+    first lines and the end of ``tdx-trackers report``'s output."""
     out = ["TDX private pages at kexec: the answer", ""]
     for line in answer.answer_lines(tables, rec):
         plain = line.replace("**", "").replace("`", "")
         out.extend(textwrap.wrap(plain, width, subsequent_indent="  ",
-                                 break_on_hyphens=False))
+                                 break_on_hyphens=False, break_long_words=True))
+    return out
+
+
+def summary_text(tables, rec: pd.DataFrame, meta: dict, width: int = 80) -> str:
+    """summary.txt: the answer and the recommendation table in plain text, no
+    line over ``width`` columns (a plain-text mail to the kernel list)."""
+    out = answer_text(tables, rec, width)
     out += ["", "The options (recommendation.csv has every number):", ""]
     out.append(recommend.recommendation_text(rec, width))
     prov = meta.get("provenance") or {}
