@@ -26,9 +26,9 @@ from trackers.report.figures import (bits_per_page, downtime_vs_cpus, kexec_down
                                      memory_vs_host, missed_pages, select, style, tornado)
 
 STRATEGIES = ["bitmap", "xarray", "xarray-multi", "ida", "roaring", "maple", "pageflags",
-              "kvm-attr", "kvm-sept", "pte-softbit", "upstream-refuse", "refuse-while-td",
-              "clear-all", "sys-disable", "dpamt-refcount", "gmem-maple"]
-REFUSED = {"upstream-refuse", "refuse-while-td"}
+              "kvm-attr", "kvm-sept", "pte-softbit", "refuse-6.18", "refuse-while-td",
+              "clear-all", "mainline-7.2", "dpamt-refcount", "gmem-maple"]
+REFUSED = {"refuse-6.18", "refuse-while-td"}
 MISSING_PAGES = {"kvm-attr": 1337, "kvm-sept": 0}
 CPUS = [1, 2, 4, 8, 16, 32, 64, "all"]
 #: platform -> (CPUs, one-CPU clear B/s, all-CPU clear B/s, one-CPU read B/s, all read, kind)
@@ -40,7 +40,7 @@ SCENARIOS = {"1tib-4td": (1 << 40, 860 << 30), "16tib-dense": (16 << 40, 15 << 4
 SCAN = {"bitmap": (32 << 10, 0), "xarray": (2 << 20, 600), "xarray-multi": (40 << 10, 30),
         "ida": (36 << 10, 8), "roaring": (8 << 10, 2), "maple": (4 << 10, 4),
         "pageflags": (16 << 20, 0), "kvm-attr": (2 << 20, 900), "kvm-sept": (2 << 20, 2600),
-        "pte-softbit": (1 << 20, 300), "clear-all": (0, 0), "sys-disable": (0, 0),
+        "pte-softbit": (1 << 20, 300), "clear-all": (0, 0), "mainline-7.2": (0, 0),
         "dpamt-refcount": (2 << 10, 0), "gmem-maple": (5 << 10, 6)}
 SYS_DISABLE_BPS = (1e9, 13.7e9, 50e9)        # the module's rate: low, base, high
 
@@ -58,7 +58,7 @@ def _downtime(strategy, scenario, platform, cpus, *, clear_scale=1.0, rate_scale
     scan = per_b * gib / min(k * core_r * rate_scale, all_r) + per_loads * gib * latency_s / k
     reset = ram if strategy == "clear-all" else private
     clear_bps = min(k * core_c * clear_scale, all_c)
-    if strategy == "sys-disable":
+    if strategy == "mainline-7.2":
         return 0.0, private / sys_disable_bps
     return scan, reset / clear_bps
 
@@ -103,7 +103,7 @@ def tornado_table() -> pd.DataFrame:
             continue
         base = sum(_downtime(s, "1tib-4td", "spr-2s", 1))
         for param, (lo, mid, hi, src) in TORNADO_PARAMS.items():
-            if param == "sys_disable_bps" and s != "sys-disable":
+            if param == "sys_disable_bps" and s != "mainline-7.2":
                 continue
             kw = {"clear_bps_core": lambda v: {"clear_scale": v / mid},
                   "load_latency_s": lambda v: {"latency_s": v},
@@ -284,7 +284,7 @@ def small(df: pd.DataFrame) -> pd.DataFrame:
     """Four options (a tracker, a module reset, one that misses, one refused) of
     the first scenario: what the robustness tests need, drawn fast."""
     col = "tracker" if "tracker" in df else "strategy"
-    keep = df[df[col].isin(["bitmap", "sys-disable", "kvm-attr", "upstream-refuse"])]
+    keep = df[df[col].isin(["bitmap", "mainline-7.2", "kvm-attr", "refuse-6.18"])]
     return keep[keep["scenario"] == "1tib-4td"] if "scenario" in keep else keep
 
 
@@ -349,15 +349,16 @@ def test_downtime_vs_cpus_frame_groups_options_and_finds_the_fastest():
     assert list(f.columns) == downtime_vs_cpus.COLUMNS
     p = f[(f["scenario"] == "1tib-4td") & (f["platform"] == "spr-2s")]
     lines = p[p["mark"] == "line"].drop_duplicates("name")
-    assert list(lines["name"]) == ["bitmap", "kvm-attr", "clear-all", "sys-disable"]
-    assert lines["members"].iloc[0] == ("bitmap, xarray, xarray-multi, ida, roaring, maple, "
+    assert list(lines["name"]) == ["mainline-7.2", "bitmap", "kvm-attr", "clear-all"]
+    assert lines.set_index("name").loc["bitmap", "members"] == (
+                                        "bitmap, xarray, xarray-multi, ida, roaring, maple, "
                                         "pageflags, kvm-sept, gmem-maple, pte-softbit, "
                                         "dpamt-refcount")
-    assert list(lines["unsafe"]) == [False, True, False, False]
+    assert list(lines["unsafe"]) == [False, False, True, False]
     fastest = p[p["mark"] == "fastest"]
     assert fastest[["previous", "name", "lo_cpus", "hi_cpus"]].values.tolist() == [
-        ["sys-disable", "bitmap", 1, 2]]
-    assert f.attrs["refused"] == {"upstream-refuse": [], "refuse-while-td": []}
+        ["mainline-7.2", "bitmap", 1, 2]]
+    assert f.attrs["refused"] == {"refuse-6.18": [], "refuse-while-td": []}
 
 
 def test_tornado_frame_sorts_each_panel_by_swing():
@@ -365,8 +366,8 @@ def test_tornado_frame_sorts_each_panel_by_swing():
     t.loc[t["strategy"] == "maple", "downtime_base_s"] = 0.0      # as if it refused kexec
     f = tornado.frame(t)
     assert list(f.columns) == tornado.COLUMNS
-    assert list(dict.fromkeys(f["name"])) == ["bitmap", "pageflags", "clear-all", "sys-disable"]
-    assert list(f.loc[f["name"] == "sys-disable", "param"]) == [
+    assert list(dict.fromkeys(f["name"])) == ["mainline-7.2", "bitmap", "pageflags", "clear-all"]
+    assert list(f.loc[f["name"] == "mainline-7.2", "param"]) == [
         "sys_disable_bps", "clear_bps_core", "load_latency_s"]
     assert f.attrs["without"] == ["maple"]
 
@@ -456,7 +457,7 @@ def test_bits_per_page_draws_or_names_every_registered_option():
     for name in style.ordered(list(style.ORDER) + list(df["tracker"])):
         assert name in lines or f"\n  {name}: " in note, name
     assert "pageflags: 0 bits" in note
-    assert "sys-disable: no per-page structure: not in this table (7: TDH.SYS.DISABLE" in note
+    assert "mainline-7.2: no per-page structure: not in this table (7: mainline since 7.2" in note
 
 
 def test_bits_per_page_names_a_structure_that_cannot_hold_the_set():
@@ -487,10 +488,10 @@ def test_kexec_downtime_shows_the_scans_on_a_log_axis_and_the_cpu_sweep():
     assert scan_ax.get_xlim()[1] == pytest.approx(scans["scan_s"].max() * 1.4)
     assert scan_ax.get_xlim()[0] == pytest.approx(scans["scan_s"].min() / 1.5)
     notes = [t.get_text() for t in scan_ax.texts]
-    assert notes.count("no scan (0 s)") == 2             # clear-all, sys-disable
+    assert notes.count("no scan (0 s)") == 2             # clear-all, mainline-7.2
     assert notes.count("kexec refused: no downtime") == 2
     rows = [t.get_text() for t in down_ax.texts]
-    assert "67.4 s → 67.4 s (all 224)" in rows             # sys-disable: the module's rate
+    assert "67.4 s → 67.4 s (all 224)" in rows             # mainline-7.2: the module's rate
     assert "67.4 s → 2.01 s (all 224)" in rows             # bitmap: the clear spreads
     assert any("MISSES 1,337 pages" in t for t in rows)
     bars = [c for c in down_ax.containers if isinstance(c, ErrorbarContainer) and c.has_xerr]
@@ -542,19 +543,19 @@ def test_downtime_vs_cpus_marks_where_the_fastest_changes():
     assert ax.get_xscale() == "log" and ax.get_yscale() == "log"
     assert [t.get_text() for t in ax.get_xticklabels()][-1] == "all\n224"
     notes = [t.get_text() for t in ax.texts]
-    # sys-disable does not speed up with CPUs: it leads at 1 CPU, then the
+    # mainline-7.2 does not speed up with CPUs: it leads at 1 CPU, then the
     # trackers do (one line: within 3 % of each other, the clear dominates)
-    assert notes == ["fastest: sys-disable →\nbitmap (+10 within 3%), between 1 and 2 CPUs"]
+    assert notes == ["fastest: mainline-7.2 →\nbitmap (+10 within 3%), between 1 and 2 CPUs"]
     drawn = [ln.get_label() for ln in ax.lines if not ln.get_label().startswith("_")]
-    assert drawn == ["bitmap", "kvm-attr", "clear-all", "sys-disable"]
+    assert drawn == ["mainline-7.2", "bitmap", "kvm-attr", "clear-all"]
     bands = [c for c in ax.collections if isinstance(c, PolyCollection)]
     assert len(bands) == 4
     legend = [t.get_text() for t in fig.legends[0].get_texts()]
-    assert legend[0].startswith("bitmap, xarray, xarray-multi") and "(within 3%)" in legend[0]
+    assert legend[1].startswith("bitmap, xarray, xarray-multi") and "(within 3%)" in legend[1]
     assert "kvm-attr (misses pages)" in legend    # not merged with the safe ones
-    assert legend[-1] == "refuse kexec (no downtime):\n  upstream-refuse\n  refuse-while-td"
+    assert legend[-1] == "refuse kexec (no downtime):\n  refuse-6.18\n  refuse-while-td"
     caption = " ".join(t.get_text() for t in fig.texts)
-    assert ("1tib-4td on spr-2s: sys-disable → bitmap (+10 within 3%) between 1 and 2 CPUs"
+    assert ("1tib-4td on spr-2s: mainline-7.2 → bitmap (+10 within 3%) between 1 and 2 CPUs"
             in caption)
 
 
@@ -636,15 +637,15 @@ def test_tornado_draws_one_panel_per_option_with_a_bar_per_parameter():
     panels = [a for a in fig.axes if a.axison]
     heads = [a.get_title().split(",")[0].split(" (")[0].split("\n")[0] for a in panels]
     # options whose bars agree within 3 % share a panel, named in its title
-    assert heads == ["bitmap", "pageflags", "clear-all", "sys-disable"]
-    title = panels[0].get_title().replace("\n", " ")
+    assert heads == ["mainline-7.2", "bitmap", "pageflags", "clear-all"]
+    title = panels[heads.index("bitmap")].get_title().replace("\n", " ")
     assert "kvm-sept" in title and "(within 3%)" in title
-    sd = panels[heads.index("sys-disable")]
+    sd = panels[heads.index("mainline-7.2")]
     assert [x.get_text() for x in sd.get_yticklabels()][0] == "sys_disable_bps"  # widest swing
     bars = [c for c in sd.containers if isinstance(c, BarContainer)]
     assert len(bars) == 2 and len(bars[0]) == 3                # low and high, 3 parameters
     assert {"1 GB/s", "50 GB/s"} <= {x.get_text() for x in sd.texts}
-    assert {"7.5 GB/s", "20 GB/s"} <= {x.get_text() for x in panels[0].texts}
+    assert {"7.5 GB/s", "20 GB/s"} <= {x.get_text() for x in panels[heads.index("bitmap")].texts}
     caption = " ".join(x.get_text() for x in fig.texts)
     assert "sys_disable_bps: ASSUMED: no published TDH.SYS.DISABLE rate" in caption
 
@@ -701,4 +702,4 @@ def test_kexec_downtime_says_not_representable_instead_of_zero():
     fig = kexec_downtime.figure(pd.concat([k.assign(representable=True), ida]))
     notes = [t.get_text() for t in fig.axes[0].texts]
     assert "not representable on this host" in notes and "no scan (0 s)" in notes
-    assert notes.count("no scan (0 s)") == 1                  # sys-disable only
+    assert notes.count("no scan (0 s)") == 1                  # mainline-7.2 only

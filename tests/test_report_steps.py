@@ -71,6 +71,8 @@ def test_quick_plan_labels_order_tables_and_chains():
         ("race", "race", "race_rows", False, ""),
         ("race_order", "race (zap-first)", "race_rows", False, ""),
         ("conversion_cost", "conversion cost", "conversion_rows", True, ""),
+        ("validation", "validation", "validation_rows", True, ""),
+        ("wait", "wait before the next kernel", "wait_rows", False, ""),
     ]
 
 
@@ -85,7 +87,8 @@ def test_default_plan_labels_and_order():
         *(f"bits/page at {f:g}" for f in cfg.fractions),
         "scan 4 GiB", "scan 16 GiB", "scan 64 GiB", "scan 256 GiB",
         *scenarios, "sensitivity 1tib-4td/no-td",
-        "race", "race (zap-first)", "conversion cost"]
+        "race", "race (zap-first)", "conversion cost", "validation",
+        "wait before the next kernel"]
     assert scenarios[:4] == ["kexec 1tib-4td", "sensitivity 1tib-4td",
                              "kexec 16tib-dense", "sensitivity 16tib-dense"]
 

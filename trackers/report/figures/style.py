@@ -42,10 +42,11 @@ def color_for(name: str):
 
 
 #: line styles and markers: the strategy at index i of ORDER gets
-#: (_LINESTYLES[i % 4], _MARKERS[i % 10]), distinct for the first 20 strategies,
-#: so lines that overlap (xarray and pte-softbit, bitmap and ida) stay apart
+#: (_LINESTYLES[i % 4], _MARKERS[i % 9]), distinct for the first 36 strategies,
+#: so lines that overlap (xarray and pte-softbit, bitmap and ida) stay apart.
+#: "*" (a named sparse host) and "h" (a sharded build) mark points, never a line
 _LINESTYLES = ["-", "--", "-.", ":"]
-_MARKERS = ["o", "s", "^", "D", "v", "P", "X", "*", "<", ">"]
+_MARKERS = ["o", "s", "^", "D", "v", "P", "X", "<", ">"]
 
 
 def style_for(name: str) -> dict:
