@@ -703,3 +703,52 @@ def test_kexec_downtime_says_not_representable_instead_of_zero():
     notes = [t.get_text() for t in fig.axes[0].texts]
     assert "not representable on this host" in notes and "no scan (0 s)" in notes
     assert notes.count("no scan (0 s)") == 1                  # mainline-7.2 only
+
+
+# ---------------------------------------------------------------------------
+# wait and validation: from the model's own tables
+
+def test_wait_figure_draws_every_curve_and_says_where_they_cross():
+    from trackers.kexec import wait as wait_model
+    from trackers.report.figures import wait
+    t = wait_model.wait_table("spr-2s", wait_model.TD_BYTES[::4])
+    f = wait.frame(t)
+    assert list(f.columns) == wait.COLUMNS
+    assert set(f.attrs["reaches"]) == set(wait_model.CURVES)
+    fig = wait.figure(t)
+    ax = fig.axes[0]
+    legend = [x.get_text() for x in ax.get_legend().get_texts()]
+    assert [x.split(" (best")[0] for x in legend] == list(wait_model.CURVES)
+    assert len(set(legend)) == len(legend)
+    caption = " ".join(x.get_text() for x in fig.texts)
+    assert "is faster than mainline at every size from 64 GiB to 16 TiB" in caption
+    assert "Mainline waits 1 min already at 64 GiB of TD memory; 1 h from" in caption
+
+
+def test_wait_figure_marks_a_crossover():
+    from trackers.report.figures import wait
+    x = [1 << 36, 1 << 38, 1 << 40]
+    t = pd.DataFrame({"td_bytes": x * 2, "curve": ["mainline 7.2: TDH.SYS.DISABLE, 1 CPU"] * 3
+                      + ["best tracker, 1 CPU"] * 3, "cpus": [1] * 6, "tracker": [""] * 6,
+                      "wait_s": [1, 4, 16, 2, 3, 4], "wait_low_s": [0.5, 2, 8, 1, 1.5, 2],
+                      "wait_high_s": [2, 8, 32, 4, 6, 8], "platform": "spr-2s"})
+    fig = wait.figure(t)
+    assert [ln.get_marker() for ln in fig.axes[0].lines].count("X") == 3
+    assert "cross at" in " ".join(x.get_text() for x in fig.texts)
+
+
+def test_validation_figure_has_a_row_per_publication_and_names_what_is_missing():
+    import dataclasses
+
+    from trackers.kexec import teardown
+    from trackers.kexec.platform import PLATFORMS
+    from trackers.report.figures import validation
+    slow = dataclasses.replace(PLATFORMS["spr-2s"], vcpu_kick_s=1e-9)
+    t = teardown.validation(slow, attr_store_s=(70e-9, 60e-9, 90e-9))
+    f = validation.frame(t)
+    assert list(f.columns) == validation.COLUMNS and len(f) == len(t)
+    ax = validation.figure(t).axes[0]
+    assert len(ax.get_yticklabels()) == len(t)
+    notes = [x.get_text() for x in ax.texts]
+    assert any(n.startswith("lacks: a per-page cost growing faster") for n in notes)
+    assert f.attrs["predictions"] == 6

@@ -1,7 +1,7 @@
 """trackers.report.format: the one way bytes and times are written for people.
 
 Facts asserted: the exact string at each edge of each unit (ns below 1 µs,
-µs, ms, s below 600 s, min below 10 h, h from 10 h), rounding that would
+µs, ms, s below 600 s, min below 1 h, h from 1 h), rounding that would
 reach the next unit's threshold, and what a missing number reads as.
 """
 
@@ -31,8 +31,10 @@ from trackers.report.format import fmt_bytes, fmt_ns, fmt_seconds
     (599.0, "599 s"),
     (599.6, "10 min"),               # rounds to 600 s
     (600.0, "10 min"),
-    (3723.0, "62 min"),
-    (35_900.0, "598 min"),
+    (3_580.0, "59.7 min"),
+    (3_600.0, "1 h"),
+    (3_723.0, "1.03 h"),
+    (35_900.0, "9.97 h"),
     (36_000.0, "10 h"),
     (45_000.0, "12.5 h"),
     (-0.002, "-2 ms"),

@@ -149,7 +149,7 @@ def validation(platform="spr-2s", attr_store_s: tuple[float, float, float] | Non
     fast, slow = p.bounds()
     rows = []
     for t in published.TEARDOWN:
-        what = (f"reclaim of a {t.size_gb:g} GB TD with {t.vcpus} vCPUs, "
+        what = (f"reclaim of a TD of {t.size_gb:g} GB, {t.vcpus} vCPUs, "
                 + ("Dynamic Page Removal while RUNNABLE" if t.path == BEFORE
                    else "KVM_TDX_TERMINATE_VM (TD_TEARDOWN)"))
         terms = (f"{t.pages:,.0f} pages x ({published.SEAMCALLS_PER_PAGE[t.path]} SEAMCALL"

@@ -3,8 +3,8 @@ table and sentence of the report (figures, recommendation.md, summary.md).
 
 * :func:`fmt_bytes`: binary units, B up to TiB: "512 KiB", "1.5 GiB", "16 TiB";
 * :func:`fmt_seconds`: three significant digits in the unit that suits:
-  ns below 1 µs, then µs, ms, s below 600 s, min below 10 h, then h
-  ("183 ns", "1.5 µs", "12.3 ms", "66 s", "10 min", "12.5 h");
+  ns below 1 µs, then µs, ms, s below 600 s, min below 1 h, then h
+  ("183 ns", "1.5 µs", "12.3 ms", "66 s", "10 min", "5.75 h");
 * :func:`fmt_ns`: a time given in ns, by the same rule.
 
 A missing number (None, NaN, ±inf) is written "n/a", never "0".
@@ -18,8 +18,8 @@ import math
 #: whose threshold it reaches (after rounding to three significant digits),
 #: so 599.6 s is "10 min" and 0.99996 s is "1 s", never "1e+03 ms"
 TIME_UNITS = (
-    ("h", 3600.0, 36000.0),       # 10 h and more: kdump waits of hours
-    ("min", 60.0, 600.0),         # 10 min up to 10 h
+    ("h", 3600.0, 3600.0),        # an hour and more: kdump waits of hours
+    ("min", 60.0, 600.0),         # 10 min up to an hour
     ("s", 1.0, 1.0),
     ("ms", 1e-3, 1e-3),
     ("µs", 1e-6, 1e-6),

@@ -38,7 +38,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 
 from . import (bits_per_page, downtime_vs_cpus, kexec_downtime, memory_vs_host, missed_pages,
-               scan_time, tornado)
+               scan_time, tornado, validation, wait)
 
 
 @dataclass(frozen=True)
@@ -61,6 +61,19 @@ class FigureSpec:
 
 #: every figure of the report, in the order summary.md shows them
 FIGURES: dict[str, FigureSpec] = {
+    "wait": FigureSpec(
+        wait.figure, "wait",
+        "How long kexec and kdump wait before the next kernel starts as TD memory grows "
+        "(modeled): mainline 7.2's TDH.SYS.DISABLE on one CPU against the best "
+        "tracker-based reset on one CPU and on all of them; bands: the ASSUMED and "
+        "published-derived ranges; the caption says where the curves cross or which "
+        "leads."),
+    "validation": FigureSpec(
+        validation.figure, "validation",
+        "Every published TDX timing beside the model's prediction (predicted / published, "
+        "log; 0.5-2 shaded): the TD-teardown times, the 40 % saved by skipping the clear, "
+        "the attribute settings of a 1 TB and a 1.9 TB guest; hollow rows derive the "
+        "model's TDX costs, a row outside names the term the model lacks."),
     "memory_vs_host": FigureSpec(
         memory_vs_host.figure, "memory_vs_host",
         "Memory each option adds to a running kernel as the host grows "
