@@ -19,7 +19,7 @@ import pandas as pd
 
 from ...kexec.wait import CURVES, MAINLINE, crossovers
 from ..format import fmt_bytes, fmt_seconds
-from .select import typed
+from .select import text_cells, typed
 from .style import absent, byte_ticks, caption, seconds_axis
 
 TITLE = "How long kexec and kdump wait before the next kernel starts (modeled) — lower is better"
@@ -72,7 +72,7 @@ def draw(f: pd.DataFrame):
         d = f[f["curve"] == curve].sort_values("td_bytes")
         if d.empty:
             continue
-        trackers = ", ".join(dict.fromkeys(t for t in d["tracker"] if t))
+        trackers = ", ".join(dict.fromkeys(t for t in text_cells(d["tracker"]) if t))
         label = curve + (f" (best: {trackers})" if trackers else "")
         ax.fill_between(d["td_bytes"], d["wait_low_s"], d["wait_high_s"], color=color,
                         alpha=0.13, lw=0)
