@@ -177,19 +177,23 @@ def write_report(tables, out: Path, meta: dict) -> list[Path]:
         rec.to_csv(tmp / "recommendation.csv", index=False)
         (tmp / "recommendation.md").write_text(recommend.recommendation_markdown(rec) + "\n")
         meta = {**meta, "provenance": provenance(meta)}
-        (tmp / "provenance.json").write_text(json.dumps(meta["provenance"], indent=2,
-                                                        default=str) + "\n")
         (tmp / "summary.txt").write_text(summary.summary_text(tables, rec, meta))
         drawn = []
+        times = meta["provenance"]["step_times"]   # the figures' times join the steps'
         for fig_name, spec in figures.FIGURES.items():
             df = tables.get(spec.table)
             if df is None or df.empty:
                 continue                       # no rows: nothing to draw
+            t0 = time.perf_counter()
             fig = spec.render(tables)          # its table and the further ones it reads
             fig.savefig(tmp / f"{fig_name}.png", dpi=130)
             fig.savefig(tmp / f"{fig_name}.svg")
             plt.close(fig)
+            times.append({"step": f"figure {fig_name}", "table": spec.table, "timed": False,
+                          "seconds": round(time.perf_counter() - t0, 3)})
             drawn.append(fig_name)
+        (tmp / "provenance.json").write_text(json.dumps(meta["provenance"], indent=2,
+                                                        default=str) + "\n")
         (tmp / "summary.md").write_text(summary.summary_markdown(tables, verdict, drawn, meta,
                                                                  rec))
         names = sorted(f.name for f in tmp.iterdir())
@@ -238,6 +242,9 @@ def provenance(meta: dict) -> dict:
         "command": meta.get("command", ""),
         "mode": meta.get("mode", ""),
         "elapsed_s": meta.get("elapsed_s"),
+        # where the time went: the run's phases (kernel code, calibration, the
+        # steps' wall time), every step in its worker, every figure drawn
+        "step_times": meta.get("step_times", []),
         "generated_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "python": pyplatform.python_version(),
         "packages": versions,
@@ -468,17 +475,25 @@ def run(args) -> int:
     out = Path(args.out)
     clean_stale(Path(os.path.realpath(out)))   # what killed runs left, before any work
     t0 = time.perf_counter()
+    step_times: list[dict] = []
     kernel_code = prepare_kernel_code(args.no_kernel_code)
     cfg.kernel_code = kernel_code["available"]
+    _phase(step_times, "kernel code (build or find it built)", t0)
     if calibrate:
+        t1 = time.perf_counter()
         _calibrate_once()
+        _phase(step_times, "calibrate this machine", t1)
     planned = steps.plan(cfg)
     bar = _progress(len(planned), args.no_progress)
+    t1 = time.perf_counter()
+    ran: list[dict] = []
     try:
-        tables = steps.run_steps(planned, bar, scheduler=args.scheduler)
+        tables = steps.run_steps(planned, bar, scheduler=args.scheduler, step_times=ran)
     finally:
         if bar is not None:
             bar.close()
+    _phase(step_times, "steps (wall: the cluster's start, every task, its stop)", t1)
+    step_times += ran
     tables = steps.add_sharded(cfg, tables, sharded_csvs)
     elapsed = time.perf_counter() - t0
     meta = {"command": command_line(args),
@@ -487,17 +502,22 @@ def run(args) -> int:
             "config": dataclasses.asdict(cfg), "left_out": config.left_out(cfg),
             "quick_covers": config.quick_covers(),
             "sharded": sharded.provenance(cfg.sharded_pfns, cfg.shard_pfns, sharded_csvs,
-                                          cfg.sharded_repeat)}
+                                          cfg.sharded_repeat),
+            "step_times": step_times}
+    t1 = time.perf_counter()
     written = write_report(tables, out, meta)
-    print(ending(steps.split_tables(tables), meta, written, out, elapsed,
-                 verdict=getattr(args, "verdict", False)))
+    written_s = time.perf_counter() - t1
+    print(ending(steps.split_tables(tables), meta, written, out, elapsed + written_s,
+                 verdict=getattr(args, "verdict", False), step_times=step_times))
     return 0
 
 
 def ending(tables, meta: dict, written: list[Path], out: Path, elapsed: float, *,
-           verdict: bool = False, width: int = 80) -> str:
-    """What ``tdx-trackers report`` prints last: (with ``verdict``) the verdict
-    table, then the answer and where the files went, in ``width`` columns."""
+           verdict: bool = False, step_times: list[dict] | None = None,
+           width: int = 80) -> str:
+    """What ``tdx-trackers report`` prints last, in ``width`` columns: (with
+    ``verdict``) the verdict table, where the time went (``step_times``), then
+    the answer and where the files went."""
     from . import recommend, summary           # summary imports pyplot
     buf = io.StringIO()
     if verdict:
@@ -506,16 +526,44 @@ def ending(tables, meta: dict, written: list[Path], out: Path, elapsed: float, *
               f"[measured] = this machine):", file=buf)
         print(summary.format_verdict(v).to_string(index=False), file=buf)
         print(file=buf)
+    if step_times:
+        print(format_step_times(step_times, elapsed), file=buf)
+        print(file=buf)
     rec = recommend.recommendation_table(tables)
     for line in summary.answer_text(tables, rec, width):
         print(line, file=buf)
     print(file=buf)
     figures = [p.stem for p in written if p.suffix == ".png"]
-    tail = (f"{len(written)} files written to {out}/ in {fmt_seconds(elapsed)}: summary.md (the "
-            f"report), summary.txt (this answer and the options in {width} columns), "
+    tail = (f"{len(written)} files written to {out}/ in {fmt_seconds(elapsed)}: summary.md "
+            f"(the report), summary.txt (this answer and the options in {width} columns), "
             f"{len(figures)} figures, the CSVs; --verdict prints the verdict table.")
     print("\n".join(textwrap.wrap(tail, width, break_on_hyphens=False)), file=buf)
     for line in textwrap.wrap(summary.engine_line(tables, meta).replace("**", ""), width,
                               break_on_hyphens=False):
         print(line, file=buf)
     return buf.getvalue().rstrip("\n")
+
+
+def _phase(step_times: list[dict], what: str, since: float) -> None:
+    """One phase of the run (not a step) and its seconds since ``since``."""
+    step_times.append({"step": what, "table": "", "timed": False,
+                       "seconds": round(time.perf_counter() - since, 3)})
+
+
+def format_step_times(step_times: list[dict], total_s: float, slowest: int = 5) -> str:
+    """Where the time went, in 80 columns: the phases, then the ``slowest``
+    steps (seconds in their worker; timed ones ran alone on the timing worker,
+    one after another); all of them are in provenance.json."""
+    phases = [t for t in step_times if not t["table"]]
+    steps_ = sorted((t for t in step_times if t["table"]), key=lambda t: -t["seconds"])
+    timed = sum(t["seconds"] for t in steps_ if t["timed"])
+    lines = [f"where the time went ({fmt_seconds(total_s)} in all; every step in "
+             f"provenance.json step_times):"]
+    lines += textwrap.wrap("; ".join(f"{t['step']} {fmt_seconds(t['seconds'])}"
+                                     for t in phases), 78, initial_indent="  ",
+                           subsequent_indent="  ", break_on_hyphens=False)
+    lines.append(f"  timed steps, one at a time on the timing worker: {fmt_seconds(timed)}; "
+                 f"the slowest:")
+    lines += [f"  {fmt_seconds(t['seconds']):>9}  {t['step']}"[:78]
+              + (" [timed]" if t["timed"] else "") for t in steps_[:slowest]]
+    return "\n".join(lines)

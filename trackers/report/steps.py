@@ -30,6 +30,7 @@ per page and scan step generates its own set and drops it on return.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Callable
 
@@ -179,19 +180,27 @@ def split_tables(tables: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
     return out
 
 
-def _run_chain(chain: list[Step]) -> list[list[dict]]:
-    """The rows of each step of a chain, run in order in this process (a task)."""
-    return [step.run() for step in chain]
+def _run_chain(chain: list[Step]) -> list[tuple[list[dict], float]]:
+    """The rows of each step of a chain, run in order in this process (a
+    task), each with the seconds it took (perf_counter around ``run()``)."""
+    out = []
+    for step in chain:
+        t0 = time.perf_counter()
+        rows = step.run()
+        out.append((rows, time.perf_counter() - t0))
+    return out
 
 
-def run_steps(steps: list[Step], progress=None, scheduler: str | None = None
-              ) -> dict[str, pd.DataFrame]:
+def run_steps(steps: list[Step], progress=None, scheduler: str | None = None,
+              step_times: list | None = None) -> dict[str, pd.DataFrame]:
     """Run ``steps`` as Dask tasks (trackers/cluster.py: a local cluster, or
     the scheduler at ``scheduler`` / $TRACKERS_SCHEDULER): each step, or each
     chain of steps, one task, timed ones on the timing worker one at a time,
     the others beside them.  Return table name -> DataFrame, rows in the order
     of ``steps`` (tables with no rows omitted); ``progress`` (a tqdm bar)
-    advances by one per step as tasks finish."""
+    advances by one per step as tasks finish.  ``step_times``: a list that
+    gets one dict per step, in the order of ``steps``: its label, table,
+    whether it is timed, and the seconds it ran in its worker."""
     groups: list[list[Step]] = []
     chains: dict[str, list[Step]] = {}
     for step in steps:
@@ -206,15 +215,19 @@ def run_steps(steps: list[Step], progress=None, scheduler: str | None = None
     groups.sort(key=lambda g: not any(s.timed for s in g))
     units = [Unit(_run_chain, (g,), timed=any(s.timed for s in g),
                   label=g[0].label) for g in groups]
-    done: dict[int, list[dict]] = {}
+    done: dict[int, tuple[list[dict], float]] = {}
     if units:
         with connect(scheduler) as client:
             results = run_units(client, units, bar=progress, weights=[len(g) for g in groups],
                                 progress=progress is not None)
-        for g, rows in zip(groups, results):
-            for step, r in zip(g, rows):
+        for g, ran in zip(groups, results):
+            for step, r in zip(g, ran):
                 done[id(step)] = r
     tables: dict[str, list[dict]] = {}
     for step in steps:
-        tables.setdefault(step.table, []).extend(done[id(step)])
+        rows, seconds = done[id(step)]
+        tables.setdefault(step.table, []).extend(rows)
+        if step_times is not None:
+            step_times.append({"step": step.label, "table": step.table, "timed": step.timed,
+                               "seconds": round(seconds, 3)})
     return {name: pd.DataFrame(r) for name, r in tables.items() if r}
