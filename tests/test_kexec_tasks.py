@@ -6,26 +6,36 @@ address, its race the in-process race().  And the CPU sweep's measured scan
 the set held exactly, the makespan on the this-machine rows only, drawn on
 the figure.  Facts only, never a timing."""
 
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
 
 from trackers.__main__ import main
 from trackers.kexec import PLATFORMS, STRATEGIES, evaluate, from_workload, get_platform, race
-from trackers.kexec.evaluate import builds, evaluate_tasks, strategy_units
+from trackers.kexec.evaluate import (builds, evaluate_tasks, format_measured, strategy_units,
+                                     structure_groups)
 from trackers.kexec.race import chunk_sizes
 from trackers.kexec.sensitivity import (MEASURED_NOTE, MEASURED_SKIPPED, SENSITIVITY_COLUMNS,
                                         SHARDS_PER_CPU, measured_scans, measured_shard_pfns,
                                         sharded_scan, sweep)
 from trackers.kexec.strategy import kernel_twin
+from trackers.repeats import DEFAULT, FULL
 from trackers.report.figures import downtime_vs_cpus
 from trackers.shard import MIN_SHARD_PFNS, makespan
 from trackers.workloads import scenario
 
 #: the columns a second run times again (everything else is counted or modeled;
-#: the struct-page scan's provenance quotes its min and max)
+#: the runs are as many as the spread needs, trackers/repeats.py; the provenance
+#: quotes the runs, and the struct-page scan's its min and max)
 TIMED_COLUMNS = ["scan_measured_s", "scan_measured_min_s", "scan_measured_max_s",
-                 "scan_model_error", "provenance"]
+                 "scan_runs", "scan_model_error", "provenance"]
+
+
+def _untimed(provenance: str) -> str:
+    """A provenance with the numbers it quotes (runs, seconds, sizes) blanked."""
+    return re.sub(r"\d[\d,]*(\.\d+)?(e[-+]?\d+)?", "#", provenance)
 
 
 @pytest.fixture(scope="module")
@@ -48,9 +58,9 @@ def test_built_strategies_are_timed_units_and_count_the_same(client, tiny):
     names = ["bitmap", "pageflags", "gmem-maple", "kvm-sept", "clear-all", "dpamt-refcount"]
     chosen = [STRATEGIES[n] for n in names]
     plat = get_platform("this-machine")
-    units = strategy_units(host, host, plat, chosen)
+    units, where = strategy_units(host, host, plat, chosen)
     assert [u.timed for u in units] == [True, True, True, True, False, False]
-    assert [u.label for u in units] == names
+    assert [u.label for u in units] == names and where == [[i] for i in range(6)]
     # past the build limit nothing is built, so nothing is timed; gmem-maple's
     # limit is on its inodes' pages (the TDs' memory), not on max_pfn
     below = host.max_pfn - 1
@@ -60,11 +70,58 @@ def test_built_strategies_are_timed_units_and_count_the_same(client, tiny):
     assert not any(builds(s, host, emulate=False) for s in chosen)
     df, _ = evaluate_tasks(client, host, plat, strategies=names, progress=False)
     ref = evaluate(host, plat, strategies=names)
-    assert (df["scan_runs"] == ref["scan_runs"]).all() and (df["scan_runs"].iloc[:4] > 0).all()
+    assert (df["scan_runs"].iloc[:4] > 0).all() and (ref["scan_runs"].iloc[:4] > 0).all()
+    assert (df["scan_runs"].iloc[4:] == 0).all() and (ref["scan_runs"].iloc[4:] == 0).all()
     pd.testing.assert_frame_equal(df.drop(columns=TIMED_COLUMNS),
                                   ref.drop(columns=TIMED_COLUMNS))
     assert [p.split(":")[0] for p in df["provenance"]] == \
         ["measured"] * 4 + ["modeled"] * 2 == [p.split(":")[0] for p in ref["provenance"]]
+
+
+def test_strategies_that_read_one_structure_are_one_timed_task_and_one_build(client, tiny):
+    _, host = tiny
+    names = ["fallback-bitmap", "parallel-reset", "bitmap", "xarray", "clear-all"]
+    chosen = [STRATEGIES[n] for n in names]
+    assert [s.name for g in structure_groups(chosen) for s in g] == names
+    units, where = strategy_units(host, host, get_platform("spr-2s"), chosen)
+    assert [u.label for u in units] == ["fallback-bitmap, parallel-reset, bitmap", "xarray",
+                                        "clear-all"]
+    assert where == [[0, 1, 2], [3], [4]] and [u.timed for u in units] == [True, True, False]
+    df, _ = evaluate_tasks(client, host, "spr-2s", strategies=names, progress=False,
+                           repeat=FULL)
+    ref = evaluate(host, "spr-2s", strategies=names, repeat=FULL)
+    for table in (df, ref):
+        # one build, one measurement: the three bitmap rows carry the same runs
+        bitmaps = table.iloc[:3]
+        for col in ("scan_measured_s", "scan_measured_min_s", "scan_measured_max_s"):
+            assert bitmaps[col].nunique() == 1, col
+        assert list(table["scan_runs"]) == [FULL.least] * 4 + [0]
+    pd.testing.assert_frame_equal(df.drop(columns=TIMED_COLUMNS),
+                                  ref.drop(columns=TIMED_COLUMNS))
+    # below the table: one line per structure, its engine and its runs
+    lines = format_measured(df, FULL).splitlines()
+    assert lines[0] == "measured scans, each the median of its runs (5 runs):"
+    engine = df["engine"].iloc[0]
+    assert [ln.split()[-2:] for ln in lines[1:]] == [["5", "runs"]] * 2
+    assert lines[1].startswith("  fallback-bitmap, parallel-reset, bitmap  ")
+    assert lines[1].endswith(f"  {engine}, 5 runs") and len(lines) == 3
+
+
+def test_the_default_repeats_change_only_the_timed_columns(tiny):
+    """The adaptive rule (trackers/repeats.py) against the full repeats on every
+    strategy: the same table but for what a second run times again, and the
+    provenance differs only in the numbers it quotes."""
+    _, host = tiny
+    full = evaluate(host, repeat=FULL)
+    fast = evaluate(host)
+    built = full["scan_runs"] > 0
+    assert built.sum() == 13 and built.equals(fast["scan_runs"] > 0)
+    assert (full.loc[built, "scan_runs"] == FULL.least).all()
+    assert fast.loc[built, "scan_runs"].between(DEFAULT.least, DEFAULT.most).all()
+    pd.testing.assert_frame_equal(fast.drop(columns=TIMED_COLUMNS),
+                                  full.drop(columns=TIMED_COLUMNS))
+    assert list(map(_untimed, fast["provenance"])) == list(map(_untimed, full["provenance"]))
+    assert (fast["scan_model_error"].isna() == full["scan_model_error"].isna()).all()
 
 
 def test_the_command_runs_on_a_scheduler_by_address(cluster, tiny, tmp_path, capsys):

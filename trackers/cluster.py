@@ -153,13 +153,16 @@ def connect(scheduler: str | None = None, n_workers: int | None = None,
 
 def run_units(client, units: list[Unit], desc: str = "", progress: bool = True,
               weights: list[int] | None = None, bar=None,
-              errors: str = "raise") -> list[Any]:
+              errors: str = "raise", name_running: bool = False) -> list[Any]:
     """Each unit as a task on ``client``, started in the order of ``units``
     as workers free up; return their results in that order.  A tqdm bar
     (``desc``; or ``bar``, advanced by ``weights`` per unit) counts units as
-    they complete.  A unit that raises (or whose worker dies) re-raises here
-    after the others finish, or, with ``errors="return"``, stands as its
-    exception in the results."""
+    they complete, named after the last one done -- or, with
+    ``name_running``, after the first unit of non-zero weight not yet done
+    (timed units given first run in that order on the one timing worker, so
+    that is the one running).  A unit that raises (or whose worker dies)
+    re-raises here after the others finish, or, with ``errors="return"``,
+    stands as its exception in the results."""
     from distributed import as_completed
     from tqdm import tqdm
     # priority: in the order given (the scheduler runs higher priorities first)
@@ -173,9 +176,23 @@ def run_units(client, units: list[Unit], desc: str = "", progress: bool = True,
     if own:
         bar = tqdm(total=sum(weight.values()), desc=desc, file=sys.stderr,
                    disable=not progress)
+    pending = [f.key for f in futures if weight[f.key]]
+
+    def name_next():
+        if pending:
+            bar.set_description(f"{desc}: {label[pending[0]]}" if desc else label[pending[0]])
+        else:
+            bar.set_description(desc)
+
+    if name_running:
+        name_next()
     try:
         for f in as_completed(futures):
-            if label[f.key]:
+            if name_running:
+                if f.key in pending:
+                    pending.remove(f.key)
+                name_next()
+            elif label[f.key]:
                 bar.set_description(label[f.key])
             bar.update(weight[f.key])
     finally:

@@ -234,14 +234,14 @@ class PteSoftbit(Strategy):
 
     def measure(self, host: KexecHost, *, emulate: bool = True,
                 build_limit_pfns: int | None = None, kernel_code: bool = True,
-                repeat: int | None = None,
+                repeat=None,
                 budget_bytes: int | None = None) -> ScanMeasurement:
         """The splits for ``host`` (modeled) and, where the library that lays
         the direct map's page tables out in C loads here
         (:class:`trackers.linux.KernelDirectMap`), ``emulate`` is set, the host
         fits ``build_limit_pfns`` and its tables ``budget_bytes`` (default the
-        memory budget), the walk of those tables timed ``repeat`` times
-        (default ``scan_repeat``)."""
+        memory budget), the walk of those tables timed as often as ``repeat``
+        asks (trackers/repeats.py; default ``scan_repeat``)."""
         dm = DirectMap(*host.ram, gbpages=self.gbpages)
         split = dm.split_for(host.private if self.collapse else host.ever_private)
         found = intersect(host.private, host.ram)
@@ -261,7 +261,7 @@ class PteSoftbit(Strategy):
         limit = self.build_limit_pfns if build_limit_pfns is None else build_limit_pfns
         if not (emulate and kernel_code and host.max_pfn <= limit and linux.available()[0]):
             return m
-        repeat = repeat or self.scan_repeat
+        repeat = self.scan_repeat if repeat is None else repeat
         t0 = time.perf_counter()
         try:
             tables = linux.KernelDirectMap(dm.starts, dm.ends, dm.levels,

@@ -27,13 +27,15 @@ stop_other_cpus().
 
 The command runs its independent units as Dask tasks (trackers/cluster.py: a
 local cluster of one worker process per core, or --scheduler ADDRESS /
-$TRACKERS_SCHEDULER): one task per strategy (:func:`evaluate_tasks`) and,
-with --race, one for the race.  A strategy's task is *timed* (it runs alone
-on the timing worker) where its assess() builds and times a structure
-(:func:`builds`); the others are modeled and run beside it.  No two
-strategies share a built structure (each measurement is cached under its
-strategy's name, strategy.cached_measure), so the groups that share a
-build are single strategies.  The host goes to the workers by
+$TRACKERS_SCHEDULER): one task per structure (:func:`evaluate_tasks`) and,
+with --race, one for the race.  Strategies that read one structure (one
+``Strategy.measure_key``: ``bitmap``, ``fallback-bitmap`` and
+``parallel-reset`` read one bitmap) are one task, which builds and times it
+once (strategy.cached_measure) and assesses each of them on it; every other
+strategy is a task of its own.  A task is *timed* (it runs alone on the
+timing worker) where its assess() builds and times a structure
+(:func:`builds`); the others are modeled and run beside it.  A progress bar
+counts the structures built, naming the one being built.  The host goes to the workers by
 ``client.scatter`` (16tib-dense: 82 MiB pickled; built once here and
 scattered 1.36 s (1.34-2.25), median of 5, against 4.27 s (2.92-6.93)
 rebuilt from (scenario, seed) in both workers of a local cluster; and a
@@ -42,7 +44,16 @@ its kexecs draw from one random stream across rates and kexec kinds (the
 Poisson counts decide how many draws each takes), so it does not split
 without changing the table, and all of it takes 0.09 s on 16tib-dense.
 The table is the in-process :func:`evaluate`'s, row for row (the report and
-the notebook call that one).
+the notebook call that one); :func:`evaluate` too builds each structure once
+per call.
+
+How often each built structure's scan is timed is a rule of
+:mod:`trackers.repeats`: by default until the runs agree (at least 3), with
+``--full-repeats`` (``repeat=repeats.FULL``) 5 runs each, as before the rule.
+The table is the same either way but for the measured columns
+(scan_measured_s and its min-max, scan_runs, and scan_model_error, which
+divides by the measured median); below the table the command says which
+engine and how many runs produced each measured scan.
 """
 
 from __future__ import annotations
@@ -57,6 +68,7 @@ from ..cluster import Unit, add_scheduler_argument, connect, run_units
 from ..kernel import MAX_PHYS_PFN
 from ..options import int_option, output_file
 from ..output import write_csv_atomic
+from ..repeats import DEFAULT, FULL, as_repeats
 from ..workloads import SCENARIOS, UserHost, scenario
 from . import gmem
 from .host import KexecHost, from_workload
@@ -64,7 +76,7 @@ from .platform import PLATFORMS, Platform, get_platform
 from .race import chunk_sizes, failed_reclaim, race
 from .gmem import GmemMaple
 from .strategies import get_strategies
-from .strategy import Outcome, Strategy
+from .strategy import SCAN_REPEAT, Outcome, Strategy
 
 HELP = "the kexec verdict table: every strategy on one scenario (modeled + measured)"
 
@@ -73,21 +85,25 @@ COLUMNS = list(Outcome.__dataclass_fields__)
 
 def evaluate(workload, platform="this-machine", *, strategies=None, emulate: bool = True,
              cpus_at_reset: int | None = None, build_limit_pfns: int | None = None,
-             kernel_code: bool = True, cache: dict | None = None) -> pd.DataFrame:
+             kernel_code: bool = True, cache: dict | None = None,
+             repeat=None) -> pd.DataFrame:
     """Every strategy on ``workload`` (a Workload or a KexecHost) -> DataFrame.
 
     ``strategies``: names or Strategy objects (default: all of STRATEGIES).
     ``emulate=False`` skips building trackers (estimate() only; no measured column);
     ``build_limit_pfns`` overrides the PFN space up to which trackers are built.
     ``kernel_code=False`` times the emulations even where a ``@kernel`` twin
-    could run.  ``cache``: a dict kept across calls on the same KexecHost (one per
-    platform): each tracker is then built and timed once, its measurement
-    costed on every platform.
+    could run.  ``repeat``: how often a built structure's scan is timed (an
+    int, a trackers.repeats.Repeats rule; default each strategy's
+    ``scan_repeat``, until the runs agree).  Strategies that read one
+    structure share its build within the call; ``cache``: a dict kept across
+    calls on the same KexecHost (one per platform): each structure is then
+    built and timed once, its measurement costed on every platform.
     """
     host = workload if isinstance(workload, KexecHost) else from_workload(workload)
     plat = _platform(platform, cpus_at_reset)
     rows = assess_rows(host, plat, get_strategies(strategies), emulate, build_limit_pfns,
-                       kernel_code, cache)
+                       kernel_code, {} if cache is None else cache, repeat)
     return verdict_frame(rows, host, plat)
 
 
@@ -98,14 +114,17 @@ def _platform(platform, cpus_at_reset: int | None) -> Platform:
 
 def assess_rows(host: KexecHost, platform: Platform, strategies: list[Strategy],
                 emulate: bool = True, build_limit_pfns: int | None = None,
-                kernel_code: bool = True, cache: dict | None = None) -> list[dict]:
+                kernel_code: bool = True, cache: dict | None = None,
+                repeat=None) -> list[dict]:
     """The verdict rows (Outcome.row()) of ``strategies`` on ``host``, in
     order: what :func:`evaluate` computes in-process and each task of
-    :func:`evaluate_tasks` for its strategies."""
+    :func:`evaluate_tasks` for its strategies (sharing ``cache``)."""
     kw = {} if build_limit_pfns is None else {"build_limit_pfns": int(build_limit_pfns)}
     kw["kernel_code"] = kernel_code
     if cache is not None:
         kw["cache"] = cache
+    if repeat is not None:             # absent, the key the sensitivity's assess() asks
+        kw["repeat"] = repeat
     return [s.assess(host, platform, emulate=emulate, **kw).row() for s in strategies]
 
 
@@ -135,37 +154,61 @@ def builds(strategy: Strategy, host: KexecHost, emulate: bool = True,
     return host.max_pfn <= limit
 
 
+def structure_groups(strategies: list[Strategy]) -> list[list[Strategy]]:
+    """``strategies`` grouped by the structure they read (Strategy.measure_key),
+    each group in the order given, the groups in the order of their first
+    strategy: ``bitmap``, ``fallback-bitmap`` and ``parallel-reset`` are one."""
+    groups: dict[tuple, list[Strategy]] = {}
+    for s in strategies:
+        groups.setdefault(s.measure_key, []).append(s)
+    return list(groups.values())
+
+
 def strategy_units(host_ref, host: KexecHost, platform: Platform, strategies: list[Strategy],
                    emulate: bool = True, build_limit_pfns: int | None = None,
-                   kernel_code: bool = True) -> list[Unit]:
-    """One unit per strategy (:func:`assess_rows` of it on ``host_ref``: the
-    host, or a future of it scattered to the workers), timed where it
-    :func:`builds`; each task keeps its own measurement cache."""
-    return [Unit(assess_rows, (host_ref, platform, [s], emulate, build_limit_pfns,
-                               kernel_code),
-                 timed=builds(s, host, emulate, build_limit_pfns), label=s.name)
-            for s in strategies]
+                   kernel_code: bool = True, repeat=None) -> tuple[list[Unit], list[list[int]]]:
+    """One unit per structure (:func:`structure_groups`): :func:`assess_rows`
+    of its strategies on ``host_ref`` (the host, or a future of it scattered
+    to the workers) with one measurement cache, so the structure is built and
+    timed once; timed where it :func:`builds`.  Returns the units and, for
+    each, the indices in ``strategies`` of its strategies."""
+    index = {id(s): i for i, s in enumerate(strategies)}
+    units, where = [], []
+    for group in structure_groups(strategies):
+        units.append(Unit(assess_rows, (host_ref, platform, group, emulate, build_limit_pfns,
+                                        kernel_code, {}, repeat),
+                          timed=any(builds(s, host, emulate, build_limit_pfns) for s in group),
+                          label=", ".join(s.name for s in group)))
+        where.append([index[id(s)] for s in group])
+    return units, where
 
 
 def evaluate_tasks(client, workload, platform="this-machine", *, strategies=None,
                    emulate: bool = True, cpus_at_reset: int | None = None,
                    build_limit_pfns: int | None = None, kernel_code: bool = True,
-                   progress: bool = True, extra: list[Unit] = ()) -> tuple:
-    """:func:`evaluate` with each strategy a task on ``client`` (module doc):
+                   progress: bool = True, extra: list[Unit] = (), repeat=None) -> tuple:
+    """:func:`evaluate` with each structure a task on ``client`` (module doc):
     the same table, row for row.  ``extra``: more units run in the same batch
-    (the race); returns (the table, the results of ``extra`` in order)."""
+    (the race); returns (the table, the results of ``extra`` in order).  The
+    progress bar counts the structures built (the timed tasks), naming the
+    one being built."""
     host = workload if isinstance(workload, KexecHost) else from_workload(workload)
     plat = _platform(platform, cpus_at_reset)
     chosen = get_strategies(strategies)
     ref = client.scatter(host, hash=False)
-    units = strategy_units(ref, host, plat, chosen, emulate, build_limit_pfns, kernel_code)
+    units, where = strategy_units(ref, host, plat, chosen, emulate, build_limit_pfns,
+                                  kernel_code, repeat)
     # the timed units first: they queue on the one timing worker (the critical path)
     order = sorted(range(len(units)), key=lambda i: not units[i].timed)
-    ran = run_units(client, [units[i] for i in order] + list(extra), desc="kexec",
-                    progress=progress)
-    rows: list = [None] * len(units)
+    batch = [units[i] for i in order] + list(extra)
+    weights = [int(u.timed) for u in batch]
+    ran = run_units(client, batch, progress=progress, name_running=True,
+                    **(dict(desc=f"building {host.name}'s structures", weights=weights)
+                       if any(weights) else dict(desc="kexec")))
+    rows: list = [None] * len(chosen)
     for i, r in zip(order, ran):
-        rows[i] = r[0]
+        for j, row in zip(where[i], r):
+            rows[j] = row
     return verdict_frame(rows, host, plat), ran[len(units):]
 
 
@@ -189,6 +232,28 @@ def format_table(df: pd.DataFrame) -> str:
         "downtime s [mod]": df["downtime_s"].round(3),
     })
     return t.to_string(index=False)
+
+
+def format_measured(df: pd.DataFrame, repeat=None) -> str:
+    """Below the table: which engine and how many timed runs produced each
+    measured scan, one line per structure built (its strategies together),
+    and the rule that chose the runs."""
+    timed = df[df["scan_runs"] > 0]
+    if timed.empty:
+        return "measured scans: none (no structure built)"
+    lines = [f"measured scans, each the median of its runs "
+             f"({as_repeats(repeat if repeat is not None else SCAN_REPEAT).describe()}):"]
+    keys = ["engine", "scan_runs", "scan_measured_s", "scan_measured_min_s",
+            "scan_measured_max_s"]
+    width = 0
+    found = []
+    for _, g in timed.groupby(keys, sort=False):
+        r = g.iloc[0]
+        names = ", ".join(g["strategy"])
+        width = max(width, len(names))
+        found.append((names, f"{r.engine}, {int(r.scan_runs)} runs"))
+    lines += [f"  {names:<{width}}  {what}" for names, what in found]
+    return "\n".join(lines)
 
 
 def scenario_name(text: str) -> str:
@@ -256,6 +321,10 @@ def add_arguments(p):
                    help="time the Python/numba emulations even where the kernel's own code "
                         "(tdx-trackers kernel-build) is built; default: a tracker with a "
                         "@kernel twin is timed through the kernel's code")
+    p.add_argument("--full-repeats", action="store_true",
+                   help=f"time each built structure's scan {FULL.least} times, whatever "
+                        f"its spread (default: {DEFAULT.describe()}); the table is the "
+                        f"same but for the measured columns")
     p.add_argument("--race", action="store_true",
                    help="also fire kexec during the scenario's conversions (race model); "
                         "with --out X.csv its table goes to X-race.csv beside it")
@@ -283,6 +352,7 @@ def run(args) -> int:
         except argparse.ArgumentTypeError as exc:
             raise ValueError(f"--out {args.out} with --race: {exc}") from None
     wl = own.build(args.seed) if own is not None else scenario(args.scenario, args.seed)
+    repeat = FULL if args.full_repeats else None
     extra = []
     if args.race:
         # the workload's conversion sizes: race(workload=wl) draws from these
@@ -295,12 +365,14 @@ def run(args) -> int:
     with connect(args.scheduler) as client:
         df, raced = evaluate_tasks(client, wl, plat, emulate=not args.no_emulate,
                                    cpus_at_reset=args.cpus, build_limit_pfns=args.emulate_limit,
-                                   kernel_code=not args.no_kernel_code, extra=extra)
+                                   kernel_code=not args.no_kernel_code, extra=extra,
+                                   repeat=repeat)
     if own is not None:
         print(f"# {wl.description}")
     print(f"kexec on {wl.name} (seed {args.seed}): {df['ram_pages'].iloc[0]:,} RAM pages, "
           f"{df['private_pages'].iloc[0]:,} TDX-private; platform {df['platform'].iloc[0]}")
     print(format_table(df))
+    print(format_measured(df, repeat))
     if args.out is not None:
         write_csv_atomic(df, args.out)
         print(f"written to {args.out}")

@@ -41,6 +41,7 @@ from .. import kernel
 from ..base import MemoryBudgetError
 from ..extents import Extents, count, from_tracker, normalize, overlap_pages, union
 from ..registry import TRACKERS
+from ..repeats import timed_runs
 from .host import KexecHost
 from .platform import get_platform
 from .states import NEEDS_RESET
@@ -127,7 +128,7 @@ class GmemMaple(Strategy):
 
     def measure(self, host: KexecHost, *, emulate: bool = True,
                 build_limit_pfns: int | None = None, kernel_code: bool = True,
-                repeat: int | None = None,
+                repeat=None,
                 budget_bytes: int | None = None) -> ScanMeasurement:
         nodes = inodes(host)
         modeled = maple_bytes(nodes)
@@ -150,7 +151,7 @@ class GmemMaple(Strategy):
             return m
         twin = kernel_twin("maple") if kernel_code else None
         cls = twin or MAPLE
-        repeat = repeat or self.scan_repeat
+        repeat = self.scan_repeat if repeat is None else repeat
         built = []
         try:
             t0 = time.perf_counter()
@@ -159,11 +160,7 @@ class GmemMaple(Strategy):
                 built.append(t)
                 t.mark_ranges(*i.private)
             populate_s = time.perf_counter() - t0
-            times = []
-            for _ in range(repeat):
-                t0 = time.perf_counter()
-                runs = [from_tracker(t) for t in built]
-                times.append(time.perf_counter() - t0)
+            times, runs = timed_runs(lambda: [from_tracker(t) for t in built], repeat)
             got = sum(count(r) for r in runs)
             assert got == sum(i.private_pages for i in nodes), \
                 f"gmem-maple: the trees hold {got} private indices, expected another count"
@@ -178,7 +175,7 @@ class GmemMaple(Strategy):
         what = ("kernel code lib/maple_tree.c (maple@kernel)" if twin is not None
                 else "the maple emulation (not kernel code)")
         prov = (f"measured: scan_measured_s (mas_for_each over every inode's tree, {what}, "
-                f"median of {repeat}, min-max beside it); modeled: the index -> PFN "
+                f"median of {len(times)} runs, min-max beside it); modeled: the index -> PFN "
                 "translation (one page-cache lookup per folio), added_bytes, scan_s, "
                 "clear_s, downtime_s")
         return with_times(m, times, engine=engine, modeled_bytes=modeled,

@@ -50,6 +50,7 @@ import numpy as np
 from .. import kernel, linux
 from ..base import MemoryBudgetError
 from ..extents import count, normalize, overlap_pages, subtract, union
+from ..repeats import timed_runs
 from .directmap import LEVEL_2M
 from .host import KexecHost
 from .platform import get_platform
@@ -152,7 +153,7 @@ class KvmSept(Strategy):
 
     def measure(self, host: KexecHost, *, emulate: bool = True,
                 build_limit_pfns: int | None = None, kernel_code: bool = True,
-                repeat: int | None = None,
+                repeat=None,
                 budget_bytes: int | None = None) -> ScanMeasurement:
         """The modeled walk of ``host`` and, where it can run, the timed C walk
         of page tables of the same shape (one per TD)."""
@@ -170,7 +171,7 @@ class KvmSept(Strategy):
         if not (emulate and kernel_code and host.tds and host.max_pfn <= limit
                 and linux.available()[0]):
             return m
-        repeat = repeat or self.scan_repeat
+        repeat = self.scan_repeat if repeat is None else repeat
         tables = []
         try:
             t0 = time.perf_counter()
@@ -185,11 +186,9 @@ class KvmSept(Strategy):
                 dm.mark_ranges(gs, ge)                     # every 2 MiB -> a 4 KiB table
                 dm.unmark_ranges(*subtract((gs, ge), t.private_gfns))
             populate_s = time.perf_counter() - t0
-            times = []
-            for _ in range(repeat):
-                t0 = time.perf_counter()
-                leaves = sum(sum(int((e - s).sum()) for s, e in dm.scan()) for dm in tables)
-                times.append(time.perf_counter() - t0)
+            times, leaves = timed_runs(
+                lambda: sum(sum(int((e - s).sum()) for s, e in dm.scan()) for dm in tables),
+                repeat)
             table_bytes = sum(dm.table_bytes for dm in tables)
         except MemoryBudgetError as exc:
             return replace(m, notes=f"walk not built: {exc}")
@@ -198,7 +197,7 @@ class KvmSept(Strategy):
                 dm.close()
         prov = (f"measured: C walk of {table_bytes / 2**20:,.1f} MiB of page tables shaped as "
                 f"the TDs' mirror S-EPT (trackers/linux/pages.c, 4 KiB tables scattered), "
-                f"median of {repeat}, min-max beside it; modeled: the external_spt and "
+                f"median of {len(times)} runs, min-max beside it; modeled: the external_spt and "
                 "control-pointer loads, scanned_bytes, scan_loads, pages_reset, "
                 "pages_missed, scan_s, clear_s, downtime_s")
         notes = ("" if leaves == w.leaf_sptes else

@@ -11,7 +11,8 @@ For a :class:`KexecHost` and a :class:`Platform`,
 * scanned_bytes   -- bytes the kexec-time scan reads (modeled);
 * scan_s, clear_s, downtime_s = scan_s + clear_s (modeled on the platform);
 * scan_measured_s -- where the structure was built, its measured scan
-  (median of ``scan_repeat`` runs; scan_measured_min_s and
+  (median of ``scan_runs`` runs, as many as the strategy's ``scan_repeat``
+  rule asks: :mod:`trackers.repeats`; scan_measured_min_s and
   scan_measured_max_s are the spread), with scan_model_error = scan_s /
   median - 1.  ``engine`` says what ran: the kernel's own code (the
   tracker's ``@kernel`` twin, through the kernel's iterators) wherever a twin
@@ -46,7 +47,7 @@ import math
 import statistics
 from dataclasses import asdict, dataclass, replace
 
-from .. import kernel, linux
+from .. import kernel, linux, repeats
 from ..base import NotRepresentable
 from ..registry import TWINS
 from .host import KexecHost
@@ -69,8 +70,10 @@ ENGINE_NONE = "none (modeled)"
 #: emulations: xarray ~30 s per TiB scanned here; the kernel's xa_store per
 #: page ~12 s per TiB) would dominate a shared machine; estimate() answers beyond it
 BUILD_LIMIT_PFNS = 1 << 29
-#: timed scans of a built structure (median and min-max reported)
-SCAN_REPEAT = 5
+#: how often a built structure's scan is timed (median and min-max reported):
+#: until its runs agree, at least 3 (trackers/repeats.py); ``repeat=`` of a
+#: measure() or assess() overrides it (kexec --full-repeats: repeats.FULL)
+SCAN_REPEAT = repeats.DEFAULT
 
 
 @dataclass(kw_only=True)

@@ -23,6 +23,7 @@ from dataclasses import replace
 from .. import kernel, linux
 from ..base import MemoryBudgetError, NotRepresentable, memory_budget
 from ..extents import count, count_blocks_touched, from_tracker, overlap_pages, union
+from ..repeats import timed_runs
 from .host import KexecHost
 from .platform import get_platform
 from .states import ATTR_PRIVATE, NEEDS_RESET, STATE_FACTS
@@ -31,15 +32,11 @@ from .strategy import (BUILD_LIMIT_PFNS, ENGINE_EMULATION, ENGINE_STRUCT_PAGES, 
                        kept_list, kernel_engine, kernel_twin, scan_entries, scan_outcome)
 
 
-def _timed_scans(engine, repeat: int) -> tuple[list[float], tuple]:
-    """``repeat`` whole scans of a tracker, each timed (perf_counter around
-    the loop that consumes extents()); the runs the last one found."""
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        found = from_tracker(engine)
-        times.append(time.perf_counter() - t0)
-    return times, found
+def _timed_scans(engine, repeat) -> tuple[list[float], tuple]:
+    """Whole scans of a tracker, each timed (perf_counter around the loop that
+    consumes extents()), as many as ``repeat`` asks (trackers/repeats.py); the
+    runs the last one found."""
+    return timed_runs(lambda: from_tracker(engine), repeat)
 
 
 class TrackerStrategy(Strategy):
@@ -85,16 +82,17 @@ class TrackerStrategy(Strategy):
 
     def measure(self, host: KexecHost, *, emulate: bool = True,
                 build_limit_pfns: int | None = None, kernel_code: bool = True,
-                repeat: int | None = None,
+                repeat=None,
                 budget_bytes: int | None = None) -> ScanMeasurement:
-        """Build the structure for ``host`` and time ``repeat`` whole scans
-        (default ``scan_repeat``), or estimate when it is not built: the
+        """Build the structure for ``host`` and time its whole scan as often as
+        ``repeat`` asks (an int: that many runs; a repeats.Repeats rule;
+        default ``scan_repeat``), or estimate when it is not built: the
         ``@kernel`` twin where one exists and ``kernel_code`` allows, else the
         emulation, within ``budget_bytes`` of host memory (default
         :func:`trackers.base.memory_budget`).  Raises NotRepresentable where
         the structure cannot hold the host's PFNs."""
         limit = self.build_limit_pfns if build_limit_pfns is None else build_limit_pfns
-        repeat = repeat or self.scan_repeat
+        repeat = self.scan_repeat if repeat is None else repeat
         notes = ""
         if emulate and host.max_pfn > limit:
             notes = f"not built: max_pfn {host.max_pfn} over the build limit {limit}"
@@ -105,7 +103,7 @@ class TrackerStrategy(Strategy):
                 notes = f"not built: {exc}"
         return self._estimated(host, notes)
 
-    def _built(self, host: KexecHost, kernel_code: bool, repeat: int,
+    def _built(self, host: KexecHost, kernel_code: bool, repeat,
                budget_bytes: int | None = None) -> ScanMeasurement:
         twin = kernel_twin(self.tracker_cls.name) if kernel_code else None
         cls = twin or self.tracker_cls
@@ -129,7 +127,7 @@ class TrackerStrategy(Strategy):
         finally:
             if tracker is not None and hasattr(tracker, "close"):
                 tracker.close()            # a twin's kernel structures, freed now
-        what = (f"median of {repeat}, min-max beside it; modeled: added_bytes, scan_s, "
+        what = (f"median of {len(times)} runs, min-max beside it; modeled: added_bytes, scan_s, "
                 "clear_s, downtime_s")
         if twin is not None:
             engine = kernel_engine()
@@ -150,7 +148,7 @@ class TrackerStrategy(Strategy):
             entries=scan_entries(mem.modeled_bytes, mem.scanned_bytes),
             extents=int(found[0].size), lookups=self.lookups_per_page * count(found),
             provenance=prov, seconds=statistics.median(times), seconds_min=min(times),
-            seconds_max=max(times), repeat=repeat, max_pfn=host.max_pfn,
+            seconds_max=max(times), repeat=len(times), max_pfn=host.max_pfn,
             measured_pfns=host.max_pfn, populate_s=populate_s)
 
     def _estimated(self, host: KexecHost, notes: str = "") -> ScanMeasurement:
@@ -168,14 +166,16 @@ class TrackerStrategy(Strategy):
 
     def assess(self, host: KexecHost, platform=None, *, emulate: bool = True,
                build_limit_pfns: int | None = None, kernel_code: bool = True,
-               cache: dict | None = None) -> Outcome:
+               cache: dict | None = None, repeat=None) -> Outcome:
         """The row for ``host`` on ``platform``.  ``kernel_code=False`` times
         the emulation even where a twin exists.  ``cache`` (a dict the caller
-        keeps) holds the measurement across platforms: the same host is then
-        built and timed once."""
+        keeps) holds the measurement across platforms and the strategies that
+        read one structure: the same host is then built and timed once.
+        ``repeat``: how often its scan is timed (measure())."""
         platform = get_platform(platform or "this-machine")
         m = cached_measure(self, host, cache, emulate=emulate,
-                           build_limit_pfns=build_limit_pfns, kernel_code=kernel_code)
+                           build_limit_pfns=build_limit_pfns, kernel_code=kernel_code,
+                           **({} if repeat is None else {"repeat": repeat}))
         if isinstance(m, NotRepresentable):
             return self.not_representable(m)
         # lists the kernel keeps anyway (the TDMR list): a few entries, not counted
@@ -226,7 +226,7 @@ class StructPageStrategy(TrackerStrategy):
             return min(max_pfn, budget // kernel.STRUCT_PAGE_BYTES)
         return max_pfn
 
-    def _built(self, host: KexecHost, kernel_code: bool, repeat: int,
+    def _built(self, host: KexecHost, kernel_code: bool, repeat,
                budget_bytes: int | None = None) -> ScanMeasurement:
         if not (kernel_code and linux.available()[0]):
             return super()._built(host, kernel_code, repeat, budget_bytes)
@@ -243,7 +243,7 @@ class StructPageStrategy(TrackerStrategy):
                         "pages_reset, pages_missed: the private pages the hooks flag"),
             seconds=st.seconds, seconds_min=st.seconds_min, seconds_max=st.seconds_max,
             repeat=st.repeat, max_pfn=host.max_pfn, measured_pfns=st.measured_pfns,
-            populate_s=elapsed - st.seconds / st.scale * repeat)
+            populate_s=elapsed - st.seconds / st.scale * st.repeat)
 
 
     def _estimated(self, host: KexecHost, notes: str = "") -> ScanMeasurement:

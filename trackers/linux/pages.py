@@ -48,7 +48,6 @@ from __future__ import annotations
 
 import ctypes
 import statistics
-import time
 from dataclasses import dataclass
 from typing import Iterator
 
@@ -58,6 +57,7 @@ from .. import kernel
 from ..base import (MemoryBudgetError, check_budget, memory_budget, validate_budget,
                     validate_max_pfn, validate_pfns, validate_ranges)
 from ..extents import normalize
+from ..repeats import as_repeats, timed_runs
 from .binding import SCAN_CHUNK, Handle, library
 from .build import KernelCodeUnavailable
 
@@ -544,26 +544,26 @@ class ScanTime:
         return self.bytes_read * self.scale / self.seconds
 
 
-def time_scan(engine, *, repeat: int = 5, cap: int = SCAN_CHUNK
-              ) -> tuple[float, float, float, int]:
-    """(median, min, max) seconds of ``repeat`` whole ``engine.scan(cap)``
-    passes, and the runs one pass finds.  Measured with time.perf_counter
-    around the Python loop that consumes the chunks."""
-    if isinstance(repeat, bool) or not isinstance(repeat, int) or repeat < 1:
-        raise ValueError(f"repeat {repeat!r} must be an int >= 1")
-    times, runs = [], 0
-    for _ in range(repeat):
-        t0 = time.perf_counter()
+def time_scan(engine, *, repeat=5, cap: int = SCAN_CHUNK
+              ) -> tuple[float, float, float, int, int]:
+    """(median, min, max) seconds of whole ``engine.scan(cap)`` passes, the
+    runs one pass finds, and the passes timed: ``repeat`` of them (an int),
+    or as many as a :class:`trackers.repeats.Repeats` rule asks.  Measured
+    with time.perf_counter around the Python loop that consumes the chunks."""
+    rule = as_repeats(repeat)
+
+    def one_pass() -> int:
         n = 0
         for s, _e in engine.scan(cap):
             n += s.size
-        times.append(time.perf_counter() - t0)
-        runs = n
-    return statistics.median(times), min(times), max(times), runs
+        return n
+
+    times, runs = timed_runs(one_pass, rule)
+    return statistics.median(times), min(times), max(times), runs, len(times)
 
 
 def struct_page_scan_time(max_pfn: int, starts=None, ends=None, *,
-                          budget_bytes: int | None = None, repeat: int = 5,
+                          budget_bytes: int | None = None, repeat=5,
                           cap: int = SCAN_CHUNK) -> ScanTime:
     """The struct-page scan over ``max_pfn`` PFNs with ``[starts, ends)``
     flagged, measured -- or, past the budget, extrapolated.
@@ -586,7 +586,7 @@ def struct_page_scan_time(max_pfn: int, starts=None, ends=None, *,
             s, e = validate_ranges(starts, ends, max_pfn)
             keep = s < n
             sp.mark_ranges(s[keep], np.minimum(e[keep], n))
-        med, lo, hi, runs = time_scan(sp, repeat=repeat, cap=cap)
+        med, lo, hi, runs, repeat = time_scan(sp, repeat=repeat, cap=cap)
         nbytes = sp.nbytes
     scale = max_pfn / n
     what = (f"C scan of {n:,} struct pages ({nbytes / 2**30:.2f} GiB, "
@@ -600,14 +600,14 @@ def struct_page_scan_time(max_pfn: int, starts=None, ends=None, *,
     return ScanTime(med * scale, lo * scale, hi * scale, max_pfn, n, repeat, nbytes, runs, prov)
 
 
-def direct_map_scan_time(engine: KernelDirectMap, *, repeat: int = 5,
+def direct_map_scan_time(engine: KernelDirectMap, *, repeat=5,
                          cap: int = SCAN_CHUNK) -> ScanTime:
     """The page-table walk of a built :class:`KernelDirectMap`, measured whole
     (no extrapolation: build it within the budget).  ``max_pfn`` is the
     engine's (one past the highest PFN mapped); ``bytes_read`` that of one
     walk (table pages x 4 KiB, plus 24 B per resumed chunk)."""
     engine.reset_scanned()
-    med, lo, hi, runs = time_scan(engine, repeat=repeat, cap=cap)
+    med, lo, hi, runs, repeat = time_scan(engine, repeat=repeat, cap=cap)
     nbytes = engine.scanned_bytes // repeat
     engine.reset_scanned()
     prov = (f"measured: C walk of {nbytes / 2**20:,.1f} MiB of direct-map page tables "
