@@ -12,7 +12,7 @@ import pytest
 
 from trackers.__main__ import main
 from trackers.kexec import PLATFORMS
-from trackers.report import config, figures, memory, scan, steps, summary
+from trackers.report import cli, config, figures, memory, scan, steps, summary
 from trackers.report.figures import scan_time
 from trackers.report.cli import write_report
 from trackers.sets import SetTooLarge, host_set
@@ -754,6 +754,38 @@ def test_provenance_names_what_produced_the_report(report_dir):
     assert prov["platforms"]["spr-2s"]["sources"]["clear_bps_core"]
     assert set(prov["calibration"]["engines"]) == set(prov["calibration"]["figures"])
     assert "provenance.json" in (report_dir / "MANIFEST").read_text()
+
+
+def test_provenance_says_where_the_time_went(report_dir):
+    """step_times: the run's phases, every planned step (label and table, in
+    plan order) and every figure drawn, each with its seconds."""
+    import json
+    prov = json.loads((report_dir / "provenance.json").read_text())
+    times = prov["step_times"]
+    assert all(t["seconds"] >= 0 and set(t) == {"step", "table", "timed", "seconds"}
+               for t in times)
+    phases = [t["step"] for t in times if not t["table"]]
+    assert phases == ["kernel code (build or find it built)",
+                      "steps (wall: the cluster's start, every task, its stop)"]
+    planned = steps.plan(config.quick_config())
+    ran = [t for t in times if t["table"] and not t["step"].startswith("figure ")]
+    assert [(t["step"], t["table"], t["timed"]) for t in ran] == \
+        [(s.label, s.table, s.timed) for s in planned]
+    drawn = sorted(t["step"][len("figure "):] for t in times if t["step"].startswith("figure "))
+    assert drawn == sorted(p.stem for p in report_dir.glob("*.png"))
+
+
+def test_the_end_of_the_run_names_the_slowest_steps():
+    times = [{"step": "kernel code", "table": "", "timed": False, "seconds": 0.5},
+             {"step": "scan 4 GiB", "table": "scan_time", "timed": True, "seconds": 3.0},
+             {"step": "race", "table": "race", "timed": False, "seconds": 1.25},
+             {"step": "kexec tiny", "table": "kexec", "timed": True, "seconds": 2.0}]
+    assert cli.format_step_times(times, 9.4, slowest=2).split("\n") == [
+        "where the time went (9 s in all; every step in provenance.json step_times):",
+        "  kernel code 0.5 s",
+        "  timed steps, one at a time on the timing worker: 5.0 s; the slowest steps:",
+        "       3.0 s  scan 4 GiB [timed]",
+        "       2.0 s  kexec tiny [timed]"]
 
 
 def test_provenance_records_the_calibration_engines_and_scan_costs(tmp_path, monkeypatch):

@@ -158,9 +158,7 @@ def _progress(total: int, disable: bool):
 def write_report(tables, out: Path, meta: dict) -> list[Path]:
     """Write figures, CSVs and summary.md as the directory ``out``, published
     whole (module doc); return the report's paths."""
-    import matplotlib.pyplot as plt      # heavy: only when a report is drawn
-
-    from . import figures, summary       # both import pyplot
+    from . import figures, summary       # both import pyplot: only when a report is drawn
     out = Path(os.path.realpath(out))          # publish at the real directory
     clean_stale(out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -178,20 +176,13 @@ def write_report(tables, out: Path, meta: dict) -> list[Path]:
         (tmp / "recommendation.md").write_text(recommend.recommendation_markdown(rec) + "\n")
         meta = {**meta, "provenance": provenance(meta)}
         (tmp / "summary.txt").write_text(summary.summary_text(tables, rec, meta))
-        drawn = []
+        drawn = [name for name, spec in figures.FIGURES.items()
+                 if tables.get(spec.table) is not None and not tables[spec.table].empty]
         times = meta["provenance"]["step_times"]   # the figures' times join the steps'
-        for fig_name, spec in figures.FIGURES.items():
-            df = tables.get(spec.table)
-            if df is None or df.empty:
-                continue                       # no rows: nothing to draw
-            t0 = time.perf_counter()
-            fig = spec.render(tables)          # its table and the further ones it reads
-            fig.savefig(tmp / f"{fig_name}.png", dpi=130)
-            fig.savefig(tmp / f"{fig_name}.svg")
-            plt.close(fig)
-            times.append({"step": f"figure {fig_name}", "table": spec.table, "timed": False,
-                          "seconds": round(time.perf_counter() - t0, 3)})
-            drawn.append(fig_name)
+        for fig_name, seconds in draw_figures(tables, drawn, tmp):
+            times.append({"step": f"figure {fig_name}",
+                          "table": figures.FIGURES[fig_name].table, "timed": False,
+                          "seconds": round(seconds, 3)})
         (tmp / "provenance.json").write_text(json.dumps(meta["provenance"], indent=2,
                                                         default=str) + "\n")
         (tmp / "summary.md").write_text(summary.summary_markdown(tables, verdict, drawn, meta,
@@ -202,6 +193,54 @@ def write_report(tables, out: Path, meta: dict) -> list[Path]:
         return [out / n for n in names]
     finally:
         shutil.rmtree(tmp, ignore_errors=True)  # unpublished, or the old report
+
+
+def draw_figure(tables, fig_name: str, where: Path) -> tuple[str, float]:
+    """Draw figure ``fig_name`` of ``tables`` (its table has rows) as
+    ``where``/NAME.png and .svg; (its name, the seconds it took)."""
+    import matplotlib
+    matplotlib.use("Agg")                      # a worker process may not have chosen yet
+    import matplotlib.pyplot as plt
+
+    from . import figures
+    t0 = time.perf_counter()
+    fig = figures.FIGURES[fig_name].render(tables)   # its table and the further ones it reads
+    fig.savefig(where / f"{fig_name}.png", dpi=130)
+    fig.savefig(where / f"{fig_name}.svg")
+    plt.close(fig)
+    return fig_name, time.perf_counter() - t0
+
+
+#: processes that draw the figures: each figure is seconds of matplotlib in
+#: one process, and the figures are independent
+FIGURE_PROCESSES = 2
+#: a drawing process's tables, sent once when it starts (_hold_tables)
+_tables = None
+
+
+def _hold_tables(tables) -> None:
+    global _tables
+    _tables = tables
+
+
+def _draw_held(fig_name: str, where: Path) -> tuple[str, float]:
+    return draw_figure(_tables, fig_name, where)
+
+
+def draw_figures(tables, names: list[str], where: Path) -> list[tuple[str, float]]:
+    """Every figure of ``names`` drawn into ``where`` by up to
+    FIGURE_PROCESSES spawned processes, one per core at most (spawn, not
+    fork: this process may hold the kernel library's liburcu threads), each
+    sent the tables once; here where there is one core.  (name, seconds) per
+    figure, in ``names`` order."""
+    n = min(FIGURE_PROCESSES, os.cpu_count() or 1, len(names))
+    if n <= 1:
+        return [draw_figure(tables, name, where) for name in names]
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+    with ProcessPoolExecutor(n, mp_context=multiprocessing.get_context("spawn"),
+                             initializer=_hold_tables, initargs=(tables,)) as pool:
+        return list(pool.map(_draw_held, names, [where] * len(names)))
 
 
 #: the packages whose versions provenance.json records
@@ -507,6 +546,8 @@ def run(args) -> int:
     t1 = time.perf_counter()
     written = write_report(tables, out, meta)
     written_s = time.perf_counter() - t1
+    _phase(step_times, f"write the report (tables, figures in up to {FIGURE_PROCESSES} "
+                       f"processes, summary)", t1)
     print(ending(steps.split_tables(tables), meta, written, out, elapsed + written_s,
                  verdict=getattr(args, "verdict", False), step_times=step_times))
     return 0
