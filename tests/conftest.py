@@ -68,10 +68,12 @@ def report_dir_for_answer(request, quick_report):
     return Path(given) if given else quick_report
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def cluster():
     """A two-worker local cluster (trackers.cluster.local_cluster: one timing
-    worker) for one test module."""
+    worker) for the whole session: a cluster's start (two spawned workers,
+    their imports) is seconds, and no test needs fresh workers -- a task that
+    measures resets its worker's peak RSS (cluster.with_peak_rss)."""
     from trackers.cluster import local_cluster
     c = local_cluster(2)
     try:
@@ -80,9 +82,9 @@ def cluster():
         c.close()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def client(cluster):
-    """A Client of the module's ``cluster``, both workers up."""
+    """A Client of the session's ``cluster``, both workers up."""
     from distributed import Client
     with Client(cluster) as c:
         c.wait_for_workers(2)

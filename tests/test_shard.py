@@ -9,19 +9,12 @@ import pytest
 
 import trackers
 from trackers import kernel
-from trackers.cluster import connect
 from trackers.maple import level_name
 from trackers.sets import reference_set
 from trackers.shard import (MAPLE_NODES_PER_BOUNDARY, Extents, check_shards, makespan,
                             sharded_build, structure)
 
 N, S = 1 << 20, 1 << 17             # 8 shards of 512 MiB over a 4 GiB host
-
-
-@pytest.fixture(scope="module")
-def client():
-    with connect(scheduler="", n_workers=2) as c:
-        yield c
 
 
 def _maple_nodes(breakdown):

@@ -212,8 +212,10 @@ def draw_figure(tables, fig_name: str, where: Path) -> tuple[str, float]:
 
 
 #: processes that draw the figures: each figure is seconds of matplotlib in
-#: one process, and the figures are independent
+#: one process, and the figures are independent; a process's start (spawn,
+#: the imports: 2-3 s here) pays off from FIGURES_PER_PROCESS figures on
 FIGURE_PROCESSES = 2
+FIGURES_PER_PROCESS = 2
 #: a drawing process's tables, sent once when it starts (_hold_tables)
 _tables = None
 
@@ -231,9 +233,10 @@ def draw_figures(tables, names: list[str], where: Path) -> list[tuple[str, float
     """Every figure of ``names`` drawn into ``where`` by up to
     FIGURE_PROCESSES spawned processes, one per core at most (spawn, not
     fork: this process may hold the kernel library's liburcu threads), each
-    sent the tables once; here where there is one core.  (name, seconds) per
-    figure, in ``names`` order."""
-    n = min(FIGURE_PROCESSES, os.cpu_count() or 1, len(names))
+    sent the tables once; here where there is one core or fewer than
+    FIGURES_PER_PROCESS figures a process.  (name, seconds) per figure, in
+    ``names`` order."""
+    n = min(FIGURE_PROCESSES, os.cpu_count() or 1, len(names) // FIGURES_PER_PROCESS)
     if n <= 1:
         return [draw_figure(tables, name, where) for name in names]
     import multiprocessing
