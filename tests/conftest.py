@@ -91,6 +91,31 @@ def client(cluster):
         yield c
 
 
+#: fixtures whose tests are slow, whatever else they do: a Dask cluster (a
+#: task's round trips; the session's cluster is started once, still seconds)
+#: and a whole `report --quick` run (test_report.py's report_dir)
+SLOW_FIXTURES = {"cluster", "client", "report_dir", "on_session_cluster"}
+
+
+def pytest_collection_modifyitems(config, items):
+    """Mark ``slow`` every test that uses a fixture of SLOW_FIXTURES; the
+    others slow for their own reasons carry @pytest.mark.slow themselves
+    (-m "not slow" deselects both: the fast subset)."""
+    for item in items:
+        if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
+
+
+@pytest.fixture
+def on_session_cluster(cluster, monkeypatch):
+    """A command run in the test goes to the session's cluster
+    ($TRACKERS_SCHEDULER, as a user's is given) instead of starting its own:
+    for tests of what a command writes, not of how it starts a cluster."""
+    from trackers.cluster import SCHEDULER_ENV
+    monkeypatch.setenv(SCHEDULER_ENV, cluster.scheduler_address)
+    return cluster.scheduler_address
+
+
 def pytest_report_header(config):
     return KERNEL_CODE
 

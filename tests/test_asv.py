@@ -22,6 +22,7 @@ def _asv() -> list[str]:
     return [exe]
 
 
+@pytest.mark.slow
 def test_asv_check():
     proc = subprocess.run(_asv() + ["check", "--python=same"], cwd=ROOT,
                           capture_output=True, text=True, timeout=300,

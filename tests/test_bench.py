@@ -30,6 +30,7 @@ STATS = ("median", "min", "max")
 TINY = 1 << 16                  # the 2^16-PFN reference set, seed 0: 46,004 pages
 TINY_PAGES = 46004
 
+pytestmark = pytest.mark.slow          # bench-core runs, on a cluster of their own
 needs_kernel = pytest.mark.skipif(not trackers.KERNEL_TRACKERS,
                                   reason=f"kernel code unavailable: {trackers.KERNEL_UNAVAILABLE}")
 

@@ -28,6 +28,7 @@ def test_command_help(name, capsys):
     assert "usage:" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_bench_core_small(capsys):
     assert main(["bench-core", "--pfns", "65536", "--repeat", "1",
                  "--estimate-pfns", "1048576", "--trackers", "bitmap"]) == 0
@@ -40,6 +41,7 @@ def test_unknown_tracker_is_a_clear_error(capsys):
     assert "unknown tracker 'btree'" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_module_entry_point():
     r = subprocess.run([sys.executable, "-m", "trackers", "--help"],
                        capture_output=True, text=True, check=True)
@@ -243,6 +245,7 @@ def test_version(capsys):
     assert capsys.readouterr().out == f"tdx-trackers {trackers.__version__}\n"
 
 
+@pytest.mark.slow
 def test_version_of_the_installed_command():
     import trackers
     r = subprocess.run([sys.executable, "-m", "trackers", "--version"],
@@ -282,6 +285,7 @@ def test_ctrl_c_exits_130_with_one_line(monkeypatch, capsys):
     assert capsys.readouterr().err == "tdx-trackers report: interrupted\n"
 
 
+@pytest.mark.slow
 def test_sigint_of_the_command_exits_130():
     """A real SIGINT while a command runs: status 130, one line, no traceback.
     The child restores Python's own SIGINT handler first: a test run started in
@@ -297,6 +301,7 @@ def test_sigint_of_the_command_exits_130():
 
 # --- kexec writes only what it is asked to, where it is asked ---------------
 
+@pytest.mark.slow
 def test_kexec_writes_no_file_without_out(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     assert main(["kexec", "tiny", "--no-emulate", "--race"]) == 0
@@ -304,7 +309,7 @@ def test_kexec_writes_no_file_without_out(tmp_path, monkeypatch, capsys):
     assert "written to" not in capsys.readouterr().out
 
 
-def test_kexec_race_csv_sits_beside_out(tmp_path, monkeypatch, capsys):
+def test_kexec_race_csv_sits_beside_out(tmp_path, monkeypatch, capsys, on_session_cluster):
     """X.csv -> X-race.csv in the same directory; a 'kexec-' in a directory name
     is not the file name's."""
     monkeypatch.chdir(tmp_path)
@@ -319,7 +324,7 @@ def test_kexec_race_csv_sits_beside_out(tmp_path, monkeypatch, capsys):
 
 
 @pytest.mark.parametrize("umask, mode", [(0o022, 0o644), (0o077, 0o600), (0o002, 0o664)])
-def test_kexec_csv_gets_the_umask_mode(umask, mode, tmp_path):
+def test_kexec_csv_gets_the_umask_mode(umask, mode, tmp_path, on_session_cluster):
     out = tmp_path / "x.csv"
     old = os.umask(umask)
     try:
@@ -329,7 +334,7 @@ def test_kexec_csv_gets_the_umask_mode(umask, mode, tmp_path):
     assert stat.S_IMODE(out.stat().st_mode) == mode
 
 
-def test_rewritten_file_keeps_its_mode(tmp_path):
+def test_rewritten_file_keeps_its_mode(tmp_path, on_session_cluster):
     """As open(path, "w") would: a file that exists keeps its permissions."""
     out = tmp_path / "x.csv"
     out.write_text("old")

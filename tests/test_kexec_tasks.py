@@ -107,6 +107,7 @@ def test_strategies_that_read_one_structure_are_one_timed_task_and_one_build(cli
     assert lines[1].endswith(f"  {engine}, 5 runs") and len(lines) == 3
 
 
+@pytest.mark.slow
 def test_the_default_repeats_change_only_the_timed_columns(tiny):
     """The adaptive rule (trackers/repeats.py) against the full repeats on every
     strategy: the same table but for what a second run times again, and the
@@ -175,6 +176,7 @@ def test_shards_are_at_least_four_per_cpu_and_never_below_the_minimum():
     assert measured_shard_pfns(0x1040000, 2) == 1 << 21               # iomem-64g: 9 of 2^21
 
 
+@pytest.mark.slow
 def test_the_sharded_scan_holds_the_set_and_its_makespan_is_lpt(tiny):
     _, host = tiny
     sh = sharded_scan("xarray", host.max_pfn, host.private, 1 << 18, repeat=2)
@@ -186,6 +188,7 @@ def test_the_sharded_scan_holds_the_set_and_its_makespan_is_lpt(tiny):
     assert sh.scan_s(2) == makespan(medians, 2) >= sh.scan_s(1) / 2
 
 
+@pytest.mark.slow
 def test_measured_scans_fill_the_this_machine_rows_only(swept):
     host, measured, df = swept
     assert set(measured) == {"bitmap", "xarray", "xarray-multi", "ida", "roaring", "maple",
@@ -209,6 +212,7 @@ def test_measured_scans_fill_the_this_machine_rows_only(swept):
     assert notes["xarray"].endswith(f"({twin.name if twin else 'xarray'})")
 
 
+@pytest.mark.slow
 def test_the_figure_draws_the_measured_scan_part(swept):
     _, measured, df = swept
     fig = downtime_vs_cpus.figure(df)

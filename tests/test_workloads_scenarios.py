@@ -35,6 +35,7 @@ def test_small_scenarios_deterministic_and_consistent(name):
     assert all(x.dtype == EVENT_DTYPE for x in a.batches)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["16tib-dense", "1tib-fragmented", "4tib-16td", "1tib-churn"])
 def test_large_scenarios_deterministic(name):
     assert _digest(scenario(name, seed=1)) == _digest(scenario(name, seed=1))
