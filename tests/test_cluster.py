@@ -94,6 +94,7 @@ def test_a_cluster_without_a_timing_worker_is_refused():
                 pass
 
 
+@pytest.mark.slow
 def test_timed_workers_each_declare_timing():
     c = local_cluster(2, timed_workers=2)
     try:

@@ -260,6 +260,7 @@ def test_memory_figure_without_sparse_rows():
 
 # --- the commands --------------------------------------------------------------
 
+@pytest.mark.slow
 def test_kexec_on_own_map_fills_the_model_error(tmp_path, capsys):
     p = _write(tmp_path, SMALL_E820, "small.dmesg")
     out = tmp_path / "v.csv"
