@@ -114,6 +114,12 @@ def test_wilson_interval_exact_values():
     assert hi == 1 and lo == pytest.approx(100 / (100 + Z95 ** 2))
     with pytest.raises(ValueError, match="0 <= k <= n"):
         wilson_interval(3, 2)
+    # the interval holds the proportion exactly at either end (error bars drawn
+    # from it are never negative): rounding put hi at 1 - 2e-16 for k = n
+    n = np.array([2000, 20000, 12345])
+    for k in (n, np.zeros(3, int)):
+        lo, hi = wilson_interval(k, n)
+        assert (lo <= k / n).all() and (k / n <= hi).all()
 
 
 def test_mean_interval():

@@ -216,7 +216,9 @@ def wilson_interval(k, n, z: float = Z95) -> tuple[np.ndarray, np.ndarray]:
     denom = 1 + z * z / n
     centre = (p + z * z / (2 * n)) / denom
     half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    return np.maximum(centre - half, 0.0), np.minimum(centre + half, 1.0)
+    # the interval holds p; at k = 0 and k = n rounding puts an end 1e-16 past it
+    return (np.minimum(np.maximum(centre - half, 0.0), p),
+            np.maximum(np.minimum(centre + half, 1.0), p))
 
 
 def mean_interval(x, z: float = Z95) -> tuple[float, float]:
