@@ -44,7 +44,7 @@ class IdaKernel(KernelCode, Tracker):
     def _mark_ranges(self, starts, ends):
         self._refuse_over_budget("ida_alloc_range", lambda: normalize_extents(
             np.concatenate((self._all_runs()[0], starts)),
-            np.concatenate((self._all_runs()[1], ends))), self._bytes(), (starts, ends))
+            np.concatenate((self._all_runs()[1], ends))), self._bytes, (starts, ends))
         self.ida.mark_range(starts, ends)
 
     def _unmark_ranges(self, starts, ends):

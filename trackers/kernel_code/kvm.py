@@ -41,6 +41,9 @@ class KernelTd:
         self.td = td
         self.attrs = linux.KernelXArray()
         self.gmem = linux.KernelXArray()
+        #: per XArray, an upper bound of its modeled bytes (both start empty):
+        #: a request adds estimate(update) to it (node counts are subadditive)
+        self.bound = {"attrs": 0, "gmem": 0}
 
     def close(self) -> None:
         self.attrs.close()
@@ -50,14 +53,22 @@ class KernelTd:
         """Drop a TD that was never added."""
         self.close()
 
-    # --- budget requests: (label, modeled bytes after the update) --------------
+    # --- budget requests: (td, part, bound of the bytes after, exact bytes after) --
     def _after(self, engine, gfn_s, gfn_e) -> int:
+        """Modeled bytes of ``engine``'s XArray with the rows added (a scan)."""
         cur = concat_runs(engine.scan(cap=EXTENT_CHUNK))
         s, e = normalize_extents(np.concatenate((cur[0], gfn_s)), np.concatenate((cur[1], gfn_e)))
         return int(xa_node_counts(s, e).sum()) * kernel.XA_NODE_BYTES
 
+    def _request(self, part: str, gfn_s, gfn_e):
+        """The request for adding the rows to ``part``: its bound plus the
+        rows alone, and how to count it exactly where the bound does not fit."""
+        engine = getattr(self, part)
+        grow = int(xa_node_counts(*normalize_extents(gfn_s, gfn_e)).sum()) * kernel.XA_NODE_BYTES
+        return (self, part, self.bound[part] + grow, lambda: self._after(engine, gfn_s, gfn_e))
+
     def attr_rows(self, gfn_s, gfn_e, private):
-        return (self, "attrs", self._after(self.attrs, gfn_s[private], gfn_e[private]))
+        return self._request("attrs", gfn_s[private], gfn_e[private])
 
     def bind_rows(self, gfn_s, gfn_e, pfn_s=None):
         """The request for binding the rows; ValueError (before any change)
@@ -68,9 +79,10 @@ class KernelTd:
                 raise ValueError(f"GFN {int(gfn_s[low])} bound to PFN {int(pfn_s[low])}: "
                                  f"kvm@kernel stores pfn - gfn + 2^62 in a value entry, so "
                                  f"GFNs must lie below 2^62 + PFN")
-        return (self, "gmem", self._after(self.gmem, gfn_s, gfn_e))
+        return self._request("gmem", gfn_s, gfn_e)
 
     def now_bytes(self) -> dict[str, int]:
+        """Each XArray's modeled bytes now: a walk of every node."""
         return {"attrs": int(self.attrs.levels().sum()) * kernel.XA_NODE_BYTES,
                 "gmem": int(self.gmem.levels().sum()) * kernel.XA_NODE_BYTES}
 
@@ -166,15 +178,27 @@ class KvmKernel(KernelCode, KvmAttributes):
 
     def reserve(self, requests) -> None:
         """Refuse (MemoryBudgetError) when the TDs' XArrays after the update,
-        as the twin counts them, would exceed the budget."""
-        asked = {(id(td), part): nbytes for td, part, nbytes in requests}
-        need = sum(asked.values())
-        for td in self.tds.values():
-            for part, nbytes in td.now_bytes().items():
-                if (id(td), part) not in asked:
-                    need += nbytes
-        check_budget(f"{self.name} tracker (mem_attr_array and guest_memfd XArrays)", need,
-                     self.budget_bytes)
+        as the twin counts them, would exceed the budget.  The bounds decide
+        without a walk; where they exceed the budget, the XArrays are counted
+        exactly (a scan of each asked, a walk of the others) and the bounds
+        reset to those counts."""
+        requests = list(requests)
+        tds = {id(td): td for td, *_ in requests} | {id(td): td for td in self.tds.values()}
+
+        def total(asked):
+            return sum(asked.values()) + sum(
+                n for td in tds.values() for part, n in td.bound.items()
+                if (id(td), part) not in asked)
+
+        asked = {(id(td), part): bound for td, part, bound, _ in requests}
+        if total(asked) > self.budget_bytes:
+            for td in tds.values():
+                td.bound = td.now_bytes()
+            asked = {(id(td), part): exact() for td, part, _, exact in requests}
+            check_budget(f"{self.name} tracker (mem_attr_array and guest_memfd XArrays)",
+                         total(asked), self.budget_bytes)
+        for td, part, *_ in requests:
+            td.bound[part] = asked[(id(td), part)]
 
     def _extent_batches(self):
         self._open()

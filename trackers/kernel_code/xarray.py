@@ -43,7 +43,7 @@ class XArrayKernel(KernelCode, Tracker):
         self._refuse_over_budget("xa_store", lambda: normalize_extents(
             np.concatenate((self._all_runs()[0], starts)),
             np.concatenate((self._all_runs()[1], ends))),
-            int(self._levels().sum()) * kernel.XA_NODE_BYTES, (starts, ends))
+            lambda: int(self._levels().sum()) * kernel.XA_NODE_BYTES, (starts, ends))
         self.xa.store_range(starts, ends)
 
     def _unmark_ranges(self, starts, ends):
