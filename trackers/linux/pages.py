@@ -281,14 +281,15 @@ class KernelStructPages(Handle):
 # option 2: a software bit in the direct map's PTEs
 
 @dataclass(frozen=True)
-class DirectMapTables:
-    """One state of a :class:`KernelDirectMap`, counted in its tables.
+class DirectMapCounts:
+    """One state of the direct map, counted: what the model of
+    ``trackers.kexec.directmap`` (``DirectMap.counts()``, ``split_for()``)
+    says and what :class:`KernelDirectMap` holds (:class:`DirectMapTables`).
 
-    pud_pages / pmd_pages / pte_pages: 4 KiB table pages per level (as
-    ``DirectMapCounts`` models them); pages_4k / mappings_2m / mappings_1g:
-    present leaves (``/proc/meminfo`` DirectMap4k / 2M / 1G); marked_pages:
-    PTEs with the soft bit; host_bytes: what the C side holds (table pages
-    come from 2 MiB chunks, plus one 8-B top-level entry per 512 GiB).
+    pud_pages / pmd_pages / pte_pages: 4 KiB page-table pages per level;
+    pages_4k / mappings_2m / mappings_1g: present leaves, what
+    ``/proc/meminfo`` calls DirectMap4k (x 4 kB), DirectMap2M (x 2048 kB),
+    DirectMap1G (x 1 GiB).
     """
 
     pud_pages: int
@@ -297,8 +298,6 @@ class DirectMapTables:
     pages_4k: int
     mappings_2m: int
     mappings_1g: int
-    marked_pages: int
-    host_bytes: int
 
     @property
     def table_pages(self) -> int:
@@ -313,6 +312,19 @@ class DirectMapTables:
         return {"DirectMap4k": self.pages_4k * 4,
                 "DirectMap2M": self.mappings_2m * 2048,
                 "DirectMap1G": self.mappings_1g * (1 << 20)}
+
+
+@dataclass(frozen=True)
+class DirectMapTables(DirectMapCounts):
+    """One state of a :class:`KernelDirectMap`, counted in its tables: the
+    :class:`DirectMapCounts`, and marked_pages: PTEs with the soft bit;
+    host_bytes: what the C side holds (table pages come from 2 MiB chunks,
+    plus one 8-B top-level entry per 512 GiB).  Fields in tdx_dm_counts()'s
+    order.
+    """
+
+    marked_pages: int
+    host_bytes: int
 
 
 def _mappings(starts, ends, levels):
