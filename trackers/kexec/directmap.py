@@ -41,7 +41,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from .. import kernel, linux
-from ..linux import DirectMapCounts
+from ..linux.pages import LEVEL_1G, LEVEL_2M, LEVEL_4K, DirectMapCounts
 from ..base import MemoryBudgetError
 from ..extents import (EMPTY, Extents, normalize, count, intersect, overlap_pages, slot_extents,
                        subtract)
@@ -53,7 +53,6 @@ from .strategy import (BUILD_LIMIT_PFNS, ENGINE_PAGE_TABLES, PROV_MODELED, SCAN_
 SHIFT_2M = 9                        # log2(kernel.PAGES_PER_2M)
 SHIFT_1G = 18                       # log2(kernel.PAGES_PER_1G)
 SHIFT_512G = 27                     # log2(kernel.PAGES_PER_512G)
-LEVEL_4K, LEVEL_2M, LEVEL_1G = 0, 1, 2
 
 
 def split_mem_range(ram_starts, ram_ends, *, gbpages: bool = True):

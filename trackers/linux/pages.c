@@ -117,7 +117,7 @@
 #define TDX_SHIFT_2M		9		/* PFN shifts of one entry per level */
 #define TDX_SHIFT_1G		18
 #define TDX_SHIFT_512G		27
-#define TDX_LEVEL_4K		0		/* trackers.kexec.directmap LEVEL_* */
+#define TDX_LEVEL_4K		0		/* trackers/linux/pages.py LEVEL_* */
 #define TDX_LEVEL_2M		1
 #define TDX_LEVEL_1G		2
 #define TDX_MAX_PFN		(1ULL << 40)	/* MAX_PHYSMEM_BITS 52 - PAGE_SHIFT */

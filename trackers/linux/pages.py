@@ -70,7 +70,8 @@ PG_TDX_PRIVATE = 24
 #: arch/x86/include/asm/pgtable_types.h), the kernel's _PAGE_BIT_UFFD_WP,
 #: used only in user PTEs; SOFTW1 is _PAGE_BIT_CPA_TEST in the direct map.
 PTE_BIT_TDX_PRIVATE = 10
-#: mapping levels, numbered as trackers.kexec.directmap (split_mem_range) has them
+#: mapping levels of the direct map (pages.c TDX_LEVEL_*), as
+#: trackers.kexec.directmap's split_mem_range() labels its mappings
 LEVEL_4K, LEVEL_2M, LEVEL_1G = 0, 1, 2
 #: where a mark's split table pages sit (KernelDirectMap split_placement)
 SPLIT_PLACEMENTS = ("scattered", "in-order")
