@@ -58,8 +58,9 @@ from .. import kernel
 from ..base import (MemoryBudgetError, check_budget, memory_budget, validate_budget,
                     validate_max_pfn, validate_pfns, validate_ranges)
 from ..extents import normalize
-from .binding import SCAN_CHUNK, Handle, library
+from .binding import REBUILD_HINT, SCAN_CHUNK, Handle, library
 from .build import KernelCodeUnavailable
+from .dlopen import typed_library
 
 # --- what pages.c lays out (each checked against the library at load) ------
 #: the struct page flag tested: a new PG_tdx_private appended to enum
@@ -129,20 +130,13 @@ def pages_library() -> ctypes.CDLL:
     global _pages_lib
     if _pages_lib is not None:
         return _pages_lib
-    lib = library()
-    for name, (res, args) in _SIGNATURES.items():
-        try:
-            fn = getattr(lib, name)
-        except AttributeError:
-            raise KernelCodeUnavailable(f"the kernel library lacks {name} (pages.c); rebuild "
-                                        f"with `tdx-trackers kernel-build --force`") from None
-        fn.restype, fn.argtypes = res, args
+    lib = typed_library(library(), _SIGNATURES, unavailable=KernelCodeUnavailable,
+                        what="the kernel library's pages.c", hint=REBUILD_HINT)
     for i, (what, want) in enumerate(_FACTS):
         got = lib.tdx_pages_fact(i)
         if got != want:
             raise KernelCodeUnavailable(f"the kernel library's pages.c has {what} = {got}, "
-                                        f"this module uses {want}; rebuild with "
-                                        f"`tdx-trackers kernel-build --force`")
+                                        f"this module uses {want}{REBUILD_HINT}")
     _pages_lib = lib
     return lib
 
