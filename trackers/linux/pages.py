@@ -156,6 +156,15 @@ def _budget(budget_bytes) -> int:
     return memory_budget() if budget_bytes is None else validate_budget(budget_bytes)
 
 
+def _test(fn, handle, pfns, limit: int) -> np.ndarray:
+    """``fn(handle, pfns, n, out)`` over PFNs checked against ``limit``: one
+    byte per PFN, as a bool array."""
+    p = _u64(validate_pfns(pfns, limit))
+    out = np.zeros(p.size, np.uint8)
+    fn(handle(), _ptr(p, _P_U64), p.size, _ptr(out, _P_U8))
+    return out.astype(bool)
+
+
 def _chunked_scan(fn, handle, cap, start: int, limit: int
                   ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """Drive ``fn(handle, &cursor, starts, ends, cap)`` until the cursor says
@@ -245,10 +254,7 @@ class KernelStructPages(Handle):
 
     def contains(self, pfns) -> np.ndarray:
         """PageTdxPrivate() per PFN, as a bool array."""
-        p = _u64(validate_pfns(pfns, self.max_pfn))
-        out = np.zeros(p.size, np.uint8)
-        self._lib.tdx_sp_test(self._handle(), _ptr(p, _P_U64), p.size, _ptr(out, _P_U8))
-        return out.astype(bool)
+        return _test(self._lib.tdx_sp_test, self._handle, pfns, self.max_pfn)
 
     def count(self) -> int:
         """Pages flagged (a pass over every struct page)."""
@@ -448,10 +454,7 @@ class KernelDirectMap(Handle):
 
     def contains(self, pfns) -> np.ndarray:
         """The soft bit of each PFN's 4 KiB PTE (False without one), as bools."""
-        p = _u64(validate_pfns(pfns, kernel.MAX_PHYS_PFN))
-        out = np.zeros(p.size, np.uint8)
-        self._lib.tdx_dm_test(self._handle(), _ptr(p, _P_U64), p.size, _ptr(out, _P_U8))
-        return out.astype(bool)
+        return _test(self._lib.tdx_dm_test, self._handle, pfns, kernel.MAX_PHYS_PFN)
 
     def count(self) -> int:
         """PTEs with the soft bit (a count, not a walk: scanned_bytes is unchanged)."""
