@@ -663,7 +663,7 @@ def test_sensitivity_and_tornado_tables_keep_their_contract(report_dir):
 
 
 def test_recommendation_table_facts(report_dir):
-    from trackers.report.recommend import QUALITIES
+    from trackers.report.qualities import QUALITIES
     rec = pd.read_csv(report_dir / "recommendation.csv").set_index("strategy")
     kexec = pd.read_csv(report_dir / "kexec.csv")
     kvm, refuse = _named("kvm-attr", "kvm"), _named("refuse-6.18", "upstream-refuse")
