@@ -15,8 +15,10 @@ counted in bytes").
 
 ``recommendation.csv`` holds numbers (units in the column names, ``kind``
 columns say measured or modeled); :func:`recommendation_markdown` and
-:func:`recommendation_text` render it for people (the text within 80
-columns, for a plain-text mail).
+:func:`recommendation_text` render it for people: the markdown as a table
+of numbers (one short row per option), then each option's qualities with
+its sources, each source once; the text within 80 columns, for a
+plain-text mail.
 
 :func:`choose` is the decision rule the summary's answer applies: among the
 *safe* options (kexec allowed and no page missed in any scenario run, a
@@ -43,6 +45,8 @@ from .qualities import qualities
 
 #: the host sizes of the memory columns (PFNs) and their labels
 MEMORY_HOSTS = {"1tib": 1 << 28, "4tib": 1 << 30, "16tib": 1 << 32, "64tib": 1 << 34}
+#: how memory_note names a host size the run did not build but extrapolated to
+EXTRAPOLATED = ": extrapolated from "
 #: the conversion rate (MiB/s) P(miss) is stated at, where the race ran it
 STATED_RATE_MIB_S = 1024
 #: CPUs at reset of the downtime range (besides all of the platform)
@@ -130,7 +134,7 @@ def _memory_cells(mem: pd.DataFrame | None, name: str) -> dict:
             a, b = have[-2], have[-1]
             growth = (m[b] / m[a]) ** (math.log(pfns / b) / math.log(b / a)) if m[a] else 0
             out[f"added_bytes_{label}"] = float(m[b] * growth)
-            notes.append(f"{host_label(pfns)}: extrapolated from {host_label(b)} and "
+            notes.append(f"{host_label(pfns)}{EXTRAPOLATED}{host_label(b)} and "
                          f"{host_label(a)} at their growth rate (the set at that size is "
                          f"over trackers.sets.MAX_SET_RUNS)")
     if notes:
@@ -298,55 +302,101 @@ def fmt_p(p, lo, hi) -> str:
     return f"{p:.3g} [{lo:.2g}, {hi:.2g}]"
 
 
-def _downtime_range(r) -> str:
-    if not math.isfinite(r["downtime_1cpu_s"]):
+def _memory_cell(r, label: str, pfns: int) -> str:
+    """Bytes added at one host size; "~" where extrapolated (memory_note)."""
+    note = r["memory_note"] if isinstance(r["memory_note"], str) else ""
+    x = r[f"added_bytes_{label}"]
+    mark = "~" if x and f"{host_label(pfns)}{EXTRAPOLATED}" in note else ""
+    return mark + fmt_bytes(x)
+
+
+def _missed_cell(r) -> str:
+    if not r["kexec_allowed"]:
         return "refused"
-    return (f"{fmt_seconds(r['downtime_1cpu_s'])} (1 CPU) .. "
-            f"{fmt_seconds(r['downtime_all_cpus_s'])} (all); range "
-            f"{fmt_seconds(r['downtime_min_s'])}-{fmt_seconds(r['downtime_max_s'])}")
+    if not r["representable"]:
+        return "not representable"
+    return f"{int(r['pages_missed_worst']):,}" + (
+        f" ({r['pages_missed_worst_scenario']})" if r["pages_missed_worst"] > 0 else "")
+
+
+def _hot_cell(r) -> str:
+    if not math.isfinite(r["hot_ns_4k"]):
+        return "not measured"
+    return (f"{fmt_ns(r['hot_ns_4k'])} / {fmt_ns(r['hot_ns_2m'])}"
+            + (" (upper bound)" if r["hot_upper_bound"] else ""))
+
+
+def _downtime_md(r) -> list[str]:
+    if not math.isfinite(r["downtime_1cpu_s"]):
+        return ["refused", "", ""]
+    return [fmt_seconds(r["downtime_1cpu_s"]), fmt_seconds(r["downtime_all_cpus_s"]),
+            f"{fmt_seconds(r['downtime_min_s'])}-{fmt_seconds(r['downtime_max_s'])}"]
+
+
+def sources(r) -> list[str]:
+    """The sources of an option's qualitative cells, each once, in cell order
+    (a cell's source may list several, separated by "; ")."""
+    cells = (r["allocation_source"], r["crash_context_source"], r["touch_points_source"],
+             r["costs_not_in_bytes_source"])
+    return list(dict.fromkeys(part.strip() for cell in cells for part in str(cell).split("; ")
+                              if part.strip()))
+
+
+def _md_row(cells) -> str:
+    return "| " + " | ".join(str(c).replace("|", "\\|") for c in cells) + " |"
 
 
 def recommendation_markdown(rec: pd.DataFrame) -> str:
-    """The table for people: one row per option, sources in the last column."""
+    """The table for people: the numbers, one short row per option, then
+    each option's qualities with its sources listed once."""
     if rec.empty:
         return ""
     plat = rec["downtime_platform"].iloc[0]
     sc = rec["downtime_scenario"].iloc[0]
     rate = rec["p_miss_rate_mib_s"].dropna()
-    head = ["option", "pages missed, worst [modeled]",
-            f"P(miss) per kexec at {rate.iloc[0]:g} MiB/s [95 % CI; modeled]"
-            if not rate.empty else "P(miss) per kexec",
-            "added at 1 / 4 / 16 / 64 TiB [modeled]",
-            "hot path 4 KiB / 2 MiB, mark+unmark [measured]",
-            "allocation on the conversion path", "crash kexec (after NMI stop)",
-            f"downtime on {sc}, {plat} [modeled]", "kernel touch points",
-            "costs not in bytes", "sources"]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    rate_s = f" at {rate.iloc[0]:g} MiB/s" if not rate.empty else ""
+    cpus = rec["downtime_all_cpus"].dropna() if "downtime_all_cpus" in rec else rec.iloc[:0]
+    all_cpus = f" ({int(cpus.iloc[0])})" if not cpus.empty else ""
+    first_host, *_, last_host = MEMORY_HOSTS.values()
+    scenarios = int(rec["scenarios"].max())
+    head = ["option", "pages missed", "P(miss) [95 % CI]",
+            *(f"+{host_label(pfns)}" for pfns in MEMORY_HOSTS.values()),
+            "hot path 4 KiB / 2 MiB", "downtime, 1 CPU", f"all CPUs{all_cpus}", "range"]
+    lines = [
+        f"Pages missed: worst over the {scenarios} scenario{'s' * (scenarios != 1)} run "
+        f"[modeled] (not representable: the structure cannot hold every host). P(miss): "
+        f"P(>= 1 page missed per kexec){rate_s}, with its Wilson 95 % interval [modeled]. "
+        f"+{host_label(first_host)} ... +{host_label(last_host)}: memory the option adds "
+        f"at that host size [modeled; ~: extrapolated from the largest hosts the run "
+        f"built]. Hot path: mark + unmark of one 4 KiB and one 2 MiB conversion, median "
+        f"[measured; an upper bound where timed one Python call per conversion]. "
+        f"Downtime at reset on {sc}, {plat}: on 1 CPU, on all CPUs, and its range over "
+        f"CPUs and the ASSUMED parameters [modeled].",
+        "",
+        _md_row(head), "|" + "---|" * len(head)]
     for _, r in rec.iterrows():
-        missed = ("refused" if not r["kexec_allowed"] else
-                  "not representable on every host" if not r["representable"] else
-                  f"{int(r['pages_missed_worst']):,}"
-                  + (f" ({r['pages_missed_worst_scenario']})"
-                     if r["pages_missed_worst"] > 0 else ""))
-        mem = " / ".join(fmt_bytes(r[f"added_bytes_{k}"]) for k in MEMORY_HOSTS)
-        if r["memory_note"]:
-            mem += " (64 TiB extrapolated)"
-        hot = (f"{fmt_ns(r['hot_ns_4k'])} / {fmt_ns(r['hot_ns_2m'])}"
-               if math.isfinite(r["hot_ns_4k"]) else r["hot_kind"])
+        lines.append(_md_row([
+            f"`{r['strategy']}`", _missed_cell(r),
+            fmt_p(r["p_miss"], r["p_miss_low"], r["p_miss_high"])
+            + ("" if r["kexec_allowed"] else " (refused)"),
+            *(_memory_cell(r, label, pfns) for label, pfns in MEMORY_HOSTS.items()),
+            _hot_cell(r), *_downtime_md(r)]))
+    for _, r in rec.iterrows():
+        lines.append("")
+        lines.append(f"**`{r['strategy']}`**: {r['option']}")
+        lines.append("")
+        lines.append(f"- allocation on the conversion path: {r['allocation']}")
+        lines.append(f"- crash kexec (after the NMI stop): {r['crash_context']}")
+        lines.append(f"- kernel touch points: {r['touch_points']}")
+        lines.append(f"- costs not in bytes: {r['costs_not_in_bytes']}")
         if str(r["hot_kind"]).startswith("measured"):
-            if r["hot_upper_bound"]:
-                hot += ", an upper bound (one Python call per conversion)"
-            hot += (f" (4 KiB {fmt_ns(r['hot_ns_4k_min'])}-{fmt_ns(r['hot_ns_4k_max'])}; "
-                    f"{r['hot_engine']}: {r['hot_calls']})")
-        srcs = "; ".join(dict.fromkeys([r["allocation_source"], r["crash_context_source"],
-                                        r["touch_points_source"],
-                                        r["costs_not_in_bytes_source"]]))
-        cells = [f"`{r['strategy']}`: {r['option']}", missed,
-                 fmt_p(r["p_miss"], r["p_miss_low"], r["p_miss_high"])
-                 + ("" if r["kexec_allowed"] else " (refused)"),
-                 mem, hot, r["allocation"], r["crash_context"], _downtime_range(r),
-                 r["touch_points"], r["costs_not_in_bytes"], srcs]
-        lines.append("| " + " | ".join(str(c).replace("|", "\\|") for c in cells) + " |")
+            kind = ("measured, an upper bound (one Python call per conversion)"
+                    if r["hot_upper_bound"] else "measured")
+            lines.append(f"- hot path: {kind}, 4 KiB {fmt_ns(r['hot_ns_4k_min'])}-"
+                         f"{fmt_ns(r['hot_ns_4k_max'])} ({r['hot_engine']}: {r['hot_calls']})")
+        elif not math.isfinite(r["hot_ns_4k"]):
+            lines.append(f"- hot path: {r['hot_kind']}")
+        lines.append(f"- sources: {'; '.join(sources(r))}")
     return "\n".join(lines)
 
 
