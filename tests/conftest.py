@@ -68,6 +68,23 @@ def report_dir_for_answer(request, quick_report):
     return Path(given) if given else quick_report
 
 
+@pytest.fixture(scope="module")
+def lib():
+    """trackers.linux with its library loaded (glue.c's kernel code and
+    pages.c), built here if it is not; the test skips, saying why, where it
+    cannot be built or loaded."""
+    ok, why = trackers.linux.available()
+    if not ok:
+        try:
+            trackers.linux.build()
+        except trackers.linux.KernelCodeUnavailable as exc:
+            pytest.skip(f"the kernel-code library (glue.c, pages.c) cannot be built here: {exc}")
+        ok, why = trackers.linux.available()
+        if not ok:
+            pytest.skip(f"the kernel-code library does not load: {why}")
+    return trackers.linux
+
+
 @pytest.fixture(scope="session")
 def cluster():
     """A two-worker local cluster (trackers.cluster.local_cluster: one timing

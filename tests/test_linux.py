@@ -24,20 +24,6 @@ from trackers.xa import XaTree, xa_node_counts
 linux_build = importlib.import_module("trackers.linux.build")
 
 
-@pytest.fixture(scope="module")
-def lib():
-    ok, why = linux.available()
-    if not ok:
-        try:
-            linux.build()
-        except linux.KernelCodeUnavailable as exc:
-            pytest.skip(f"the kernel's code cannot be built here: {exc}")
-        ok, why = linux.available()
-        if not ok:
-            pytest.skip(f"the kernel library does not load: {why}")
-    return linux
-
-
 def runs_of(chunks):
     """Concatenate scan chunks into a list of (start, end), checking that each
     chunk is ascending, disjoint and that no two runs touch."""

@@ -22,21 +22,6 @@ from trackers.sets import reference_set
 P2M, P1G = kernel.PAGES_PER_2M, kernel.PAGES_PER_1G
 
 
-@pytest.fixture(scope="module")
-def lib():
-    ok, why = linux.available()
-    if not ok:
-        try:
-            linux.build()
-        except linux.KernelCodeUnavailable as exc:
-            pytest.skip(f"the kernel-code library (which holds pages.c) cannot be built "
-                        f"here: {exc}")
-        ok, why = linux.available()
-        if not ok:
-            pytest.skip(f"the kernel-code library does not load: {why}")
-    return linux
-
-
 def runs_of(chunks, cap=None):
     """Scan chunks -> list of (start, end); each chunk ascending, <= cap runs,
     and no two runs touch (runs are maximal across chunks too)."""

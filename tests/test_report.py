@@ -663,7 +663,7 @@ def test_sensitivity_and_tornado_tables_keep_their_contract(report_dir):
 
 
 def test_recommendation_table_facts(report_dir):
-    from trackers.report.recommend import QUALITIES
+    from trackers.report.qualities import QUALITIES
     rec = pd.read_csv(report_dir / "recommendation.csv").set_index("strategy")
     kexec = pd.read_csv(report_dir / "kexec.csv")
     kvm, refuse = _named("kvm-attr", "kvm"), _named("refuse-6.18", "upstream-refuse")
@@ -706,10 +706,27 @@ def test_recommendation_table_facts(report_dir):
     ok = rec.dropna(subset=["downtime_1cpu_s"])
     assert (ok["downtime_min_s"] <= ok["downtime_1cpu_s"]).all()
     assert (ok["downtime_all_cpus_s"] <= ok["downtime_max_s"]).all()
+    # recommendation.md: a table of numbers, one short row per option, then
+    # each option's qualities with every source once
     md = (report_dir / "recommendation.md").read_text()
-    assert md.count("\n") == len(rec) + 2 and f"`{kvm}`" in md    # header, rule, rows
-    roaring = next(line for line in md.split("\n") if line.startswith("| `roaring`"))
-    assert ", an upper bound (one Python call per conversion)" in roaring
+    table = [line for line in md.split("\n") if line.startswith("|")]
+    assert len(table) == len(rec) + 2                               # header, rule, rows
+    assert {line.count(" | ") for line in table[2:]} == {10}         # 11 cells a row
+    assert [line.split(" | ")[0] for line in table[2:]] == [f"| `{n}`" for n in rec.index]
+    assert max(len(line) for line in table) < 200
+    roaring = next(line for line in table if line.startswith("| `roaring`"))
+    assert roaring.split(" | ")[7].endswith(" (upper bound)")
+    blocks = {b.split("`", 1)[0]: b for b in md.split("\n**`")[1:]}
+    assert list(blocks) == list(rec.index)
+    assert "- hot path: measured, an upper bound (one Python call per conversion)" \
+        in blocks["roaring"]
+    for name, block in blocks.items():
+        assert f"- allocation on the conversion path: {rec.loc[name, 'allocation']}\n" in block
+        srcs = next(line for line in block.split("\n") if line.startswith("- sources: "))
+        parts = srcs.removeprefix("- sources: ").split("; ")
+        assert len(parts) == len(set(parts)), name
+    mainline = blocks["mainline-7.2"]
+    assert mainline.count("arch/x86/virt/vmx/tdx/tdx.c tdx_sys_disable(), tdx_shutdown()") == 1
 
 
 def test_summary_opens_with_the_answer(report_dir):

@@ -66,7 +66,7 @@ from . import kernel
 from .events import (GMEM_BIND, GMEM_UNBIND, KVM_SET_ATTR_PRIVATE, KVM_SET_ATTR_SHARED,
                      check_events, op_runs)
 from .base import EXTENT_CHUNK, MemoryBudgetError, MemoryReport, Tracker, validate_ranges
-from .extents import normalize_extents
+from .extents import contains_points, count, normalize_extents
 from .pool import HostBudget
 from .xa import (XA_VALUE, XaTree, estimate_extents, level_breakdown, level_formula,
                  xa_erase_ranges, xa_node_counts, xa_store, xa_store_mapped, xa_store_ranges)
@@ -442,15 +442,10 @@ class KvmAttributes(Tracker):
             yield s[i:i + EXTENT_CHUNK], e[i:i + EXTENT_CHUNK]
 
     def _contains(self, pfns):
-        s, e = self.runs()
-        if s.size == 0:
-            return np.zeros(pfns.size, bool)
-        pos = np.searchsorted(s, pfns, side="right") - 1
-        return (pos >= 0) & (pfns < e[np.maximum(pos, 0)])
+        return contains_points(self.runs(), pfns)
 
     def _count(self):
-        s, e = self.runs()
-        return int((e - s).sum())
+        return count(self.runs())
 
     # --- memory ------------------------------------------------------------
     def memory(self):

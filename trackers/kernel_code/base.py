@@ -10,6 +10,7 @@ import numpy as np
 
 from .. import kernel, linux
 from ..base import ConversionCalls, Tracker, check_budget
+from ..extents import contains_points, count
 
 #: bytes of one live object of each harness allocator (trackers.linux.LIVE_OBJECTS):
 #: the ida_bitmaps are the only kmalloc'd objects of these engines
@@ -191,15 +192,10 @@ class KernelCode:
         return self._runs
 
     def _contains(self, pfns):
-        s, e = self._all_runs()
-        if s.size == 0:
-            return np.zeros(pfns.size, bool)
-        k = np.searchsorted(s, pfns, side="right") - 1
-        return (k >= 0) & (pfns < e[np.maximum(k, 0)])
+        return contains_points(self._all_runs(), pfns)
 
     def _count(self):
-        s, e = self._all_runs()
-        return int((e - s).sum())
+        return count(self._all_runs())
 
     def _cache_bytes(self) -> int:
         return 0 if self._runs is None else self._runs[0].nbytes + self._runs[1].nbytes

@@ -41,6 +41,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from .. import kernel, linux
+from ..linux.pages import LEVEL_1G, LEVEL_2M, LEVEL_4K, DirectMapCounts
 from ..base import MemoryBudgetError
 from ..extents import (EMPTY, Extents, normalize, count, intersect, overlap_pages, slot_extents,
                        subtract)
@@ -52,7 +53,6 @@ from .strategy import (BUILD_LIMIT_PFNS, ENGINE_PAGE_TABLES, PROV_MODELED, SCAN_
 SHIFT_2M = 9                        # log2(kernel.PAGES_PER_2M)
 SHIFT_1G = 18                       # log2(kernel.PAGES_PER_1G)
 SHIFT_512G = 27                     # log2(kernel.PAGES_PER_512G)
-LEVEL_4K, LEVEL_2M, LEVEL_1G = 0, 1, 2
 
 
 def split_mem_range(ram_starts, ram_ends, *, gbpages: bool = True):
@@ -88,37 +88,6 @@ def split_mem_range(ram_starts, ram_ends, *, gbpages: bool = True):
     ms, me, lv = ms[keep], me[keep], lv[keep]
     order = np.argsort(ms, kind="stable")
     return ms[order], me[order], lv[order]
-
-
-@dataclass(frozen=True)
-class DirectMapCounts:
-    """One state of the direct map (modeled).
-
-    pages_4k / mappings_2m / mappings_1g: what /proc/meminfo calls
-    DirectMap4k (x 4 kB), DirectMap2M (x 2048 kB), DirectMap1G (x 1 GiB).
-    pud_pages / pmd_pages / pte_pages: page-table pages of the direct map.
-    """
-
-    pages_4k: int
-    mappings_2m: int
-    mappings_1g: int
-    pud_pages: int
-    pmd_pages: int
-    pte_pages: int
-
-    @property
-    def table_pages(self) -> int:
-        return self.pud_pages + self.pmd_pages + self.pte_pages
-
-    @property
-    def table_bytes(self) -> int:
-        return self.table_pages * kernel.PAGE_TABLE_PAGE_BYTES
-
-    def meminfo_kb(self) -> dict[str, int]:
-        """DirectMap4k/2M/1G lines of /proc/meminfo, in kB (modeled)."""
-        return {"DirectMap4k": self.pages_4k * 4,
-                "DirectMap2M": self.mappings_2m * 2048,
-                "DirectMap1G": self.mappings_1g * (1 << 20)}
 
 
 @dataclass(frozen=True)

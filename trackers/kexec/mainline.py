@@ -54,7 +54,28 @@ from .tracked import TrackerStrategy
 FALLBACK_TRACKER = "bitmap"
 
 
-class Refuse618(Strategy):
+class Refusal(Strategy):
+    """A kernel that refuses kexec and kdump at load on every host it is
+    judged on: nothing found, reset or missed, since no kexec happens.
+    ``refused_provenance`` says so; :meth:`refused_notes` says why."""
+
+    refused_provenance = "modeled: no kexec happens"
+
+    def allowed(self, host, *, crash=False):
+        return False
+
+    def finds(self, state):
+        return False
+
+    def refused_notes(self, host: KexecHost) -> str:
+        raise NotImplementedError
+
+    def assess(self, host, platform=None, **kw) -> Outcome:
+        return Outcome(strategy=self.name, option=self.option, kexec_allowed=False,
+                       provenance=self.refused_provenance, notes=self.refused_notes(host))
+
+
+class Refuse618(Refusal):
     """Option 5 as mainline had it from 6.18 to 7.1 (b18651f70ce0, "x86/kexec:
     Disable kexec/kdump on platforms with TDX partial write erratum"):
     machine_kexec_prepare() returns -EOPNOTSUPP on every part with
@@ -65,20 +86,11 @@ class Refuse618(Strategy):
     name = "refuse-6.18"
     option = ("5: mainline 6.18-7.1: kexec/kdump -EOPNOTSUPP on X86_BUG_TDX_PW_MCE parts, "
               "TDX initialised or not (b18651f70ce0)")
+    refused_provenance = "modeled: no kexec happens (downtime is a BIOS reboot, not modeled)"
 
-    def allowed(self, host, *, crash=False):
-        return False
-
-    def finds(self, state):
-        return False
-
-    def assess(self, host, platform=None, **kw) -> Outcome:
-        return Outcome(strategy=self.name, option=self.option, kexec_allowed=False,
-                       provenance="modeled: no kexec happens (downtime is a BIOS reboot, "
-                                  "not modeled)",
-                       notes=(f"kexec refused on an X86_BUG_TDX_PW_MCE part even with TDX "
-                              f"never initialised ({host.tds_running} TDs running here): "
-                              f"nothing to miss"))
+    def refused_notes(self, host):
+        return (f"kexec refused on an X86_BUG_TDX_PW_MCE part even with TDX never "
+                f"initialised ({host.tds_running} TDs running here): nothing to miss")
 
 
 class Mainline72(Strategy):
@@ -136,7 +148,7 @@ class Mainline72OldModule(Strategy):
         return bracket(out, platform, lambda p: p.seamcall_s)
 
 
-class RefuseNoLeaf69(Strategy):
+class RefuseNoLeaf69(Refusal):
     """Mainline 7.2 that checks the enumeration bit and refuses kexec and kdump
     at load on a module without TDH.SYS.DISABLE (judged on such a module; with
     the leaf it is ``mainline-7.2``)."""
@@ -145,18 +157,10 @@ class RefuseNoLeaf69(Strategy):
     old_module = True
     option = ("7 + refuse kexec/kdump at load where the module lacks leaf 69 (judged on "
               "such a module)")
+    refused_provenance = "modeled: no kexec happens on such a module"
 
-    def allowed(self, host, *, crash=False):
-        return False
-
-    def finds(self, state):
-        return False
-
-    def assess(self, host, platform=None, **kw) -> Outcome:
-        return Outcome(strategy=self.name, option=self.option, kexec_allowed=False,
-                       provenance="modeled: no kexec happens on such a module",
-                       notes="refused at load: TDX_FEATURES0 bit 53 clear; with the leaf, "
-                             "mainline-7.2")
+    def refused_notes(self, host):
+        return "refused at load: TDX_FEATURES0 bit 53 clear; with the leaf, mainline-7.2"
 
 
 class FallbackBitmap(TrackerStrategy):

@@ -58,6 +58,7 @@ from .build import KernelCodeUnavailable, build, cache_root
 from .pages import (
     PG_TDX_PRIVATE,
     PTE_BIT_TDX_PRIVATE,
+    DirectMapCounts,
     DirectMapTables,
     KernelDirectMap,
     KernelStructPages,
@@ -74,7 +75,7 @@ __all__ = [
     "kernel_bitmap_clear", "kernel_bitmap_runs", "kernel_bitmap_set", "kernel_int_max",
     "library", "live_objects", "set_gfp_nowait_fails", "version",
     # trackers.linux.pages: options 2 and 3 laid out in C
-    "PG_TDX_PRIVATE", "PTE_BIT_TDX_PRIVATE", "DirectMapTables", "KernelDirectMap",
-    "KernelStructPages", "ScanTime", "direct_map_scan_time", "struct_page_scan_time",
-    "time_scan",
+    "PG_TDX_PRIVATE", "PTE_BIT_TDX_PRIVATE", "DirectMapCounts", "DirectMapTables",
+    "KernelDirectMap", "KernelStructPages", "ScanTime", "direct_map_scan_time",
+    "struct_page_scan_time", "time_scan",
 ]

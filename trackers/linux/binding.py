@@ -32,6 +32,7 @@ import numpy as np
 
 from .. import kernel
 from .build import KernelCodeUnavailable, current_library
+from .dlopen import typed_library
 
 #: runs per scan chunk by default (as trackers.base.EXTENT_CHUNK)
 SCAN_CHUNK = 1 << 16
@@ -41,6 +42,8 @@ XA_LEVELS = 11
 INDEX_LIMIT = np.iinfo(np.int64).max
 
 _DONE = (1 << 64) - 1                           # glue.c TDX_SCAN_DONE
+#: what a message about a kernel library that will not do says to run
+REBUILD_HINT = "; rebuild with `tdx-trackers kernel-build --force`"
 _ENOMEM = 12
 _ENOSPC = 28
 
@@ -113,18 +116,8 @@ def library() -> ctypes.CDLL:
     if _lib is not None:
         return _lib
     path, info = current_library()
-    try:
-        lib = ctypes.CDLL(str(path))
-    except OSError as exc:
-        raise KernelCodeUnavailable(f"cannot load the kernel library {path}: {exc}; rebuild "
-                                    f"with `tdx-trackers kernel-build --force`") from exc
-    for name, (res, args) in _SIGNATURES.items():
-        try:
-            fn = getattr(lib, name)
-        except AttributeError:
-            raise KernelCodeUnavailable(f"the kernel library {path} lacks {name}; rebuild "
-                                        f"with `tdx-trackers kernel-build --force`") from None
-        fn.restype, fn.argtypes = res, args
+    lib = typed_library(path, _SIGNATURES, unavailable=KernelCodeUnavailable,
+                        what=f"the kernel library {path}", hint=REBUILD_HINT)
     got = _facts_of(lib)
     for name, want in _EXPECTED_FACTS.items():
         if got.get(name) != want:

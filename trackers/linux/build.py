@@ -26,7 +26,7 @@ in ``$TRACKERS_LINUX_CACHE`` (default ``$XDG_CACHE_HOME/tdx-page-trackers``
 or ``~/.cache/tdx-page-trackers``)::
 
     linux-<version>/src/                the subset of the source the build reads
-    linux-<version>/libtdxkernel-<key>.so   <key>: hash of glue.c, pages.c and the recipe
+    linux-<version>/libtdxkernel-<key>.so   <key>: hash of glue.c, pages.c, runs.h, the recipe
     linux-<version>/build-<key>.json    version, source, flags, build seconds
     current.json                        which library binding.library() loads
 
@@ -85,6 +85,8 @@ MIN_VERSION = (6, 1)
 GLUE = Path(__file__).with_name("glue.c")
 #: the struct page and direct-map models (MIT; no kernel code): trackers/linux/pages.py
 PAGES = Path(__file__).with_name("pages.c")
+#: the run collector glue.c and pages.c include (MIT; no kernel code)
+RUNS = Path(__file__).with_name("runs.h")
 LIB_STEM = "libtdxkernel"
 #: the clear of TDX memory, MOVDIR64B or its stand-in (MIT; no kernel code):
 #: trackers/linux/clear.py.  Its own small library, compiled from this one file
@@ -349,11 +351,12 @@ def _recipe(tree: Path, gen: Path, version: str) -> dict:
 
 
 def fingerprint() -> str:
-    """Hash of glue.c, pages.c and the build recipe's settings: the library's
-    key.  A library built from another glue.c, pages.c or other flags is
-    never loaded."""
+    """Hash of glue.c, pages.c, runs.h and the build recipe's settings: the
+    library's key.  A library built from another glue.c, pages.c, runs.h or
+    other flags is never loaded."""
     h = hashlib.sha256(GLUE.read_bytes())
     h.update(PAGES.read_bytes())
+    h.update(RUNS.read_bytes())
     h.update(json.dumps([RECIPE_REVISION, CFLAGS, XA_CHUNK_SHIFT, WRAPPED, LDLIBS,
                          KERNEL_SOURCES, TOOLS_SOURCES, VERBATIM]).encode())
     return h.hexdigest()[:12]
@@ -506,7 +509,7 @@ def build(linux_src: str | os.PathLike | None = None, *, force: bool = False) ->
     :class:`KernelCodeUnavailable` naming what is missing: the compiler,
     liburcu or the source."""
     t_start = time.perf_counter()
-    for src_file in (GLUE, PAGES):
+    for src_file in (GLUE, PAGES, RUNS):
         if not src_file.is_file():
             raise KernelCodeUnavailable(f"{src_file} is missing: install the package from its "
                                         f"source tree (pip install -e .) to build the "
@@ -633,7 +636,7 @@ def current_library() -> tuple[Path, dict]:
     if not lib.is_file():
         raise _unavailable(f"the kernel library {lib} is gone; "
                            f"rebuild with `tdx-trackers kernel-build`")
-    if GLUE.is_file() and PAGES.is_file() and info.get("key") != fingerprint():
+    if all(p.is_file() for p in (GLUE, PAGES, RUNS)) and info.get("key") != fingerprint():
         raise _unavailable(f"the kernel library {lib} was built from another glue.c, "
                            f"pages.c or recipe; rebuild with `tdx-trackers kernel-build`")
     return lib, info

@@ -41,6 +41,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .build import ClearCodeUnavailable, build_clear
+from .dlopen import typed_library
 
 #: the engines of tdx_clear() (clear.c TDX_CLEAR_*)
 ENGINE_NT = "non-temporal stores (_mm_stream_si128), the MOVDIR64B stand-in"
@@ -56,6 +57,13 @@ CPUINFO_FLAG = "movdir64b"
 CPUID_BIT = "CPUID.(EAX=7,ECX=0):ECX[28]"
 
 _ENOSYS = 38
+#: clear.c's functions: name -> (restype, argtypes)
+_SIGNATURES = {
+    "tdx_clear": (ctypes.c_int, [ctypes.c_void_p, ctypes.c_uint64, ctypes.c_uint64,
+                                 ctypes.c_int]),
+    "tdx_clear_cpuid_movdir64b": (ctypes.c_int, []),
+    "tdx_clear_has_engine": (ctypes.c_int, [ctypes.c_int]),
+}
 _lib: ctypes.CDLL | None = None
 
 
@@ -65,18 +73,8 @@ def clear_library() -> ctypes.CDLL:
     global _lib
     if _lib is None:
         path = build_clear()
-        try:
-            lib = ctypes.CDLL(str(path))
-        except OSError as exc:
-            raise ClearCodeUnavailable(f"cannot load {path}: {exc}") from exc
-        lib.tdx_clear.restype = ctypes.c_int
-        lib.tdx_clear.argtypes = [ctypes.c_void_p, ctypes.c_uint64, ctypes.c_uint64,
-                                  ctypes.c_int]
-        lib.tdx_clear_cpuid_movdir64b.restype = ctypes.c_int
-        lib.tdx_clear_cpuid_movdir64b.argtypes = []
-        lib.tdx_clear_has_engine.restype = ctypes.c_int
-        lib.tdx_clear_has_engine.argtypes = [ctypes.c_int]
-        _lib = lib
+        _lib = typed_library(path, _SIGNATURES, unavailable=ClearCodeUnavailable,
+                             what=str(path))
     return _lib
 
 

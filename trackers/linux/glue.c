@@ -33,6 +33,7 @@
 #include <linux/xarray.h>
 #include <stdint.h>
 #include "radix-tree.h"
+#include "runs.h"		/* ours (MIT): the run collector pages.c shares */
 
 _Static_assert(sizeof(unsigned long) == 8, "LP64: unsigned long is a uint64");
 _Static_assert(XA_CHUNK_SHIFT == 6, "64-slot xa_node (generated/map-shift.h)");
@@ -47,7 +48,6 @@ _Static_assert(IDA_BITMAP_BITS == 1024, "1024 ids per ida_bitmap");
 #define TDX_LINUX_VERSION "unknown"
 #endif
 
-#define TDX_SCAN_DONE UINT64_MAX	/* cursor: the walk is over */
 #define TDX_XA_LEVELS 11		/* shifts 0, 6, ..., 60 */
 
 /* tools/testing/shared/linux.c and tools/lib/slab.c */
@@ -198,52 +198,6 @@ int tdx_live_objects(int64_t *out, int cap)
 	for (i = 0; i < cap && i < 4; i++)
 		out[i] = v[i];
 	return 4;
-}
-
-/* ------------------------------------------------------------------------
- * Runs: maximal [start, end) runs collected in ascending order, at most
- * cap per call.  A run is written only when the next present index does not
- * touch it (or the walk ends), so runs stay maximal across calls: when the
- * buffer is full, the caller stops and resumes at the start of the next run.
- */
-struct tdx_runs {
-	int64_t *out_s, *out_e;
-	int64_t cap, n;
-	bool open;
-	uint64_t rs, re;
-};
-
-/* Add [s, e); false if the buffer is full and [s, e) starts a new run. */
-static bool runs_add(struct tdx_runs *r, uint64_t s, uint64_t e)
-{
-	if (r->open && s <= r->re) {
-		if (e > r->re)
-			r->re = e;
-		return true;
-	}
-	if (r->open) {
-		r->out_s[r->n] = r->rs;
-		r->out_e[r->n] = r->re;
-		r->n++;
-		r->open = false;
-	}
-	if (r->n >= r->cap)
-		return false;
-	r->open = true;
-	r->rs = s;
-	r->re = e;
-	return true;
-}
-
-static int64_t runs_finish(struct tdx_runs *r)
-{
-	if (r->open) {
-		r->out_s[r->n] = r->rs;
-		r->out_e[r->n] = r->re;
-		r->n++;
-		r->open = false;
-	}
-	return r->n;
 }
 
 /* ------------------------------------------------------------------------
@@ -450,7 +404,7 @@ int tdx_xa_load(void *h, const uint64_t *idx, int64_t n, int64_t *out)
  */
 int64_t tdx_xa_scan(void *h, uint64_t *cursor, int64_t *out_s, int64_t *out_e, int64_t cap)
 {
-	struct tdx_runs runs = { out_s, out_e, cap, 0, false, 0, 0 };
+	struct tdx_runs runs = runs_init(out_s, out_e, cap);
 	uint64_t from = *cursor;
 	XA_STATE(xas, h, from);
 	void *entry;
@@ -656,7 +610,7 @@ static bool bits_runs(struct tdx_runs *runs, const unsigned long *addr, unsigned
  */
 int64_t tdx_ida_scan(void *h, uint64_t *cursor, int64_t *out_s, int64_t *out_e, int64_t cap)
 {
-	struct tdx_runs runs = { out_s, out_e, cap, 0, false, 0, 0 };
+	struct tdx_runs runs = runs_init(out_s, out_e, cap);
 	struct ida *ida = h;
 	uint64_t from = *cursor;
 	XA_STATE(xas, &ida->xa, from / IDA_BITMAP_BITS);
@@ -762,7 +716,7 @@ int tdx_mt_erase_range(void *h, const uint64_t *starts, const uint64_t *ends, in
 /* Maximal runs of stored ranges from *cursor on (mas_for_each), at most cap. */
 int64_t tdx_mt_scan(void *h, uint64_t *cursor, int64_t *out_s, int64_t *out_e, int64_t cap)
 {
-	struct tdx_runs runs = { out_s, out_e, cap, 0, false, 0, 0 };
+	struct tdx_runs runs = runs_init(out_s, out_e, cap);
 	uint64_t from = *cursor;
 	MA_STATE(mas, h, from, from);
 	void *entry;
@@ -848,7 +802,7 @@ int tdx_mt_levels(void *h, int64_t *out, int cap)
 int64_t tdx_bitmap_runs(const uint64_t *words, uint64_t nbits, uint64_t *cursor,
 			int64_t *out_s, int64_t *out_e, int64_t cap)
 {
-	struct tdx_runs runs = { out_s, out_e, cap, 0, false, 0, 0 };
+	struct tdx_runs runs = runs_init(out_s, out_e, cap);
 	uint64_t stop;
 
 	if (*cursor == TDX_SCAN_DONE || cap <= 0)

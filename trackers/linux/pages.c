@@ -84,8 +84,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-
-#define TDX_SCAN_DONE UINT64_MAX	/* cursor: the walk is over */
+#include "runs.h"		/* the run collector glue.c shares */
 
 /* include/linux/page-flags.h enum pageflags with Debian's 6.12 amd64 config
  * (CONFIG_MMU, MEMORY_FAILURE, PAGE_IDLE_FLAG; x86 PAT selects
@@ -117,7 +116,7 @@
 #define TDX_SHIFT_2M		9		/* PFN shifts of one entry per level */
 #define TDX_SHIFT_1G		18
 #define TDX_SHIFT_512G		27
-#define TDX_LEVEL_4K		0		/* trackers.kexec.directmap LEVEL_* */
+#define TDX_LEVEL_4K		0		/* trackers/linux/pages.py LEVEL_* */
 #define TDX_LEVEL_2M		1
 #define TDX_LEVEL_1G		2
 #define TDX_MAX_PFN		(1ULL << 40)	/* MAX_PHYSMEM_BITS 52 - PAGE_SHIFT */
@@ -125,50 +124,6 @@
 #define TDX_POOL_PAGES		512		/* table pages per 2 MiB pool chunk */
 
 _Static_assert(sizeof(uint64_t) * TDX_PTRS == TDX_TABLE_BYTES, "512 entries per 4 KiB");
-
-/* ------------------------------------------------------------------------
- * runs: the same collector as glue.c's (maximal runs, stop when full)
- */
-struct tdx_runs {
-	int64_t *out_s, *out_e;
-	int64_t cap, n;
-	bool open;
-	uint64_t rs, re;
-};
-
-/* Add [s, e) (s >= every earlier end); false if the buffer is full and
- * [s, e) would start a new run. */
-static inline bool runs_add(struct tdx_runs *r, uint64_t s, uint64_t e)
-{
-	if (r->open && s <= r->re) {
-		if (e > r->re)
-			r->re = e;
-		return true;
-	}
-	if (r->open) {
-		r->out_s[r->n] = r->rs;
-		r->out_e[r->n] = r->re;
-		r->n++;
-		r->open = false;
-	}
-	if (r->n >= r->cap)
-		return false;
-	r->open = true;
-	r->rs = s;
-	r->re = e;
-	return true;
-}
-
-static int64_t runs_finish(struct tdx_runs *r)
-{
-	if (r->open) {
-		r->out_s[r->n] = r->rs;
-		r->out_e[r->n] = r->re;
-		r->n++;
-		r->open = false;
-	}
-	return r->n;
-}
 
 /*
  * Runs of the set bits of m (bit b is PFN base + b) into r.  false when r
@@ -367,7 +322,7 @@ int64_t tdx_sp_scan(void *h, uint64_t *cursor, int64_t *out_s, int64_t *out_e, i
 	const struct tdx_struct_pages *sp = h;
 	const uint64_t max = sp->max_pfn, stride = sp->stride;
 	const int bit = __builtin_ctzll(sp->mask);
-	struct tdx_runs runs = { out_s, out_e, cap, 0, false, 0, 0 };
+	struct tdx_runs runs = runs_init(out_s, out_e, cap);
 	uint64_t pfn = *cursor;
 
 	if (pfn == TDX_SCAN_DONE || cap <= 0)
@@ -885,7 +840,7 @@ static inline uint64_t first_index(uint64_t from, uint64_t base, int shift)
 int64_t tdx_dm_scan(void *h, uint64_t *cursor, int64_t *out_s, int64_t *out_e, int64_t cap)
 {
 	struct tdx_direct_map *dm = h;
-	struct tdx_runs runs = { out_s, out_e, cap, 0, false, 0, 0 };
+	struct tdx_runs runs = runs_init(out_s, out_e, cap);
 	const uint64_t from = *cursor;
 	int64_t n_pud = 0, n_pmd = 0, n_pte = 0;
 

@@ -58,8 +58,9 @@ from ..base import (MemoryBudgetError, check_budget, memory_budget, validate_bud
                     validate_max_pfn, validate_pfns, validate_ranges)
 from ..extents import normalize
 from ..repeats import as_repeats, timed_runs
-from .binding import SCAN_CHUNK, Handle, library
+from .binding import REBUILD_HINT, SCAN_CHUNK, Handle, library
 from .build import KernelCodeUnavailable
+from .dlopen import typed_library
 
 # --- what pages.c lays out (each checked against the library at load) ------
 #: the struct page flag tested: a new PG_tdx_private appended to enum
@@ -70,7 +71,8 @@ PG_TDX_PRIVATE = 24
 #: arch/x86/include/asm/pgtable_types.h), the kernel's _PAGE_BIT_UFFD_WP,
 #: used only in user PTEs; SOFTW1 is _PAGE_BIT_CPA_TEST in the direct map.
 PTE_BIT_TDX_PRIVATE = 10
-#: mapping levels, numbered as trackers.kexec.directmap (split_mem_range) has them
+#: mapping levels of the direct map (pages.c TDX_LEVEL_*), as
+#: trackers.kexec.directmap's split_mem_range() labels its mappings
 LEVEL_4K, LEVEL_2M, LEVEL_1G = 0, 1, 2
 #: where a mark's split table pages sit (KernelDirectMap split_placement)
 SPLIT_PLACEMENTS = ("scattered", "in-order")
@@ -128,20 +130,13 @@ def pages_library() -> ctypes.CDLL:
     global _pages_lib
     if _pages_lib is not None:
         return _pages_lib
-    lib = library()
-    for name, (res, args) in _SIGNATURES.items():
-        try:
-            fn = getattr(lib, name)
-        except AttributeError:
-            raise KernelCodeUnavailable(f"the kernel library lacks {name} (pages.c); rebuild "
-                                        f"with `tdx-trackers kernel-build --force`") from None
-        fn.restype, fn.argtypes = res, args
+    lib = typed_library(library(), _SIGNATURES, unavailable=KernelCodeUnavailable,
+                        what="the kernel library's pages.c", hint=REBUILD_HINT)
     for i, (what, want) in enumerate(_FACTS):
         got = lib.tdx_pages_fact(i)
         if got != want:
             raise KernelCodeUnavailable(f"the kernel library's pages.c has {what} = {got}, "
-                                        f"this module uses {want}; rebuild with "
-                                        f"`tdx-trackers kernel-build --force`")
+                                        f"this module uses {want}{REBUILD_HINT}")
     _pages_lib = lib
     return lib
 
@@ -159,6 +154,15 @@ def _ptr(arr: np.ndarray, ptype):
 
 def _budget(budget_bytes) -> int:
     return memory_budget() if budget_bytes is None else validate_budget(budget_bytes)
+
+
+def _test(fn, handle, pfns, limit: int) -> np.ndarray:
+    """``fn(handle, pfns, n, out)`` over PFNs checked against ``limit``: one
+    byte per PFN, as a bool array."""
+    p = _u64(validate_pfns(pfns, limit))
+    out = np.zeros(p.size, np.uint8)
+    fn(handle(), _ptr(p, _P_U64), p.size, _ptr(out, _P_U8))
+    return out.astype(bool)
 
 
 def _chunked_scan(fn, handle, cap, start: int, limit: int
@@ -250,10 +254,7 @@ class KernelStructPages(Handle):
 
     def contains(self, pfns) -> np.ndarray:
         """PageTdxPrivate() per PFN, as a bool array."""
-        p = _u64(validate_pfns(pfns, self.max_pfn))
-        out = np.zeros(p.size, np.uint8)
-        self._lib.tdx_sp_test(self._handle(), _ptr(p, _P_U64), p.size, _ptr(out, _P_U8))
-        return out.astype(bool)
+        return _test(self._lib.tdx_sp_test, self._handle, pfns, self.max_pfn)
 
     def count(self) -> int:
         """Pages flagged (a pass over every struct page)."""
@@ -281,14 +282,15 @@ class KernelStructPages(Handle):
 # option 2: a software bit in the direct map's PTEs
 
 @dataclass(frozen=True)
-class DirectMapTables:
-    """One state of a :class:`KernelDirectMap`, counted in its tables.
+class DirectMapCounts:
+    """One state of the direct map, counted: what the model of
+    ``trackers.kexec.directmap`` (``DirectMap.counts()``, ``split_for()``)
+    says and what :class:`KernelDirectMap` holds (:class:`DirectMapTables`).
 
-    pud_pages / pmd_pages / pte_pages: 4 KiB table pages per level (as
-    ``DirectMapCounts`` models them); pages_4k / mappings_2m / mappings_1g:
-    present leaves (``/proc/meminfo`` DirectMap4k / 2M / 1G); marked_pages:
-    PTEs with the soft bit; host_bytes: what the C side holds (table pages
-    come from 2 MiB chunks, plus one 8-B top-level entry per 512 GiB).
+    pud_pages / pmd_pages / pte_pages: 4 KiB page-table pages per level;
+    pages_4k / mappings_2m / mappings_1g: present leaves, what
+    ``/proc/meminfo`` calls DirectMap4k (x 4 kB), DirectMap2M (x 2048 kB),
+    DirectMap1G (x 1 GiB).
     """
 
     pud_pages: int
@@ -297,8 +299,6 @@ class DirectMapTables:
     pages_4k: int
     mappings_2m: int
     mappings_1g: int
-    marked_pages: int
-    host_bytes: int
 
     @property
     def table_pages(self) -> int:
@@ -313,6 +313,19 @@ class DirectMapTables:
         return {"DirectMap4k": self.pages_4k * 4,
                 "DirectMap2M": self.mappings_2m * 2048,
                 "DirectMap1G": self.mappings_1g * (1 << 20)}
+
+
+@dataclass(frozen=True)
+class DirectMapTables(DirectMapCounts):
+    """One state of a :class:`KernelDirectMap`, counted in its tables: the
+    :class:`DirectMapCounts`, and marked_pages: PTEs with the soft bit;
+    host_bytes: what the C side holds (table pages come from 2 MiB chunks,
+    plus one 8-B top-level entry per 512 GiB).  Fields in tdx_dm_counts()'s
+    order.
+    """
+
+    marked_pages: int
+    host_bytes: int
 
 
 def _mappings(starts, ends, levels):
@@ -441,10 +454,7 @@ class KernelDirectMap(Handle):
 
     def contains(self, pfns) -> np.ndarray:
         """The soft bit of each PFN's 4 KiB PTE (False without one), as bools."""
-        p = _u64(validate_pfns(pfns, kernel.MAX_PHYS_PFN))
-        out = np.zeros(p.size, np.uint8)
-        self._lib.tdx_dm_test(self._handle(), _ptr(p, _P_U64), p.size, _ptr(out, _P_U8))
-        return out.astype(bool)
+        return _test(self._lib.tdx_dm_test, self._handle, pfns, kernel.MAX_PHYS_PFN)
 
     def count(self) -> int:
         """PTEs with the soft bit (a count, not a walk: scanned_bytes is unchanged)."""

@@ -11,7 +11,8 @@ Prints the verdict table and writes to --out (default report/):
   verdict.csv    the verdict table
   recommendation.csv, recommendation.md
                  one row per option: safety, memory, hot path, allocation,
-                 crash context, downtime range, touch points (recommend.py)
+                 crash context, downtime range, touch points (recommend.py);
+                 the .md a table of the numbers, then the qualities and sources
   summary.md     the answer first, then tables and figures, ready to paste
                  into a design review
   summary.txt    the answer and the recommendation table in 80 columns, for

@@ -17,7 +17,7 @@ Tables (file stem -> content):
   before the next kernel starts -- mainline's one-CPU TDH.SYS.DISABLE, the
   best tracker-based reset on 1 and on all CPUs, each with its band
   (trackers.kexec.wait.wait_table; modeled).  The best tracker is chosen
-  among those that run in crash context (recommend.QUALITIES).
+  among those that run in crash context (qualities.QUALITIES).
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from ..bench.measure import time_kvm_store_loop
 from ..kexec import teardown, wait
 from ..kexec.strategies import TRACKER_STRATEGIES
 from ..kexec.strategy import ENGINE_EMULATION, kernel_engine
-from .recommend import qualities
+from .qualities import qualities
 
 #: the platform whose TDX costs are the published-derived ones
 PLATFORM = "spr-2s"

@@ -52,6 +52,19 @@ from .xas import (M_HEAD, M_HEAD_ENTRY, M_NR, XA_SIBLING, XA_VALUE, xas_alloc,
 # xas_* for one value entry of (sibs + 1) << shift indices
 
 @njit(cache=True)
+def xas_descend(slots, n, sh, index):
+    """lib/xarray.c xas_descend(): (offset, entry) of ``index`` in node ``n``
+    of shift ``sh``, a sibling entry resolved to the slot of the entry it
+    points at."""
+    off = (index >> sh) & 63
+    v = slots[n, off]
+    if v <= XA_SIBLING:
+        off = XA_SIBLING - v
+        v = slots[n, off]
+    return off, v
+
+
+@njit(cache=True)
 def xas_max(index, shift, sibs):
     """lib/xarray.c xas_max(): the largest index the tree must hold to store
     a piece of ``(sibs + 1) << shift`` indices at ``index``."""
@@ -78,11 +91,7 @@ def xas_create_entry(slots, hdr, parent, meta, levels, index, shift, sibs):
         return np.int64(-1), np.int64(0), meta[M_HEAD_ENTRY]
     while True:
         sh = np.int64(hdr[n, 0])
-        off = (index >> sh) & 63
-        v = slots[n, off]
-        if v <= XA_SIBLING:
-            off = XA_SIBLING - v
-            v = slots[n, off]
+        off, v = xas_descend(slots, n, sh, index)
         if sh <= shift or v < 0:
             return n, off, v
         if v == 0:
@@ -131,11 +140,7 @@ def xa_erase_entry(slots, hdr, parent, meta, levels, index):
         return
     while True:
         sh = np.int64(hdr[n, 0])
-        off = (index >> sh) & 63
-        v = slots[n, off]
-        if v <= XA_SIBLING:
-            off = XA_SIBLING - v
-            v = slots[n, off]
+        off, v = xas_descend(slots, n, sh, index)
         if sh == 0 or v <= 0:
             break
         n = v - 1
