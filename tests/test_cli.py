@@ -48,7 +48,7 @@ def test_module_entry_point():
     assert "tdx-trackers" in r.stdout
 
 
-# --- every option checked before any work (issue 8) -------------------------
+# --- every option checked before any work ------------------------------------
 
 def _max_cpus():
     import numba
@@ -114,7 +114,7 @@ BAD_OPTIONS = {
     "kexec --out with --race": (["kexec", "tiny", "--race", "--out", "{dir}/x.csv"],
                                 "tdx-trackers kexec: error: --out {dir}/x.csv with --race: "
                                 "cannot write {dir}/x-race.csv: it is a directory"),
-    # the user's own host (issue 10): kexec and report --memmap/--trace/--tds
+    # the user's own host: kexec and report --memmap/--trace/--tds
     "kexec without a host": (["kexec"], "tdx-trackers kexec: error: give one host: a "
                                         "SCENARIO name or --memmap FILE"),
     "kexec SCENARIO and --memmap": (["kexec", "tiny", "--memmap", "{file}"],

@@ -137,7 +137,7 @@ def test_normalize_extents_merges_overlaps():
 
 
 # --------------------------------------------------------------------------
-# issue 8: bad input that used to pass silently.  Every entry point,
+# Bad input that used to pass silently.  Every entry point,
 # estimate() included, raises naming the value and the limit, before any change.
 
 LIMIT = kernel.MAX_PHYS_PFN                     # 2^40 PFNs = 2^52 bytes

@@ -132,7 +132,7 @@ def test_evaluate_table_on_tiny():
     assert df["downtime_s"].dropna().ge(0).all()
 
 
-# --- which engine a measured scan comes from (issue 9) ------------------------
+# --- which engine a measured scan comes from ----------------------------------
 
 def _measured_platform():
     from trackers.kexec import Platform
@@ -224,7 +224,7 @@ def test_evaluate_builds_each_structure_once_across_platforms(monkeypatch):
     assert list(a["engine"]) == list(b["engine"])
 
 
-# --- issue 10: every option as its authors meant it --------------------------
+# --- every option as its authors meant it ------------------------------------
 
 import dataclasses                                                  # noqa: E402
 

@@ -240,7 +240,7 @@ def test_default_report_calibrates_a_new_machine_once(tmp_path, monkeypatch):
     assert calls == [1]
 
 
-# --- a report is published whole (issue 8) ----------------------------------
+# --- a report is published whole --------------------------------------------
 
 def _dead_pid() -> int:
     """A PID no process can have: above the kernel's pid_max."""
@@ -484,7 +484,7 @@ def test_report_names_the_tdx_trackers_command(report_dir):
     assert command_line(args) == "tdx-trackers report --seed 3 --trackers bitmap kvm"
 
 
-# --- measured by the kernel's own code (issue 9) ------------------------------
+# --- measured by the kernel's own code ----------------------------------------
 
 def _kernel_code_here() -> bool:
     from trackers.registry import KERNEL_TRACKERS

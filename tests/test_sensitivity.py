@@ -12,7 +12,7 @@ from trackers.kexec.sensitivity import (SENSITIVITY_COLUMNS, TORNADO_COLUMNS, as
                                         cpu_counts, crossovers, largest_swings, sweep)
 
 
-#: today's names and issue 10's (kvm -> kvm-attr, refuse -> upstream-refuse)
+#: today's names and older reports' (kvm -> kvm-attr, refuse -> refuse-6.18)
 KVM = next(n for n in ("kvm-attr", "kvm") if n in STRATEGIES)
 REFUSE = next(n for n in ("refuse-6.18", "upstream-refuse", "refuse") if n in STRATEGIES)
 

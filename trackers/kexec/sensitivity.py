@@ -36,7 +36,7 @@ own) is assessed at every point.
 :func:`crossovers` finds the CPU counts where the order of the leading
 strategies changes; the report's summary states them.
 
-Measured beside the model (issue 12 item 2): where the host's trackers are
+Measured beside the model: where the host's trackers are
 built on this machine, :func:`measured_scans` builds each tracker strategy's
 structure over the pages its scan finds in aligned PFN shards
 (:mod:`trackers.shard`, an :class:`~trackers.shard.Extents` source; at least

@@ -134,7 +134,8 @@ def add_arguments(p):
                         "columns wide; verdict.csv holds it as numbers)")
     p.add_argument("--no-calibrate", action="store_true",
                    help="do not measure this machine when it has no calibration yet "
-                        "(the this-machine preset then uses PERF-NOTES fallback rates)")
+                        "(the this-machine preset then uses the fallback rates of "
+                        "docs/kernel-facts.md, 'Measured on these machines')")
     add_scheduler_argument(p, "steps")
     p.add_argument("--no-kernel-code", action="store_true",
                    help="do not build or time the kernel's own code (the @kernel twins, "

@@ -311,7 +311,7 @@ def _real_map(key: str):
 
 # A host whose max_pfn far exceeds its RAM: ~770 GB of RAM with the 64-bit MMIO
 # windows of its root complexes between the RAM blocks, up to ~7.1 TB of
-# physical address space, as issue 10 reports for a Dell R7625 (AMD Genoa, 2
+# physical address space, as reported for a Dell R7625 (AMD Genoa, 2
 # sockets; the report itself was not found in the searchable corpora).  The
 # bundled map is constructed in the boot-log e820 format from those two figures
 # (it is not a capture, and an AMD host runs no TDX: the map is here for its
