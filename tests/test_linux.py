@@ -10,6 +10,7 @@ cache (~15 s from Debian's tarball); later runs load it.
 import errno
 import importlib
 import io
+import os
 import tarfile
 
 import numpy as np
@@ -129,6 +130,31 @@ def test_old_or_incomplete_source_is_named(tmp_path, monkeypatch):
     if linux_build.shutil.which("gcc") or linux_build.shutil.which("cc"):
         with pytest.raises(linux.KernelCodeUnavailable, match="lacks lib/xarray.c"):
             linux.build(tree)
+
+
+@pytest.mark.parametrize("umask, file_mode, dir_mode", [(0o022, 0o644, 0o755),
+                                                       (0o077, 0o600, 0o700)])
+def test_the_extracted_source_follows_the_umask(umask, file_mode, dir_mode, tmp_path):
+    """src/ (made by mkdtemp, 0700) and src.json (mkstemp, 0600) get the modes
+    mkdir and open give under the umask, as every other output."""
+    tarball = tmp_path / "linux-9.9.tar.xz"
+    with tarfile.open(tarball, "w:xz") as tf:
+        for rel in linux_build.REQUIRED:
+            data = b"VERSION = 9\nPATCHLEVEL = 9\n" if rel == "Makefile" else b""
+            info = tarfile.TarInfo(f"linux-9.9/{rel}")
+            info.size = len(data)
+            tf.addfile(info, io.BytesIO(data))
+    vdir = tmp_path / "cache" / "linux-9.9.0"
+    vdir.mkdir(parents=True)
+    old = os.umask(umask)
+    try:
+        tree, _ = linux_build._prepare_tree(tarball, vdir, force=False)
+        linux_build._point_current(vdir.parent, vdir / "x.so", vdir / "x.json")
+    finally:
+        os.umask(old)
+    modes = {p.name: p.stat().st_mode & 0o777 for p in
+             (tree, vdir / "src.json", vdir.parent / "current.json")}
+    assert modes == {"src": dir_mode, "src.json": file_mode, "current.json": file_mode}
 
 
 def test_extraction_takes_only_what_the_build_reads():

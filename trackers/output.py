@@ -7,7 +7,9 @@ sees the old file or the new one, never a torn one.
 
 A new file gets the mode open() would give it, 0666 & ~umask; a replaced file
 keeps its mode, as open(path, "w") would.  (mkstemp creates 0600 whatever the
-umask: the mode is set on the temporary file before it is renamed.)
+umask: the mode is set on the temporary file before it is renamed.)  A
+directory made by mkdtemp (0700) and renamed into place is given
+:func:`directory_mode`, 0777 & ~umask, as mkdir would.
 """
 
 from __future__ import annotations
@@ -18,18 +20,29 @@ import tempfile
 from pathlib import Path
 
 
-def creation_mode() -> int:
-    """The mode open() gives a new file: 0666 & ~umask."""
+def umask() -> int:
+    """This process's umask."""
     try:
         with open("/proc/self/status") as f:          # Linux >= 4.7: no side effect
             for line in f:
                 if line.startswith("Umask:"):
-                    return 0o666 & ~int(line.split()[1], 8)
+                    return int(line.split()[1], 8)
     except OSError:
         pass
-    umask = os.umask(0o022)                            # elsewhere: read it by setting it
-    os.umask(umask)
-    return 0o666 & ~umask
+    mask = os.umask(0o022)                             # elsewhere: read it by setting it
+    os.umask(mask)
+    return mask
+
+
+def creation_mode() -> int:
+    """The mode open() gives a new file: 0666 & ~umask."""
+    return 0o666 & ~umask()
+
+
+def directory_mode() -> int:
+    """The mode mkdir() gives a new directory (and the linker a new
+    executable): 0777 & ~umask."""
+    return 0o777 & ~umask()
 
 
 def write_bytes_atomic(path, data: bytes) -> Path:

@@ -28,6 +28,9 @@ compiler is all it needs), not part of the kernel library.
 
 ``available()`` says whether the engines can be used here and, if not, why
 (the message names the missing package and ``--linux-src``).  The library
+is checked against its build record before it is loaded
+(:mod:`trackers.linux.integrity`); one that does not match is rebuilt, or
+the emulations run instead, and ``repaired()`` says what was rebuilt.  The library
 links GPL-2.0 kernel code; it is built on the user's machine and never
 shipped.  These are engines, not trackers: a tracker on them measures the
 kernel's code where the other trackers model it.
@@ -54,7 +57,7 @@ from .binding import (
     set_gfp_nowait_fails,
     version,
 )
-from .build import KernelCodeUnavailable, build, cache_root
+from .build import KernelCodeUnavailable, KernelLibraryDamaged, build, cache_root, repaired
 from .pages import (
     PG_TDX_PRIVATE,
     PTE_BIT_TDX_PRIVATE,
@@ -70,10 +73,10 @@ from .pages import (
 
 __all__ = [
     "INDEX_LIMIT", "LIVE_OBJECTS", "SCAN_CHUNK", "XA_LEVELS",
-    "KernelCodeUnavailable", "KernelIda", "KernelMaple", "KernelXArray",
+    "KernelCodeUnavailable", "KernelIda", "KernelLibraryDamaged", "KernelMaple", "KernelXArray",
     "available", "build", "build_info", "cache_root", "engine_label", "facts",
     "kernel_bitmap_clear", "kernel_bitmap_runs", "kernel_bitmap_set", "kernel_int_max",
-    "library", "live_objects", "set_gfp_nowait_fails", "version",
+    "library", "live_objects", "repaired", "set_gfp_nowait_fails", "version",
     # trackers.linux.pages: options 2 and 3 laid out in C
     "PG_TDX_PRIVATE", "PTE_BIT_TDX_PRIVATE", "DirectMapCounts", "DirectMapTables",
     "KernelDirectMap", "KernelStructPages", "ScanTime", "direct_map_scan_time",

@@ -1,8 +1,9 @@
 """ctypes binding to the kernel's own XArray, IDA, maple tree, find_bit and bitmap stores.
 
 The library is the one :func:`trackers.linux.build` made (the
-command ``tdx-trackers kernel-build``); :func:`library` loads it and never
-builds.  The engines below are thin: each method is one C call over whole
+command ``tdx-trackers kernel-build``); :func:`library` loads it, once its
+size and sha256 match the build record, and builds only to replace one that
+does not (:mod:`trackers.linux.integrity`).  The engines below are thin: each method is one C call over whole
 arrays (the per-index loop runs in C, in the kernel's code), and each holds
 one kernel structure, freed when the object is closed or collected.
 
@@ -25,13 +26,16 @@ failing them, is :func:`set_gfp_nowait_fails`).  Time calls from Python
 from __future__ import annotations
 
 import ctypes
+import multiprocessing
+import sys
 import weakref
+from pathlib import Path
 from typing import Iterator
 
 import numpy as np
 
 from .. import kernel
-from .build import KernelCodeUnavailable, current_library
+from .build import KernelCodeUnavailable, KernelLibraryDamaged, build, current_library
 from .dlopen import typed_library
 
 #: runs per scan chunk by default (as trackers.base.EXTENT_CHUNK)
@@ -103,19 +107,31 @@ LIVE_OBJECTS = ("xa_node", "maple_node", "kmalloc", "kmem_cache")
 
 _lib: ctypes.CDLL | None = None
 _lib_info: dict = {}
+#: a damaged library this process could not rebuild: (path, size, mtime) -> the refusal
+_refused: dict[tuple, KernelCodeUnavailable] = {}
 
 
 # --------------------------------------------------------------------------
 # the library
 
 def library() -> ctypes.CDLL:
-    """The built library, loaded once per process.  Never builds: raises
-    :class:`KernelCodeUnavailable` if ``tdx-trackers kernel-build`` (or
-    :func:`trackers.linux.build.build`) has not built it for this glue.c."""
+    """The built library, loaded once per process.  Builds only to replace a
+    damaged one: raises :class:`KernelCodeUnavailable` if ``tdx-trackers
+    kernel-build`` (or :func:`trackers.linux.build.build`) has not built it
+    for this glue.c.  A library that does not hold what its build wrote
+    (:class:`~trackers.linux.build.KernelLibraryDamaged`: loading it could
+    kill the process with SIGBUS) is never loaded: it is rebuilt from the
+    source it was built from, saying so on stderr (and
+    :func:`trackers.linux.repaired` after), or,
+    where that source is gone or the rebuild fails, refused with a reason
+    that says the emulations run instead."""
     global _lib, _lib_info
     if _lib is not None:
         return _lib
-    path, info = current_library()
+    try:
+        path, info = current_library()
+    except KernelLibraryDamaged as exc:
+        path, info = _rebuild(exc)
     lib = typed_library(path, _SIGNATURES, unavailable=KernelCodeUnavailable,
                         what=f"the kernel library {path}", hint=REBUILD_HINT)
     got = _facts_of(lib)
@@ -125,6 +141,34 @@ def library() -> ctypes.CDLL:
                                         f"{got.get(name)}, the models use {want}")
     _lib, _lib_info = lib, dict(info, path=str(path))
     return lib
+
+
+def _rebuild(exc: KernelLibraryDamaged) -> tuple:
+    """Replace the damaged library ``exc`` names by a build from its recorded
+    source (build() says so on stderr, and :func:`trackers.linux.repaired`
+    after); (path, record) of the new one, or KernelCodeUnavailable saying
+    that the emulations run instead, said once on stderr by the command's
+    own process.  Tried once per damaged file per process."""
+    try:
+        st = exc.library.stat()
+        key = (str(exc.library), st.st_size, st.st_mtime_ns)
+    except OSError:
+        key = (str(exc.library), None, None)
+    if key in _refused:
+        raise _refused[key]
+    source = exc.info.get("source")
+    try:
+        if not source or not Path(source).exists():
+            raise KernelCodeUnavailable(f"the source it was built from, {source}, is gone")
+        build(source)
+        return current_library()
+    except KernelCodeUnavailable as why:
+        refusal = KernelCodeUnavailable(f"{exc}; not rebuilt ({why}): the emulations run "
+                                        f"instead", fix=exc.fix)
+        _refused[key] = refusal
+        if multiprocessing.parent_process() is None:    # said once, not by every worker
+            print(f"tdx-trackers: {refusal}", file=sys.stderr, flush=True)
+        raise refusal from None
 
 
 def available() -> tuple[bool, str]:

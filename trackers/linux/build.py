@@ -57,6 +57,19 @@ Building atomically: sources are extracted into a temporary directory and
 renamed into place, objects are compiled in a temporary directory in the
 cache, and the library is renamed into place last, so a killed build never
 leaves a half library (or a half source tree that a later build trusts).
+Builds into one cache directory take turns (an flock on ``.build.lock``).
+
+Checked before it is loaded: the build record keeps the library's size and
+sha256 (``library_bytes``, ``library_sha256``), and :func:`current_library`
+compares them with the file before anyone dlopen()s it
+(:mod:`trackers.linux.integrity` says why); a library that does not match is
+:class:`KernelLibraryDamaged`, which :func:`trackers.linux.library` answers
+by rebuilding from the recorded source or running on the emulations,
+saying which.  clear.c's library (:func:`build_clear`) keeps the same record
+beside it and is compiled again when it does not match.
+
+Everything written into the cache gets the mode open() or mkdir() would
+give it under the umask (trackers.output), as every other output does.
 """
 
 from __future__ import annotations
@@ -69,15 +82,21 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 import tarfile
 import tempfile
 import time
 from pathlib import Path
 
+from ..output import directory_mode, write_text_atomic
+from .integrity import damage, library_record, seal, taking_turns
+
 #: what a fresh Debian 12 machine needs, and what .ci/run installs
 DEBIAN_PACKAGES = ("linux-source-6.12", "liburcu-dev", "gcc")
 INSTALL_HINT = "apt-get install " + " ".join(DEBIAN_PACKAGES)
 LINUX_SRC_HINT = "or pass --linux-src DIR_OR_TARBALL (a kernel tree >= 6.1 or its .tar.xz)"
+#: what a user does when a package is missing (the report's advice by default)
+INSTALL_FIX = f"install `{INSTALL_HINT}` (as root) and run `tdx-trackers report` again"
 CACHE_ENV = "TRACKERS_LINUX_CACHE"
 DEFAULT_TARBALLS = "/usr/src/linux-source-*.tar.xz"
 MIN_VERSION = (6, 1)
@@ -133,12 +152,36 @@ class ClearCodeUnavailable(OSError):
 class KernelCodeUnavailable(OSError):
     """The kernel's own code cannot be built or loaded on this machine.
 
-    The message names what is missing, the Debian packages that provide it
-    and the ``--linux-src`` flag.  An OSError: something about this
-    machine, not a bad argument."""
+    The message names what is missing (where it is a package: the Debian
+    packages that provide it and the ``--linux-src`` flag); ``fix`` says
+    what a user does about it, for the report's first line.  An OSError:
+    something about this machine, not a bad argument."""
+
+    def __init__(self, message: str, fix: str = ""):
+        super().__init__(message)
+        self.fix = fix or INSTALL_FIX
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+class KernelLibraryDamaged(KernelCodeUnavailable):
+    """The cached library does not hold the bytes its build wrote (its size
+    or sha256 differs from the build record's): loading it could kill the
+    process with SIGBUS.  ``library`` is its path, ``info`` its build record
+    (``info["source"]`` what it was built from), ``what`` how it differs
+    (:func:`trackers.linux.integrity.damage`)."""
+
+    def __init__(self, library: Path, info: dict, what: str):
+        super().__init__(f"the kernel library {library} {what}",
+                         fix="run `tdx-trackers kernel-build --force`")
+        self.library = library
+        self.info = info
+        self.what = what
 
 
 def _unavailable(what: str) -> KernelCodeUnavailable:
+    """A package (or the kernel source) is missing: the message says which to install."""
     return KernelCodeUnavailable(f"{what}; install: {INSTALL_HINT}, {LINUX_SRC_HINT}")
 
 
@@ -446,12 +489,8 @@ def _failed(what: str, cmd: list[str], stderr: str, work: Path) -> KernelCodeUna
 
 
 def _write_json(path: Path, data: dict) -> None:
-    """Write JSON atomically (temp file in the same directory, then rename)."""
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    with os.fdopen(fd, "w") as f:
-        json.dump(data, f, indent=2, sort_keys=True)
-        f.write("\n")
-    os.replace(tmp, path)
+    """Write JSON atomically, mode as the umask gives (trackers.output)."""
+    write_text_atomic(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
 
 
 def _source_id(src: Path) -> str:
@@ -486,6 +525,7 @@ def _prepare_tree(src: Path, vdir: Path, force: bool) -> tuple[Path, float]:
             old = Path(tempfile.mkdtemp(prefix="src.old-", dir=vdir))
             os.replace(tree, old / "src")
             shutil.rmtree(old, ignore_errors=True)
+        os.chmod(tmp, directory_mode())              # mkdtemp made it 0700
         os.replace(tmp, tree)
     except (tarfile.TarError, EOFError) as exc:
         raise _unavailable(f"kernel source tarball {src} unreadable ({exc})") from exc
@@ -522,20 +562,48 @@ def build(linux_src: str | os.PathLike | None = None, *, force: bool = False) ->
     version = tree_version(src) if src.is_dir() else known_tarball_version(src)
     root = cache_root()
     vdir = root / f"linux-{version}"
-    vdir.mkdir(parents=True, exist_ok=True)
-    sid = _source_id(src)
+    try:
+        vdir.mkdir(parents=True, exist_ok=True)
+        with taking_turns(vdir):
+            return _build_in(src, version, root, vdir, force, t_start)
+    except KernelCodeUnavailable:
+        raise
+    except OSError as exc:
+        raise cache_unwritable(root, exc) from None
 
+
+def cache_unwritable(root: Path, exc: OSError) -> KernelCodeUnavailable:
+    """An OSError writing the cache as one line naming the cache and how to
+    choose another (no package is missing)."""
+    where = f"${CACHE_ENV}={root}" if os.environ.get(CACHE_ENV) else str(root)
+    why = exc.strerror or str(exc)
+    return KernelCodeUnavailable(
+        f"cannot write the kernel-library cache {where} ({why}"
+        + (f": {exc.filename}" if exc.filename else "") + ")",
+        fix=f"set ${CACHE_ENV} to a directory you can write")
+
+
+def _build_in(src: Path, version: str, root: Path, vdir: Path, force: bool,
+              t_start: float) -> Path:
+    """build() once it holds vdir's lock: the cached library if its record
+    matches the source and the file (:func:`damage`), else a new one."""
+    sid = _source_id(src)
     key = fingerprint()
     lib = vdir / f"{LIB_STEM}-{key}.so"
     info_path = vdir / f"build-{key}.json"
-    if lib.is_file() and info_path.is_file() and not force:
+    damaged = ""
+    if lib.is_file():
         try:
             info = json.loads(info_path.read_text())
-        except ValueError:
+        except (OSError, ValueError):
             info = {}
-        if info.get("source_id") == sid:
+        damaged = damage(lib, info)
+        if info.get("source_id") == sid and not damaged and not force:
             _point_current(root, lib, info_path)
             return lib
+        if damaged:
+            print(f"tdx-trackers: the kernel library {lib} {damaged}: rebuilding it from "
+                  f"{src}", file=sys.stderr, flush=True)
 
     cc = find_compiler()
     _sweep(vdir)
@@ -546,11 +614,13 @@ def build(linux_src: str | os.PathLike | None = None, *, force: bool = False) ->
         t0 = time.perf_counter()
         lib_tmp, recipe = _compile(cc, tree, version, work)
         compile_s = time.perf_counter() - t0
+        seal(lib_tmp)
         info = {
             "version": version, "source": str(src.resolve()), "source_id": sid,
             "tree": str(tree), "compiler": cc,
             "compiler_version": _compiler_version(cc), "key": key,
-            "library": str(lib), "glue": str(GLUE), "pages": str(PAGES),
+            "library": str(lib), **library_record(lib_tmp),
+            "glue": str(GLUE), "pages": str(PAGES),
             "units": {k: [a.replace(str(tree), "<tree>").replace(str(work), "<work>")
                           for a in v] for k, v in recipe["units"].items()},
             "link": recipe["link"], "warnings": recipe["warnings"],
@@ -562,9 +632,24 @@ def build(linux_src: str | os.PathLike | None = None, *, force: bool = False) ->
         _write_json(info_path, info)
         os.replace(lib_tmp, lib)                      # the library appears whole, last
         _point_current(root, lib, info_path)
+        if damaged:
+            _repairs.append(f"rebuilt the kernel library {lib} from {src} in "
+                            f"{time.perf_counter() - t_start:.0f} s (the cached one {damaged})")
+            print(f"tdx-trackers: {_repairs[-1]}", file=sys.stderr, flush=True)
         return lib
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+#: what :func:`build` rebuilt in this process because the cached library was damaged
+_repairs: list[str] = []
+
+
+def repaired() -> str:
+    """What :func:`build` last rebuilt in this process because the cached
+    library did not match its record ("rebuilt the kernel library X from SRC
+    in N s (the cached one is cut short: ...)"), or ""."""
+    return _repairs[-1] if _repairs else ""
 
 
 #: a temporary directory this old is a killed build's even if its pid lives
@@ -614,14 +699,24 @@ def _compiler_version(cc: str) -> str:
 
 
 def _point_current(root: Path, lib: Path, info_path: Path) -> None:
-    _write_json(root / "current.json", {"library": str(lib), "info": str(info_path)})
+    """current.json names lib (written only if it names another: a cache
+    that cannot be written still serves the library it holds)."""
+    pointer = {"library": str(lib), "info": str(info_path)}
+    try:
+        if json.loads((root / "current.json").read_text()) == pointer:
+            return
+    except (OSError, ValueError):
+        pass
+    _write_json(root / "current.json", pointer)
 
 
 def current_library() -> tuple[Path, dict]:
     """The library the last :func:`build` chose and its build record.
 
     Raises :class:`KernelCodeUnavailable` if none was built, if it is gone,
-    or if it was built from another glue.c than this package's."""
+    or if it was built from another glue.c than this package's, and
+    :class:`KernelLibraryDamaged` if the file does not hold what its build
+    wrote (size and sha256: :func:`damage`): never load that one."""
     pointer = cache_root() / "current.json"
     try:
         cur = json.loads(pointer.read_text())
@@ -639,6 +734,9 @@ def current_library() -> tuple[Path, dict]:
     if all(p.is_file() for p in (GLUE, PAGES, RUNS)) and info.get("key") != fingerprint():
         raise _unavailable(f"the kernel library {lib} was built from another glue.c, "
                            f"pages.c or recipe; rebuild with `tdx-trackers kernel-build`")
+    what = damage(lib, info)
+    if what:
+        raise KernelLibraryDamaged(lib, info, what)
     return lib, info
 
 
@@ -656,16 +754,39 @@ def build_clear(*, force: bool = False) -> Path:
     """Compile clear.c alone (``CFLAGS -shared``, no kernel headers: it
     includes none) into ``cache_root()/clear/libtdxclear-<key>.so``, once per
     key; ``force`` recompiles.  The library appears whole (compiled to a
-    temporary name, renamed last).  Raises :class:`ClearCodeUnavailable`
-    naming the compiler's complaint, or that there is no compiler."""
+    temporary name, renamed last), its size and sha256 recorded beside it
+    (``libtdxclear-<key>.json``); a cached library that does not match its
+    record (:func:`damage`) is compiled again, saying so on stderr.  Raises
+    :class:`ClearCodeUnavailable` naming the compiler's complaint, that
+    there is no compiler, or that the cache cannot be written."""
     if not CLEAR.is_file():
         raise ClearCodeUnavailable(f"{CLEAR} is missing: install the package from its source "
                                    f"tree (pip install -e .)")
-    d = cache_root() / "clear"
-    d.mkdir(parents=True, exist_ok=True)
-    lib = d / f"{CLEAR_STEM}-{clear_fingerprint()}.so"
+    root = cache_root()
+    d = root / "clear"
+    try:
+        d.mkdir(parents=True, exist_ok=True)
+        with taking_turns(d):
+            return _build_clear_in(d, force)
+    except OSError as exc:
+        if isinstance(exc, ClearCodeUnavailable):
+            raise
+        raise ClearCodeUnavailable(str(cache_unwritable(root, exc))) from None
+
+
+def _build_clear_in(d: Path, force: bool) -> Path:
+    key = clear_fingerprint()
+    lib = d / f"{CLEAR_STEM}-{key}.so"
+    record = d / f"{CLEAR_STEM}-{key}.json"
     if lib.is_file() and not force:
-        return lib
+        try:
+            what = damage(lib, json.loads(record.read_text()))
+        except (OSError, ValueError):
+            what = "has no readable record of its size and sha256"
+        if not what:
+            return lib
+        print(f"tdx-trackers: the clear library {lib} {what}: compiling clear.c again",
+              file=sys.stderr)
     try:
         cc = find_compiler()
     except KernelCodeUnavailable as exc:
@@ -680,7 +801,9 @@ def build_clear(*, force: bool = False) -> Path:
             last = next((ln for ln in proc.stderr.splitlines() if "error" in ln), "").strip()
             raise ClearCodeUnavailable(f"compiling {CLEAR.name} failed: {last[:300]} "
                                        f"(command: {' '.join(cmd)})")
-        os.replace(tmp, lib)
+        seal(Path(tmp))
+        _write_json(record, {"library": str(lib), "key": key, **library_record(Path(tmp))})
+        os.replace(tmp, lib)                          # the library appears whole, last
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)

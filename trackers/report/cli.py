@@ -454,13 +454,17 @@ def _calibrate_once() -> None:
 def prepare_kernel_code(skip: bool) -> dict:
     """Build the kernel's own code (trackers.linux.build(): cached, ~15 s the
     first time on a machine) so the report can time it; what happened, for
-    summary.md: ``available``, and ``version`` or the ``reason`` it is not."""
+    summary.md: ``available``, and ``version`` or the ``reason`` it is not
+    (and the ``fix``); ``repaired`` when a damaged cached library was rebuilt
+    (trackers.linux.repaired())."""
     if skip:
         return {"available": False, "skipped": True, "reason": "skipped with --no-kernel-code"}
     t0 = time.perf_counter()
     try:
         linux.build()
-    except OSError as exc:                     # KernelCodeUnavailable names what is missing
+    except linux.KernelCodeUnavailable as exc:   # names what is missing, and the fix
+        return {"available": False, "reason": str(exc), "fix": exc.fix}
+    except OSError as exc:
         return {"available": False, "reason": str(exc)}
     ok, why = linux.available()
     if not ok:
@@ -470,8 +474,11 @@ def prepare_kernel_code(skip: bool) -> dict:
         print(f"kernel code: built Linux {linux.version()}'s lib/xarray.c, lib/idr.c, "
               f"lib/maple_tree.c and find_bit in {fmt_seconds(built_s)} (cached for the next run)",
               file=sys.stderr)
-    return {"available": True, "version": linux.version(), "library": why,
-            "build_s": built_s}
+    out = {"available": True, "version": linux.version(), "library": why,
+           "build_s": built_s}
+    if linux.repaired():                       # a damaged cached library was replaced
+        out["repaired"] = linux.repaired()
+    return out
 
 
 def command_line(args) -> str:

@@ -236,6 +236,7 @@ def engine_line(tables, meta: dict) -> str:
     kc = meta.get("kernel_code")
     if kc is not None and not kc.get("available"):
         how = ("run `tdx-trackers report` without it" if kc.get("skipped") else
+               kc.get("fix") or
                f"install `{INSTALL_HINT}` (as root) and run `tdx-trackers report` again")
         return (f"**Measured numbers come from the Python/numba emulations, not the "
                 f"kernel's own code:** {kc.get('reason', 'unavailable')}. To measure the "
@@ -253,7 +254,9 @@ def engine_line(tables, meta: dict) -> str:
             f"lib/idr.c, lib/maple_tree.c, find_bit, built and run in userspace) for every "
             f"tracker with a @kernel twin ({', '.join(covered)})"
             + (f"; elsewhere from {'; '.join(rest)}" if rest else "")
-            + ". The `engine` column of scan_time.csv and kexec.csv names it per number.")
+            + ". The `engine` column of scan_time.csv and kexec.csv names it per number."
+            + (f" Before this run, tdx-trackers {kc['repaired']}." if kc and kc.get("repaired")
+               else ""))
 
 
 def scenario_lines(tables, meta: dict) -> list[str]:
