@@ -299,6 +299,53 @@ def test_sigint_of_the_command_exits_130():
     assert (r.returncode, r.stderr) == (130, "tdx-trackers scenarios: interrupted\n")
 
 
+#: the shape of the installed `tdx-trackers` script (a multiprocessing worker
+#: runs it again as __mp_main__), restoring Python's SIGINT handler first in
+#: the command's own process only: a test run started in the background
+#: inherits SIGINT ignored, where no terminal's Ctrl-C is
+COMMAND_SCRIPT = """import signal, sys
+from trackers.__main__ import main
+if __name__ == "__main__":
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    sys.exit(main())
+"""
+
+
+def _children(pid: int) -> list[str]:
+    out = subprocess.run(["ps", "-ww", "-o", "args=", "--ppid", str(pid)], capture_output=True,
+                         text=True).stdout
+    return [line for line in out.splitlines() if "spawn_main" in line]
+
+
+def test_ctrl_c_to_the_process_group_is_one_line(tmp_path):
+    """A terminal's Ctrl-C reaches the command and its Dask workers (one
+    process group): the command exits 130 with its one line; no worker
+    prints a traceback, nor distributed a log line, while the cluster stops.
+    (Progress bars aside.)"""
+    import re
+    import signal
+    import time
+    script = tmp_path / "tdx-trackers"
+    script.write_text(COMMAND_SCRIPT)
+    p = subprocess.Popen([sys.executable, str(script), "bench-core", "--pfns", str(1 << 22)],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                         start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120
+        while len(_children(p.pid)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        time.sleep(3)                                   # the workers are measuring
+        os.killpg(p.pid, signal.SIGINT)
+        _, err = p.communicate(timeout=120)
+    finally:
+        if p.poll() is None:
+            os.killpg(p.pid, signal.SIGKILL)
+            p.wait()
+    said = [line.split("\r")[-1] for line in err.split("\n")]
+    said = [line for line in said if line.strip() and not re.search(r"\d+%\|", line)]
+    assert (p.returncode, said) == (130, ["tdx-trackers bench-core: interrupted"])
+
+
 # --- kexec writes only what it is asked to, where it is asked ---------------
 
 @pytest.mark.slow

@@ -4,13 +4,19 @@ order; each task's peak RSS is its own; bench-core and the report's steps run
 on a scheduler given by address; a cluster without a timing worker is
 refused.  Facts only, never a timing."""
 
+import re
+import subprocess
+import sys
+
 import numpy as np
 import pandas as pd
 import pytest
 from distributed import Client, LocalCluster, get_worker
 
+import trackers.cluster as cluster_module
 from trackers.__main__ import main
-from trackers.cluster import (TIMING, Unit, connect, local_cluster, run_units, with_peak_rss)
+from trackers.cluster import (TIMING, Unit, WorkerLost, connect, local_cluster, run_units,
+                              with_peak_rss)
 from trackers.report.steps import Step, run_steps
 
 
@@ -132,3 +138,111 @@ def test_a_sharded_bench_core_runs_once_and_gives_the_shards_spread(cluster, tmp
         assert row[f"{t}_min"] == row[f"{t}_median"] == row[f"{t}_max"]   # one run
         assert row[f"{t}_shard_min"] <= row[f"{t}_shard_median"] <= row[f"{t}_shard_max"]
         assert row[f"{t}_shard_max"] <= row[f"{t}_median"]                 # a shard of the sum
+
+
+# --- a lost worker is one line naming what it took, never a hang ------------
+
+def _kill_own_worker():
+    import os
+    import signal
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _square(x):
+    return x * x
+
+
+def test_a_worker_that_dies_takes_only_its_own_unit():
+    """The timing worker dies running one unit: that unit is a WorkerLost
+    naming it; the timed units behind it run on the worker its nanny
+    restarts (they were not queued on the dead one)."""
+    c = local_cluster(2)
+    try:
+        with Client(c) as client:
+            client.wait_for_workers(2)
+            units = [Unit(_square, (2,), timed=True, label="first"),
+                     Unit(_kill_own_worker, timed=True, label="bitmap@kernel"),
+                     *(Unit(_square, (i,), timed=True, label=f"after {i}") for i in range(3)),
+                     Unit(_square, (5,), label="modeled")]
+            got = run_units(client, units, progress=False, errors="return")
+            assert got[0] == 4 and got[2:] == [0, 1, 4, 25]
+            lost = got[1]
+            assert isinstance(lost, WorkerLost) and lost.what == "bitmap@kernel"
+            assert re.fullmatch(r"its worker \(tcp://127\.0\.0\.1:\d+\) died while running it "
+                                r"\(killed, or out of memory\)", lost.why)
+            with pytest.raises(WorkerLost, match=r"^bitmap@kernel: its worker \(tcp://"):
+                run_units(client, units[1:2], progress=False)
+    finally:
+        c.close()
+
+
+def _kill_own_nanny():
+    import os
+    import signal
+    os.kill(os.getppid(), signal.SIGKILL)          # the `dask worker` process: its nanny
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def test_losing_the_only_timing_worker_stops_the_run_naming_it(monkeypatch):
+    """The cluster's only timing worker is lost for good (its nanny killed,
+    as `kill` of a `dask worker`): the run stops after TIMING_GRACE_S with
+    one line naming the worker and the timed units that cannot run."""
+    monkeypatch.setattr(cluster_module, "TIMING_GRACE_S", 2.0)
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, protocol="tcp",
+                      dashboard_address=":0") as plain:
+        address = plain.scheduler_address
+        timing = subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_worker", address,
+                                   "--nthreads", "1", "--resources", f"{TIMING}=1",
+                                   "--no-dashboard"], stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.DEVNULL)
+        try:
+            with Client(address) as client:
+                client.wait_for_workers(2, timeout=120)
+                [lost] = cluster_module.timing_workers(client)
+                units = [Unit(_kill_own_nanny, timed=True, label="maple@kernel"),
+                         Unit(_square, (3,), timed=True, label="pageflags"),
+                         Unit(_square, (4,), label="modeled")]
+                with pytest.raises(WorkerLost) as exc:
+                    run_units(client, units, progress=False, errors="return")
+            assert str(exc.value) == (
+                f"the cluster at {address} lost its timing worker ({lost}) and has had none "
+                f"for 2 s: 2 timed task(s) cannot run (maple@kernel, pageflags); start one "
+                f"with `dask worker {address} --nthreads 1 --resources timing=1`")
+        finally:
+            timing.kill()
+            timing.wait()
+
+
+def test_a_lost_worker_is_one_line_and_status_1(monkeypatch, capsys):
+    import trackers.workloads.cli as scenarios_cli
+
+    def run(args):
+        raise WorkerLost("shard 3/64", "its worker (tcp://127.0.0.1:1) died while running "
+                                       "it (killed, or out of memory)")
+
+    monkeypatch.setattr(scenarios_cli, "run", run)
+    assert main(["scenarios"]) == 1
+    assert capsys.readouterr().err == (
+        "tdx-trackers scenarios: error: shard 3/64: its worker (tcp://127.0.0.1:1) died while "
+        "running it (killed, or out of memory)\n")
+
+
+def _out_of_memory():
+    raise MemoryError("Unable to allocate 8.00 GiB for an array")
+
+
+def test_out_of_memory_in_a_task_is_one_line(monkeypatch, capfd):
+    """A task that runs out of memory: the command's one line, and nothing
+    from the workers (distributed logs a failed task's traceback; silenced,
+    as the command says what failed)."""
+    import trackers.workloads.cli as scenarios_cli
+
+    def run(args):
+        with connect(n_workers=1) as client:
+            run_units(client, [Unit(_out_of_memory, label="kexec tiny")], progress=False)
+
+    monkeypatch.setattr(scenarios_cli, "run", run)
+    capfd.readouterr()
+    assert main(["scenarios"]) == 1
+    assert capfd.readouterr().err == ("tdx-trackers scenarios: error: out of memory: Unable to "
+                                      "allocate 8.00 GiB for an array\n")

@@ -20,6 +20,19 @@ import, so ``trackers.linux.build()`` (an explicit step) may run first::
 
 from __future__ import annotations
 
+import signal
+import sys
+
+# A process multiprocessing spawned (its command line ends in
+# --multiprocessing-fork: a Dask worker of a local cluster, trackers/cluster.py)
+# ignores SIGINT from its first import of this package: spawn runs the parent's
+# main module (the tdx-trackers command) again in the child, so this line runs
+# within a second of its start.  A terminal's Ctrl-C reaches the whole process
+# group; the parent answers it in one line and stops its workers, which would
+# otherwise each print a KeyboardInterrupt traceback.
+if "--multiprocessing-fork" in getattr(sys, "orig_argv", ()):
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
 import importlib
 from importlib.metadata import PackageNotFoundError, version as _version
 

@@ -5,8 +5,8 @@ A command module exposes ``HELP`` (one line), ``add_arguments(parser)`` and
 ``run(args) -> int``; its options are checked by their argparse ``type=``
 (trackers.output) or at the top of ``run`` before any work.
 
-Exit status: 0 done; 1 the command found a failure (a tracker errored) or ran
-out of memory; 2 a usage error (a bad option, an unusable path, a refused
+Exit status: 0 done; 1 the command found a failure (a tracker errored, a
+worker died) or ran out of memory; 2 a usage error (a bad option, an unusable path, a refused
 size); 130 interrupted (SIGINT, Ctrl-C).  Every failure is one line on stderr,
 ``tdx-trackers COMMAND: error: ...``, never a traceback.
 """
@@ -18,6 +18,7 @@ import importlib
 import sys
 
 import trackers
+from trackers.cluster import WorkerLost
 
 # command name -> module implementing it, in the order --help lists them
 COMMANDS = {
@@ -60,6 +61,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)
         return 130                              # 128 + SIGINT, as a shell reports it
+    except WorkerLost as exc:                  # a Dask worker died: what it took is named
+        print(f"{prog}: error: {exc}", file=sys.stderr)
+        return 1
     except MemoryError as exc:
         print(f"{prog}: error: out of memory" + (f": {exc}" if str(exc) else ""),
               file=sys.stderr)

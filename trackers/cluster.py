@@ -37,8 +37,22 @@ worker's resident baseline at the reset (the interpreter and its libraries,
 ≈ 0.2-0.3 GiB, as a forked child's ``ru_maxrss`` included its parent's).
 Where ``clear_refs`` cannot be written (not Linux) the peak is NaN.
 
-Progress is a tqdm bar over :func:`distributed.as_completed`; results come
-back in the order the units were given.
+Progress is a tqdm bar over the units as they complete; results come back
+in the order the units were given.
+
+Failures are one line, never a hang or a silent loss (:func:`run_units`).
+Timed units are handed to the scheduler only as timing slots free up (one
+per timing worker), so a worker that dies takes one unit with it, not every
+unit queued behind it: that unit fails with :class:`WorkerLost` naming it
+(or, with ``errors="return"``, stands as that error in the results), and the
+rest run on the worker its nanny restarts.  A cluster left with no timing
+worker for :data:`TIMING_GRACE_S` while timed units wait raises
+:class:`WorkerLost` naming the worker lost and the units that cannot run.
+A local cluster's workers ignore SIGINT (:func:`dask_setup`): a terminal's
+Ctrl-C reaches the whole process group, and only the command's own process
+answers it, in one line, while it stops them; and distributed's own logs
+(a failed task's traceback, a worker restarted) are silenced below
+CRITICAL, since the command reports every failure itself.
 """
 
 from __future__ import annotations
@@ -46,10 +60,13 @@ from __future__ import annotations
 import copy
 import ctypes
 import gc
+import logging
 import math
 import os
 import re
+import signal
 import sys
+import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
@@ -58,6 +75,22 @@ from typing import Any, Callable, Iterator
 TIMING = "timing"
 #: the environment variable naming an existing scheduler (as --scheduler does)
 SCHEDULER_ENV = "TRACKERS_SCHEDULER"
+#: seconds timed units wait for a timing worker before the run stops: a nanny
+#: restarts a dead worker in a few seconds (spawn and imports), far less
+TIMING_GRACE_S = 30.0
+#: seconds between looks at the cluster while units run
+POLL_S = 1.0
+
+
+class WorkerLost(RuntimeError):
+    """A unit's worker died while running it, or the cluster has no timing
+    worker left for the timed units: one line naming what was lost.
+    ``what``: the unit (its label; "" for the cluster), ``why``: the rest."""
+
+    def __init__(self, what: str, why: str):
+        super().__init__(f"{what}: {why}" if what else why)
+        self.what = what
+        self.why = why
 
 
 @dataclass
@@ -99,13 +132,42 @@ def local_cluster(n_workers: int | None = None, timed_workers: int = 1):
                           "distributed.scheduler.allowed-failures": 0}):
         cluster = LocalCluster(n_workers=1, threads_per_worker=1, processes=True,
                                memory_limit=0, dashboard_address=":0",
-                               resources={TIMING: 1})
+                               resources={TIMING: 1}, silence_logs=logging.CRITICAL,
+                               preload=[__name__])
         cluster.scale(timed_workers)                     # each declares TIMING
         # the others: modeled units only (a new spec: the started ones share the old)
         cluster.new_spec = copy.deepcopy(cluster.new_spec)
         cluster.new_spec["options"].pop("resources")
         cluster.scale(n)
     return cluster
+
+
+def _quietly(close) -> None:
+    """Close a client or cluster while an exception (a Ctrl-C, out of memory)
+    is on its way up: what the close raises (distributed's sync() can, when
+    interrupted) must not replace it, nor print."""
+    try:
+        close()
+    except Exception:
+        pass
+
+
+def dask_setup(worker) -> None:
+    """A local worker's preload (distributed runs it as each worker process
+    starts, restarts included): ignore SIGINT.  A terminal's Ctrl-C goes to
+    the whole process group; the command's own process answers it in one
+    line and stops the workers, which would otherwise each print a
+    KeyboardInterrupt traceback.  (A worker of the ``tdx-trackers`` command
+    ignores it earlier, from its first import of the package:
+    trackers/__init__.py.)"""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def timing_workers(client) -> dict[str, float]:
+    """Address -> TIMING slots of every worker of ``client``'s cluster that declares it."""
+    workers = client.scheduler_info(n_workers=-1)["workers"]
+    return {a: w["resources"][TIMING] for a, w in workers.items()
+            if w.get("resources", {}).get(TIMING)}
 
 
 def check_timing_worker(client) -> None:
@@ -142,13 +204,18 @@ def connect(scheduler: str | None = None, n_workers: int | None = None,
     cluster = local_cluster(n_workers, timed_workers)
     try:
         client = Client(cluster)
-        try:
-            client.wait_for_workers(len(cluster.worker_spec))
-            yield client
-        finally:
-            client.close()
-    finally:
-        cluster.close()
+    except BaseException:
+        _quietly(cluster.close)
+        raise
+    try:
+        client.wait_for_workers(len(cluster.worker_spec))
+        yield client
+    except BaseException:
+        _quietly(client.close)
+        _quietly(cluster.close)
+        raise
+    client.close()
+    cluster.close()
 
 
 def run_units(client, units: list[Unit], desc: str = "", progress: bool = True,
@@ -158,49 +225,126 @@ def run_units(client, units: list[Unit], desc: str = "", progress: bool = True,
     as workers free up; return their results in that order.  A tqdm bar
     (``desc``; or ``bar``, advanced by ``weights`` per unit) counts units as
     they complete, named after the last one done -- or, with
-    ``name_running``, after the first unit of non-zero weight not yet done
-    (timed units given first run in that order on the one timing worker, so
-    that is the one running).  A unit that raises (or whose worker dies)
-    re-raises here after the others finish, or, with ``errors="return"``,
-    stands as its exception in the results."""
-    from distributed import as_completed
+    ``name_running``, after the first unit of non-zero weight submitted and
+    not yet done (the one the timing worker runs).  A unit that raises
+    re-raises here after the others
+    finish, or, with ``errors="return"``, stands as its exception in the
+    results; a unit whose worker died is :class:`WorkerLost` naming the unit
+    (its label).  Timed units go to the scheduler one per free timing slot
+    (module doc); with none left for :data:`TIMING_GRACE_S`, WorkerLost
+    names the workers lost and the units waiting."""
+    from distributed import wait
+    from distributed.client import FuturesCancelledError
     from tqdm import tqdm
-    # priority: in the order given (the scheduler runs higher priorities first)
-    futures = [client.submit(u.fn, *u.args, **u.kwargs, key=_key(u, i), pure=False,
-                             resources={TIMING: 1} if u.timed else None,
-                             priority=len(units) - i)
-               for i, u in enumerate(units)]
-    weight = dict(zip((f.key for f in futures), weights or [1] * len(futures)))
-    label = {f.key: u.label for f, u in zip(futures, units)}
+    futures: list = [None] * len(units)
+
+    def submit(i: int) -> None:
+        u = units[i]
+        # priority: in the order given (the scheduler runs higher priorities first)
+        futures[i] = client.submit(u.fn, *u.args, **u.kwargs, key=_key(u, i), pure=False,
+                                   resources={TIMING: 1} if u.timed else None,
+                                   priority=len(units) - i)
+
+    for i, u in enumerate(units):
+        if not u.timed:
+            submit(i)
+    waiting = [i for i, u in enumerate(units) if u.timed]       # timed, not yet submitted
+    weight = weights or [1] * len(units)
     own = bar is None
     if own:
-        bar = tqdm(total=sum(weight.values()), desc=desc, file=sys.stderr,
-                   disable=not progress)
-    pending = [f.key for f in futures if weight[f.key]]
-
-    def name_next():
-        if pending:
-            bar.set_description(f"{desc}: {label[pending[0]]}" if desc else label[pending[0]])
-        else:
-            bar.set_description(desc)
-
-    if name_running:
-        name_next()
+        bar = tqdm(total=sum(weight), desc=desc, file=sys.stderr, disable=not progress)
+    counted: set[int] = set()
+    timing = timing_workers(client) if waiting else {}
+    seen, alone_since = set(timing), None
     try:
-        for f in as_completed(futures):
+        while True:
+            busy = sum(1 for i, f in enumerate(futures)
+                       if f is not None and units[i].timed and f.status == "pending")
+            while waiting and busy < sum(timing.values()):
+                submit(waiting.pop(0))
+                busy += 1
+            running = [i for i, f in enumerate(futures) if f is not None and f.status == "pending"]
+            for i, f in enumerate(futures):
+                if f is not None and f.status != "pending" and i not in counted:
+                    counted.add(i)
+                    if units[i].label and not name_running:
+                        bar.set_description(units[i].label)
+                    bar.update(weight[i])
             if name_running:
-                if f.key in pending:
-                    pending.remove(f.key)
-                name_next()
-            elif label[f.key]:
-                bar.set_description(label[f.key])
-            bar.update(weight[f.key])
+                now = next((i for i, f in enumerate(futures) if f is not None and weight[i]
+                            and i not in counted), None)
+                label = units[now].label if now is not None else ""
+                bar.set_description(f"{desc}: {label}" if desc and label else label or desc)
+            if not running and not waiting:
+                break
+            try:
+                if running:
+                    wait([futures[i] for i in running], timeout=POLL_S,
+                         return_when="FIRST_COMPLETED")
+                else:
+                    time.sleep(POLL_S)
+            except TimeoutError:
+                pass
+            except FuturesCancelledError:          # a dead worker held what they needed
+                lost = [i for i in running if futures[i].status == "cancelled"]
+                client.cancel([f for f in futures if f is not None])
+                raise WorkerLost(_name(units[lost[0]]) if lost else "",
+                                 "a worker died (killed, or out of memory) holding its input "
+                                 "(data scattered to the cluster)"
+                                 + (f"; {len(lost) - 1} more task(s) lost it too"
+                                    if len(lost) > 1 else "")) from None
+            if waiting or any(units[i].timed for i in running):
+                timing = timing_workers(client)
+                seen |= set(timing)
+                if timing:
+                    alone_since = None
+                elif alone_since is None:
+                    alone_since = time.monotonic()
+                elif time.monotonic() - alone_since > TIMING_GRACE_S:
+                    stuck = [i for i in running if units[i].timed] + waiting
+                    client.cancel([f for f in futures if f is not None])
+                    raise WorkerLost("", _no_timing_worker(client, seen,
+                                                           [units[i] for i in stuck]))
     finally:
         if own:
             bar.close()
-    if errors == "return":
-        return [f.exception() if f.status == "error" else f.result() for f in futures]
-    return client.gather(futures)
+    failed = {i: f.exception() for i, f in enumerate(futures) if f.status == "error"}
+    failed = {i: _died(units[i], exc) if _killed(exc) else exc
+              for i, exc in failed.items()}
+    if errors != "return" and failed:
+        first = failed[min(failed)]
+        if isinstance(first, WorkerLost):
+            raise first
+        futures[min(failed)].result()              # the unit's own exception, re-raised
+    ok = [i for i in range(len(futures)) if i not in failed]
+    results = dict(zip(ok, client.gather([futures[i] for i in ok])))
+    return [failed[i] if i in failed else results[i] for i in range(len(futures))]
+
+
+def _killed(exc) -> bool:
+    """Is ``exc`` distributed's KilledWorker (the task's worker died running it)?"""
+    return type(exc).__name__ == "KilledWorker"
+
+
+def _name(unit: Unit) -> str:
+    return unit.label or getattr(unit.fn, "__name__", "a task")
+
+
+def _died(unit: Unit, exc) -> WorkerLost:
+    worker = getattr(getattr(exc, "last_worker", None), "address", None)
+    return WorkerLost(_name(unit),
+                      "its worker" + (f" ({worker})" if worker else "")
+                      + " died while running it (killed, or out of memory)")
+
+
+def _no_timing_worker(client, seen: set[str], stuck: list[Unit]) -> str:
+    names = [_name(u) for u in stuck]
+    shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+    return (f"the cluster at {client.scheduler.address} lost its timing worker "
+            f"({', '.join(sorted(seen)) or 'none seen'}) and has had none for "
+            f"{TIMING_GRACE_S:.0f} s: {len(stuck)} timed task(s) cannot run ({shown}); start "
+            f"one with `dask worker {client.scheduler.address} --nthreads 1 --resources "
+            f"{TIMING}=1`")
 
 
 def _key(unit: Unit, i: int) -> str:

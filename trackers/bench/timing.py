@@ -15,7 +15,7 @@ import time
 from typing import Callable
 
 from ..base import NotRepresentable
-from ..cluster import Unit, reset_peak_rss, run_units
+from ..cluster import Unit, WorkerLost, reset_peak_rss, run_units
 from ..sets import reference_set
 
 #: each measured time is reported as its median and its spread over --repeat runs
@@ -57,11 +57,15 @@ def outcome(fn: Callable, *args) -> tuple[str, object]:
 def run_outcomes(client, units: list[Unit], desc: str, progress: bool = True) -> list:
     """Each unit (its fn wrapped by :func:`outcome`) as a task on ``client``,
     or, with no client, one after another in this process; the outcomes in
-    order.  A worker that dies (out of memory) is an ("error", ...) outcome."""
-    wrapped = [Unit(outcome, (u.fn, *u.args), timed=u.timed, label=u.label) for u in units]
+    order.  A worker that dies (out of memory, killed) is an ("error", why)
+    outcome, ``why`` naming the unit (its label, else ``desc``); a cluster
+    left without a timing worker raises WorkerLost (trackers/cluster.py)."""
+    wrapped = [Unit(outcome, (u.fn, *u.args), timed=u.timed, label=u.label or desc)
+               for u in units]
     if client is None:
         return [outcome(u.fn, *u.args) for u in units]
-    return [("error", f"the measuring worker died: {type(r).__name__}: {r}")
+    return [("error", r.why if isinstance(r, WorkerLost) else
+             f"the measuring worker died: {type(r).__name__}: {r}")
             if isinstance(r, BaseException) else r
             for r in run_units(client, wrapped, desc=desc, progress=progress,
                                errors="return")]
