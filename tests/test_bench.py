@@ -6,6 +6,7 @@ memory budget refuses.  Facts only: which columns, which rows, which
 order of statistics, which ratio, which exception -- never a timing."""
 
 import os
+import re
 
 import numpy as np
 import pandas as pd
@@ -19,7 +20,8 @@ from trackers.bench.conversion import conversion_cost, conversion_table, convers
 from trackers.bench.maple_order import maple_order
 from trackers.bench.measure import time_estimates, time_kvm_store_loop
 from trackers.bench.rows import add_ratios, engine_of, ratio_table, select_rows
-from trackers.bench.timing import spread
+from trackers.bench.timing import run_outcomes, spread
+from trackers.cluster import Unit
 from trackers.kernel import MAPLE_NODE_BYTES, PAGES_PER_2M
 from trackers.kernel_code import TWINS
 from trackers.pageflags import STRUCT_PAGES_ENGINE
@@ -94,6 +96,50 @@ def test_bench_core_csv_has_median_and_spread_of_every_time(tmp_path, capsys):
         in printed
     assert "kvm per-GFN attribute store over 65,536 GFNs [measured, median (min\u2013max) " \
            "of 3 runs]" in printed
+
+
+def _kill_own_worker():
+    import signal
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def test_a_measurement_whose_worker_dies_is_an_error_row_naming_it(scheduler):
+    """run_outcomes: the unit whose worker dies is ("error", why), the others
+    measured (the worker's nanny restarts it)."""
+    from distributed import Client
+    with Client(scheduler) as client:
+        got = run_outcomes(client, [Unit(_kill_own_worker, timed=True, label="maple@kernel"),
+                                    Unit(spread, ("x", [1.0, 3.0, 2.0]), timed=True,
+                                         label="bitmap")], "trackers", progress=False)
+    assert got[1] == ("ok", {"x_median": 2.0, "x_min": 1.0, "x_max": 3.0})
+    assert got[0][0] == "error" and re.fullmatch(
+        r"its worker \(tcp://127\.0\.0\.1:\d+\) died while running it \(killed, or out of "
+        r"memory\)", got[0][1])
+
+
+def test_a_tracker_lost_in_a_table_is_printed_and_named_on_stderr(monkeypatch, capsys):
+    """A tracker whose conversion-cost task failed keeps its line in the
+    printed table (its error beside "-") and is one stderr line; status 1."""
+    import trackers.bench.cli as bench_cli
+    real = bench_cli.conversion_cost
+    why = "its worker (tcp://127.0.0.1:1) died while running it (killed, or out of memory)"
+
+    def losing_kvm(names, *args, **kwargs):
+        df = real(names, *args, **kwargs)
+        return pd.concat([df[df["tracker"] != "kvm"],
+                          pd.DataFrame([{"tracker": "kvm", "engine": "emulation",
+                                         "error": why}])], ignore_index=True)
+
+    monkeypatch.setattr(bench_cli, "conversion_cost", losing_kvm)
+    assert main(["bench-core", "--pfns", "65536", "--repeat", "1", "--estimate-pfns", "65536",
+                 "--trackers", "bitmap", "kvm", "--engine", "emulation",
+                 "--conversions", "5"]) == 1
+    out, err = capsys.readouterr()
+    table = out.split("conversion cost [measured]")[1].split("\n\n")[0].splitlines()[1:]
+    assert [line.split()[0] for line in table[1:]] == ["bitmap", "kvm"]
+    assert table[2].split() == ["kvm", "emulation", "-", "-", "-", "-", "-", "0", "0",
+                                *why.split()]
+    assert err.splitlines()[-1] == f"tdx-trackers bench-core: error: conversion cost of kvm: {why}"
 
 
 def test_estimate_and_kvm_loop_times_have_spread():

@@ -77,6 +77,7 @@ Columns: [measured] times and RSS on this machine; [modeled] kernel bytes
 
 from __future__ import annotations
 
+import sys
 import time
 
 import pandas as pd
@@ -99,6 +100,8 @@ from .timing import run_outcomes
 
 HELP = ("time every tracker on the 1 TiB reference set (measured) beside its modeled bytes, "
         "the emulations beside the kernel's own code")
+
+PROG = "tdx-trackers bench-core"
 
 #: --engine choices: both engines, or one
 ENGINES = ("all", "emulation", "kernel")
@@ -223,8 +226,10 @@ def run_whole(client, args, rows_wanted) -> int:
           f"(generated in {time.perf_counter() - t0:.1f} s)", flush=True)
     del starts, ends                             # each task generates its own (reference())
     side = {w: beside(args.csv, w) for w in ("maple-order", "conversion-cost")}
+    failed: list[str] = []                       # one stderr line per failure, at the end
     rows = measure_all(client, rows_wanted, args.pfns, args.seed, args.repeat)
     df = add_ratios(pd.DataFrame(rows))
+    failed += failures(df, "trackers table")
     runs = f"median (min\u2013max) of {args.repeat} run{'s' if args.repeat > 1 else ''}"
     print(f"\n[measured] times in s, {runs}, and peak RSS on this machine; "
           f"[modeled] kernel bytes (kernel-code rows: the kernel's own node counts)")
@@ -237,12 +242,10 @@ def run_whole(client, args, rows_wanted) -> int:
         print(_limits(df))
     emulations = [n for n in rows_wanted if n in TRACKERS]
     kernel_rows = [n for n in rows_wanted if is_kernel(n)]
-    if MapleKernel.name in kernel_rows:
-        [(status, order)] = run_outcomes(client, [Unit(maple_order, (args.pfns, args.seed,
-                                                                    args.maple_seeds),
-                                                       timed=True)], "maple order")
-        if status != "ok":
-            raise RuntimeError(f"maple order table: {order}")
+    order = (one_table(client, Unit(maple_order, (args.pfns, args.seed, args.maple_seeds),
+                                    timed=True), "maple order table", failed)
+             if MapleKernel.name in kernel_rows else None)
+    if order is not None:
         print(f"\nmaple order effect [measured on the kernel's lib/maple_tree.c]: the "
               f"reference set's {order['extents'].iloc[0]:,} extents stored in order vs in "
               f"{args.maple_seeds} random order{'s' if args.maple_seeds > 1 else ''} "
@@ -258,21 +261,19 @@ def run_whole(client, args, rows_wanted) -> int:
           f"of all conversions less the call's fixed cost, the rest one Python call per "
           f"conversion, an upper bound (timed)")
     print(conversion_table(conv).to_string(index=False))
+    failed += failures(conv, "conversion cost of")
     if side["conversion-cost"] is not None:
         write_csv_atomic(conv, side["conversion-cost"])
-    if emulations:
-        [(status, est)] = run_outcomes(client, [Unit(time_estimates, (
-            emulations, args.estimate_pfns, args.seed, args.repeat), timed=True)], "estimate()")
-        if status != "ok":
-            raise RuntimeError(f"estimate() timing: {est}")
+    est = (one_table(client, Unit(time_estimates, (emulations, args.estimate_pfns, args.seed,
+                                                   args.repeat), timed=True),
+                     "estimate() timing", failed) if emulations else None)
+    if est is not None:
         print(f"\nestimate() at {args.estimate_pfns:,} PFNs [measured time in s, {runs}; "
               f"modeled bytes]")
         print(format_table(est))
-    if "kvm" in emulations:
-        [(status, kvm)] = run_outcomes(client, [Unit(time_kvm_store_loop, (
-            args.pfns, args.repeat), timed=True)], "kvm store loop")
-        if status != "ok":
-            raise RuntimeError(f"kvm store loop: {kvm}")
+    kvm = (one_table(client, Unit(time_kvm_store_loop, (args.pfns, args.repeat), timed=True),
+                     "kvm store loop", failed) if "kvm" in emulations else None)
+    if kvm is not None:
         print(f"\nkvm per-GFN attribute store over {kvm['gfns']:,} GFNs [measured, {runs}]: "
               f"{kvm['seconds_median']:.3g} s "
               f"({format_range(kvm['seconds_min'], kvm['seconds_max'])}), "
@@ -282,5 +283,25 @@ def run_whole(client, args, rows_wanted) -> int:
               f"lockup on a 1 TB+ guest)")
     if args.csv:
         write_csv_atomic(df, args.csv)
-    failed = "error" in df or ("error" in conv)
+    for line in failed:
+        print(f"{PROG}: error: {line}", file=sys.stderr, flush=True)
     return 1 if failed else 0
+
+
+def one_table(client, unit: Unit, what: str, failed: list[str]):
+    """The result of one timed unit, or None with "WHAT: why" added to ``failed``."""
+    [(status, value)] = run_outcomes(client, [unit], what)
+    if status == "ok":
+        return value
+    failed.append(f"{what}: {value}")
+    return None
+
+
+def failures(df: pd.DataFrame, what: str) -> list[str]:
+    """One line per row of ``df`` that failed: "WHAT TRACKER: why" ("what"
+    ending in "table" is followed by a colon)."""
+    if "error" not in df:
+        return []
+    sep = ": " if what.endswith("table") else " "
+    return [f"{what}{sep}{t}: {e}" for t, e in zip(df["tracker"], df["error"])
+            if isinstance(e, str) and e]

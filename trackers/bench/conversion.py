@@ -41,7 +41,7 @@ from ..kernel import PAGES_PER_2M
 from ..registry import ALL_TRACKERS
 from ..shard import close_tracker
 from .rows import RATIO, engine_of, twin_of
-from .timing import reference, run_outcomes, spread
+from .timing import STATS, reference, run_outcomes, spread
 
 #: conversions per timing of the conversion-cost table
 CONVERSIONS = 2000
@@ -238,16 +238,20 @@ def conversion_cost(names, max_pfn: int, repeat: int = 3, *, conversions: int = 
 
 
 def conversion_table(df: pd.DataFrame) -> pd.DataFrame:
-    """The conversion-cost rows as one line per tracker: the engine that
-    timed it and how (``timed``: C, one call of all conversions, or one
-    Python call each, an upper bound), then "median (min-max)" ns per
-    conversion under each size and op."""
-    if "ns_per_conversion_median" not in df:
-        return df
-    ok = df.dropna(subset=["ns_per_conversion_median"])
-    out = ok[["tracker", "engine"]].drop_duplicates("tracker").set_index("tracker")
+    """The conversion-cost rows as one line per tracker, every tracker asked
+    for (in ``df``'s order): the engine that timed it and how (``timed``: C,
+    one call of all conversions, or one Python call each, an upper bound),
+    then "median (min-max)" ns per conversion under each size and op; a
+    tracker that failed shows "-" and, in ``error``, why."""
+    names = list(dict.fromkeys(df["tracker"]))
+    engine = df.drop_duplicates("tracker").set_index("tracker")["engine"]
+    out = pd.DataFrame({"tracker": names, "engine": [engine[n] for n in names]})
+    out = out.set_index("tracker")
+    ok = (df.dropna(subset=["ns_per_conversion_median"]) if "ns_per_conversion_median" in df
+          else pd.DataFrame(columns=["tracker", "size", "op", "conversions", "upper_bound",
+                                     *(f"ns_per_conversion_{k}" for k in STATS)]))
     bound = ok.groupby("tracker")["upper_bound"].first()
-    out["timed"] = [TIMED[bool(bound[n])] for n in out.index]
+    out["timed"] = [TIMED[bool(bound[n])] if n in bound else "-" for n in out.index]
     for size in CONVERSION_SIZES:
         for op in CONVERSION_OPS:
             sel = ok[(ok["size"] == size) & (ok["op"] == op)].set_index("tracker")
@@ -259,4 +263,7 @@ def conversion_table(df: pd.DataFrame) -> pd.DataFrame:
     for size in CONVERSION_SIZES:
         n = ok[ok["size"] == size].groupby("tracker")["conversions"].min()
         out[f"n {size}"] = [int(n[t]) if t in n.index else 0 for t in out.index]
+    if "error" in df:
+        why = df.dropna(subset=["error"]).drop_duplicates("tracker").set_index("tracker")
+        out["error"] = [why.at[n, "error"] if n in why.index else "" for n in out.index]
     return out.reset_index()
