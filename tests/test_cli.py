@@ -69,11 +69,25 @@ PFNS_LIMIT = ("must be a multiple of 512 in [512, 1099511627776] "
 #: file, {dir} a directory, {dir}/x-race.csv a directory too.  One case per option.
 BAD_OPTIONS = {
     "bench-core --repeat": (["bench-core", "--repeat", "0"],
-                            "argument --repeat: must be >= 1, got 0"),
+                            "argument --repeat: must be in [1, 1000] (timed runs per figure), "
+                            "got 0"),
     "bench-core --pfns": (["bench-core", "--pfns", "1000"],
                           f"argument --pfns: {PFNS_LIMIT}, got 1000"),
     "bench-core --estimate-pfns": (["bench-core", "--estimate-pfns", "0x10000000001"],
                                    f"argument --estimate-pfns: {PFNS_LIMIT}, got 0x10000000001"),
+    "bench-core --repeat over": (["bench-core", "--repeat", "1001"],
+                                 "argument --repeat: must be in [1, 1000] (timed runs per "
+                                 "figure), got 1001"),
+    "bench-core --maple-seeds": (["bench-core", "--maple-seeds", "99999999999999999999"],
+                                 "argument --maple-seeds: must be in [1, 1000] (timed runs per "
+                                 "figure), got 99999999999999999999"),
+    "bench-core --conversions": (["bench-core", "--conversions", "1000001"],
+                                 "argument --conversions: must be in [1, 1000000] (16 "
+                                 "candidate pages drawn for each: 128 MB at the limit), got "
+                                 "1000001"),
+    "bench-core --timed-workers": (["bench-core", "--timed-workers", "{cores+1}"],
+                                   "argument --timed-workers: must be in [1, {cores}] (this "
+                                   "machine's cores), got {cores+1}"),
     "bench-core --seed": (["bench-core", "--seed", "-5"],
                           "argument --seed: must be >= 0, got -5"),
     "bench-core --trackers": (["bench-core", "--trackers"],
@@ -132,6 +146,17 @@ BAD_OPTIONS = {
     "kexec --tds": (["kexec", "--memmap", IOMEM, "--tds", "8G:0"],
                     "tdx-trackers kexec: error: --tds '8G:0': TD 0 ('8G:0'): vCPUs '0' must "
                     "be an integer in [1, 4096] (KVM_MAX_VCPUS)"),
+    "kexec --tds past the physical address space": (
+        ["kexec", "--memmap", IOMEM, "--tds", "99999999999999999999G"],
+        "tdx-trackers kexec: error: --tds '99999999999999999999G': TD 0 "
+        "('99999999999999999999G'): guest memory 107,374,182,399,999,999,998,926,258,176 bytes "
+        "is past the limit of 4,503,599,627,370,496 bytes (4 PiB: 2^40 PFNs, the physical "
+        "address space the suite models, kernel.MAX_PHYS_PFN)"),
+    "report --tds past the physical address space": (
+        ["report", "--memmap", IOMEM, "--tds", "4097T"],
+        "tdx-trackers report: error: --tds '4097T': TD 0 ('4097T'): guest memory "
+        "4,504,699,138,998,272 bytes is past the limit of 4,503,599,627,370,496 bytes (4 PiB: "
+        "2^40 PFNs, the physical address space the suite models, kernel.MAX_PHYS_PFN)"),
     "kexec --tds over the host's RAM": (
         ["kexec", "--memmap", IOMEM, "--tds", "32G,32G", "--out", "{dir}/v.csv"],
         # per TD: 8,388,608 guest + 16,384 + 32 + 1 S-EPT + 55 control pages
@@ -150,7 +175,8 @@ BAD_OPTIONS = {
                                       "tdx-trackers report: error: --tds describes your own "
                                       "host: give --memmap FILE too"),
     "calibrate --repeat": (["calibrate", "--repeat", "0"],
-                           "argument --repeat: must be >= 1, got 0"),
+                           "argument --repeat: must be in [1, 1000] (timed runs per figure), "
+                           "got 0"),
     "calibrate --cpus": (["calibrate", "--cpus", "-3"],
                          "argument --cpus: must be in [1, {cpus}] (numba's threads), got -3"),
     "calibrate --cpus over the machine": (
@@ -210,6 +236,7 @@ def test_bad_option_is_refused_before_any_work(case, tmp_path, monkeypatch, caps
              "{trackers}": ", ".join(trackers.TRACKERS),
              "{scenarios}": ", ".join(repr(s) for s in SCENARIOS),
              "{cpus+1}": str(_max_cpus() + 1), "{cpus}": str(_max_cpus()),
+             "{cores+1}": str(os.cpu_count() + 1), "{cores}": str(os.cpu_count()),
              "{ram/2}": str(_ram_mib() // 2), "{ram/4}": str(_ram_mib() // 4),
              "{ram}": str(_ram_mib())}
 

@@ -14,6 +14,11 @@ import argparse
 import os
 from pathlib import Path
 
+#: the most timed runs (repeats, seeds) a command accepts for one figure: the
+#: median of 1,000 runs is as steady as this machine gets, and a run of one
+#: figure at 1 TiB takes seconds, so more would only delay the answer by hours
+MAX_RUNS = 1000
+
 
 def int_option(lo: int, hi: int | None = None, *, multiple_of: int = 1, base: int = 10,
                why: str = ""):

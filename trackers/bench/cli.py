@@ -77,6 +77,7 @@ Columns: [measured] times and RSS on this machine; [modeled] kernel bytes
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 
@@ -85,12 +86,12 @@ import pandas as pd
 from ..cluster import Unit, add_scheduler_argument, connect, scheduler_address
 from ..kernel import MAX_PHYS_PFN, PAGES_PER_2M
 from ..kernel_code import MapleKernel
-from ..options import int_option, output_file
+from ..options import MAX_RUNS, int_option, output_file
 from ..output import write_csv_atomic
 from ..registry import TRACKERS
 from ..sets import reference_set
 from ..shard import DEFAULT_SHARD_PFNS, MIN_SHARD_PFNS, ReferenceShards, check_shards
-from .conversion import CONVERSIONS, conversion_cost, conversion_table
+from .conversion import CONVERSIONS, MAX_CONVERSIONS, conversion_cost, conversion_table
 from .maple_order import MAPLE_SEEDS, format_maple_order, maple_order
 from .measure import measure_all, time_estimates, time_kvm_store_loop
 from .rows import RATIO, add_ratios, is_kernel, ratio_table, select_rows
@@ -117,7 +118,8 @@ def add_arguments(p):
                       why="whole 2 MiB extents, up to 2^40 PFNs")
     p.add_argument("--pfns", type=pfns, default=1 << 28,
                    help="PFN space of the reference set (default 2^28 = 1 TiB)")
-    p.add_argument("--repeat", type=int_option(1), default=None,
+    p.add_argument("--repeat", type=int_option(1, MAX_RUNS, why="timed runs per figure"),
+                   default=None,
                    help="timed runs per figure; median and min-max reported (default 3; "
                         "1 for a sharded --pfns, whose shards are the repeats: its rows "
                         "also give the shards' spread, *_shard_min/_max)")
@@ -130,10 +132,14 @@ def add_arguments(p):
     p.add_argument("--engine", choices=ENGINES, default="all",
                    help="emulation rows, kernel-code (@kernel) rows, or both beside each "
                         "other with their ratios (default all)")
-    p.add_argument("--maple-seeds", type=int_option(1), default=MAPLE_SEEDS,
+    p.add_argument("--maple-seeds", type=int_option(1, MAX_RUNS, why="timed runs per figure"),
+                   default=MAPLE_SEEDS,
                    help=f"random store orders of the maple order table "
                         f"(default {MAPLE_SEEDS})")
-    p.add_argument("--conversions", type=int_option(1), default=CONVERSIONS,
+    p.add_argument("--conversions", type=int_option(1, MAX_CONVERSIONS,
+                                                    why="16 candidate pages drawn for each: "
+                                                        "128 MB at the limit"),
+                   default=CONVERSIONS,
                    help=f"conversions per timing of the conversion-cost table "
                         f"(default {CONVERSIONS:,})")
     p.add_argument("--seed", type=int_option(0), default=0, help="reference-set seed")
@@ -146,7 +152,9 @@ def add_arguments(p):
                    help="also time the pfns() scan of a sharded --pfns (a whole build always "
                         "does; a sharded one skips it by default: the kexec reset reads "
                         "extents(), and the per-PFN stream is a fifth of a 64 TiB sweep)")
-    p.add_argument("--timed-workers", type=int_option(1), default=1, metavar="N",
+    p.add_argument("--timed-workers", type=int_option(1, os.cpu_count() or 1,
+                                                      why="this machine's cores"),
+                   default=1, metavar="N",
                    help="timed tasks at once on the local cluster (default 1: each alone "
                         "on this machine). N > 1 runs a long sharded sweep N times faster "
                         "on N cores, each task beside N - 1 others (their caches and "

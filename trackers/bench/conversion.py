@@ -45,6 +45,9 @@ from .timing import STATS, reference, run_outcomes, spread
 
 #: conversions per timing of the conversion-cost table
 CONVERSIONS = 2000
+#: the most conversions per timing bench-core accepts: conversion_targets()
+#: draws 16 candidate pages (int64) per conversion, 128 MB at this limit
+MAX_CONVERSIONS = 1_000_000
 #: an emulation's per-call conversion loop stops after this long (its maple
 #: rebuilds the tree per call: seconds each at 1 TiB); the row says how many ran
 CONVERSION_SECONDS = 5.0

@@ -84,7 +84,7 @@ from numba import njit, prange
 
 from ..linux import clear as clear_c
 from ..linux.build import ClearCodeUnavailable
-from ..options import int_option, output_file
+from ..options import MAX_RUNS, int_option, output_file
 from ..output import write_text_atomic
 from . import scan_costs
 from .platform import SCAN_COST_FIGURES, calibration_path
@@ -481,7 +481,8 @@ def add_arguments(p):
                                                   "most a quarter of this machine's RAM: "
                                                   "the chase builds two arrays"),
                    default=128, help="pointer-chase buffer, MiB (default 128)")
-    p.add_argument("--repeat", type=int_option(1), default=5,
+    p.add_argument("--repeat", type=int_option(1, MAX_RUNS, why="timed runs per figure"),
+                   default=5,
                    help="timed runs; median and min-max kept (default 5)")
     p.add_argument("--cpus", type=int_option(1, max_cpus(), why="numba's threads"),
                    default=None, help=f"CPUs for all-core figures (default {max_cpus()})")

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from fractions import Fraction
 
 import numpy as np
 
@@ -398,6 +399,9 @@ class TD:
 #: asks for no more vCPUs than KVM creates for any VM
 KVM_MAX_VCPUS = 4096
 _SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*([KMGT]?)(?:i?B)?", re.IGNORECASE)
+#: a TD's guest memory at most: the physical address space the suite models
+#: (kernel.MAX_PHYS_PFN pages, 4 PiB); a host's free RAM limits it further
+MAX_TD_BYTES = kernel.MAX_PHYS_PFN * PAGE
 _UNIT_SHIFT = {"": 0, "K": 10, "M": 20, "G": 30, "T": 40}
 _POLICY = re.compile(r"(contiguous|interleaved|fragmented)(?:=(\d*\.?\d+))?")
 TDS_SYNTAX = ("SIZE[:VCPUS[:POLICY]],... with SIZE like 64G or 512M (binary units K, M, G, "
@@ -405,13 +409,14 @@ TDS_SYNTAX = ("SIZE[:VCPUS[:POLICY]],... with SIZE like 64G or 512M (binary unit
 
 
 def parse_size(text: str, what: str = "size") -> int:
-    """Bytes from '64G', '512MiB', '1.5T' (binary units); ValueError naming the text."""
+    """Bytes from '64G', '512MiB', '1.5T' (binary units), exactly (no float
+    rounding, however many digits); ValueError naming the text."""
     m = _SIZE.fullmatch(text.strip())
     if not m:
         raise ValueError(f"{what} {text!r} is not a size: want a number and a unit "
                          f"K, M, G or T (binary), e.g. 64G")
-    value = float(m.group(1)) * (1 << _UNIT_SHIFT[m.group(2).upper()])
-    if value != int(value):
+    value = Fraction(m.group(1)) * (1 << _UNIT_SHIFT[m.group(2).upper()])
+    if value.denominator != 1:
         raise ValueError(f"{what} {text!r} is not a whole number of bytes")
     return int(value)
 
@@ -436,6 +441,10 @@ def parse_tds(text: str) -> list[TdConfig]:
         if size <= 0 or size % chunk:
             raise ValueError(f"{where}: guest memory {size:,} bytes must be a positive "
                              f"multiple of 2 MiB ({chunk:,} bytes)")
+        if size > MAX_TD_BYTES:
+            raise ValueError(f"{where}: guest memory {size:,} bytes is past the limit of "
+                             f"{MAX_TD_BYTES:,} bytes (4 PiB: 2^40 PFNs, the physical address "
+                             f"space the suite models, kernel.MAX_PHYS_PFN)")
         vcpus = 8
         if len(parts) > 1 and parts[1]:
             if not parts[1].isdigit() or not 1 <= int(parts[1]) <= KVM_MAX_VCPUS:
