@@ -172,7 +172,31 @@ def _bad(tmp_path, bench_csv, kind):
         df.assign(shards=1).to_csv(path, index=False)
     elif kind == "empty":
         path.write_text("")
+    elif kind in BAD_VALUES:
+        col, value = BAD_VALUES[kind]
+        df[col] = df[col].astype(object)
+        df.loc[0, col] = value
+        df.to_csv(path, index=False)
     return path
+
+
+#: one bad value in the first row (bitmap's): kind -> (column, value)
+BAD_VALUES = {
+    "inf bytes": ("modeled_bytes", math.inf),
+    "NaN bytes": ("modeled_bytes", "NaN"),
+    "no estimate": ("estimate_bytes", 0),
+    "negative seconds": ("scan_extents_s_median", -1.5),
+    "pfns past 2^40": ("pfns", 1 << 62),
+    "pfns 0": ("pfns", 0),
+    "unknown tracker": ("tracker", "btree"),
+    "NaN tracker": ("tracker", "nan"),
+    "no engine": ("engine", ""),
+    "shards past pfns": ("shards", 1 << 20),
+}
+_LIMIT = ("want a multiple of 512 in [512, 1,099,511,627,776] (whole 2 MiB, up to 2^40 PFNs: "
+          "4 PiB, as --sharded)")
+_TRACKER = ("want a tracker name (bitmap, xarray, xarray-multi, ida, roaring, maple, pageflags, "
+            "kvm, or one of them with @kernel)")
 
 
 @pytest.mark.parametrize("kind,message", [
@@ -184,6 +208,24 @@ def _bad(tmp_path, bench_csv, kind):
                   "--shard-pfns)"),
     ("whole", "--sharded-csv {p}: row 2 (bitmap) was built in 1 shard(s), not sharded: its "
               "--pfns was not above --shard-pfns (a whole build; the scan figure has it)"),
+    ("inf bytes", "--sharded-csv {p}: row 2 (bitmap) column modeled_bytes is inf: want a "
+                  "finite number >= 0 (bytes)"),
+    ("NaN bytes", "--sharded-csv {p}: row 2 (bitmap) column modeled_bytes is empty: want a "
+                  "value (a built row fills it)"),
+    ("no estimate", "--sharded-csv {p}: row 2 (bitmap) column estimate_bytes is 0 where "
+                    "modeled_bytes is {modeled}: want estimate() of the same shards, 0 only "
+                    "for a structure that adds nothing"),
+    ("negative seconds", "--sharded-csv {p}: row 2 (bitmap) column scan_extents_s_median is "
+                         "-1.5: want a finite number >= 0 (seconds)"),
+    ("pfns past 2^40", "--sharded-csv {p}: row 2 (bitmap) column pfns is 4611686018427387904: "
+                       + _LIMIT),
+    ("pfns 0", "--sharded-csv {p}: row 2 (bitmap) column pfns is 0: " + _LIMIT),
+    ("unknown tracker", "--sharded-csv {p}: row 2 column tracker is 'btree': " + _TRACKER),
+    ("NaN tracker", "--sharded-csv {p}: row 2 column tracker is 'nan': " + _TRACKER),
+    ("no engine", "--sharded-csv {p}: row 2 (bitmap) column engine is empty: want the engine "
+                  "that measured the row (emulation, kernel code vX.Y.Z (userspace), ...)"),
+    ("shards past pfns", "--sharded-csv {p}: row 2 (bitmap) column shards is 1048576: want a "
+                         "whole number in [2, 512] (its pfns 262,144 in shards of whole 2 MiB)"),
 ])
 def test_a_bad_csv_is_refused_with_its_reason_before_anything_is_written(
         tmp_path, capsys, bench_csv, kind, message):
@@ -191,8 +233,9 @@ def test_a_bad_csv_is_refused_with_its_reason_before_anything_is_written(
     out = tmp_path / "report"
     assert main(["report", "--quick", "--no-progress", "--out", str(out),
                  "--sharded-csv", str(bench_csv), str(path)]) == 2
+    modeled = f"{pd.read_csv(bench_csv)['modeled_bytes'].iloc[0]:,.0f}"
     assert capsys.readouterr().err == \
-        f"tdx-trackers report: error: {message.format(p=path)}\n"
+        f"tdx-trackers report: error: {message.format(p=path, modeled=modeled)}\n"
     assert not out.exists() and sorted(p.name for p in tmp_path.iterdir()) == \
         sorted({path.name} - ({path.name} if kind == "missing" else set()))
 

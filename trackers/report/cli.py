@@ -64,8 +64,11 @@ each shard a timed step, hours at 64 TiB); --sharded-csv FILE... reads the
 same rows from bench-core CSVs of sharded runs instead.  Either writes
 sharded.csv and draws its rows in memory_vs_host and scan_time
 (trackers/report/sharded.py); a size of one shard or less, or a CSV that is
-missing, unreadable, lacks a column or holds a whole build, is refused before
-any work.
+missing, unreadable, lacks a column, holds a whole build or any value
+bench-core could not have written (an unknown tracker, pfns outside
+[512, 2^40] as --sharded, bytes or seconds that are not finite numbers >= 0,
+estimate_bytes 0 beside built bytes), is refused before any work, naming the
+file, row, column, value and limit.
 
 --quick shrinks every sweep to seconds (for tests and a first look): 1-16 GiB
 hosts for memory and scans, the ``tiny`` scenario only (and it without its

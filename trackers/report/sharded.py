@@ -36,7 +36,8 @@ import pandas as pd
 from ..bench.rows import engine_of
 from ..kernel import MAPLE_NODE_BYTES, MAX_PHYS_PFN, PAGE_SIZE, PAGES_PER_2M
 from ..kexec.strategies import TRACKER_STRATEGIES, strategy_for_tracker
-from ..registry import ALL_TRACKERS, KERNEL_SUFFIX
+from ..options import MAX_RUNS
+from ..registry import ALL_TRACKERS, KERNEL_SUFFIX, TRACKERS
 from ..sets import host_label
 from ..shard import (MAPLE, MAPLE_NODES_PER_BOUNDARY, ReferenceShards, Sharded, combine,
                      not_representable, shard_units, structure)
@@ -197,9 +198,12 @@ def combine_steps(names, sizes, results: list[dict], repeat: int) -> pd.DataFram
 def load_csv(path) -> pd.DataFrame:
     """A bench-core CSV of a sharded run (``bench-core --pfns N --csv FILE``,
     N above --shard-pfns), checked: it exists, parses, has the REQUIRED
-    columns and every row built in more than one shard (a row that says
-    "not representable" excepted); ValueError naming the file and what is
-    wrong."""
+    columns, every row built in more than one shard (a row that says
+    "not representable" excepted), and every value of every row is one
+    bench-core could have written (:func:`check_row`: a known tracker, pfns
+    within --sharded's limits, finite bytes and seconds >= 0); ValueError
+    naming the file, the row (its line), the column, the value and the
+    limit."""
     path = Path(path)
     where = f"--sharded-csv {path}"
     if not path.is_file():
@@ -221,13 +225,134 @@ def load_csv(path) -> pd.DataFrame:
     nr = (df["not_representable"].astype(object).where(df["not_representable"].notna(), "")
           .astype(str) != "") if "not_representable" in df else pd.Series(False, df.index)
     shards = pd.to_numeric(df["shards"], errors="coerce")
-    whole = df[~nr & ~(shards > 1)]
+    whole = df[~nr & (shards <= 1)]
     if not whole.empty:
         r = whole.iloc[0]
         raise ValueError(f"{where}: row {int(whole.index[0]) + 2} ({r['tracker']}) was built "
                          f"in {r['shards']} shard(s), not sharded: its --pfns was not above "
                          f"--shard-pfns (a whole build; the scan figure has it)")
+    text = pd.read_csv(path, dtype=str, keep_default_na=False)   # each value as written
+    for i, (row, written, refused) in enumerate(zip(df.to_dict("records"),
+                                                    text.to_dict("records"), nr)):
+        why = check_row(row, built=not refused, written=written)
+        if why:
+            named = "" if why.startswith("column tracker ") else f" ({row['tracker']})"
+            raise ValueError(f"{where}: row {i + 2}{named} {why}")
     return df
+
+
+# --------------------------------------------------------------------------
+# every value of a bench-core CSV row, checked before any work
+
+#: measured seconds: each a finite number >= 0 (min <= median <= max)
+TIME_COLUMNS = tuple(f"{t}_{part}{stat}" for t in ("populate_s", "scan_extents_s", "scan_pfns_s")
+                     for part in ("", "shard_") for stat in ("median", "min", "max")) + (
+    "scan_extents_max_shard_s",)
+#: bytes and counts: each a finite number >= 0
+BYTE_COLUMNS = ("modeled_bytes", "estimate_bytes", "peak_rss_bytes", "baseline_rss_bytes")
+COUNT_COLUMNS = ("private_pages", "extents")
+RATIO_COLUMNS = ("modeled_over_estimate", "bits_per_private_page")
+#: what a built row must fill (the others may be empty: not timed, not known)
+FILLED = ("pfns", "shards", "modeled_bytes", "estimate_bytes", *(
+    f"{t}_{stat}" for t in ("populate_s", "scan_extents_s") for stat in ("median", "min", "max")),
+    "scan_extents_max_shard_s")
+
+
+def _shown_as(value, written: str | None = None) -> str:
+    """A value as a message shows it: as the file wrote it where known (a
+    number unquoted, text quoted), "empty" where there is nothing."""
+    if written is not None:
+        if not written.strip():
+            return "empty"
+        return written if isinstance(_parsed(written), float) else repr(written)
+    return "empty" if _empty(value) else repr(value) if isinstance(value, str) else f"{value}"
+
+
+def _parsed(text: str):
+    try:
+        return float(text)
+    except ValueError:
+        return text
+
+
+def _empty(value) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def _number(value):
+    """``value`` as a float (a number, or text that is one), else None (empty,
+    other text, bool)."""
+    if isinstance(value, str):
+        value = _parsed(value)
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        return None
+    value = float(value)
+    return None if math.isnan(value) else value
+
+
+def _whole(value, lo: int, hi: int, multiple: int = 1) -> bool:
+    v = _number(value)
+    return (v is not None and math.isfinite(v) and v.is_integer() and lo <= v <= hi
+            and int(v) % multiple == 0)
+
+
+def check_row(row: dict, built: bool = True, written: dict | None = None) -> str:
+    """"" if every value of one bench-core sharded row is one bench-core could
+    have written; else "column C is V: want LIMIT" for the first that is not.
+    ``built``: the row was built (not a "not representable" row), so the
+    FILLED columns must hold values; ``written``: the row's values as the
+    file has them (text), to show them so."""
+    def shown(col, text: bool = False):
+        as_written = None if written is None or col not in written else str(written[col])
+        if text and as_written and as_written.strip():
+            return repr(as_written)                 # a name column: quoted, even "nan"
+        return _shown_as(row.get(col), as_written)
+
+    name = row.get("tracker")
+    twin = (name[:-len(KERNEL_SUFFIX)]
+            if isinstance(name, str) and name.endswith(KERNEL_SUFFIX) else None)
+    if not (isinstance(name, str) and (name in ALL_TRACKERS or twin in TRACKERS)):
+        return (f"column tracker is {shown('tracker', text=True)}: want a tracker name "
+                f"({', '.join(TRACKERS)}, or one of them with {KERNEL_SUFFIX})")
+    engine = row.get("engine")
+    if not (isinstance(engine, str) and engine.strip()):
+        return (f"column engine is {shown('engine', text=True)}: want the engine that measured the "
+                f"row (emulation, kernel code vX.Y.Z (userspace), ...)")
+    for col in FILLED if built else ():
+        if _empty(row.get(col)):
+            return f"column {col} is empty: want a value (a built row fills it)"
+    pfns = row.get("pfns")
+    if not _empty(pfns) and not _whole(pfns, PAGES_PER_2M, MAX_PHYS_PFN, PAGES_PER_2M):
+        return (f"column pfns is {shown('pfns')}: want a multiple of {PAGES_PER_2M} in "
+                f"[{PAGES_PER_2M}, {MAX_PHYS_PFN:,}] (whole 2 MiB, up to 2^40 PFNs: 4 PiB, "
+                f"as --sharded)")
+    if built:
+        most = int(_number(pfns)) // PAGES_PER_2M
+        if not _whole(row.get("shards"), 2, most):
+            return (f"column shards is {shown('shards')}: want a whole number in [2, "
+                    f"{most:,}] (its pfns {int(_number(pfns)):,} in shards of whole 2 MiB)")
+    for cols, what in ((TIME_COLUMNS, "seconds"), (BYTE_COLUMNS, "bytes"),
+                       (COUNT_COLUMNS, "a whole number: a count"), (RATIO_COLUMNS, "a ratio")):
+        for col in cols:
+            if _empty(row.get(col)):
+                continue
+            n = _number(row.get(col))
+            if (n is None or not math.isfinite(n) or n < 0
+                    or (cols is COUNT_COLUMNS and not n.is_integer())):
+                return f"column {col} is {shown(col)}: want a finite number >= 0 ({what})"
+    for t in ("populate_s", "scan_extents_s", "scan_pfns_s"):
+        lo, mid, hi = (_number(row.get(f"{t}_{stat}")) for stat in ("min", "median", "max"))
+        if None not in (lo, mid, hi) and not lo <= mid <= hi:
+            return (f"columns {t}_min, _median, _max are {lo:g}, {mid:g}, {hi:g}: want "
+                    f"min <= median <= max")
+    modeled, estimate = _number(row.get("modeled_bytes")), _number(row.get("estimate_bytes"))
+    if built and estimate == 0 and modeled != 0:
+        return (f"column estimate_bytes is {shown('estimate_bytes')} where modeled_bytes is "
+                f"{modeled:,.0f}: want estimate() of the same shards, 0 only for a structure "
+                f"that adds nothing")
+    if not _empty(row.get("runs")) and not _whole(row.get("runs"), 1, MAX_RUNS):
+        return f"column runs is {shown('runs')}: want a whole number in [1, {MAX_RUNS}]"
+    return ""
 
 
 def sharded_table(rows: pd.DataFrame, source: str) -> pd.DataFrame:
