@@ -152,7 +152,8 @@ def test_tds_larger_than_free_ram_name_need_and_free(tmp_path):
     assert str(exc.value) == (
         "2 TD(s) need 2,152,144,896 bytes (2.00 GiB) (guest memory, control pages, S-EPT) "
         "but host map.txt has only 1,046,188,032 bytes (0.97 GiB) free for TDs (RAM "
-        "4,294,574,080 bytes (4.00 GiB), less PAMT and the host's own share)")
+        "4,294,574,080 bytes (4.00 GiB), less PAMT and the host's own share: the host keeps "
+        "its 3.00 GiB of RAM below 4 GiB and 1 % of the rest)")
     assert (160 + (3 * GIB - (1 << 20)) // 4096 + GIB // 4096) * 4096 == 4_294_574_080
 
 
@@ -299,3 +300,50 @@ def test_r7625_is_a_default_kexec_scenario():
     from trackers.report import config
     assert "r7625-sparse" in config.default_config().scenarios
     assert config.default_config().sparse_hosts == ["r7625-sparse"]
+
+
+# --- hosts too small for the default, or for TDX ------------------------------
+
+def _iomem(ranges) -> str:
+    return "".join(f"{a:08x}-{b - 1:08x} : System RAM\n" for a, b in ranges)
+
+
+def test_the_default_tds_shrink_to_fit_and_say_so(tmp_path):
+    """10 GiB of RAM, 4 GiB of it below 4 GiB (the host's): 2 x 35 % (3 GiB
+    each) does not fit the 5.90 GiB left for TDs; the default is 2 x 2 GiB,
+    and the description says why."""
+    p = _write(tmp_path, _iomem([(0x1000, 0xA0000), (1 << 20, 4 * GIB), (4 * GIB, 10 * GIB)]),
+               "host10g.txt")
+    w = UserHost(p).build()
+    assert [t.config.guest_bytes for t in w.tds] == [2 * GIB, 2 * GIB]
+    assert w.description.endswith(
+        "; 2 TD(s) (default: 2 x 2 GiB: 35 % of RAM, 3 GiB each, does not fit the 5.90 GiB "
+        "free for TDs)")
+    roomy = _write(tmp_path, _iomem([(1 << 20, 3 * GIB), (4 * GIB, 11 * GIB)]), "roomy.txt")
+    w = UserHost(roomy).build()
+    assert [t.config.guest_bytes for t in w.tds] == [3 * GIB, 3 * GIB]
+    assert w.description.endswith("; 2 TD(s) (default: 2 x 3 GiB, 35 % of RAM)")
+
+
+def test_a_host_without_ram_for_tdx_is_named_with_why(tmp_path):
+    low = _write(tmp_path, _iomem([(0x1000, 0xA0000)]), "low.txt")
+    with pytest.raises(ValueError) as exc:
+        UserHost(low, tds="2M").build()
+    assert str(exc.value) == (
+        "host low.txt: 0 bytes (0.00 GiB) of RAM above 1 MiB, where TDX memory starts (its "
+        "RAM: 651,264 bytes (0.00 GiB)): want at least 2 MiB, a TDMR's smallest page, and in "
+        "practice GiBs above 4 GiB")
+    below = _write(tmp_path, _iomem([(0x1000, 0xA0000), (1 << 20, 3 * GIB)]), "below4g.txt")
+    with pytest.raises(ValueError) as exc:
+        UserHost(below).build()
+    assert str(exc.value) == (
+        "host below4g.txt: all its RAM (3,220,828,160 bytes (3.00 GiB)) lies below 4 GiB, "
+        "which the model keeps for the host itself: it places TDX memory (PAMT, TDs) only "
+        "above 4 GiB, and this host has none there")
+
+
+def test_sizes_parse_exactly_however_long():
+    assert parse_size("99999999999999999999G") == 99999999999999999999 << 30
+    assert parse_size("1.5T") == 3 << 39 and parse_size("0.5K") == 512
+    with pytest.raises(ValueError, match=r"^size '1\.0000001K' is not a whole number of bytes"):
+        parse_size("1.0000001K")

@@ -5,7 +5,9 @@ log with BIOS-e820 lines, /proc/iomem read as root, or a /sys/firmware/memmap
 directory), with --trace FILE (an ftrace kvm_vm_set_mem_attributes capture
 or a QEMU kvm_convert_memory log, replayed into TD 0) and --tds SIZES
 (e.g. 64G,64G:16,16G:4:fragmented=0.25).  Without --tds the TD layout is one
-TD covering the trace's GFNs, or without a trace two TDs of 35 % of RAM.
+TD covering the trace's GFNs, or without a trace two TDs of 35 % of RAM
+(whole GiB), each made smaller where two of that size do not fit the RAM
+free for TDs (the host keeps its RAM below 4 GiB); the header says which.
 On your own host every tracker is built and timed up to the build limit
 (--emulate-limit), so the measured scan and the model error are filled there.
 
@@ -289,7 +291,8 @@ def add_host_arguments(p) -> None:
     p.add_argument("--tds", default=None, metavar="SIZES",
                    help="with --memmap: the TDs, SIZE[:VCPUS[:POLICY]],... e.g. "
                         "64G,64G:16,16G:4:fragmented=0.25 (default: one TD covering the "
-                        "trace, or two TDs of 35 %% of RAM)")
+                        "trace, or two TDs of 35 %% of RAM, smaller where they do not fit "
+                        "the RAM free for TDs)")
 
 
 def user_host(args) -> UserHost | None:

@@ -102,6 +102,11 @@ class Workload:
                 "seconds": round(self.build_seconds, 3)}
 
 
+#: the share of each NUMA node's RAM above 4 GiB the host keeps for itself
+#: (build_workload's default host_reserve)
+HOST_RESERVE = 0.01
+
+
 @dataclass(frozen=True)
 class Churn:
     batches: int = 8
@@ -111,7 +116,7 @@ class Churn:
 
 def build_workload(name: str, memmap: MemoryMap, tds: list[TdConfig], seed: int = 0, *,
                    churn_cfg: Churn | None = None, trace: Trace | None = None,
-                   trace_after_boot: bool = True, host_reserve: float = 0.01,
+                   trace_after_boot: bool = True, host_reserve: float = HOST_RESERVE,
                    pamt: str = "static", ext_mem_bytes: int = 0,
                    description: str = "") -> Workload:
     """Generate a workload; ValueError (nothing returned) if the TDs do not fit.
@@ -125,21 +130,15 @@ def build_workload(name: str, memmap: MemoryMap, tds: list[TdConfig], seed: int 
             raise ValueError(f"TD {i}: node {cfg.node} does not exist "
                              f"(host has {memmap.numa_nodes} nodes)")
     rng = np.random.default_rng(seed)
-    alloc = HostAllocator(memmap, rng)
-    alloc.reserve_host(host_reserve, below_pfn=FOUR_GIB)
-    tdmrs = Tdmrs.build(memmap)
-    init_rows, pamt_ext = pamt_rows(tdmrs, alloc, dynamic=(pamt == "dynamic"))
-    ext = X.empty()
-    if ext_mem_bytes:
-        ext_rows, ext = ext_mem_rows(alloc, ext_mem_bytes)
-        init_rows = concat([init_rows, ext_rows])
+    alloc, tdmrs, init_rows, pamt_ext, ext = _host_for_tdx(memmap, rng, host_reserve, pamt,
+                                                           ext_mem_bytes)
     need = sum(cfg.guest_pages + control_pages_needed(cfg) for cfg in tds)
     free = alloc.free_pages()
     if need > free:
         raise ValueError(
             f"{len(tds)} TD(s) need {gib(need)} (guest memory, control pages, S-EPT) but "
             f"host {memmap.name} has only {gib(free)} free for TDs (RAM {gib(memmap.ram_pages)}"
-            f", less PAMT and the host's own share)")
+            f", less PAMT and the host's own share: {alloc.kept_for_host()})")
     batches, labels = [init_rows], ["tdx-init"]
     placed: list[TD] = []
     dpamt_regions = np.empty(0, np.int64)
@@ -182,6 +181,42 @@ def build_workload(name: str, memmap: MemoryMap, tds: list[TdConfig], seed: int 
                     tds=placed, batches=batches, labels=labels, pamt=pamt,
                     host_held=alloc.host_held, build_seconds=time.perf_counter() - t0,
                     _final=final, dynamic_pamt=X.union(*dpamt_ext) if dpamt_ext else X.empty())
+
+
+def _host_for_tdx(memmap: MemoryMap, rng, host_reserve: float = HOST_RESERVE,
+                  pamt: str = "static", ext_mem_bytes: int = 0):
+    """The host as TDX initialisation leaves it, before any TD: (allocator,
+    TDMRs, the init rows, the PAMT's extents, the extension memory's).  The
+    host keeps its RAM below 4 GiB (the model places no TDX memory there)
+    and ``host_reserve`` of the rest (HostAllocator.reserve_host); ValueError naming the host
+    where it has no RAM for TDX at all."""
+    usable = X.count(X.intersect(memmap.ram_ranges, (np.array([kernel.TDX_MEMORY_START_PFN]),
+                                                     np.array([memmap.max_pfn]))))
+    if usable < kernel.PAGES_PER_2M:
+        raise ValueError(f"host {memmap.name}: {gib(usable)} of RAM above 1 MiB, where TDX "
+                         f"memory starts (its RAM: {gib(memmap.ram_pages)}): want at least "
+                         f"2 MiB, a TDMR's smallest page, and in practice GiBs above 4 GiB")
+    alloc = HostAllocator(memmap, rng)
+    alloc.reserve_host(host_reserve, below_pfn=FOUR_GIB)
+    if alloc.free_pages() == 0:
+        raise ValueError(f"host {memmap.name}: all its RAM ({gib(memmap.ram_pages)}) lies "
+                         f"below 4 GiB, which the model keeps for the host itself: it places "
+                         f"TDX memory (PAMT, TDs) only above 4 GiB, and this host has none "
+                         f"there")
+    tdmrs = Tdmrs.build(memmap)
+    init_rows, pamt_ext = pamt_rows(tdmrs, alloc, dynamic=(pamt == "dynamic"))
+    ext = X.empty()
+    if ext_mem_bytes:
+        ext_rows, ext = ext_mem_rows(alloc, ext_mem_bytes)
+        init_rows = concat([init_rows, ext_rows])
+    return alloc, tdmrs, init_rows, pamt_ext, ext
+
+
+def room_for_tds(memmap: MemoryMap) -> int:
+    """Pages free for TDs on ``memmap`` once TDX is initialised (static
+    PAMT, no extension memory): what :func:`build_workload` compares their
+    need with."""
+    return _host_for_tdx(memmap, np.random.default_rng(0))[0].free_pages()
 
 
 def _chunks(ext: X.Extents) -> tuple[np.ndarray, np.ndarray]:
@@ -301,6 +336,31 @@ def two_tds(host: MemoryMap) -> list[TdConfig]:
                      policy=Policy("fragmented", 0.25))]
 
 
+def fitting_tds(host: MemoryMap) -> tuple[list[TdConfig], str]:
+    """The user's host's TDs when --tds is not given: :func:`two_tds` (2 x 35 %
+    of RAM, whole GiB), each made smaller, a GiB at a time down to 1 GiB,
+    until both fit the RAM free for TDs (:func:`room_for_tds`); and a phrase
+    saying which.  A host with room for not even two 1 GiB TDs keeps them
+    (build_workload refuses it, naming the room)."""
+    tds = two_tds(host)
+    want = tds[0].guest_bytes
+    room = room_for_tds(host)
+
+    def need(size: int) -> int:
+        return sum(cfg.guest_pages + control_pages_needed(cfg)
+                   for cfg in (dataclasses.replace(t, guest_bytes=size) for t in tds))
+
+    size = want
+    while size > GIB and need(size) > room:
+        size -= GIB
+    tds = [dataclasses.replace(t, guest_bytes=max(size, GIB)) for t in tds]
+    said = f"default: 2 x {tds[0].guest_bytes // GIB} GiB"
+    if tds[0].guest_bytes == want:
+        return tds, f"{said}, 35 % of RAM"
+    return tds, (f"{said}: 35 % of RAM, {want // GIB} GiB each, does not fit the "
+                 f"{room * PAGE / GIB:.2f} GiB free for TDs")
+
+
 def _real_map(key: str):
     def build(seed):
         host = load_memory_map(bundled_memmaps()[key], name=key)
@@ -348,7 +408,8 @@ class UserHost:
         trace-qemu-convert).
     tds: the TD layout as ``--tds`` text (tdx.TDS_SYNTAX); None: one TD that
         covers the trace's GFNs (with a trace) or two TDs of 35 % of RAM (as
-        the bundled real maps).
+        the bundled real maps), smaller where those do not fit the RAM free
+        for TDs (:func:`fitting_tds`; the description says so).
     """
 
     memmap: Path
@@ -367,13 +428,14 @@ class UserHost:
         a trace outside TD 0's RAM (nothing is built then)."""
         host = load_memory_map(self.memmap, name=self.name)
         trace = load_trace(self.trace) if self.trace is not None else None
+        said = "--tds"
         if self.tds is not None:
             tds = parse_tds(self.tds)
         elif trace is not None:
-            tds = [td_covering(trace.max_gfn)]
+            tds, said = [td_covering(trace.max_gfn)], "default: the trace's"
         else:
-            tds = two_tds(host)
-        what = f"{len(tds)} TD(s) ({'--tds' if self.tds is not None else 'default'})"
+            tds, said = fitting_tds(host)
+        what = f"{len(tds)} TD(s) ({said})"
         desc = (f"{host.summary()}; {what}"
                 + (f"; trace {Path(self.trace).name} ({trace.format}, {len(trace)} lines)"
                    if trace is not None else ""))

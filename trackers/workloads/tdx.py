@@ -173,6 +173,7 @@ class HostAllocator:
                              (np.array([kernel.TDX_MEMORY_START_PFN]), np.array([memmap.max_pfn])))
         self.free = [X.intersect(usable, self._node_span(k)) for k in range(memmap.numa_nodes)]
         self.host_held = X.empty()
+        self.kept = (0, 0, 0.0)          # reserve_host: (below_pfn, pages below it, fraction)
 
     def _node_span(self, k: int) -> X.Extents:
         lo = int(self.memmap.node_starts[k])
@@ -187,15 +188,26 @@ class HostAllocator:
 
     def reserve_host(self, fraction: float, below_pfn: int = 0) -> None:
         """The host keeps all RAM below ``below_pfn`` and ``fraction`` of each node."""
-        held = []
+        held, low_pages = [], 0
         for k in range(len(self.free)):
             low = X.intersect(self.free[k], (np.array([0]), np.array([below_pfn])))
+            low_pages += X.count(low)
             f = X.subtract(self.free[k], low)
             take = int(X.count(f) * fraction)
             got, f = take_first_set(f, take)
             self.free[k] = f
             held += [low, got]
         self.host_held = X.union(self.host_held, *held)
+        self.kept = (below_pfn, low_pages, fraction)
+
+    def kept_for_host(self) -> str:
+        """What :meth:`reserve_host` kept, as a phrase: "the host keeps its
+        3.00 GiB below 4 GiB and 1 % of the rest"."""
+        below, low, fraction = self.kept
+        if not below and not fraction:
+            return "the host keeps none of it"
+        return (f"the host keeps its {low * PAGE / GIB:.2f} GiB of RAM below "
+                f"{below * PAGE / GIB:g} GiB and {fraction * 100:g} % of the rest")
 
     def release(self, ext: X.Extents) -> None:
         """Freed PFNs return to their node's pool."""
@@ -220,8 +232,10 @@ class HostAllocator:
                 blk = (np.array([s[i]]), np.array([s[i] + n]))
                 self.free[k] = X.subtract(self.free[k], blk)
                 return blk
-        raise ValueError(f"{what} needs {gib(n)} of contiguous RAM; the largest free "
-                         f"run is {gib(max((int((e - s).max()) if s.size else 0) for s, e in self.free))}")
+        largest = max((int((e - s).max()) if s.size else 0) for s, e in self.free)
+        raise ValueError(f"{what} needs {gib(n)} of contiguous RAM; the largest free run is "
+                         f"{gib(largest)} ({self.kept_for_host()}; host RAM "
+                         f"{gib(self.memmap.ram_pages)})")
 
     def alloc(self, n: int, policy: Policy, node: int, what: str) -> X.Extents:
         """``n`` pages as a PFN sequence, by policy, preferring ``node``."""
@@ -230,7 +244,7 @@ class HostAllocator:
         free = self.free_pages()
         if n > free:
             raise ValueError(f"{what} needs {gib(n)} but only {gib(free)} of host RAM "
-                             f"is free")
+                             f"is free ({self.kept_for_host()})")
         if policy.kind == "interleaved" and len(self.free) > 1:
             return self._alloc_interleaved(n, policy, what)
         parts, left = [], n
