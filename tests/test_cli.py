@@ -62,6 +62,9 @@ def _ram_mib():
 IOMEM = str(Path(__file__).resolve().parent.parent / "trackers" / "data" / "memmaps"
             / "iomem-64g.txt")
 
+WANT_SCHEDULER = ("want a Dask scheduler's address, tcp://HOST:PORT as `dask scheduler` "
+                  "prints it (or tls://, ws://, wss://)")
+
 PFNS_LIMIT = ("must be a multiple of 512 in [512, 1099511627776] "
               "(whole 2 MiB extents, up to 2^40 PFNs)")
 
@@ -163,7 +166,28 @@ BAD_OPTIONS = {
         "tdx-trackers kexec: error: 2 TD(s) need 68,854,415,360 bytes (64.13 GiB) (guest "
         "memory, control pages, S-EPT) but host iomem-64g.txt has only 64,574,304,256 bytes "
         "(60.14 GiB) free for TDs (RAM 68,718,882,816 bytes (64.00 GiB), less PAMT and the "
-        "host's own share)"),
+        "host's own share: the host keeps its 3.00 GiB of RAM below 4 GiB and 1 % of the "
+        "rest)"),
+    "kexec --trace a directory": (["kexec", "--memmap", IOMEM, "--trace", "{dir}"],
+                                  "argument --trace: {dir} is a directory: want a trace file: "
+                                  "an ftrace kvm_vm_set_mem_attributes capture or a QEMU "
+                                  "kvm_convert_memory log"),
+    "kexec --scheduler without a port": (["kexec", "tiny", "--scheduler", "garbage"],
+                                         f"argument --scheduler: 'garbage': no HOST:PORT: "
+                                         f"{WANT_SCHEDULER}"),
+    "kexec --scheduler inproc": (["kexec", "tiny", "--scheduler", "inproc://x"],
+                                 f"argument --scheduler: 'inproc://x': inproc:// names a "
+                                 f"scheduler inside one process: {WANT_SCHEDULER}"),
+    "bench-core --scheduler ucx": (["bench-core", "--scheduler", "ucx://10.0.0.1:8786"],
+                                   f"argument --scheduler: 'ucx://10.0.0.1:8786': ucx:// is not "
+                                   f"a scheme this command connects with: {WANT_SCHEDULER}"),
+    "report --scheduler port": (["report", "--scheduler", "tcp://127.0.0.1:99999"],
+                                f"argument --scheduler: 'tcp://127.0.0.1:99999': port '99999' "
+                                f"must be in [1, 65535]: {WANT_SCHEDULER}"),
+    "kexec $TRACKERS_SCHEDULER": (["kexec", "tiny", "--no-emulate"],
+                                  f"tdx-trackers kexec: error: $TRACKERS_SCHEDULER='host:port': "
+                                  f"port 'port' must be in [1, 65535]: {WANT_SCHEDULER}",
+                                  {"TRACKERS_SCHEDULER": "host:port"}),
     "kexec --trace without --memmap": (["kexec", "tiny", "--trace", "{file}"],
                                        "tdx-trackers kexec: error: --trace describes your "
                                        "own host: give --memmap FILE too"),

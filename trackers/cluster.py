@@ -105,16 +105,62 @@ class Unit:
     kwargs: dict = field(default_factory=dict)
 
 
+#: the comm schemes a command connects to a scheduler with (distributed.comm:
+#: tcp, tls and websockets; inproc:// lives inside one process, ucx:// needs
+#: UCX); none: tcp
+SCHEMES = ("tcp", "tls", "ws", "wss")
+_ADDRESS = re.compile(r"(?:(?P<scheme>[a-z][a-z0-9+.-]*)://)?"
+                      r"(?P<host>\[[0-9A-Fa-f:.]+\]|[^\s:/\[\]]+)(?::(?P<port>[^:/]*))?")
+_WANT = (f"want a Dask scheduler's address, tcp://HOST:PORT as `dask scheduler` prints it "
+         f"(or {', '.join(s + '://' for s in SCHEMES[1:])})")
+
+
+def check_scheduler_address(address: str) -> str:
+    """``address`` if it is one a command can connect to: SCHEME://HOST:PORT
+    (SCHEMES; none means tcp), PORT in [1, 65535]; else ValueError saying
+    what is wrong and what is wanted (the address itself, the caller names
+    the option)."""
+    m = _ADDRESS.fullmatch(address.strip())
+    scheme = m and m.group("scheme")
+    if m and scheme and scheme not in SCHEMES:
+        why = ("inproc:// names a scheduler inside one process" if scheme == "inproc" else
+               f"{scheme}:// is not a scheme this command connects with")
+        raise ValueError(f"{why}: {_WANT}")
+    if not m or m.group("port") is None:
+        raise ValueError(f"no HOST:PORT: {_WANT}")
+    port = m.group("port")
+    if not (port.isdigit() and 1 <= int(port) <= 65535):
+        raise ValueError(f"port {port!r} must be in [1, 65535]: {_WANT}")
+    return address.strip()
+
+
+def scheduler_option(text: str) -> str:
+    """An argparse ``type=`` for --scheduler (:func:`check_scheduler_address`)."""
+    import argparse
+    try:
+        return check_scheduler_address(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{text!r}: {exc}") from None
+
+
 def scheduler_address(scheduler: str | None = None) -> str | None:
-    """--scheduler, else $TRACKERS_SCHEDULER, else None (a local cluster)."""
-    address = scheduler or os.environ.get(SCHEDULER_ENV, "").strip()
-    return address or None
+    """--scheduler, else $TRACKERS_SCHEDULER (checked: ValueError naming it),
+    else None (a local cluster)."""
+    if scheduler:
+        return scheduler
+    address = os.environ.get(SCHEDULER_ENV, "").strip()
+    if not address:
+        return None
+    try:
+        return check_scheduler_address(address)
+    except ValueError as exc:
+        raise ValueError(f"${SCHEDULER_ENV}={address!r}: {exc}") from None
 
 
 def add_scheduler_argument(parser, what: str = "tasks") -> None:
     """The ``--scheduler ADDRESS`` option of every command that runs tasks
     (bench-core, report, kexec): an existing cluster instead of a local one."""
-    parser.add_argument("--scheduler", default=None, metavar="ADDRESS",
+    parser.add_argument("--scheduler", default=None, metavar="ADDRESS", type=scheduler_option,
                         help=f"run the {what} on the Dask scheduler at ADDRESS (default: "
                              f"${SCHEDULER_ENV}, else a local cluster of one worker per "
                              f"core)")

@@ -1,7 +1,7 @@
 """Command-line option checks: every option is checked before any work.
 
-:func:`int_option` and :func:`output_file` / :func:`output_dir` are argparse
-``type=`` functions; they raise :class:`argparse.ArgumentTypeError`, which
+:func:`int_option`, :func:`input_file` and :func:`output_file` /
+:func:`output_dir` are argparse ``type=`` functions; they raise :class:`argparse.ArgumentTypeError`, which
 argparse reports as ``argument --OPTION: <why>`` and exit status 2.  The path
 checks cannot prove a write will succeed (a disk fills, a directory is
 removed meanwhile); they catch what a user gets wrong: a path through a file,
@@ -92,3 +92,22 @@ def output_dir(text: str) -> Path:
         raise argparse.ArgumentTypeError(f"cannot write {path}: it is a file, not a directory")
     _check_can_create_in(full.resolve().parent, path)
     return path
+
+
+def input_file(what: str):
+    """An argparse ``type=``: a regular file that exists and this user can
+    read; ``what`` (e.g. "a trace file: ...") says what the option wants in
+    the message for a directory."""
+
+    def parse(text: str) -> Path:
+        path = Path(text)
+        if not path.exists():
+            raise argparse.ArgumentTypeError(f"{text}: no such file or directory")
+        if path.is_dir():
+            raise argparse.ArgumentTypeError(f"{text} is a directory: want {what}")
+        if not os.access(path, os.R_OK):
+            raise argparse.ArgumentTypeError(f"{text}: not readable by this user")
+        return path
+
+    parse.__name__ = "file"
+    return parse

@@ -68,7 +68,7 @@ import pandas as pd
 
 from ..cluster import Unit, add_scheduler_argument, connect, run_units
 from ..kernel import MAX_PHYS_PFN
-from ..options import int_option, output_file
+from ..options import input_file, int_option, output_file
 from ..output import write_csv_atomic
 from ..repeats import DEFAULT, FULL, as_repeats
 from ..workloads import SCENARIOS, UserHost, scenario
@@ -280,12 +280,17 @@ def existing_path(text: str) -> Path:
     return path
 
 
+#: what --trace wants, for its refusal of a directory
+TRACE_FILE = ("a trace file: an ftrace kvm_vm_set_mem_attributes capture or a QEMU "
+              "kvm_convert_memory log")
+
+
 def add_host_arguments(p) -> None:
     """--memmap, --trace, --tds: the user's own host (kexec and report)."""
     p.add_argument("--memmap", type=existing_path, default=None, metavar="FILE",
                    help="your own host's memory map: a boot log with BIOS-e820 lines, "
                         "/proc/iomem read as root, or a /sys/firmware/memmap directory")
-    p.add_argument("--trace", type=existing_path, default=None, metavar="FILE",
+    p.add_argument("--trace", type=input_file(TRACE_FILE), default=None, metavar="FILE",
                    help="with --memmap: an ftrace kvm_vm_set_mem_attributes capture or a "
                         "QEMU kvm_convert_memory log, replayed into TD 0")
     p.add_argument("--tds", default=None, metavar="SIZES",
