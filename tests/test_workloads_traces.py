@@ -118,3 +118,31 @@ def test_trace_accepts_the_last_addressable_page(tmp_path):
     assert (t.gfn_start.tolist(), t.gfn_end.tolist()) == ([0xFFFFFFFFFE], [1 << 40])
     t = load_trace(_w(tmp_path, QE.format("0xffffffffff000", "0x1000")))
     assert (t.gfn_start.tolist(), t.gfn_end.tolist()) == ([(1 << 40) - 1], [1 << 40])
+
+
+def test_a_trace_whose_only_event_is_a_comment_is_refused(tmp_path):
+    p = _w(tmp_path, "# tracer: nop\n# x-1 [000] 1.0: kvm_vm_set_mem_attributes: 0x10 -- "
+                     "0x20 [0x8]\n")
+    with pytest.raises(ValueError) as exc:
+        load_trace(p)
+    assert str(exc.value) == (f"{p}: no event: its 1 kvm_vm_set_mem_attributes or "
+                              f"kvm_convert_memory line(s) (line 2, ...) are comments, "
+                              f"starting with '#'")
+
+
+def test_a_trace_with_both_formats_is_refused(tmp_path):
+    """An ftrace capture that also holds QEMU lines: they were dropped without
+    a word; the file is refused, naming a line of each."""
+    p = _w(tmp_path, "# tracer: nop\n"
+                     " a-1 [000] 1.0: kvm_vm_set_mem_attributes: 0x10 -- 0x20 [0x8]\n"
+                     "4242@1.5:kvm_convert_memory start 0x20000 size 0x1000 private_to_shared\n")
+    with pytest.raises(ValueError) as exc:
+        load_trace(p)
+    assert str(exc.value) == (
+        f"{p}: two formats: line 2 is an ftrace kvm_vm_set_mem_attributes event and line 3 a "
+        f"QEMU kvm_convert_memory one: give one per file (ftrace: the TD's boot and after; "
+        f"QEMU: its conversions after boot)")
+    # a comment naming the other format is no event of it
+    q = _w(tmp_path, "# from kvm_convert_memory\n"
+                     " a-1 [000] 1.0: kvm_vm_set_mem_attributes: 0x10 -- 0x20 [0x8]\n")
+    assert load_trace(q).format == "ftrace" and len(load_trace(q)) == 1

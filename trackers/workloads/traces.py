@@ -6,7 +6,8 @@ Two text formats (docs/kernel-facts.md, "Real input formats"):
   tracepoint: ``... kvm_vm_set_mem_attributes: %#016llx -- %#016llx [0x%lx]``
   = GFN start, GFN end (exclusive), attributes; 0x8
   (KVM_MEMORY_ATTRIBUTE_PRIVATE) is private, 0 shared.  ``#`` header lines
-  and other events are skipped.
+  and other events are skipped; a file whose only such lines are comments
+  is refused, as is one that holds events of both formats.
 * QEMU's trace event ``kvm_convert_memory``:
   ``kvm_convert_memory start 0x<gpa> size 0x<bytes> shared_to_private|private_to_shared``;
   GPA and size must be page aligned.
@@ -40,6 +41,10 @@ _FTRACE = re.compile(r"kvm_vm_set_mem_attributes:\s+(0x[0-9a-fA-F]+)\s+--\s+(0x[
                      r"\s+\[(0x[0-9a-fA-F]+)\]\s*$")
 _QEMU = re.compile(r"kvm_convert_memory\s+start\s+(0x[0-9a-fA-F]+)\s+size\s+(0x[0-9a-fA-F]+)"
                    r"\s+(shared_to_private|private_to_shared)\s*$")
+
+
+#: each format's event name (the line that holds it is one event)
+_KEYS = {"ftrace": "kvm_vm_set_mem_attributes", "qemu": "kvm_convert_memory"}
 
 
 @dataclass(frozen=True)
@@ -122,12 +127,26 @@ def load_trace(path) -> Trace:
     if not any(line.strip() for line in lines):
         raise ValueError(f"{path}: empty file: expected kvm_vm_set_mem_attributes or "
                          f"kvm_convert_memory lines")
-    fmt = ("ftrace" if any("kvm_vm_set_mem_attributes" in line for line in lines) else
-           "qemu" if any("kvm_convert_memory" in line for line in lines) else None)
+    # the format is what the event lines say (comments, '#', say nothing); one per file
+    first = {fmt: next((n for n, line in enumerate(lines, 1)
+                        if key in line and not line.lstrip().startswith("#")), None)
+             for fmt, key in _KEYS.items()}
+    if all(first.values()):
+        raise ValueError(f"{path}: two formats: line {first['ftrace']} is an ftrace "
+                         f"kvm_vm_set_mem_attributes event and line {first['qemu']} a QEMU "
+                         f"kvm_convert_memory one: give one per file (ftrace: the TD's boot and "
+                         f"after; QEMU: its conversions after boot)")
+    fmt = next((f for f, n in first.items() if n), None)
     if fmt is None:
+        commented = [n for n, line in enumerate(lines, 1)
+                     if any(k in line for k in _KEYS.values())]
+        if commented:
+            raise ValueError(f"{path}: no event: its {len(commented)} "
+                             f"kvm_vm_set_mem_attributes or kvm_convert_memory line(s) (line "
+                             f"{commented[0]}, ...) are comments, starting with '#'")
         raise ValueError(f"{path}: unknown format: no kvm_vm_set_mem_attributes "
                          f"(ftrace) or kvm_convert_memory (QEMU) lines")
-    key = "kvm_vm_set_mem_attributes" if fmt == "ftrace" else "kvm_convert_memory"
+    key = _KEYS[fmt]
     rx = _FTRACE if fmt == "ftrace" else _QEMU
     gs, ge, priv, nos = [], [], [], []
     for lineno, text in enumerate(lines, 1):
