@@ -18,6 +18,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 import trackers
@@ -180,3 +181,24 @@ def test_a_read_only_cache_still_serves_its_library(cache_copy, monkeypatch):
     monkeypatch.setattr(integrity, "open", _read_only, raising=False)     # no lock file
     monkeypatch.setattr(linux_build, "write_text_atomic", _read_only)     # nothing written
     assert linux.build(info["source"]) == lib
+
+
+def test_the_report_says_it_rebuilt_a_damaged_library(monkeypatch):
+    """prepare_kernel_code keeps what build() rebuilt, and summary.md's first
+    line says it after the engine it names."""
+    note = ("rebuilt the kernel library /c/libtdxkernel-k.so from /usr/src/l.tar.xz in 9 s "
+            "(the cached one is cut short: 60,000 of the 170,216 bytes its build wrote)")
+    from trackers.report import cli
+    monkeypatch.setattr(cli.linux, "build", lambda: None)
+    monkeypatch.setattr(cli.linux, "available", lambda: (True, "/c/libtdxkernel-k.so"))
+    monkeypatch.setattr(cli.linux, "version", lambda: "6.12.1")
+    monkeypatch.setattr(cli.linux, "repaired", lambda: note)
+    kc = prepare_kernel_code(skip=False)
+    assert {k: kc[k] for k in ("available", "version", "repaired")} == {
+        "available": True, "version": "6.12.1", "repaired": note}
+    scan = pd.DataFrame({"tracker": ["xarray@kernel"], "engine": ["kernel code v6.12.1 "
+                                                                 "(userspace)"],
+                         "scan_runs": [1]})
+    line = summary.engine_line({"scan_time": scan}, {"kernel_code": kc})
+    assert line.startswith("**Measured numbers come from the kernel's own code, Linux v6.12.1**")
+    assert line.endswith(f" Before this run, tdx-trackers {note}.")
