@@ -244,8 +244,10 @@ def connect(scheduler: str | None = None, n_workers: int | None = None,
             client.wait_for_workers(1, timeout=60)
             check_timing_worker(client)
             yield client
-        finally:
-            client.close()
+        except BaseException:
+            _quietly(client.close)
+            raise
+        client.close()
         return
     cluster = local_cluster(n_workers, timed_workers)
     try:
