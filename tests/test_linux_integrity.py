@@ -202,3 +202,25 @@ def test_the_report_says_it_rebuilt_a_damaged_library(monkeypatch):
     line = summary.engine_line({"scan_time": scan}, {"kernel_code": kc})
     assert line.startswith("**Measured numbers come from the kernel's own code, Linux v6.12.1**")
     assert line.endswith(f" Before this run, tdx-trackers {note}.")
+
+
+def test_another_checkouts_build_does_not_evict_this_ones(cache_copy):
+    """Two checkouts with other C sources share one cache: the last build names
+    its library in current.json, and each loads the build of its own sources."""
+    root, lib, info_path = cache_copy
+    other = lib.parent / "libtdxkernel-0123456789ab.so"
+    shutil.copy2(lib, other)
+    other_info = lib.parent / "build-0123456789ab.json"
+    other_info.write_text(json.dumps({**json.loads(info_path.read_text()),
+                                      "key": "0123456789ab"}))
+    (root / "current.json").write_text(json.dumps({"library": str(other),
+                                                   "info": str(other_info)}))
+    r = _run(root, "import importlib; b = importlib.import_module('trackers.linux.build')\n"
+                   "lib, info = b.current_library()\n"
+                   "print(lib.name, info['key'] == b.fingerprint())")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == [lib.name, "True"]
+    lib.unlink()                         # this checkout's build gone: it says so
+    r = _run(root, "import importlib\n"
+                   "importlib.import_module('trackers.linux.build').current_library()")
+    assert "was built from another glue.c, pages.c or recipe" in r.stderr

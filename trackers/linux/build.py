@@ -28,7 +28,9 @@ or ``~/.cache/tdx-page-trackers``)::
     linux-<version>/src/                the subset of the source the build reads
     linux-<version>/libtdxkernel-<key>.so   <key>: hash of glue.c, pages.c, runs.h, the recipe
     linux-<version>/build-<key>.json    version, source, flags, build seconds
-    current.json                        which library binding.library() loads
+    current.json                        which library binding.library() loads (where
+                                        it was built from other sources, the build of
+                                        this package's, for the same kernel, if kept)
 
 The geometry the models use, and how it is obtained (the harness's defaults
 differ):
@@ -728,12 +730,18 @@ def current_library() -> tuple[Path, dict]:
     except (ValueError, KeyError, OSError) as exc:
         raise _unavailable(f"the kernel library record {pointer} is unreadable ({exc}); "
                            f"rebuild with `tdx-trackers kernel-build`") from None
+    if all(p.is_file() for p in (GLUE, PAGES, RUNS)) and info.get("key") != fingerprint():
+        # another checkout (other glue.c, pages.c or recipe) built last into this
+        # cache: the build of this package's sources, for the same kernel, if kept
+        own = (lib.parent / f"libtdxkernel-{fingerprint()}.so",
+               lib.parent / f"build-{fingerprint()}.json")
+        if not all(p.is_file() for p in own):
+            raise _unavailable(f"the kernel library {lib} was built from another glue.c, "
+                               f"pages.c or recipe; rebuild with `tdx-trackers kernel-build`")
+        lib, info = own[0], json.loads(own[1].read_text())
     if not lib.is_file():
         raise _unavailable(f"the kernel library {lib} is gone; "
                            f"rebuild with `tdx-trackers kernel-build`")
-    if all(p.is_file() for p in (GLUE, PAGES, RUNS)) and info.get("key") != fingerprint():
-        raise _unavailable(f"the kernel library {lib} was built from another glue.c, "
-                           f"pages.c or recipe; rebuild with `tdx-trackers kernel-build`")
     what = damage(lib, info)
     if what:
         raise KernelLibraryDamaged(lib, info, what)
