@@ -225,13 +225,22 @@ void tdx_sp_destroy(void *h)
 
 /* Set (value != 0) or clear the flag on every page of every [s, e) (each
  * e <= max_pfn, checked: -EINVAL before anything changes). */
+/* Every [s, e) lies in [0, max_pfn): 0, else -EINVAL (checked before a change). */
+static int sp_check_ranges(const struct tdx_struct_pages *sp, const uint64_t *s,
+			   const uint64_t *e, int64_t n)
+{
+	for (int64_t r = 0; r < n; r++)
+		if (s[r] > e[r] || e[r] > sp->max_pfn)
+			return -EINVAL;
+	return 0;
+}
+
 int tdx_sp_set_ranges(void *h, const uint64_t *s, const uint64_t *e, int64_t n, int value)
 {
 	struct tdx_struct_pages *sp = h;
 
-	for (int64_t r = 0; r < n; r++)
-		if (s[r] > e[r] || e[r] > sp->max_pfn)
-			return -EINVAL;
+	if (sp_check_ranges(sp, s, e, n))
+		return -EINVAL;
 	for (int64_t r = 0; r < n; r++) {
 		for (uint64_t pfn = s[r]; pfn < e[r]; pfn++) {
 			uint64_t *f = sp_flags(sp, pfn);
@@ -255,9 +264,8 @@ int tdx_sp_set_bit_ranges(void *h, const uint64_t *s, const uint64_t *e, int64_t
 {
 	struct tdx_struct_pages *sp = h;
 
-	for (int64_t r = 0; r < n; r++)
-		if (s[r] > e[r] || e[r] > sp->max_pfn)
-			return -EINVAL;
+	if (sp_check_ranges(sp, s, e, n))
+		return -EINVAL;
 	for (int64_t r = 0; r < n; r++) {
 		for (uint64_t pfn = s[r]; pfn < e[r]; pfn++) {
 			uint64_t *f = sp_flags(sp, pfn);
