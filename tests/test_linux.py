@@ -490,3 +490,14 @@ def test_engines_check_their_input(lib):
         lib.kernel_bitmap_runs(np.zeros(4, np.uint8))
     with pytest.raises(ValueError, match="nbits 257"):
         lib.kernel_bitmap_runs(np.zeros(4, np.uint64), nbits=257)
+
+
+def test_store_range_values_gives_each_range_its_value(lib):
+    with lib.KernelXArray() as xa:
+        xa.store_range_values([0, 10], [3, 12], [5, 7])
+        assert xa.load([0, 2, 3, 10, 11, 12]).tolist() == [5, 5, -1, 7, 7, -1]
+        with pytest.raises(ValueError, match="2 ranges but 1 values"):
+            xa.store_range_values([0, 10], [3, 12], [5])
+        with pytest.raises(ValueError, match="does not fit xa_mk_value"):
+            xa.store_range_values([20], [21], [-1])
+        assert xa.load([20]).tolist() == [-1]              # refused before any store

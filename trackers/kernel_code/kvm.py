@@ -112,9 +112,8 @@ class KernelTd:
             self.attrs.erase_range(s, e)
 
     def bind(self, gfn_s, gfn_e, pfn_s):
-        offset = pfn_s - gfn_s + self.OFFSET_BIAS
-        for i, j in zip(*op_runs(offset)):           # one step per run of equal offset
-            self.gmem.store_range(gfn_s[i:j], gfn_e[i:j], value=int(offset[i]))
+        """xa_store() of each row's PFN offset at its GFNs: one engine call."""
+        self.gmem.store_range_values(gfn_s, gfn_e, pfn_s - gfn_s + self.OFFSET_BIAS)
 
     def unbind(self, gfn_s, gfn_e):
         self.gmem.erase_range(gfn_s, gfn_e)

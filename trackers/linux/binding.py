@@ -67,6 +67,7 @@ _SIGNATURES = {
     "tdx_xa_create": (_VP, []),
     "tdx_xa_destroy": (None, [_VP]),
     "tdx_xa_store_range": (ctypes.c_int, [_VP, _P_U64, _P_U64, _I64, ctypes.c_uint64]),
+    "tdx_xa_store_range_values": (ctypes.c_int, [_VP, _P_U64, _P_U64, _P_U64, _I64]),
     "tdx_xa_store_range_multi": (ctypes.c_int, [_VP, _P_U64, _P_U64, _I64, ctypes.c_uint64]),
     "tdx_xa_reserve_then_store": (ctypes.c_int, [_VP, _P_U64, _P_U64, _I64, ctypes.c_uint64]),
     "tdx_xa_erase_range": (ctypes.c_int, [_VP, _P_U64, _P_U64, _I64]),
@@ -366,6 +367,20 @@ class KernelXArray(_Engine):
     def store_range(self, starts, ends, value: int = 1) -> None:
         """xa_store(xa, i, xa_mk_value(value), GFP_KERNEL) for every i in every range."""
         self._store("tdx_xa_store_range", starts, ends, value)
+
+    def store_range_values(self, starts, ends, values) -> None:
+        """xa_store(xa, i, xa_mk_value(values[r]), GFP_KERNEL) for every i in
+        range r: ranges of different values in one call."""
+        s, e = _extents(starts, ends)
+        v = np.ascontiguousarray(values, dtype=np.int64)
+        if v.shape != s.shape:
+            raise ValueError(f"{s.size} ranges but {v.size} values")
+        if v.size and not (0 <= int(v.min()) and int(v.max()) < 1 << kernel.BITS_PER_XA_VALUE):
+            raise ValueError(f"a value does not fit xa_mk_value() "
+                             f"([0, 2^{kernel.BITS_PER_XA_VALUE}))")
+        _check(self._lib.tdx_xa_store_range_values(self._handle(), _p64(s), _p64(e),
+                                                   _p64(v.view(np.uint64)), s.size),
+               "tdx_xa_store_range_values")
 
     def store_range_multi(self, starts, ends, value: int = 1) -> None:
         """xa_store_range(xa, start, end - 1, xa_mk_value(value), GFP_KERNEL) per range."""

@@ -244,6 +244,24 @@ int tdx_xa_store_range(void *h, const uint64_t *starts, const uint64_t *ends,
 	return err;
 }
 
+/* xa_store() of xa_mk_value(values[r]) at every index of [starts[r], ends[r]):
+ * one call for ranges of different values (guest_memfd's PFN offsets). */
+int tdx_xa_store_range_values(void *h, const uint64_t *starts, const uint64_t *ends,
+			      const uint64_t *values, int64_t n)
+{
+	int err = 0;
+
+	tdx_enter();
+	for (int64_t r = 0; r < n && !err; r++)
+		for (uint64_t i = starts[r]; i < ends[r]; i++) {
+			err = xa_err(xa_store(h, i, xa_mk_value(values[r]), GFP_KERNEL));
+			if (err)
+				break;
+		}
+	tdx_leave();
+	return err;
+}
+
 /* xa_store_range(xa, start, end - 1, xa_mk_value(value), GFP_KERNEL) per extent. */
 int tdx_xa_store_range_multi(void *h, const uint64_t *starts, const uint64_t *ends,
 			     int64_t n, uint64_t value)
