@@ -73,7 +73,6 @@ import datetime as dt
 import json
 import os
 import platform as pyplatform
-import resource
 import statistics
 import sys
 import time
@@ -84,6 +83,7 @@ from numba import njit, prange
 
 from ..linux import clear as clear_c
 from ..linux.build import ClearCodeUnavailable
+from ..machine_load import load_snapshot, machine_load
 from ..options import MAX_RUNS, int_option, output_file
 from ..output import write_text_atomic
 from . import scan_costs
@@ -120,10 +120,6 @@ ENGINES = {
     "load_latency_s": "numba: pointer chase around one Sattolo cycle",
 }
 
-#: other tasks took at least this share of the machine's CPU time during the run
-BUSY_CPU_SHARE = 0.10
-#: without /proc/stat: a 1-minute load average before the run at least this high
-BUSY_LOADAVG = 0.5
 #: a figure whose repeats spread (max - min) by more than this share of its median
 SPREAD_WARN = 0.25
 
@@ -189,51 +185,6 @@ def _samples(fn, repeat, per_call):
         fn()
         samples.append(per_call(time.perf_counter() - t0))
     return samples
-
-
-def _cpu_jiffies() -> tuple[int, int] | None:
-    """(busy, steal) clock ticks of the whole machine since boot, from /proc/stat;
-    None where there is no /proc/stat."""
-    try:
-        with open("/proc/stat") as f:
-            fields = [int(x) for x in f.readline().split()[1:]]
-    except (OSError, ValueError):
-        return None
-    user, nice, system, idle, iowait, irq, softirq, steal = (fields + [0] * 8)[:8]
-    return user + nice + system + irq + softirq + steal, steal
-
-
-def load_snapshot() -> dict:
-    """What the machine is doing now: load averages, machine CPU ticks, this
-    process's CPU seconds (every thread), wall clock."""
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return {"loadavg": _loadavg(), "jiffies": _cpu_jiffies(),
-            "self_cpu_s": usage.ru_utime + usage.ru_stime, "wall_s": time.monotonic()}
-
-
-def machine_load(before: dict, after: dict, cpus_online: int) -> dict:
-    """The load other tasks put on the machine between two snapshots.
-
-    ``others_cpu_share``: CPU time other tasks and the hypervisor (steal) used,
-    as a share of all the machine's CPU time over the run (None without
-    /proc/stat); ``busy``: whether that share, or else the 1-minute load
-    average before the run, says the figures were measured on a busy machine.
-    """
-    load = {"loadavg_before": before["loadavg"], "loadavg_after": after["loadavg"],
-            "others_cpu_share": None, "steal_share": None}
-    wall = after["wall_s"] - before["wall_s"]
-    if before["jiffies"] and after["jiffies"] and wall > 0:
-        hz = os.sysconf("SC_CLK_TCK")
-        capacity = wall * cpus_online
-        busy_s = (after["jiffies"][0] - before["jiffies"][0]) / hz
-        steal_s = (after["jiffies"][1] - before["jiffies"][1]) / hz
-        others = busy_s - (after["self_cpu_s"] - before["self_cpu_s"])
-        load["others_cpu_share"] = min(max(others / capacity, 0.0), 1.0)
-        load["steal_share"] = min(max(steal_s / capacity, 0.0), 1.0)
-        load["busy"] = load["others_cpu_share"] >= BUSY_CPU_SHARE
-    else:
-        load["busy"] = bool(before["loadavg"]) and before["loadavg"][0] >= BUSY_LOADAVG
-    return load
 
 
 def _spread(samples) -> dict:
@@ -443,14 +394,6 @@ def format_figures(doc: dict) -> str:
                  f"the run (steal {load['steal_share']:.0%})")
     lines.append(text)
     return "\n".join(lines)
-
-
-def _loadavg() -> list[float]:
-    """1/5/15-minute load averages during the run: a busy machine skews figures."""
-    try:
-        return [float(x) for x in os.getloadavg()]
-    except OSError:
-        return []
 
 
 def _cpu_model() -> str:
