@@ -11,7 +11,8 @@ from trackers import kernel, linux
 from trackers.kexec import PLATFORMS, Platform, get_platform
 from trackers.kexec import calibrate
 from trackers.kexec.platform import SCAN_COST_FIGURES, platform_from_calibration, this_machine
-from trackers.kexec.strategy import ENGINE_EMULATION, kernel_engine
+from trackers.kexec.strategy import (ENGINE_EMULATION, ENGINE_PAGE_TABLES, STRUCTURE_PAGE_TABLES,
+                                     STRUCTURE_STRUCT_PAGES, kernel_engine)
 from trackers.linux import clear as clear_c
 
 
@@ -85,10 +86,17 @@ def test_calibrate_writes_json(tmp_path, monkeypatch):
     scan_engine = kernel_engine() if kernel else ENGINE_EMULATION
     suffix = "@kernel" if kernel else ""
     assert {doc["engines"][k] for k in SCAN_COST_FIGURES.values()} == {scan_engine}
+    layouts = [STRUCTURE_STRUCT_PAGES, STRUCTURE_PAGE_TABLES] if kernel else []
+    names = lambda *n: [x + suffix for x in n] + layouts          # noqa: E731
     assert {k: list(v) for k, v in doc["scan_costs"].items()} == {
-        "scan_entry_s": ["bitmap" + suffix, "xarray" + suffix],
-        "scan_run_s": ["bitmap" + suffix, "xarray" + suffix, "maple" + suffix],
-        "scan_lookup_s": ["kvm" + suffix]}
+        "scan_entry_s": names("bitmap", "xarray", "xarray-multi", "ida"),
+        "scan_lookup_s": ["kvm" + suffix],
+        "scan_run_s": names("bitmap", "xarray", "xarray-multi", "ida", "maple", "kvm"),
+        "scan_call_s": names("bitmap", "xarray", "xarray-multi", "ida", "maple", "kvm"),
+        **({"load_latency_s": [STRUCTURE_PAGE_TABLES]} if kernel else {})}
+    assert {s: e for s, e in doc["scan_engines"].items() if s not in layouts} == {
+        n + suffix: scan_engine for n in ("bitmap", "xarray", "xarray-multi", "ida", "maple",
+                                          "kvm")}
     p = platform_from_calibration(doc)
     assert p.kind == "measured" and p.cpus_at_reset == 1 and p.cpus_total == 2
     assert p.clear_bps_core == doc["figures"]["clear_4k_bps_core"]
@@ -128,7 +136,7 @@ def _full_doc(clear_engine=clear_c.ENGINE_NT, **figures):
     doc = _fake_doc(**{"clear_4k_bps_core": 9e9, "clear_4k_bps_all": 14e9,
                        "clear_2m_bps_core": 20e9, "clear_2m_bps_all": 30e9,
                        "scan_entry_s": 3e-9, "scan_run_s": 40e-9, "scan_lookup_s": 35e-9,
-                       **figures})
+                       "scan_call_s": 20e-6, **figures})
     stand_in = clear_engine == clear_c.ENGINE_NT
     support = clear_c.Movdir64b(cpuid=not stand_in, cpuinfo=not stand_in)
     doc["figures"] = {k: doc["figures"][k] for k in calibrate.FIGURES}
@@ -143,7 +151,12 @@ def _full_doc(clear_engine=clear_c.ENGINE_NT, **figures):
                          "scan_run_s": {"bitmap@kernel": [50e-9, 55e-9, 60e-9],
                                         "xarray@kernel": [20e-9, 25e-9, 30e-9],
                                         "maple@kernel": [40e-9, 45e-9, 50e-9]},
-                         "scan_lookup_s": {"kvm@kernel": [30e-9, 35e-9, 40e-9]}}
+                         "scan_lookup_s": {"kvm@kernel": [30e-9, 35e-9, 40e-9]},
+                         "scan_call_s": {"bitmap@kernel": [20e-6, 22e-6, 30e-6]},
+                         "load_latency_s": {STRUCTURE_PAGE_TABLES: [400e-9, 500e-9, 600e-9]}}
+    doc["scan_engines"] = {"bitmap@kernel": SCAN_ENGINE, "xarray@kernel": SCAN_ENGINE,
+                           "maple@kernel": SCAN_ENGINE, "kvm@kernel": SCAN_ENGINE,
+                           STRUCTURE_PAGE_TABLES: ENGINE_PAGE_TABLES}
     return doc
 
 
@@ -157,29 +170,33 @@ def test_calibrate_prints_the_measurement_not_a_substitute(tmp_path, monkeypatch
     out, err = capsys.readouterr()
     lines = out.splitlines()
     nt = clear_c.ENGINE_NT
-    assert lines[:22] == [
+    assert lines[:26] == [
         "[measured] this machine (CPU X), median (min\u2013max) of 3 runs; all cores = 2 CPUs:",
-        "  read, one core           29.9 GB/s (26.9\u201332.9)   numba: sum of uint64, one core",
-        "  read, all cores           3.7 GB/s (3.4\u20134.1)     numba: sum of uint64, one "
+        "  read, one core              29.9 GB/s (26.9\u201332.9)   numba: sum of uint64, one "
+        "core",
+        "  read, all cores              3.7 GB/s (3.4\u20134.1)     numba: sum of uint64, one "
         "slice per thread",
-        "  write, one core          25.0 GB/s (22.5\u201327.5)   memset (ndarray.fill)",
-        "  write, all cores         33.0 GB/s (29.7\u201336.3)   numba: slice assignment, one "
-        "slice per thread",
-        f"  clear 4 KiB, one core     9.0 GB/s (8.1\u20139.9)     {nt}",
-        f"  clear 4 KiB, all cores   14.0 GB/s (12.6\u201315.4)   {nt}",
-        f"  clear 2 MiB, one core    20.0 GB/s (18.0\u201322.0)   {nt}",
-        f"  clear 2 MiB, all cores   30.0 GB/s (27.0\u201333.0)   {nt}",
-        "  load latency              170 ns   (153\u2013187)     numba: pointer chase around "
-        "one Sattolo cycle",
-        f"  scan, per entry           3.0 ns   (2.7\u20133.3)     {SCAN_ENGINE}",
-        "    bitmap@kernel           1.1 ns   (1.0\u20131.2)",
-        "    xarray@kernel           5.5 ns   (5.0\u20136.0)",
-        f"  scan, per run              40 ns   (36\u201344)       {SCAN_ENGINE}",
-        "    bitmap@kernel            55 ns   (50\u201360)",
-        "    xarray@kernel            25 ns   (20\u201330)",
-        "    maple@kernel             45 ns   (40\u201350)",
-        f"  scan, per lookup           35 ns   (32\u201339)       {SCAN_ENGINE}",
-        "    kvm@kernel               35 ns   (30\u201340)",
+        "  write, one core             25.0 GB/s (22.5\u201327.5)   memset (ndarray.fill)",
+        "  write, all cores            33.0 GB/s (29.7\u201336.3)   numba: slice assignment, "
+        "one slice per thread",
+        f"  clear 4 KiB, one core        9.0 GB/s (8.1\u20139.9)     {nt}",
+        f"  clear 4 KiB, all cores      14.0 GB/s (12.6\u201315.4)   {nt}",
+        f"  clear 2 MiB, one core       20.0 GB/s (18.0\u201322.0)   {nt}",
+        f"  clear 2 MiB, all cores      30.0 GB/s (27.0\u201333.0)   {nt}",
+        "  load latency                 170 ns   (153\u2013187)     numba: pointer chase "
+        "around one Sattolo cycle",
+        "    page tables (pages.c)      500 ns   (400\u2013600)",
+        f"  scan, per entry              3.0 ns   (2.7\u20133.3)     {SCAN_ENGINE}",
+        "    bitmap@kernel              1.1 ns   (1.0\u20131.2)",
+        "    xarray@kernel              5.5 ns   (5.0\u20136.0)",
+        f"  scan, per run                 40 ns   (36\u201344)       {SCAN_ENGINE}",
+        "    bitmap@kernel               55 ns   (50\u201360)",
+        "    xarray@kernel               25 ns   (20\u201330)",
+        "    maple@kernel                45 ns   (40\u201350)",
+        f"  scan, per lookup              35 ns   (32\u201339)       {SCAN_ENGINE}",
+        "    kvm@kernel                  35 ns   (30\u201340)",
+        f"  scan, per call                20 \u00b5s   (18\u201322)       {SCAN_ENGINE}",
+        "    bitmap@kernel               22 \u00b5s   (20\u201330)",
         "  clear: this CPU has no MOVDIR64B (CPUID.(EAX=7,ECX=0):ECX[28]: no; /proc/cpuinfo "
         f"'movdir64b': no): timed with {nt}",
         "  machine load: 1-minute load average 0.10 -> 0.20; other tasks used 2% of the CPU "
@@ -216,7 +233,7 @@ def test_an_old_calibration_file_loads_with_assumed_costs_and_the_memset_clear()
 def test_this_machine_models_scans_from_measured_costs_only():
     doc = _full_doc()
     p = platform_from_calibration(doc)
-    assert (p.entry_s, p.run_s, p.lookup_s) == (3e-9, 40e-9, 35e-9)
+    assert (p.entry_s, p.run_s, p.lookup_s, p.call_s) == (3e-9, 40e-9, 35e-9, 20e-6)
     for f, key in SCAN_COST_FIGURES.items():
         lo, hi = doc["spread"][key]["min"], doc["spread"][key]["max"]
         assert p.measured[f][:2] == (lo, hi)
@@ -224,16 +241,18 @@ def test_this_machine_models_scans_from_measured_costs_only():
         assert p.sources[f].startswith("measured by `tdx-trackers calibrate` at now")
         assert SCAN_ENGINE in p.sources[f] and "ASSUMED" not in p.sources[f]
     assert p.sources["run_s"].split(": ", 1)[1] == (
-        f"40 ns per run (36-44 over the rounds), {SCAN_ENGINE} "
+        f"40 ns per run (36-44 over the rounds), median over the structures, {SCAN_ENGINE} "
         f"(trackers/kexec/scan_costs.py)")
     # measured: no longer among the assumed fields (sensitivity, bounds)
     assert not {"entry_s", "run_s", "lookup_s"} & set(p.assumed_ranges())
     fast, slow = p.bounds()
     assert fast.run_s == slow.run_s == p.run_s
+    assert p.scan_s(2e3, 0, 1000, 100, 10) == pytest.approx(
+        20e-6 + 1000 * 3e-9 + 100 * 40e-9 + 10 * 35e-9)
     lo, hi = p.scan_s_range(2e3, 0, 1000, 100, 10)
-    assert lo == pytest.approx(1000 * 2.7e-9 + 100 * 36e-9 + 10 * 31.5e-9)
-    assert hi == pytest.approx(1000 * 3.3e-9 + 100 * 44e-9 + 10 * 38.5e-9)
-    assert "ns/lookup (measured)" in p.describe()
+    assert lo == pytest.approx(18e-6 + 1000 * 2.7e-9 + 100 * 36e-9 + 10 * 31.5e-9)
+    assert hi == pytest.approx(22e-6 + 1000 * 3.3e-9 + 100 * 44e-9 + 10 * 38.5e-9)
+    assert "ns/lookup, 20 us/call (measured)" in p.describe()
     # the presets keep the ASSUMED costs
     spr = get_platform("spr-2s")
     assert all(spr.sources[f].startswith("ASSUMED") for f in ("entry_s", "run_s", "lookup_s"))
@@ -261,6 +280,59 @@ def test_a_disturbed_scan_cost_keeps_the_assumed_costs():
                                        "cost (other tasks disturbed it): calibrate again on "
                                        "a quiet machine")
     assert "scan, per run measured -2.00 ns, not a cost" in " ".join(doc["warnings"])
+
+
+def test_each_structure_models_with_its_own_costs_where_it_has_them():
+    """for_structure: field by field the structure's median and min-max, the
+    generic figure elsewhere; the page tables' own load cost in place of the
+    latency; a structure calibrate did not measure is the generic platform."""
+    p = platform_from_calibration(_full_doc())
+    assert set(p.structure_costs) == {"bitmap@kernel", "xarray@kernel", "maple@kernel",
+                                      "kvm@kernel", STRUCTURE_PAGE_TABLES}
+    bitmap = p.for_structure("bitmap@kernel")
+    assert (bitmap.entry_s, bitmap.run_s, bitmap.lookup_s, bitmap.call_s) == (
+        1.1e-9, 55e-9, 35e-9, 22e-6)
+    assert bitmap.measured["run_s"][:2] == (50e-9, 60e-9)
+    assert bitmap.sources["run_s"] == (
+        f"measured by `tdx-trackers calibrate` at now, median of 3 repeats: 55 ns per run of "
+        f"bitmap@kernel's scan (50-60 over the rounds), {SCAN_ENGINE} "
+        f"(trackers/kexec/scan_costs.py)")
+    assert bitmap.costs_label() == "bitmap@kernel (entry, run, call)"
+    assert bitmap.scan_s(0, 0, 1000, 100) == pytest.approx(22e-6 + 1000 * 1.1e-9 + 100 * 55e-9)
+    maple = p.for_structure("maple@kernel")
+    assert (maple.entry_s, maple.run_s, maple.call_s) == (3e-9, 45e-9, 20e-6)
+    assert maple.costs_label() == "maple@kernel (run); generic entry"
+    tables = p.for_structure(STRUCTURE_PAGE_TABLES)
+    assert tables.load_latency_s == 500e-9 and p.load_latency_s == 170e-9
+    assert tables.scan_cost_ranges()["load_latency_s"] == (400e-9, 600e-9)
+    assert "load_latency_s" not in p.scan_cost_ranges()
+    assert tables.costs_label() == (f"{STRUCTURE_PAGE_TABLES} (load); generic entry, run")
+    assert ENGINE_PAGE_TABLES in tables.sources["load_latency_s"]
+    for absent in (None, "roaring", "ida@kernel"):
+        assert p.for_structure(absent) is p and p.costs_label() == "generic"
+    # the presets have no structures: one cost per entry and per run
+    spr = get_platform("spr-2s")
+    assert spr.structure_costs == {} and spr.for_structure("bitmap@kernel") is spr
+    assert spr.call_s == 0
+
+
+def test_a_structure_cost_that_is_no_cost_falls_back_to_the_generic_one():
+    doc = _full_doc()
+    doc["scan_costs"]["scan_run_s"]["xarray@kernel"] = [-3e-9, -1e-9, 2e-9]
+    p = platform_from_calibration(doc)
+    assert p.for_structure("xarray@kernel").run_s == 40e-9
+    assert p.for_structure("xarray@kernel").entry_s == 5.5e-9
+
+
+def test_a_calibration_without_the_call_cost_models_none():
+    doc = _full_doc()
+    for k in ("figures", "spread", "samples", "engines"):
+        doc[k].pop("scan_call_s")
+    p = platform_from_calibration(doc)
+    assert p.call_s == 0 and "call_s" not in p.measured
+    assert p.sources["call_s"].endswith("; the calibration file has no per-call figure (an "
+                                        "older format)")
+    assert p.run_s == 40e-9
 
 
 def test_a_round_below_zero_is_no_lower_bound():

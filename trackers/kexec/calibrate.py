@@ -26,15 +26,22 @@ Method (all measured, each the median of --repeat runs after one warm-up):
 * load latency     -- a pointer chase around one random cycle (Sattolo) of
                       --chase-mib, one dependent load per step, so each step
                       misses the caches (and mostly the TLB: 4 KiB pages);
-* scan work        -- per entry, per run and per lookup: pairs of structures
+* scan work        -- per entry, per run, per lookup and per call, for every
+                      structure the report times: pairs of structures
                       differing in one term, their whole scans timed, the
-                      cost the difference per item (trackers/kexec/scan_costs.py
-                      says how): through the kernel's own iterators where the
+                      cost the difference per item; a call is the scan of a
+                      one-page structure (trackers/kexec/scan_costs.py says
+                      how): through the kernel's own iterators where the
                       kernel code is built (bitmap@kernel's find_bit,
                       xarray@kernel's xas_for_each, maple@kernel's
-                      mas_for_each; a lookup is xa_load() in kvm@kernel's
-                      guest_memfd XArray), else through the emulations, and
-                      the engine is recorded with each figure.
+                      mas_for_each, ...; a lookup is xa_load() in
+                      kvm@kernel's guest_memfd XArray) and pages.c's struct
+                      pages and page tables, else through the emulations; the
+                      engine is recorded with each structure.  Each figure is
+                      the median over the tracker structures, and each
+                      structure's own is kept (``scan_costs``), as is the
+                      page tables' cost per scattered table page (under
+                      ``load_latency_s``).
 
 The buffer is first written by the threads that later read and write it,
 slice by slice (first touch: on a NUMA machine each slice's pages then sit on
@@ -90,7 +97,7 @@ from . import scan_costs
 from .platform import SCAN_COST_FIGURES, calibration_path
 
 HELP = ("measure this machine's read/write bandwidth, clear rate (MOVDIR64B or its "
-        "stand-in), load latency and scan cost per entry, run and lookup "
+        "stand-in), load latency and scan cost per entry, run, lookup and call "
         "(the this-machine platform)")
 
 #: the figures, in the order they are measured and printed: key -> label, unit
@@ -104,7 +111,7 @@ FIGURES = {
     "clear_2m_bps_core": ("clear 2 MiB, one core", "GB/s"),
     "clear_2m_bps_all": ("clear 2 MiB, all cores", "GB/s"),
     "load_latency_s": ("load latency", "ns"),
-    **{key: (f"scan, per {cost.removesuffix('_s')}", "ns")
+    **{key: (f"scan, per {cost.removesuffix('_s')}", "µs" if cost == "call_s" else "ns")
        for cost, key in SCAN_COST_FIGURES.items()},
 }
 #: the clear figures: key -> (target, all cores?)
@@ -270,8 +277,12 @@ def measure(mib: int = 256, chase_mib: int = 128, chase_steps: int = 1 << 20,
         "engines": engines,
         # the clear: which engine and why (MOVDIR64B detection), or why not timed
         "clear": clear,
-        # the scan costs per structure: each one's samples (figures: their median)
-        "scan_costs": {SCAN_COST_FIGURES[c]: v for c, v in scan["structures"].items()},
+        # the scan costs per structure, by the figure each refines: each one's
+        # samples (a scan figure is the median over the trackers'); under
+        # load_latency_s, a structure's own cost per dependent load
+        "scan_costs": {SCAN_COST_FIGURES.get(c, c): v for c, v in scan["structures"].items()},
+        # what ran each structure's scans
+        "scan_engines": scan["structure_engines"],
         "load": load,
         "warnings": warnings_for(figures, samples, load, clear),
         "samples": samples,
@@ -347,17 +358,17 @@ def warnings_for(figures: dict, samples: dict, load: dict,
 
 
 def _number(value: float, unit: str) -> str:
-    """A figure as printed: GB/s to 0.1, ns to 0.1 below 10 ns, else to 1."""
+    """A figure as printed: GB/s to 0.1, ns and µs to 0.1 below 10, else to 1."""
     if unit == "GB/s":
         return f"{value / 1e9:.1f}"
-    ns = value * 1e9
-    return f"{ns:.1f}" if abs(ns) < 10 else f"{ns:.0f}"
+    x = value * (1e6 if unit == "µs" else 1e9)
+    return f"{x:.1f}" if abs(x) < 10 else f"{x:.0f}"
 
 
 def _figure_line(label: str, unit: str, med: float, lo: float, hi: float,
                  engine: str = "") -> str:
     spread = f"({_number(lo, unit)}–{_number(hi, unit)})"
-    return f"  {label:22s} {_number(med, unit):>6} {unit:4s} {spread:13s} {engine}".rstrip()
+    return f"  {label:25s} {_number(med, unit):>6} {unit:4s} {spread:13s} {engine}".rstrip()
 
 
 def format_figures(doc: dict) -> str:

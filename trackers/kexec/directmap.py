@@ -48,7 +48,8 @@ from ..extents import (EMPTY, Extents, normalize, count, intersect, overlap_page
 from .host import KexecHost
 from .platform import get_platform
 from .strategy import (BUILD_LIMIT_PFNS, ENGINE_PAGE_TABLES, PROV_MODELED, SCAN_REPEAT,
-                       Outcome, ScanMeasurement, Strategy, cached_measure, scan_outcome)
+                       STRUCTURE_PAGE_TABLES, Outcome, ScanMeasurement, Strategy,
+                       cached_measure, scan_outcome)
 
 SHIFT_2M = 9                        # log2(kernel.PAGES_PER_2M)
 SHIFT_1G = 18                       # log2(kernel.PAGES_PER_1G)
@@ -195,6 +196,10 @@ class PteSoftbit(Strategy):
     def __init__(self, *, gbpages: bool = True, collapse: bool = True):
         self.gbpages = gbpages
         self.collapse = collapse
+
+    def scan_structure(self, engine: str) -> str | None:
+        """pages.c's page tables: the only engine of this walk."""
+        return STRUCTURE_PAGE_TABLES
 
     def added_bytes_for_set(self, max_pfn, starts, ends) -> int:
         """Page-table pages the splits add over RAM [0, max_pfn)."""

@@ -14,18 +14,34 @@ Time model (modeled, never measured here):
 * the scan's own work on k CPUs:         (E * entry + R * run + L * lookup) / k
   for E entries tested (slots, pivots, bitmap longs, PTEs, struct pages), R runs
   emitted and L per-page lookups in another structure (kvm: guest_memfd)
-* a kexec-time scan:  max(streaming read, its own work) + dependent loads --
-  the prefetcher streams lines while the core tests entries, so the two
-  overlap; a dependent load stalls the walk, so it adds.
+* a kexec-time scan:  call + max(streaming read, its own work) + dependent
+  loads -- the prefetcher streams lines while the core tests entries, so the
+  two overlap; a dependent load stalls the walk, so it adds; ``call`` is the
+  fixed cost of one scan.
 
 The per-entry, per-run and per-lookup costs are ASSUMED on the presets
 (trackers/kernel.py SCAN_*_S, each with a (low, high) range
-:meth:`Platform.scan_s_range` gives); ``this-machine`` measures them
-(``tdx-trackers calibrate``, :mod:`trackers.kexec.scan_costs`), and its
-``measured`` ranges -- the min-max of the calibration's rounds -- replace the
-ASSUMED ones there.  A calibration file from before those figures keeps the
-ASSUMED costs, and its sources say so.  Rates and latency are measured or
-estimated per platform.
+:meth:`Platform.scan_s_range` gives), and the per-call cost is 0 there: the
+kernel's loop at kexec has no harness around it.  ``this-machine`` measures
+all four (``tdx-trackers calibrate``, :mod:`trackers.kexec.scan_costs`) --
+the call is this machine's harness (Python's call into the structure, its
+chunk buffers), modeled so that the model predicts what the report times --
+and its ``measured`` ranges, the min-max of the calibration's rounds, replace
+the ASSUMED ones there.  A calibration file from before those figures keeps
+the ASSUMED costs (a call of 0), and its sources say so.  Rates and latency
+are measured or estimated per platform.
+
+Per structure.  The kernel's iterators and pages.c's loops cost very
+different amounts per entry and per run (a bitmap long 0.3 ns, an xa_node
+slot 3-4 ns here), so calibrate measures every structure the report times
+on its own, and ``structure_costs`` keeps them: structure -> field ->
+(median, low, high, source).  :meth:`Platform.for_structure` is the platform with
+one structure's costs in place of the generic ones (the median over the
+structures), field by field where it has them -- and, for the direct map's
+scattered page tables, the cost of one table page the prefetcher cannot
+follow in place of the pointer-chase latency; the option's strategy names its
+structure (``Strategy.scan_structure``).  The presets have none: one cost
+per entry and per run for every structure is their simplification.
 
 TDX's own per-page costs are ASSUMED on every platform (no TDX runs here),
 their central values derived from the published TD-teardown times
@@ -71,6 +87,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -86,7 +103,19 @@ SCAN_COST_RANGES = {"entry_s": kernel.SCAN_ENTRY_S_RANGE, "run_s": kernel.SCAN_R
                     "lookup_s": kernel.SCAN_LOOKUP_S_RANGE}
 #: the calibration figure (calibrate.py FIGURES) each scan cost is read from
 SCAN_COST_FIGURES = {"entry_s": "scan_entry_s", "run_s": "scan_run_s",
-                     "lookup_s": "scan_lookup_s"}
+                     "lookup_s": "scan_lookup_s", "call_s": "scan_call_s"}
+#: the scan costs every calibration with them has; a calibration without
+#: ``call_s`` (older) still models with the other three
+SCAN_COSTS_REQUIRED = ("entry_s", "run_s", "lookup_s")
+#: the calibration's per-structure figures (its ``scan_costs``) -> the field
+#: each stands in for: the scan costs, and a structure's own cost per
+#: dependent load (the direct map's scattered page tables) for the latency
+STRUCTURE_COST_FIGURES = {**{k: f for f, k in SCAN_COST_FIGURES.items()},
+                          "load_latency_s": "load_latency_s"}
+#: the fields a scan's band varies (scan_s_range): the per-entry, per-run and
+#: per-lookup costs over their ranges, and the per-call and per-load costs
+#: where they were measured
+SCAN_BAND_FIELDS = ("entry_s", "run_s", "lookup_s", "call_s", "load_latency_s")
 #: the calibration figures this-machine clears at (one core, all cores): 4 KiB
 #: targets, a page then the fence, as tdx_quirk_reset_page() resets a page
 CLEAR_RATE_FIGURES = ("clear_4k_bps_core", "clear_4k_bps_all")
@@ -121,6 +150,8 @@ RATE_AND_COST_FIELDS = ("clear_bps_core", "clear_bps_all", "read_bps_core", "rea
 
 #: where every platform's scan costs come from (the same ASSUMED figures)
 SCAN_COST_SOURCES = {
+    "call_s": "0: the kernel's loop at kexec has no harness call (calibrate measures "
+              "this machine's)",
     "entry_s": "ASSUMED 0.5-2 ns per entry tested (trackers/kernel.py SCAN_ENTRY_S)",
     "run_s": "ASSUMED 10-40 ns per run emitted (trackers/kernel.py SCAN_RUN_S; "
              "a single-page-run microbenchmark gave 11-28 ns here)",
@@ -144,6 +175,7 @@ class Platform:
     kind: "measured", "estimate" or "fallback"; sources: field -> source.
     entry_s / run_s / lookup_s: CPU seconds a scan spends per entry tested,
         per run emitted and per per-page lookup (ASSUMED: trackers/kernel.py).
+    call_s: fixed seconds of one scan (0 on the presets; measured here).
     seamcall_s / vcpu_kick_s: one per-page SEAMCALL, one vCPU's exit per page
         removed from a running TD (ASSUMED on every platform: ASSUMED_RANGES).
     assumed: field -> (low, high, source) for the fields this platform
@@ -151,6 +183,10 @@ class Platform:
     measured: field -> (low, high, source) for fields ASSUMED_RANGES names
         that this platform measured instead (this-machine's scan costs: the
         min-max of the calibration's rounds); they are no longer assumed.
+    structure_costs: structure -> field -> (median, low, high, source): each
+        structure's own measured scan costs (for_structure).
+    cost_structure: the structure whose costs this platform carries ("":
+        the generic ones).
     """
 
     name: str
@@ -168,22 +204,36 @@ class Platform:
     lookup_s: float = kernel.SCAN_LOOKUP_S
     seamcall_s: float = DERIVED.seamcall_s
     vcpu_kick_s: float = DERIVED.vcpu_kick_s
+    call_s: float = 0.0
     assumed: dict = field(default_factory=dict)
     measured: dict = field(default_factory=dict)
+    structure_costs: dict = field(default_factory=dict)
+    cost_structure: str = ""
 
     def __post_init__(self):
         for f in RATE_AND_COST_FIELDS:
             v = getattr(self, f)
             if not v > 0:
                 raise ValueError(f"platform {self.name!r}: {f} must be > 0, got {v!r}")
-        for what, ranges in (("assumed", self.assumed), ("measured", self.measured)):
-            for f, r in ranges.items():
-                if f not in RATE_AND_COST_FIELDS:
-                    raise ValueError(f"platform {self.name!r}: {what} field {f!r} is not a "
-                                     f"rate or cost; known: {', '.join(RATE_AND_COST_FIELDS)}")
-                if not 0 < r[0] <= r[1]:
-                    raise ValueError(f"platform {self.name!r}: {what} range of {f} must "
-                                     f"satisfy 0 < low <= high, got ({r[0]!r}, {r[1]!r})")
+        if not self.call_s >= 0:
+            raise ValueError(f"platform {self.name!r}: call_s must be >= 0, got "
+                             f"{self.call_s!r}")
+        known = (*RATE_AND_COST_FIELDS, "call_s")
+        ranges = [("assumed", f, r) for f, r in self.assumed.items()]
+        ranges += [("measured", f, r) for f, r in self.measured.items()]
+        for s, costs in self.structure_costs.items():
+            for f, (med, lo, hi, _) in costs.items():
+                if not lo <= med <= hi:
+                    raise ValueError(f"platform {self.name!r}: {s}'s {f} {med!r} must lie "
+                                     f"in its range ({lo!r}, {hi!r})")
+                ranges.append((f"{s}'s", f, (lo, hi)))
+        for what, f, r in ranges:
+            if f not in known:
+                raise ValueError(f"platform {self.name!r}: {what} field {f!r} is not a "
+                                 f"rate or cost; known: {', '.join(known)}")
+            if not 0 < r[0] <= r[1]:
+                raise ValueError(f"platform {self.name!r}: {what} range of {f} must "
+                                 f"satisfy 0 < low <= high, got ({r[0]!r}, {r[1]!r})")
         if not 1 <= self.cpus_at_reset <= self.cpus_total:
             raise ValueError(f"platform {self.name!r}: cpus_at_reset {self.cpus_at_reset} "
                              f"must lie in [1, cpus_total={self.cpus_total}]")
@@ -236,11 +286,13 @@ class Platform:
 
     def scan_s(self, scanned_bytes: float, loads: float, entries: float = 0, runs: float = 0,
                lookups: float = 0, cpus: int | None = None) -> float:
-        """Modeled seconds of a kexec-time scan: the streaming read of its
-        bytes or its own work (entries, runs, lookups), whichever is longer
-        (they overlap), plus one dependent load per pointer-walked node."""
-        return (max(self.read_s(scanned_bytes, cpus),
-                    self.work_s(entries, runs, lookups, cpus))
+        """Modeled seconds of a kexec-time scan: its fixed cost per call, then
+        the streaming read of its bytes or its own work (entries, runs,
+        lookups), whichever is longer (they overlap), plus one dependent load
+        per pointer-walked node."""
+        return (self.call_s
+                + max(self.read_s(scanned_bytes, cpus),
+                      self.work_s(entries, runs, lookups, cpus))
                 + self.chase_s(loads, cpus))
 
     def scan_s_range(self, scanned_bytes: float, loads: float, entries: float = 0,
@@ -255,9 +307,34 @@ class Platform:
 
     def scan_cost_ranges(self) -> dict[str, tuple[float, float]]:
         """(low, high) of each scan cost: the measured min-max where this
-        platform measured it, else the ASSUMED range (trackers/kernel.py)."""
-        return {f: tuple(self.measured[f][:2]) if f in self.measured else r
-                for f, r in SCAN_COST_RANGES.items()}
+        platform measured it, else the ASSUMED range (trackers/kernel.py) --
+        the per-call and per-load costs only where measured (SCAN_BAND_FIELDS)."""
+        return {f: tuple(self.measured[f][:2]) if f in self.measured else SCAN_COST_RANGES[f]
+                for f in SCAN_BAND_FIELDS if f in self.measured or f in SCAN_COST_RANGES}
+
+    def for_structure(self, structure: str | None) -> "Platform":
+        """This platform with ``structure``'s own measured scan costs in place
+        of the generic ones, field by field where it has them (module doc);
+        itself where it has none (``cost_structure`` says which)."""
+        own = self.structure_costs.get(structure) if structure else None
+        if not own:
+            return self
+        return dataclasses.replace(
+            self, cost_structure=structure, **{f: v[0] for f, v in own.items()},
+            measured={**self.measured, **{f: v[1:] for f, v in own.items()}},
+            sources={**self.sources, **{f: v[3] for f, v in own.items()}})
+
+    def costs_label(self) -> str:
+        """Which scan costs this platform models with, in words: its
+        structure's and the fields it measured, then the generic ones."""
+        if not self.cost_structure:
+            return "generic"
+        own = [f for f in SCAN_BAND_FIELDS if f in self.structure_costs[self.cost_structure]]
+        rest = [f for f in ("entry_s", "run_s") if f not in own]   # lookups: kvm's alone
+        words = {"load_latency_s": "load"}
+        name = lambda fs: ", ".join(words.get(f, f.removesuffix("_s")) for f in fs)  # noqa: E731
+        return f"{self.cost_structure} ({name(own)})" + (f"; generic {name(rest)}" if rest
+                                                         else "")
 
     def assumed_ranges(self) -> dict[str, tuple[float, float, str]]:
         """Every ASSUMED field of this platform: ASSUMED_RANGES and ``assumed``,
@@ -286,8 +363,9 @@ class Platform:
                 f"{self.read_bps_core / GB:.1f} GB/s/core, {self.read_bps_all / GB:.1f} GB/s "
                 f"all-core; load latency {self.load_latency_s * 1e9:.0f} ns; scan work "
                 f"{self.entry_s * 1e9:.1f} ns/entry, {self.run_s * 1e9:.0f} ns/run, "
-                f"{self.lookup_s * 1e9:.0f} ns/lookup "
-                f"({'measured' if 'entry_s' in self.measured else 'assumed'}); SEAMCALL "
+                f"{self.lookup_s * 1e9:.0f} ns/lookup, {self.call_s * 1e6:.0f} us/call "
+                f"({'measured' if 'entry_s' in self.measured else 'assumed'}"
+                f"{'; ' + self.costs_label() if self.cost_structure else ''}); SEAMCALL "
                 f"{self.seamcall_s * 1e6:.2f} us/page (assumed), TDH.SYS.DISABLE "
                 f"{self.sys_disable_bps / GB:.2f} GB/s; "
                 f"{self.cpus_at_reset} of {self.cpus_total} CPUs at reset")
@@ -382,6 +460,7 @@ def platform_from_calibration(doc: dict) -> Platform:
           f"median of {doc.get('repeat', '?')} repeats"
     clear_core, clear_all, clear_src = _clear_from_calibration(doc, src)
     costs, measured, cost_sources = _scan_costs_from_calibration(doc, src)
+    structures = _structure_costs_from_calibration(doc, src)
     # the measurements as they are: an all-core figure below the one-core one
     # caps every CPU count (read_bps(k) = min(k * core, all)); calibrate warns
     return Platform(
@@ -395,7 +474,7 @@ def platform_from_calibration(doc: dict) -> Platform:
                  "clear_bps_core": clear_src, "clear_bps_all": clear_src,
                  "cpus_at_reset": "machine_kexec runs after stop_other_cpus(): one CPU",
                  **SCAN_COST_SOURCES, **cost_sources},
-        measured=measured, **costs,
+        measured=measured, structure_costs=structures, **costs,
     )
 
 
@@ -417,33 +496,75 @@ def _clear_from_calibration(doc: dict, src: str) -> tuple[float, float, str]:
             f"{src}; streaming write (memset), NOT MOVDIR64B ({why})")
 
 
+def _measured_range(samples, med: float) -> tuple[float, float]:
+    """(low, high) of a cost over the calibration's rounds: a disturbed round
+    (a difference of two scans that came out <= 0) is no lower bound."""
+    lo, hi = min(samples, default=med), max(samples, default=med)
+    return (lo if 0 < lo <= med else med), max(hi, med)
+
+
 def _scan_costs_from_calibration(doc: dict, src: str) -> tuple[dict, dict, dict]:
     """(field -> cost, field -> measured (low, high, source), field -> source)
-    of the scan costs: the calibration's, where it measured all three as
-    costs (> 0), else nothing (the ASSUMED defaults) and sources saying why."""
+    of the generic scan costs: the calibration's, where it measured the
+    per-entry, per-run and per-lookup costs as costs (> 0) -- and the per-call
+    one where it has it -- else nothing (the ASSUMED defaults) and sources
+    saying why."""
     fig, spread = doc["figures"], doc.get("spread", {})
     engines = doc.get("engines", {})
     keys = SCAN_COST_FIGURES
-    if not all(k in fig for k in keys.values()):
+    required = {f: keys[f] for f in SCAN_COSTS_REQUIRED}
+    if not all(k in fig for k in required.values()):
         why = ("the calibration file has no measured scan costs (an older format): run "
                "`tdx-trackers calibrate` again to measure them")
         return {}, {}, {f: f"{SCAN_COST_SOURCES[f]}; {why}" for f in keys}
-    if not all(fig[k] > 0 for k in keys.values()):
-        bad = ", ".join(f"{k} {fig[k] * 1e9:.2f} ns" for k in keys.values() if not fig[k] > 0)
-        why = (f"the calibration measured {bad}, not a cost (other tasks disturbed it): "
+    bad = [k for k in keys.values() if k in fig and not fig[k] > 0]
+    if bad:
+        text = ", ".join(f"{k} {fig[k] * 1e9:.2f} ns" for k in bad)
+        why = (f"the calibration measured {text}, not a cost (other tasks disturbed it): "
                f"calibrate again on a quiet machine")
         return {}, {}, {f: f"{SCAN_COST_SOURCES[f]}; {why}" for f in keys}
     costs, measured, sources = {}, {}, {}
     for f, k in keys.items():
+        if k not in fig:
+            sources[f] = (f"{SCAN_COST_SOURCES[f]}; the calibration file has no per-call "
+                          f"figure (an older format)")
+            continue
         med = fig[k]
-        lo, hi = spread.get(k, {}).get("min", med), spread.get(k, {}).get("max", med)
-        lo = lo if 0 < lo <= med else med          # a disturbed round is no lower bound
-        hi = max(hi, med)
-        sources[f] = (f"{src}: {med * 1e9:.3g} ns per {f[:-2]} ({lo * 1e9:.3g}-"
-                      f"{hi * 1e9:.3g} over the rounds), {engines.get(k, 'engine unknown')} "
-                      f"(trackers/kexec/scan_costs.py)")
+        lo, hi = _measured_range([spread[k]["min"], spread[k]["max"]] if k in spread else [],
+                                 med)
+        sources[f] = (f"{src}: {_ns(med)} ns per {f[:-2]} ({_ns(lo)}-{_ns(hi)} over the "
+                      f"rounds), median over the structures, "
+                      f"{engines.get(k, 'engine unknown')} (trackers/kexec/scan_costs.py)")
         costs[f], measured[f] = med, (lo, hi, sources[f])
     return costs, measured, sources
+
+
+def _ns(seconds: float) -> str:
+    return f"{seconds * 1e9:.3g}"
+
+
+def _structure_costs_from_calibration(doc: dict, src: str) -> dict:
+    """structure -> field -> (median, low, high, source): every structure's
+    own scan costs in the calibration (its ``scan_costs``), those whose
+    median is a cost (> 0); none in a file from before them."""
+    engines = doc.get("scan_engines", {})
+    out: dict[str, dict] = {}
+    for figure, by_structure in doc.get("scan_costs", {}).items():
+        f = STRUCTURE_COST_FIGURES.get(figure)
+        if f is None:
+            continue
+        for structure, samples in by_structure.items():
+            med = statistics.median(samples)
+            if not med > 0:
+                continue
+            lo, hi = _measured_range(samples, med)
+            what = "dependent load" if f == "load_latency_s" else f[:-2]
+            out.setdefault(structure, {})[f] = (
+                med, lo, hi,
+                f"{src}: {_ns(med)} ns per {what} of {structure}'s scan ({_ns(lo)}-{_ns(hi)} "
+                f"over the rounds), {engines.get(structure, 'engine unknown')} "
+                f"(trackers/kexec/scan_costs.py)")
+    return out
 
 
 def this_machine(path=None) -> Platform:

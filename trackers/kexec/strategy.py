@@ -65,6 +65,10 @@ ENGINE_STRUCT_PAGES = "C struct-page scan (trackers/linux/pages.c)"
 ENGINE_PAGE_TABLES = "C page-table walk (trackers/linux/pages.c)"
 #: the engine of a row where nothing was built or timed
 ENGINE_NONE = "none (modeled)"
+#: the structures of the C layouts, as calibrate names them (trackers/kexec/scan_costs.py);
+#: a tracker's structure is its registry name ("bitmap", "bitmap@kernel")
+STRUCTURE_STRUCT_PAGES = "struct pages (pages.c)"
+STRUCTURE_PAGE_TABLES = "page tables (pages.c)"
 
 #: build and scan only up to this PFN space: past 2 TiB the builds (the
 #: emulations: xarray ~30 s per TiB scanned here; the kernel's xa_store per
@@ -200,6 +204,13 @@ class Strategy:
         """PFNs the scan of a ``max_pfn`` host is measured over: all of them,
         unless the structure is measured smaller and scaled (StructPageStrategy)."""
         return max_pfn
+
+    def scan_structure(self, engine: str) -> str | None:
+        """The structure whose measured scan costs model this option's scan
+        (Platform.for_structure) when ``engine`` timed it -- ENGINE_NONE: the
+        one the kernel's code would run -- as calibrate names it; None: no
+        structure of its own was measured (the generic costs)."""
+        return None
 
     def __repr__(self):
         return f"<{type(self).__name__} {self.name!r}>"

@@ -27,9 +27,11 @@ from ..repeats import timed_runs
 from .host import KexecHost
 from .platform import get_platform
 from .states import ATTR_PRIVATE, NEEDS_RESET, STATE_FACTS
+from ..registry import TWINS
 from .strategy import (BUILD_LIMIT_PFNS, ENGINE_EMULATION, ENGINE_STRUCT_PAGES, PROV_MODELED,
-                       SCAN_REPEAT, Outcome, ScanMeasurement, Strategy, cached_measure,
-                       kept_list, kernel_engine, kernel_twin, scan_entries, scan_outcome)
+                       SCAN_REPEAT, STRUCTURE_STRUCT_PAGES, Outcome, ScanMeasurement, Strategy,
+                       cached_measure, kept_list, kernel_engine, kernel_twin, scan_entries,
+                       scan_outcome)
 
 
 def _timed_scans(engine, repeat) -> tuple[list[float], tuple]:
@@ -79,6 +81,11 @@ class TrackerStrategy(Strategy):
 
     def added_bytes_for_set(self, max_pfn, starts, ends) -> int:
         return self.added_bytes(self.tracker_cls.estimate(starts, ends, max_pfn))
+
+    def scan_structure(self, engine: str) -> str | None:
+        """The tracker's @kernel twin where one exists, unless the emulation ran."""
+        name = self.tracker_cls.name
+        return name if engine == ENGINE_EMULATION or name not in TWINS else TWINS[name].name
 
     def measure(self, host: KexecHost, *, emulate: bool = True,
                 build_limit_pfns: int | None = None, kernel_code: bool = True,
@@ -225,6 +232,10 @@ class StructPageStrategy(TrackerStrategy):
             budget = memory_budget() if budget_bytes is None else budget_bytes
             return min(max_pfn, budget // kernel.STRUCT_PAGE_BYTES)
         return max_pfn
+
+    def scan_structure(self, engine: str) -> str | None:
+        """pages.c's struct pages, unless the emulation ran."""
+        return self.tracker_cls.name if engine == ENGINE_EMULATION else STRUCTURE_STRUCT_PAGES
 
     def _built(self, host: KexecHost, kernel_code: bool, repeat,
                budget_bytes: int | None = None) -> ScanMeasurement:
