@@ -8,10 +8,17 @@ snapshots is the share of the machine's CPU time that other tasks -- and the
 hypervisor (steal) -- took between them.  A 1-minute load average is an
 exponentially smoothed count of runnable tasks and lags a short window by
 up to a minute; the share is of the window itself.
+
+:class:`LoadWindow` measures one window around something timed (``with
+LoadWindow() as w: ...``; then ``w.others_cpu_share``): the report puts it
+beside each timed figure (column ``others_cpu_share``).  In a Dask worker
+"this process" is the worker: its other threads (heartbeats) count as its
+own, and every other worker, the scheduler and the client as others.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import resource
 import time
@@ -73,3 +80,26 @@ def _loadavg() -> list[float]:
         return [float(x) for x in os.getloadavg()]
     except OSError:
         return []
+
+
+class LoadWindow:
+    """A window of time something is timed in: on exit, ``load`` is
+    :func:`machine_load` over it, ``others_cpu_share`` its share (NaN
+    without /proc/stat) and ``loadavg_1min`` the 1-minute load average at
+    its end (NaN where the system has none)."""
+
+    def __init__(self):
+        self.load: dict = {}
+        self.others_cpu_share = math.nan
+        self.loadavg_1min = math.nan
+
+    def __enter__(self) -> "LoadWindow":
+        self._before = load_snapshot()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        after = load_snapshot()
+        self.load = machine_load(self._before, after, os.cpu_count() or 1)
+        share = self.load["others_cpu_share"]
+        self.others_cpu_share = math.nan if share is None else share
+        self.loadavg_1min = after["loadavg"][0] if after["loadavg"] else math.nan

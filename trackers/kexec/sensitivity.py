@@ -160,6 +160,8 @@ class _Costing:
                  checked: dict | None = None):
         self.strategy, self.host, self.kw = strategy, host, assess_kw
         self.base = strategy.assess(host, platform, **assess_kw)
+        # the structure whose measured costs assess() models its scan with
+        self.structure = strategy.scan_structure(self.base.engine)
         self.usable = bool(self.base.kexec_allowed) and bool(
             getattr(self.base, "representable", True)) and math.isfinite(self.base.downtime_s)
         self.recost = False
@@ -183,7 +185,7 @@ class _Costing:
                 checked[key] = self.recost
 
     def _agrees(self, o, p: Platform) -> bool:
-        scan, clear = _recost(self.base, p)
+        scan, clear = _recost(self.base, self._costed_on(p))
         return _close(scan, o.scan_s) and _close(clear, o.clear_s) and \
             _close(scan + clear, o.downtime_s)
 
@@ -191,13 +193,16 @@ class _Costing:
         if not self.usable:
             return math.nan, math.nan, math.nan
         if self.recost:
-            scan, clear = _recost(self.base, p)
+            scan, clear = _recost(self.base, self._costed_on(p))
             return scan, clear, scan + clear
         o = self.strategy.assess(self.host, p, **self.kw)
         return float(o.scan_s), float(o.clear_s), float(o.downtime_s)
 
     def downtime(self, p: Platform) -> float:
         return self.times(p)[2]
+
+    def _costed_on(self, p: Platform) -> Platform:
+        return p.for_structure(self.structure)
 
 
 def _ends(costing: _Costing, p: Platform, ranges) -> tuple[dict, dict, dict]:

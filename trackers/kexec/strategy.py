@@ -322,7 +322,10 @@ def cached_measure(strategy, host: KexecHost, cache: dict | None, **kw):
 
 def scan_outcome(strategy, platform: Platform, m: ScanMeasurement, added: int,
                  pages_reset: int, missed: int, notes: str = "") -> Outcome:
-    """The row of a scanning strategy: its measurement costed on ``platform``."""
+    """The row of a scanning strategy: its measurement costed on ``platform``,
+    with the measured costs of the structure it scans where the platform has
+    them (Platform.for_structure)."""
+    platform = platform.for_structure(strategy.scan_structure(m.engine))
     scan_s = platform.scan_s(m.scanned_bytes, m.scan_loads, m.entries, m.extents, m.lookups)
     clear_s = platform.clear_s(pages_reset * PAGE)
     measured = m.seconds

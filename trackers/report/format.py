@@ -5,7 +5,11 @@ table and sentence of the report (figures, recommendation.md, summary.md).
 * :func:`fmt_seconds`: three significant digits in the unit that suits:
   ns below 1 µs, then µs, ms, s below 600 s, min below 1 h, then h
   ("183 ns", "1.5 µs", "12.3 ms", "66 s", "10 min", "5.75 h");
-* :func:`fmt_ns`: a time given in ns, by the same rule.
+* :func:`fmt_ns`: a time given in ns, by the same rule;
+* :func:`fmt_load`: the load beside timed numbers, the share of this
+  machine's CPU time other tasks took while they were timed ("other tasks
+  took 0-2 % of this machine's CPU time while these were timed, 1-minute
+  load 0.1-0.4").
 
 A missing number (None, NaN, ±inf) is written "n/a", never "0".
 """
@@ -70,3 +74,25 @@ def fmt_bytes(x) -> str:
             v = x / (1 << shift)
             return f"{v:.0f} {unit}" if abs(v) >= 10 or v == int(v) else f"{v:.1f} {unit}"
     return f"{x:.0f} B"
+
+
+def _span(values, fmt) -> str:
+    lo, hi = min(values), max(values)
+    a, b = fmt(lo), fmt(hi)
+    return a if a == b else f"{a}-{b}"
+
+
+def fmt_load(shares, loads=()) -> str:
+    """The load beside numbers timed here: the range of ``shares`` (each the
+    share of this machine's CPU time other tasks took while one was timed,
+    trackers/machine_load.py) and of the 1-minute ``loads``; "" where none
+    was measured."""
+    s = [float(x) for x in shares if _finite(x)]
+    if not s:
+        return ""
+    text = (f"other tasks took {_span([x * 100 for x in s], lambda v: f'{v:.0f}')} % of this "
+            f"machine's CPU time while these were timed")
+    l1 = [float(x) for x in loads if _finite(x)]
+    if l1:
+        text += f", 1-minute load {_span(l1, lambda v: f'{v:.1f}')}"
+    return text

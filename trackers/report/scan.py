@@ -15,8 +15,15 @@ Table (file stem -> content):
   Python/numba emulation where no twin exists (``roaring``) or the kernel's
   code is unavailable.  The model's counts (``scan_entries``,
   ``scan_extents``, ``scan_lookups``, ``scanned_bytes``, ``scan_loads``)
-  come from the structure built, ``model_note`` says where and why the model
-  lies outside 2x of the measurement.
+  come from the structure built; its costs are the structure's own where
+  calibrate measured it (``scan_costs`` says which, Platform.for_structure),
+  the generic ones otherwise; ``model_note`` says where the model lies
+  outside 2x of the measurement and which term it lacks there.
+  ``others_cpu_share`` is the share of this machine's CPU time other tasks
+  took while the point was built and timed (/proc/stat,
+  trackers/machine_load.py), ``load_1min`` the 1-minute load average at its
+  end: a scan is timed alone (steps.run_steps runs no other step meanwhile),
+  so on a quiet machine both are near 0.
 """
 
 from __future__ import annotations
@@ -32,7 +39,8 @@ from ..base import NotRepresentable, memory_budget
 from ..kernel import PAGE_SIZE
 from ..kexec import PLATFORMS, STRATEGIES, KexecHost
 from ..kexec.strategies import TRACKER_STRATEGIES, strategy_for_tracker
-from ..kexec.strategy import ENGINE_PAGE_TABLES, ENGINE_STRUCT_PAGES, engine_kind
+from ..kexec.strategy import ENGINE_EMULATION, engine_kind
+from ..machine_load import BUSY_CPU_SHARE, LoadWindow
 from ..sets import host_label, host_set
 from .format import fmt_seconds
 
@@ -73,11 +81,12 @@ PTE_SOFTBIT = STRATEGIES["pte-softbit"].name
 MODEL_WITHIN = 2.0
 
 
-def model_note(m, plat, ratio: float, llc: int, load: float = 0.0) -> str:
+def model_note(m, plat, ratio: float, llc: int, others_cpu_share: float = math.nan) -> str:
     """Why a modeled scan lies outside MODEL_WITHIN of its measurement on this
-    machine ("" within): the model's largest term, and what the measured scan
-    did differently where its spread, the engine or the cache says so
-    (``load``: the 1-min load average while it ran)."""
+    machine ("" within): the model's largest term, then each term the model
+    lacks that the measurement shows (``plat``: the platform with the
+    structure's own costs, Platform.for_structure; ``others_cpu_share``: the
+    share of the CPU time other tasks took while it was timed)."""
     if not (ratio > MODEL_WITHIN or ratio < 1 / MODEL_WITHIN):
         return ""
     terms = {"dependent loads": (plat.chase_s(m.scan_loads),
@@ -89,25 +98,32 @@ def model_note(m, plat, ratio: float, llc: int, load: float = 0.0) -> str:
              "entries": (plat.work_s(entries=m.entries),
                          f"{m.entries:,} x {fmt_seconds(plat.entry_s)}"),
              "lookups": (plat.work_s(lookups=m.lookups),
-                         f"{m.lookups:,} x {fmt_seconds(plat.lookup_s)}")}
+                         f"{m.lookups:,} x {fmt_seconds(plat.lookup_s)}"),
+             "call": (plat.call_s, fmt_seconds(plat.call_s))}
     top, (_, how) = max(terms.items(), key=lambda kv: kv[1][0])
     why = [f"model {ratio:.2g}x the measurement, largest term {top} ({how})"]
-    if ratio > MODEL_WITHIN:
-        if llc and m.scanned_bytes <= llc:
-            why.append(f"what it reads fits this machine's {llc >> 20} MiB cache: the "
-                       f"repeated scans read cache, not DRAM")
-        if m.engine in (ENGINE_PAGE_TABLES, ENGINE_STRUCT_PAGES):
-            why.append("pages.c tests 64 entries a word, one branch a run: cheaper than "
-                       "the kernel iterators the per-entry and per-run costs assume")
-    else:
+    if m.engine == ENGINE_EMULATION:
+        why.append("the Python/numba emulation's scan, not the kernel's code the model's "
+                   "costs are of")
+    elif not plat.cost_structure:
+        why.append("no costs of its own structure measured (calibrate): modeled with the "
+                   "median over the structures")
+    if top == "streaming read" and plat.read_bps_all < plat.read_bps_core * plat.cpus_at_reset:
+        why.append(f"the calibration's all-core read ({plat.read_bps_all / 1e9:.1f} GB/s) "
+                   f"measured below its one-core read ({plat.read_bps_core / 1e9:.1f} GB/s) "
+                   f"caps the read rate: other tasks held CPUs while calibrate ran")
+    if ratio > MODEL_WITHIN and llc and m.scanned_bytes <= llc and top in (
+            "dependent loads", "streaming read"):
+        why.append(f"what it reads fits this machine's {llc >> 20} MiB cache: the repeated "
+                   f"scans read cache, where the model charges DRAM")
+    if ratio < 1 / MODEL_WITHIN:
         fastest = ratio * m.seconds / m.seconds_min
-        if 1 / MODEL_WITHIN <= fastest <= MODEL_WITHIN:
-            why.append(f"its fastest scan is within {MODEL_WITHIN:g}x (model/min "
-                       f"{fastest:.2g}): other tasks slowed the median (1-min load "
-                       f"{load:.1f} on {os.cpu_count()} CPUs)")
-        if m.engine == ENGINE_PAGE_TABLES:
-            why.append("scattered split table pages cost several DRAM and TLB misses "
-                       "each, not the one load the model charges (trackers/linux/pages.py)")
+        busy = others_cpu_share >= BUSY_CPU_SHARE
+        if busy or 1 / MODEL_WITHIN <= fastest <= MODEL_WITHIN:
+            what = (f"other tasks took {others_cpu_share:.0%} of the CPU time while it was "
+                    f"timed" if math.isfinite(others_cpu_share) else "other tasks ran")
+            why.append(f"{what} (model/fastest run {fastest:.2g}): contention, which the "
+                       f"model of a scan alone lacks")
     return "; ".join(why)
 
 
@@ -175,9 +191,10 @@ def scan_rows(cfg, max_pfn: int, costs: ScanCosts) -> list[dict]:
             skipped = (f"not built: predicted {fmt_seconds(predicted)}, over the "
                        f"{fmt_seconds(cfg.scan_time_budget_s)} budget of one size")
         try:
-            m = strategy.measure(host, emulate=not skipped, build_limit_pfns=max_pfn,
-                                 kernel_code=cfg.kernel_code, repeat=cfg.scan_repeat,
-                                 budget_bytes=_scan_budget(cfg))
+            with LoadWindow() as window:          # how busy the machine was meanwhile
+                m = strategy.measure(host, emulate=not skipped, build_limit_pfns=max_pfn,
+                                     kernel_code=cfg.kernel_code, repeat=cfg.scan_repeat,
+                                     budget_bytes=_scan_budget(cfg))
         except NotRepresentable as exc:
             rows.append({**base, "skipped": f"not representable: {exc}"})
             continue
@@ -188,8 +205,9 @@ def scan_rows(cfg, max_pfn: int, costs: ScanCosts) -> list[dict]:
                          * m.repeat, m.measured_pfns)
         else:
             skipped = skipped or m.notes or "not built"
-        load = os.getloadavg()[0]                # how busy the machine was meanwhile
-        for pname, plat in PLATFORMS.items():
+        structure = strategy.scan_structure(m.engine)
+        for pname, generic in PLATFORMS.items():
+            plat = generic.for_structure(structure)
             modeled = plat.scan_s(m.scanned_bytes, m.scan_loads, m.entries, m.extents,
                                   m.lookups)
             low, high = plat.scan_s_range(m.scanned_bytes, m.scan_loads, m.entries,
@@ -210,10 +228,13 @@ def scan_rows(cfg, max_pfn: int, costs: ScanCosts) -> list[dict]:
                          "scan_entries": m.entries, "scan_extents": m.extents,
                          "scan_lookups": m.lookups,
                          "platform": pname, "platform_kind": plat.kind,
+                         "scan_costs": plat.costs_label(),
                          "platform_cpus": plat.cpus_at_reset,
                          "scan_modeled_s": modeled, "scan_modeled_low_s": low,
                          "scan_modeled_high_s": high, "model_ratio": ratio,
-                         "model_note": model_note(m, plat, ratio, llc, load) if here else "",
-                         "load_1min": load if m.repeat else math.nan,
+                         "model_note": (model_note(m, plat, ratio, llc,
+                                                   window.others_cpu_share) if here else ""),
+                         "others_cpu_share": window.others_cpu_share if m.repeat else math.nan,
+                         "load_1min": window.loadavg_1min if m.repeat else math.nan,
                          "skipped": skipped})
     return rows

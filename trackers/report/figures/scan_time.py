@@ -12,7 +12,7 @@ import pandas as pd
 from matplotlib.lines import Line2D
 from matplotlib.ticker import FuncFormatter, NullFormatter
 
-from ..format import fmt_bytes, fmt_seconds
+from ..format import fmt_bytes, fmt_load, fmt_seconds
 from ..sharded import SCAN_LABEL
 from .select import SET_CAPTIONS, THIS_MACHINE, has_columns, text_cells, typed
 from .sharded_points import SHARDED_MARKER, is_kernel_code, sharded_caption, sharded_points
@@ -117,7 +117,9 @@ def frame(df: pd.DataFrame, platform: str | None = None,
     """What :func:`draw` draws (:data:`COLUMNS`) on one platform (default:
     this machine, where the scans were measured).  ``attrs``: ``platform``,
     ``platform_kind``, ``cpus``, ``set``, ``machine``, ``engines`` (that
-    measured), ``reasons`` (why points lie outside 2x -> their letter),
+    measured), ``load`` (how busy the machine was while they were timed,
+    format.fmt_load; "" unmeasured), ``reasons`` (why points lie outside 2x
+    -> their letter),
     ``sharded`` (the caption's sentence on the sharded builds, "" without)."""
     d = df.dropna(subset=["scan_modeled_s"])
     plats = list(dict.fromkeys(d["platform"]))
@@ -151,6 +153,7 @@ def frame(df: pd.DataFrame, platform: str | None = None,
         else "this machine",
         "engines": sorted(set(p.loc[p["scan_runs"].fillna(0) > 0, "engine"]) if "engine" in p
                           else set()),
+        "load": fmt_load(_column(p, "others_cpu_share", ()), _column(p, "load_1min", ())),
         "reasons": reasons, "sharded": text}
     return out
 
@@ -254,11 +257,15 @@ def _caption_text(f: pd.DataFrame) -> str:
     a = f.attrs
     notes = list(f.loc[f["layer"] == "note", "note"])
     text = (f"Measured on {a['machine']}: median of the repeats, bars min-max; engines: "
-            + "; ".join(a["engines"]) + ". Modeled = max(scanned bytes / read rate, entries × "
-            "entry + runs × run + lookups × lookup) + node loads × load latency "
-            "(trackers/kexec/platform.py; per-entry, per-run and per-lookup costs measured by "
-            "`tdx-trackers calibrate` on this-machine, ASSUMED on the presets, "
-            "trackers/kernel.py). Within 2× of the measurement except where noted: "
+            + "; ".join(a["engines"]) + ". Each point timed with no other step of the report "
+            "running" + (f"; {a['load']}" if a["load"] else "") + ". Modeled = call + "
+            "max(scanned bytes / read rate, entries × entry + runs × run + lookups × lookup) + "
+            "node loads × load latency (trackers/kexec/platform.py; on this-machine each "
+            "option's own structure's costs, measured by `tdx-trackers calibrate`, where it "
+            "measured them -- for the direct map's scattered split page tables a table page's "
+            "cost in place of the latency -- else the median over the structures: "
+            "scan_time.csv `scan_costs`; ASSUMED on the presets, trackers/kernel.py, no call "
+            "cost). Within 2× of the measurement except where noted: "
             + (" ".join(notes) if notes else "none.")
             + "".join(f" ({k}) {w}." for w, k in a["reasons"].items()))
     skipped = f[f["layer"] == "skipped"]
