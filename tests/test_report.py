@@ -31,11 +31,11 @@ COLUMNS = {
                   "engine_kind", "scan_measured_min_s", "scan_measured_max_s", "scan_runs",
                   "scan_entries", "scan_extents", "scan_lookups", "model_ratio",
                   "model_note", "scan_extrapolated", "scan_modeled_low_s",
-                  "scan_modeled_high_s"},
+                  "scan_modeled_high_s", "scan_costs", "others_cpu_share", "load_1min"},
     "kexec": {"strategy", "scenario", "platform_name", "kexec_allowed", "added_bytes",
               "scanned_bytes", "scan_loads", "pages_reset", "pages_missed", "scan_s",
               "clear_s", "downtime_s", "engine", "provenance", "scan_entries",
-              "scan_extents", "scan_lookups"},
+              "scan_extents", "scan_lookups", "others_cpu_share", "load_1min"},
     "race": {"strategy", "kexec", "rate_mib_s", "missed_mean", "missed_expected",
              "platform_name", "seamcall_cost", "p_miss", "p_miss_low", "p_miss_high",
              "missed_mean_low", "missed_mean_high", "n_kexec"},
@@ -43,7 +43,8 @@ COLUMNS = {
                    "missed_expected", "p_miss", "p_miss_low", "p_miss_high", "platform_name"},
     "verdict": {"verdict"},
     "conversion_cost": {"tracker", "option", "engine", "size", "op", "ns_per_conversion_median",
-                        "ns_per_conversion_min", "ns_per_conversion_max", "kind"},
+                        "ns_per_conversion_min", "ns_per_conversion_max", "kind",
+                        "others_cpu_share", "load_1min"},
     "recommendation": {"strategy", "pages_missed_worst", "pages_missed_worst_scenario",
                        "p_miss_rate_mib_s", "p_miss", "p_miss_low", "p_miss_high",
                        "added_bytes_1tib", "added_bytes_4tib", "added_bytes_16tib",
@@ -518,6 +519,29 @@ def test_scan_time_names_its_engine_and_the_model_ratio(report_dir):
     if _kernel_code_here():
         assert engines["pageflags"] == ENGINE_STRUCT_PAGES
         assert engines["pte-softbit"] == ENGINE_PAGE_TABLES
+
+
+def test_every_timed_number_has_the_load_it_was_timed_under(report_dir):
+    """Beside every number timed here, the share of the CPU time other tasks
+    took meanwhile (a share: 0-1) and the 1-minute load; NaN beside the
+    modeled ones.  summary.md says it in one sentence."""
+    def read(name):
+        return pd.read_csv(report_dir / f"{name}.csv", keep_default_na=False, na_values=[""])
+
+    timed = {"scan_time": lambda d: d["scan_runs"] > 0, "kexec": lambda d: d["scan_runs"] > 0,
+             "sensitivity": lambda d: d["scan_measured_s"].notna(),
+             "conversion_cost": lambda d: d["ns_per_conversion_median"].notna(),
+             "validation": lambda d: d["key"].str.startswith("attr")}
+    for name, rule in timed.items():
+        d = read(name)
+        t = rule(d)
+        assert t.any(), name
+        assert d.loc[t, "others_cpu_share"].between(0, 1).all(), name
+        assert (d.loc[t, "load_1min"] >= 0).all(), name
+        assert d.loc[~t, "others_cpu_share"].isna().all(), name
+    summary = (report_dir / "summary.md").read_text()
+    assert "Every timed step ran with no other step of the report beside it; other tasks " \
+           "took " in summary
 
 
 def test_every_twin_is_timed_through_the_kernel_code(report_dir):

@@ -158,3 +158,49 @@ def test_a_scan_over_budget_is_not_built(monkeypatch):
     assert len(here) == 1 and here[0]["scan_runs"] == 0
     assert here[0]["skipped"] == "not built: predicted 10.7 min, over the 5 s budget of one size"
     assert costs.last["bitmap"] == (10.0, 1 << 10)   # nothing built: nothing recorded
+
+
+def test_the_timed_steps_run_alone_before_the_others(monkeypatch):
+    """run_steps hands the cluster the timed steps (chains) first, by
+    themselves, and the others only once those are done: no step of the
+    report runs beside a timed one."""
+    from contextlib import contextmanager
+    calls = []
+
+    @contextmanager
+    def fake_connect(scheduler=None):
+        yield "client"
+
+    def fake_run_units(client, units, **kw):
+        calls.append([(u.label, u.timed) for u in units])
+        return [steps._run_chain(*u.args) for u in units]
+
+    monkeypatch.setattr(steps, "connect", fake_connect)
+    monkeypatch.setattr(steps, "run_units", fake_run_units)
+    plan = [steps.Step("race", "modeled one", _rows, ("a",)),
+            steps.Step("scan_time", "timed one", _rows, ("b",), timed=True),
+            steps.Step("kexec", "chain head", _rows, ("c",), timed=True, chain="x"),
+            steps.Step("sensitivity", "chain tail", _rows, ("d",), chain="x"),
+            steps.Step("wait", "modeled two", _rows, ("e",))]
+    tables = steps.run_steps(plan)
+    assert calls == [[("timed one", True), ("chain head", True)],
+                     [("modeled one", False), ("modeled two", False)]]
+    assert {t: list(df["x"]) for t, df in tables.items()} == {
+        "race": ["a"], "scan_time": ["b"], "kexec": ["c"], "sensitivity": ["d"], "wait": ["e"]}
+
+
+def _rows(x):
+    return [{"x": x}]
+
+
+def test_a_scan_row_carries_its_load_and_the_costs_it_was_modeled_with():
+    cfg = config.quick_config()
+    cfg.trackers = ["bitmap"]
+    cfg.kernel_code = False
+    rows = scan.scan_rows(cfg, 1 << 16, ScanCosts())
+    timed = [r for r in rows if r["scan_runs"] > 0]
+    assert {r["tracker"] for r in timed} == {"bitmap"}       # pte-softbit: the C walk only
+    for r in timed:
+        assert 0 <= r["others_cpu_share"] <= 1 and r["load_1min"] >= 0
+    spr = [r for r in rows if r["platform"] == "spr-2s"]
+    assert {r["scan_costs"] for r in spr} == {"generic"}

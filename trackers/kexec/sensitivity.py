@@ -47,7 +47,9 @@ each >= shard.MIN_SHARD_PFNS) and times each shard's whole extents() scan
 medians dealt longest-first to the CPUs) on the rows of the platform whose
 kind is "measured" (this-machine), NaN elsewhere, with
 ``scan_measured_note`` (:data:`MEASURED_NOTE`: a lower bound; the model's
-all-core cap is the other side).  The engine is the verdict's own (the
+all-core cap is the other side); ``others_cpu_share`` and ``load_1min``, how
+busy the machine was meanwhile, are NaN here and the caller's to fill (the
+report measures its window: trackers/machine_load.py).  The engine is the verdict's own (the
 ``@kernel`` twin where it runs, else the emulation).  Cost, on iomem-64g
 (the default report's one built scenario; 9 shards of 2^21 PFNs, 5 scans
 each): each shard is built once and its pfns() stream is not timed
@@ -81,7 +83,8 @@ CPU_COUNTS = (1, 2, 4, 8, 16, 32, 64)
 #: and its note only on the measured platform's rows of a host built here
 SENSITIVITY_COLUMNS = ["strategy", "scenario", "platform", "cpus_at_reset", "downtime_s",
                        "downtime_low_s", "downtime_high_s", "scan_s", "clear_s", "rank",
-                       "kind", "scan_measured_s", "scan_measured_note"]
+                       "kind", "scan_measured_s", "scan_measured_note", "others_cpu_share",
+                       "load_1min"]
 #: shards per CPU of the largest count measured: dealt longest first, the
 #: busiest CPU's load is within one shard of the mean (LPT)
 SHARDS_PER_CPU = 4
@@ -297,7 +300,9 @@ def sweep(host: KexecHost, platform: Platform, strategies, *, scenario: str,
                    "downtime_high_s": math.nan, "scan_s": scan, "clear_s": clear,
                    "rank": math.nan, "kind": "modeled",
                    "scan_measured_s": by_cpus.get(k, math.nan),
-                   "scan_measured_note": note if k in by_cpus else ""}
+                   "scan_measured_note": note if k in by_cpus else "",
+                   # how busy the machine was while scan_measured_s was timed: the caller's
+                   "others_cpu_share": math.nan, "load_1min": math.nan}
             if c.usable:
                 at, lower, upper = _ends(c, p, ranges)
                 row["downtime_low_s"] = c.downtime(_vary(p, **lower))

@@ -11,11 +11,15 @@ Table (file stem -> content):
   pageflags' struct pages laid out in C, over one call of every conversion
   less the call's fixed cost; or one Python call per conversion
   (``upper_bound``: roaring, and an emulation where no C engine runs).
+  ``others_cpu_share``: the share of this machine's CPU time other tasks took
+  while the tracker's conversions were timed (trackers/machine_load.py), and
+  ``load_1min`` the 1-minute load average at the end.
 """
 
 from __future__ import annotations
 
 from ..bench import conversion
+from ..machine_load import LoadWindow
 from ..base import NotRepresentable
 from ..registry import ALL_TRACKERS, KERNEL_SUFFIX
 from ..sets import reference_set
@@ -42,11 +46,13 @@ def conversion_rows(cfg) -> list[dict]:
     for name in conversion_trackers(cfg):
         base = {"option": name.split(KERNEL_SUFFIX)[0], "kind": "measured"}
         try:
-            got = conversion.measure_conversions(name, cfg.conversion_pfns, held, targets,
-                                                 cfg.conversion_repeat,
-                                                 cfg.conversion_seconds)
+            with LoadWindow() as window:
+                got = conversion.measure_conversions(name, cfg.conversion_pfns, held, targets,
+                                                     cfg.conversion_repeat,
+                                                     cfg.conversion_seconds)
         except NotRepresentable as exc:
             rows.append({"tracker": name, **base, "not_representable": exc.summary})
             continue
-        rows.extend({**r, **base} for r in got)
+        rows.extend({**r, **base, "others_cpu_share": window.others_cpu_share,
+                     "load_1min": window.loadavg_1min} for r in got)
     return rows

@@ -6,10 +6,15 @@ Tables (file stem -> content):
 
 * ``kexec``           strategy x scenario x platform: trackers.kexec.evaluate;
   with --memmap the user's host is one more scenario, named after its file;
+  a row whose scan was timed here has ``others_cpu_share`` (the share of
+  this machine's CPU time other tasks took while its scenario's structures
+  were built and timed, trackers/machine_load.py) and ``load_1min``;
 * ``sensitivity``     strategy x scenario x platform x CPUs at reset: the
   modeled downtime at the central values and its band over the ASSUMED
   parameter ranges, and the rank among the strategies that allow kexec
   (trackers.kexec.sensitivity.sweep, on the verdict's own measurements);
+  a row with ``scan_measured_s`` has the ``others_cpu_share`` and
+  ``load_1min`` of the window its sharded scans were timed in;
 * ``tornado``         strategy x scenario x platform x ASSUMED parameter (at 1
   CPU and at all CPUs): the downtime with that parameter at each end;
 * ``race``            strategy x kexec kind x conversion rate x SEAMCALL cost
@@ -22,12 +27,16 @@ Tables (file stem -> content):
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
+
+import numpy as np
 
 from ..extents import union
 from ..kexec import PLATFORMS, STRATEGIES, KexecHost, evaluate, from_workload
 from ..kexec.race import race, race_band
 from ..kexec.sensitivity import cpu_counts, measured_scans, sweep
+from ..machine_load import LoadWindow
 from ..workloads import scenario
 
 
@@ -114,9 +123,14 @@ def kexec_rows(cfg, name: str, hosts: ScenarioHosts) -> list[dict]:
     host, emulate, measured = held.host, held.emulate, held.measured
     chosen = _chosen(cfg)
     rows = []
-    for pname, plat in PLATFORMS.items():       # each structure built and timed once
-        df = evaluate(host, plat, strategies=chosen, emulate=emulate,
-                      kernel_code=cfg.kernel_code, cache=measured)
+    with LoadWindow() as window:               # the first platform builds and times
+        frames = [(pname, plat, evaluate(host, plat, strategies=chosen, emulate=emulate,
+                                         kernel_code=cfg.kernel_code, cache=measured))
+                  for pname, plat in PLATFORMS.items()]   # each structure built once
+    for pname, plat, df in frames:
+        timed = df["scan_runs"] > 0
+        df["others_cpu_share"] = np.where(timed, window.others_cpu_share, np.nan)
+        df["load_1min"] = np.where(timed, window.loadavg_1min, np.nan)
         df["scenario"] = name
         df["platform_name"] = pname
         df["platform_kind"] = plat.kind
@@ -139,13 +153,18 @@ def sensitivity_rows(cfg, name: str, hosts: ScenarioHosts) -> list[dict]:
     checked: dict = {}                         # re-costing verified once per strategy
     here = [c for p in PLATFORMS.values() if p.kind == "measured"
             for c in cpu_counts(p, cfg.sensitivity_cpus)]
-    scans = (measured_scans(host, _chosen(cfg), here, kernel_code=cfg.kernel_code,
-                            repeat=cfg.scan_repeat) if emulate and here else None)
+    with LoadWindow() as window:
+        scans = (measured_scans(host, _chosen(cfg), here, kernel_code=cfg.kernel_code,
+                                repeat=cfg.scan_repeat) if emulate and here else None)
     for pname, plat in PLATFORMS.items():
         sens, torn = sweep(host, plat, _chosen(cfg), scenario=name, platform_name=pname,
                            assess_kw={"emulate": emulate, "kernel_code": cfg.kernel_code,
                                       "cache": measured},
                            counts=cfg.sensitivity_cpus, checked=checked, measured=scans)
+        for r in sens:                         # the load beside each scan timed here
+            timed = math.isfinite(r["scan_measured_s"])
+            r["others_cpu_share"] = window.others_cpu_share if timed else math.nan
+            r["load_1min"] = window.loadavg_1min if timed else math.nan
         rows.extend({**r, "_table": "sensitivity"} for r in sens)
         rows.extend({**r, "_table": "tornado"} for r in torn)
     return rows

@@ -195,12 +195,15 @@ def run_steps(steps: list[Step], progress=None, scheduler: str | None = None,
               step_times: list | None = None) -> dict[str, pd.DataFrame]:
     """Run ``steps`` as Dask tasks (trackers/cluster.py: a local cluster, or
     the scheduler at ``scheduler`` / $TRACKERS_SCHEDULER): each step, or each
-    chain of steps, one task, timed ones on the timing worker one at a time,
-    the others beside them.  Return table name -> DataFrame, rows in the order
-    of ``steps`` (tables with no rows omitted); ``progress`` (a tqdm bar)
-    advances by one per step as tasks finish.  ``step_times``: a list that
-    gets one dict per step, in the order of ``steps``: its label, table,
-    whether it is timed, and the seconds it ran in its worker."""
+    chain of steps, one task.  The timed ones first, on the timing worker one
+    at a time and alone: no other step runs meanwhile, so a timed figure
+    shares the machine with nothing of the report's own (its
+    ``others_cpu_share`` measures the rest); then the others, on every
+    worker.  Return table name -> DataFrame, rows in the order of ``steps``
+    (tables with no rows omitted); ``progress`` (a tqdm bar) advances by one
+    per step as tasks finish.  ``step_times``: a list that gets one dict per
+    step, in the order of ``steps``: its label, table, whether it is timed,
+    and the seconds it ran in its worker."""
     groups: list[list[Step]] = []
     chains: dict[str, list[Step]] = {}
     for step in steps:
@@ -210,16 +213,19 @@ def run_steps(steps: list[Step], progress=None, scheduler: str | None = None,
         groups.append([step])
         if step.chain:
             chains[step.chain] = groups[-1]
-    # the timed groups first: they queue on the one timing worker (the critical
-    # path), the modeled ones fill the other workers meanwhile
+    # the timed groups first, alone on the machine; then the modeled ones
     groups.sort(key=lambda g: not any(s.timed for s in g))
     units = [Unit(_run_chain, (g,), timed=any(s.timed for s in g),
                   label=g[0].label) for g in groups]
     done: dict[int, tuple[list[dict], float]] = {}
     if units:
+        timed = sum(u.timed for u in units)
+        weights = [len(g) for g in groups]
         with connect(scheduler) as client:
-            results = run_units(client, units, bar=progress, weights=[len(g) for g in groups],
-                                progress=progress is not None)
+            results = [r for part in (slice(0, timed), slice(timed, None)) if units[part]
+                       for r in run_units(client, units[part], bar=progress,
+                                          weights=weights[part],
+                                          progress=progress is not None)]
         for g, ran in zip(groups, results):
             for step, r in zip(g, ran):
                 done[id(step)] = r

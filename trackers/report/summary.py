@@ -24,7 +24,7 @@ from ..linux.build import INSTALL_HINT
 from . import answer, recommend, sharded
 from .figures import FIGURES
 from .figures.style import ordered
-from .format import fmt_bytes, fmt_seconds
+from .format import fmt_bytes, fmt_load, fmt_seconds
 
 
 VERDICT_PLATFORM = "spr-2s"
@@ -158,6 +158,9 @@ def findings(tables) -> list[str]:
                            f"`{x.tracker}` {x.host} ({x.model_ratio:.2g}x)"
                            for x in r[~inside].itertuples()) if (~inside).any() else "")
                        + ".")
+    load = timed_load(tables)
+    if load:
+        out.append(load)
     line = sharded.summary_line(tables.get(sharded.TABLE))
     if line:
         out.append(line)
@@ -190,6 +193,25 @@ def findings(tables) -> list[str]:
                        f"at any rate: {', '.join(ordered(clean))}.")
         out.extend(_order_findings(allowed, tables.get("race_order")))
     return out
+
+
+#: the tables with numbers timed here, each with its ``others_cpu_share``
+TIMED_TABLES = ("scan_time", "kexec", "sensitivity", "conversion_cost", "validation")
+
+
+def timed_load(tables) -> str:
+    """One sentence: how busy this machine was while the report timed
+    something (every ``others_cpu_share`` and ``load_1min``), "" where no
+    table measured it."""
+    named = [t for t in TIMED_TABLES if tables.get(t) is not None
+             and "others_cpu_share" in tables[t] and tables[t]["others_cpu_share"].notna().any()]
+    if not named:
+        return ""
+    shares = pd.concat([tables[t]["others_cpu_share"] for t in named])
+    loads = pd.concat([tables[t]["load_1min"] for t in named if "load_1min" in tables[t]])
+    return (f"Every timed step ran with no other step of the report beside it; "
+            f"{fmt_load(shares, loads)} (`others_cpu_share` in "
+            + ", ".join(f"{t}.csv" for t in named) + ").")
 
 
 def _order_findings(premise: pd.DataFrame, zap: pd.DataFrame | None) -> list[str]:

@@ -12,7 +12,9 @@ Tables (file stem -> content):
   ``xa_reserve()`` + ``xa_store()`` per GFN (lib/xarray.c built in
   userspace) over ``attr_store_gfns`` GFNs, median and min-max of
   ``attr_store_repeat`` runs -- the emulation's per-GFN store where the kernel
-  code is not built, and the row's ``predicted_kind`` says which;
+  code is not built, and the row's ``predicted_kind`` says which -- with
+  ``others_cpu_share``, the share of this machine's CPU time other tasks
+  took while it was timed (trackers/machine_load.py), and ``load_1min``;
 * ``wait`` TD memory (64 GiB-16 TiB) x curve: how long kexec and kdump wait
   before the next kernel starts -- mainline's one-CPU TDH.SYS.DISABLE, the
   best tracker-based reset on 1 and on all CPUs, each with its band
@@ -27,11 +29,12 @@ import time
 
 import numpy as np
 
-from .. import linux
+from .. import linux, published
 from ..bench.measure import time_kvm_store_loop
 from ..kexec import teardown, wait
 from ..kexec.strategies import TRACKER_STRATEGIES
 from ..kexec.strategy import ENGINE_EMULATION, kernel_engine
+from ..machine_load import LoadWindow
 from .qualities import qualities
 
 #: the platform whose TDX costs are the published-derived ones
@@ -62,11 +65,16 @@ def attr_store_cost(gfns: int, repeat: int, kernel_code: bool = True
 
 def validation_rows(cfg) -> list[dict]:
     """validation.csv (module doc), on the machine that runs the report."""
-    cost, engine = attr_store_cost(cfg.attr_store_gfns, cfg.attr_store_repeat,
-                                   cfg.kernel_code)
+    with LoadWindow() as window:
+        cost, engine = attr_store_cost(cfg.attr_store_gfns, cfg.attr_store_repeat,
+                                       cfg.kernel_code)
     df = teardown.validation(PLATFORM, attr_store_s=cost,
                              attr_engine=f"{engine}, {cfg.attr_store_gfns:,} GFNs, median "
                                          f"of {cfg.attr_store_repeat}")
+    # the load beside the rows predicted from the cost timed here
+    timed = df["key"].isin([a.key for a in published.ATTRIBUTES])
+    df["others_cpu_share"] = np.where(timed, window.others_cpu_share, np.nan)
+    df["load_1min"] = np.where(timed, window.loadavg_1min, np.nan)
     return df.to_dict("records")
 
 

@@ -12,6 +12,7 @@ import pandas as pd
 from matplotlib.lines import Line2D
 from matplotlib.ticker import FuncFormatter, NullFormatter
 
+from ..format import fmt_load
 from .select import (THIS_MACHINE, cpu_sweep, has_columns, is_true, missing_columns,
                      platform_order, typed, with_platform_column)
 from .style import (SAME_WITHIN, absent, caption, coinciding_groups, color_for, crossings,
@@ -139,6 +140,8 @@ def _scan_rows(d: pd.DataFrame) -> list[dict]:
         s = m[m["strategy"] == name].drop_duplicates("cpus").sort_values("cpus")
         note = (str(s["scan_measured_note"].iloc[0]).rsplit(" (", 1)[0]
                 if "scan_measured_note" in s else "sharded")
+        load = fmt_load(*(s[c] if c in s else () for c in ("others_cpu_share", "load_1min")))
+        note += f"; {load}" if load else ""
         rows += [{"mark": "scan", "name": name, "cpus": r.cpus, "is_all": r.is_all,
                   "seconds": r.scan_measured_s, "modeled_s": r.scan_s, "note": note}
                  for r in s.itertuples()]

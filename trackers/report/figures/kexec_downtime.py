@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.lines import Line2D
 
-from ..format import fmt_bytes, fmt_seconds
+from ..format import fmt_bytes, fmt_load, fmt_seconds
 from .select import (THIS_MACHINE, cpu_sweep, cpus_label, has_columns, is_true, platform_order,
                      typed)
 from .style import absent, caption, color_for, empty_figure, ordered, seconds_axis
@@ -105,7 +105,9 @@ def frame(df: pd.DataFrame, sensitivity: pd.DataFrame | None = None,
     ``attrs``: ``platform``, ``platform_kind``, ``strategies`` (the rows of
     every panel), ``scenarios``, ``base_cpus`` (the kexec table's CPU count),
     ``ram`` (scenario -> its RAM and private bytes, in words), ``has_range``,
-    ``has_sweep`` (the sensitivity table had this platform's rows)."""
+    ``has_sweep`` (the sensitivity table had this platform's rows), ``load``
+    (how busy the machine was while its scans were timed: format.fmt_load,
+    "" where none was)."""
     platform = platform or platform_order(df["platform_name"])[0]
     d = df[df["platform_name"] == platform]
     scenarios = scenarios or list(dict.fromkeys(d["scenario"]))[:2]
@@ -130,7 +132,10 @@ def frame(df: pd.DataFrame, sensitivity: pd.DataFrame | None = None,
                  "platform_kind": d["platform_kind"].iloc[0] if "platform_kind" in d else "",
                  "strategies": strategies, "scenarios": scenarios, "base_cpus": base_cpus,
                  "ram": ram, "has_range": has_columns(d, "downtime_low_s", "downtime_high_s"),
-                 "has_sweep": bool(len(sweep))}
+                 "has_sweep": bool(len(sweep)),
+                 "load": fmt_load(*(d.loc[d["scenario"].isin(scenarios), c]
+                                    if c in d else () for c in ("others_cpu_share",
+                                                                "load_1min")))}
     return out
 
 
@@ -252,12 +257,16 @@ def draw(f: pd.DataFrame):
     _legend(fig, f)
     note = ("" if a["has_sweep"] else " The CPU sweep needs the sensitivity table (not in this "
             "report).")
-    caption(fig, "Modeled with trackers/kexec: scan = max(scanned bytes / read rate, scan "
-                 "work) + node loads × latency; clear = pages reset × 4 KiB / clear rate "
-                 "(MOVDIR64B stand-in). The clear is the same for every option that resets "
-                 "the same pages, so the scans (left) are where they differ. Platform kinds: "
-                 "measured (calibrate), estimate (docs/kernel-facts.md), fallback "
-                 "(this machine before `tdx-trackers calibrate`, not measured)." + note)
+    load = (f" Measured scans timed with no other step of the report running; "
+            f"{a['load']}." if a["load"] else "")
+    caption(fig, "Modeled with trackers/kexec: scan = call + max(scanned bytes / read rate, "
+                 "scan work) + node loads × latency, with each option's own structure's "
+                 "measured costs on this-machine (trackers/kexec/platform.py); clear = pages "
+                 "reset × 4 KiB / clear rate (MOVDIR64B stand-in). The clear is the same for "
+                 "every option that resets the same pages, so the scans (left) are where they "
+                 "differ. Platform kinds: measured (calibrate), estimate "
+                 "(docs/kernel-facts.md), fallback (this machine before `tdx-trackers "
+                 "calibrate`, not measured)." + load + note)
     # tight_layout counts the words right of the downtime panel but leaves the
     # last of "... MISSES 1,337 pages" on the edge: a quarter inch more
     fig.tight_layout(rect=(0, 0.05, 1 - 0.25 / fig.get_figwidth(),
