@@ -70,7 +70,9 @@ The figures are written as JSON atomically (tempfile + os.replace) to --out
 or $XDG_CACHE_HOME/tdx-trackers/calibration.json.  The file is reproducible
 within ~20 % run to run on a quiet machine (the scan costs, differences of
 short scans, spread more).  The default run takes 5-8 s on a shared 2-CPU
-machine (4.9 s of CPU), the scan costs and the clear about 1.5 s of it.
+machine (4.9 s of CPU) and 8-11 s at a load of 3-4 (6.6 s of CPU, as before
+the per-structure scan costs, within the noise); the scan costs of every
+structure take 0.6 s of CPU of it after the builds.
 """
 
 from __future__ import annotations
