@@ -80,7 +80,8 @@ def _tracker_wait(strategy, host: KexecHost, p: Platform, cpus: int) -> float:
     except NotRepresentable:
         return math.inf
     pages = count(m.found)
-    return (p.scan_s(m.scanned_bytes, m.scan_loads, m.entries, m.extents, m.lookups, cpus)
+    scan = p.for_structure(strategy.scan_structure(m.engine))     # its structure's costs
+    return (scan.scan_s(m.scanned_bytes, m.scan_loads, m.entries, m.extents, m.lookups, cpus)
             + p.clear_s(pages * kernel.PAGE_SIZE, cpus))
 
 
