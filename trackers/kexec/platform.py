@@ -187,6 +187,8 @@ class Platform:
         structure's own measured scan costs (for_structure).
     cost_structure: the structure whose costs this platform carries ("":
         the generic ones).
+    calibration_load: how busy the machine was while it was measured (the
+        calibration's ``load``: machine_load.machine_load); {} unmeasured.
     """
 
     name: str
@@ -209,6 +211,7 @@ class Platform:
     measured: dict = field(default_factory=dict)
     structure_costs: dict = field(default_factory=dict)
     cost_structure: str = ""
+    calibration_load: dict = field(default_factory=dict)
 
     def __post_init__(self):
         for f in RATE_AND_COST_FIELDS:
@@ -474,7 +477,8 @@ def platform_from_calibration(doc: dict) -> Platform:
                  "clear_bps_core": clear_src, "clear_bps_all": clear_src,
                  "cpus_at_reset": "machine_kexec runs after stop_other_cpus(): one CPU",
                  **SCAN_COST_SOURCES, **cost_sources},
-        measured=measured, structure_costs=structures, **costs,
+        measured=measured, structure_costs=structures, calibration_load=doc.get("load") or {},
+        **costs,
     )
 
 

@@ -112,6 +112,13 @@ def model_note(m, plat, ratio: float, llc: int, others_cpu_share: float = math.n
         why.append(f"the calibration's all-core read ({plat.read_bps_all / 1e9:.1f} GB/s) "
                    f"measured below its one-core read ({plat.read_bps_core / 1e9:.1f} GB/s) "
                    f"caps the read rate: other tasks held CPUs while calibrate ran")
+    calibrated = plat.calibration_load
+    if calibrated.get("busy") and top in ("dependent loads", "streaming read"):
+        share = calibrated.get("others_cpu_share")
+        what = (f"other tasks took {share:.0%} of the CPU time" if share is not None
+                else f"the 1-minute load average was {calibrated['loadavg_before'][0]:.1f}")
+        why.append(f"calibrate measured its rates and latency while {what}: calibrate again "
+                   f"on a quiet machine")
     if ratio > MODEL_WITHIN and llc and m.scanned_bytes <= llc and top in (
             "dependent loads", "streaming read"):
         why.append(f"what it reads fits this machine's {llc >> 20} MiB cache: the repeated "
