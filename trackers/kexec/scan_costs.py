@@ -43,16 +43,17 @@ exactly:
   direct map, and the same with 1008 more 2 MiB mappings split (marked,
   then cleared: a split stays).
 * per run    -- R differs.  [0, 2^17) marked whole (one run) against a
-  random quarter of its pages (seeded: ~24,500 runs of geometric lengths and
+  random quarter of its pages (seeded: 24,648 runs of geometric lengths and
   gaps, the density of the reference set's scattered pages), in the same
   longs, xa_nodes, ida_bitmaps, struct pages and table pages; ``run_s =
-  (T_B - T_A) / (R_B - R_A)``.  Runs a branch predictor could learn (every
-  other page) cost less: bitmap@kernel 13 ns a run against 22 here.  A maple tree holds one
-  entry per run and an XArray of multi-index entries a slot per aligned
-  block, so their entries grow with the runs: charged at the per-entry
-  figure first (the maple tree's is the generic one: its entries cannot be
-  varied alone).  kvm: B finds half the pages, and so looks up half as
-  many: charged at kvm's per-lookup figure first.
+  (T_B - T_A) / (R_B - R_A)``.  Runs a branch predictor could learn cost
+  less: every other page gave bitmap@kernel 13 ns a run and ida@kernel 13 ns,
+  a random quarter 22 and 28 (the thread's CPU time, at a load of 3-5).  A
+  maple tree holds one entry per run and an XArray of multi-index entries a
+  slot per aligned block, so their entries grow with the runs: charged at
+  the per-entry figure first (the maple tree's is the generic one: its
+  entries cannot be varied alone).  kvm: B finds a quarter of the pages, and
+  so looks up a quarter as many: charged at kvm's per-lookup figure first.
 * per lookup -- the kvm twin's guest_memfd XArray (``kvm@kernel``: the
   kernel's XArray, filled as kvm_gmem binds a TD's pages) holding GFNs
   [2^24, 2^24 + 2^17) -- the top of a 64 GiB file, a 5-level descent whose
@@ -64,8 +65,9 @@ exactly:
   small structure (4096 PFNs; 64 struct pages; a 1 GiB direct map split
   down to its first 2 MiB), its entries, run and lookup charged at its own
   figures (else the generic ones): the fixed cost of one scan here (Python's
-  call into the structure, its chunk buffers).  The kernel's loop at kexec has none of it; it is modeled so
-  that the model predicts what the report times.
+  call into the structure, its chunk buffers; 8-30 us, kvm@kernel's 100 us).
+  The kernel's loop at kexec has none of it; it is modeled so that the model
+  predicts what the report times.
 * per load   -- the direct map's page tables only: every 2 MiB of a 16 GiB
   direct map split (8,192 PTE pages, 32 MiB), its split pages in the order
   the walk reads them and in a random order (pages.c ``split_placement``:
@@ -86,9 +88,10 @@ calibrate did not measure is modeled with.  A figure is the median over the
 rounds, its spread the min and max over the rounds, and each structure's own
 median and min-max is kept beside it; the platform models each structure's
 scan with its own costs where it has them (Platform.for_structure).  The
-structures are 16 KiB to 32 MiB, within this machine's last-level cache but
-the per-load pair's, as the report's smaller scans are; the streaming read
-the model overlaps with this work is calibrated separately.
+structures are 16 KiB to 8 MiB, within this machine's last-level cache as
+the report's smaller scans are (the per-load pair's tables, 32 MiB, are its
+size); the streaming read the model overlaps with this work is calibrated
+separately.
 """
 
 from __future__ import annotations
