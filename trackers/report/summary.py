@@ -156,7 +156,9 @@ def findings(tables) -> list[str]:
                        f"{r['model_ratio'].max():.2g}, scan_time.csv `model_ratio`)"
                        + (": outside at " + ", ".join(
                            f"`{x.tracker}` {x.host} ({x.model_ratio:.2g}x)"
-                           for x in r[~inside].itertuples()) if (~inside).any() else "")
+                           for x in r[~inside].itertuples())
+                          + ", each with the term the model lacks there in `model_note`"
+                          if (~inside).any() else "")
                        + ".")
     load = timed_load(tables)
     if load:
