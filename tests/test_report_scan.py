@@ -45,10 +45,11 @@ def test_a_structure_in_the_cache_read_repeatedly():
 def test_contention_is_named_with_the_share_measured():
     m = _scan(kernel_engine(), seconds=4e-3, seconds_min=2e-3, extents=100_000)
     assert model_note(m, _platform(), 0.3, LLC, others_cpu_share=0.6) == (
-        "model 0.3x the measurement, largest term runs (100,000 x 10 ns); no costs of its own "
-        "structure measured (calibrate): modeled with the median over the structures; other "
-        "tasks took 60% of the CPU time while it was timed (model/fastest run 0.6): "
-        "contention, which the model of a scan alone lacks")
+        "model 0.3x the measurement, largest term runs (100,000 x 10 ns), other tasks 60% of "
+        "the CPU time meanwhile, model/fastest run 0.6; no costs of its own structure "
+        "measured (calibrate): modeled with the median over the structures; contention: "
+        "other tasks ran while it was timed (others_cpu_share), a term the model of a scan "
+        "alone lacks")
 
 
 def test_an_emulation_and_a_busy_calibration():

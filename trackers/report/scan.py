@@ -127,10 +127,12 @@ def model_note(m, plat, ratio: float, llc: int, others_cpu_share: float = math.n
         fastest = ratio * m.seconds / m.seconds_min
         busy = others_cpu_share >= BUSY_CPU_SHARE
         if busy or 1 / MODEL_WITHIN <= fastest <= MODEL_WITHIN:
-            what = (f"other tasks took {others_cpu_share:.0%} of the CPU time while it was "
-                    f"timed" if math.isfinite(others_cpu_share) else "other tasks ran")
-            why.append(f"{what} (model/fastest run {fastest:.2g}): contention, which the "
-                       f"model of a scan alone lacks")
+            # the numbers in the head, so that one sentence explains every such point
+            if math.isfinite(others_cpu_share):
+                why[0] += f", other tasks {others_cpu_share:.0%} of the CPU time meanwhile"
+            why[0] += f", model/fastest run {fastest:.2g}"
+            why.append("contention: other tasks ran while it was timed (others_cpu_share), "
+                       "a term the model of a scan alone lacks")
     return "; ".join(why)
 
 
