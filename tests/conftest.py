@@ -110,8 +110,10 @@ def client(cluster):
 
 #: fixtures whose tests are slow, whatever else they do: a Dask cluster (a
 #: task's round trips; the session's cluster is started once, still seconds)
-#: and a whole `report --quick` run (test_report.py's report_dir)
-SLOW_FIXTURES = {"cluster", "client", "report_dir", "on_session_cluster"}
+#: and a whole `report --quick` run (test_report.py's report_dir, the
+#: session's quick_report: 20 s here)
+SLOW_FIXTURES = {"cluster", "client", "report_dir", "on_session_cluster", "quick_report",
+                 "report_dir_for_answer"}
 
 
 def pytest_collection_modifyitems(config, items):

@@ -368,6 +368,7 @@ def _children(pid: int) -> list[str]:
     return [line for line in out.splitlines() if "spawn_main" in line]
 
 
+@pytest.mark.slow
 def test_ctrl_c_to_the_process_group_is_one_line(tmp_path):
     """A terminal's Ctrl-C reaches the command and its Dask workers (one
     process group): the command exits 130 with its one line; no worker

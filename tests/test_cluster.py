@@ -152,6 +152,7 @@ def _square(x):
     return x * x
 
 
+@pytest.mark.slow
 def test_a_worker_that_dies_takes_only_its_own_unit():
     """The timing worker dies running one unit: that unit is a WorkerLost
     naming it; the timed units behind it run on the worker its nanny
@@ -183,6 +184,7 @@ def _kill_own_nanny():
     os.kill(os.getpid(), signal.SIGKILL)
 
 
+@pytest.mark.slow
 def test_losing_the_only_timing_worker_stops_the_run_naming_it(monkeypatch):
     """The cluster's only timing worker is lost for good (its nanny killed,
     as `kill` of a `dask worker`): the run stops after TIMING_GRACE_S with
@@ -231,6 +233,7 @@ def _out_of_memory():
     raise MemoryError("Unable to allocate 8.00 GiB for an array")
 
 
+@pytest.mark.slow
 def test_out_of_memory_in_a_task_is_one_line(monkeypatch, capfd):
     """A task that runs out of memory: the command's one line, and nothing
     from the workers (distributed logs a failed task's traceback; silenced,

@@ -28,6 +28,10 @@ needs_kernel = pytest.mark.skipif(not trackers.KERNEL_TRACKERS,
 
 TWINS = ["xarray", "xarray-multi", "ida", "kvm"]
 EXAMPLES = 30                    # per twin: every update of a twin waits for RCU frees
+#: the fast subset's examples of the same properties (-m "not slow"); the
+#: full EXAMPLES run is slow
+EXAMPLE_RUNS = [pytest.param(EXAMPLES, marks=pytest.mark.slow, id="full"),
+                pytest.param(5, id="smoke")]
 
 
 def pair(name, max_pfn):
@@ -102,8 +106,9 @@ SPACES = {"xarray": [1 << 20, 1 << 31, (1 << 32) + 4096],
 
 @needs_kernel
 @pytest.mark.parametrize("name", TWINS)
-def test_node_counts_equal_the_kernels(name):
-    @settings(max_examples=EXAMPLES, deadline=None)
+@pytest.mark.parametrize("examples", EXAMPLE_RUNS)
+def test_node_counts_equal_the_kernels(name, examples):
+    @settings(max_examples=examples, deadline=None)
     @given(data=st.data())
     def check(data):
         max_pfn = data.draw(st.sampled_from(SPACES[name]))
@@ -171,8 +176,9 @@ def kvm_batches(draw):
 
 
 @needs_kernel
-def test_kvm_follows_the_same_events():
-    @settings(max_examples=EXAMPLES, deadline=None)
+@pytest.mark.parametrize("examples", EXAMPLE_RUNS)
+def test_kvm_follows_the_same_events(examples):
+    @settings(max_examples=examples, deadline=None)
     @given(batches=st.lists(kvm_batches(), min_size=1, max_size=3))
     def check(batches):
         emu, twin = pair("kvm", 1 << 20)

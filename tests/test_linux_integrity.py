@@ -90,6 +90,7 @@ def test_import_trackers_never_loads_the_library(cache_copy):
     assert (r.returncode, r.stdout, r.stderr) == (0, "[]\n", "")
 
 
+@pytest.mark.slow
 def test_a_library_cut_short_is_rebuilt_from_its_source(cache_copy):
     root, lib, info_path = cache_copy
     whole = json.loads(info_path.read_text())["library_bytes"]
@@ -115,6 +116,7 @@ def test_a_library_cut_short_is_rebuilt_from_its_source(cache_copy):
                      LOCK_NAME: "0o644"}
 
 
+@pytest.mark.slow
 def test_a_library_cut_short_without_its_source_runs_the_emulations(cache_copy):
     root, lib, info_path = cache_copy
     info = json.loads(info_path.read_text())
