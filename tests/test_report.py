@@ -115,7 +115,7 @@ def test_kexec_table_covers_every_strategy_and_platform(report_dir):
     assert not refused["kexec_allowed"].any()
 
 
-def test_atomic_write_replaces_files_and_leaves_no_temp(tmp_path, report_dir):
+def test_atomic_write_replaces_files_and_leaves_no_temp(tmp_path, report_dir, figures_stubbed):
     (tmp_path / "memory_vs_host.csv").write_text("stale")
     (tmp_path / "keep.txt").write_text("mine")
     tables = {p.stem: pd.read_csv(p) for p in report_dir.glob("*.csv") if p.stem != "verdict"}
@@ -255,6 +255,20 @@ def _contents(d: Path) -> dict:
     return {p.name: p.read_bytes() for p in sorted(d.iterdir())}
 
 
+@pytest.fixture
+def figures_stubbed(monkeypatch):
+    """write_report's figures as empty files: the publishing tests test where
+    files go, not what matplotlib draws (3 s a report here;
+    test_figures.py and the report fixture draw them)."""
+    from trackers.report import cli
+
+    def stub(tables, names, where):
+        for name in names:
+            (Path(where) / f"{name}.png").write_bytes(b"")
+        return [(name, 0.0) for name in names]
+    monkeypatch.setattr(cli, "draw_figures", stub)
+
+
 def _old_report(out: Path) -> dict:
     """A previous report, by hand: its files, its MANIFEST, and a file of the user's."""
     out.mkdir()
@@ -282,7 +296,8 @@ def _assert_new(out: Path, tables):
     assert (out / "keep.txt").read_text() == "mine"
 
 
-def test_report_replaces_the_previous_one_whole_and_keeps_user_files(tmp_path, report_dir):
+def test_report_replaces_the_previous_one_whole_and_keeps_user_files(tmp_path, report_dir,
+                                                                     figures_stubbed):
     out = tmp_path / "report"
     _old_report(out)
     (out / "notes").mkdir()
@@ -298,7 +313,7 @@ def test_report_replaces_the_previous_one_whole_and_keeps_user_files(tmp_path, r
     assert [p.name for p in tmp_path.iterdir()] == ["report"]    # no temporary left
 
 
-def test_report_into_a_new_directory_tree(tmp_path, report_dir):
+def test_report_into_a_new_directory_tree(tmp_path, report_dir, figures_stubbed):
     out = tmp_path / "a" / "b" / "report"
     tables = _tables(report_dir)
     written = write_report(tables, out, {"command": "NEW"})
@@ -307,7 +322,7 @@ def test_report_into_a_new_directory_tree(tmp_path, report_dir):
     assert [p.name for p in out.parent.iterdir()] == ["report"]
 
 
-def test_report_files_get_the_umask_mode(tmp_path, report_dir):
+def test_report_files_get_the_umask_mode(tmp_path, report_dir, figures_stubbed):
     import os
     import stat
     out = tmp_path / "report"
@@ -403,8 +418,6 @@ def _crash_at(point, monkeypatch):
     import os
     import shutil
 
-    import matplotlib.figure
-
     from trackers.report import cli
 
     def fail(*args, **kwargs):
@@ -420,9 +433,8 @@ def _crash_at(point, monkeypatch):
             return real(*args, **kwargs)
         return wrapper
 
-    if point == "drawing":
-        monkeypatch.setattr(matplotlib.figure.Figure, "savefig",
-                            on_call(2, matplotlib.figure.Figure.savefig))
+    if point == "drawing":                 # a Ctrl-C while the figures are drawn
+        monkeypatch.setattr(cli, "draw_figures", fail)
         return "old"
     if point == "keeping user files":
         monkeypatch.setattr(cli, "_keep_user_files", fail)
@@ -446,7 +458,7 @@ def _crash_at(point, monkeypatch):
                                    "removing the old report", "second rename",
                                    "removing the old report, two renames"])
 def test_crash_mid_publish_leaves_the_old_report_or_the_new_whole(point, tmp_path, report_dir,
-                                                                  monkeypatch):
+                                                                  monkeypatch, figures_stubbed):
     from trackers.report.cli import clean_stale
     out = tmp_path / "report"
     old = _old_report(out)
@@ -463,7 +475,7 @@ def test_crash_mid_publish_leaves_the_old_report_or_the_new_whole(point, tmp_pat
     assert sorted(p.name for p in tmp_path.iterdir()) == ["report"]
 
 
-def test_publish_without_rename_exchange(tmp_path, report_dir, monkeypatch):
+def test_publish_without_rename_exchange(tmp_path, report_dir, monkeypatch, figures_stubbed):
     from trackers.report import cli
     out = tmp_path / "report"
     _old_report(out)
