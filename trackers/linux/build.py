@@ -139,8 +139,9 @@ _FLAT_DIRS = ("include/linux/", "lib/", "tools/lib/")
 CFLAGS = ("-O2", "-fPIC", "-g0", "-Wall", "-Wno-unused-function",
           "-Werror=implicit-function-declaration", "-D_LGPL_SOURCE")
 XA_CHUNK_SHIFT = 6
-#: the allocators glue.c wraps so that GFP_NOWAIT succeeds (see glue.c)
-WRAPPED = ("kmalloc", "kmem_cache_alloc_lru", "kmem_cache_alloc_bulk")
+#: symbols the library wraps (glue.c's __wrap_*): the allocators' GFP flags,
+#: and call_rcu (urcu.h maps it to urcu_memb_call_rcu), whose frees glue.c runs
+WRAPPED = ("kmalloc", "kmem_cache_alloc_lru", "kmem_cache_alloc_bulk", "urcu_memb_call_rcu")
 LDLIBS = ("-lurcu", "-lpthread")
 #: bump when _recipe() changes in a way the constants above do not show
 RECIPE_REVISION = 2
