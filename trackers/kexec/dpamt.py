@@ -165,9 +165,11 @@ class DpamtRefcount(Strategy):
 
     def assess(self, host: KexecHost, platform=None, **kw) -> Outcome:
         platform = get_platform(platform or "this-machine")
-        r = refcount_scan(host, self.guest_2m_fraction)
+        r = host.derived(("refcount_scan", self.guest_2m_fraction),
+                         lambda: refcount_scan(host, self.guest_2m_fraction))
         r.check(host)
-        hi = refcount_scan(host, kernel.GUEST_2M_FRACTION_RANGE[1])
+        top = kernel.GUEST_2M_FRACTION_RANGE[1]
+        hi = host.derived(("refcount_scan", top), lambda: refcount_scan(host, top))
         scanned = r.array_bytes
         entries = scanned // kernel.SCAN_ENTRY_BYTES
         pages_reset = count(r.reset)

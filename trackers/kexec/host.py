@@ -102,6 +102,17 @@ class KexecHost:
     #: feed a tracker as the kernel's hooks would (e.g. ``t.apply(events)``);
     #: default: ``t.mark_ranges(*private)`` -- SEAMCALL hooks see every page
     feed: Callable | None = field(default=None, repr=False)
+    #: what derived() computed from the sets, which never change after
+    #: __post_init__ normalizes them
+    _derived: dict = field(default_factory=dict, init=False, repr=False, compare=False)
+
+    def derived(self, key, compute: Callable):
+        """``compute()``, once per ``key`` for this host: a set or count
+        derived from the host's sets (the sensitivity re-assesses a strategy
+        at every parameter end; its sets stay the same)."""
+        if key not in self._derived:
+            self._derived[key] = compute()
+        return self._derived[key]
 
     def __post_init__(self):
         self.ram = normalize(*self.ram)
@@ -151,7 +162,7 @@ class KexecHost:
 
     @property
     def private_pages(self) -> int:
-        return count(self.private)
+        return self.derived("private_pages", lambda: count(self.private))
 
     def feed_tracker(self, tracker, view: str = "hooks") -> None:
         """Populate a tracker as the kernel would for this host.
