@@ -33,7 +33,8 @@ def normalize_extents(starts: np.ndarray, ends: np.ndarray) -> Extents:
         if first.size == starts.size:
             return starts.astype(np.int64, copy=False), ends.astype(np.int64, copy=False)
         last = np.append(first[1:], starts.size) - 1
-        return starts[first].astype(np.int64), ends[last].astype(np.int64)
+        return (starts[first].astype(np.int64, copy=False),    # fancy indexing copied
+                ends[last].astype(np.int64, copy=False))
     order = np.argsort(starts, kind="stable")
     s, e = starts[order], ends[order]
     run_end = np.maximum.accumulate(e)
@@ -43,7 +44,7 @@ def normalize_extents(starts: np.ndarray, ends: np.ndarray) -> Extents:
     new[1:] = s[1:] > run_end[:-1]
     first = np.flatnonzero(new)
     last = np.append(first[1:], s.size) - 1
-    return s[first].astype(np.int64), run_end[last].astype(np.int64)
+    return s[first].astype(np.int64, copy=False), run_end[last].astype(np.int64, copy=False)
 
 
 def empty() -> Extents:

@@ -65,8 +65,17 @@ def reference_set(max_pfn: int, seed: int = 0, *,
     else:
         scatter = np.zeros(0, np.int64)
 
-    starts = np.concatenate((ext_slots * PAGES_PER_2M, scatter)).astype(np.int64)
-    ends = np.concatenate((ext_slots * PAGES_PER_2M + PAGES_PER_2M, scatter + 1)).astype(np.int64)
+    # both lists are sorted and disjoint (scattered pages lie in free slots):
+    # merge them in O(n) -- an argsort of 4.3e7 starts at 16 TiB took 9 s
+    ext_starts = ext_slots.astype(np.int64) * PAGES_PER_2M
+    scatter = scatter.astype(np.int64, copy=False)
+    at = np.searchsorted(scatter, ext_starts) + np.arange(ext_starts.size)
+    starts = np.empty(ext_starts.size + scatter.size, np.int64)
+    ends = np.empty_like(starts)
+    is_ext = np.zeros(starts.size, bool)
+    is_ext[at] = True
+    starts[at], ends[at] = ext_starts, ext_starts + PAGES_PER_2M
+    starts[~is_ext], ends[~is_ext] = scatter, scatter + 1
     return normalize_extents(starts, ends)
 
 
