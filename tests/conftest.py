@@ -63,9 +63,11 @@ def quick_report(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def report_dir_for_answer(request, quick_report):
+def report_dir_for_answer(request):
+    """--report-dir if given (no quick report is run then), else the
+    session's quick report."""
     given = request.config.getoption("--report-dir")
-    return Path(given) if given else quick_report
+    return Path(given) if given else request.getfixturevalue("quick_report")
 
 
 @pytest.fixture(scope="module")
