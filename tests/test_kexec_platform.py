@@ -364,7 +364,7 @@ def test_the_clear_never_runs_movdir64b_the_cpu_lacks():
 
 
 def test_without_the_clear_library_the_platform_clears_at_memset(monkeypatch):
-    from trackers.linux.build import ClearCodeUnavailable
+    from trackers.linux.clear import ClearCodeUnavailable
 
     def no_compiler():
         raise ClearCodeUnavailable("no C compiler (gcc or cc) on PATH")

@@ -232,7 +232,7 @@ from trackers.kexec import dpamt as dp                              # noqa: E402
 from trackers.kexec import gmem                                     # noqa: E402
 from trackers.kexec.host import TdView, from_workload               # noqa: E402
 from trackers.kexec.kvm_walk import mirror_walk                     # noqa: E402
-from trackers.kexec.platform import ASSUMED_RANGES, get_platform   # noqa: E402
+from trackers.kexec.platform import get_platform                   # noqa: E402
 from trackers.kexec.states import NEEDS_RESET                       # noqa: E402
 
 

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from trackers.linux import clear as c
-from trackers.linux.build import CLEAR_STEM, build_clear, cache_root, clear_fingerprint
+from trackers.linux.build import cache_root
+from trackers.linux.clear import CLEAR_STEM, build_clear, clear_fingerprint
 
 FLAGS = "processor\t: 0\nmodel name\t: X\nflags\t\t: fpu sse2 {extra} avx2\n\n"
 HAS = FLAGS.format(extra="movdiri movdir64b")
@@ -137,7 +138,7 @@ def test_time_clear_gives_a_rate_per_repeat_and_clears(cpus):
 
 
 def test_build_clear_without_a_compiler_says_so(tmp_path, monkeypatch):
-    from trackers.linux.build import ClearCodeUnavailable
+    from trackers.linux.clear import ClearCodeUnavailable
     monkeypatch.setenv("TRACKERS_LINUX_CACHE", str(tmp_path))       # nothing cached there
     monkeypatch.setenv("CC", "no-such-cc")
     with pytest.raises(ClearCodeUnavailable, match=r"^no C compiler: \$CC=no-such-cc is not "

@@ -30,6 +30,7 @@ from trackers.report.cli import prepare_kernel_code
 
 # the module (trackers.linux.build is the function)
 linux_build = importlib.import_module("trackers.linux.build")
+linux_clear = importlib.import_module("trackers.linux.clear")
 
 
 def test_damage_names_what_differs(tmp_path):
@@ -140,11 +141,11 @@ def test_a_clear_library_cut_short_is_compiled_again(tmp_path, monkeypatch, caps
     if not (shutil.which("gcc") or shutil.which("cc")):
         pytest.skip("no C compiler")
     monkeypatch.setenv("TRACKERS_LINUX_CACHE", str(tmp_path))
-    lib = linux_build.build_clear()
+    lib = linux_clear.build_clear()
     record = json.loads(lib.with_suffix(".json").read_text())
     assert damage(lib, record) == ""
     os.truncate(lib, 1000)
-    assert linux_build.build_clear() == lib
+    assert linux_clear.build_clear() == lib
     assert damage(lib, record) == ""                         # the same bytes again
     assert capsys.readouterr().err == (
         f"tdx-trackers: the clear library {lib} is cut short: 1,000 of the "

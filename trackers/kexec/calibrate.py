@@ -91,7 +91,6 @@ import numpy as np
 from numba import njit, prange
 
 from ..linux import clear as clear_c
-from ..linux.build import ClearCodeUnavailable
 from ..machine_load import load_snapshot, machine_load
 from ..options import MAX_RUNS, int_option, output_file
 from ..output import write_text_atomic
@@ -311,7 +310,7 @@ def measure_clear(a: np.ndarray, cpus: int, repeat: int,
               "detection": support.describe(), "targets": dict(clear_c.TARGETS)}
     try:
         clear_c.clear_library()
-    except ClearCodeUnavailable as exc:
+    except clear_c.ClearCodeUnavailable as exc:
         return {}, {**record, "engine": None, "stand_in": None,
                     "reason": f"not timed: {exc}"}
     engine = clear_c.engine_for(support)

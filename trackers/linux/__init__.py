@@ -23,7 +23,7 @@ bit), with :func:`struct_page_scan_time` and :func:`direct_map_scan_time`.
 ``tdx-trackers calibrate``: ``clear.c`` (MIT, no kernel code) issues
 MOVDIR64B as tdx_quirk_reset_paddr() does where the CPU has it, and
 non-temporal stores as its stand-in elsewhere.  It is a small library of its
-own, compiled on first use (:func:`trackers.linux.build.build_clear`: a C
+own, compiled on first use (:func:`trackers.linux.clear.build_clear`: a C
 compiler is all it needs), not part of the kernel library.
 
 ``available()`` says whether the engines can be used here and, if not, why

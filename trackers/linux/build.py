@@ -67,8 +67,9 @@ compares them with the file before anyone dlopen()s it
 (:mod:`trackers.linux.integrity` says why); a library that does not match is
 :class:`KernelLibraryDamaged`, which :func:`trackers.linux.library` answers
 by rebuilding from the recorded source or running on the emulations,
-saying which.  clear.c's library (:func:`build_clear`) keeps the same record
-beside it and is compiled again when it does not match.
+saying which.  clear.c's library (trackers/linux/clear.py, built apart with
+this module's compiler and flags) keeps the same record beside it and is
+compiled again when it does not match.
 
 Everything written into the cache gets the mode open() or mkdir() would
 give it under the umask (trackers.output), as every other output does.
@@ -109,12 +110,6 @@ PAGES = Path(__file__).with_name("pages.c")
 #: the run collector glue.c and pages.c include (MIT; no kernel code)
 RUNS = Path(__file__).with_name("runs.h")
 LIB_STEM = "libtdxkernel"
-#: the clear of TDX memory, MOVDIR64B or its stand-in (MIT; no kernel code):
-#: trackers/linux/clear.py.  Its own small library, compiled from this one file
-#: with the kernel library's CFLAGS, so that `tdx-trackers calibrate` can time
-#: the clear on a machine without the kernel source: build_clear()
-CLEAR = Path(__file__).with_name("clear.c")
-CLEAR_STEM = "libtdxclear"
 
 #: kernel files the build compiles or includes (paths in the kernel tree)
 KERNEL_SOURCES = ("lib/xarray.c", "lib/radix-tree.c", "lib/idr.c")
@@ -146,10 +141,6 @@ LDLIBS = ("-lurcu", "-lpthread")
 #: bump when _recipe() changes in a way the constants above do not show
 RECIPE_REVISION = 2
 
-
-class ClearCodeUnavailable(OSError):
-    """clear.c cannot be compiled here (no C compiler, or it refused the
-    file); an OSError, as KernelCodeUnavailable."""
 
 
 class KernelCodeUnavailable(OSError):
@@ -286,7 +277,7 @@ def known_tarball_version(tarball: Path) -> str:
     version = tarball_version(tarball)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        _write_json(path, {**known, sid: version})
+        write_json(path, {**known, sid: version})
     except OSError:
         pass                           # a cache that cannot be written: read it again next time
     return version
@@ -491,7 +482,7 @@ def _failed(what: str, cmd: list[str], stderr: str, work: Path) -> KernelCodeUna
     return KernelCodeUnavailable(f"{what} failed: {last[:300]} (command and output: {log})")
 
 
-def _write_json(path: Path, data: dict) -> None:
+def write_json(path: Path, data: dict) -> None:
     """Write JSON atomically, mode as the umask gives (trackers.output)."""
     write_text_atomic(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
 
@@ -520,7 +511,7 @@ def _prepare_tree(src: Path, vdir: Path, force: bool) -> tuple[Path, float]:
         except (ValueError, KernelCodeUnavailable):
             pass
     t0 = time.perf_counter()
-    tmp = Path(tempfile.mkdtemp(prefix=_tmp_prefix("src"), dir=vdir))
+    tmp = Path(tempfile.mkdtemp(prefix=tmp_prefix("src"), dir=vdir))
     try:
         files = _extract(src, tmp)
         _check_tree(tmp)
@@ -536,7 +527,7 @@ def _prepare_tree(src: Path, vdir: Path, force: bool) -> tuple[Path, float]:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
     seconds = time.perf_counter() - t0
-    _write_json(stamp, {"source": str(src), "source_id": sid, "files": files,
+    write_json(stamp, {"source": str(src), "source_id": sid, "files": files,
                         "extract_seconds": round(seconds, 3)})
     return tree, seconds
 
@@ -609,8 +600,8 @@ def _build_in(src: Path, version: str, root: Path, vdir: Path, force: bool,
                   f"{src}", file=sys.stderr, flush=True)
 
     cc = find_compiler()
-    _sweep(vdir)
-    work = Path(tempfile.mkdtemp(prefix=_tmp_prefix("build"), dir=vdir))
+    sweep_temporaries(vdir)
+    work = Path(tempfile.mkdtemp(prefix=tmp_prefix("build"), dir=vdir))
     try:
         check_liburcu(cc, work)
         tree, extract_s = _prepare_tree(src, vdir, force)
@@ -632,7 +623,7 @@ def _build_in(src: Path, version: str, root: Path, vdir: Path, force: bool,
             "total_seconds": round(time.perf_counter() - t_start, 3),
             "built": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "built_unix": time.time(),
         }
-        _write_json(info_path, info)
+        write_json(info_path, info)
         os.replace(lib_tmp, lib)                      # the library appears whole, last
         _point_current(root, lib, info_path)
         if damaged:
@@ -659,7 +650,7 @@ def repaired() -> str:
 STALE_SECONDS = 3600
 
 
-def _tmp_prefix(kind: str) -> str:
+def tmp_prefix(kind: str) -> str:
     return f"{kind}.tmp-{os.getpid()}-"
 
 
@@ -673,7 +664,7 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def _sweep(vdir: Path) -> None:
+def sweep_temporaries(vdir: Path) -> None:
     """Remove what killed builds left: temporary directories (and clear.c's
     temporary libraries) whose process is gone (or that are over an hour
     old), and replaced source trees."""
@@ -710,7 +701,7 @@ def _point_current(root: Path, lib: Path, info_path: Path) -> None:
             return
     except (OSError, ValueError):
         pass
-    _write_json(root / "current.json", pointer)
+    write_json(root / "current.json", pointer)
 
 
 def current_library() -> tuple[Path, dict]:
@@ -747,73 +738,3 @@ def current_library() -> tuple[Path, dict]:
     if what:
         raise KernelLibraryDamaged(lib, info, what)
     return lib, info
-
-
-# --------------------------------------------------------------------------
-# clear.c: a library of its own
-
-def clear_fingerprint() -> str:
-    """Hash of clear.c and its flags: the clear library's key."""
-    h = hashlib.sha256(CLEAR.read_bytes())
-    h.update(json.dumps([CFLAGS]).encode())
-    return h.hexdigest()[:12]
-
-
-def build_clear(*, force: bool = False) -> Path:
-    """Compile clear.c alone (``CFLAGS -shared``, no kernel headers: it
-    includes none) into ``cache_root()/clear/libtdxclear-<key>.so``, once per
-    key; ``force`` recompiles.  The library appears whole (compiled to a
-    temporary name, renamed last), its size and sha256 recorded beside it
-    (``libtdxclear-<key>.json``); a cached library that does not match its
-    record (:func:`damage`) is compiled again, saying so on stderr.  Raises
-    :class:`ClearCodeUnavailable` naming the compiler's complaint, that
-    there is no compiler, or that the cache cannot be written."""
-    if not CLEAR.is_file():
-        raise ClearCodeUnavailable(f"{CLEAR} is missing: install the package from its source "
-                                   f"tree (pip install -e .)")
-    root = cache_root()
-    d = root / "clear"
-    try:
-        d.mkdir(parents=True, exist_ok=True)
-        with taking_turns(d):
-            return _build_clear_in(d, force)
-    except OSError as exc:
-        if isinstance(exc, ClearCodeUnavailable):
-            raise
-        raise ClearCodeUnavailable(str(cache_unwritable(root, exc))) from None
-
-
-def _build_clear_in(d: Path, force: bool) -> Path:
-    key = clear_fingerprint()
-    lib = d / f"{CLEAR_STEM}-{key}.so"
-    record = d / f"{CLEAR_STEM}-{key}.json"
-    if lib.is_file() and not force:
-        try:
-            what = damage(lib, json.loads(record.read_text()))
-        except (OSError, ValueError):
-            what = "has no readable record of its size and sha256"
-        if not what:
-            return lib
-        print(f"tdx-trackers: the clear library {lib} {what}: compiling clear.c again",
-              file=sys.stderr)
-    try:
-        cc = find_compiler()
-    except KernelCodeUnavailable as exc:
-        raise ClearCodeUnavailable(str(exc).split(";")[0]) from None
-    _sweep(d)
-    fd, tmp = tempfile.mkstemp(prefix=_tmp_prefix(CLEAR_STEM), suffix=".so", dir=d)
-    os.close(fd)
-    cmd = [cc, *CFLAGS, "-shared", str(CLEAR), "-o", tmp]
-    try:
-        proc = subprocess.run(cmd, capture_output=True, text=True)
-        if proc.returncode != 0:
-            last = next((ln for ln in proc.stderr.splitlines() if "error" in ln), "").strip()
-            raise ClearCodeUnavailable(f"compiling {CLEAR.name} failed: {last[:300]} "
-                                       f"(command: {' '.join(cmd)})")
-        seal(Path(tmp))
-        _write_json(record, {"library": str(lib), "key": key, **library_record(Path(tmp))})
-        os.replace(tmp, lib)                          # the library appears whole, last
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return lib

@@ -22,7 +22,7 @@ Why ctypes and a C file of its own: the instruction needs a compiler
 ``target("movdir64b")``), and the project already compiles its own C and
 calls it through ctypes (pages.c); cffi would add a dependency for one
 function.  clear.c is a library apart from the kernel library
-(:func:`trackers.linux.build.build_clear`: it needs a C compiler and nothing
+(:func:`build_clear`: it needs a C compiler and nothing
 else), so the clear is timed on a machine without the kernel source too.
 
 Timing is done here, from Python (``time.perf_counter`` around whole calls),
@@ -35,13 +35,101 @@ from __future__ import annotations
 
 import concurrent.futures
 import ctypes
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import tempfile
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
-from .build import ClearCodeUnavailable, build_clear
+from .build import (CFLAGS, KernelCodeUnavailable, cache_root, cache_unwritable, find_compiler,
+                    sweep_temporaries, tmp_prefix, write_json)
 from .dlopen import typed_library
+from .integrity import damage, library_record, seal, taking_turns
+
+#: the clear of TDX memory, MOVDIR64B or its stand-in (MIT; no kernel code).
+#: Its own small library, compiled from this one file with the kernel
+#: library's CFLAGS, so that `tdx-trackers calibrate` can time the clear on a
+#: machine without the kernel source: build_clear()
+CLEAR = Path(__file__).with_name("clear.c")
+CLEAR_STEM = "libtdxclear"
+
+
+class ClearCodeUnavailable(OSError):
+    """clear.c cannot be compiled here (no C compiler, or it refused the
+    file); an OSError, as KernelCodeUnavailable."""
+
+
+def clear_fingerprint() -> str:
+    """Hash of clear.c and its flags: the clear library's key."""
+    h = hashlib.sha256(CLEAR.read_bytes())
+    h.update(json.dumps([CFLAGS]).encode())
+    return h.hexdigest()[:12]
+
+
+def build_clear(*, force: bool = False) -> Path:
+    """Compile clear.c alone (``CFLAGS -shared``, no kernel headers: it
+    includes none) into ``cache_root()/clear/libtdxclear-<key>.so``, once per
+    key; ``force`` recompiles.  The library appears whole (compiled to a
+    temporary name, renamed last), its size and sha256 recorded beside it
+    (``libtdxclear-<key>.json``); a cached library that does not match its
+    record (:func:`damage`) is compiled again, saying so on stderr.  Raises
+    :class:`ClearCodeUnavailable` naming the compiler's complaint, that
+    there is no compiler, or that the cache cannot be written."""
+    if not CLEAR.is_file():
+        raise ClearCodeUnavailable(f"{CLEAR} is missing: install the package from its source "
+                                   f"tree (pip install -e .)")
+    root = cache_root()
+    d = root / "clear"
+    try:
+        d.mkdir(parents=True, exist_ok=True)
+        with taking_turns(d):
+            return _build_clear_in(d, force)
+    except OSError as exc:
+        if isinstance(exc, ClearCodeUnavailable):
+            raise
+        raise ClearCodeUnavailable(str(cache_unwritable(root, exc))) from None
+
+
+def _build_clear_in(d: Path, force: bool) -> Path:
+    key = clear_fingerprint()
+    lib = d / f"{CLEAR_STEM}-{key}.so"
+    record = d / f"{CLEAR_STEM}-{key}.json"
+    if lib.is_file() and not force:
+        try:
+            what = damage(lib, json.loads(record.read_text()))
+        except (OSError, ValueError):
+            what = "has no readable record of its size and sha256"
+        if not what:
+            return lib
+        print(f"tdx-trackers: the clear library {lib} {what}: compiling clear.c again",
+              file=sys.stderr)
+    try:
+        cc = find_compiler()
+    except KernelCodeUnavailable as exc:
+        raise ClearCodeUnavailable(str(exc).split(";")[0]) from None
+    sweep_temporaries(d)
+    fd, tmp = tempfile.mkstemp(prefix=tmp_prefix(CLEAR_STEM), suffix=".so", dir=d)
+    os.close(fd)
+    cmd = [cc, *CFLAGS, "-shared", str(CLEAR), "-o", tmp]
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        if proc.returncode != 0:
+            last = next((ln for ln in proc.stderr.splitlines() if "error" in ln), "").strip()
+            raise ClearCodeUnavailable(f"compiling {CLEAR.name} failed: {last[:300]} "
+                                       f"(command: {' '.join(cmd)})")
+        seal(Path(tmp))
+        write_json(record, {"library": str(lib), "key": key, **library_record(Path(tmp))})
+        os.replace(tmp, lib)                          # the library appears whole, last
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return lib
 
 #: the engines of tdx_clear() (clear.c TDX_CLEAR_*)
 ENGINE_NT = "non-temporal stores (_mm_stream_si128), the MOVDIR64B stand-in"

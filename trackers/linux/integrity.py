@@ -10,7 +10,7 @@ loads the registry).  So every build records the library it wrote
 library) and every load compares the file with that record first
 (:func:`damage`); a library that does not match is never handed to
 dlopen().  What is done instead (rebuild, or run on the emulations) is the
-loader's choice (trackers/linux/binding.py, build.py's build_clear).
+loader's choice (trackers/linux/binding.py, clear.py's build_clear).
 
 Builds into one cache directory take turns (:func:`taking_turns`, an
 flock), so two commands started together do not both compile, and the

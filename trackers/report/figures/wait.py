@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from ...kexec.wait import CURVES, MAINLINE, crossovers
-from ..format import fmt_bytes, fmt_seconds
+from ..format import fmt_bytes
 from .select import text_cells, typed
 from .style import absent, byte_ticks, caption, seconds_axis
 
