@@ -508,8 +508,6 @@ def command_line(args) -> str:
 def run(args) -> int:
     import matplotlib                          # heavy: only when a report is drawn
     matplotlib.use("Agg")                      # the command writes files: no display
-
-    from . import summary                      # imports pyplot
     cfg = (config.quick_config if args.quick else config.default_config)(args.seed)
     if args.trackers:
         for n in args.trackers:
