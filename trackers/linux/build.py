@@ -715,9 +715,10 @@ def current_library() -> tuple[Path, dict]:
     """The library the last :func:`build` chose and its build record.
 
     Raises :class:`KernelCodeUnavailable` if none was built, if it is gone,
-    or if it was built from another glue.c than this package's, and
-    :class:`KernelLibraryDamaged` if the file does not hold what its build
-    wrote (size and sha256: :func:`damage`): never load that one."""
+    or if it was built from other C sources (:data:`SOURCES`) than this
+    package's, and :class:`KernelLibraryDamaged` if the file does not hold
+    what its build wrote (size and sha256: :func:`damage`): never load that
+    one."""
     pointer = cache_root() / "current.json"
     try:
         cur = json.loads(pointer.read_text())
@@ -735,8 +736,8 @@ def current_library() -> tuple[Path, dict]:
         own = (lib.parent / f"libtdxkernel-{fingerprint()}.so",
                lib.parent / f"build-{fingerprint()}.json")
         if not all(p.is_file() for p in own):
-            raise _unavailable(f"the kernel library {lib} was built from another glue.c, "
-                               f"pages.c or recipe; rebuild with `tdx-trackers kernel-build`")
+            raise _unavailable(f"the kernel library {lib} was built from other C sources "
+                               f"or another recipe; rebuild with `tdx-trackers kernel-build`")
         lib, info = own[0], json.loads(own[1].read_text())
     if not lib.is_file():
         raise _unavailable(f"the kernel library {lib} is gone; "

@@ -33,7 +33,7 @@
 #include <linux/xarray.h>
 #include <stdint.h>
 #include "radix-tree.h"
-#include "runs.h"		/* ours (MIT): the run collector pages.c shares */
+#include "runs.h"		/* ours (MIT): the run collector pages.h shares */
 
 _Static_assert(sizeof(unsigned long) == 8, "LP64: unsigned long is a uint64");
 _Static_assert(XA_CHUNK_SHIFT == 6, "64-slot xa_node (generated/map-shift.h)");
