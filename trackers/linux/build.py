@@ -104,17 +104,22 @@ CACHE_ENV = "TRACKERS_LINUX_CACHE"
 DEFAULT_TARBALLS = "/usr/src/linux-source-*.tar.xz"
 MIN_VERSION = (6, 1)
 
-#: the glue to the kernel's code (GPL-2.0): trackers/linux/binding.py
-GLUE = Path(__file__).with_name("glue.c")
+#: the glue to the kernel's code (GPL-2.0; trackers/linux/binding.py), one
+#: unit per file, each compiled with the kernel's include paths: glue.c (the
+#: harness glue and the maple tree: it includes lib/maple_tree.c), the
+#: XArray, the IDA, the bitmap
+GLUE = tuple(Path(__file__).with_name(f"{stem}.c")
+             for stem in ("glue", "glue_xarray", "glue_ida", "glue_bitmap"))
 #: the struct page and direct-map models (MIT; no kernel code), one unit
 #: each, compiled without the kernel's include paths: trackers/linux/pages.py
 PAGES = (Path(__file__).with_name("pages.c"), Path(__file__).with_name("directmap.c"))
-#: the headers they include (MIT; no kernel code): the run collector every
-#: scan shares (runs.h), and what the two models share (pages.h)
-HEADERS = (Path(__file__).with_name("runs.h"), Path(__file__).with_name("pages.h"))
+#: the headers they include: the run collector every scan shares (runs.h,
+#: MIT), what the glue's files share (glue.h, GPL-2.0), what the two models
+#: share (pages.h, MIT)
+HEADERS = tuple(Path(__file__).with_name(name) for name in ("runs.h", "glue.h", "pages.h"))
 #: every C file and header the library is built from: checked before a
 #: build, hashed into fingerprint()
-SOURCES = (GLUE, *PAGES, *HEADERS)
+SOURCES = (*GLUE, *PAGES, *HEADERS)
 LIB_STEM = "libtdxkernel"
 
 #: kernel files the build compiles or includes (paths in the kernel tree)
@@ -385,8 +390,8 @@ def _recipe(tree: Path, gen: Path, version: str) -> dict:
         units[Path(rel).stem] = [*CFLAGS, *includes, *extra, str(tree / rel)]
     for unit in VERBATIM:
         units[unit] = [*CFLAGS, *includes, str(gen / f"{unit}.c")]
-    units["glue"] = [*CFLAGS, *includes,
-                     f'-DTDX_LINUX_VERSION="{version}"', str(GLUE)]
+    for path in GLUE:
+        units[path.stem] = [*CFLAGS, *includes, f'-DTDX_LINUX_VERSION="{version}"', str(path)]
     for path in PAGES:                              # no kernel headers: they link none
         units[path.stem] = [*CFLAGS, str(path)]
     link = ["-shared", "-fPIC", "-Wl,-z,defs",

@@ -11,7 +11,7 @@
  * below, so that the scans read the bytes the kernel would read and can be
  * timed on this machine.  Nothing here times anything: the caller does.
  *
- * Conventions as in glue.c: PFNs are uint64 below 2^52 (MAX_PHYSMEM_BITS);
+ * Conventions as in glue.h: PFNs are uint64 below 2^52 (MAX_PHYSMEM_BITS);
  * ranges are half-open [start, end); a scan writes at most cap maximal
  * runs, ascending, and resumes from *cursor (TDX_SCAN_DONE at the end); a
  * handle is not safe for concurrent use (different handles are).
