@@ -72,7 +72,7 @@ def report_dir_for_answer(request):
 
 @pytest.fixture(scope="module")
 def lib():
-    """trackers.linux with its library loaded (glue.c's kernel code,
+    """trackers.linux with its library loaded (the glue's kernel code,
     pages.c and directmap.c), built here if it is not; the test skips,
     saying why, where it cannot be built or loaded."""
     ok, why = trackers.linux.available()

@@ -6,11 +6,12 @@ The kernel's ``lib/xarray.c``, ``lib/radix-tree.c``, ``lib/idr.c`` and
 ``tools/testing/radix-tree`` builds its test programs (its Makefile and
 ``tools/testing/shared/shared.mk``).  :func:`build` compiles those sources,
 the harness's allocator and bit helpers (``tools/testing/shared/linux.c``,
-``tools/lib/{slab,find_bit,bitmap,hweight,vsprintf}.c``), our
-``glue.c`` and our ``pages.c`` and ``directmap.c`` (MIT: models of struct
-page and of the direct map's page tables, no kernel code, compiled without
-the kernel's include paths) into one library, ``-O2 -fPIC -shared``, linked with liburcu as
-the harness links it.
+``tools/lib/{slab,find_bit,bitmap,hweight,vsprintf}.c``), our glue
+(``glue.c``, ``glue_xarray.c``, ``glue_ida.c``, ``glue_bitmap.c``: :data:`GLUE`)
+and our ``pages.c`` and ``directmap.c`` (MIT: models of struct page and of
+the direct map's page tables, no kernel code, compiled without the kernel's
+include paths) into one library, ``-O2 -fPIC -shared``, linked with liburcu
+as the harness links it.
 
 One kernel function comes from a file that does not build in userspace:
 ``__bitmap_set`` (what ``bitmap_set()`` calls for a length known at run

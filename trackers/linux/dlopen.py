@@ -1,7 +1,7 @@
 """One way to load a library this package built: ``ctypes.CDLL``, then
 every C function the binding calls typed from one table of signatures.
 
-Used for the kernel library (:mod:`.binding` for glue.c, :mod:`.pages` for
+Used for the kernel library (:mod:`.binding` for the glue, :mod:`.pages` for
 pages.c and directmap.c) and for clear.c's (:mod:`.clear`).  Finding the
 library (the build record, or a compile on first use) and checking the facts it reports stay
 with each binding; what is the same for all three is here: a library that

@@ -25,7 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include "runs.h"		/* the run collector glue.c shares */
+#include "runs.h"		/* the run collector glue.h shares */
 
 /* include/linux/page-flags.h enum pageflags with Debian's 6.12 amd64 config
  * (CONFIG_MMU, MEMORY_FAILURE, PAGE_IDLE_FLAG; x86 PAT selects
