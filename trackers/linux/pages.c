@@ -95,8 +95,6 @@ void tdx_sp_destroy(void *h)
 	free(sp);
 }
 
-/* Set (value != 0) or clear the flag on every page of every [s, e) (each
- * e <= max_pfn, checked: -EINVAL before anything changes). */
 /* Every [s, e) lies in [0, max_pfn): 0, else -EINVAL (checked before a change). */
 static int sp_check_ranges(const struct tdx_struct_pages *sp, const uint64_t *s,
 			   const uint64_t *e, int64_t n)
@@ -107,6 +105,8 @@ static int sp_check_ranges(const struct tdx_struct_pages *sp, const uint64_t *s,
 	return 0;
 }
 
+/* Set (value != 0) or clear the flag on every page of every [s, e) (each
+ * e <= max_pfn, checked: -EINVAL before anything changes). */
 int tdx_sp_set_ranges(void *h, const uint64_t *s, const uint64_t *e, int64_t n, int value)
 {
 	struct tdx_struct_pages *sp = h;
