@@ -72,15 +72,16 @@ def report_dir_for_answer(request):
 
 @pytest.fixture(scope="module")
 def lib():
-    """trackers.linux with its library loaded (glue.c's kernel code and
-    pages.c), built here if it is not; the test skips, saying why, where it
-    cannot be built or loaded."""
+    """trackers.linux with its library loaded (the glue's kernel code,
+    pages.c and directmap.c), built here if it is not; the test skips,
+    saying why, where it cannot be built or loaded."""
     ok, why = trackers.linux.available()
     if not ok:
         try:
             trackers.linux.build()
         except trackers.linux.KernelCodeUnavailable as exc:
-            pytest.skip(f"the kernel-code library (glue.c, pages.c) cannot be built here: {exc}")
+            pytest.skip(f"the kernel-code library (trackers/linux/*.c) cannot be built here: "
+                        f"{exc}")
         ok, why = trackers.linux.available()
         if not ok:
             pytest.skip(f"the kernel-code library does not load: {why}")

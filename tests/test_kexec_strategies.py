@@ -269,7 +269,7 @@ def test_kvm_sept_misses_exactly_the_leaked_pages(tiny_host):
     assert row.scan_loads == (sept + 3) + 2 * sept + 2 * 8
     assert row.scan_entries == (sept + 3) * 512 + count(tiny_host.control)
     assert row.scan_lookups == 0
-    # where pages.c loads, the walk of tables shaped as the mirror S-EPT is timed:
+    # where directmap.c loads, the walk of tables shaped as the mirror S-EPT is timed:
     # its leaves are exactly the guest pages, its table bytes the model's
     from trackers import linux
     if linux.available()[0]:

@@ -1,10 +1,10 @@
 """trackers.linux.pages: struct pages and the direct map's page tables laid
-out in C (pages.c), against the facts the models rest on: exact sets, exact
-bytes (allocated and read), exact refusals.
+out in C (pages.c, directmap.c), against the facts the models rest on:
+exact sets, exact bytes (allocated and read), exact refusals.
 
-Skipped, with the reason, where the library cannot be built (pages.c is
-compiled into the kernel-code library: no linux-source, liburcu-dev or gcc,
-no library).  The first run builds it into the user's cache (~17 s); later
+Skipped, with the reason, where the library cannot be built (pages.c and
+directmap.c are compiled into the kernel-code library: no linux-source,
+liburcu-dev or gcc, no library).  The first run builds it into the user's cache (~17 s); later
 runs load it.
 """
 

@@ -35,8 +35,8 @@ Method (all measured, each the median of --repeat runs after one warm-up):
                       kernel code is built (bitmap@kernel's find_bit,
                       xarray@kernel's xas_for_each, maple@kernel's
                       mas_for_each, ...; a lookup is xa_load() in
-                      kvm@kernel's guest_memfd XArray) and pages.c's struct
-                      pages and page tables, else through the emulations; the
+                      kvm@kernel's guest_memfd XArray) and the C layouts of
+                      struct pages and page tables, else through the emulations; the
                       engine is recorded with each structure.  Each figure is
                       the median over the tracker structures, and each
                       structure's own is kept (``scan_costs``), as is the

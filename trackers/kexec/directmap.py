@@ -29,7 +29,7 @@ Invariant: every figure is a count over extents and slot runs; no per-page
 Python step, so a 16 TiB map costs milliseconds.
 
 The strategy (:class:`PteSoftbit`): the splits modeled here, and where the C
-layout of the direct map's page tables loads (trackers/linux/pages.c), the
+layout of the direct map's page tables loads (trackers/linux/directmap.c), the
 walk of those tables timed.
 """
 
@@ -198,7 +198,7 @@ class PteSoftbit(Strategy):
         self.collapse = collapse
 
     def scan_structure(self, engine: str) -> str | None:
-        """pages.c's page tables: the only engine of this walk."""
+        """directmap.c's page tables: the only engine of this walk."""
         return STRUCTURE_PAGE_TABLES
 
     def added_bytes_for_set(self, max_pfn, starts, ends) -> int:

@@ -35,7 +35,7 @@ and, with Dynamic PAMT, the PAMT page pairs (arch/x86 learns them only from
 tdh_phymem_pamt_remove(), a SEAMCALL kexec can no longer make).
 
 The strategy (``kvm-sept``, :class:`KvmSept`): this walk, and where
-trackers/linux/pages.c loads here, the timed walk of page tables shaped as
+trackers/linux/directmap.c loads here, the timed walk of page tables shaped as
 each TD's mirror S-EPT.
 """
 
@@ -133,7 +133,7 @@ class KvmSept(Strategy):
     ``external_spt`` -- and its control-page pointers (TDR, TDCS, TDVPR,
     TDCX); arch/x86 resets the PAMT its TDMR list names (the module doc).
     Adds nothing; bytes, loads and entries are modeled from the structures
-    walked.  Where pages.c loads here and the host fits ``build_limit_pfns``,
+    walked.  Where directmap.c loads here and the host fits ``build_limit_pfns``,
     the walk of page tables shaped as each TD's mirror S-EPT is timed
     (:class:`trackers.linux.KernelDirectMap`: the TD's GFNs mapped at 2 MiB,
     every 2 MiB split to a scattered 4 KiB table as the fault path allocates
@@ -196,7 +196,7 @@ class KvmSept(Strategy):
             for dm in tables:
                 dm.close()
         prov = (f"measured: C walk of {table_bytes / 2**20:,.1f} MiB of page tables shaped as "
-                f"the TDs' mirror S-EPT (trackers/linux/pages.c, 4 KiB tables scattered), "
+                f"the TDs' mirror S-EPT (trackers/linux/directmap.c, 4 KiB tables scattered), "
                 f"median of {len(times)} runs, min-max beside it; modeled: the external_spt and "
                 "control-pointer loads, scanned_bytes, scan_loads, pages_reset, "
                 "pages_missed, scan_s, clear_s, downtime_s")

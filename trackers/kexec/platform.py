@@ -31,7 +31,7 @@ the ASSUMED ones there.  A calibration file from before those figures keeps
 the ASSUMED costs (a call of 0), and its sources say so.  Rates and latency
 are measured or estimated per platform.
 
-Per structure.  The kernel's iterators and pages.c's loops cost very
+Per structure.  The kernel's iterators and the C layouts' loops cost very
 different amounts per entry and per run (a bitmap long 0.3 ns, an xa_node
 slot 3-4 ns here), so calibrate measures every structure the report times
 on its own, and ``structure_costs`` keeps them: structure -> field ->

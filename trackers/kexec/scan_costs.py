@@ -15,8 +15,9 @@ twins -- the kernel's own find_next_bit/find_next_zero_bit
 and mas_for_each (``maple@kernel``) -- where the kernel code is built and
 loads here, and through the Python/numba emulations otherwise; and, where
 the kernel code is built, the C layouts the report times for ``pageflags``
-and ``pte-softbit`` (trackers/linux/pages.c: :data:`STRUCTURE_STRUCT_PAGES`,
-:data:`STRUCTURE_PAGE_TABLES`), each pass the loop pages.time_scan() times.
+and ``pte-softbit`` (trackers/linux/pages.c: :data:`STRUCTURE_STRUCT_PAGES`;
+trackers/linux/directmap.c: :data:`STRUCTURE_PAGE_TABLES`), each pass the
+loop pages.time_scan() times.
 The engine is recorded with every structure.  Entries, runs, lookups and
 loads are counted as the report counts them: a tracker's
 :func:`~trackers.kexec.strategy.scan_entries` of its ``memory()``, its
@@ -70,7 +71,7 @@ exactly:
   predicts what the report times.
 * per load   -- the direct map's page tables only: every 2 MiB of a 16 GiB
   direct map split (8,192 PTE pages, 32 MiB), its split pages in the order
-  the walk reads them and in a random order (pages.c ``split_placement``:
+  the walk reads them and in a random order (directmap.c, ``split_placement``:
   pages the page allocator handed out over a host's life), the same counts:
   ``load_s = (T_scattered - T_in_order) / table pages``, what a table page
   the prefetcher cannot follow costs beyond the stream -- several misses
@@ -118,7 +119,7 @@ COSTS = ("entry_s", "run_s", "lookup_s", "call_s")
 #: the Platform field a structure's own per-load figure stands in for: no
 #: generic figure (the pointer chase is the generic one)
 LOAD = "load_latency_s"
-#: the C layouts of pages.c, by structure name: their engines
+#: the C layouts (pages.c, directmap.c), by structure name: their engines
 C_LAYOUTS = {STRUCTURE_STRUCT_PAGES: ENGINE_STRUCT_PAGES,
              STRUCTURE_PAGE_TABLES: ENGINE_PAGE_TABLES}
 #: the model's terms, by the cost that charges them
@@ -129,7 +130,7 @@ TERMS = {"entry_s": "entries", "run_s": "runs", "lookup_s": "lookups"}
 class ScanSet:
     """What one structure of a microbenchmark holds: [starts, ends) marked in
     [0, max_pfn).  Page tables only: ``split`` ranges marked and then
-    cleared (their splits stay), and ``scattered`` split pages (pages.c's
+    cleared (their splits stay), and ``scattered`` split pages (directmap.c's
     random placement; else in walk order)."""
 
     max_pfn: int
@@ -319,7 +320,7 @@ class _TrackerScanned(_Scanned):
 
 
 class _LayoutScanned(_Scanned):
-    """A pages.c layout: struct pages, or the direct map's page tables."""
+    """A C layout: struct pages (pages.c), or the direct map's page tables (directmap.c)."""
 
     def __init__(self, structure: str, scan_set: ScanSet):
         self.structure, self.engine = structure, C_LAYOUTS[structure]

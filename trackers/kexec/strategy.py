@@ -60,13 +60,17 @@ PAGE = kernel.PAGE_SIZE
 ENGINE_KERNEL_PREFIX = "kernel code"
 #: the engine (Outcome.engine) of a measurement of a Python/numba emulation
 ENGINE_EMULATION = "emulation (Python/numba)"
-#: the engines of the C layouts of structures the kernel keeps (trackers/linux/pages.c)
+#: the engines of the C layouts of structures the kernel keeps (trackers/linux/pages.c,
+#: trackers/linux/directmap.c)
 ENGINE_STRUCT_PAGES = "C struct-page scan (trackers/linux/pages.c)"
-ENGINE_PAGE_TABLES = "C page-table walk (trackers/linux/pages.c)"
+ENGINE_PAGE_TABLES = "C page-table walk (trackers/linux/directmap.c)"
 #: the engine of a row where nothing was built or timed
 ENGINE_NONE = "none (modeled)"
 #: the structures of the C layouts, as calibrate names them (trackers/kexec/scan_costs.py);
 #: a tracker's structure is its registry name ("bitmap", "bitmap@kernel")
+#: -- names, not where the code is: calibration.json keys each structure's own
+#: costs by them, and a new name would orphan the costs a machine measured (the
+#: page tables' walk is trackers/linux/directmap.c's, ENGINE_PAGE_TABLES)
 STRUCTURE_STRUCT_PAGES = "struct pages (pages.c)"
 STRUCTURE_PAGE_TABLES = "page tables (pages.c)"
 
@@ -233,7 +237,7 @@ def kernel_engine() -> str:
 
 def engine_kind(engine: str) -> str:
     """What kind of engine produced a measurement (Outcome.engine): "kernel
-    code", "C layout" (pages.c), "emulation", or "none"."""
+    code", "C layout" (pages.c, directmap.c), "emulation", or "none"."""
     if engine.startswith(ENGINE_KERNEL_PREFIX):
         return "kernel code"
     if engine in (ENGINE_STRUCT_PAGES, ENGINE_PAGE_TABLES):
@@ -258,7 +262,7 @@ class ScanMeasurement:
     one host gave; platform-free, so one measurement serves every platform.
 
     ``engine`` says what ran: the kernel's code (a ``@kernel`` twin), a C
-    layout of a structure the kernel keeps (trackers/linux/pages.c), the
+    layout of a structure the kernel keeps (trackers/linux/pages.c or directmap.c), the
     emulation, or nothing (ENGINE_NONE: ``estimate()``).  ``seconds`` is the
     median of ``repeat`` timed whole scans (``seconds_min``/``seconds_max`` the
     spread; NaN and 0 when nothing ran), for ``max_pfn`` PFNs; where the scan

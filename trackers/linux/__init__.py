@@ -14,7 +14,8 @@ Two steps, never mixed:
   (:mod:`trackers.linux.binding`).
 
 :mod:`trackers.linux.pages` adds, from the same library (its ``pages.c``
-is MIT and links no kernel code), the layouts options 2 and 3 would scan:
+and ``directmap.c`` are MIT and link no kernel code), the layouts options
+2 and 3 would scan:
 :class:`KernelStructPages` (64-B struct pages, one flag bit) and
 :class:`KernelDirectMap` (the direct map's PUD/PMD/PTE pages, a soft PTE
 bit), with :func:`struct_page_scan_time` and :func:`direct_map_scan_time`.

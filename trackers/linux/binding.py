@@ -45,7 +45,7 @@ XA_LEVELS = 11
 #: the largest index an engine accepts (indices are int64 in the package)
 INDEX_LIMIT = np.iinfo(np.int64).max
 
-_DONE = (1 << 64) - 1                           # glue.c TDX_SCAN_DONE
+_DONE = (1 << 64) - 1                           # runs.h TDX_SCAN_DONE
 #: what a message about a kernel library that will not do says to run
 REBUILD_HINT = "; rebuild with `tdx-trackers kernel-build --force`"
 _ENOMEM = 12
@@ -119,7 +119,7 @@ def library() -> ctypes.CDLL:
     """The built library, loaded once per process.  Builds only to replace a
     damaged one: raises :class:`KernelCodeUnavailable` if ``tdx-trackers
     kernel-build`` (or :func:`trackers.linux.build.build`) has not built it
-    for this glue.c.  A library that does not hold what its build wrote
+    for this package's C sources (build.SOURCES).  A library that does not hold what its build wrote
     (:class:`~trackers.linux.build.KernelLibraryDamaged`: loading it could
     kill the process with SIGBUS) is never loaded: it is rebuilt from the
     source it was built from, saying so on stderr (and

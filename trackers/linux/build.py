@@ -6,11 +6,12 @@ The kernel's ``lib/xarray.c``, ``lib/radix-tree.c``, ``lib/idr.c`` and
 ``tools/testing/radix-tree`` builds its test programs (its Makefile and
 ``tools/testing/shared/shared.mk``).  :func:`build` compiles those sources,
 the harness's allocator and bit helpers (``tools/testing/shared/linux.c``,
-``tools/lib/{slab,find_bit,bitmap,hweight,vsprintf}.c``), our
-``glue.c`` and our ``pages.c`` (MIT: models of struct page and the direct
-map's page tables, no kernel code, compiled without the kernel's include
-paths) into one library, ``-O2 -fPIC -shared``, linked with liburcu as
-the harness links it.
+``tools/lib/{slab,find_bit,bitmap,hweight,vsprintf}.c``), our glue
+(``glue.c``, ``glue_xarray.c``, ``glue_ida.c``, ``glue_bitmap.c``: :data:`GLUE`)
+and our ``pages.c`` and ``directmap.c`` (MIT: models of struct page and of
+the direct map's page tables, no kernel code, compiled without the kernel's
+include paths) into one library, ``-O2 -fPIC -shared``, linked with liburcu
+as the harness links it.
 
 One kernel function comes from a file that does not build in userspace:
 ``__bitmap_set`` (what ``bitmap_set()`` calls for a length known at run
@@ -26,7 +27,7 @@ in ``$TRACKERS_LINUX_CACHE`` (default ``$XDG_CACHE_HOME/tdx-page-trackers``
 or ``~/.cache/tdx-page-trackers``)::
 
     linux-<version>/src/                the subset of the source the build reads
-    linux-<version>/libtdxkernel-<key>.so   <key>: hash of glue.c, pages.c, runs.h, the recipe
+    linux-<version>/libtdxkernel-<key>.so   <key>: hash of SOURCES (our C files), the recipe
     linux-<version>/build-<key>.json    version, source, flags, build seconds
     current.json                        which library binding.library() loads (where
                                         it was built from other sources, the build of
@@ -104,11 +105,22 @@ CACHE_ENV = "TRACKERS_LINUX_CACHE"
 DEFAULT_TARBALLS = "/usr/src/linux-source-*.tar.xz"
 MIN_VERSION = (6, 1)
 
-GLUE = Path(__file__).with_name("glue.c")
-#: the struct page and direct-map models (MIT; no kernel code): trackers/linux/pages.py
-PAGES = Path(__file__).with_name("pages.c")
-#: the run collector glue.c and pages.c include (MIT; no kernel code)
-RUNS = Path(__file__).with_name("runs.h")
+#: the glue to the kernel's code (GPL-2.0; trackers/linux/binding.py), one
+#: unit per file, each compiled with the kernel's include paths: glue.c (the
+#: harness glue and the maple tree: it includes lib/maple_tree.c), the
+#: XArray, the IDA, the bitmap
+GLUE = tuple(Path(__file__).with_name(f"{stem}.c")
+             for stem in ("glue", "glue_xarray", "glue_ida", "glue_bitmap"))
+#: the struct page and direct-map models (MIT; no kernel code), one unit
+#: each, compiled without the kernel's include paths: trackers/linux/pages.py
+PAGES = (Path(__file__).with_name("pages.c"), Path(__file__).with_name("directmap.c"))
+#: the headers they include: the run collector every scan shares (runs.h,
+#: MIT), what the glue's files share (glue.h, GPL-2.0), what the two models
+#: share (pages.h, MIT)
+HEADERS = tuple(Path(__file__).with_name(name) for name in ("runs.h", "glue.h", "pages.h"))
+#: every C file and header the library is built from: checked before a
+#: build, hashed into fingerprint()
+SOURCES = (*GLUE, *PAGES, *HEADERS)
 LIB_STEM = "libtdxkernel"
 
 #: kernel files the build compiles or includes (paths in the kernel tree)
@@ -379,21 +391,22 @@ def _recipe(tree: Path, gen: Path, version: str) -> dict:
         units[Path(rel).stem] = [*CFLAGS, *includes, *extra, str(tree / rel)]
     for unit in VERBATIM:
         units[unit] = [*CFLAGS, *includes, str(gen / f"{unit}.c")]
-    units["glue"] = [*CFLAGS, *includes,
-                     f'-DTDX_LINUX_VERSION="{version}"', str(GLUE)]
-    units["pages"] = [*CFLAGS, str(PAGES)]          # no kernel headers: it links none
+    for path in GLUE:
+        units[path.stem] = [*CFLAGS, *includes, f'-DTDX_LINUX_VERSION="{version}"', str(path)]
+    for path in PAGES:                              # no kernel headers: they link none
+        units[path.stem] = [*CFLAGS, str(path)]
     link = ["-shared", "-fPIC", "-Wl,-z,defs",
             "-Wl," + ",".join(f"--wrap={s}" for s in WRAPPED), *LDLIBS]
     return {"units": units, "link": link}
 
 
 def fingerprint() -> str:
-    """Hash of glue.c, pages.c, runs.h and the build recipe's settings: the
-    library's key.  A library built from another glue.c, pages.c, runs.h or
-    other flags is never loaded."""
-    h = hashlib.sha256(GLUE.read_bytes())
-    h.update(PAGES.read_bytes())
-    h.update(RUNS.read_bytes())
+    """Hash of every file of :data:`SOURCES` and the build recipe's
+    settings: the library's key.  A library built from another C file,
+    header or other flags is never loaded."""
+    h = hashlib.sha256()
+    for path in SOURCES:
+        h.update(path.read_bytes())
     h.update(json.dumps([RECIPE_REVISION, CFLAGS, XA_CHUNK_SHIFT, WRAPPED, LDLIBS,
                          KERNEL_SOURCES, TOOLS_SOURCES, VERBATIM]).encode())
     return h.hexdigest()[:12]
@@ -543,7 +556,7 @@ def build(linux_src: str | os.PathLike | None = None, *, force: bool = False) ->
     :class:`KernelCodeUnavailable` naming what is missing: the compiler,
     liburcu or the source."""
     t_start = time.perf_counter()
-    for src_file in (GLUE, PAGES, RUNS):
+    for src_file in SOURCES:
         if not src_file.is_file():
             raise KernelCodeUnavailable(f"{src_file} is missing: install the package from its "
                                         f"source tree (pip install -e .) to build the "
@@ -614,7 +627,7 @@ def _build_in(src: Path, version: str, root: Path, vdir: Path, force: bool,
             "tree": str(tree), "compiler": cc,
             "compiler_version": _compiler_version(cc), "key": key,
             "library": str(lib), **library_record(lib_tmp),
-            "glue": str(GLUE), "pages": str(PAGES),
+            "sources": [str(p) for p in SOURCES],
             "units": {k: [a.replace(str(tree), "<tree>").replace(str(work), "<work>")
                           for a in v] for k, v in recipe["units"].items()},
             "link": recipe["link"], "warnings": recipe["warnings"],
@@ -708,9 +721,10 @@ def current_library() -> tuple[Path, dict]:
     """The library the last :func:`build` chose and its build record.
 
     Raises :class:`KernelCodeUnavailable` if none was built, if it is gone,
-    or if it was built from another glue.c than this package's, and
-    :class:`KernelLibraryDamaged` if the file does not hold what its build
-    wrote (size and sha256: :func:`damage`): never load that one."""
+    or if it was built from other C sources (:data:`SOURCES`) than this
+    package's, and :class:`KernelLibraryDamaged` if the file does not hold
+    what its build wrote (size and sha256: :func:`damage`): never load that
+    one."""
     pointer = cache_root() / "current.json"
     try:
         cur = json.loads(pointer.read_text())
@@ -722,14 +736,14 @@ def current_library() -> tuple[Path, dict]:
     except (ValueError, KeyError, OSError) as exc:
         raise _unavailable(f"the kernel library record {pointer} is unreadable ({exc}); "
                            f"rebuild with `tdx-trackers kernel-build`") from None
-    if all(p.is_file() for p in (GLUE, PAGES, RUNS)) and info.get("key") != fingerprint():
-        # another checkout (other glue.c, pages.c or recipe) built last into this
+    if all(p.is_file() for p in SOURCES) and info.get("key") != fingerprint():
+        # another checkout (other C sources or recipe) built last into this
         # cache: the build of this package's sources, for the same kernel, if kept
         own = (lib.parent / f"libtdxkernel-{fingerprint()}.so",
                lib.parent / f"build-{fingerprint()}.json")
         if not all(p.is_file() for p in own):
-            raise _unavailable(f"the kernel library {lib} was built from another glue.c, "
-                               f"pages.c or recipe; rebuild with `tdx-trackers kernel-build`")
+            raise _unavailable(f"the kernel library {lib} was built from other C sources "
+                               f"or another recipe; rebuild with `tdx-trackers kernel-build`")
         lib, info = own[0], json.loads(own[1].read_text())
     if not lib.is_file():
         raise _unavailable(f"the kernel library {lib} is gone; "

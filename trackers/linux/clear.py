@@ -20,8 +20,8 @@ checks CPUID itself before issuing one (``-ENOSYS`` otherwise).
 Why ctypes and a C file of its own: the instruction needs a compiler
 (``_movdir64b`` from immintrin.h, compiled for one function with
 ``target("movdir64b")``), and the project already compiles its own C and
-calls it through ctypes (pages.c); cffi would add a dependency for one
-function.  clear.c is a library apart from the kernel library
+calls it through ctypes (pages.c, directmap.c); cffi would add a dependency
+for one function.  clear.c is a library apart from the kernel library
 (:func:`build_clear`: it needs a C compiler and nothing
 else), so the clear is timed on a machine without the kernel source too.
 

@@ -1,9 +1,9 @@
 """One way to load a library this package built: ``ctypes.CDLL``, then
 every C function the binding calls typed from one table of signatures.
 
-Used for the kernel library (:mod:`.binding` for glue.c, :mod:`.pages` for
-pages.c) and for clear.c's (:mod:`.clear`).  Finding the library (the build
-record, or a compile on first use) and checking the facts it reports stay
+Used for the kernel library (:mod:`.binding` for the glue, :mod:`.pages` for
+pages.c and directmap.c) and for clear.c's (:mod:`.clear`).  Finding the
+library (the build record, or a compile on first use) and checking the facts it reports stay
 with each binding; what is the same for all three is here: a library that
 will not load, or lacks a function, is refused at load, with a message that
 names it and says how to rebuild, not at the first call.

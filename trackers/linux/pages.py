@@ -1,10 +1,11 @@
-"""ctypes binding to pages.c: the layouts options 2 and 3 would scan at kexec,
-built for real in C and scanned on this machine.
+"""ctypes binding to pages.c and directmap.c: the layouts options 2 and 3
+would scan at kexec, built for real in C and scanned on this machine.
 
 Options 2 (``pte-softbit``) and 3 (``pageflags``) have no kernel library to
 build: the kernel structure each one scans is a layout the kernel keeps
-anyway.  ``pages.c`` (MIT, no kernel code) lays them out as the kernel does
-so that their scans read the bytes the kernel's would, and can be timed:
+anyway.  ``pages.c`` (struct pages) and ``directmap.c`` (the direct map's
+page tables), MIT and no kernel code, lay them out as the kernel does so
+that their scans read the bytes the kernel's would, and can be timed:
 
 * :class:`KernelStructPages` -- one ``STRUCT_PAGE_BYTES`` (64-B) stand-in
   per PFN, the flags word at offset 0 as ``page->flags`` is, 2 MiB aligned
@@ -21,11 +22,11 @@ so that their scans read the bytes the kernel's would, and can be timed:
   reads every entry of every table page: its bytes read equal
   ``SoftbitSplit.scanned_bytes``.
 
-pages.c says where every size and bit comes from.  Nothing is timed in C:
-:func:`time_scan` times a whole scan from Python (``time.perf_counter``),
-and :func:`struct_page_scan_time` measures the largest struct-page array the
-memory budget allows and scales it linearly to a larger host, saying so in
-its provenance.
+pages.h, pages.c and directmap.c say where every size and bit comes from.
+Nothing is timed in C: :func:`time_scan` times a whole scan from Python
+(``time.perf_counter``), and :func:`struct_page_scan_time` measures the
+largest struct-page array the memory budget allows and scales it linearly
+to a larger host, saying so in its provenance.
 
 These are engines, not trackers: no Tracker contract here (the ``@kernel``
 trackers put one on top).  Conventions as in :mod:`.binding`: PFNs are
@@ -36,8 +37,8 @@ refuses, before allocating, to go beyond its ``budget_bytes`` (default
 :func:`trackers.base.memory_budget`: ``$TRACKERS_MEMORY_BUDGET`` or 8 GiB),
 raising :class:`trackers.base.MemoryBudgetError` naming the bytes and the
 budget.  The library is the one :func:`trackers.linux.build` makes (pages.c
-is compiled into it), so these engines are available where the kernel-code
-engines are.
+and directmap.c are compiled into it), so these engines are available where
+the kernel-code engines are.
 
 This module does not import ``trackers.kexec``: the direct map's mappings
 come in as arrays (or any object with ``starts``, ``ends`` and ``levels``,
@@ -62,7 +63,7 @@ from .binding import REBUILD_HINT, SCAN_CHUNK, Handle, library
 from .build import KernelCodeUnavailable
 from .dlopen import typed_library
 
-# --- what pages.c lays out (each checked against the library at load) ------
+# --- what pages.h lays out (each checked against the library at load) ------
 #: the struct page flag tested: a new PG_tdx_private appended to enum
 #: pageflags (include/linux/page-flags.h) is bit 24 with Debian's 6.12 amd64
 #: config, where __NR_PAGEFLAGS is 24 (PG_arch_2, bit 23, is x86 PAT's).
@@ -71,7 +72,7 @@ PG_TDX_PRIVATE = 24
 #: arch/x86/include/asm/pgtable_types.h), the kernel's _PAGE_BIT_UFFD_WP,
 #: used only in user PTEs; SOFTW1 is _PAGE_BIT_CPA_TEST in the direct map.
 PTE_BIT_TDX_PRIVATE = 10
-#: mapping levels of the direct map (pages.c TDX_LEVEL_*), as
+#: mapping levels of the direct map (pages.h TDX_LEVEL_*), as
 #: trackers.kexec.directmap's split_mem_range() labels its mappings
 LEVEL_4K, LEVEL_2M, LEVEL_1G = 0, 1, 2
 #: where a mark's split table pages sit (KernelDirectMap split_placement)
@@ -79,7 +80,7 @@ SPLIT_PLACEMENTS = ("scattered", "in-order")
 #: PFNs per top-level (PGD/P4D) entry: 512 GiB
 _SHIFT_512G = 27
 
-_DONE = (1 << 64) - 1                           # pages.c TDX_SCAN_DONE
+_DONE = (1 << 64) - 1                           # runs.h TDX_SCAN_DONE
 _EINVAL = 22
 _ENOMEM = 12
 
@@ -123,15 +124,15 @@ _pages_lib: ctypes.CDLL | None = None
 
 
 def pages_library() -> ctypes.CDLL:
-    """The library with pages.c's functions typed; never builds (as
-    :func:`trackers.linux.library`).  Raises :class:`KernelCodeUnavailable`
-    if it is not built, lacks pages.c, or lays out other bits or sizes
+    """The library with pages.c's and directmap.c's functions typed; never
+    builds (as :func:`trackers.linux.library`).  Raises :class:`KernelCodeUnavailable`
+    if it is not built, lacks their functions, or lays out other bits or sizes
     than this module's."""
     global _pages_lib
     if _pages_lib is not None:
         return _pages_lib
     lib = typed_library(library(), _SIGNATURES, unavailable=KernelCodeUnavailable,
-                        what="the kernel library's pages.c", hint=REBUILD_HINT)
+                        what="the kernel library's pages.c and directmap.c", hint=REBUILD_HINT)
     for i, (what, want) in enumerate(_FACTS):
         got = lib.tdx_pages_fact(i)
         if got != want:

@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: MIT
 /*
- * runs.h - the run collector every scan of glue.c and pages.c writes its
- * answer with.  The project's own code (no kernel code), included by both:
- * the GPL-2.0 glue.c may include this MIT header, never the other way round.
+ * runs.h - the run collector every scan of the glue (glue*.c), pages.c and
+ * directmap.c writes its answer with.  The project's own code (no kernel
+ * code), included through glue.h and pages.h: the GPL-2.0 glue may include
+ * this MIT header, never the other way round.
  *
  * A scan writes maximal [start, end) runs in ascending order, at most cap
  * per call, and resumes from *cursor (TDX_SCAN_DONE once the walk is over).

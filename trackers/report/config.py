@@ -50,7 +50,7 @@ class ReportConfig:
     seed: int = 0
     quick: bool = False
     trackers: list[str] = field(default_factory=lambda: list(TRACKERS))
-    #: time the kernel's own code (@kernel twins) and the pages.c layouts where
+    #: time the kernel's own code (@kernel twins) and the C layouts where
     #: the library loads; False: the emulations only (--no-kernel-code, or no library)
     kernel_code: bool = True
     #: host memory one structure of the scan figure may take (and the largest

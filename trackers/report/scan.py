@@ -10,8 +10,8 @@ Table (file stem -> content):
   was timed: a tracker's ``@kernel`` twin through the kernel's own iterators
   wherever one exists and the kernel's code is available; for ``pageflags``
   and ``pte-softbit`` the C layouts of struct pages and of the direct map's
-  page tables (trackers/linux/pages.c; the struct-page array is measured up
-  to the memory budget and scaled past it, ``scan_extrapolated``); the
+  page tables (trackers/linux/pages.c, directmap.c; the struct-page array is
+  measured up to the memory budget and scaled past it, ``scan_extrapolated``); the
   Python/numba emulation where no twin exists (``roaring``) or the kernel's
   code is unavailable.  The model's counts (``scan_entries``,
   ``scan_extents``, ``scan_lookups``, ``scanned_bytes``, ``scan_loads``)
@@ -173,7 +173,7 @@ def scan_rows(cfg, max_pfn: int, costs: ScanCosts) -> list[dict]:
     """A step of scan_time: build and time every option's kexec-time scan at
     ``max_pfn`` (the measurement of
     :meth:`trackers.kexec.tracked.TrackerStrategy.measure` and
-    ``PteSoftbit.measure``: the @kernel twin, the pages.c layout or the
+    ``PteSoftbit.measure``: the @kernel twin, the C layout or the
     emulation) over ``cfg.scan_shape``'s set, generated here and dropped when
     the step returns; an option ``costs`` predicts over
     ``cfg.scan_time_budget_s`` is not built -- its model still is (estimate())."""

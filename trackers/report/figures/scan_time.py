@@ -28,7 +28,7 @@ ENGINE_STYLE = {
 }
 ENGINE_LEGEND = {
     "kernel code": "the @kernel twin: the kernel's own\ncode and iterators (userspace)",
-    "C layout": "C layout of struct pages / page\ntables (trackers/linux/pages.c)",
+    "C layout": "C layout of struct pages / page tables\n(trackers/linux/pages.c, directmap.c)",
     "emulation": "Python/numba emulation\n(no @kernel twin)",
 }
 
