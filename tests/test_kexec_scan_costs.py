@@ -5,8 +5,8 @@ import pytest
 
 from trackers import linux
 from trackers.kexec import scan_costs
+from trackers.kexec.platform import STRUCTURE_PAGE_TABLES, STRUCTURE_STRUCT_PAGES
 from trackers.kexec.strategy import (ENGINE_EMULATION, ENGINE_PAGE_TABLES, ENGINE_STRUCT_PAGES,
-                                     STRUCTURE_PAGE_TABLES, STRUCTURE_STRUCT_PAGES,
                                      kernel_engine)
 
 KERNEL = pytest.mark.skipif(not linux.available()[0], reason="kernel code not built here")

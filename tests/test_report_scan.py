@@ -7,6 +7,7 @@ import math
 import numpy as np
 
 from trackers.kexec import Platform
+from trackers.kexec.platform import STRUCTURE_PAGE_TABLES
 from trackers.kexec.strategy import (ENGINE_EMULATION, ENGINE_PAGE_TABLES, ScanMeasurement,
                                      kernel_engine)
 from trackers.report.scan import model_note
@@ -33,9 +34,9 @@ def test_within_2x_says_nothing():
 
 def test_a_structure_in_the_cache_read_repeatedly():
     m = _scan(ENGINE_PAGE_TABLES, scanned_bytes=8 << 20, scan_loads=2053, entries=1 << 18)
-    plat = _platform(structure_costs={"page tables (pages.c)": {
+    plat = _platform(structure_costs={STRUCTURE_PAGE_TABLES: {
         "load_latency_s": (500e-9, 400e-9, 600e-9, "measured")}}).for_structure(
-        "page tables (pages.c)")
+        STRUCTURE_PAGE_TABLES)
     assert model_note(m, plat, 2.3, LLC) == (
         "model 2.3x the measurement, largest term dependent loads (2,053 x 500 ns); what it "
         "reads fits this machine's 32 MiB cache: the repeated scans read cache, where the "

@@ -372,7 +372,7 @@ def _number(value: float, unit: str) -> str:
 def _figure_line(label: str, unit: str, med: float, lo: float, hi: float,
                  engine: str = "") -> str:
     spread = f"({_number(lo, unit)}–{_number(hi, unit)})"
-    return f"  {label:25s} {_number(med, unit):>6} {unit:4s} {spread:13s} {engine}".rstrip()
+    return f"  {label:27s} {_number(med, unit):>6} {unit:4s} {spread:13s} {engine}".rstrip()
 
 
 def format_figures(doc: dict) -> str:

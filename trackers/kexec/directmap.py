@@ -47,9 +47,9 @@ from ..extents import (EMPTY, Extents, normalize, count, intersect, overlap_page
                        subtract)
 from .host import KexecHost
 from .platform import get_platform
-from .strategy import (BUILD_LIMIT_PFNS, ENGINE_PAGE_TABLES, PROV_MODELED, SCAN_REPEAT,
-                       STRUCTURE_PAGE_TABLES, Outcome, ScanMeasurement, Strategy,
-                       cached_measure, scan_outcome)
+from .strategy import (BUILD_LIMIT_PFNS, ENGINE_PAGE_TABLES, PROV_MODELED, SCAN_REPEAT, Outcome,
+                       ScanMeasurement, Strategy, cached_measure, scan_outcome)
+from .platform import STRUCTURE_PAGE_TABLES
 
 SHIFT_2M = 9                        # log2(kernel.PAGES_PER_2M)
 SHIFT_1G = 18                       # log2(kernel.PAGES_PER_1G)

@@ -547,6 +547,15 @@ def _ns(seconds: float) -> str:
     return f"{seconds * 1e9:.3g}"
 
 
+#: the structures of the C layouts whose costs calibrate measures
+#: (trackers/kexec/scan_costs.py), named for the file that holds each layout
+STRUCTURE_STRUCT_PAGES = "struct pages (pages.c)"
+STRUCTURE_PAGE_TABLES = "page tables (directmap.c)"
+#: names a calibration file of an earlier version keys a structure's costs
+#: by: the page tables were pages.c's until they moved to directmap.c
+FORMER_STRUCTURE_NAMES = {"page tables (pages.c)": STRUCTURE_PAGE_TABLES}
+
+
 def _structure_costs_from_calibration(doc: dict, src: str) -> dict:
     """structure -> field -> (median, low, high, source): every structure's
     own scan costs in the calibration (its ``scan_costs``), those whose
@@ -558,6 +567,7 @@ def _structure_costs_from_calibration(doc: dict, src: str) -> dict:
         if f is None:
             continue
         for structure, samples in by_structure.items():
+            structure = FORMER_STRUCTURE_NAMES.get(structure, structure)
             med = statistics.median(samples)
             if not med > 0:
                 continue

@@ -109,9 +109,9 @@ from ..linux.binding import SCAN_CHUNK
 from ..registry import TRACKERS
 from .directmap import DirectMap
 from .strategies import TRACKER_STRATEGIES
-from .strategy import (ENGINE_EMULATION, ENGINE_PAGE_TABLES, ENGINE_STRUCT_PAGES,
-                       STRUCTURE_PAGE_TABLES, STRUCTURE_STRUCT_PAGES, kernel_engine,
+from .strategy import (ENGINE_EMULATION, ENGINE_PAGE_TABLES, ENGINE_STRUCT_PAGES, kernel_engine,
                        kernel_twin, scan_entries)
+from .platform import STRUCTURE_PAGE_TABLES, STRUCTURE_STRUCT_PAGES
 
 #: the Platform fields measured for every structure, in the order they are
 #: measured and printed; each has a generic figure (the median over the trackers)

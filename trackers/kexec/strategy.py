@@ -66,13 +66,6 @@ ENGINE_STRUCT_PAGES = "C struct-page scan (trackers/linux/pages.c)"
 ENGINE_PAGE_TABLES = "C page-table walk (trackers/linux/directmap.c)"
 #: the engine of a row where nothing was built or timed
 ENGINE_NONE = "none (modeled)"
-#: the structures of the C layouts, as calibrate names them (trackers/kexec/scan_costs.py);
-#: a tracker's structure is its registry name ("bitmap", "bitmap@kernel")
-#: -- names, not where the code is: calibration.json keys each structure's own
-#: costs by them, and a new name would orphan the costs a machine measured (the
-#: page tables' walk is trackers/linux/directmap.c's, ENGINE_PAGE_TABLES)
-STRUCTURE_STRUCT_PAGES = "struct pages (pages.c)"
-STRUCTURE_PAGE_TABLES = "page tables (pages.c)"
 
 #: build and scan only up to this PFN space: past 2 TiB the builds (the
 #: emulations: xarray ~30 s per TiB scanned here; the kernel's xa_store per

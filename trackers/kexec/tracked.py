@@ -29,9 +29,9 @@ from .platform import get_platform
 from .states import ATTR_PRIVATE, NEEDS_RESET, STATE_FACTS
 from ..registry import TWINS
 from .strategy import (BUILD_LIMIT_PFNS, ENGINE_EMULATION, ENGINE_STRUCT_PAGES, PROV_MODELED,
-                       SCAN_REPEAT, STRUCTURE_STRUCT_PAGES, Outcome, ScanMeasurement, Strategy,
-                       cached_measure, kept_list, kernel_engine, kernel_twin, scan_entries,
-                       scan_outcome)
+                       SCAN_REPEAT, Outcome, ScanMeasurement, Strategy, cached_measure, kept_list,
+                       kernel_engine, kernel_twin, scan_entries, scan_outcome)
+from .platform import STRUCTURE_STRUCT_PAGES
 
 
 def _timed_scans(engine, repeat) -> tuple[list[float], tuple]:
