@@ -105,22 +105,35 @@ static int sp_check_ranges(const struct tdx_struct_pages *sp, const uint64_t *s,
 	return 0;
 }
 
-/* Set (value != 0) or clear the flag on every page of every [s, e) (each
- * e <= max_pfn, checked: -EINVAL before anything changes). */
-int tdx_sp_set_ranges(void *h, const uint64_t *s, const uint64_t *e, int64_t n, int value)
+/* Set (value != 0) or clear the flag on every page of every [s, e), with a
+ * plain store or, where atomic, a LOCK-prefixed read-modify-write; each
+ * e <= max_pfn, checked: -EINVAL before anything changes.  Inlined into both
+ * callers with atomic constant, so neither loop tests it per page. */
+static inline __attribute__((always_inline)) int
+sp_store_ranges(struct tdx_struct_pages *sp, const uint64_t *s, const uint64_t *e, int64_t n,
+		int value, bool atomic)
 {
-	struct tdx_struct_pages *sp = h;
-
 	if (sp_check_ranges(sp, s, e, n))
 		return -EINVAL;
 	for (int64_t r = 0; r < n; r++) {
 		for (uint64_t pfn = s[r]; pfn < e[r]; pfn++) {
 			uint64_t *f = sp_flags(sp, pfn);
 
-			*f = value ? *f | sp->mask : *f & ~sp->mask;
+			if (!atomic)
+				*f = value ? *f | sp->mask : *f & ~sp->mask;
+			else if (value)
+				__atomic_fetch_or(f, sp->mask, __ATOMIC_SEQ_CST);
+			else
+				__atomic_fetch_and(f, ~sp->mask, __ATOMIC_SEQ_CST);
 		}
 	}
 	return 0;
+}
+
+/* The plain store a build uses. */
+int tdx_sp_set_ranges(void *h, const uint64_t *s, const uint64_t *e, int64_t n, int value)
+{
+	return sp_store_ranges(h, s, e, n, value, false);
 }
 
 /*
@@ -128,27 +141,11 @@ int tdx_sp_set_ranges(void *h, const uint64_t *s, const uint64_t *e, int64_t n, 
  * every [s, e): include/linux/page-flags.h's PAGEFLAG() makes them set_bit()
  * and clear_bit() of the flag in page->flags, atomic read-modify-writes of
  * the word (x86 arch_set_bit()/arch_clear_bit(): a LOCK-prefixed or/and,
- * arch/x86/include/asm/bitops.h), as here.  tdx_sp_set_ranges() is the plain
- * store a build uses.  Each e <= max_pfn, checked: -EINVAL before anything
- * changes.
+ * arch/x86/include/asm/bitops.h), as here.
  */
 int tdx_sp_set_bit_ranges(void *h, const uint64_t *s, const uint64_t *e, int64_t n, int value)
 {
-	struct tdx_struct_pages *sp = h;
-
-	if (sp_check_ranges(sp, s, e, n))
-		return -EINVAL;
-	for (int64_t r = 0; r < n; r++) {
-		for (uint64_t pfn = s[r]; pfn < e[r]; pfn++) {
-			uint64_t *f = sp_flags(sp, pfn);
-
-			if (value)
-				__atomic_fetch_or(f, sp->mask, __ATOMIC_SEQ_CST);
-			else
-				__atomic_fetch_and(f, ~sp->mask, __ATOMIC_SEQ_CST);
-		}
-	}
-	return 0;
+	return sp_store_ranges(h, s, e, n, value, true);
 }
 
 /* out[i] = the flag of pfns[i] (each < max_pfn, checked). */
