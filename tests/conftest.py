@@ -147,5 +147,6 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
     whether the kernel-code tests ran and how many of them passed."""
     passed = terminalreporter.stats.get("passed", [])
     kernel = [r for r in passed if "@kernel" in r.nodeid or "kernel_code" in r.nodeid
-              or "test_linux" in r.nodeid or "test_xa_history" in r.nodeid]
+              or "test_linux" in r.nodeid or "test_xa_history" in r.nodeid
+              or "test_kernel_walks" in r.nodeid]
     terminalreporter.write_line(f"{KERNEL_CODE}; {len(kernel)} kernel-code tests passed")

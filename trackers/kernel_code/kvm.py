@@ -32,6 +32,10 @@ class KernelTd:
     2^62), which gives the PFN back (the kernel's entry is the folio: the
     same slots, the same nodes); one engine call per run of rows with one
     offset.
+
+    Both are built by xas walks, one per range (KernelXArray.walk_*), which
+    leave the trees of the per-GFN calls node by node
+    (tests/test_kernel_walks.py); conversion_calls() time the per-GFN calls.
     """
 
     #: bias of the PFN - GFN offset stored in a guest_memfd entry
@@ -101,22 +105,22 @@ class KernelTd:
         for i, j in zip(*op_runs(private)):          # one step per run of equal op
             s, e = gfn_s[i:j], gfn_e[i:j]
             if private[i]:
-                self.attrs.reserve_then_store(s, e, value=value)
+                self.attrs.walk_reserve_then_store(s, e, value=value)
                 continue
             if self._zero_alone_in_node():           # rows above GFN 0 are no-ops
                 at_zero = np.flatnonzero(s == 0)
                 if at_zero.size == 0:
                     continue
                 s, e = s[at_zero[0]:], e[at_zero[0]:]
-            self.attrs.reserve_then_store(s, e, value=value)
-            self.attrs.erase_range(s, e)
+            self.attrs.walk_reserve_then_store(s, e, value=value)
+            self.attrs.walk_erase(s, e)
 
     def bind(self, gfn_s, gfn_e, pfn_s):
         """xa_store() of each row's PFN offset at its GFNs: one engine call."""
-        self.gmem.store_range_values(gfn_s, gfn_e, pfn_s - gfn_s + self.OFFSET_BIAS)
+        self.gmem.walk_store(gfn_s, gfn_e, pfn_s - gfn_s + self.OFFSET_BIAS)
 
     def unbind(self, gfn_s, gfn_e):
-        self.gmem.erase_range(gfn_s, gfn_e)
+        self.gmem.walk_erase(gfn_s, gfn_e)
 
     # --- queries ----------------------------------------------------------------
     def attr_runs(self):

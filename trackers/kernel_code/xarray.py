@@ -16,7 +16,9 @@ from .base import KernelCode, check_one_top_node, check_runs, overlapping, touch
 
 class XArrayKernel(KernelCode, Tracker):
     """``xarray`` in lib/xarray.c: xa_store(pfn, xa_mk_value(1)) per PFN,
-    xa_erase per PFN unmarked."""
+    xa_erase per PFN unmarked.  A mark or unmark builds that tree by one xas
+    walk per range (KernelXArray.walk_store, walk_erase: the same tree,
+    node by node); conversion_calls() are the per-PFN calls."""
 
     twin_cls = XArrayTracker
     twin = twin_cls.name
@@ -44,10 +46,10 @@ class XArrayKernel(KernelCode, Tracker):
             np.concatenate((self._all_runs()[0], starts)),
             np.concatenate((self._all_runs()[1], ends))),
             lambda: int(self._levels().sum()) * kernel.XA_NODE_BYTES, (starts, ends))
-        self.xa.store_range(starts, ends)
+        self.xa.walk_store(starts, ends, 1)
 
     def _unmark_ranges(self, starts, ends):
-        self.xa.erase_range(starts, ends)          # frees nodes only
+        self.xa.walk_erase(starts, ends)           # frees nodes only
 
     def _contains(self, pfns):
         self._open()

@@ -72,6 +72,11 @@ _SIGNATURES = {
     "tdx_xa_reserve_then_store": (ctypes.c_int, [_VP, _P_U64, _P_U64, _I64, ctypes.c_uint64]),
     "tdx_xa_erase_range": (ctypes.c_int, [_VP, _P_U64, _P_U64, _I64]),
     "tdx_xa_erase_range_multi": (ctypes.c_int, [_VP, _P_U64, _P_U64, _I64]),
+    "tdx_xa_walk_store": (ctypes.c_int, [_VP, _P_U64, _P_U64, _P_U64, _I64]),
+    "tdx_xa_walk_reserve_then_store": (ctypes.c_int,
+                                       [_VP, _P_U64, _P_U64, _I64, ctypes.c_uint64]),
+    "tdx_xa_walk_erase": (ctypes.c_int, [_VP, _P_U64, _P_U64, _I64]),
+    "tdx_xa_digest": (ctypes.c_uint64, [_VP]),
     "tdx_xa_load": (ctypes.c_int, [_VP, _P_U64, _I64, _P_I64]),
     "tdx_xa_scan": (_I64, [_VP, _P_U64, _P_I64, _P_I64, _I64]),
     "tdx_xa_levels": (ctypes.c_int, [_VP, _P_I64, ctypes.c_int]),
@@ -265,6 +270,15 @@ def _extents(starts, ends) -> tuple[np.ndarray, np.ndarray]:
     return s, e
 
 
+def _xa_value(value) -> int:
+    """``value`` as an int that xa_mk_value() holds, or ValueError."""
+    value = int(value)
+    if not 0 <= value < 1 << kernel.BITS_PER_XA_VALUE:
+        raise ValueError(f"value {value} does not fit xa_mk_value() "
+                         f"([0, 2^{kernel.BITS_PER_XA_VALUE}))")
+    return value
+
+
 def _p64(arr: np.ndarray):
     return arr.ctypes.data_as(_P_U64)
 
@@ -358,19 +372,14 @@ class KernelXArray(_Engine):
 
     def _store(self, fn: str, starts, ends, value: int) -> None:
         s, e = _extents(starts, ends)
-        value = int(value)
-        if not 0 <= value < 1 << kernel.BITS_PER_XA_VALUE:
-            raise ValueError(f"value {value} does not fit xa_mk_value() "
-                             f"([0, 2^{kernel.BITS_PER_XA_VALUE}))")
+        value = _xa_value(value)
         _check(getattr(self._lib, fn)(self._handle(), _p64(s), _p64(e), s.size, value), fn)
 
     def store_range(self, starts, ends, value: int = 1) -> None:
         """xa_store(xa, i, xa_mk_value(value), GFP_KERNEL) for every i in every range."""
         self._store("tdx_xa_store_range", starts, ends, value)
 
-    def store_range_values(self, starts, ends, values) -> None:
-        """xa_store(xa, i, xa_mk_value(values[r]), GFP_KERNEL) for every i in
-        range r: ranges of different values in one call."""
+    def _store_values(self, fn: str, starts, ends, values) -> None:
         s, e = _extents(starts, ends)
         v = np.ascontiguousarray(values, dtype=np.int64)
         if v.shape != s.shape:
@@ -378,9 +387,13 @@ class KernelXArray(_Engine):
         if v.size and not (0 <= int(v.min()) and int(v.max()) < 1 << kernel.BITS_PER_XA_VALUE):
             raise ValueError(f"a value does not fit xa_mk_value() "
                              f"([0, 2^{kernel.BITS_PER_XA_VALUE}))")
-        _check(self._lib.tdx_xa_store_range_values(self._handle(), _p64(s), _p64(e),
-                                                   _p64(v.view(np.uint64)), s.size),
-               "tdx_xa_store_range_values")
+        _check(getattr(self._lib, fn)(self._handle(), _p64(s), _p64(e),
+                                      _p64(v.view(np.uint64)), s.size), fn)
+
+    def store_range_values(self, starts, ends, values) -> None:
+        """xa_store(xa, i, xa_mk_value(values[r]), GFP_KERNEL) for every i in
+        range r: ranges of different values in one call."""
+        self._store_values("tdx_xa_store_range_values", starts, ends, values)
 
     def store_range_multi(self, starts, ends, value: int = 1) -> None:
         """xa_store_range(xa, start, end - 1, xa_mk_value(value), GFP_KERNEL) per range."""
@@ -397,6 +410,36 @@ class KernelXArray(_Engine):
         s, e = _extents(starts, ends)
         _check(self._lib.tdx_xa_erase_range(self._handle(), _p64(s), _p64(e), s.size),
                "xa_erase")
+
+    # --- the build walks: the same trees, one xas walk per range -------------
+    # (glue_xarray.c): what builds a structure to its state; the per-index
+    # calls above are what a kernel user makes and what conversions are timed
+    # by.  For arrays of single-index entries; tests/test_kernel_walks.py
+    # checks each against its per-index twin by digest().
+
+    def walk_store(self, starts, ends, values) -> None:
+        """The tree of :meth:`store_range_values` (``values``: one per range,
+        or one for all), built by xas_store() + xas_next() per range."""
+        s, _ = _extents(starts, ends)
+        if np.ndim(values) == 0:
+            values = np.full(s.shape, _xa_value(values), np.int64)
+        self._store_values("tdx_xa_walk_store", starts, ends, values)
+
+    def walk_reserve_then_store(self, starts, ends, value: int = 1) -> None:
+        """The tree of :meth:`reserve_then_store`, by two xas walks per range."""
+        self._store("tdx_xa_walk_reserve_then_store", starts, ends, value)
+
+    def walk_erase(self, starts, ends) -> None:
+        """The tree of :meth:`erase_range`: xas_store(NULL) over the present
+        entries of each range (xas_for_each)."""
+        s, e = _extents(starts, ends)
+        _check(self._lib.tdx_xa_walk_erase(self._handle(), _p64(s), _p64(e), s.size),
+               "tdx_xa_walk_erase")
+
+    def digest(self) -> int:
+        """A 64-bit digest of the whole tree (every node's shift, offset,
+        counts, marks and slots): equal digests, equal trees."""
+        return int(self._lib.tdx_xa_digest(self._handle()))
 
     def erase_range_multi(self, starts, ends) -> None:
         """Empty exactly the ranges of an array of multi-index entries: each

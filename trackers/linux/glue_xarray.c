@@ -105,6 +105,162 @@ int tdx_xa_reserve_then_store(void *h, const uint64_t *starts, const uint64_t *e
 	return err;
 }
 
+/* ------------------------------------------------------------------------
+ * The build walks: the trees the per-index calls above leave, built by one
+ * xas walk per range (lib/xarray.c's advanced API, as its own batch users
+ * walk: xas_store() then xas_next() under one xas_lock()).  They build a
+ * structure to its state; the per-index calls are what a kernel user makes
+ * and what a conversion is timed by.  A walk stays valid because a store of
+ * a non-NULL entry never frees a node, and xas_create() goes on from where
+ * xas_next() stopped: a missing child, or past the top (XAS_BOUNDS).  For
+ * arrays of single-index entries only.  tests/test_kernel_walks.py checks,
+ * node by node (tdx_xa_digest), that each walk leaves the tree its
+ * per-index twin leaves, after histories of stores and erases.
+ */
+
+/* The tree of tdx_xa_store_range_values(): xa_mk_value(values[r]) at every
+ * index of [starts[r], ends[r]).  0 or the first negative errno. */
+int tdx_xa_walk_store(void *h, const uint64_t *starts, const uint64_t *ends,
+		      const uint64_t *values, int64_t n)
+{
+	int err = 0;
+
+	tdx_enter();
+	for (int64_t r = 0; r < n && !err; r++) {
+		XA_STATE(xas, h, starts[r]);
+
+		if (ends[r] <= starts[r])
+			continue;
+		do {
+			xas_lock(&xas);
+			for (;;) {
+				xas_store(&xas, xa_mk_value(values[r]));
+				if (xas_error(&xas) || xas.xa_index == ends[r] - 1)
+					break;
+				xas_next(&xas);
+			}
+			xas_unlock(&xas);
+		} while (xas_nomem(&xas, GFP_KERNEL));
+		err = xas_error(&xas);
+	}
+	tdx_leave();
+	return err;
+}
+
+/* The tree of tdx_xa_reserve_then_store(): per range, XA_ZERO_ENTRY where
+ * a slot is empty (xa_reserve, which is xa_cmpxchg(NULL, XA_ZERO_ENTRY)),
+ * then the value at every index. */
+int tdx_xa_walk_reserve_then_store(void *h, const uint64_t *starts, const uint64_t *ends,
+				   int64_t n, uint64_t value)
+{
+	int err = 0;
+
+	tdx_enter();
+	for (int64_t r = 0; r < n && !err; r++) {
+		XA_STATE(xas, h, starts[r]);
+
+		if (ends[r] <= starts[r])
+			continue;
+		do {
+			void *curr;
+
+			xas_lock(&xas);
+			curr = xas_load(&xas);
+			for (;;) {
+				if (!curr)
+					xas_store(&xas, XA_ZERO_ENTRY);
+				if (xas_error(&xas) || xas.xa_index == ends[r] - 1)
+					break;
+				curr = xas_next(&xas);
+			}
+			xas_unlock(&xas);
+		} while (xas_nomem(&xas, GFP_KERNEL));
+		err = xas_error(&xas);
+		if (!err)
+			err = tdx_xa_walk_store(h, starts + r, ends + r, &value, 1);
+	}
+	tdx_leave();
+	return err;
+}
+
+/* The tree of tdx_xa_erase_range(): xas_store(NULL) over every present
+ * entry of every range (xas_for_each; reserved entries are not present, as
+ * xa_find() skips them).  xas_for_each goes on through xas_find() where a
+ * deletion freed the node it stood in. */
+int tdx_xa_walk_erase(void *h, const uint64_t *starts, const uint64_t *ends, int64_t n)
+{
+	tdx_enter();
+	for (int64_t r = 0; r < n; r++) {
+		XA_STATE(xas, h, starts[r]);
+		void *entry;
+
+		if (ends[r] <= starts[r])
+			continue;
+		xas_lock(&xas);
+		xas_for_each(&xas, entry, ends[r] - 1)
+			if (!xa_is_zero(entry))
+				xas_store(&xas, NULL);
+		xas_unlock(&xas);
+	}
+	tdx_leave();
+	return 0;
+}
+
+/* FNV-1a over one 64-bit word */
+static uint64_t tdx_mix(uint64_t h, uint64_t w)
+{
+	for (int k = 0; k < 8; k++, w >>= 8)
+		h = (h ^ (w & 0xff)) * 0x100000001b3ULL;
+	return h;
+}
+
+static uint64_t tdx_mix_entry(const struct xarray *xa, uint64_t h, void *entry);
+
+static uint64_t tdx_mix_node(const struct xarray *xa, uint64_t h, struct xa_node *node)
+{
+	h = tdx_mix(h, node->shift);
+	if (node->parent)		/* xas_alloc() sets a top node's offset never */
+		h = tdx_mix(h, node->offset);
+	h = tdx_mix(h, node->count);
+	h = tdx_mix(h, node->nr_values);
+	for (int m = 0; m < XA_MAX_MARKS; m++)
+		for (int w = 0; w < XA_MARK_LONGS; w++)
+			h = tdx_mix(h, node->marks[m][w]);
+	for (int k = 0; k < XA_CHUNK_SIZE; k++)
+		h = tdx_mix_entry(xa, h, xa_entry(xa, node, k));
+	return h;
+}
+
+/* An entry by kind: a node (its whole subtree), a value, an internal entry
+ * (sibling, zero, retry: the entry word itself), a pointer (by kind only:
+ * its address is not the tree's shape). */
+static uint64_t tdx_mix_entry(const struct xarray *xa, uint64_t h, void *entry)
+{
+	if (xa_is_node(entry))
+		return tdx_mix_node(xa, tdx_mix(h, 1), xa_to_node(entry));
+	if (!entry || xa_is_value(entry) || xa_is_internal(entry))
+		return tdx_mix(tdx_mix(h, 2), (uint64_t)(uintptr_t)entry);
+	return tdx_mix(h, 3);
+}
+
+/* A digest of the whole tree: the array's flags, then every node in order
+ * with its shift, offset (below the top), count, nr_values, marks and
+ * slots.  Two arrays with equal digests hold the same nodes, entries and
+ * marks. */
+uint64_t tdx_xa_digest(void *h)
+{
+	struct xarray *xa = h;
+	uint64_t d = 0xcbf29ce484222325ULL;
+
+	tdx_enter();
+	rcu_read_lock();
+	d = tdx_mix(d, xa->xa_flags);
+	d = tdx_mix_entry(xa, d, xa_head(xa));
+	rcu_read_unlock();
+	tdx_leave();
+	return d;
+}
+
 /*
  * xa_erase() of every present index of every [starts[r], ends[r]): the
  * present ones are found with xa_find(), so a sparse array is not walked
