@@ -146,6 +146,9 @@ BAD_OPTIONS = {
                              "tdx-trackers kexec: error: {file}: empty file: expected a boot "
                              "log with BIOS-e820 lines, a /proc/iomem dump or a "
                              "/sys/firmware/memmap directory"),
+    "kexec --builds-at-once": (["kexec", "tiny", "--builds-at-once", "0"],
+                               "argument --builds-at-once: must be in [1, 64] (structures "
+                               "built at once), got 0"),
     "kexec --tds": (["kexec", "--memmap", IOMEM, "--tds", "8G:0"],
                     "tdx-trackers kexec: error: --tds '8G:0': TD 0 ('8G:0'): vCPUs '0' must "
                     "be an integer in [1, 4096] (KVM_MAX_VCPUS)"),

@@ -24,9 +24,21 @@ def test_the_budget_stops_a_long_scan_at_least_runs():
     assert not rule.enough([0.01, 0.02, 0.03])
 
 
+def test_a_long_scan_stops_at_two_runs_only_where_they_agree():
+    rule = Repeats(least=3, most=9, spread=0.05, budget_s=1.0, least_long=2)
+    assert not rule.enough([5.0])                            # one run is no spread
+    assert rule.enough([5.0, 5.2])                           # deviation 2 %, 10 s spent
+    assert not rule.enough([8.0, 5.2])                       # a cold first run: 21 %
+    assert rule.enough([8.0, 5.2, 5.3])                      # the budget, at least
+    assert not rule.enough([0.30, 0.31])                     # agree, but 0.61 s: short
+    assert rule.enough([0.30, 0.31, 0.30])                   # a short scan's rule
+    assert DEFAULT.least_long == 2
+
+
 def test_fixed_is_that_many_runs_whatever_the_spread():
     assert FULL == Repeats.fixed(FULL_RUNS) and FULL.is_fixed and FULL_RUNS == 5
     assert [FULL.enough([1.0] * n) for n in range(1, 7)] == [False] * 4 + [True] * 2
+    assert [FULL.enough([9.0] * n) for n in range(1, 7)] == [False] * 4 + [True] * 2
     assert as_repeats(None) is DEFAULT and as_repeats(2) == Repeats.fixed(2)
     assert as_repeats(FULL) is FULL
     assert DEFAULT.least == 3 and not DEFAULT.is_fixed
@@ -51,6 +63,8 @@ def test_a_rule_refuses_impossible_bounds():
         Repeats(least=3, most=2)
     with pytest.raises(ValueError, match="Repeats.least 0 must be an int >= 1"):
         Repeats(least=0)
+    with pytest.raises(ValueError, match="Repeats.least_long 4 must be <= least 3"):
+        Repeats(least=3, least_long=4)
 
 
 def test_timed_runs_calls_until_the_rule_is_met_and_returns_the_last_result():

@@ -23,7 +23,11 @@ beside N - 1 others on this machine's cores and memory bandwidth, for a
 sweep too long to run one unit at a time (the output says so).  On a user's cluster start one worker per machine
 with ``--resources timing=1`` and the others without: timed units then run
 one at a time per machine.  :func:`connect` refuses a cluster with no such
-worker (timed units would wait for ever).
+worker (timed units would wait for ever).  The kexec table's timed units,
+whose only timed parts are their scans, go further on the local cluster:
+there N workers time (N = trackers.machine_lock.builds_at_once), the units
+build beside each other, and each scan runs alone on the machine under
+trackers/machine_lock.py's lock.
 
 Peak RSS (:func:`reset_peak_rss`, :func:`peak_rss_bytes`): a measuring task
 runs in a long-lived worker process, so ``ru_maxrss`` (the process's
@@ -106,7 +110,7 @@ class WorkerLost(RuntimeError):
 @dataclass
 class Unit:
     """One independent unit of a sweep: ``fn(*args)`` in a worker.  ``timed``:
-    it times something, so it runs alone on the timing worker (module doc)."""
+    it times something, so it runs alone on a timing worker (module doc)."""
 
     fn: Callable
     args: tuple = ()

@@ -72,7 +72,8 @@ ENGINE_NONE = "none (modeled)"
 #: page ~12 s per TiB) would dominate a shared machine; estimate() answers beyond it
 BUILD_LIMIT_PFNS = 1 << 29
 #: how often a built structure's scan is timed (median and min-max reported):
-#: until its runs agree, at least 3 (trackers/repeats.py); ``repeat=`` of a
+#: until its runs agree, at least 3 (2 for a scan of seconds whose two runs
+#: agree; trackers/repeats.py); ``repeat=`` of a
 #: measure() or assess() overrides it (kexec --full-repeats: repeats.FULL)
 SCAN_REPEAT = repeats.DEFAULT
 
