@@ -4,6 +4,8 @@ the run algebra and invariant checks the twins use (package docstring)."""
 
 from __future__ import annotations
 
+import gc
+
 from typing import ClassVar, Iterator
 
 import numpy as np
@@ -125,7 +127,13 @@ class KernelCode:
 
     def _counted(self, fn, *args):
         """Run an update, adding the harness's live objects it leaves to this
-        tracker's (outermost call only: updates nest, e.g. apply -> mark_ranges)."""
+        tracker's (outermost call only: updates nest, e.g. apply -> mark_ranges).
+
+        The harness's counts are the process's, so nothing else may free
+        kernel objects between the two counts: Python's cyclic garbage
+        collector is off meanwhile, or a collection started by an allocation
+        here would run the finalizers of other trackers dropped in cycles
+        (their xa_destroy), and their frees would count as this update's."""
         self._open()
         if self._depth:
             self._runs = None            # a nested update sees the set as it is now
@@ -133,6 +141,8 @@ class KernelCode:
                 return fn(*args)
             finally:
                 self._runs = None
+        collecting = gc.isenabled()
+        gc.disable()
         before = linux.live_objects()
         self._depth += 1
         try:
@@ -141,6 +151,8 @@ class KernelCode:
             self._depth -= 1
             self._runs = None
             after = linux.live_objects()
+            if collecting:
+                gc.enable()
             for k in self._live:
                 self._live[k] += after[k] - before[k]
 
