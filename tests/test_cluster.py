@@ -112,6 +112,29 @@ def test_timed_workers_each_declare_timing():
         c.close()
 
 
+def _interval(seconds):
+    import time
+    t0 = time.monotonic()
+    time.sleep(seconds)
+    return t0, time.monotonic()
+
+
+@pytest.mark.slow
+def test_timed_units_run_at_once_only_as_far_as_their_claims_fit():
+    """Two timing workers; units claiming 6 of a 10-byte capacity never
+    overlap, and one claiming more than all of it still runs (alone)."""
+    c = local_cluster(2, timed_workers=2)
+    try:
+        with Client(c) as client:
+            client.wait_for_workers(2)
+            units = [Unit(_interval, (0.3,), timed=True, claim_bytes=6) for _ in range(3)]
+            units.append(Unit(_interval, (0.1,), timed=True, claim_bytes=11))
+            got = sorted(run_units(client, units, progress=False, capacity_bytes=10))
+    finally:
+        c.close()
+    assert all(a[1] <= b[0] for a, b in zip(got, got[1:]))     # one after another
+
+
 def test_timed_workers_size_only_the_local_cluster(cluster, capsys):
     assert main(["bench-core", "--pfns", "65536", "--timed-workers", "2",
                  "--scheduler", cluster.scheduler_address]) == 2

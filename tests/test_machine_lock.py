@@ -1,8 +1,9 @@
 """Builds beside each other, timed sections alone (trackers/machine_lock.py):
 the lock's states, read with non-blocking flock probes of its files (a
 second open file description conflicts as another process would); a killed
-holder holds nothing; how many builds fit a machine; and the kexec table of
-two builds at once is the one-at-a-time table but for the timed columns."""
+holder holds nothing; how many builds may run at once and what each claims;
+and the kexec table of builds at once is the one-at-a-time table but for the
+timed columns."""
 
 import fcntl
 import multiprocessing
@@ -11,7 +12,8 @@ import os
 import pandas as pd
 import pytest
 
-from trackers.machine_lock import (BUILD_OVERHEAD_BYTES, TimingLock, builds_at_once,
+from trackers.machine_lock import (BUILD_OVERHEAD_BYTES, RESERVE_BYTES, TimingLock,
+                                   builds_at_once, capacity_bytes, claim_bytes,
                                    mem_available_bytes, run_beside)
 from trackers.repeats import timed_runs
 
@@ -96,19 +98,24 @@ def test_a_missing_lock_directory_is_named(tmp_path):
         TimingLock(tmp_path / "no")
 
 
-@pytest.mark.parametrize("cpus, available, budget, want", [
-    (2, 22 * GiB, 8 * GiB, 2),            # this machine: two builds of 8 GiB + overhead
-    (8, 22 * GiB, 8 * GiB, 2),            # memory, not cores, bounds it
-    (2, 12 * GiB, 8 * GiB, 1),
-    (1, 64 * GiB, 8 * GiB, 1),
-    (4, 1 * GiB, 8 * GiB, 1),             # never below one
-    (4, None, 8 * GiB, 1),                # no MemAvailable: one at a time
-])
-def test_builds_at_once_is_cores_and_memory(cpus, available, budget, want, monkeypatch):
+def test_builds_at_once_is_one_per_core_and_one_more():
+    assert [builds_at_once(c) for c in (1, 2, 8)] == [2, 3, 9]
+    assert builds_at_once() == (os.cpu_count() or 1) + 1
+
+
+def test_capacity_and_claims_are_memory_less_what_is_kept_back():
+    assert capacity_bytes(22 * GiB) == 22 * GiB - RESERVE_BYTES == 21 * GiB
+    assert capacity_bytes(GiB // 2) == 0
+    # a structure's modeled bytes, capped by the memory budget, plus a worker
+    assert claim_bytes(4 * GiB, budget_bytes=8 * GiB) == 4 * GiB + BUILD_OVERHEAD_BYTES
+    assert claim_bytes(16 * GiB, budget_bytes=8 * GiB) == 8 * GiB + BUILD_OVERHEAD_BYTES
+    assert BUILD_OVERHEAD_BYTES == 3 * GiB // 2
+
+
+def test_no_meminfo_is_no_capacity(monkeypatch):
     import trackers.machine_lock as ml
     monkeypatch.setattr(ml, "mem_available_bytes", lambda: None)
-    assert builds_at_once(cpus, available, budget) == want
-    assert BUILD_OVERHEAD_BYTES == 3 * GiB // 2
+    assert capacity_bytes() is None
 
 
 def test_mem_available_is_read_from_meminfo(tmp_path):
@@ -121,7 +128,7 @@ def test_mem_available_is_read_from_meminfo(tmp_path):
 
 
 @pytest.mark.slow
-def test_two_builds_at_once_give_the_one_at_a_time_table():
+def test_builds_at_once_give_the_one_at_a_time_table():
     from distributed import Client
 
     from trackers.cluster import local_cluster
@@ -132,12 +139,12 @@ def test_two_builds_at_once_give_the_one_at_a_time_table():
 
     host = from_workload(scenario("tiny", 0))
     names = ["bitmap", "xarray", "ida", "pageflags", "kvm-attr", "kvm-sept", "clear-all"]
-    cluster = local_cluster(2, timed_workers=2)
+    cluster = local_cluster(3, timed_workers=3)
     try:
         with Client(cluster) as client:
-            client.wait_for_workers(2)
+            client.wait_for_workers(3)
             df, _ = evaluate_tasks(client, host, "this-machine", strategies=names,
-                                   progress=False, builds_at_once=2)
+                                   progress=False, builds_at_once=3, capacity_bytes=20 * GiB)
     finally:
         cluster.close()
     ref = evaluate(host, "this-machine", strategies=names)

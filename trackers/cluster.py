@@ -25,9 +25,10 @@ with ``--resources timing=1`` and the others without: timed units then run
 one at a time per machine.  :func:`connect` refuses a cluster with no such
 worker (timed units would wait for ever).  The kexec table's timed units,
 whose only timed parts are their scans, go further on the local cluster:
-there N workers time (N = trackers.machine_lock.builds_at_once), the units
-build beside each other, and each scan runs alone on the machine under
-trackers/machine_lock.py's lock.
+there N workers time (trackers.machine_lock.builds_at_once: one per core and
+one more), the units build beside each other as far as the memory they
+claim fits (run_units' ``capacity_bytes``), and each scan runs alone on the
+machine under trackers/machine_lock.py's lock.
 
 Peak RSS (:func:`reset_peak_rss`, :func:`peak_rss_bytes`): a measuring task
 runs in a long-lived worker process, so ``ru_maxrss`` (the process's
@@ -117,6 +118,8 @@ class Unit:
     timed: bool = False
     label: str = ""
     kwargs: dict = field(default_factory=dict)
+    #: bytes a timed unit may hold while it runs (run_units' capacity_bytes)
+    claim_bytes: int = 0
 
 
 #: the comm schemes a command connects to a scheduler with (distributed.comm:
@@ -284,7 +287,8 @@ def connect(scheduler: str | None = None, n_workers: int | None = None,
 
 def run_units(client, units: list[Unit], desc: str = "", progress: bool = True,
               weights: list[int] | None = None, bar=None,
-              errors: str = "raise", name_running: bool = False) -> list[Any]:
+              errors: str = "raise", name_running: bool = False,
+              capacity_bytes: int | None = None) -> list[Any]:
     """Each unit as a task on ``client``, started in the order of ``units``
     as workers free up; return their results in that order.  A tqdm bar
     (``desc``; or ``bar``, advanced by ``weights`` per unit) counts units as
@@ -296,7 +300,10 @@ def run_units(client, units: list[Unit], desc: str = "", progress: bool = True,
     results; a unit whose worker died is :class:`WorkerLost` naming the unit
     (its label).  Timed units go to the scheduler one per free timing slot
     (module doc); with none left for :data:`TIMING_GRACE_S`, WorkerLost
-    names the workers lost and the units waiting."""
+    names the workers lost and the units waiting.  ``capacity_bytes``: the
+    timed units running at once claim (Unit.claim_bytes) no more than this
+    between them -- the first waiting unit that fits goes next, and one that
+    fits nothing runs once it is alone."""
     from distributed import wait
     from distributed.client import FuturesCancelledError
     from tqdm import tqdm
@@ -322,11 +329,18 @@ def run_units(client, units: list[Unit], desc: str = "", progress: bool = True,
     seen, alone_since = set(timing), None
     try:
         while True:
-            busy = sum(1 for i, f in enumerate(futures)
-                       if f is not None and units[i].timed and f.status == "pending")
-            while waiting and busy < sum(timing.values()):
-                submit(waiting.pop(0))
-                busy += 1
+            busy = [i for i, f in enumerate(futures)
+                    if f is not None and units[i].timed and f.status == "pending"]
+            claimed = sum(units[i].claim_bytes for i in busy)
+            while waiting and len(busy) < sum(timing.values()):
+                fits = [k for k, i in enumerate(waiting) if capacity_bytes is None
+                        or claimed + units[i].claim_bytes <= capacity_bytes]
+                if not fits and busy:
+                    break                               # wait for a claim to end
+                i = waiting.pop(fits[0] if fits else 0)
+                submit(i)
+                busy.append(i)
+                claimed += units[i].claim_bytes
             running = [i for i, f in enumerate(futures) if f is not None and f.status == "pending"]
             for i, f in enumerate(futures):
                 if f is not None and f.status != "pending" and i not in counted:

@@ -44,10 +44,12 @@ from typing import Any, Callable, Iterator
 from . import repeats
 from .base import memory_budget
 
-#: what a building unit holds beyond the trackers' memory budget (which they
-#: refuse to exceed): the worker's interpreter and libraries (0.2-0.3 GiB),
-#: the host scattered to it, the harness's and numpy's unmodeled bytes
+#: what a building unit holds beyond its structure: the worker's interpreter
+#: and libraries (0.2-0.3 GiB), the host scattered to it, the harness's and
+#: numpy's unmodeled bytes
 BUILD_OVERHEAD_BYTES = 3 << 29            # 1.5 GiB
+#: memory left to the command's own process, the scheduler and the nannies
+RESERVE_BYTES = 1 << 30
 
 
 def mem_available_bytes(meminfo: str = "/proc/meminfo") -> int | None:
@@ -60,18 +62,27 @@ def mem_available_bytes(meminfo: str = "/proc/meminfo") -> int | None:
     return int(m.group(1)) * 1024 if m else None
 
 
-def builds_at_once(cpus: int | None = None, available: int | None = None,
-                   budget_bytes: int | None = None) -> int:
-    """How many units may build at once on this machine: one per core
-    (``cpus``, default os.cpu_count()), as many as the available memory
-    (``available``, default MemAvailable) holds at the trackers' memory
-    budget plus BUILD_OVERHEAD_BYTES each; at least 1."""
-    cpus = (os.cpu_count() or 1) if cpus is None else cpus
+def builds_at_once(cpus: int | None = None) -> int:
+    """How many units may build at once: one per core (``cpus``, default
+    os.cpu_count()) and one more, so that a unit waiting for its timed
+    section leaves no core idle (memory bounds it further:
+    :func:`capacity_bytes`)."""
+    return ((os.cpu_count() or 1) if cpus is None else cpus) + 1
+
+
+def capacity_bytes(available: int | None = None) -> int | None:
+    """What the units building at once may claim between them: MemAvailable
+    (``available``) less RESERVE_BYTES; None where MemAvailable is unknown."""
     available = mem_available_bytes() if available is None else available
-    if available is None:
-        return 1
-    each = (memory_budget() if budget_bytes is None else budget_bytes) + BUILD_OVERHEAD_BYTES
-    return max(1, min(cpus, available // each))
+    return None if available is None else max(0, available - RESERVE_BYTES)
+
+
+def claim_bytes(structure_bytes: int, budget_bytes: int | None = None) -> int:
+    """What a unit building a structure of ``structure_bytes`` (modeled) may
+    hold: the structure, never past the trackers' memory budget (they refuse
+    more), plus BUILD_OVERHEAD_BYTES."""
+    budget = memory_budget() if budget_bytes is None else budget_bytes
+    return min(int(structure_bytes), budget) + BUILD_OVERHEAD_BYTES
 
 
 class TimingLock:

@@ -37,9 +37,10 @@ once (strategy.cached_measure) and assesses each of them on it; every other
 strategy is a task of its own.  A task is *timed* where its assess()
 builds and times a structure (:func:`builds`); the others are modeled and
 run beside it.  On the local cluster, timed tasks build beside each other
--- as many at once as the machine has cores and memory for at the trackers'
-memory budget (trackers.machine_lock.builds_at_once: 2 on a 2-core,
-24 GiB machine; --builds-at-once N) -- and each timed scan runs alone on the
+-- one per core and one more (trackers.machine_lock.builds_at_once;
+--builds-at-once N), as far as the memory each claims fits what the machine
+has available (the modeled bytes of its structure, capped by the trackers'
+memory budget, plus 1.5 GiB) -- and each timed scan runs alone on the
 machine, every other build finished or waiting (trackers/machine_lock.py);
 the longest builds start first (:data:`BUILD_FIRST`).  On a --scheduler
 cluster a timed task runs alone on a timing worker.  On 1tib-churn, on the
@@ -77,7 +78,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..cluster import Unit, add_scheduler_argument, connect, run_units, scheduler_address
-from ..machine_lock import builds_at_once, run_beside
+from ..machine_lock import builds_at_once, capacity_bytes, claim_bytes, run_beside
 from ..kernel import MAX_PHYS_PFN
 from ..options import input_file, int_option, output_file
 from ..output import write_csv_atomic
@@ -208,15 +209,18 @@ def evaluate_tasks(client, workload, platform="this-machine", *, strategies=None
                    emulate: bool = True, cpus_at_reset: int | None = None,
                    build_limit_pfns: int | None = None, kernel_code: bool = True,
                    progress: bool = True, extra: list[Unit] = (), repeat=None,
-                   builds_at_once: int = 1) -> tuple:
+                   builds_at_once: int = 1, capacity_bytes: int | None = None) -> tuple:
     """:func:`evaluate` with each structure a task on ``client`` (module doc):
     the same table, row for row.  ``extra``: more units run in the same batch
     (the race); returns (the table, the results of ``extra`` in order).  The
     progress bar counts the structures built (the timed tasks), naming the
-    one being built.  ``builds_at_once`` > 1: that many timed tasks build
-    beside each other, each timed section alone (trackers.machine_lock);
-    every worker of ``client`` must be on this machine, that many of them
-    timing workers (cluster.connect(timed_workers=...))."""
+    one being built.  ``builds_at_once`` > 1: up to that many timed tasks
+    build beside each other, each timed section alone (trackers.machine_lock),
+    their claims (the modeled bytes of the structure each builds, capped by
+    the memory budget, plus a worker's overhead: machine_lock.claim_bytes)
+    within ``capacity_bytes``; every worker of ``client`` must be on this
+    machine, that many of them timing workers
+    (cluster.connect(timed_workers=...))."""
     host = workload if isinstance(workload, KexecHost) else from_workload(workload)
     plat = _platform(platform, cpus_at_reset)
     chosen = get_strategies(strategies)
@@ -231,11 +235,13 @@ def evaluate_tasks(client, workload, platform="this-machine", *, strategies=None
         min(first.get(chosen[j].name, len(first)) for j in where[i])))
     with tempfile.TemporaryDirectory(prefix="tdx-trackers-lock-") as lock:
         if builds_at_once > 1:
-            units = [replace(u, fn=run_beside, args=(lock, u.fn, *u.args)) if u.timed else u
-                     for u in units]
+            units = [replace(u, fn=run_beside, args=(lock, u.fn, *u.args),
+                             claim_bytes=_claim(host, plat, [chosen[j] for j in where[i]]))
+                     if u.timed else u for i, u in enumerate(units)]
         batch = [units[i] for i in order] + list(extra)
         weights = [int(u.timed) for u in batch]
         ran = run_units(client, batch, progress=progress, name_running=True,
+                        capacity_bytes=capacity_bytes if builds_at_once > 1 else None,
                         **(dict(desc=f"building {host.name}'s structures", weights=weights)
                            if any(weights) else dict(desc="kexec")))
     rows: list = [None] * len(chosen)
@@ -243,6 +249,14 @@ def evaluate_tasks(client, workload, platform="this-machine", *, strategies=None
         for j, row in zip(where[i], r):
             rows[j] = row
     return verdict_frame(rows, host, plat), ran[len(units):]
+
+
+def _claim(host: KexecHost, platform: Platform, group: list[Strategy]) -> int:
+    """The memory a task building ``group``'s structure claims: the larger of
+    its modeled added and scanned bytes (estimate(), milliseconds), as
+    machine_lock.claim_bytes caps and pads it."""
+    rows = assess_rows(host, platform, group, emulate=False)
+    return claim_bytes(max(max(r["added_bytes"], r["scanned_bytes"]) for r in rows))
 
 
 def format_table(df: pd.DataFrame) -> str:
@@ -367,10 +381,9 @@ def add_arguments(p):
     p.add_argument("--builds-at-once", type=int_option(1, 64, why="structures built at once"),
                    default=None, metavar="N",
                    help="build up to N structures at once, each timed scan alone on the "
-                        "machine (default: one per core, as many as the available memory "
-                        "holds at the trackers' memory budget; 1: one structure at a "
-                        "time); a --scheduler cluster builds one at a time per timing "
-                        "worker")
+                        "machine, as many as the available memory holds (default: one per "
+                        "core and one more; 1: one structure at a time); a --scheduler "
+                        "cluster builds one at a time per timing worker")
     p.add_argument("--race", action="store_true",
                    help="also fire kexec during the scenario's conversions (race model); "
                         "with --out X.csv its table goes to X-race.csv beside it")
@@ -410,13 +423,15 @@ def run(args) -> int:
                                             seed=args.seed), label="race"))
     # several builds at once only on a local cluster: its workers share this
     # machine, which the timing lock (trackers.machine_lock) is for
-    at_once = 1 if scheduler_address(args.scheduler) is not None else (
+    capacity = capacity_bytes()
+    at_once = 1 if scheduler_address(args.scheduler) is not None or capacity is None else (
         args.builds_at_once or builds_at_once())
     with connect(args.scheduler, timed_workers=at_once) as client:
         df, raced = evaluate_tasks(client, wl, plat, emulate=not args.no_emulate,
                                    cpus_at_reset=args.cpus, build_limit_pfns=args.emulate_limit,
                                    kernel_code=not args.no_kernel_code, extra=extra,
-                                   repeat=repeat, builds_at_once=at_once)
+                                   repeat=repeat, builds_at_once=at_once,
+                                   capacity_bytes=capacity)
     if own is not None:
         print(f"# {wl.description}")
     print(f"kexec on {wl.name} (seed {args.seed}): {df['ram_pages'].iloc[0]:,} RAM pages, "
