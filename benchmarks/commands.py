@@ -1,5 +1,6 @@
-"""What a user waits for, timed whole: the 1 TiB verdict, the fast test
-subset, the full test suite and the default report.
+"""What a user waits for, timed whole: the 1 TiB verdict (and the same
+built one structure at a time), the fast test subset, the full test suite
+and the default report.
 
 Not asv benchmarks: each is one command of a minute or more, run as the
 user runs it, in a fresh process from the repository root.  The script
@@ -10,7 +11,7 @@ average before and after each run -- on a shared machine every time is an
 upper bound, to be read beside its load.  A figure that grows between two
 commits is the next change that slowed it:
 
-    .venv/bin/python -m benchmarks.commands                     # all four, once each
+    .venv/bin/python -m benchmarks.commands                     # all five, once each
     .venv/bin/python -m benchmarks.commands verdict-1tib --runs 3
 
 A command that fails prints the tail of its output and makes the script
@@ -35,7 +36,11 @@ PY = sys.executable
 #: name -> (what it is, its argv; {out} is a fresh temporary directory)
 COMMANDS: dict[str, tuple[str, list[str]]] = {
     "verdict-1tib": ("tdx-trackers kexec 1tib-churn (every structure built on kernel code "
-                     "where it loads)", [PY, "-m", "trackers", "kexec", "1tib-churn"]),
+                     "where it loads, several at once)",
+                     [PY, "-m", "trackers", "kexec", "1tib-churn"]),
+    "verdict-1tib-one-at-a-time": ("the same, one structure built at a time",
+                                   [PY, "-m", "trackers", "kexec", "1tib-churn",
+                                    "--builds-at-once", "1"]),
     "tests-fast": ("the fast test subset (README: pytest -m 'not slow')",
                    [PY, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-m", "not slow"]),
     "tests-full": ("the full test suite (README's test command, as .ci/run runs it)",
