@@ -44,7 +44,8 @@ memory budget, plus 1.5 GiB) -- and each timed scan runs alone on the
 machine, every other build finished or waiting (trackers/machine_lock.py);
 the longest builds start first (:data:`BUILD_FIRST`).  On a --scheduler
 cluster a timed task runs alone on a timing worker.  On 1tib-churn, on the
-2-core machine: 118 s one structure at a time, 73 s two at once.  A
+2-core, 24 GiB machine: 89 s one structure at a time, 65 s (60-66, 3 runs)
+three at once; the table the same but for the timed columns.  A
 progress bar counts the structures built, naming one being built.  The host goes to the workers by
 ``client.scatter`` (16tib-dense: 82 MiB pickled; built once here and
 scattered 1.36 s (1.34-2.25), median of 5, against 4.27 s (2.92-6.93)
