@@ -392,19 +392,28 @@ def test_twin_replays_a_scenario_to_the_emulations_set(name):
 
 
 @needs_kernel
+@pytest.mark.parametrize("collector", ["allocations", "another thread"])
 @pytest.mark.parametrize("name", ["xarray@kernel", "ida@kernel", "kvm@kernel"])
-def test_live_objects_are_the_trackers_own_while_garbage_is_collected(name):
+def test_live_objects_are_the_trackers_own_while_garbage_is_collected(name, collector):
     """A tracker's live objects are the harness's counts before and after
     each update; other trackers dropped in reference cycles free their kernel
-    objects when Python's collector runs, which an update's allocations can
-    start.  Their frees are not the update's: with a collection due every
-    50 allocations, every check() still finds live == walked."""
+    objects when Python's collector runs -- started by an update's own
+    allocations, or by another thread's gc.collect() (a Dask worker's event
+    loop) while this one is in a kernel call.  Their frees are not the
+    update's: every check() still finds live == walked."""
     import gc
+    import threading
     rng = np.random.default_rng(9)
     threshold = gc.get_threshold()
-    gc.set_threshold(50)
+    stop = threading.Event()
+    other = threading.Thread(target=lambda: [gc.collect(0) or stop.wait(0.0005)
+                                             for _ in iter(stop.is_set, True)])
+    if collector == "allocations":
+        gc.set_threshold(50)
+    else:
+        other.start()
     try:
-        for _ in range(20):
+        for _ in range(10):
             dropped = trackers.get_tracker(name, max_pfn=1 << 16)
             dropped.mark_ranges([0], [5000])
             dropped.cycle = dropped                  # freed by the collector only
@@ -418,5 +427,8 @@ def test_live_objects_are_the_trackers_own_while_garbage_is_collected(name):
                 t.check()
             t.close()
     finally:
+        stop.set()
+        if other.is_alive():
+            other.join()
         gc.set_threshold(*threshold)
         gc.collect()

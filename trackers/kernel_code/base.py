@@ -4,8 +4,6 @@ the run algebra and invariant checks the twins use (package docstring)."""
 
 from __future__ import annotations
 
-import gc
-
 from typing import ClassVar, Iterator
 
 import numpy as np
@@ -127,13 +125,9 @@ class KernelCode:
 
     def _counted(self, fn, *args):
         """Run an update, adding the harness's live objects it leaves to this
-        tracker's (outermost call only: updates nest, e.g. apply -> mark_ranges).
-
-        The harness's counts are the process's, so nothing else may free
-        kernel objects between the two counts: Python's cyclic garbage
-        collector is off meanwhile, or a collection started by an allocation
-        here would run the finalizers of other trackers dropped in cycles
-        (their xa_destroy), and their frees would count as this update's."""
+        tracker's (outermost call only: updates nest, e.g. apply -> mark_ranges),
+        counted in a window where no other structure is destroyed
+        (linux.counted_objects)."""
         self._open()
         if self._depth:
             self._runs = None            # a nested update sees the set as it is now
@@ -141,20 +135,18 @@ class KernelCode:
                 return fn(*args)
             finally:
                 self._runs = None
-        collecting = gc.isenabled()
-        gc.disable()
-        before = linux.live_objects()
-        self._depth += 1
+        added: dict[str, int] = {}
         try:
-            return fn(*args)
-        finally:
-            self._depth -= 1
-            self._runs = None
-            after = linux.live_objects()
-            if collecting:
-                gc.enable()
+            with linux.counted_objects() as added:
+                self._depth += 1
+                try:
+                    return fn(*args)
+                finally:
+                    self._depth -= 1
+                    self._runs = None
+        finally:                         # the window's exit has filled ``added``
             for k in self._live:
-                self._live[k] += after[k] - before[k]
+                self._live[k] += added.get(k, 0)
 
     def mark_ranges(self, starts, ends) -> None:
         self._counted(super().mark_ranges, starts, ends)

@@ -47,6 +47,7 @@ from .binding import (
     KernelXArray,
     available,
     build_info,
+    counted_objects,
     engine_label,
     facts,
     kernel_bitmap_clear,
@@ -75,7 +76,7 @@ from .pages import (
 __all__ = [
     "INDEX_LIMIT", "LIVE_OBJECTS", "SCAN_CHUNK", "XA_LEVELS",
     "KernelCodeUnavailable", "KernelIda", "KernelLibraryDamaged", "KernelMaple", "KernelXArray",
-    "available", "build", "build_info", "cache_root", "engine_label", "facts",
+    "available", "build", "build_info", "cache_root", "counted_objects", "engine_label", "facts",
     "kernel_bitmap_clear", "kernel_bitmap_runs", "kernel_bitmap_set", "kernel_int_max",
     "library", "live_objects", "repaired", "set_gfp_nowait_fails", "version",
     # trackers.linux.pages: options 2 and 3 laid out in C

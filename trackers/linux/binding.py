@@ -26,9 +26,12 @@ failing them, is :func:`set_gfp_nowait_fails`).  Time calls from Python
 from __future__ import annotations
 
 import ctypes
+import gc
 import multiprocessing
 import sys
+import threading
 import weakref
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
@@ -226,6 +229,41 @@ def live_objects() -> dict[str, int]:
     return dict(zip(LIVE_OBJECTS, (int(v) for v in out)))
 
 
+#: held by a counting window (:func:`counted_objects`) and by every destroy
+#: call (:class:`Handle`)
+_COUNTING = threading.RLock()
+
+
+@contextmanager
+def counted_objects() -> Iterator[dict[str, int]]:
+    """``with counted_objects() as added:`` -- after the block, ``added``
+    holds the :func:`live_objects` the block left (after - before, per kind).
+
+    The counts are the process's, so within the window nothing but the block
+    frees kernel objects: a structure destroyed on another thread (a Dask
+    worker's event loop runs gc.collect()) waits for the window to end, and
+    Python's cyclic collector does not run in it (it would destroy
+    structures dropped in reference cycles, on this thread)."""
+    with _COUNTING:
+        collecting = gc.isenabled()
+        gc.disable()
+        added: dict[str, int] = {}
+        before = live_objects()
+        try:
+            yield added
+        finally:
+            after = live_objects()
+            if collecting:
+                gc.enable()
+            added.update({k: after[k] - before[k] for k in after})
+
+
+def _destroy(fn, h) -> None:
+    """A structure's destroy call, never inside another's counting window."""
+    with _COUNTING:
+        fn(h)
+
+
 def set_gfp_nowait_fails(fails: bool) -> None:
     """False (the default): GFP_NOWAIT allocations succeed, as in a kernel
     with free memory.  True: the harness's behaviour, every one fails and
@@ -322,7 +360,8 @@ class Handle:
     def _own(self, lib, h, destroy: str) -> None:
         self._lib = lib
         self._h = h
-        self._finalizer = weakref.finalize(self, getattr(lib, destroy), h)
+        self._finalizer = weakref.finalize(self, _destroy, getattr(lib, destroy), h)
+
     def _handle(self) -> int:
         if not self._finalizer.alive:
             raise ValueError(f"{type(self).__name__} is closed")
