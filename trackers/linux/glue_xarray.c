@@ -118,6 +118,32 @@ int tdx_xa_reserve_then_store(void *h, const uint64_t *starts, const uint64_t *e
  * per-index twin leaves, after histories of stores and erases.
  */
 
+/*
+ * One walk over [first, last]: entry at every index or, entry NULL,
+ * XA_ZERO_ENTRY where a slot is empty (xa_reserve(), which is
+ * xa_cmpxchg(NULL, XA_ZERO_ENTRY)).  0 or a negative errno.
+ */
+static int tdx_xa_walk(void *h, uint64_t first, uint64_t last, void *entry)
+{
+	XA_STATE(xas, h, first);
+
+	do {
+		void *curr;
+
+		xas_lock(&xas);
+		curr = xas_load(&xas);
+		for (;;) {
+			if (entry || !curr)
+				xas_store(&xas, entry ? entry : XA_ZERO_ENTRY);
+			if (xas_error(&xas) || xas.xa_index == last)
+				break;
+			curr = xas_next(&xas);
+		}
+		xas_unlock(&xas);
+	} while (xas_nomem(&xas, GFP_KERNEL));
+	return xas_error(&xas);
+}
+
 /* The tree of tdx_xa_store_range_values(): xa_mk_value(values[r]) at every
  * index of [starts[r], ends[r]).  0 or the first negative errno. */
 int tdx_xa_walk_store(void *h, const uint64_t *starts, const uint64_t *ends,
@@ -126,30 +152,15 @@ int tdx_xa_walk_store(void *h, const uint64_t *starts, const uint64_t *ends,
 	int err = 0;
 
 	tdx_enter();
-	for (int64_t r = 0; r < n && !err; r++) {
-		XA_STATE(xas, h, starts[r]);
-
-		if (ends[r] <= starts[r])
-			continue;
-		do {
-			xas_lock(&xas);
-			for (;;) {
-				xas_store(&xas, xa_mk_value(values[r]));
-				if (xas_error(&xas) || xas.xa_index == ends[r] - 1)
-					break;
-				xas_next(&xas);
-			}
-			xas_unlock(&xas);
-		} while (xas_nomem(&xas, GFP_KERNEL));
-		err = xas_error(&xas);
-	}
+	for (int64_t r = 0; r < n && !err; r++)
+		if (ends[r] > starts[r])
+			err = tdx_xa_walk(h, starts[r], ends[r] - 1, xa_mk_value(values[r]));
 	tdx_leave();
 	return err;
 }
 
 /* The tree of tdx_xa_reserve_then_store(): per range, XA_ZERO_ENTRY where
- * a slot is empty (xa_reserve, which is xa_cmpxchg(NULL, XA_ZERO_ENTRY)),
- * then the value at every index. */
+ * a slot is empty, then the value at every index. */
 int tdx_xa_walk_reserve_then_store(void *h, const uint64_t *starts, const uint64_t *ends,
 				   int64_t n, uint64_t value)
 {
@@ -157,27 +168,11 @@ int tdx_xa_walk_reserve_then_store(void *h, const uint64_t *starts, const uint64
 
 	tdx_enter();
 	for (int64_t r = 0; r < n && !err; r++) {
-		XA_STATE(xas, h, starts[r]);
-
 		if (ends[r] <= starts[r])
 			continue;
-		do {
-			void *curr;
-
-			xas_lock(&xas);
-			curr = xas_load(&xas);
-			for (;;) {
-				if (!curr)
-					xas_store(&xas, XA_ZERO_ENTRY);
-				if (xas_error(&xas) || xas.xa_index == ends[r] - 1)
-					break;
-				curr = xas_next(&xas);
-			}
-			xas_unlock(&xas);
-		} while (xas_nomem(&xas, GFP_KERNEL));
-		err = xas_error(&xas);
+		err = tdx_xa_walk(h, starts[r], ends[r] - 1, NULL);
 		if (!err)
-			err = tdx_xa_walk_store(h, starts + r, ends + r, &value, 1);
+			err = tdx_xa_walk(h, starts[r], ends[r] - 1, xa_mk_value(value));
 	}
 	tdx_leave();
 	return err;
