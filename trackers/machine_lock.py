@@ -25,6 +25,15 @@ Deadlock-free: a timed section waits only for shares, and every holder of a
 share either finishes or reaches its own timed section, which releases the
 share before it waits for ``turn``.
 
+How many units build at once is decided where they are started
+(trackers.cluster.run_units, for trackers/kexec/evaluate.py): up to one per
+core and one more (:func:`builds_at_once`: the one more builds while another
+unit waits for its timed section), as far as their memory claims
+(:func:`claim_bytes`: the modeled bytes of the structure, capped by the
+trackers' memory budget, plus a worker's overhead) fit what the machine has
+(:func:`capacity_bytes`).  On 1tib-churn, on the 2-core, 24 GiB machine:
+89 s one structure at a time, 65 s (60-66, 3 runs) three at once.
+
 What it changes: only the order in which builds and timed sections run.
 Each timed section still runs alone among the units that take the lock (the
 modeled units beside them, estimates of a few milliseconds, take none, as
