@@ -141,6 +141,15 @@ def test_the_command_runs_on_a_scheduler_by_address(cluster, tiny, tmp_path, cap
     assert "written to" in capsys.readouterr().out
 
 
+def test_builds_at_once_sizes_only_the_local_cluster(cluster, capsys):
+    assert main(["kexec", "tiny", "--builds-at-once", "2",
+                 "--scheduler", cluster.scheduler_address]) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"tdx-trackers kexec: error: --builds-at-once 2 sizes the local cluster; the cluster "
+        f"at {cluster.scheduler_address} builds one structure at a time per timing worker "
+        f"(--resources timing=1)")
+
+
 def test_the_race_task_draws_the_workload_s_conversions(tiny):
     wl, _ = tiny
     sizes = chunk_sizes(wl)

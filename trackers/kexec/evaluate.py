@@ -404,6 +404,11 @@ def run(args) -> int:
                          f"(the CPUs of platform {plat.name})")
     if args.no_emulate and args.emulate_limit is not None:
         raise ValueError("--emulate-limit has no effect with --no-emulate: give one of them")
+    address = scheduler_address(args.scheduler)
+    if address is not None and (args.builds_at_once or 1) > 1:
+        raise ValueError(f"--builds-at-once {args.builds_at_once} sizes the local cluster; "
+                         f"the cluster at {address} builds one structure at a time per "
+                         f"timing worker (--resources timing=1)")
     race_out = None
     if args.race and args.out is not None:       # X.csv -> X-race.csv: the file name only
         race_out = args.out.with_name(f"{args.out.stem}-race{args.out.suffix}")
@@ -425,7 +430,7 @@ def run(args) -> int:
     # several builds at once only on a local cluster: its workers share this
     # machine, which the timing lock (trackers.machine_lock) is for
     capacity = capacity_bytes()
-    at_once = 1 if scheduler_address(args.scheduler) is not None or capacity is None else (
+    at_once = 1 if address is not None or capacity is None else (
         args.builds_at_once or builds_at_once())
     with connect(args.scheduler, timed_workers=at_once) as client:
         df, raced = evaluate_tasks(client, wl, plat, emulate=not args.no_emulate,
