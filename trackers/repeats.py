@@ -92,8 +92,8 @@ class Repeats:
             return f"{self.least} runs"
         return (f"{self.least}-{self.most} runs: until the median absolute deviation "
                 f"is <= {self.spread * 100:g} percent of the median, or {self.budget_s:g} s "
-                f"of runs; {self.least_long} where {self.least_long} runs agree so and "
-                f"took {self.budget_s:g} s")
+                f"of runs; {self.least_long} runs suffice once they took {self.budget_s:g} s "
+                f"and agree within {self.spread * 100:g} percent")
 
 
 #: the default rule of a timed scan (module doc)
