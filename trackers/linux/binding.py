@@ -69,7 +69,6 @@ _SIGNATURES = {
     "tdx_live_objects": (ctypes.c_int, [_P_I64, ctypes.c_int]),
     "tdx_xa_create": (_VP, []),
     "tdx_xa_destroy": (None, [_VP]),
-    "tdx_xa_store_range": (ctypes.c_int, [_VP, _P_U64, _P_U64, _I64, ctypes.c_uint64]),
     "tdx_xa_store_range_values": (ctypes.c_int, [_VP, _P_U64, _P_U64, _P_U64, _I64]),
     "tdx_xa_store_range_multi": (ctypes.c_int, [_VP, _P_U64, _P_U64, _I64, ctypes.c_uint64]),
     "tdx_xa_reserve_then_store": (ctypes.c_int, [_VP, _P_U64, _P_U64, _I64, ctypes.c_uint64]),
@@ -416,7 +415,8 @@ class KernelXArray(_Engine):
 
     def store_range(self, starts, ends, value: int = 1) -> None:
         """xa_store(xa, i, xa_mk_value(value), GFP_KERNEL) for every i in every range."""
-        self._store("tdx_xa_store_range", starts, ends, value)
+        s, _ = _extents(starts, ends)
+        self.store_range_values(starts, ends, np.full(s.shape, _xa_value(value), np.int64))
 
     def _store_values(self, fn: str, starts, ends, values) -> None:
         s, e = _extents(starts, ends)

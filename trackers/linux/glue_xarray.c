@@ -30,29 +30,9 @@ void tdx_xa_destroy(void *h)
 	free(h);
 }
 
-/*
- * xa_store(xa, i, xa_mk_value(value), GFP_KERNEL) for every i of every
- * [starts[r], ends[r]).  Returns 0 or the first negative errno.
- */
-int tdx_xa_store_range(void *h, const uint64_t *starts, const uint64_t *ends,
-		       int64_t n, uint64_t value)
-{
-	void *entry = xa_mk_value(value);
-	int err = 0;
-
-	tdx_enter();
-	for (int64_t r = 0; r < n && !err; r++)
-		for (uint64_t i = starts[r]; i < ends[r]; i++) {
-			err = xa_err(xa_store(h, i, entry, GFP_KERNEL));
-			if (err)
-				break;
-		}
-	tdx_leave();
-	return err;
-}
-
-/* xa_store() of xa_mk_value(values[r]) at every index of [starts[r], ends[r]):
- * one call for ranges of different values (guest_memfd's PFN offsets). */
+/* xa_store(xa, i, xa_mk_value(values[r]), GFP_KERNEL) at every index i of
+ * [starts[r], ends[r]): one call for ranges of one value or of different
+ * values (guest_memfd's PFN offsets).  0 or the first negative errno. */
 int tdx_xa_store_range_values(void *h, const uint64_t *starts, const uint64_t *ends,
 			      const uint64_t *values, int64_t n)
 {
